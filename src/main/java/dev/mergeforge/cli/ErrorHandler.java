@@ -1,0 +1,31 @@
+package dev.mergeforge.cli;
+
+import dev.mergeforge.errors.MergeforgeException;
+import picocli.CommandLine;
+
+/**
+ * Turns exceptions into one-line messages and exit codes: a {@link MergeforgeException} prints its
+ * message (exit 2 for config/usage, 1 for runtime); anything else is a bug and says so. Stack
+ * traces only with --debug (or MERGEFORGE_DEBUG=1).
+ */
+final class ErrorHandler implements CommandLine.IExecutionExceptionHandler {
+    static boolean debug() {
+        return Boolean.getBoolean("mergeforge.debug") || "1".equals(System.getenv("MERGEFORGE_DEBUG"));
+    }
+
+    @Override
+    public int handleExecutionException(Exception ex, CommandLine cl, CommandLine.ParseResult parsed) {
+        boolean debug = debug() || parsed.expandedArgs().contains("--debug");
+        var err = cl.getErr();
+        if (ex instanceof MergeforgeException me) {
+            err.println("error: " + me.getMessage());
+            if (debug) me.printStackTrace(err);
+            err.flush();
+            return me.exitCode();
+        }
+        err.println("error: internal error " + ex + " (a bug in mergeforge: rerun with --debug and report the trace)");
+        if (debug) ex.printStackTrace(err);
+        err.flush();
+        return 1;
+    }
+}

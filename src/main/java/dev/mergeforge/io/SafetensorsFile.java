@@ -1,0 +1,188 @@
+package dev.mergeforge.io;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mergeforge.errors.CheckpointException;
+import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.Shape;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One safetensors file, memory-mapped read-only. Layout: u64 little-endian header length N, N
+ * bytes of JSON header, then the data block; each tensor's {@code data_offsets} are relative to
+ * the data block. Nothing in the header is trusted: sizes, offsets, dtypes and shapes are all
+ * checked against each other and the file length before any tensor is handed out.
+ *
+ * <p>Lifetime: the mapping lives in this object's arena; every {@link TensorView} it returned is
+ * invalid after {@link #close()}.
+ */
+public final class SafetensorsFile implements AutoCloseable {
+    /** Headers larger than this are refused: real ones are a few hundred KiB at most. */
+    public static final long MAX_HEADER_BYTES = 100L << 20;
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    private final Path path;
+    private final Arena arena;
+    private final MemorySegment mapped;
+    private final Map<String, TensorView> tensors;
+    private final Map<String, String> metadata;
+
+    private SafetensorsFile(Path path, Arena arena, MemorySegment mapped, Map<String, TensorView> tensors, Map<String, String> metadata) {
+        this.path = path;
+        this.arena = arena;
+        this.mapped = mapped;
+        this.tensors = tensors;
+        this.metadata = metadata;
+    }
+
+    /** Maps and validates a file; throws {@link CheckpointException} naming the file and what is wrong. */
+    public static SafetensorsFile open(Path path) {
+        Arena arena = Arena.ofShared();
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+            long size = ch.size();
+            MemorySegment seg = size == 0 ? MemorySegment.NULL : ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            SafetensorsFile f = parse(path, arena, seg, size);
+            return f;
+        } catch (IOException e) {
+            arena.close();
+            throw new CheckpointException("cannot read " + path + ": " + e.getMessage() + "; check the path and its permissions", e);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    private static SafetensorsFile parse(Path path, Arena arena, MemorySegment seg, long size) {
+        String where = path.toString();
+        if (size < 8) throw bad(where, "file is " + size + " bytes, too short for a safetensors header");
+        long n = seg.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 0);
+        if (n < 2 || n > MAX_HEADER_BYTES || n > size - 8) {
+            throw bad(where, "header length field says " + Long.toUnsignedString(n) + " bytes but the file has "
+                    + (size - 8) + " bytes after it (limit " + MAX_HEADER_BYTES + ")");
+        }
+        byte[] hb = seg.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
+        JsonNode root;
+        try {
+            root = JSON.readTree(new String(hb, StandardCharsets.UTF_8));
+        } catch (JsonProcessingException e) {
+            throw bad(where, "header is not valid JSON (" + e.getOriginalMessage() + ")");
+        }
+        if (root == null || !root.isObject()) throw bad(where, "header is not a JSON object");
+        long dataStart = 8 + n;
+        long dataSize = size - dataStart;
+        MemorySegment data = seg.asSlice(dataStart, dataSize);
+        Map<String, TensorView> tensors = new LinkedHashMap<>();
+        Map<String, String> metadata = new LinkedHashMap<>();
+        List<long[]> ranges = new ArrayList<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            String name = e.getKey();
+            JsonNode v = e.getValue();
+            if (name.equals("__metadata__")) {
+                if (!v.isObject()) throw bad(where, "__metadata__ is not an object of strings");
+                v.fields().forEachRemaining(m -> {
+                    if (!m.getValue().isTextual()) throw bad(where, "__metadata__ value of '" + m.getKey() + "' is not a string");
+                    metadata.put(m.getKey(), m.getValue().asText());
+                });
+                continue;
+            }
+            if (!v.isObject()) throw bad(where, "entry for tensor '" + name + "' is not an object");
+            JsonNode dt = v.get("dtype"), sh = v.get("shape"), off = v.get("data_offsets");
+            if (dt == null || !dt.isTextual() || sh == null || !sh.isArray() || off == null || !off.isArray() || off.size() != 2) {
+                throw bad(where, "tensor '" + name + "' needs string dtype, array shape and two data_offsets");
+            }
+            DType dtype;
+            try {
+                dtype = DType.fromSafetensors(dt.asText());
+            } catch (IllegalArgumentException ex) {
+                throw bad(where, "tensor '" + name + "': " + ex.getMessage());
+            }
+            long[] dims = new long[sh.size()];
+            for (int i = 0; i < dims.length; i++) {
+                JsonNode d = sh.get(i);
+                if (!d.canConvertToExactIntegral() || !d.canConvertToLong() || d.asLong() < 0) {
+                    throw bad(where, "tensor '" + name + "' has a bad dimension " + d + " in its shape");
+                }
+                dims[i] = d.asLong();
+            }
+            long begin = checkedOffset(where, name, off.get(0)), end = checkedOffset(where, name, off.get(1));
+            Shape shape = Shape.of(dims);
+            long bytes;
+            try {
+                bytes = Math.multiplyExact(shape.numel(), (long) dtype.byteSize());
+            } catch (ArithmeticException ex) {
+                throw bad(where, "tensor '" + name + "' shape " + shape + " is too large");
+            }
+            if (end < begin || end > dataSize) {
+                throw bad(where, "tensor '" + name + "' data_offsets [" + begin + ", " + end + "] fall outside the "
+                        + dataSize + "-byte data block (file truncated or corrupt)");
+            }
+            if (end - begin != bytes) {
+                throw bad(where, "tensor '" + name + "' is " + dtype + shape + " = " + bytes + " bytes but its data_offsets span "
+                        + (end - begin) + " bytes");
+            }
+            ranges.add(new long[] {begin, end, tensors.size()});
+            tensors.put(name, new TensorView(name, dtype, shape, data.asSlice(begin, bytes), where));
+        }
+        checkOverlaps(where, ranges, new ArrayList<>(tensors.keySet()));
+        return new SafetensorsFile(path, arena, seg, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
+    }
+
+    private static long checkedOffset(String where, String name, JsonNode n) {
+        if (n == null || !n.canConvertToExactIntegral() || !n.canConvertToLong() || n.asLong() < 0) {
+            throw bad(where, "tensor '" + name + "' has a bad data offset " + n);
+        }
+        return n.asLong();
+    }
+
+    private static void checkOverlaps(String where, List<long[]> ranges, List<String> names) {
+        ranges.sort(Comparator.comparingLong(r -> r[0]));
+        for (int i = 1; i < ranges.size(); i++) {
+            long[] a = ranges.get(i - 1), b = ranges.get(i);
+            if (b[0] < a[1] && b[1] > b[0] && a[1] > a[0]) {
+                throw bad(where, "tensors '" + names.get((int) a[2]) + "' and '" + names.get((int) b[2]) + "' overlap in the data block (corrupt file)");
+            }
+        }
+    }
+
+    private static CheckpointException bad(String where, String what) {
+        return new CheckpointException(where + ": " + what + "; re-download or re-save the file");
+    }
+
+    public Path path() { return path; }
+
+    /** Tensor names in header order. */
+    public List<String> names() { return List.copyOf(tensors.keySet()); }
+
+    public Map<String, TensorView> tensors() { return tensors; }
+
+    public Map<String, String> metadata() { return metadata; }
+
+    public boolean contains(String name) { return tensors.containsKey(name); }
+
+    /** The tensor, or a {@link CheckpointException} naming the file. */
+    public TensorView tensor(String name) {
+        TensorView t = tensors.get(name);
+        if (t == null) throw new CheckpointException(path + ": no tensor named '" + name + "'");
+        return t;
+    }
+
+    @Override
+    public void close() { arena.close(); }
+}

@@ -1,0 +1,22 @@
+package dev.mergeforge.io;
+
+import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.Shape;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A zero-copy view of one stored tensor: its bytes are a slice of a memory-mapped file, valid as
+ * long as the owning {@link SafetensorsFile} is open. {@code source} names the file for messages.
+ */
+public record TensorView(String name, DType dtype, Shape shape, MemorySegment data, String source) {
+    public TensorView {
+        long expect = Math.multiplyExact(shape.numel(), (long) dtype.byteSize());
+        if (data.byteSize() != expect) {
+            throw new IllegalArgumentException("tensor " + name + " in " + source + ": " + data.byteSize()
+                    + " bytes for " + dtype + shape + " (expected " + expect + ")");
+        }
+    }
+
+    public long numel() { return shape.numel(); }
+}

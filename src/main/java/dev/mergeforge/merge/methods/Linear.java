@@ -1,0 +1,37 @@
+package dev.mergeforge.merge.methods;
+
+import dev.mergeforge.merge.MergeContext;
+import dev.mergeforge.merge.MergeInputs;
+import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.ParamSpec;
+import dev.mergeforge.tensor.Tile;
+
+import java.util.List;
+
+/**
+ * Linear merge / model soups (Wortsman et al. 2022, arXiv 2203.05482): a weighted average of the
+ * models' tensors. Follows mergekit's {@code linear}: every listed model (the base too, if listed)
+ * takes part with its weight; with normalize the sum is divided by Σw.
+ */
+public record Linear(boolean normalize) implements MergeMethod {
+
+    public static final MethodSpec SPEC = new MethodSpec("linear",
+            "weighted average of the models: sum(w_i * theta_i) / sum(w_i)",
+            "https://arxiv.org/abs/2203.05482", MethodSpec.BaseUse.UNUSED, 1, Integer.MAX_VALUE,
+            List.of(ParamSpec.flag("normalize", true, "divide by the sum of the weights")),
+            List.of(ParamSpec.number("weight", null, "weight of this model")),
+            g -> new Linear(g.flag("normalize", true)));
+
+    @Override
+    public void merge(MergeContext ctx, MergeInputs in, Tile out) {
+        float[] w = Weights.of(in, "weight");
+        // out = sum_i w_i * theta_i
+        ctx.backend().weightedSum(in.models(), w, out);
+        if (normalize) {
+            // out = out / sum_i w_i   (a zero sum leaves the sum as is, like mergekit)
+            float sum = Weights.sum(w);
+            if (sum != 0f) ctx.backend().scale(out, 1f / sum, out);
+        }
+    }
+}

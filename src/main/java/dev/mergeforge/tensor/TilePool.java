@@ -1,0 +1,102 @@
+package dev.mergeforge.tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Owns the float32 working memory of a merge. Tiles are borrowed for one tensor and returned;
+ * buffers are reused (best fit by capacity) so a merge allocates about as much as its largest
+ * tensor needs, once. Closing the pool frees everything and refuses while tiles are out.
+ *
+ * <p>Thread-safe: the read-ahead thread borrows while the merge thread works.
+ */
+public final class TilePool implements AutoCloseable {
+    private static final long ALIGN = 64;
+
+    /** Each buffer has its own arena so that a buffer dropped to stay under the limit is freed at once. */
+    private final Map<MemorySegment, Arena> arenas = new IdentityHashMap<>();
+    private final List<MemorySegment> free = new ArrayList<>();
+    private final Map<MemorySegment, Boolean> out = new IdentityHashMap<>();
+    private final long limitBytes;
+    private long allocatedBytes;
+    private long peakOutBytes;
+    private long outBytes;
+    private boolean closed;
+
+    /** @param limitBytes the most memory the pool may hold; a borrow past it throws */
+    public TilePool(long limitBytes) {
+        this.limitBytes = limitBytes;
+    }
+
+    public TilePool() { this(Long.MAX_VALUE); }
+
+    /** Borrows a tile of the given shape (contents undefined). */
+    public synchronized Tile borrow(Shape shape) {
+        if (closed) throw new IllegalStateException("tile pool is closed");
+        long need = Math.max(4, Math.multiplyExact(shape.numel(), 4L));
+        MemorySegment best = null;
+        for (MemorySegment s : free) {
+            if (s.byteSize() >= need && (best == null || s.byteSize() < best.byteSize())) best = s;
+        }
+        if (best != null && best.byteSize() <= need * 2 + (1 << 20)) {
+            free.remove(best);
+        } else {
+            // A fresh buffer: drop free ones if that keeps us under the limit.
+            while (allocatedBytes + need > limitBytes && !free.isEmpty()) {
+                MemorySegment drop = free.removeLast();
+                arenas.remove(drop).close();
+                allocatedBytes -= drop.byteSize();
+            }
+            if (allocatedBytes + need > limitBytes) {
+                throw new IllegalStateException("working memory limit of " + limitBytes + " bytes reached borrowing "
+                        + need + " bytes for a tensor of shape " + shape + "; raise --max-memory");
+            }
+            Arena a = Arena.ofShared();
+            best = a.allocate(need, ALIGN);
+            arenas.put(best, a);
+            allocatedBytes += need;
+        }
+        out.put(best, Boolean.TRUE);
+        outBytes += best.byteSize();
+        peakOutBytes = Math.max(peakOutBytes, outBytes);
+        return new Tile(best, shape);
+    }
+
+    /** Returns a borrowed tile to the pool. */
+    public synchronized void release(Tile t) {
+        MemorySegment seg = null;
+        for (MemorySegment s : out.keySet()) {
+            if (s.address() == t.data().address()) { seg = s; break; }
+        }
+        if (seg == null) throw new IllegalStateException("tile " + t + " was not borrowed from this pool");
+        out.remove(seg);
+        outBytes -= seg.byteSize();
+        free.add(seg);
+    }
+
+    public synchronized void releaseAll(List<Tile> tiles) {
+        for (Tile t : tiles) if (t != null) release(t);
+    }
+
+    /** Bytes this pool holds now (a merge's working memory). */
+    public synchronized long allocatedBytes() { return allocatedBytes; }
+
+    /** Most bytes borrowed at one time. */
+    public synchronized long peakBorrowedBytes() { return peakOutBytes; }
+
+    @Override
+    public synchronized void close() {
+        if (closed) return;
+        if (!out.isEmpty()) {
+            throw new IllegalStateException("tile pool closed with " + out.size() + " tiles still borrowed");
+        }
+        closed = true;
+        for (Arena a : arenas.values()) a.close();
+        arenas.clear();
+        free.clear();
+    }
+}
