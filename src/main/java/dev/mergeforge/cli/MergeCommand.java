@@ -1,0 +1,112 @@
+package dev.mergeforge.cli;
+
+import dev.mergeforge.aim.AimRelaxer;
+import dev.mergeforge.backend.Backend;
+import dev.mergeforge.config.ConfigReader;
+import dev.mergeforge.config.MergeConfig;
+import dev.mergeforge.errors.MergeforgeException;
+import dev.mergeforge.io.OutputDir;
+import dev.mergeforge.io.ShardPlan;
+import dev.mergeforge.run.Events;
+import dev.mergeforge.run.JsonEvents;
+import dev.mergeforge.run.Merger;
+import dev.mergeforge.run.Planner;
+import dev.mergeforge.run.Progress;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** `mergeforge merge CONFIG OUTPUT_DIR`: run a mergekit-style YAML merge. */
+@Command(name = "merge", description = "Merge the models of a mergekit YAML config into OUTPUT_DIR.")
+final class MergeCommand implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "CONFIG", description = "mergekit YAML config (plus mergeforge's aim: and calibration: keys).")
+    Path config;
+
+    @Parameters(index = "1", paramLabel = "OUTPUT_DIR", description = "Where the merged model is written (atomically).")
+    Path output;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Seed of the random methods (DARE, DELLA, ...).")
+    long seed;
+
+    @Option(names = "--out-shard-size", defaultValue = "5GB", description = "Largest output shard (e.g. 5GB, 500MB, 2GiB).")
+    String shardSize;
+
+    @Option(names = "--overwrite", description = "Replace OUTPUT_DIR if it exists.")
+    boolean overwrite;
+
+    @Option(names = "--dry-run", description = "Validate everything, print the plan and estimates, write nothing.")
+    boolean dryRun;
+
+    @Option(names = "--events", paramLabel = "json", description = "Print machine-readable events, one JSON object per line, on stdout.")
+    String events;
+
+    @Option(names = "--allow-nonfinite", description = "Merge even if an input holds NaN or Inf.")
+    boolean allowNonFinite;
+
+    @Option(names = {"-q", "--quiet"}, description = "No progress output.")
+    boolean quiet;
+
+    @Mixin BackendOptions backendOptions;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        if (events != null && !events.equals("json")) {
+            throw new dev.mergeforge.errors.ConfigException("--events " + events + ": the only event format is json");
+        }
+        Events ev = events != null ? new JsonEvents(out) : new Progress(err, quiet);
+        try {
+            return run(out, err, ev);
+        } catch (MergeforgeException e) {
+            ev.error(e.getMessage(), e.exitCode());
+            throw e;
+        }
+    }
+
+    private int run(PrintWriter out, PrintWriter err, Events ev) {
+        long maxShard = Sizes.parse("--out-shard-size", shardSize);
+        MergeConfig cfg = ConfigReader.read(config);
+        try (Planner.Inputs inputs = new Planner.Inputs()) {
+            Planner.Plan plan = Planner.plan(cfg, inputs);
+            if (dryRun) {
+                OutputDir.check(output, overwrite, inputs.all().stream().map(c -> c.dir()).toList());
+                printPlan(out, plan, maxShard);
+                return 0;
+            }
+            try (Backend backend = backendOptions.create();
+                 AimRelaxer aim = AimSupport.relaxer(cfg, plan, inputs, backend, ev)) {
+                if (events == null && !quiet) err.println("backend: " + backend.name());
+                Merger.run(plan, inputs, output, new Merger.Options(backend, seed, maxShard, overwrite, allowNonFinite, aim, ev));
+            }
+            return 0;
+        }
+    }
+
+    private static void printPlan(PrintWriter out, Planner.Plan plan, long maxShard) {
+        ShardPlan shards = Merger.shards(plan, maxShard);
+        MergeConfig cfg = plan.config();
+        out.printf(Locale.ROOT, "plan: %s%n", cfg.method().name());
+        if (cfg.baseModel() != null) out.printf("  base model: %s%n", cfg.baseModel());
+        cfg.models().forEach(m -> out.printf("  model: %s%n", m.model()));
+        cfg.slices().forEach(s -> s.sources().forEach(src -> out.printf("  slice source: %s layers [%d, %d)%n", src.model(), src.layerStart(), src.layerEnd())));
+        out.printf(Locale.ROOT, "  tensors: %d (%d layers out)%n", plan.tensors().size(), plan.outLayers());
+        out.printf(Locale.ROOT, "  bytes to read: %d (%.3f GB)%n", plan.inBytes(), plan.inBytes() / 1e9);
+        out.printf(Locale.ROOT, "  bytes to write: %d (%.3f GB) in %d shard(s): %s%n", shards.totalFileBytes(), shards.totalFileBytes() / 1e9,
+                shards.shards().size(), String.join(", ", shards.fileNames()));
+        long work = Merger.workingBytesEstimate(plan);
+        out.printf(Locale.ROOT, "  peak working memory estimate: %d bytes (%.3f GB): (%d inputs + 3) x largest tensor of %d float32 elements%n",
+                work, work / 1e9, plan.maxInputs(), plan.largestElements());
+        if (cfg.aim() != null) out.printf(Locale.ROOT, "  aim: omega %.3f%n", cfg.aim().omega());
+        out.println("dry run: nothing written");
+        out.flush();
+    }
+}

@@ -1,0 +1,55 @@
+package dev.mergeforge.io;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * Page-cache hints for mapped files through libc's {@code madvise}: WILLNEED starts the kernel's
+ * read-ahead of the next tensor; DONTNEED drops a finished tensor's pages from this process so
+ * that resident memory stays at a few tensors, not the whole model. Hints only: failures and
+ * platforms without madvise are ignored (the data is still read correctly).
+ */
+public final class Madvise {
+    private static final int MADV_WILLNEED = 3, MADV_DONTNEED = 4;
+    private static final long PAGE = 4096;
+    private static final MethodHandle MADVISE = lookup();
+
+    private Madvise() {}
+
+    private static MethodHandle lookup() {
+        try {
+            Linker linker = Linker.nativeLinker();
+            return linker.defaultLookup().find("madvise").map(addr -> linker.downcallHandle(addr,
+                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT)))
+                    .orElse(null);
+        } catch (Throwable t) {
+            return null;
+        }
+    }
+
+    /** Asks the kernel to start reading these pages in. */
+    public static void willNeed(MemorySegment s) { advise(s, MADV_WILLNEED, false); }
+
+    /**
+     * Drops the pages lying entirely inside {@code s} from this process (file-backed, read-only
+     * mappings only: the data is re-read from the page cache on the next touch).
+     */
+    public static void dontNeed(MemorySegment s) { advise(s, MADV_DONTNEED, true); }
+
+    private static void advise(MemorySegment s, int advice, boolean inner) {
+        if (MADVISE == null || s.byteSize() == 0 || !s.isNative()) return;
+        long start = s.address(), end = start + s.byteSize();
+        long a = inner ? (start + PAGE - 1) & -PAGE : start & -PAGE;
+        long b = inner ? end & -PAGE : (end + PAGE - 1) & -PAGE;
+        if (b <= a) return;
+        try {
+            int rc = (int) MADVISE.invokeExact(MemorySegment.ofAddress(a), b - a, advice);
+            assert rc == 0 || rc == -1;
+        } catch (Throwable ignored) {
+            // a hint: nothing to do
+        }
+    }
+}

@@ -1,0 +1,150 @@
+package dev.mergeforge.io;
+
+import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.errors.MergeforgeException;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.List;
+
+/**
+ * The output directory of a merge, written atomically: everything goes to a hidden temporary
+ * directory beside OUTPUT_DIR and is renamed into place by {@link #commit()}. Until then a crash,
+ * an error or SIGINT/SIGTERM (a shutdown hook) removes the temporary directory, so OUTPUT_DIR never
+ * holds half a model. Input model directories are never written into or deleted.
+ */
+public final class OutputDir implements AutoCloseable {
+    private final Path target;
+    private final Path temp;
+    private final boolean overwrite;
+    private final Thread cleanup;
+    private volatile boolean committed;
+
+    private OutputDir(Path target, Path temp, boolean overwrite) {
+        this.target = target;
+        this.temp = temp;
+        this.overwrite = overwrite;
+        this.cleanup = new Thread(this::removeTemp, "mergeforge-cleanup");
+        Runtime.getRuntime().addShutdownHook(cleanup);
+    }
+
+    /**
+     * Checks the target and creates the temporary directory.
+     *
+     * @param inputs the input model directories, which the output must neither be, contain nor sit inside
+     * @param bytesNeeded bytes the merge will write (checked against free space)
+     */
+    public static OutputDir create(Path target, boolean overwrite, List<Path> inputs, long bytesNeeded) {
+        Path abs = target.toAbsolutePath().normalize();
+        check(abs, overwrite, inputs);
+        Path parent = abs.getParent();
+        try {
+            Files.createDirectories(parent);
+            long free = Files.getFileStore(parent).getUsableSpace();
+            long need = bytesNeeded + (64L << 20);
+            if (free < need) {
+                throw new MergeforgeException("not enough disk space in " + parent + ": the merge writes "
+                        + String.format("%.2f", bytesNeeded / 1e9) + " GB but only " + String.format("%.2f", free / 1e9)
+                        + " GB are free; free some space or choose another OUTPUT_DIR");
+            }
+            Path tmp = Files.createTempDirectory(parent, "." + abs.getFileName() + ".mergeforge-tmp-");
+            return new OutputDir(abs, tmp, overwrite);
+        } catch (IOException e) {
+            throw new MergeforgeException("cannot create the output directory beside " + abs + ": " + e.getMessage()
+                    + "; check that its parent is writable", e);
+        }
+    }
+
+    /** Refuses outputs that would clobber something: existing dirs without --overwrite, and input dirs always. */
+    public static void check(Path target, boolean overwrite, List<Path> inputs) {
+        Path abs = target.toAbsolutePath().normalize();
+        Path real = realOrSelf(abs);
+        for (Path in : inputs) {
+            Path inReal = realOrSelf(in.toAbsolutePath().normalize());
+            if (real.equals(inReal) || real.startsWith(inReal) || inReal.startsWith(real)) {
+                throw new ConfigException("OUTPUT_DIR " + target + " is, contains or lies inside the input model " + in
+                        + "; choose an output directory outside every input model");
+            }
+        }
+        if (Files.exists(abs, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            if (!overwrite) {
+                throw new ConfigException("OUTPUT_DIR " + target + " already exists; pass --overwrite to replace it or choose another directory");
+            }
+            if (!Files.isDirectory(abs)) {
+                throw new ConfigException("OUTPUT_DIR " + target + " exists and is not a directory; remove it or choose another path");
+            }
+        }
+    }
+
+    private static Path realOrSelf(Path p) {
+        try {
+            return p.toRealPath();
+        } catch (IOException e) {
+            Path parent = p.getParent();
+            return parent == null ? p : realOrSelf(parent).resolve(p.getFileName());
+        }
+    }
+
+    /** Where files are written until commit. */
+    public Path temp() { return temp; }
+
+    public Path target() { return target; }
+
+    /** Moves the finished model into place (replacing an old OUTPUT_DIR only when overwrite was asked). */
+    public void commit() {
+        try {
+            Path old = null;
+            if (Files.exists(target)) {
+                if (!overwrite) throw new ConfigException("OUTPUT_DIR " + target + " appeared during the merge; pass --overwrite to replace it");
+                old = target.resolveSibling("." + target.getFileName() + ".mergeforge-old-" + ProcessHandle.current().pid());
+                Files.move(target, old, StandardCopyOption.ATOMIC_MOVE);
+            }
+            Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE);
+            committed = true;
+            if (old != null) deleteTree(old);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot move the merged model into " + target + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void removeTemp() {
+        if (!committed) deleteTree(temp);
+    }
+
+    /** Removes the temporary directory if the merge did not commit. */
+    @Override
+    public void close() {
+        removeTemp();
+        try {
+            Runtime.getRuntime().removeShutdownHook(cleanup);
+        } catch (IllegalStateException ignored) {
+            // shutting down: the hook runs anyway
+        }
+    }
+
+    /** Deletes a directory tree (best effort; links are removed, never followed). */
+    public static void deleteTree(Path root) {
+        if (!Files.exists(root, java.nio.file.LinkOption.NOFOLLOW_LINKS)) return;
+        try {
+            Files.walkFileTree(root, new SimpleFileVisitor<>() {
+                @Override public FileVisitResult visitFile(Path f, BasicFileAttributes a) throws IOException {
+                    Files.delete(f);
+                    return FileVisitResult.CONTINUE;
+                }
+
+                @Override public FileVisitResult postVisitDirectory(Path d, IOException e) throws IOException {
+                    Files.delete(d);
+                    return FileVisitResult.CONTINUE;
+                }
+            });
+        } catch (IOException ignored) {
+            // best effort: a leftover temp dir is named clearly
+        }
+    }
+}

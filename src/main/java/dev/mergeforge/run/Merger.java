@@ -1,0 +1,190 @@
+package dev.mergeforge.run;
+
+import dev.mergeforge.aim.AimRelaxer;
+import dev.mergeforge.backend.Backend;
+import dev.mergeforge.errors.CheckpointException;
+import dev.mergeforge.io.Madvise;
+import dev.mergeforge.io.OutputDir;
+import dev.mergeforge.io.SafetensorsWriter;
+import dev.mergeforge.io.ShardPlan;
+import dev.mergeforge.io.TensorView;
+import dev.mergeforge.merge.MergeContext;
+import dev.mergeforge.merge.MergeInputs;
+import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.Tile;
+import dev.mergeforge.tensor.TilePool;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * The streaming merge: one output tensor at a time, in plan order. For each tensor the inputs are
+ * converted from their mapped files into pooled float32 tiles, the method merges them, AIM relaxes
+ * the result if asked, and the result is stored straight into its slot of the output shard. In
+ * memory at once: this tensor's inputs and working tiles, never the model. While a tensor merges,
+ * a second thread pulls the next tensor's pages in from disk; finished inputs are dropped from
+ * this process's resident memory.
+ */
+public final class Merger {
+
+    /** How to run a merge. {@code maxShardBytes}: the output shard size limit. */
+    public record Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite,
+                          AimRelaxer aim, Events events) {}
+
+    /** What a finished merge reports. */
+    public record Result(Path output, int tensors, long bytesIn, long bytesOut, double seconds, long peakWorkingBytes) {}
+
+    private Merger() {}
+
+    /** The shards the plan writes, with the writer's entries in plan order. */
+    public static ShardPlan shards(Planner.Plan plan, long maxShardBytes) {
+        List<SafetensorsWriter.Entry> entries = new ArrayList<>();
+        for (PlannedTensor t : plan.tensors()) entries.add(new SafetensorsWriter.Entry(t.name(), t.outDtype(), t.shape()));
+        return ShardPlan.of(entries, maxShardBytes);
+    }
+
+    /** Bytes of working memory the merge needs at most: inputs, base, output and two scratch tiles of the largest tensor. */
+    public static long workingBytesEstimate(Planner.Plan plan) {
+        return (plan.maxInputs() + 3L) * plan.largestElements() * 4L;
+    }
+
+    public static Result run(Planner.Plan plan, Planner.Inputs inputs, Path outputDir, Options o) {
+        long t0 = System.nanoTime();
+        ShardPlan shards = shards(plan, o.maxShardBytes());
+        List<Path> inputDirs = inputs.all().stream().map(c -> c.dir()).toList();
+        Events ev = o.events();
+        ev.start(plan.config().method().name(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), o.backend().name());
+        ExecutorService reader = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "mergeforge-readahead");
+            t.setDaemon(true);
+            return t;
+        });
+        try (OutputDir out = OutputDir.create(outputDir, o.overwrite(), inputDirs, shards.totalFileBytes());
+             TilePool pool = new TilePool()) {
+            Map<String, SafetensorsWriter> writerOf = new HashMap<>();
+            List<SafetensorsWriter> writers = new ArrayList<>();
+            try {
+                for (int s = 0; s < shards.shards().size(); s++) {
+                    SafetensorsWriter w = new SafetensorsWriter(out.temp().resolve(shards.fileNames().get(s)), shards.shards().get(s),
+                            Map.of("format", "pt"));
+                    writers.add(w);
+                    for (SafetensorsWriter.Entry e : shards.shards().get(s)) writerOf.put(e.name(), w);
+                }
+                MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
+                List<PlannedTensor> tensors = plan.tensors();
+                long bytesIn = 0;
+                Future<?> ahead = null;
+                for (int i = 0; i < tensors.size(); i++) {
+                    if (ahead != null) ahead.get();
+                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(tensors.get(i + 1))) : null;
+                    PlannedTensor t = tensors.get(i);
+                    mergeOne(ctx, plan.config().method(), t, writerOf.get(t.name()).slot(t.name()), o);
+                    dropPages(t);
+                    bytesIn += t.inBytes();
+                    ev.tensor(i, tensors.size(), t.name(), t.inBytes(), t.outBytes(), (System.nanoTime() - t0) / 1e9);
+                }
+            } finally {
+                for (SafetensorsWriter w : writers) w.close();
+            }
+            shards.writeIndex(out.temp());
+            OutputFiles.write(out.temp(), plan, inputs, o.seed(), dominantDtype(plan));
+            out.commit();
+            double secs = (System.nanoTime() - t0) / 1e9;
+            Result r = new Result(out.target(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), secs, pool.peakBorrowedBytes());
+            ev.done(r.output().toString(), r.tensors(), r.bytesIn(), r.bytesOut(), secs, r.peakWorkingBytes(), ProcessStats.peakRssBytes());
+            return r;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CheckpointException("merge interrupted; nothing was written to " + outputDir);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+        } finally {
+            reader.shutdownNow();
+        }
+    }
+
+    /** Merges one tensor into its output slot. */
+    static void mergeOne(MergeContext ctx, MethodSpec spec, PlannedTensor t, MemorySegment slot, Options o) {
+        if (t.copyOnly()) {
+            TensorView src = t.base() != null ? t.base() : t.inputs().getFirst();
+            MemorySegment.copy(src.data(), 0, slot, 0, slot.byteSize());
+            return;
+        }
+        Backend be = ctx.backend();
+        TilePool pool = ctx.pool();
+        List<Tile> held = new ArrayList<>();
+        try {
+            Tile base = null;
+            if (t.base() != null) {
+                base = pool.borrow(t.shape());
+                held.add(base);
+                load(be, t.base(), base, o.allowNonFinite());
+            }
+            List<Tile> models = new ArrayList<>();
+            for (TensorView v : t.inputs()) {
+                Tile m = pool.borrow(t.shape());
+                held.add(m);
+                load(be, v, m, o.allowNonFinite());
+                models.add(m);
+            }
+            Tile out = pool.borrow(t.shape());
+            held.add(out);
+            MergeMethod method = spec.factory().create(t.global());
+            // theta = method(theta_0, theta_1..N)
+            method.merge(ctx, new MergeInputs(t.name(), base, models, t.params(), t.baseIndex(), t.layer()), out);
+            // AIM: theta = theta_0 + (theta - theta_0) * (1 - (1 - omega) * I)
+            if (o.aim() != null && base != null) o.aim().apply(be, t.name(), t.shape(), base, out);
+            be.store(out, t.outDtype(), slot);
+        } finally {
+            pool.releaseAll(held);
+        }
+    }
+
+    private static void load(Backend be, TensorView v, Tile dst, boolean allowNonFinite) {
+        be.load(v, dst);
+        if (!allowNonFinite) {
+            long bad = NonFinite.firstIndex(dst);
+            if (bad >= 0) {
+                throw new CheckpointException("tensor '" + v.name() + "' in " + v.source() + " has a non-finite value (" + dst.get(bad)
+                        + ") at element " + bad + "; fix the model or pass --allow-nonfinite to merge anyway");
+            }
+        }
+    }
+
+    private static Runnable readAhead(PlannedTensor t) {
+        return () -> {
+            if (t.base() != null) touch(t.base().data());
+            for (TensorView v : t.inputs()) touch(v.data());
+        };
+    }
+
+    private static void touch(MemorySegment s) {
+        Madvise.willNeed(s);
+        if (s.isMapped()) s.load();
+    }
+
+    private static void dropPages(PlannedTensor t) {
+        if (t.base() != null) Madvise.dontNeed(t.base().data());
+        for (TensorView v : t.inputs()) Madvise.dontNeed(v.data());
+    }
+
+    /** The dtype most output bytes have: what config.json's torch_dtype says. */
+    static DType dominantDtype(Planner.Plan plan) {
+        Map<DType, Long> bytes = new HashMap<>();
+        for (PlannedTensor t : plan.tensors()) bytes.merge(t.outDtype(), t.outBytes(), Long::sum);
+        return bytes.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse(DType.F32);
+    }
+}

@@ -1,0 +1,75 @@
+package dev.mergeforge.run;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mergeforge.config.MergeConfig;
+import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.io.Checkpoint;
+import dev.mergeforge.tensor.DType;
+import org.yaml.snakeyaml.DumperOptions;
+import org.yaml.snakeyaml.Yaml;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+/** The files beside the weights: config.json, tokenizer files, the resolved config and a model card. */
+final class OutputFiles {
+    static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+            "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "generation_config.json");
+
+    private OutputFiles() {}
+
+    static void write(Path dir, Planner.Plan plan, Planner.Inputs inputs, long seed, DType outDtype) throws IOException {
+        MergeConfig cfg = plan.config();
+        // config.json: the reference model's, with the output dtype and (for slices) the new layer count
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode conf = plan.reference().config().deepCopy();
+        conf.put("torch_dtype", outDtype.torchName());
+        if (!cfg.slices().isEmpty()) {
+            for (String k : List.of("num_hidden_layers", "n_layer", "num_layers")) {
+                if (conf.has(k)) conf.put(k, plan.outLayers());
+            }
+        }
+        Files.writeString(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsString(conf));
+        Checkpoint tok = tokenizerSource(cfg, plan, inputs);
+        for (String f : TOKENIZER_FILES) {
+            Path src = tok.dir().resolve(f);
+            if (Files.isRegularFile(src)) Files.copy(src, dir.resolve(f), StandardCopyOption.COPY_ATTRIBUTES);
+        }
+        Map<String, Object> resolved = new LinkedHashMap<>(cfg.raw());
+        resolved.put("mergeforge", Map.of("seed", seed, "version", "0.1.0"));
+        DumperOptions o = new DumperOptions();
+        o.setDefaultFlowStyle(DumperOptions.FlowStyle.BLOCK);
+        Files.writeString(dir.resolve("mergeforge_config.yml"), new Yaml(o).dump(resolved));
+        Files.writeString(dir.resolve("README.md"), modelCard(cfg, new Yaml(o).dump(cfg.raw()), seed));
+    }
+
+    static Checkpoint tokenizerSource(MergeConfig cfg, Planner.Plan plan, Planner.Inputs inputs) {
+        String src = cfg.tokenizerSource();
+        if (src == null || src.equals("base")) return plan.reference();
+        if (src.equals("union")) {
+            throw new ConfigException("tokenizer_source: 'union' (merging vocabularies) is not supported; use 'base' or a model's path");
+        }
+        return inputs.get(src);
+    }
+
+    static String modelCard(MergeConfig cfg, String yaml, long seed) {
+        String models = cfg.models().stream().map(m -> "- " + m.model()).collect(Collectors.joining("\n"));
+        if (models.isEmpty()) {
+            models = cfg.slices().stream().flatMap(s -> s.sources().stream())
+                    .map(s -> "- " + s.model() + " (layers " + s.layerStart() + "-" + s.layerEnd() + ")").collect(Collectors.joining("\n"));
+        }
+        return "---\ntags:\n- merge\n- mergeforge\n---\n# Merged model\n\n"
+                + "This model was merged with mergeforge using the **" + cfg.method().name() + "** method ("
+                + cfg.method().paper() + ")" + (cfg.baseModel() != null ? " with `" + cfg.baseModel() + "` as the base" : "") + ".\n\n"
+                + "## Models merged\n\n" + models + "\n\n"
+                + (cfg.aim() != null ? "Activation-informed merging (AIM, arXiv 2502.02421) was applied with omega = " + cfg.aim().omega() + ".\n\n" : "")
+                + "## Configuration\n\nRandom seed: " + seed + "\n\n```yaml\n" + yaml + "```\n";
+    }
+}

@@ -1,0 +1,235 @@
+package dev.mergeforge.run;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.mergeforge.config.ConfigReader;
+import dev.mergeforge.config.MergeConfig;
+import dev.mergeforge.config.ModelEntry;
+import dev.mergeforge.config.Slice;
+import dev.mergeforge.config.SliceSource;
+import dev.mergeforge.errors.CheckpointException;
+import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.io.Checkpoint;
+import dev.mergeforge.io.TensorView;
+import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.Params;
+import dev.mergeforge.tensor.DType;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * Turns a validated config into the list of output tensors with every input tensor, parameter
+ * and dtype resolved, checking that the models agree (architecture, names, shapes) before a byte
+ * of data is read. Checkpoints are opened once per distinct reference and owned by {@link Inputs}.
+ */
+public final class Planner {
+    private Planner() {}
+
+    /** The opened input models, closed together. */
+    public static final class Inputs implements AutoCloseable {
+        private final Map<String, Checkpoint> byRef = new LinkedHashMap<>();
+
+        public Checkpoint get(String ref) {
+            Checkpoint c = byRef.get(ref);
+            if (c == null) {
+                c = Checkpoint.open(ref);
+                byRef.put(ref, c);
+            }
+            return c;
+        }
+
+        public List<Checkpoint> all() { return List.copyOf(byRef.values()); }
+
+        @Override public void close() {
+            for (Checkpoint c : byRef.values()) c.close();
+            byRef.clear();
+        }
+    }
+
+    /** The plan: output tensors in write order, the model whose config/tokenizer the output takes, and its layer count. */
+    public record Plan(MergeConfig config, List<PlannedTensor> tensors, Checkpoint reference, int outLayers) {
+        public long inBytes() { return tensors.stream().mapToLong(PlannedTensor::inBytes).sum(); }
+
+        public long outBytes() { return tensors.stream().mapToLong(PlannedTensor::outBytes).sum(); }
+
+        public long largestElements() { return tensors.stream().mapToLong(t -> t.shape().numel()).max().orElse(0); }
+
+        public int maxInputs() { return tensors.stream().mapToInt(t -> t.inputs().size() + 1).max().orElse(1); }
+    }
+
+    public static Plan plan(MergeConfig cfg, Inputs inputs) {
+        return cfg.slices().isEmpty() ? planModels(cfg, inputs) : planSlices(cfg, inputs);
+    }
+
+    /** {@code models:} configs: every tensor of the reference model, merged across all models. */
+    static Plan planModels(MergeConfig cfg, Inputs in) {
+        MethodSpec spec = cfg.method();
+        Checkpoint base = cfg.baseModel() == null ? null : in.get(cfg.baseModel());
+        List<Checkpoint> models = new ArrayList<>();
+        int baseIndex = -1;
+        for (int i = 0; i < cfg.models().size(); i++) {
+            ModelEntry m = cfg.models().get(i);
+            models.add(in.get(m.model()));
+            if (m.model().equals(cfg.baseModel())) baseIndex = i;
+        }
+        Checkpoint ref = base != null ? base : models.getFirst();
+        checkArchitectures(ref, in.all());
+        int layers = numLayers(ref);
+        List<PlannedTensor> out = new ArrayList<>();
+        for (String name : ref.names()) {
+            TensorView r = ref.tensor(name);
+            int layer = LayerNames.layerOf(name);
+            double t = ConfigReader.layerT(name, layer, layers);
+            TensorView b = base == null ? null : base.tensor(name);
+            List<TensorView> views = new ArrayList<>();
+            List<Params> params = new ArrayList<>();
+            for (int i = 0; i < models.size(); i++) {
+                views.add(sameShape(ref, r, models.get(i), name));
+                params.add(cfg.modelParams(i, name, t));
+            }
+            out.add(tensor(cfg, spec, name, r, b, views, params, cfg.globalParams(name, t), baseIndex, layer));
+        }
+        return new Plan(cfg, out, ref, layers);
+    }
+
+    /** {@code slices:} configs: output layers are the concatenation of the slices' layer ranges. */
+    static Plan planSlices(MergeConfig cfg, Inputs in) {
+        MethodSpec spec = cfg.method();
+        List<Slice> slices = cfg.slices();
+        Checkpoint first = in.get(slices.getFirst().sources().getFirst().model());
+        Checkpoint base = cfg.baseModel() == null ? null : in.get(cfg.baseModel());
+        Checkpoint ref = base != null ? base : first;
+        for (Slice s : slices) for (SliceSource src : s.sources()) in.get(src.model());
+        checkArchitectures(ref, in.all());
+        int refLayers = numLayers(ref);
+        List<PlannedTensor> pre = new ArrayList<>(), layerTensors = new ArrayList<>(), post = new ArrayList<>();
+        int outLayer = 0;
+        for (int si = 0; si < slices.size(); si++) {
+            Slice s = slices.get(si);
+            int len = s.sources().getFirst().layerEnd() - s.sources().getFirst().layerStart();
+            for (SliceSource src : s.sources()) {
+                if (src.layerEnd() - src.layerStart() != len) {
+                    throw new ConfigException("slices[" + si + "]: every source needs the same number of layers (" + len
+                            + " vs " + (src.layerEnd() - src.layerStart()) + " for " + src.model() + "); fix the layer_range values");
+                }
+                int have = numLayers(in.get(src.model()));
+                if (src.layerStart() < 0 || src.layerEnd() > have) {
+                    throw new ConfigException("slices[" + si + "]: layer_range [" + src.layerStart() + ", " + src.layerEnd() + "] of "
+                            + src.model() + " is outside its " + have + " layers");
+                }
+            }
+            for (int idx = 0; idx < len; idx++, outLayer++) {
+                double t = len > 1 ? (double) idx / (len - 1) : 1.0;
+                for (String name : ref.names()) {
+                    if (LayerNames.layerOf(name) != 0) continue; // layer 0 is the template of every layer's tensor names
+                    String outName = LayerNames.withLayer(name, outLayer);
+                    layerTensors.add(sliceTensor(cfg, spec, in, si, s, idx, t, name, outName, outLayer, base));
+                }
+            }
+        }
+        for (String name : ref.names()) {
+            if (LayerNames.layerOf(name) >= 0) continue;
+            boolean isPre = LayerNames.isPre(name);
+            int si = isPre ? 0 : slices.size() - 1;
+            double t = isPre ? 0.0 : 1.0;
+            (isPre ? pre : post).add(sliceTensor(cfg, spec, in, si, slices.get(si), -1, t, name, name, -1, base));
+        }
+        List<PlannedTensor> all = new ArrayList<>(pre);
+        all.addAll(layerTensors);
+        all.addAll(post);
+        if (refLayers <= 0) throw new CheckpointException(ref.dir() + ": config.json has no layer count (num_hidden_layers); slices need one");
+        return new Plan(cfg, all, ref, outLayer);
+    }
+
+    private static PlannedTensor sliceTensor(MergeConfig cfg, MethodSpec spec, Inputs in, int si, Slice s, int idx, double t,
+                                             String templateName, String outName, int outLayer, Checkpoint base) {
+        List<TensorView> views = new ArrayList<>();
+        List<Params> params = new ArrayList<>();
+        int baseIndex = -1;
+        TensorView first = null;
+        for (int j = 0; j < s.sources().size(); j++) {
+            SliceSource src = s.sources().get(j);
+            Checkpoint c = in.get(src.model());
+            String inName = idx < 0 ? templateName : LayerNames.withLayer(templateName, src.layerStart() + idx);
+            if (!c.contains(inName)) throw missing(c, inName);
+            TensorView v = c.tensor(inName);
+            if (first == null) first = v;
+            else if (!v.shape().equals(first.shape())) throw shapeMismatch(inName, first, v);
+            views.add(v);
+            params.add(cfg.sourceParams(si, j, outName, t));
+            if (src.model().equals(cfg.baseModel())) baseIndex = j;
+        }
+        TensorView b = null;
+        if (base != null) {
+            int baseLayerIdx = idx < 0 ? -1 : s.sources().stream().filter(x -> x.model().equals(cfg.baseModel()))
+                    .mapToInt(x -> x.layerStart() + idx).findFirst().orElse(s.sources().getFirst().layerStart() + idx);
+            String bn = idx < 0 ? templateName : LayerNames.withLayer(templateName, baseLayerIdx);
+            if (!base.contains(bn)) throw missing(base, bn);
+            b = base.tensor(bn);
+        }
+        return tensor(cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.globalParams(outName, t), baseIndex, outLayer);
+    }
+
+    private static PlannedTensor tensor(MergeConfig cfg, MethodSpec spec, String name, TensorView ref, TensorView base,
+                                        List<TensorView> views, List<Params> params, Params global, int baseIndex, int layer) {
+        boolean copyOnly = !ref.dtype().isFloat();
+        DType out = copyOnly ? ref.dtype() : (cfg.outDtype() != null ? cfg.outDtype() : cfg.dtype() != null ? cfg.dtype()
+                : base != null ? base.dtype() : ref.dtype());
+        if (out == DType.F64 && !copyOnly) out = DType.F32;
+        if (base != null && !base.shape().equals(ref.shape())) throw shapeMismatch(name, ref, base);
+        return new PlannedTensor(name, ref.shape(), out, base, views, params, global, baseIndex, layer, copyOnly);
+    }
+
+    private static TensorView sameShape(Checkpoint ref, TensorView r, Checkpoint other, String name) {
+        if (!other.contains(name)) throw missing(other, name);
+        TensorView v = other.tensor(name);
+        if (!v.shape().equals(r.shape())) throw shapeMismatch(name, r, v);
+        return v;
+    }
+
+    static CheckpointException missing(Checkpoint c, String name) {
+        return new CheckpointException("tensor '" + name + "' is missing from " + c.ref()
+                + "; all merged models must have the same tensors (check that they share one architecture)");
+    }
+
+    static CheckpointException shapeMismatch(String name, TensorView a, TensorView b) {
+        boolean vocab = LayerNames.isEmbedding(name) || name.contains("lm_head");
+        return new CheckpointException("tensor '" + name + "' has shape " + a.shape() + " in " + a.source() + " but "
+                + b.shape() + " in " + b.source() + (vocab
+                ? "; the vocabularies differ: resize the embeddings of one model to the other's tokenizer first"
+                : "; the models are not fine-tunes of one architecture and size"));
+    }
+
+    static void checkArchitectures(Checkpoint ref, List<Checkpoint> all) {
+        String a = architecture(ref);
+        for (Checkpoint c : all) {
+            String b = architecture(c);
+            if (a != null && b != null && !a.equals(b)) {
+                throw new CheckpointException("architectures differ: " + ref.ref() + " is " + a + " but " + c.ref() + " is " + b
+                        + "; only models of one architecture can be merged");
+            }
+        }
+    }
+
+    static String architecture(Checkpoint c) {
+        JsonNode cfg = c.config();
+        JsonNode arch = cfg.path("architectures");
+        if (arch.isArray() && !arch.isEmpty()) return arch.get(0).asText();
+        JsonNode mt = cfg.get("model_type");
+        return mt == null ? null : mt.asText();
+    }
+
+    /** Decoder layers from config.json (num_hidden_layers, n_layer or num_layers), else from the tensor names. */
+    public static int numLayers(Checkpoint c) {
+        JsonNode cfg = c.config();
+        for (String k : List.of("num_hidden_layers", "n_layer", "num_layers")) {
+            if (cfg.has(k) && cfg.get(k).canConvertToInt()) return cfg.get(k).asInt();
+        }
+        int max = -1;
+        for (String n : c.names()) max = Math.max(max, LayerNames.layerOf(n));
+        return max + 1;
+    }
+}
