@@ -20,6 +20,7 @@ final class ConfigParser {
     private final SettingParser settings;
     private final ExtrasParser extras;
     private MethodSpec method;
+    private boolean baseGiven;
 
     ConfigParser(Problems problems, Map<String, MethodSpec> methods) {
         this.problems = problems;
@@ -34,7 +35,8 @@ final class ConfigParser {
             else if (!ConfigKeys.TOP_LEVEL.contains(k)) problems.add(k, "unknown top-level key; valid keys: " + String.join(", ", ConfigKeys.TOP_LEVEL));
         }
         method = method(root.get("merge_method"));
-        String base = root.get("base_model") == null ? null : ModelRefs.check(root.get("base_model"), "base_model", problems);
+        baseGiven = root.get("base_model") != null;
+        String base = baseGiven ? ModelRefs.check(root.get("base_model"), "base_model", problems) : null;
         Map<String, Object> topRaw = paramsRaw(root.get("parameters"), "parameters");
         ParamTable top = table(topRaw, "parameters", true);
 
@@ -90,14 +92,17 @@ final class ConfigParser {
         for (int i = 0; i < list.size(); i++) {
             String path = "models[" + i + "]";
             Map<String, Object> m = extras.map(list.get(i), path);
-            if (m == null) continue;
+            if (m == null) { counted++; continue; }
             extras.unknownKeys(m, path, ConfigKeys.MODEL);
             String model = m.containsKey("model") ? ModelRefs.check(m.get("model"), path + ".model", problems) : null;
             if (!m.containsKey("model")) problems.add(path + ".model", "is missing; add model: <directory>");
             Map<String, Object> pRaw = paramsRaw(m.get("parameters"), path + ".parameters");
             ParamTable params = table(pRaw, path + ".parameters", false);
             CalibrationSettings cal = m.get("calibration") == null ? null : extras.calibration(m.get("calibration"), path + ".calibration");
-            if (model == null) continue;
+            if (model == null) {
+                counted++; // already reported; count it so the model-count check does not add a second, misleading problem
+                continue;
+            }
             Integer first = seen.putIfAbsent(model, i);
             if (first != null) {
                 problems.add(path + ".model", "'" + model + "' is listed twice (also models[" + first
@@ -109,7 +114,7 @@ final class ConfigParser {
             out.add(new ModelEntry(model, params, cal));
         }
         if (method != null) {
-            checkBase(base, "base_model", base != null && !seen.containsKey(base));
+            checkBase(base, "base_model", base != null && !seen.containsKey(base), baseGiven);
             checkCount(counted, "models");
         }
         return out;
@@ -137,7 +142,8 @@ final class ConfigParser {
             out.add(new Slice(sources, sliceBase, sParams));
             if (method != null) {
                 boolean baseMissingFromSources = effBase != null && sources.stream().noneMatch(x -> x.model().equals(effBase));
-                checkBase(effBase, sliceBase != null ? path + ".base_model" : "base_model", baseMissingFromSources);
+                checkBase(effBase, sliceBase != null ? path + ".base_model" : "base_model", baseMissingFromSources,
+                        baseGiven || m.get("base_model") != null);
             }
         }
         return out;
@@ -255,10 +261,11 @@ final class ConfigParser {
         }
     }
 
-    private void checkBase(String base, String path, boolean notListed) {
+    /** {@code given}: a base_model key was written (a bad value was already reported). */
+    private void checkBase(String base, String path, boolean notListed, boolean given) {
         switch (method.base()) {
             case REQUIRED -> {
-                if (base == null) problems.add(path, "is missing; " + method.name() + " needs a base model: add base_model: <directory>");
+                if (base == null && !given) problems.add(path, "is missing; " + method.name() + " needs a base model: add base_model: <directory>");
             }
             case UNUSED -> {
                 if (base != null && notListed) problems.add(path, method.name() + " does not use a base model; remove base_model: (or list '" + base + "' under models: with its parameters)");
