@@ -8,14 +8,13 @@ import java.util.regex.Pattern;
  * Qwen2, Gemma), {@code transformer.h.N.*} (GPT-2), {@code *.blocks.N.*}.
  */
 public final class LayerNames {
-    private static final Pattern LAYER = Pattern.compile("^(.*?(?:^|\\.)(?:layers|h|blocks)\\.)(\\d+)(\\..*)$");
+    private static final Pattern LAYER = Pattern.compile("^(.*?(?:^|\\.)(?:layers|layer|h|blocks|block)\\.)(\\d+)(\\..*)$");
 
     private LayerNames() {}
 
     /** The layer index in the name, or -1 for tensors outside the decoder layers. */
     public static int layerOf(String name) {
-        Matcher m = LAYER.matcher(name);
-        return m.matches() ? Integer.parseInt(m.group(2)) : -1;
+        return dev.mergeforge.config.ConfigReader.layerIndexOf(name);
     }
 
     /** The same name with its layer index replaced. */
@@ -27,8 +26,7 @@ public final class LayerNames {
 
     /** True for tensors before the layers (embeddings): mergekit's "pre weights", t = 0. */
     public static boolean isPre(String name) {
-        return layerOf(name) < 0 && (name.contains("embed") || name.contains(".wte.") || name.contains(".wpe.")
-                || name.startsWith("wte.") || name.startsWith("wpe."));
+        return layerOf(name) < 0 && dev.mergeforge.config.ConfigReader.isPreWeight(name);
     }
 
     /** True for embedding tables (input or position): never relaxed by AIM. */

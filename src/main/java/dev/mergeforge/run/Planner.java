@@ -100,8 +100,7 @@ public final class Planner {
         MethodSpec spec = cfg.method();
         List<Slice> slices = cfg.slices();
         Checkpoint first = in.get(slices.getFirst().sources().getFirst().model());
-        Checkpoint base = cfg.baseModel() == null ? null : in.get(cfg.baseModel());
-        Checkpoint ref = base != null ? base : first;
+        Checkpoint ref = cfg.baseModel() != null ? in.get(cfg.baseModel()) : first;
         for (Slice s : slices) for (SliceSource src : s.sources()) in.get(src.model());
         checkArchitectures(ref, in.all());
         int refLayers = numLayers(ref);
@@ -126,7 +125,7 @@ public final class Planner {
                 for (String name : ref.names()) {
                     if (LayerNames.layerOf(name) != 0) continue; // layer 0 is the template of every layer's tensor names
                     String outName = LayerNames.withLayer(name, outLayer);
-                    layerTensors.add(sliceTensor(cfg, spec, in, si, s, idx, t, name, outName, outLayer, base));
+                    layerTensors.add(sliceTensor(cfg, spec, in, si, s, idx, t, name, outName, outLayer));
                 }
             }
         }
@@ -135,7 +134,7 @@ public final class Planner {
             boolean isPre = LayerNames.isPre(name);
             int si = isPre ? 0 : slices.size() - 1;
             double t = isPre ? 0.0 : 1.0;
-            (isPre ? pre : post).add(sliceTensor(cfg, spec, in, si, slices.get(si), -1, t, name, name, -1, base));
+            (isPre ? pre : post).add(sliceTensor(cfg, spec, in, si, slices.get(si), -1, t, name, name, -1));
         }
         List<PlannedTensor> all = new ArrayList<>(pre);
         all.addAll(layerTensors);
@@ -145,7 +144,9 @@ public final class Planner {
     }
 
     private static PlannedTensor sliceTensor(MergeConfig cfg, MethodSpec spec, Inputs in, int si, Slice s, int idx, double t,
-                                             String templateName, String outName, int outLayer, Checkpoint base) {
+                                             String templateName, String outName, int outLayer) {
+        String baseRef = cfg.sliceBaseModel(si);
+        Checkpoint base = baseRef == null ? null : in.get(baseRef);
         List<TensorView> views = new ArrayList<>();
         List<Params> params = new ArrayList<>();
         int baseIndex = -1;
@@ -159,18 +160,18 @@ public final class Planner {
             if (first == null) first = v;
             else if (!v.shape().equals(first.shape())) throw shapeMismatch(inName, first, v);
             views.add(v);
-            params.add(cfg.sourceParams(si, j, outName, t));
-            if (src.model().equals(cfg.baseModel())) baseIndex = j;
+            params.add(cfg.sliceSourceParams(si, j, inName, t));
+            if (src.model().equals(cfg.sliceBaseModel(si))) baseIndex = j;
         }
         TensorView b = null;
         if (base != null) {
-            int baseLayerIdx = idx < 0 ? -1 : s.sources().stream().filter(x -> x.model().equals(cfg.baseModel()))
+            int baseLayerIdx = idx < 0 ? -1 : s.sources().stream().filter(x -> x.model().equals(baseRef))
                     .mapToInt(x -> x.layerStart() + idx).findFirst().orElse(s.sources().getFirst().layerStart() + idx);
             String bn = idx < 0 ? templateName : LayerNames.withLayer(templateName, baseLayerIdx);
             if (!base.contains(bn)) throw missing(base, bn);
             b = base.tensor(bn);
         }
-        return tensor(cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.globalParams(outName, t), baseIndex, outLayer);
+        return tensor(cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.sliceGlobalParams(si, outName, t), baseIndex, outLayer);
     }
 
     private static PlannedTensor tensor(MergeConfig cfg, MethodSpec spec, String name, TensorView ref, TensorView base,
