@@ -32,7 +32,7 @@ $(JAR): $(SOURCES)
 	@touch $(JAR)
 
 native: $(NATIVE_LIB)
-$(NATIVE_LIB): $(NATIVE_SRC)
+$(NATIVE_LIB): $(NATIVE_SRC) $(wildcard native/src/*.h)
 	@mkdir -p $(dir $@)
 	@if [ -z "$(wildcard native/src/*.c)" ]; then echo "no native sources yet"; touch $@; \
 	elif command -v $(CC) >/dev/null; then $(CC) $(NATIVE_CFLAGS) -o $@ $(wildcard native/src/*.c) -lm; \

@@ -1,0 +1,129 @@
+/*
+ * mergeops: the native CPU kernels behind mergeforge's "native" backend.
+ *
+ * This is the one header the Java bindings (dev.mergeforge.bindings.MergeOps) are generated from
+ * (`make bindings`). Every function gives the same bits as dev.mergeforge.backend.java.JavaBackend;
+ * the semantics are those documented in dev.mergeforge.backend.Backend.
+ *
+ * Conventions
+ *   - Tiles are float32 arrays of n elements; sizes are element counts (int64_t).
+ *   - Pointer arrays (const float *const *xs) hold k tile addresses, each of n elements.
+ *   - threads: worker threads for this call; 0 or less means one per online CPU. Work is cut at
+ *     fixed chunk boundaries, so results never depend on the thread count.
+ *   - Functions returning int32_t return MO_OK or a negative MO_ERR_* code.
+ *   - The caller guarantees every pointer covers the element counts it passes (the Java side
+ *     checks this before each call).
+ */
+#ifndef MERGEOPS_H
+#define MERGEOPS_H
+
+#include <stdint.h>
+
+#define MO_ABI_VERSION 1
+
+#define MO_OK 0
+#define MO_ERR_ARG (-1)
+#define MO_ERR_NOMEM (-2)
+
+/* Element types of mo_load / mo_store. */
+#define MO_DTYPE_F32 0
+#define MO_DTYPE_F16 1
+#define MO_DTYPE_BF16 2
+#define MO_DTYPE_F64 3
+
+/* NaN payload rules for f16 (nan_mode bits). Clear bit: Java's software rule (payload kept, not
+   quieted); set bit: the F16C hardware rule (quiet bit set, low payload bits dropped on store). */
+#define MO_F16_NAN_QUIET_LOAD 1
+#define MO_F16_NAN_QUIET_STORE 2
+
+/* SIMD levels of mo_simd_level / mo_set_simd_level. */
+#define MO_SIMD_PORTABLE 0
+#define MO_SIMD_AVX2 1
+
+/* Rescale modes of mo_drop_rescale. */
+#define MO_RESCALE_NONE 0
+#define MO_RESCALE_DENSITY 1
+#define MO_RESCALE_L1 2
+
+/* Input-channel axes of mo_relax. */
+#define MO_AXIS_COLUMNS 0
+#define MO_AXIS_ROWS 1
+#define MO_AXIS_ELEMENTS 2
+
+/* ---------------------------------------------------------------- library */
+
+/* MO_ABI_VERSION of the built library. */
+int32_t mo_abi_version(void);
+
+/* The best SIMD level this CPU supports (MO_SIMD_*). */
+int32_t mo_simd_detected(void);
+
+/* The SIMD level in use. */
+int32_t mo_simd_level(void);
+
+/* Caps the SIMD level (tests compare paths); returns the level now in use. Not thread-safe. */
+int32_t mo_set_simd_level(int32_t level);
+
+/* ---------------------------------------------------------------- conversion */
+
+/* dst[i] = float32(src[i]) for src of dtype (MO_DTYPE_*), little-endian. */
+int32_t mo_load(int32_t dtype, const void *src, float *dst, int64_t n, int32_t nan_mode, int32_t threads);
+
+/* dst[i] = src[i] as dtype, round to nearest even; bf16 NaN -> (bits >> 16) | 0x40. */
+int32_t mo_store(int32_t dtype, const float *src, void *dst, int64_t n, int32_t nan_mode, int32_t threads);
+
+/* ---------------------------------------------------------------- elementwise */
+
+/* out[i] = a[i] - b[i] */
+void mo_sub(const float *a, const float *b, float *out, int64_t n, int32_t threads);
+
+/* out[i] = a[i] + b[i] */
+void mo_add(const float *a, const float *b, float *out, int64_t n, int32_t threads);
+
+/* out[i] = s * x[i] */
+void mo_scale(const float *x, float s, float *out, int64_t n, int32_t threads);
+
+/* y[i] = y[i] + (alpha * x[i]) */
+void mo_axpy(float alpha, const float *x, float *y, int64_t n, int32_t threads);
+
+/* out[i] = ((w[0]*xs[0][i]) + (w[1]*xs[1][i])) + ... left to right; k >= 1. */
+int32_t mo_weighted_sum(const float *const *xs, const float *w, int32_t k, float *out, int64_t n, int32_t threads);
+
+/* out[i] = ((1-t)*a[i]) + (t*b[i]) */
+void mo_lerp(const float *a, const float *b, float t, float *out, int64_t n, int32_t threads);
+
+/* ---------------------------------------------------------------- reductions (canonical order, double) */
+
+/* sum |x[i]| */
+double mo_sum_abs(const float *x, int64_t n, int32_t threads);
+
+/* sum x[i]^2 */
+double mo_sum_squares(const float *x, int64_t n, int32_t threads);
+
+/* sum a[i]*b[i] */
+double mo_dot(const float *a, const float *b, int64_t n, int32_t threads);
+
+/* ---------------------------------------------------------------- sparsification */
+
+/* Keeps magnitude ranks [from, to) (ties: lower index first), zeroes the rest. */
+int32_t mo_keep_rank_range(float *x, int64_t n, int64_t from, int64_t to, int32_t threads);
+
+/* DARE drop with Philox-4x32-10 under key, then rescale by mode (MO_RESCALE_*). */
+int32_t mo_drop_rescale(float *x, int64_t n, float density, int64_t key, int32_t mode, int32_t threads);
+
+/* ---------------------------------------------------------------- TIES */
+
+/* sign[i] = (xs[0][i] + xs[1][i] + ...) >= 0 ? +1 : -1; k >= 1. */
+int32_t mo_elect_sign(const float *const *xs, int32_t k, float *sign, int64_t n, int32_t threads);
+
+/* Sums the entries agreeing with sign[i] (and their weights w); normalize != 0 divides by them. */
+int32_t mo_disjoint_merge(const float *const *xs, const float *w, int32_t k, const float *sign,
+                          int32_t normalize, float *out, int64_t n, int32_t threads);
+
+/* ---------------------------------------------------------------- AIM */
+
+/* out[i] = base[i] + ((merged[i] - base[i]) * (1 - ((1 - omega) * imp[c(i)]))), c by axis. */
+int32_t mo_relax(const float *base, const float *merged, const float *imp, int64_t channels, float omega,
+                 int32_t axis, int64_t cols, float *out, int64_t n, int32_t threads);
+
+#endif

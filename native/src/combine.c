@@ -1,0 +1,209 @@
+/*
+ * Ops over k inputs (weighted sum, TIES sign election and disjoint merge) and AIM relaxation.
+ * Each element's terms are combined in model order exactly as JavaBackend does; the work goes
+ * through a small stack buffer per sub-block so the output may alias any input. The loop bodies
+ * are compiled twice (baseline ISA and AVX2) from the same inline kernels: same operations, same bits.
+ */
+#include "mo_internal.h"
+
+#define SUB 1024
+#define INLINE static inline __attribute__((always_inline))
+
+typedef struct {
+    const float *const *xs;
+    const float *w;
+    int32_t k;
+    const float *sign;
+    int32_t normalize;
+    float *out;
+} multi_t;
+
+INLINE void weighted_sum_kernel(const multi_t *c, int64_t lo, int64_t hi) {
+    float acc[SUB];
+    for (int64_t s = lo; s < hi; s += SUB) {
+        int64_t m = hi - s < SUB ? hi - s : SUB;
+        const float *x0 = c->xs[0] + s;
+        float w0 = c->w[0];
+        // acc = w0 * x0
+        for (int64_t i = 0; i < m; i++) acc[i] = w0 * x0[i];
+        for (int32_t j = 1; j < c->k; j++) {
+            const float *xj = c->xs[j] + s;
+            float wj = c->w[j];
+            // acc = acc + (wj * xj)
+            for (int64_t i = 0; i < m; i++) {
+                float p = wj * xj[i];
+                acc[i] = acc[i] + p;
+            }
+        }
+        for (int64_t i = 0; i < m; i++) c->out[s + i] = acc[i];
+    }
+}
+
+INLINE void elect_sign_kernel(const multi_t *c, int64_t lo, int64_t hi) {
+    float acc[SUB];
+    for (int64_t s = lo; s < hi; s += SUB) {
+        int64_t m = hi - s < SUB ? hi - s : SUB;
+        const float *x0 = c->xs[0] + s;
+        for (int64_t i = 0; i < m; i++) acc[i] = x0[i];
+        // s = x0 + x1 + ... left to right
+        for (int32_t j = 1; j < c->k; j++) {
+            const float *xj = c->xs[j] + s;
+            for (int64_t i = 0; i < m; i++) acc[i] = acc[i] + xj[i];
+        }
+        // sign = s >= 0 ? +1 : -1
+        for (int64_t i = 0; i < m; i++) c->out[s + i] = acc[i] >= 0.0f ? 1.0f : -1.0f;
+    }
+}
+
+INLINE void disjoint_kernel(const multi_t *c, int64_t lo, int64_t hi) {
+    float acc[SUB], div[SUB];
+    for (int64_t s = lo; s < hi; s += SUB) {
+        int64_t m = hi - s < SUB ? hi - s : SUB;
+        const float *sg = c->sign + s;
+        for (int64_t i = 0; i < m; i++) { acc[i] = 0.0f; div[i] = 0.0f; }
+        for (int32_t j = 0; j < c->k; j++) {
+            const float *xj = c->xs[j] + s;
+            float wj = c->w[j];
+            // keep W = xj iff sign(W) == sign; acc += W, div += wj over the kept
+            for (int64_t i = 0; i < m; i++) {
+                float v = xj[i];
+                float sv = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
+                int keep = sv == sg[i];
+                float a = acc[i] + v, d = div[i] + wj;
+                acc[i] = keep ? a : acc[i];
+                div[i] = keep ? d : div[i];
+            }
+        }
+        if (c->normalize) {
+            // out = acc / (div == 0 ? 1 : div)
+            for (int64_t i = 0; i < m; i++) c->out[s + i] = acc[i] / (div[i] == 0.0f ? 1.0f : div[i]);
+        } else {
+            for (int64_t i = 0; i < m; i++) c->out[s + i] = acc[i];
+        }
+    }
+}
+
+static void weighted_sum_portable(const multi_t *c, int64_t lo, int64_t hi) { weighted_sum_kernel(c, lo, hi); }
+MO_AVX2 static void weighted_sum_avx2(const multi_t *c, int64_t lo, int64_t hi) { weighted_sum_kernel(c, lo, hi); }
+static void elect_sign_portable(const multi_t *c, int64_t lo, int64_t hi) { elect_sign_kernel(c, lo, hi); }
+MO_AVX2 static void elect_sign_avx2(const multi_t *c, int64_t lo, int64_t hi) { elect_sign_kernel(c, lo, hi); }
+static void disjoint_portable(const multi_t *c, int64_t lo, int64_t hi) { disjoint_kernel(c, lo, hi); }
+MO_AVX2 static void disjoint_avx2(const multi_t *c, int64_t lo, int64_t hi) { disjoint_kernel(c, lo, hi); }
+
+static void weighted_sum_task(void *c, int w, int64_t lo, int64_t hi) {
+    (void)w;
+    if (mo_use_avx2()) weighted_sum_avx2(c, lo, hi); else weighted_sum_portable(c, lo, hi);
+}
+static void elect_sign_task(void *c, int w, int64_t lo, int64_t hi) {
+    (void)w;
+    if (mo_use_avx2()) elect_sign_avx2(c, lo, hi); else elect_sign_portable(c, lo, hi);
+}
+static void disjoint_task(void *c, int w, int64_t lo, int64_t hi) {
+    (void)w;
+    if (mo_use_avx2()) disjoint_avx2(c, lo, hi); else disjoint_portable(c, lo, hi);
+}
+
+int32_t mo_weighted_sum(const float *const *xs, const float *w, int32_t k, float *out, int64_t n, int32_t threads) {
+    if (k < 1 || !xs || !w) return MO_ERR_ARG;
+    multi_t c = { .xs = xs, .w = w, .k = k, .out = out };
+    mo_parallel_for(n, MO_CHUNK, threads, weighted_sum_task, &c);
+    return MO_OK;
+}
+
+int32_t mo_elect_sign(const float *const *xs, int32_t k, float *sign, int64_t n, int32_t threads) {
+    if (k < 1 || !xs) return MO_ERR_ARG;
+    multi_t c = { .xs = xs, .k = k, .out = sign };
+    mo_parallel_for(n, MO_CHUNK, threads, elect_sign_task, &c);
+    return MO_OK;
+}
+
+int32_t mo_disjoint_merge(const float *const *xs, const float *w, int32_t k, const float *sign,
+                          int32_t normalize, float *out, int64_t n, int32_t threads) {
+    if (k < 0 || (k > 0 && (!xs || !w))) return MO_ERR_ARG;
+    multi_t c = { .xs = xs, .w = w, .k = k, .sign = sign, .normalize = normalize, .out = out };
+    mo_parallel_for(n, MO_CHUNK, threads, disjoint_task, &c);
+    return MO_OK;
+}
+
+/* ---------------------------------------------------------------- AIM relax */
+
+typedef struct {
+    const float *base, *merged, *imp;
+    float keep;
+    int32_t axis;
+    int64_t cols;
+    float *out;
+} relax_t;
+
+/* Per-element channel factor: f = 1 - (keep * imp[k]); out = b + ((m - b) * f). */
+INLINE void relax_vec_kernel(const float *b, const float *m, const float *imp, float keep, float *o, int64_t len) {
+    for (int64_t k = 0; k < len; k++) {
+        float f = 1.0f - (keep * imp[k]);
+        float bi = b[k];
+        float d = m[k] - bi;
+        o[k] = bi + (d * f);
+    }
+}
+
+/* One channel factor for the whole run (ROWS axis). */
+INLINE void relax_const_kernel(const float *b, const float *m, float f, float *o, int64_t len) {
+    for (int64_t k = 0; k < len; k++) {
+        float bi = b[k];
+        float d = m[k] - bi;
+        o[k] = bi + (d * f);
+    }
+}
+
+static void relax_vec_portable(const float *b, const float *m, const float *imp, float keep, float *o, int64_t len) {
+    relax_vec_kernel(b, m, imp, keep, o, len);
+}
+MO_AVX2 static void relax_vec_avx2(const float *b, const float *m, const float *imp, float keep, float *o, int64_t len) {
+    relax_vec_kernel(b, m, imp, keep, o, len);
+}
+static void relax_const_portable(const float *b, const float *m, float f, float *o, int64_t len) {
+    relax_const_kernel(b, m, f, o, len);
+}
+MO_AVX2 static void relax_const_avx2(const float *b, const float *m, float f, float *o, int64_t len) {
+    relax_const_kernel(b, m, f, o, len);
+}
+
+static void relax_task(void *ctx, int w, int64_t lo, int64_t hi) {
+    relax_t *r = ctx; (void)w;
+    int avx2 = mo_use_avx2();
+    int64_t i = lo;
+    while (i < hi) {
+        int64_t run, c;
+        switch (r->axis) {
+            case MO_AXIS_COLUMNS: c = i % r->cols; run = r->cols - c; break;   // c = i mod cols
+            case MO_AXIS_ROWS: c = i / r->cols; run = r->cols - i % r->cols; break; // c = i / cols
+            default: c = i; run = hi - i; break;                                 // c = i
+        }
+        if (run > hi - i) run = hi - i;
+        const float *b = r->base + i, *m = r->merged + i;
+        float *o = r->out + i;
+        if (r->axis == MO_AXIS_ROWS) {
+            float f = 1.0f - (r->keep * r->imp[c]);
+            if (avx2) relax_const_avx2(b, m, f, o, run); else relax_const_portable(b, m, f, o, run);
+        } else {
+            if (avx2) relax_vec_avx2(b, m, r->imp + c, r->keep, o, run); else relax_vec_portable(b, m, r->imp + c, r->keep, o, run);
+        }
+        i += run;
+    }
+}
+
+int32_t mo_relax(const float *base, const float *merged, const float *imp, int64_t channels, float omega,
+                 int32_t axis, int64_t cols, float *out, int64_t n, int32_t threads) {
+    if (n <= 0) return MO_OK;
+    int64_t expect;
+    switch (axis) {
+        case MO_AXIS_COLUMNS: expect = cols; break;
+        case MO_AXIS_ROWS: expect = cols > 0 ? n / cols : 0; break;
+        case MO_AXIS_ELEMENTS: expect = n; break;
+        default: return MO_ERR_ARG;
+    }
+    if (cols <= 0 || n % cols != 0 || channels != expect) return MO_ERR_ARG;
+    // keep = 1 - omega in float32
+    relax_t r = { .base = base, .merged = merged, .imp = imp, .keep = 1.0f - omega, .axis = axis, .cols = cols, .out = out };
+    mo_parallel_for(n, MO_CHUNK, threads, relax_task, &r);
+    return MO_OK;
+}

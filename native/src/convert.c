@@ -1,0 +1,187 @@
+/*
+ * dtype conversion: bf16/f16/f32/f64 -> f32 (load) and f32 -> bf16/f16/f32/f64 (store), bit for
+ * bit as dev.mergeforge.tensor.Floats: round to nearest even, f16 overflow to infinity, f16
+ * subnormals exact. Both paths use integer arithmetic plus one exact float operation, so they agree
+ * with each other and with Java on every input; only the NaN payload rule for f16 is chosen by the
+ * caller (nan_mode), because Java's depends on whether HotSpot intrinsifies it with F16C.
+ */
+#include <immintrin.h>
+#include <string.h>
+#include "mo_internal.h"
+
+/* ---------------------------------------------------------------- scalar rules */
+
+static inline float bf16_to_f32(uint16_t h) { return mo_float((uint32_t)h << 16); }
+
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t x = mo_bits(f);
+    // NaN stays a quiet NaN with its sign
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x0040);
+    // add 0x7fff plus the lowest kept bit: ties go to the even neighbour
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+}
+
+static inline float f16_to_f32(uint16_t h, int quiet) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = h & 0x7c00, m = h & 0x3ff;
+    if (e == 0) return mo_float(sign | mo_bits((float)m * 0x1p-24f));                  // zero, subnormal: m * 2^-24
+    if (e == 0x7c00) return mo_float(sign | 0x7f800000u | (m << 13) | (quiet && m ? 0x00400000u : 0)); // inf, NaN
+    return mo_float(sign | (((uint32_t)(h & 0x7fff) << 13) + 0x38000000u));          // rebias 15 -> 127
+}
+
+static inline uint16_t f32_to_f16(float f, int quiet) {
+    uint32_t x = mo_bits(f), a = x & 0x7fffffffu, sign = (x >> 16) & 0x8000;
+    if (a > 0x7f800000u) {
+        if (quiet) return (uint16_t)(sign | 0x7e00 | ((x >> 13) & 0x3ff));
+        return (uint16_t)(sign | 0x7c00 | ((x & 0x007fe000u) >> 13) | ((x & 0x1ff0) >> 4) | (x & 0xf));
+    }
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);          // >= 65504 + half ulp: infinity
+    if (a >= 0x38800000u) {                                          // normal: rebias and round to nearest even
+        return (uint16_t)(sign | (((a - 0x38000000u) + 0xfffu + ((a >> 13) & 1)) >> 13));
+    }
+    // subnormal or zero: |f| + 0.5 rounds |f| to a multiple of 2^-24 (nearest even) in one float add
+    return (uint16_t)(sign | (mo_bits(mo_float(a) + 0.5f) - 0x3f000000u));
+}
+
+/* ---------------------------------------------------------------- AVX2 rules (8 lanes) */
+
+MO_AVX2 static inline __m256 f16x8_to_f32(__m128i h16, int quiet) {
+    __m256i h = _mm256_cvtepu16_epi32(h16);
+    __m256i sign = _mm256_slli_epi32(_mm256_and_si256(h, _mm256_set1_epi32(0x8000)), 16);
+    __m256i e = _mm256_and_si256(h, _mm256_set1_epi32(0x7c00)), m = _mm256_and_si256(h, _mm256_set1_epi32(0x3ff));
+    __m256i shifted = _mm256_slli_epi32(_mm256_and_si256(h, _mm256_set1_epi32(0x7fff)), 13);
+    __m256i normal = _mm256_add_epi32(shifted, _mm256_set1_epi32(0x38000000));
+    __m256i special = _mm256_or_si256(shifted, _mm256_set1_epi32(0x7f800000));
+    if (quiet) {
+        __m256i isnan = _mm256_xor_si256(_mm256_cmpeq_epi32(m, _mm256_setzero_si256()), _mm256_set1_epi32(-1));
+        special = _mm256_or_si256(special, _mm256_and_si256(isnan, _mm256_set1_epi32(0x00400000)));
+    }
+    __m256i sub = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(m), _mm256_set1_ps(0x1p-24f)));
+    __m256i r = _mm256_blendv_epi8(normal, special, _mm256_cmpeq_epi32(e, _mm256_set1_epi32(0x7c00)));
+    r = _mm256_blendv_epi8(r, sub, _mm256_cmpeq_epi32(e, _mm256_setzero_si256()));
+    return _mm256_castsi256_ps(_mm256_or_si256(r, sign));
+}
+
+/* 8 floats -> 8 half bits in the low 16 of each 32-bit lane. */
+MO_AVX2 static inline __m256i f32x8_to_f16(__m256 f, int quiet) {
+    __m256i x = _mm256_castps_si256(f);
+    __m256i a = _mm256_and_si256(x, _mm256_set1_epi32(0x7fffffff));
+    __m256i sign = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x8000));
+    __m256i nan;
+    if (quiet) {
+        nan = _mm256_or_si256(_mm256_set1_epi32(0x7e00), _mm256_and_si256(_mm256_srli_epi32(x, 13), _mm256_set1_epi32(0x3ff)));
+    } else {
+        nan = _mm256_or_si256(_mm256_set1_epi32(0x7c00), _mm256_srli_epi32(_mm256_and_si256(x, _mm256_set1_epi32(0x007fe000)), 13));
+        nan = _mm256_or_si256(nan, _mm256_srli_epi32(_mm256_and_si256(x, _mm256_set1_epi32(0x1ff0)), 4));
+        nan = _mm256_or_si256(nan, _mm256_and_si256(x, _mm256_set1_epi32(0xf)));
+    }
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(a, 13), _mm256_set1_epi32(1));
+    __m256i normal = _mm256_add_epi32(_mm256_sub_epi32(a, _mm256_set1_epi32(0x38000000)), _mm256_add_epi32(lsb, _mm256_set1_epi32(0xfff)));
+    normal = _mm256_srli_epi32(normal, 13);
+    __m256i sub = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(_mm256_castsi256_ps(a), _mm256_set1_ps(0.5f))), _mm256_set1_epi32(0x3f000000));
+    __m256i r = _mm256_blendv_epi8(sub, normal, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x387fffff)));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7c00), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x477fefff)));
+    r = _mm256_blendv_epi8(r, nan, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000)));
+    return _mm256_or_si256(r, sign);
+}
+
+MO_AVX2 static inline __m256i f32x8_to_bf16(__m256 f) {
+    __m256i x = _mm256_castps_si256(f);
+    __m256i a = _mm256_and_si256(x, _mm256_set1_epi32(0x7fffffff));
+    __m256i nan = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+    return _mm256_blendv_epi8(r, nan, _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000)));
+}
+
+/* Packs two vectors of 8 values below 2^16 into 16 uint16 in order. */
+MO_AVX2 static inline void store16(uint16_t *d, __m256i lo, __m256i hi) {
+    __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);
+    _mm256_storeu_si256((__m256i *)d, p);
+}
+
+/* ---------------------------------------------------------------- loops */
+
+typedef struct {
+    int32_t dtype, nan_mode;
+    const void *src;
+    void *dst;
+} conv_t;
+
+static void load_range(const conv_t *c, int64_t lo, int64_t hi) {
+    float *d = c->dst;
+    const uint16_t *h = c->src;
+    int quiet = c->nan_mode & MO_F16_NAN_QUIET_LOAD;
+    switch (c->dtype) {
+        case MO_DTYPE_F32: memcpy(d + lo, (const float *)c->src + lo, (size_t)(hi - lo) * 4); break;
+        case MO_DTYPE_BF16: for (int64_t i = lo; i < hi; i++) d[i] = bf16_to_f32(h[i]); break;
+        case MO_DTYPE_F16: for (int64_t i = lo; i < hi; i++) d[i] = f16_to_f32(h[i], quiet); break;
+        default: { const double *s = c->src; for (int64_t i = lo; i < hi; i++) d[i] = (float)s[i]; } break;
+    }
+}
+
+static void store_range(const conv_t *c, int64_t lo, int64_t hi) {
+    const float *s = c->src;
+    uint16_t *h = c->dst;
+    int quiet = c->nan_mode & MO_F16_NAN_QUIET_STORE;
+    switch (c->dtype) {
+        case MO_DTYPE_F32: memcpy((float *)c->dst + lo, s + lo, (size_t)(hi - lo) * 4); break;
+        case MO_DTYPE_BF16: for (int64_t i = lo; i < hi; i++) h[i] = f32_to_bf16(s[i]); break;
+        case MO_DTYPE_F16: for (int64_t i = lo; i < hi; i++) h[i] = f32_to_f16(s[i], quiet); break;
+        default: { double *d = c->dst; for (int64_t i = lo; i < hi; i++) d[i] = (double)s[i]; } break;
+    }
+}
+
+MO_AVX2 static void load_avx2(const conv_t *c, int64_t lo, int64_t hi) {
+    float *d = c->dst;
+    const uint16_t *h = c->src;
+    int quiet = c->nan_mode & MO_F16_NAN_QUIET_LOAD;
+    int64_t i = lo;
+    if (c->dtype == MO_DTYPE_BF16) {
+        for (; i + 8 <= hi; i += 8) {
+            __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i)));
+            _mm256_storeu_ps(d + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        }
+    } else if (c->dtype == MO_DTYPE_F16) {
+        for (; i + 8 <= hi; i += 8) _mm256_storeu_ps(d + i, f16x8_to_f32(_mm_loadu_si128((const __m128i *)(h + i)), quiet));
+    }
+    load_range(c, i, hi);
+}
+
+MO_AVX2 static void store_avx2(const conv_t *c, int64_t lo, int64_t hi) {
+    const float *s = c->src;
+    uint16_t *h = c->dst;
+    int quiet = c->nan_mode & MO_F16_NAN_QUIET_STORE;
+    int64_t i = lo;
+    if (c->dtype == MO_DTYPE_BF16) {
+        for (; i + 16 <= hi; i += 16) store16(h + i, f32x8_to_bf16(_mm256_loadu_ps(s + i)), f32x8_to_bf16(_mm256_loadu_ps(s + i + 8)));
+    } else if (c->dtype == MO_DTYPE_F16) {
+        for (; i + 16 <= hi; i += 16) store16(h + i, f32x8_to_f16(_mm256_loadu_ps(s + i), quiet), f32x8_to_f16(_mm256_loadu_ps(s + i + 8), quiet));
+    }
+    store_range(c, i, hi);
+}
+
+static void load_task(void *ctx, int w, int64_t lo, int64_t hi) {
+    (void)w;
+    if (mo_use_avx2()) load_avx2(ctx, lo, hi); else load_range(ctx, lo, hi);
+}
+
+static void store_task(void *ctx, int w, int64_t lo, int64_t hi) {
+    (void)w;
+    if (mo_use_avx2()) store_avx2(ctx, lo, hi); else store_range(ctx, lo, hi);
+}
+
+static int known_dtype(int32_t d) { return d == MO_DTYPE_F32 || d == MO_DTYPE_F16 || d == MO_DTYPE_BF16 || d == MO_DTYPE_F64; }
+
+int32_t mo_load(int32_t dtype, const void *src, float *dst, int64_t n, int32_t nan_mode, int32_t threads) {
+    if (!known_dtype(dtype)) return MO_ERR_ARG;
+    conv_t c = { .dtype = dtype, .nan_mode = nan_mode, .src = src, .dst = dst };
+    mo_parallel_for(n, MO_CHUNK, threads, load_task, &c);
+    return MO_OK;
+}
+
+int32_t mo_store(int32_t dtype, const float *src, void *dst, int64_t n, int32_t nan_mode, int32_t threads) {
+    if (!known_dtype(dtype)) return MO_ERR_ARG;
+    conv_t c = { .dtype = dtype, .nan_mode = nan_mode, .src = src, .dst = dst };
+    mo_parallel_for(n, MO_CHUNK, threads, store_task, &c);
+    return MO_OK;
+}

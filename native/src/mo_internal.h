@@ -1,0 +1,35 @@
+/* Internal helpers shared by the kernel files; not part of the bound API. */
+#ifndef MO_INTERNAL_H
+#define MO_INTERNAL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "mergeops.h"
+
+/* Elements per parallel task: the same chunk as dev.mergeforge.backend.Parallel.CHUNK. */
+#define MO_CHUNK ((int64_t)1 << 16)
+/* Elements per canonical reduction block: dev.mergeforge.backend.Reductions.BLOCK. */
+#define MO_BLOCK ((int64_t)4096)
+
+#define MO_AVX2 __attribute__((target("avx2")))
+
+/* A task body: handles elements [lo, hi) on worker `worker` (0 <= worker < workers). */
+typedef void (*mo_body)(void *ctx, int worker, int64_t lo, int64_t hi);
+
+/* The number of workers mo_parallel_for will use for n elements in chunks of `chunk`. */
+int mo_workers(int64_t n, int64_t chunk, int32_t threads);
+
+/* Runs body over [0, n) in tasks of `chunk` elements (task boundaries are multiples of chunk),
+   on mo_workers(n, chunk, threads) workers: the calling thread plus short-lived pthreads. */
+void mo_parallel_for(int64_t n, int64_t chunk, int32_t threads, mo_body body, void *ctx);
+
+/* Nonzero when the AVX2 paths are in use. */
+int mo_use_avx2(void);
+
+/* Canonical sum of |x| over [0, n) (shared by mo_sum_abs and the L1 rescale of mo_drop_rescale). */
+double mo_sum_abs_impl(const float *x, int64_t n, int32_t threads, int *err);
+
+static inline uint32_t mo_bits(float f) { union { float f; uint32_t u; } v = { .f = f }; return v.u; }
+static inline float mo_float(uint32_t u) { union { uint32_t u; float f; } v = { .u = u }; return v.f; }
+
+#endif

@@ -1,0 +1,308 @@
+package dev.mergeforge.backend.ffm;
+
+import dev.mergeforge.backend.java.JavaBackend;
+import dev.mergeforge.bindings.MergeOps;
+import dev.mergeforge.errors.MergeforgeException;
+import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.Tile;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
+/**
+ * The native CPU backend: the hot ops run in libmergeops (C, AVX2 where the CPU has it, split over
+ * {@code threads} worker threads at fixed chunk boundaries) through the generated FFM bindings in
+ * {@code dev.mergeforge.bindings}; this is the only class that imports them. Every op gives the same
+ * bits as {@link JavaBackend}, which also serves the ops not overridden here.
+ *
+ * <p>Before every native call the Java side checks each segment against the element count it
+ * passes (and that it is alive and reachable from this thread), so native code never touches memory
+ * outside what it was given. Heap-backed tiles ({@code Tile.ofArray}) work: they are copied into a
+ * confined arena for the call and copied back (see {@link Staging}); that costs a copy, so the
+ * merge path uses pool tiles, which are native.
+ */
+public class NativeBackend extends JavaBackend {
+    private static final long F32 = 4;
+    /** The f16 NaN rule of this JVM's Float.float16ToFloat / floatToFloat16 (HotSpot uses F16C where it can). */
+    private static final int NAN_MODE = probeNanMode();
+    private static final String UNAVAILABLE = check();
+
+    private final int nativeThreads;
+
+    /**
+     * @param threads worker threads for native calls and for the Java ops; 0 or less means one per core
+     * @throws MergeforgeException if the library is not available (the message says why)
+     */
+    public NativeBackend(int threads) {
+        super(threads);
+        if (UNAVAILABLE != null) {
+            close();
+            throw new MergeforgeException("native backend unavailable: " + UNAVAILABLE + " (or use --backend java)");
+        }
+        this.nativeThreads = Math.max(0, threads);
+    }
+
+    public NativeBackend() { this(0); }
+
+    /** True when libmergeops is loaded and matches these bindings. */
+    public static boolean isAvailable() { return UNAVAILABLE == null; }
+
+    /** Why the native backend is unavailable, or null when it is available. */
+    public static String unavailableReason() { return UNAVAILABLE; }
+
+    @Override public String name() { return "native"; }
+
+    /** "avx2" or "portable": the kernel variant in use. */
+    public static String simd() { return MergeOps.mo_simd_level() == MergeOps.MO_SIMD_AVX2() ? "avx2" : "portable"; }
+
+    /** Caps the kernel variant for the whole process (tests compare the two); returns the variant now in use. */
+    public static String forceSimd(boolean avx2) {
+        MergeOps.mo_set_simd_level(avx2 ? MergeOps.MO_SIMD_AVX2() : MergeOps.MO_SIMD_PORTABLE());
+        return simd();
+    }
+
+    private static String check() {
+        String err = NativeLibrary.error();
+        if (err != null) return err;
+        try {
+            int v = MergeOps.mo_abi_version();
+            if (v != MergeOps.MO_ABI_VERSION()) {
+                return "libmergeops has ABI version " + v + " but the bindings expect " + MergeOps.MO_ABI_VERSION() + "; rebuild with `make native`";
+            }
+            return null;
+        } catch (UnsatisfiedLinkError | IllegalCallerException e) {
+            return "libmergeops does not export the expected symbols (" + e.getMessage() + "); rebuild with `make native`";
+        }
+    }
+
+    private static int probeNanMode() {
+        int mode = 0;
+        if (Float.floatToRawIntBits(Float.float16ToFloat((short) 0x7c01)) == 0x7fc02000) mode |= 1; // MO_F16_NAN_QUIET_LOAD
+        if (Float.floatToFloat16(Float.intBitsToFloat(0x7f800001)) == (short) 0x7e00) mode |= 2;     // MO_F16_NAN_QUIET_STORE
+        return mode;
+    }
+
+    private static void sameSize(Tile a, Tile b) {
+        if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
+    }
+
+    private static void ok(int rc, String op) {
+        if (rc == MergeOps.MO_ERR_NOMEM()) throw new OutOfMemoryError("native " + op + ": out of native memory for scratch buffers");
+        if (rc != MergeOps.MO_OK()) throw new IllegalStateException("native " + op + " rejected its arguments (code " + rc + ")");
+    }
+
+    private static int nativeDType(DType d) {
+        return switch (d) {
+            case F32 -> MergeOps.MO_DTYPE_F32();
+            case F16 -> MergeOps.MO_DTYPE_F16();
+            case BF16 -> MergeOps.MO_DTYPE_BF16();
+            case F64 -> MergeOps.MO_DTYPE_F64();
+            case I64, I32, I16, I8, U8, BOOL -> -1;
+        };
+    }
+
+    // ---------------------------------------------------------------- conversion
+
+    @Override
+    public void load(TensorView src, Tile dst) {
+        int dt = nativeDType(src.dtype());
+        if (dt < 0 || src.numel() != dst.size()) { super.load(src, dst); return; } // the Java messages
+        long n = dst.size();
+        try (Staging st = new Staging()) {
+            MemorySegment s = st.in(src.data(), n * src.dtype().byteSize(), "tensor " + src.name());
+            MemorySegment d = st.out(dst.data(), n * F32, "load target " + dst);
+            ok(MergeOps.mo_load(dt, s, d, n, NAN_MODE, nativeThreads), "load");
+            st.commit();
+        }
+    }
+
+    @Override
+    public void store(Tile src, DType dtype, MemorySegment dst) {
+        int dt = nativeDType(dtype);
+        long n = src.size();
+        if (dt < 0 || dst.byteSize() != n * dtype.byteSize()) { super.store(src, dtype, dst); return; }
+        try (Staging st = new Staging()) {
+            MemorySegment s = st.in(src.data(), n * F32, "store source " + src);
+            MemorySegment d = st.out(dst, n * dtype.byteSize(), "store target");
+            ok(MergeOps.mo_store(dt, s, d, n, NAN_MODE, nativeThreads), "store");
+            st.commit();
+        }
+    }
+
+    // ---------------------------------------------------------------- elementwise
+
+    @Override
+    public void sub(Tile a, Tile b, Tile out) {
+        sameSize(a, b); sameSize(a, out);
+        long n = a.size();
+        try (Staging st = new Staging()) {
+            MergeOps.mo_sub(st.in(a.data(), n * F32, "sub a"), st.in(b.data(), n * F32, "sub b"), st.out(out.data(), n * F32, "sub out"), n, nativeThreads);
+            st.commit();
+        }
+    }
+
+    @Override
+    public void add(Tile a, Tile b, Tile out) {
+        sameSize(a, b); sameSize(a, out);
+        long n = a.size();
+        try (Staging st = new Staging()) {
+            MergeOps.mo_add(st.in(a.data(), n * F32, "add a"), st.in(b.data(), n * F32, "add b"), st.out(out.data(), n * F32, "add out"), n, nativeThreads);
+            st.commit();
+        }
+    }
+
+    @Override
+    public void scale(Tile x, float s, Tile out) {
+        sameSize(x, out);
+        long n = x.size();
+        try (Staging st = new Staging()) {
+            MergeOps.mo_scale(st.in(x.data(), n * F32, "scale x"), s, st.out(out.data(), n * F32, "scale out"), n, nativeThreads);
+            st.commit();
+        }
+    }
+
+    @Override
+    public void axpy(float alpha, Tile x, Tile y) {
+        sameSize(x, y);
+        long n = x.size();
+        try (Staging st = new Staging()) {
+            MergeOps.mo_axpy(alpha, st.in(x.data(), n * F32, "axpy x"), st.inOut(y.data(), n * F32, "axpy y"), n, nativeThreads);
+            st.commit();
+        }
+    }
+
+    @Override
+    public void weightedSum(List<Tile> xs, float[] w, Tile out) {
+        if (xs.isEmpty() || xs.size() != w.length) { super.weightedSum(xs, w, out); return; }
+        for (Tile t : xs) sameSize(t, out);
+        long n = out.size();
+        try (Staging st = new Staging()) {
+            MemorySegment ptrs = st.addresses(staged(st, xs, n, "weightedSum input"));
+            ok(MergeOps.mo_weighted_sum(ptrs, st.floats(w), w.length, st.out(out.data(), n * F32, "weightedSum out"), n, nativeThreads), "weightedSum");
+            st.commit();
+        }
+    }
+
+    @Override
+    public void lerp(Tile a, Tile b, float t, Tile out) {
+        sameSize(a, b); sameSize(a, out);
+        long n = a.size();
+        try (Staging st = new Staging()) {
+            MergeOps.mo_lerp(st.in(a.data(), n * F32, "lerp a"), st.in(b.data(), n * F32, "lerp b"), t, st.out(out.data(), n * F32, "lerp out"), n, nativeThreads);
+            st.commit();
+        }
+    }
+
+    private static MemorySegment[] staged(Staging st, List<Tile> xs, long n, String what) {
+        MemorySegment[] segs = new MemorySegment[xs.size()];
+        for (int j = 0; j < segs.length; j++) segs[j] = st.in(xs.get(j).data(), n * F32, what + " " + j);
+        return segs;
+    }
+
+    // ---------------------------------------------------------------- reductions
+
+    @Override
+    public double sumAbs(Tile x) {
+        long n = x.size();
+        double r;
+        try (Staging st = new Staging()) { r = MergeOps.mo_sum_abs(st.in(x.data(), n * F32, "sumAbs x"), n, nativeThreads); }
+        return Double.isNaN(r) ? super.sumAbs(x) : r; // NaN: NaN input, or native scratch allocation failed
+    }
+
+    @Override
+    public double sumSquares(Tile x) {
+        long n = x.size();
+        double r;
+        try (Staging st = new Staging()) { r = MergeOps.mo_sum_squares(st.in(x.data(), n * F32, "sumSquares x"), n, nativeThreads); }
+        return Double.isNaN(r) ? super.sumSquares(x) : r;
+    }
+
+    @Override
+    public double dot(Tile a, Tile b) {
+        sameSize(a, b);
+        long n = a.size();
+        double r;
+        try (Staging st = new Staging()) { r = MergeOps.mo_dot(st.in(a.data(), n * F32, "dot a"), st.in(b.data(), n * F32, "dot b"), n, nativeThreads); }
+        return Double.isNaN(r) ? super.dot(a, b) : r;
+    }
+
+    // ---------------------------------------------------------------- sparsification
+
+    @Override
+    public void keepRankRange(Tile x, long from, long to) {
+        long n = x.size();
+        try (Staging st = new Staging()) {
+            ok(MergeOps.mo_keep_rank_range(st.inOut(x.data(), n * F32, "keepRankRange x"), n, from, to, nativeThreads), "keepRankRange");
+            st.commit();
+        }
+    }
+
+    @Override
+    public void dropRescale(Tile x, float density, long key, Rescale mode) {
+        long n = x.size();
+        int m = switch (mode) {
+            case NONE -> MergeOps.MO_RESCALE_NONE();
+            case DENSITY -> MergeOps.MO_RESCALE_DENSITY();
+            case L1 -> MergeOps.MO_RESCALE_L1();
+        };
+        try (Staging st = new Staging()) {
+            ok(MergeOps.mo_drop_rescale(st.inOut(x.data(), n * F32, "dropRescale x"), n, density, key, m, nativeThreads), "dropRescale");
+            st.commit();
+        }
+    }
+
+    // ---------------------------------------------------------------- TIES
+
+    @Override
+    public void electSign(List<Tile> weighted, Tile sign) {
+        if (weighted.isEmpty()) { super.electSign(weighted, sign); return; }
+        for (Tile t : weighted) sameSize(t, sign);
+        long n = sign.size();
+        try (Staging st = new Staging()) {
+            MemorySegment ptrs = st.addresses(staged(st, weighted, n, "electSign input"));
+            ok(MergeOps.mo_elect_sign(ptrs, weighted.size(), st.out(sign.data(), n * F32, "electSign sign"), n, nativeThreads), "electSign");
+            st.commit();
+        }
+    }
+
+    @Override
+    public void disjointMerge(List<Tile> weighted, float[] w, Tile sign, boolean normalize, Tile out) {
+        if (weighted.isEmpty() || weighted.size() != w.length) { super.disjointMerge(weighted, w, sign, normalize, out); return; }
+        for (Tile t : weighted) sameSize(t, out);
+        sameSize(sign, out);
+        long n = out.size();
+        try (Staging st = new Staging()) {
+            MemorySegment ptrs = st.addresses(staged(st, weighted, n, "disjointMerge input"));
+            MemorySegment sg = st.in(sign.data(), n * F32, "disjointMerge sign");
+            ok(MergeOps.mo_disjoint_merge(ptrs, st.floats(w), w.length, sg, normalize ? 1 : 0,
+                    st.out(out.data(), n * F32, "disjointMerge out"), n, nativeThreads), "disjointMerge");
+            st.commit();
+        }
+    }
+
+    // ---------------------------------------------------------------- AIM
+
+    @Override
+    public void relax(Tile base, Tile merged, Tile importance, float omega, Axis axis, Tile out) {
+        sameSize(base, merged); sameSize(base, out);
+        long n = base.size(), cols = base.cols();
+        long channels = switch (axis) {
+            case COLUMNS -> cols;
+            case ROWS -> n / Math.max(1, cols);
+            case ELEMENTS -> n;
+        };
+        if (n == 0 || cols <= 0 || importance.size() != channels) { super.relax(base, merged, importance, omega, axis, out); return; }
+        int ax = switch (axis) {
+            case COLUMNS -> MergeOps.MO_AXIS_COLUMNS();
+            case ROWS -> MergeOps.MO_AXIS_ROWS();
+            case ELEMENTS -> MergeOps.MO_AXIS_ELEMENTS();
+        };
+        try (Staging st = new Staging()) {
+            ok(MergeOps.mo_relax(st.in(base.data(), n * F32, "relax base"), st.in(merged.data(), n * F32, "relax merged"),
+                    st.in(importance.data(), channels * F32, "relax importance"), channels, omega, ax, cols,
+                    st.out(out.data(), n * F32, "relax out"), n, nativeThreads), "relax");
+            st.commit();
+        }
+    }
+}
