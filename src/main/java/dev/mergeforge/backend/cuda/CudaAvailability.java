@@ -18,6 +18,8 @@ import java.util.Optional;
 final class CudaAvailability {
     static final String DRIVER_LIBRARY = "libcuda.so.1";
     private static Optional<String> cached;
+    /** The first JCuda linkage failure: later attempts only see NoClassDefFoundError, which names nothing. */
+    private static String jcudaLinkFailure;
 
     private CudaAvailability() {}
 
@@ -60,7 +62,8 @@ final class CudaAvailability {
     }
 
     /** Loads JCuda's driver natives and runs cuInit; any linkage failure becomes a reason, never a crash. */
-    static Optional<String> jcudaReason() {
+    static synchronized Optional<String> jcudaReason() {
+        if (jcudaLinkFailure != null) return Optional.of(jcudaLinkFailure);
         try {
             JCudaDriver.setExceptionsEnabled(false);
             int rc = JCudaDriver.cuInit(0);
@@ -73,8 +76,8 @@ final class CudaAvailability {
             if (rc != CUresult.CUDA_SUCCESS || count[0] == 0) return Optional.of("no GPU (cuDeviceGetCount found none): use --backend java");
             return Optional.empty();
         } catch (LinkageError e) {
-            return Optional.of("JCuda's native library failed to load (" + e.getClass().getSimpleName() + ": " + e.getMessage()
-                    + "): a CUDA 12+ driver is needed, or use --backend java");
+            jcudaLinkFailure = "JCuda's native library failed to load (" + CudaErrors.linkFailure(e) + "): a CUDA 12+ driver is needed, or use --backend java";
+            return Optional.of(jcudaLinkFailure);
         }
     }
 

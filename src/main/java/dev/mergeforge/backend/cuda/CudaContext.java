@@ -26,7 +26,7 @@ import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
  * every op is queued on, and the PTX modules of the jar loaded with cuModuleLoadData. Owns all of
  * them; {@link #close} unloads and releases in reverse order.
  */
-final class CudaContext implements AutoCloseable {
+final class CudaContext implements AutoCloseable, Launcher {
     final int ordinal;
     final String deviceName;
     final long totalMemory;
@@ -105,7 +105,9 @@ final class CudaContext implements AutoCloseable {
      * Queues kernel k on the stream. Arguments in kernel order: DeviceBuffer (a pointer), Long
      * (long long), Integer (int or unsigned int bits), Float.
      */
-    void launch(Kernel k, long grid, int block, Object... args) {
+    @Override
+    public void launch(Kernel k, long grid, int block, Object... args) {
+        k.checkArgs(args);
         Pointer[] params = new Pointer[args.length];
         for (int i = 0; i < args.length; i++) {
             params[i] = switch (args[i]) {

@@ -25,6 +25,20 @@ final class CudaErrors {
         return name;
     }
 
+    /**
+     * One line from a native-library loading failure: JCuda's UnsatisfiedLinkError carries whole
+     * stack traces in its message; the line the dynamic linker wrote ("...: cannot open shared
+     * object file ...") is the one that says what is missing.
+     */
+    static String linkFailure(Throwable e) {
+        String msg = String.valueOf(e.getMessage());
+        String first = msg.lines().findFirst().orElse("").strip();
+        String linker = msg.lines().filter(l -> l.contains("cannot open shared object file") || l.contains("undefined symbol"))
+                .reduce((a, b) -> b).orElse(null);
+        String line = linker != null ? linker.strip().replaceFirst("^java\\.lang\\.UnsatisfiedLinkError: ", "") : first;
+        return e.getClass().getSimpleName() + ": " + line;
+    }
+
     private static String hint(int rc) {
         return switch (rc) {
             case CUresult.CUDA_ERROR_OUT_OF_MEMORY ->

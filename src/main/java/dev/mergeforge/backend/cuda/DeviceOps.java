@@ -20,15 +20,19 @@ final class DeviceOps {
 
     final CudaContext cx;
     final DeviceBufferPool pool;
+    final Launcher launcher;
 
-    DeviceOps(CudaContext cx, DeviceBufferPool pool) {
+    DeviceOps(CudaContext cx, DeviceBufferPool pool) { this(cx, pool, cx::launch); }
+
+    DeviceOps(CudaContext cx, DeviceBufferPool pool, Launcher launcher) {
         this.cx = cx;
         this.pool = pool;
+        this.launcher = launcher;
     }
 
     static long grid(long work, int threads) { return Math.max(1, Math.min(MAX_GRID, (work + threads - 1) / threads)); }
 
-    private void elementwise(Kernel k, long n, Object... args) { cx.launch(k, grid(n, THREADS), THREADS, args); }
+    private void elementwise(Kernel k, long n, Object... args) { launcher.launch(k, grid(n, THREADS), THREADS, args); }
 
     // ---------------------------------------------------------------- conversion
 
@@ -86,7 +90,7 @@ final class DeviceOps {
             args[in.length] = n;
             args[in.length + 1] = partial;
             args[in.length + 2] = nb;
-            cx.launch(k, grid(nb, threads), threads, args);
+            launcher.launch(k, grid(nb, threads), threads, args);
             double[] p = new double[(int) nb];
             cx.sync();
             CudaErrors.check(JCudaDriver.cuMemcpyDtoH(Pointer.to(p), partial.ptr, nb * 8), "cuMemcpyDtoH of reduction partials");
@@ -101,7 +105,7 @@ final class DeviceOps {
     /** Zeroes x[i] where Philox.uniform24(key, i) >= threshold. */
     void philoxDrop(DeviceBuffer x, long n, long key, long threshold) {
         long groups = (n + 3) >>> 2;
-        cx.launch(Kernel.PHILOX_DROP, grid(groups, THREADS), THREADS, x, n, (int) key, (int) (key >>> 32), (int) threshold);
+        launcher.launch(Kernel.PHILOX_DROP, grid(groups, THREADS), THREADS, x, n, (int) key, (int) (key >>> 32), (int) threshold);
     }
 
     void electSign(DeviceBuffer ptrs, int k, DeviceBuffer sign, long n) { elementwise(Kernel.ELECT_SIGN, n, ptrs, k, sign, n); }

@@ -63,7 +63,7 @@ final class DeviceRankSelect {
     private long[] histogram(DeviceBuffer x, long n, int pass, int[] prefix, DeviceBuffer hist) {
         int t = prefix.length;
         CudaErrors.check(JCudaDriver.cuMemsetD8Async(hist.ptr, (byte) 0, 8L * 2 * BINS, ops.cx.stream), "cuMemsetD8Async");
-        ops.cx.launch(Kernel.RADIX_HIST, DeviceOps.grid(n, DeviceOps.THREADS * 16), DeviceOps.THREADS,
+        ops.launcher.launch(Kernel.RADIX_HIST, DeviceOps.grid(n, DeviceOps.THREADS * 16), DeviceOps.THREADS,
                 x, n, SHIFT[pass], BITS[pass], prefix[0], prefix[t - 1], t, hist);
         long[] h = new long[2 * BINS];
         ops.cx.sync();
@@ -85,7 +85,7 @@ final class DeviceRankSelect {
         DeviceBuffer cntDn = ops.pool.borrow(8 * chunks, "tie counts");
         try {
             // how many entries of each chunk equal each boundary value
-            ops.cx.launch(Kernel.EQ_COUNT, chunks, CHUNK_THREADS, x, n, vUp, hasUpper ? 1 : 0, vDn, cntUp, cntDn);
+            ops.launcher.launch(Kernel.EQ_COUNT, chunks, CHUNK_THREADS, x, n, vUp, hasUpper ? 1 : 0, vDn, cntUp, cntDn);
             long[] up = new long[(int) chunks], dn = new long[(int) chunks];
             ops.cx.sync();
             CudaErrors.check(JCudaDriver.cuMemcpyDtoH(Pointer.to(up), cntUp.ptr, 8 * chunks), "cuMemcpyDtoH of tie counts");
@@ -95,7 +95,7 @@ final class DeviceRankSelect {
             exclusivePrefix(dn);
             CudaErrors.check(JCudaDriver.cuMemcpyHtoD(cntUp.ptr, Pointer.to(up), 8 * chunks), "cuMemcpyHtoD of tie offsets");
             CudaErrors.check(JCudaDriver.cuMemcpyHtoD(cntDn.ptr, Pointer.to(dn), 8 * chunks), "cuMemcpyHtoD of tie offsets");
-            ops.cx.launch(Kernel.KEEP_RANK_MASK, chunks, CHUNK_THREADS, x, n, vUp, hasUpper ? 1 : 0, skipUp, vDn, keepDn, cntUp, cntDn);
+            ops.launcher.launch(Kernel.KEEP_RANK_MASK, chunks, CHUNK_THREADS, x, n, vUp, hasUpper ? 1 : 0, skipUp, vDn, keepDn, cntUp, cntDn);
             ops.cx.sync();
         } finally {
             ops.pool.release(cntUp);

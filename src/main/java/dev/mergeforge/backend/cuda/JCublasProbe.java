@@ -27,8 +27,7 @@ public final class JCublasProbe {
             JCublas2.initialize();
             return Optional.empty();
         } catch (LinkageError e) {
-            return Optional.of("JCublas 12.6 cannot load (" + e.getClass().getSimpleName() + ": " + e.getMessage()
-                    + "); it needs libcublas.so.12 from a CUDA 12.x install");
+            return Optional.of("JCublas 12.6 cannot load (" + CudaErrors.linkFailure(e) + "); it needs libcublas.so.12 from a CUDA 12.x install");
         }
     }
 }
