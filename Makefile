@@ -41,7 +41,7 @@ $(NATIVE_LIB): $(NATIVE_SRC) $(wildcard native/src/*.h)
 ptx: $(JAR)
 ifneq ($(NVCC),)
 ptx: $(PTX)
-$(PTX_DIR)/%.ptx: kernels/%.cu $(JAR)
+$(PTX_DIR)/%.ptx: kernels/%.cu $(wildcard kernels/*.cuh) $(JAR)
 	@mkdir -p $(PTX_DIR)
 	$(NVCC) $(NVCC_FLAGS) -o $@ $<
 	@cd target/classes && $(JDK)/bin/jar uf ../mergeforge.jar ptx/$(notdir $@)

@@ -1,0 +1,136 @@
+package dev.mergeforge.backend.cuda;
+
+import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.errors.MergeforgeException;
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.driver.JCudaDriver;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+
+/**
+ * One GPU as the backend uses it: the device's primary context (shared with cuBLAS), one stream
+ * every op is queued on, and the PTX modules of the jar loaded with cuModuleLoadData. Owns all of
+ * them; {@link #close} unloads and releases in reverse order.
+ */
+final class CudaContext implements AutoCloseable, Launcher {
+    final int ordinal;
+    final String deviceName;
+    final long totalMemory;
+    private final CUdevice device = new CUdevice();
+    private final CUcontext context = new CUcontext();
+    final CUstream stream = new CUstream();
+    private final List<CUmodule> modules = new ArrayList<>();
+    private final Map<Kernel, CUfunction> functions = new EnumMap<>(Kernel.class);
+    private boolean retained, streamCreated;
+
+    CudaContext(int ordinal) {
+        this.ordinal = ordinal;
+        CudaErrors.check(JCudaDriver.cuInit(0), "cuInit");
+        int count = CudaAvailability.deviceCount();
+        if (ordinal < 0 || ordinal >= count) {
+            throw new ConfigException("--device cuda:" + ordinal + ": this machine has " + count + " GPU(s), use cuda:0 to cuda:" + (count - 1));
+        }
+        try {
+            CudaErrors.check(JCudaDriver.cuDeviceGet(device, ordinal), "cuDeviceGet(" + ordinal + ")");
+            CudaErrors.check(JCudaDriver.cuDevicePrimaryCtxRetain(context, device), "cuDevicePrimaryCtxRetain(cuda:" + ordinal + ")");
+            retained = true;
+            makeCurrent();
+            CudaErrors.check(JCudaDriver.cuStreamCreate(stream, 0), "cuStreamCreate");
+            streamCreated = true;
+            byte[] name = new byte[256];
+            CudaErrors.check(JCudaDriver.cuDeviceGetName(name, name.length, device), "cuDeviceGetName");
+            int len = 0;
+            while (len < name.length && name[len] != 0) len++;
+            this.deviceName = new String(name, 0, len, StandardCharsets.US_ASCII);
+            long[] mem = new long[1];
+            CudaErrors.check(JCudaDriver.cuDeviceTotalMem(mem, device), "cuDeviceTotalMem");
+            this.totalMemory = mem[0];
+            loadModules();
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    private void loadModules() {
+        Map<String, CUmodule> byName = new LinkedHashMap<>();
+        for (Kernel k : Kernel.values()) {
+            CUmodule m = byName.get(k.module);
+            if (m == null) {
+                m = new CUmodule();
+                CudaErrors.check(JCudaDriver.cuModuleLoadData(m, ptx(k.resource())), "cuModuleLoadData(" + k.resource() + ")");
+                modules.add(m);
+                byName.put(k.module, m);
+            }
+            CUfunction f = new CUfunction();
+            CudaErrors.check(JCudaDriver.cuModuleGetFunction(f, m, k.entry), "cuModuleGetFunction(" + k.entry + " in " + k.resource() + ")");
+            functions.put(k, f);
+        }
+    }
+
+    /** The PTX text of a module, NUL-terminated as cuModuleLoadData wants it. */
+    static byte[] ptx(String resource) {
+        try (InputStream in = CudaContext.class.getResourceAsStream(resource)) {
+            if (in == null) throw new MergeforgeException("CUDA kernels missing from the build (" + resource + "): rebuild with make ptx");
+            byte[] text = in.readAllBytes();
+            byte[] z = new byte[text.length + 1];
+            System.arraycopy(text, 0, z, 0, text.length);
+            return z;
+        } catch (IOException e) {
+            throw new MergeforgeException("cannot read " + resource + " from the jar: " + e.getMessage(), e);
+        }
+    }
+
+    /** Binds this context to the calling thread (every op starts with it). */
+    void makeCurrent() { CudaErrors.check(cuCtxSetCurrent(context), "cuCtxSetCurrent(cuda:" + ordinal + ")"); }
+
+    /** Waits for everything queued on the stream. */
+    void sync() { CudaErrors.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize (a kernel failed)"); }
+
+    /**
+     * Queues kernel k on the stream. Arguments in kernel order: DeviceBuffer (a pointer), Long
+     * (long long), Integer (int or unsigned int bits), Float.
+     */
+    @Override
+    public void launch(Kernel k, long grid, int block, Object... args) {
+        k.checkArgs(args);
+        Pointer[] params = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++) {
+            params[i] = switch (args[i]) {
+                case DeviceBuffer b -> Pointer.to(b.ptr);
+                case Long v -> Pointer.to(new long[] {v});
+                case Integer v -> Pointer.to(new int[] {v});
+                case Float v -> Pointer.to(new float[] {v});
+                default -> throw new IllegalArgumentException("kernel argument " + i + " of " + k.entry + " has unsupported type " + args[i]);
+            };
+        }
+        if (grid < 1 || grid > Integer.MAX_VALUE) throw new IllegalArgumentException("grid of " + grid + " blocks for " + k.entry);
+        CudaErrors.check(JCudaDriver.cuLaunchKernel(functions.get(k), (int) grid, 1, 1, block, 1, 1, 0, stream,
+                Pointer.to(params), null), "cuLaunchKernel(" + k.entry + ")");
+    }
+
+    @Override
+    public void close() {
+        if (retained) makeCurrent();
+        for (CUmodule m : modules) JCudaDriver.cuModuleUnload(m);
+        modules.clear();
+        if (streamCreated) JCudaDriver.cuStreamDestroy(stream);
+        streamCreated = false;
+        if (retained) JCudaDriver.cuDevicePrimaryCtxRelease(device);
+        retained = false;
+    }
+}

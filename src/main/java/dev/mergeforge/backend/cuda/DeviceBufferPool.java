@@ -1,0 +1,81 @@
+package dev.mergeforge.backend.cuda;
+
+import jcuda.driver.CUresult;
+import jcuda.driver.JCudaDriver;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Owns the GPU memory of one backend: buffers are borrowed for one op and returned, reused best
+ * fit by capacity, so a merge allocates about what its largest op needs, once. When cuMemAlloc
+ * runs out of memory the free buffers are released and the allocation retried. Closing frees
+ * everything and refuses while buffers are out. Not thread-safe: the backend serialises ops.
+ */
+final class DeviceBufferPool implements AutoCloseable {
+    private static final long ALIGN = 256;
+
+    private final List<DeviceBuffer> free = new ArrayList<>();
+    private final Set<DeviceBuffer> out = Collections.newSetFromMap(new IdentityHashMap<>());
+    private long allocatedBytes;
+    private boolean closed;
+
+    /** A buffer of at least {@code bytes} bytes (contents undefined); {@code what} names it in errors. */
+    DeviceBuffer borrow(long bytes, String what) {
+        if (closed) throw new IllegalStateException("device buffer pool is closed");
+        long need = Math.max(ALIGN, (bytes + ALIGN - 1) / ALIGN * ALIGN);
+        DeviceBuffer best = null;
+        for (DeviceBuffer b : free) {
+            if (b.capacity >= need && (best == null || b.capacity < best.capacity)) best = b;
+        }
+        if (best != null && best.capacity <= need * 2 + (1 << 20)) {
+            free.remove(best);
+        } else {
+            best = allocate(need, what);
+        }
+        out.add(best);
+        return best;
+    }
+
+    private DeviceBuffer allocate(long need, String what) {
+        DevicePtr p = new DevicePtr();
+        int rc = JCudaDriver.cuMemAlloc(p, need);
+        if (rc == CUresult.CUDA_ERROR_OUT_OF_MEMORY && !free.isEmpty()) {
+            releaseFree();
+            rc = JCudaDriver.cuMemAlloc(p, need);
+        }
+        CudaErrors.check(rc, "cuMemAlloc of " + need + " bytes for " + what);
+        allocatedBytes += need;
+        return new DeviceBuffer(p, need);
+    }
+
+    /** Returns a borrowed buffer. */
+    void release(DeviceBuffer b) {
+        if (!out.remove(b)) throw new IllegalStateException(b + " was not borrowed from this pool");
+        free.add(b);
+    }
+
+    private void releaseFree() {
+        for (DeviceBuffer b : free) {
+            CudaErrors.check(JCudaDriver.cuMemFree(b.ptr), "cuMemFree");
+            allocatedBytes -= b.capacity;
+        }
+        free.clear();
+    }
+
+    /** GPU bytes this pool holds now. */
+    long allocatedBytes() { return allocatedBytes; }
+
+    int outstanding() { return out.size(); }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        if (!out.isEmpty()) throw new IllegalStateException("device buffer pool closed with " + out.size() + " buffers still borrowed");
+        closed = true;
+        releaseFree();
+    }
+}

@@ -1,0 +1,66 @@
+package dev.mergeforge.backend.cuda;
+
+/**
+ * Every kernel entry point the Java side launches, with the PTX module (kernels/&lt;module&gt;.cu,
+ * built into {@code /ptx/&lt;module&gt;.ptx} of the jar by {@code make ptx}) that defines it.
+ */
+enum Kernel {
+    LOAD_BF16("convert", "mf_load_bf16", "ppl"),
+    LOAD_F16("convert", "mf_load_f16", "ppl"),
+    STORE_BF16("convert", "mf_store_bf16", "ppl"),
+    STORE_F16("convert", "mf_store_f16", "ppl"),
+    SUB("elementwise", "mf_sub", "pppl"),
+    ADD("elementwise", "mf_add", "pppl"),
+    SCALE("elementwise", "mf_scale", "pfpl"),
+    DIV_SCALAR("elementwise", "mf_div_scalar", "pfpl"),
+    AXPY("elementwise", "mf_axpy", "fppl"),
+    LERP("elementwise", "mf_lerp", "ppffpl"),
+    WEIGHTED_SUM("elementwise", "mf_weighted_sum", "ppipl"),
+    BLOCK_SUM_ABS("reduce", "mf_block_sum_abs", "plpl"),
+    BLOCK_SUM_SQUARES("reduce", "mf_block_sum_squares", "plpl"),
+    BLOCK_DOT("reduce", "mf_block_dot", "pplpl"),
+    RADIX_HIST("select", "mf_radix_hist", "pliiiiip"),
+    EQ_COUNT("select", "mf_eq_count", "pliiipp"),
+    KEEP_RANK_MASK("select", "mf_keep_rank_mask", "pliililpp"),
+    PHILOX_DROP("dare", "mf_philox_drop", "pliii"),
+    ELECT_SIGN("ties", "mf_elect_sign", "pipl"),
+    DISJOINT_MERGE("ties", "mf_disjoint_merge", "ppipipl"),
+    RELAX("aim", "mf_relax", "pppfilpl");
+
+    final String module;
+    final String entry;
+    /**
+     * Parameter kinds in order: p = device pointer, l = long long, i = 32-bit int or unsigned,
+     * f = float. PTX declares p and l as .u64, i as .u32/.s32, f as .f32 (checked by CudaPtxTest).
+     */
+    final String signature;
+
+    Kernel(String module, String entry, String signature) {
+        this.module = module;
+        this.entry = entry;
+        this.signature = signature;
+    }
+
+    /** The signature letter of a launch argument, or '?' for an unsupported type. */
+    static char kindOf(Object arg) {
+        return switch (arg) {
+            case DeviceBuffer b -> 'p';
+            case Long v -> 'l';
+            case Integer v -> 'i';
+            case Float v -> 'f';
+            case null, default -> '?';
+        };
+    }
+
+    /** Throws unless args match the signature (a programming error, caught before the launch). */
+    void checkArgs(Object... args) {
+        StringBuilder got = new StringBuilder();
+        for (Object a : args) got.append(kindOf(a));
+        if (!got.toString().equals(signature)) {
+            throw new IllegalStateException("kernel " + entry + " takes (" + signature + ") but was given (" + got + ")");
+        }
+    }
+
+    /** Classpath resource of the module's PTX. */
+    String resource() { return "/ptx/" + module + ".ptx"; }
+}
