@@ -23,6 +23,10 @@ public final class Backends {
 
     static {
         register(new Kind("java", 0, Optional::empty, (threads, device) -> new JavaBackend(threads)));
+        register(new Kind("native", 10, () -> Optional.ofNullable(dev.mergeforge.backend.ffm.NativeBackend.unavailableReason()),
+                (threads, device) -> new dev.mergeforge.backend.ffm.NativeBackend(threads)));
+        register(new Kind("cuda", 20, dev.mergeforge.backend.cuda.CudaBackend::unavailableReason,
+                (threads, device) -> new dev.mergeforge.backend.cuda.CudaBackend(device)));
     }
 
     private Backends() {}
