@@ -32,7 +32,8 @@ final class SafetensorsWeights implements WeightSource {
         this.config = config;
     }
 
-    static SafetensorsWeights open(Path dir) {
+    static SafetensorsWeights open(Path given) {
+        Path dir = given.toAbsolutePath().normalize();
         Path cfg = dir.resolve("config.json");
         if (!Files.isRegularFile(cfg)) throw new CheckpointException(dir + ": no config.json; give a Hugging Face model directory");
         JsonNode config;
