@@ -1,0 +1,169 @@
+package dev.mergeforge.model;
+
+import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.errors.CheckpointException;
+import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.io.TensorView;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * A Llama-family decoder (Llama 2/3, Mistral, Qwen2; Touvron et al. 2023, arXiv 2307.09288)
+ * read from a Hugging Face directory, computed in float32 as transformers does.
+ *
+ * <p>Memory: tensors stay in the memory-mapped safetensors files; a decoder layer is converted to
+ * float32 only while it runs. {@link #hiddenStates} carries all sequences through one layer before
+ * the next is loaded, so a model larger than RAM can be calibrated. With {@code keepLayers}
+ * converted layers (and lm_head) stay resident instead, which decoding needs to be fast.
+ *
+ * <p>Lifetime: owns the mapped files; close it when done.
+ */
+public final class LlamaModel implements AutoCloseable {
+    private static final long LM_HEAD_CHUNK_FLOATS = 8L << 20;
+
+    private final WeightSource weights;
+    private final ModelConfig config;
+    private final Parallel par;
+    private final DecoderLayer layer;
+    private final LayerWeights[] resident;
+    private final boolean keepLayers;
+    private final TensorView embed;
+    private final TensorView lmHead;
+    private final float[] finalNorm;
+    private float[] lmHeadResident;
+
+    private LlamaModel(WeightSource weights, Parallel par, boolean keepLayers) {
+        this.weights = weights;
+        this.config = ModelConfig.fromJson(weights.config(), weights.describe() + "/config.json");
+        this.par = par;
+        this.keepLayers = keepLayers;
+        this.layer = new DecoderLayer(config, new Rope(config), par);
+        this.resident = new LayerWeights[config.layers()];
+        this.embed = weights.tensor("model.embed_tokens.weight");
+        Floats32.checkShape(embed, config.vocabSize(), config.hiddenSize());
+        if (weights.contains("lm_head.weight")) {
+            lmHead = weights.tensor("lm_head.weight");
+        } else if (config.tieWordEmbeddings()) {
+            lmHead = embed;
+        } else {
+            throw new CheckpointException(weights.describe() + ": no lm_head.weight and tie_word_embeddings is false; "
+                    + "the checkpoint is incomplete");
+        }
+        Floats32.checkShape(lmHead, config.vocabSize(), config.hiddenSize());
+        this.finalNorm = Floats32.read(weights.tensor("model.norm.weight"), config.hiddenSize());
+    }
+
+    /** Opens a model directory (config.json + model.safetensors or a sharded index). */
+    public static LlamaModel open(Path dir, Parallel par, boolean keepLayers) {
+        WeightSource w = SafetensorsWeights.open(dir);
+        try {
+            return new LlamaModel(w, par, keepLayers);
+        } catch (RuntimeException e) {
+            w.close();
+            throw e;
+        }
+    }
+
+    public ModelConfig config() { return config; }
+
+    /** The model directory, for messages and metadata. */
+    public String name() { return weights.describe(); }
+
+    public Parallel parallel() { return par; }
+
+    LayerWeights layer(int i) {
+        LayerWeights w = resident[i];
+        if (w != null) return w;
+        w = LayerWeights.load(weights, config, i);
+        if (keepLayers) resident[i] = w;
+        return w;
+    }
+
+    /** h[t] = embed_tokens[ids[t]] for a sequence. */
+    float[] embed(int[] ids, int from, int n) {
+        int hd = config.hiddenSize();
+        float[] h = new float[n * hd];
+        for (int t = 0; t < n; t++) {
+            int id = ids[from + t];
+            if (id < 0 || id >= config.vocabSize()) {
+                throw new ConfigException(name() + ": token id " + id + " is outside the vocabulary [0, " + config.vocabSize()
+                        + "); the data was tokenized for another model");
+            }
+            Floats32.copy(embed, (long) id * hd, h, t * hd, hd);
+        }
+        return h;
+    }
+
+    /**
+     * Runs every sequence through the whole decoder, one layer at a time, reporting each module's
+     * input to {@code obs} (sequence after sequence within a layer). Returns, per sequence, the
+     * final normed hidden states [len, hidden] (the input of lm_head).
+     */
+    public float[][] hiddenStates(int[][] sequences, ActivationObserver obs) {
+        int hd = config.hiddenSize(), kvd = config.kvDim();
+        int maxLen = Arrays.stream(sequences).mapToInt(s -> s.length).max().orElse(0);
+        float[][] h = new float[sequences.length][];
+        for (int b = 0; b < sequences.length; b++) h[b] = embed(sequences[b], 0, sequences[b].length);
+        DecoderLayer.Scratch s = new DecoderLayer.Scratch(config, maxLen);
+        float[] kc = new float[maxLen * kvd], vc = new float[maxLen * kvd];
+        for (int i = 0; i < config.layers(); i++) {
+            LayerWeights w = layer(i);
+            for (int b = 0; b < sequences.length; b++) layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
+        }
+        for (int b = 0; b < sequences.length; b++) {
+            int n = sequences[b].length;
+            obs.accept("model.norm.weight", h[b], 0, n, hd);
+            float[] out = new float[n * hd];
+            DecoderLayer.rmsNorm(h[b], n, hd, finalNorm, config.rmsNormEps(), out);
+            obs.accept("lm_head.weight", out, 0, n, hd);
+            h[b] = out;
+        }
+        return h;
+    }
+
+    /** logits [tokens, vocab] = normed·lm_headᵀ, lm_head converted a slab of rows at a time. */
+    public float[] logits(float[] normed, int tokens) {
+        int hd = config.hiddenSize(), vocab = config.vocabSize();
+        float[] out = new float[tokens * vocab];
+        if (lmHeadResident != null) {
+            MatMul.linear(par, normed, 0, tokens, hd, lmHeadResident, 0, vocab, null, out, 0, vocab);
+            return out;
+        }
+        int rows = (int) Math.max(1, Math.min(vocab, LM_HEAD_CHUNK_FLOATS / hd));
+        if (keepLayers && rows == vocab) {
+            lmHeadResident = Floats32.read(lmHead, vocab, hd);
+            return logits(normed, tokens);
+        }
+        float[] slab = new float[rows * hd];
+        for (int r0 = 0; r0 < vocab; r0 += rows) {
+            int n = Math.min(rows, vocab - r0);
+            Floats32.copy(lmHead, (long) r0 * hd, slab, 0, n * hd);
+            // out[:, r0 + o] = normed · slab[o]
+            MatMul.linear(par, normed, 0, tokens, hd, slab, 0, n, null, out, r0, vocab);
+        }
+        return out;
+    }
+
+    /** Logits of every position of every sequence (each [len, vocab]). */
+    public float[][] logits(int[][] sequences) {
+        float[][] h = hiddenStates(sequences, ActivationObserver.NONE);
+        float[][] out = new float[h.length][];
+        for (int b = 0; b < h.length; b++) out[b] = logits(h[b], sequences[b].length);
+        return out;
+    }
+
+    /** A KV-cached decoding session for one sequence of at most {@code capacity} tokens. */
+    public Decoding startDecoding(int capacity) { return new Decoding(this, capacity); }
+
+    DecoderLayer decoderLayer() { return layer; }
+
+    float[] finalNorm() { return finalNorm; }
+
+    @Override
+    public void close() {
+        Arrays.fill(resident, null);
+        lmHeadResident = null;
+        weights.close();
+    }
+}
