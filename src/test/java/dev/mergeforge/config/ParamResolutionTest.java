@@ -197,6 +197,20 @@ class ParamResolutionTest {
     }
 
     @Test
+    void exponentNumbersReadLikeMergekitWithOrWithoutQuotes() {
+        // PyYAML reads 1e-1 as a string that pydantic turns into 0.1; SnakeYAML reads a float: same value either way
+        MergeConfig c = TestSpecs.parse("""
+                merge_method: ties
+                base_model: base
+                models:
+                  - model: a
+                    parameters: {weight: 1e-1, density: "2.5e-1"}
+                """);
+        assertEquals(0.1, c.modelParams(0, Q.formatted(0), 0).number("weight"), 1e-15);
+        assertEquals(0.25, c.modelParams(0, Q.formatted(0), 0).number("density"), 1e-15);
+    }
+
+    @Test
     void nonNumericListIsIndexedByLayer() {
         MergeConfig c = TestSpecs.parse("""
                 merge_method: dare_linear
