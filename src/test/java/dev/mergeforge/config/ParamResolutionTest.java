@@ -211,6 +211,20 @@ class ParamResolutionTest {
     }
 
     @Test
+    void requiredValueLeftUnsetByFiltersFailsAtMergeTimeNamingTheTensor() {
+        MergeConfig c = TestSpecs.parse("""
+                merge_method: slerp
+                base_model: a
+                models: [{model: a}, {model: b}]
+                parameters:
+                  t: [{filter: mlp, value: 0.3}]
+                """);
+        assertEquals(0.3, c.globalParams(UP.formatted(1), 0.5).number("t"));
+        ConfigException e = assertThrows(ConfigException.class, () -> c.globalParams(Q.formatted(1), 0.5).number("t"));
+        assertEquals("tensor 'model.layers.1.self_attn.q_proj.weight': parameter 't' is required; add it under parameters:", e.getMessage());
+    }
+
+    @Test
     void nonNumericListIsIndexedByLayer() {
         MergeConfig c = TestSpecs.parse("""
                 merge_method: dare_linear
