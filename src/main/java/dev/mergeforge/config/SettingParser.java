@@ -132,7 +132,7 @@ final class SettingParser {
             case FLAG -> raw instanceof Number n && (n.doubleValue() == 0 || n.doubleValue() == 1) ? (Object) (n.doubleValue() == 1) : raw;
             case STRING -> raw;
         };
-        if (v instanceof Number n && !(v instanceof Double)) v = n.doubleValue();
+        if (spec.type() == ParamSpec.Type.NUMBER && v instanceof Number n && !(v instanceof Double)) v = n.doubleValue();
         String why = spec.check(v);
         if (why != null) {
             problems.add(path, why + fix(spec));

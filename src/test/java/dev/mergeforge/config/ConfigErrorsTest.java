@@ -137,6 +137,23 @@ class ConfigErrorsTest {
     }
 
     @Test
+    void registeredLinearSpecValidatesItsParameters() {
+        ConfigException e = assertThrows(ConfigException.class, () -> ConfigReader.parse("""
+                merge_method: linear
+                parameters: {normalize: 2}
+                models:
+                  - model: a
+                    parameters: {weight: .inf}
+                  - model: b
+                    parameters: {weight: [1, x], density: 0.5}
+                """, "lin.yaml"));
+        has(e.getMessage(), "lin.yaml: 4 problems", "parameters.normalize: must be true or false, got '2'",
+                "models[0].parameters.weight: must be finite, got Infinity",
+                "models[1].parameters.weight[1]: must be a number, got 'x'",
+                "models[1].parameters.density: unknown parameter of linear; valid here: weight");
+    }
+
+    @Test
     void methodMissingOrUnknown() {
         has(error("models: [{model: a}]\n"), "merge_method: is missing; add merge_method: <name> (valid: linear, ties");
         has(error("merge_method: tie\nmodels: [{model: a}]\n"), "merge_method: unknown method 'tie'; valid methods: linear, ties, slerp");

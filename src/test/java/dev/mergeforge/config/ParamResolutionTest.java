@@ -197,6 +197,34 @@ class ParamResolutionTest {
     }
 
     @Test
+    void exponentNumbersReadLikeMergekitWithOrWithoutQuotes() {
+        // PyYAML reads 1e-1 as a string that pydantic turns into 0.1; SnakeYAML reads a float: same value either way
+        MergeConfig c = TestSpecs.parse("""
+                merge_method: ties
+                base_model: base
+                models:
+                  - model: a
+                    parameters: {weight: 1e-1, density: "2.5e-1"}
+                """);
+        assertEquals(0.1, c.modelParams(0, Q.formatted(0), 0).number("weight"), 1e-15);
+        assertEquals(0.25, c.modelParams(0, Q.formatted(0), 0).number("density"), 1e-15);
+    }
+
+    @Test
+    void requiredValueLeftUnsetByFiltersFailsAtMergeTimeNamingTheTensor() {
+        MergeConfig c = TestSpecs.parse("""
+                merge_method: slerp
+                base_model: a
+                models: [{model: a}, {model: b}]
+                parameters:
+                  t: [{filter: mlp, value: 0.3}]
+                """);
+        assertEquals(0.3, c.globalParams(UP.formatted(1), 0.5).number("t"));
+        ConfigException e = assertThrows(ConfigException.class, () -> c.globalParams(Q.formatted(1), 0.5).number("t"));
+        assertEquals("tensor 'model.layers.1.self_attn.q_proj.weight': parameter 't' is required; add it under parameters:", e.getMessage());
+    }
+
+    @Test
     void nonNumericListIsIndexedByLayer() {
         MergeConfig c = TestSpecs.parse("""
                 merge_method: dare_linear
