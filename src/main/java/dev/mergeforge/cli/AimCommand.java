@@ -25,8 +25,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
- * `mergeforge aim`: AIM on an already merged checkpoint. Runs as a one-model linear "merge" of
- * MERGED (weight 1: an exact copy) with BASE as base model and the aim: relaxation on top, so it
+ * `mergeforge aim`: AIM on an already merged checkpoint. Runs as a linear "merge" of MERGED
+ * (weight 1) and BASE (weight 0) — an exact copy of MERGED — with BASE as base model and the aim:
+ * relaxation on top, so it
  * shares the streaming loop, the checks and the atomic output of every merge.
  */
 @Command(name = "aim", description = "Apply activation-informed merging (AIM) to an already merged checkpoint.")
@@ -99,7 +100,9 @@ final class AimCommand implements Callable<Integer> {
         Map<String, Object> c = new LinkedHashMap<>();
         c.put("merge_method", "linear");
         c.put("base_model", base);
-        c.put("models", List.of(Map.of("model", merged, "parameters", Map.of("weight", 1.0))));
+        // the base is listed with weight 0 so that the copy of MERGED is exact: (1·m + 0·b) / 1 = m
+        c.put("models", List.of(Map.of("model", merged, "parameters", Map.of("weight", 1.0)),
+                Map.of("model", base, "parameters", Map.of("weight", 0.0))));
         c.put("aim", aim);
         return c;
     }

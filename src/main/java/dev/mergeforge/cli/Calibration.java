@@ -1,20 +1,53 @@
 package dev.mergeforge.cli;
 
 import dev.mergeforge.backend.Backend;
+import dev.mergeforge.calib.Calibrator;
 import dev.mergeforge.config.CalibrationSettings;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.run.Events;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Runs (or reuses from the cache) the base model's AIM calibration for a merge config. */
 final class Calibration {
     private Calibration() {}
 
+    /** Where calibration results are cached: $MERGEFORGE_CACHE, else $XDG_CACHE_HOME/mergeforge, else ~/.cache/mergeforge. */
+    static Path cacheDir() {
+        String env = System.getenv("MERGEFORGE_CACHE");
+        if (env != null && !env.isBlank()) return Path.of(env);
+        String xdg = System.getenv("XDG_CACHE_HOME");
+        if (xdg != null && !xdg.isBlank()) return Path.of(xdg, "mergeforge");
+        return Path.of(System.getProperty("user.home"), ".cache", "mergeforge");
+    }
+
+    /** The stats file for {@code base}: given by the settings, or calibrated now (cached across runs). */
     static Path statsFor(Checkpoint base, CalibrationSettings c, Backend backend, Events ev) {
-        if (c.stats() != null) return Path.of(c.stats());
-        throw new ConfigException("aim.calibration: calibrating inside a merge is not available in this build; run `mergeforge calibrate "
-                + base.ref() + " --stat act_mean -o STATS.safetensors` and use aim: {stats: STATS.safetensors}");
+        if (c.stats() != null) {
+            Path p = Path.of(c.stats());
+            if (!Files.isRegularFile(p)) throw new ConfigException("calibration.stats: file " + p + " not found; run `mergeforge calibrate` to make it");
+            return p;
+        }
+        Path data = c.data() == null ? null : Path.of(c.data());
+        if (data != null && !Files.isRegularFile(data)) {
+            throw new ConfigException("calibration.data: file " + data + " not found; give a text file, JSONL with \"text\" or with \"input_ids\"");
+        }
+        Calibrator.Settings s = Calibrator.Settings.defaults().withCacheDir(cacheDir());
+        if (c.samples() != null) s = s.withSamples(c.samples());
+        if (c.seqLen() != null) s = s.withSeqLen(c.seqLen());
+        ev.note("calibrating " + base.ref() + (data == null ? " on self-generated samples" : " on " + data) + " (cached in " + cacheDir() + ")");
+        try {
+            Files.createDirectories(cacheDir());
+            // the relaxer maps a file: this run's copy lives in the temp dir, the cache keeps its own
+            Path out = Files.createTempFile("mergeforge-aim-", ".safetensors");
+            Files.delete(out);
+            out.toFile().deleteOnExit();
+            return Calibrator.calibrate(base.dir(), data, s, out);
+        } catch (java.io.IOException e) {
+            throw new ConfigException("cannot create the cache folder " + cacheDir() + " or a temporary file: " + e.getMessage()
+                    + "; set MERGEFORGE_CACHE (and java.io.tmpdir) to writable folders");
+        }
     }
 }
