@@ -1,0 +1,142 @@
+package dev.mergeforge.model;
+
+import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.calib.ActMeanStats;
+import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.tensor.DType;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The float32 forward pass and its activation hooks against a plain double reference, on tiny random models. */
+class ForwardPassTest {
+    static final Parallel PAR = new Parallel(2);
+
+    @AfterAll
+    static void stop() { PAR.shutdown(); }
+
+    /** Llama 3 style: GQA, explicit head_dim ≠ hidden/heads, llama3 rope scaling, tied embeddings, bf16 storage. */
+    static TinyModel llama() {
+        TinyModel m = new TinyModel("llama");
+        m.hidden = 16; m.inter = 24; m.layers = 2; m.heads = 4; m.kv = 2; m.headDim = 6; m.vocab = 20;
+        m.eps = 1e-5; m.theta = 500; m.tied = true;
+        m.rope = "llama3"; m.factor = 8; m.low = 1; m.high = 4; m.origMax = 8;
+        return m.build(1, false, false);
+    }
+
+    /** Mistral: sliding window shorter than the sequence, linear rope scaling, transformers-5 rope_parameters. */
+    static TinyModel mistral() {
+        TinyModel m = new TinyModel("mistral");
+        m.hidden = 16; m.inter = 20; m.layers = 2; m.heads = 4; m.kv = 1; m.headDim = 4; m.vocab = 24;
+        m.eps = 1e-6; m.theta = 10000; m.window = 3; m.rope = "linear"; m.factor = 2;
+        return m.build(2, false, true);
+    }
+
+    /** Qwen2: q/k/v biases, tied embeddings, large rope theta. */
+    static TinyModel qwen2() {
+        TinyModel m = new TinyModel("qwen2");
+        m.hidden = 12; m.inter = 28; m.layers = 3; m.heads = 3; m.kv = 3; m.headDim = 4; m.vocab = 18;
+        m.eps = 1e-6; m.theta = 1e6; m.tied = true;
+        return m.build(3, true, false);
+    }
+
+    static int[][] sequences(int vocab, long seed, int... lengths) {
+        Random r = new Random(seed);
+        int[][] s = new int[lengths.length][];
+        for (int b = 0; b < lengths.length; b++) {
+            s[b] = new int[lengths[b]];
+            for (int t = 0; t < lengths[b]; t++) s[b][t] = r.nextInt(vocab);
+        }
+        return s;
+    }
+
+    private void check(TinyModel tiny, Path dir, DType dtype) throws IOException {
+        tiny.write(dir, dtype);
+        int[][] seqs = sequences(tiny.vocab, 7, 9, 5, 13);
+        ReferenceForward ref = new ReferenceForward(tiny);
+        ActMeanStats stats = new ActMeanStats();
+        try (LlamaModel model = LlamaModel.open(dir, PAR, false)) {
+            float[][] h = model.hiddenStates(seqs, stats);
+            for (int b = 0; b < seqs.length; b++) {
+                float[] got = model.logits(h[b], seqs[b].length);
+                double[][] expect = ref.logits(seqs[b]);
+                for (int t = 0; t < seqs[b].length; t++) {
+                    for (int v = 0; v < tiny.vocab; v++) {
+                        assertEquals(expect[t][v], got[t * tiny.vocab + v], 1e-4, "seq " + b + " pos " + t + " token " + v);
+                    }
+                }
+            }
+        }
+        Map<String, float[]> means = stats.means();
+        assertEquals(ref.absSum.keySet(), means.keySet());
+        assertEquals(tiny.layers * 9 + 2, means.size());
+        for (String name : means.keySet()) {
+            double[] expect = ref.mean(name);
+            float[] got = means.get(name);
+            assertEquals(expect.length, got.length, name);
+            for (int j = 0; j < got.length; j++) assertEquals(expect[j], got[j], 1e-5 * Math.max(1, Math.abs(expect[j])), name + "[" + j + "]");
+        }
+    }
+
+    @Test
+    void llamaWithGqaLlama3RopeTiedBf16(@TempDir Path dir) throws IOException { check(llama(), dir, DType.BF16); }
+
+    @Test
+    void mistralWithSlidingWindowAndLinearRope(@TempDir Path dir) throws IOException { check(mistral(), dir, DType.F32); }
+
+    @Test
+    void qwen2WithBiases(@TempDir Path dir) throws IOException { check(qwen2(), dir, DType.F32); }
+
+    @Test
+    void kvCachedDecodingMatchesTheFullForward(@TempDir Path dir) throws IOException {
+        TinyModel tiny = llama();
+        tiny.write(dir, DType.F32);
+        int[] seq = sequences(tiny.vocab, 11, 10)[0];
+        double[][] expect = new ReferenceForward(tiny).logits(seq);
+        try (LlamaModel model = LlamaModel.open(dir, PAR, true)) {
+            Decoding d = model.startDecoding(seq.length);
+            float[] last = d.append(seq, 0, 4);
+            for (int v = 0; v < tiny.vocab; v++) assertEquals(expect[3][v], last[v], 1e-4);
+            for (int t = 4; t < seq.length; t++) {
+                last = d.append(seq, t, 1);
+                for (int v = 0; v < tiny.vocab; v++) assertEquals(expect[t][v], last[v], 1e-4, "pos " + t);
+            }
+            assertEquals(seq.length, d.length());
+            assertThrows(IllegalArgumentException.class, () -> d.append(seq, 0, 1));
+        }
+    }
+
+    @Test
+    void refusesUnsupportedModelsWithTheKeyNamed(@TempDir Path dir) throws IOException {
+        TinyModel tiny = qwen2();
+        tiny.config.put("hidden_act", "gelu");
+        tiny.write(dir, DType.F32);
+        ConfigException e = assertThrows(ConfigException.class, () -> LlamaModel.open(dir, PAR, false));
+        assertTrue(e.getMessage().contains("hidden_act"), e.getMessage());
+        tiny.config.put("hidden_act", "silu");
+        tiny.config.putObject("rope_scaling").put("type", "yarn").put("factor", 2.0);
+        Files.writeString(dir.resolve("config.json"), tiny.config.toPrettyString());
+        e = assertThrows(ConfigException.class, () -> LlamaModel.open(dir, PAR, false));
+        assertTrue(e.getMessage().contains("yarn"), e.getMessage());
+    }
+
+    @Test
+    void refusesOutOfVocabularyIds(@TempDir Path dir) throws IOException {
+        TinyModel tiny = mistral();
+        tiny.write(dir, DType.F32);
+        try (LlamaModel model = LlamaModel.open(dir, PAR, false)) {
+            ConfigException e = assertThrows(ConfigException.class, () -> model.logits(new int[][] {{1, 99}}));
+            assertTrue(e.getMessage().contains("99"), e.getMessage());
+        }
+    }
+}
