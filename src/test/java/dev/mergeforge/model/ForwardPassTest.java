@@ -19,14 +19,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The float32 forward pass and its activation hooks against a plain double reference, on tiny random models. */
-class ForwardPassTest {
+public class ForwardPassTest {
     static final Parallel PAR = new Parallel(2);
 
     @AfterAll
     static void stop() { PAR.shutdown(); }
 
     /** Llama 3 style: GQA, explicit head_dim ≠ hidden/heads, llama3 rope scaling, tied embeddings, bf16 storage. */
-    static TinyModel llama() {
+    public static TinyModel llama() {
         TinyModel m = new TinyModel("llama");
         m.hidden = 16; m.inter = 24; m.layers = 2; m.heads = 4; m.kv = 2; m.headDim = 6; m.vocab = 20;
         m.eps = 1e-5; m.theta = 500; m.tied = true;
@@ -35,7 +35,7 @@ class ForwardPassTest {
     }
 
     /** Mistral: sliding window shorter than the sequence, linear rope scaling, transformers-5 rope_parameters. */
-    static TinyModel mistral() {
+    public static TinyModel mistral() {
         TinyModel m = new TinyModel("mistral");
         m.hidden = 16; m.inter = 20; m.layers = 2; m.heads = 4; m.kv = 1; m.headDim = 4; m.vocab = 24;
         m.eps = 1e-6; m.theta = 10000; m.window = 3; m.rope = "linear"; m.factor = 2;
@@ -43,14 +43,14 @@ class ForwardPassTest {
     }
 
     /** Qwen2: q/k/v biases, tied embeddings, large rope theta. */
-    static TinyModel qwen2() {
+    public static TinyModel qwen2() {
         TinyModel m = new TinyModel("qwen2");
         m.hidden = 12; m.inter = 28; m.layers = 3; m.heads = 3; m.kv = 3; m.headDim = 4; m.vocab = 18;
         m.eps = 1e-6; m.theta = 1e6; m.tied = true;
         return m.build(3, true, false);
     }
 
-    static int[][] sequences(int vocab, long seed, int... lengths) {
+    public static int[][] sequences(int vocab, long seed, int... lengths) {
         Random r = new Random(seed);
         int[][] s = new int[lengths.length][];
         for (int b = 0; b < lengths.length; b++) {

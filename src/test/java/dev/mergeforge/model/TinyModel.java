@@ -23,7 +23,7 @@ import java.util.Random;
  * A tiny random Llama-family model written to a folder: config.json + model.safetensors. The
  * weights are kept here in double (as rounded to the stored dtype) for the reference forward.
  */
-final class TinyModel {
+public final class TinyModel {
     final ObjectNode config;
     final Map<String, double[]> weights = new LinkedHashMap<>();
     final Map<String, long[]> shapes = new LinkedHashMap<>();
@@ -40,7 +40,7 @@ final class TinyModel {
     }
 
     /** Fills config.json and random weights; biases per flags. */
-    TinyModel build(long seed, boolean qkvBias, boolean ropeParametersStyle) {
+    public TinyModel build(long seed, boolean qkvBias, boolean ropeParametersStyle) {
         config.put("hidden_size", hidden).put("intermediate_size", inter).put("num_hidden_layers", layers)
                 .put("num_attention_heads", heads).put("num_key_value_heads", kv).put("vocab_size", vocab)
                 .put("rms_norm_eps", eps).put("tie_word_embeddings", tied).put("hidden_act", "silu")
@@ -106,8 +106,10 @@ final class TinyModel {
 
     double[] w(String name) { return weights.get(name); }
 
+    public int vocab() { return vocab; }
+
     /** Writes the folder; weights are rounded to {@code dtype} and the doubles updated to match. */
-    Path write(Path dir, DType dtype) throws IOException {
+    public Path write(Path dir, DType dtype) throws IOException {
         Files.createDirectories(dir);
         Files.writeString(dir.resolve("config.json"), config.toPrettyString());
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
