@@ -8,12 +8,12 @@ import java.util.Map;
  * transformers' modeling code: the oracle for {@link LlamaModel}. Also records the AIM statistic
  * (mean |input| per channel of every weight-owning module but the embedding).
  */
-final class ReferenceForward {
+public final class ReferenceForward {
     final TinyModel m;
     final Map<String, double[]> absSum = new HashMap<>();
     final Map<String, Long> count = new HashMap<>();
 
-    ReferenceForward(TinyModel m) { this.m = m; }
+    public ReferenceForward(TinyModel m) { this.m = m; }
 
     private void hook(String name, double[][] x) {
         double[] s = absSum.computeIfAbsent(name, k -> new double[x[0].length]);
@@ -28,7 +28,7 @@ final class ReferenceForward {
     }
 
     /** logits[t][v] of one sequence. */
-    double[][] logits(int[] ids) {
+    public double[][] logits(int[] ids) {
         int n = ids.length, hd = m.hidden;
         double[][] h = new double[n][hd];
         double[] emb = m.w("model.embed_tokens.weight");
