@@ -3,6 +3,8 @@ package dev.mergeforge.model;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.calib.ActMeanStats;
 import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.io.SafetensorsFile;
+import dev.mergeforge.io.SafetensorsWriter;
 import dev.mergeforge.tensor.DType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
@@ -11,9 +13,12 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -128,6 +133,35 @@ public class ForwardPassTest {
         Files.writeString(dir.resolve("config.json"), tiny.config.toPrettyString());
         e = assertThrows(ConfigException.class, () -> LlamaModel.open(dir, PAR, false));
         assertTrue(e.getMessage().contains("yarn"), e.getMessage());
+    }
+
+    @Test
+    void shardedCheckpointGivesTheSameLogits(@TempDir Path dir) throws IOException {
+        TinyModel tiny = qwen2();
+        Path single = tiny.write(dir.resolve("single"), DType.F32);
+        Path sharded = Files.createDirectories(dir.resolve("sharded"));
+        Files.copy(single.resolve("config.json"), sharded.resolve("config.json"));
+        StringBuilder map = new StringBuilder();
+        try (SafetensorsFile f = SafetensorsFile.open(single.resolve("model.safetensors"))) {
+            List<String> names = f.names();
+            for (int part = 0; part < 2; part++) {
+                String shard = "model-0000" + (part + 1) + "-of-00002.safetensors";
+                List<String> mine = names.subList(part * names.size() / 2, (part + 1) * names.size() / 2);
+                List<SafetensorsWriter.Entry> entries = new ArrayList<>();
+                for (String n : mine) entries.add(new SafetensorsWriter.Entry(n, DType.F32, f.tensor(n).shape()));
+                try (SafetensorsWriter w = new SafetensorsWriter(sharded.resolve(shard), entries, Map.of())) {
+                    for (String n : mine) {
+                        w.slot(n).copyFrom(f.tensor(n).data());
+                        map.append(map.isEmpty() ? "" : ",").append('"').append(n).append("\": \"").append(shard).append('"');
+                    }
+                }
+            }
+        }
+        Files.writeString(sharded.resolve("model.safetensors.index.json"), "{\"metadata\": {}, \"weight_map\": {" + map + "}}");
+        int[][] seqs = sequences(tiny.vocab, 5, 6);
+        try (LlamaModel a = LlamaModel.open(single, PAR, false); LlamaModel b = LlamaModel.open(sharded, PAR, false)) {
+            assertArrayEquals(a.logits(seqs)[0], b.logits(seqs)[0]);
+        }
     }
 
     @Test
