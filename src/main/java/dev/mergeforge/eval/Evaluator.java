@@ -29,7 +29,7 @@ public final class Evaluator {
     /** Mean NLL of each document's tokens: BOS + its first maxTokens−1 tokens, every next token predicted. */
     public static TextLoss textLoss(LlamaModel model, TextTokenizer tok, List<String> docs, int maxTokens) {
         if (maxTokens < 2) throw new ConfigException("eval max tokens must be >= 2, got " + maxTokens);
-        int bos = model.config().bosTokenId();
+        int bos = model.bosTokenId();
         List<int[]> seqs = new ArrayList<>();
         for (String d : docs) {
             int[] ids = tok.encode(d);
@@ -61,7 +61,7 @@ public final class Evaluator {
     public static TaskScore taskScore(LlamaModel model, TextTokenizer tok, List<PromptAnswer> rows, int accuracyRows, int nllRows) {
         int eos = model.config().eosTokenId();
         if (eos < 0) throw new ConfigException(model.name() + "/config.json: no eos_token_id, which ends every answer; add it");
-        int bos = model.config().bosTokenId(), vocab = model.config().vocabSize();
+        int bos = model.bosTokenId(), vocab = model.config().vocabSize();
         int nNll = Math.min(nllRows, rows.size()), nAcc = Math.min(accuracyRows, rows.size());
         double nllSum = 0;
         long nllTokens = 0;

@@ -165,6 +165,18 @@ public class ForwardPassTest {
     }
 
     @Test
+    void bosComesFromConfigUnlessTheTokenizerHasNone(@TempDir Path dir) throws IOException {
+        Path m = qwen2().write(dir, DType.F32);
+        try (LlamaModel model = LlamaModel.open(m, PAR, false)) {
+            assertEquals(1, model.bosTokenId());
+        }
+        Files.writeString(m.resolve("tokenizer_config.json"), "{\"bos_token\": null, \"eos_token\": \"</s>\"}");
+        try (LlamaModel model = LlamaModel.open(m, PAR, false)) {
+            assertEquals(-1, model.bosTokenId());
+        }
+    }
+
+    @Test
     void refusesOutOfVocabularyIds(@TempDir Path dir) throws IOException {
         TinyModel tiny = mistral();
         tiny.write(dir, DType.F32);
