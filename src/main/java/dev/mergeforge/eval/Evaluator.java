@@ -146,7 +146,8 @@ public final class Evaluator {
         }
     }
 
-    static List<String> readDocuments(Path file) {
+    /** Documents of a text file (one a line) or of a JSONL file with a "text" field. */
+    public static List<String> readDocuments(Path file) {
         List<String> lines;
         try {
             lines = Files.readAllLines(file, StandardCharsets.UTF_8).stream().filter(l -> !l.isBlank()).toList();
