@@ -101,7 +101,7 @@ public final class Checkpoint implements AutoCloseable {
         try {
             c = SafetensorsFile.JSON.readTree(Files.readString(p));
         } catch (JsonProcessingException e) {
-            throw new CheckpointException(p + " is not valid JSON (" + e.getOriginalMessage() + "); re-download or fix it", e);
+            throw new CheckpointException(p + " is not valid JSON (" + SafetensorsFile.jsonError(e) + "); re-download or fix it", e);
         } catch (IOException e) {
             throw new CheckpointException("cannot read " + p + ": " + e.getMessage() + "; check its permissions", e);
         }

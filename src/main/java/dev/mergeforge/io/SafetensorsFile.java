@@ -96,7 +96,7 @@ public final class SafetensorsFile implements AutoCloseable {
         } catch (CharacterCodingException e) {
             throw bad(where, "header is not valid UTF-8");
         } catch (JsonProcessingException e) {
-            throw bad(where, "header is not valid JSON (" + e.getOriginalMessage() + ")");
+            throw bad(where, "header is not valid JSON (" + jsonError(e) + ")");
         }
         if (root == null || !root.isObject()) throw bad(where, "header is not a JSON object");
         long dataStart = 8 + n;
@@ -190,6 +190,12 @@ public final class SafetensorsFile implements AutoCloseable {
         if (expected != dataSize) {
             throw bad(where, (dataSize - expected) + " bytes after the last tensor's data (file corrupt or not safetensors)");
         }
+    }
+
+    /** A Jackson error as one line: the message and where it happened. */
+    static String jsonError(JsonProcessingException e) {
+        String m = String.valueOf(e.getOriginalMessage()).replaceAll("\\s+", " ").trim();
+        return e.getLocation() == null ? m : m + " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr();
     }
 
     private static CheckpointException bad(String where, String what) {

@@ -1,5 +1,6 @@
 package dev.mergeforge.io;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.mergeforge.errors.CheckpointException;
 
@@ -70,8 +71,10 @@ record WeightFiles(Map<String, String> fileOf, List<String> files, Path index, M
         JsonNode root;
         try {
             root = SafetensorsFile.JSON.readTree(Files.readString(index));
+        } catch (JsonProcessingException e) {
+            throw new CheckpointException(index + " is not valid JSON (" + SafetensorsFile.jsonError(e) + "); re-download it", e);
         } catch (IOException e) {
-            throw new CheckpointException(index + " is not readable JSON (" + e.getMessage() + "); re-download it", e);
+            throw new CheckpointException("cannot read " + index + ": " + e.getMessage() + "; check its permissions", e);
         }
         JsonNode map = root == null ? null : root.get("weight_map");
         if (map == null || !map.isObject()) {
