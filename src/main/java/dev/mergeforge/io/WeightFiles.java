@@ -45,11 +45,9 @@ record WeightFiles(Map<String, String> fileOf, List<String> files, Path index, M
     static WeightFiles locate(Path dir, String model) {
         List<String> entries = list(dir);
         if (entries.contains(INDEX)) return fromIndex(dir, dir.resolve(INDEX), model);
-        if (entries.contains(SINGLE) && Files.isRegularFile(dir.resolve(SINGLE))) {
-            return new WeightFiles(Map.of(), List.of(SINGLE), null, Map.of());
-        }
+        if (entries.contains(SINGLE)) return single(dir, SINGLE, model);
         List<String> st = entries.stream().filter(n -> n.endsWith(".safetensors")).toList();
-        if (st.size() == 1) return new WeightFiles(Map.of(), st, null, Map.of());
+        if (st.size() == 1) return single(dir, st.getFirst(), model);
         if (st.size() > 1) {
             throw new CheckpointException("model '" + model + "' (" + dir + ") has " + st.size() + " safetensors files "
                     + st + " but no " + INDEX + " saying which tensor is where; add the index or keep one file");
@@ -65,6 +63,14 @@ record WeightFiles(Map<String, String> fileOf, List<String> files, Path index, M
         throw new CheckpointException("model '" + model + "' (" + dir + ") has no weights: no " + INDEX + ", no " + SINGLE
                 + " and no *.safetensors file (found " + (entries.isEmpty() ? "nothing" : entries) + "); "
                 + "download the weights or pass the directory that holds them");
+    }
+
+    private static WeightFiles single(Path dir, String file, String model) {
+        if (!Files.isRegularFile(dir.resolve(file))) {
+            throw new CheckpointException("model '" + model + "': " + dir.resolve(file) + " is not a readable file (a broken symlink"
+                    + " is an unfinished download); download the model again");
+        }
+        return new WeightFiles(Map.of(), List.of(file), null, Map.of());
     }
 
     private static WeightFiles fromIndex(Path dir, Path index, String model) {
