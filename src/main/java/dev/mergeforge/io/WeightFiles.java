@@ -9,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -88,8 +87,7 @@ record WeightFiles(Map<String, String> fileOf, List<String> files, Path index, M
         }
         Map<String, String> fileOf = new LinkedHashMap<>();
         LinkedHashSet<String> files = new LinkedHashSet<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = map.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
+        for (Map.Entry<String, JsonNode> e : map.properties()) {
             if (!e.getValue().isTextual()) {
                 throw new CheckpointException(index + ": weight_map entry '" + e.getKey() + "' is not a file name; re-download the index");
             }
@@ -105,7 +103,7 @@ record WeightFiles(Map<String, String> fileOf, List<String> files, Path index, M
         }
         Map<String, String> metadata = new LinkedHashMap<>();
         JsonNode meta = root.get("metadata");
-        if (meta != null && meta.isObject()) meta.fields().forEachRemaining(m -> metadata.put(m.getKey(), m.getValue().asText()));
+        if (meta != null && meta.isObject()) meta.properties().forEach(m -> metadata.put(m.getKey(), m.getValue().asText()));
         return new WeightFiles(fileOf, new ArrayList<>(files), index, metadata);
     }
 
