@@ -23,7 +23,6 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -105,13 +104,12 @@ public final class SafetensorsFile implements AutoCloseable {
         Map<String, TensorView> tensors = new LinkedHashMap<>();
         Map<String, String> metadata = new LinkedHashMap<>();
         List<long[]> ranges = new ArrayList<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
+        for (Map.Entry<String, JsonNode> e : root.properties()) {
             String name = e.getKey();
             JsonNode v = e.getValue();
             if (name.equals("__metadata__")) {
                 if (!v.isObject()) throw bad(where, "__metadata__ is not an object of strings");
-                v.fields().forEachRemaining(m -> {
+                v.properties().forEach(m -> {
                     if (!m.getValue().isTextual()) throw bad(where, "__metadata__ value of '" + m.getKey() + "' is not a string");
                     metadata.put(m.getKey(), m.getValue().asText());
                 });

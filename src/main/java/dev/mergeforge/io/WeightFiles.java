@@ -9,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -45,11 +44,9 @@ record WeightFiles(Map<String, String> fileOf, List<String> files, Path index, M
     static WeightFiles locate(Path dir, String model) {
         List<String> entries = list(dir);
         if (entries.contains(INDEX)) return fromIndex(dir, dir.resolve(INDEX), model);
-        if (entries.contains(SINGLE) && Files.isRegularFile(dir.resolve(SINGLE))) {
-            return new WeightFiles(Map.of(), List.of(SINGLE), null, Map.of());
-        }
+        if (entries.contains(SINGLE)) return single(dir, SINGLE, model);
         List<String> st = entries.stream().filter(n -> n.endsWith(".safetensors")).toList();
-        if (st.size() == 1) return new WeightFiles(Map.of(), st, null, Map.of());
+        if (st.size() == 1) return single(dir, st.getFirst(), model);
         if (st.size() > 1) {
             throw new CheckpointException("model '" + model + "' (" + dir + ") has " + st.size() + " safetensors files "
                     + st + " but no " + INDEX + " saying which tensor is where; add the index or keep one file");
@@ -67,6 +64,14 @@ record WeightFiles(Map<String, String> fileOf, List<String> files, Path index, M
                 + "download the weights or pass the directory that holds them");
     }
 
+    private static WeightFiles single(Path dir, String file, String model) {
+        if (!Files.isRegularFile(dir.resolve(file))) {
+            throw new CheckpointException("model '" + model + "': " + dir.resolve(file) + " is not a readable file (a broken symlink"
+                    + " is an unfinished download); download the model again");
+        }
+        return new WeightFiles(Map.of(), List.of(file), null, Map.of());
+    }
+
     private static WeightFiles fromIndex(Path dir, Path index, String model) {
         JsonNode root;
         try {
@@ -82,8 +87,7 @@ record WeightFiles(Map<String, String> fileOf, List<String> files, Path index, M
         }
         Map<String, String> fileOf = new LinkedHashMap<>();
         LinkedHashSet<String> files = new LinkedHashSet<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = map.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
+        for (Map.Entry<String, JsonNode> e : map.properties()) {
             if (!e.getValue().isTextual()) {
                 throw new CheckpointException(index + ": weight_map entry '" + e.getKey() + "' is not a file name; re-download the index");
             }
@@ -99,7 +103,7 @@ record WeightFiles(Map<String, String> fileOf, List<String> files, Path index, M
         }
         Map<String, String> metadata = new LinkedHashMap<>();
         JsonNode meta = root.get("metadata");
-        if (meta != null && meta.isObject()) meta.fields().forEachRemaining(m -> metadata.put(m.getKey(), m.getValue().asText()));
+        if (meta != null && meta.isObject()) meta.properties().forEach(m -> metadata.put(m.getKey(), m.getValue().asText()));
         return new WeightFiles(fileOf, new ArrayList<>(files), index, metadata);
     }
 

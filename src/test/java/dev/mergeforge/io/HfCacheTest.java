@@ -102,6 +102,14 @@ class HfCacheTest {
     }
 
     @Test
+    void refusesABrokenSymlinkLeftByAnUnfinishedDownload() throws Exception {
+        Files.delete(repo.resolve("blobs/aaaa1111-model.safetensors"));
+        refused(() -> Checkpoint.open("acme/tiny-llm", root), "model.safetensors", "broken symlink", "download the model again");
+        Files.delete(repo.resolve("blobs/bbbb2222-model-00002-of-00002.safetensors"));
+        refused(() -> Checkpoint.open("acme/tiny-llm@v2", root), "model-00002-of-00002.safetensors", "missing", "download");
+    }
+
+    @Test
     void parsesIdsAndRevisions() {
         assertEquals(new HfCache.HubId("org/name", "main"), HfCache.parse("org/name"));
         assertEquals(new HfCache.HubId("org/name", "refs/pr/1"), HfCache.parse("org/name@refs/pr/1"));
