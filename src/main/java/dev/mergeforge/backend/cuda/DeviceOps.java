@@ -77,7 +77,7 @@ final class DeviceOps {
 
     double dot(DeviceBuffer a, DeviceBuffer b, long n) { return reduce(Kernel.BLOCK_DOT, n, a, b); }
 
-    /** One thread per canonical block writes its partial sum; the host adds them in order. */
+    /** One thread per canonical block writes its partial sum; the host adds them in order. Inputs must be 16-byte aligned (pool buffers are 256). */
     private double reduce(Kernel k, long n, DeviceBuffer... in) {
         long nb = Reductions.blocks(n);
         if (nb > Integer.MAX_VALUE - 8) throw new IllegalArgumentException("tensor too large for one reduction: " + n);
