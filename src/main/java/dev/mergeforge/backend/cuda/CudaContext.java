@@ -156,7 +156,8 @@ final class CudaContext implements Device {
 
     @Override
     public void close() {
-        if (retained) makeCurrent();
+        // best effort: after a sticky CUDA error the context may refuse even this; release the rest anyway
+        if (retained) JCudaDriver.cuCtxSetCurrent(context);
         if (staging != null) staging.close();
         staging = null;
         for (CUmodule m : modules) JCudaDriver.cuModuleUnload(m);
