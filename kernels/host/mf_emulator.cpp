@@ -35,7 +35,9 @@ std::vector<Fiber> fibers;
 unsigned int current = 0;
 bool inFiber = false;
 std::function<void()> body;
-unsigned int ballot[32];
+// __ballot_sync votes: call k of a thread uses slot k % 3 (see __ballot_sync)
+unsigned int ballot[3][32];
+unsigned int ballotCalls[1024];
 std::string error;
 
 void trampoline() {
@@ -44,8 +46,10 @@ void trampoline() {
     swapcontext(&fibers[current].ctx, &scheduler);
 }
 
-// Runs body once per thread of the block; a round resumes every live fiber in thread order until
-// it reaches a barrier or ends. A barrier some threads never reach is an error, as on a GPU.
+// Runs body once per thread of the block; a round resumes every live fiber until it reaches a
+// barrier or ends, in ascending thread order on even rounds of even blocks and descending order
+// otherwise, so that code which only works in one order (a missing barrier) shows up.
+// A barrier some threads never reach is an error, as on a GPU.
 void runBlockAsFibers(unsigned int n) {
     fibers.resize(n);
     for (unsigned int t = 0; t < n; t++) {
@@ -59,9 +63,13 @@ void runBlockAsFibers(unsigned int n) {
         makecontext(&f.ctx, trampoline, 0);
     }
     inFiber = true;
-    for (;;) {
+    std::fill(std::begin(ballotCalls), std::end(ballotCalls), 0u);
+    for (auto& slot : ballot) std::fill(std::begin(slot), std::end(slot), 0u);  // the last call's slot is never cleared
+    for (unsigned int round = 0;; round++) {
         unsigned int finished = 0, waiting = 0;
-        for (unsigned int t = 0; t < n; t++) {
+        bool descending = ((round + blockIdx.x) & 1) != 0;
+        for (unsigned int i = 0; i < n; i++) {
+            unsigned int t = descending ? n - 1 - i : i;
             if (fibers[t].done) continue;
             current = t;
             threadIdx.x = t;
@@ -114,13 +122,15 @@ void __syncthreads() {
     swapcontext(&fibers[current].ctx, &scheduler);
 }
 
+// Every thread of the block must call it the same number of times (true of the kernels). Call k
+// votes into slot k % 3, waits for all votes, reads, and lane 0 clears slot (k + 2) % 3: that slot
+// was read by call k - 1 before this barrier and is next voted into by call k + 2, after the next.
 unsigned int __ballot_sync(unsigned int, int pred) {
-    unsigned int w = threadIdx.x / 32, l = threadIdx.x % 32;
-    if (pred) ballot[w] |= 1u << l;
-    __syncthreads();            // every lane has voted
-    unsigned int r = ballot[w];
-    __syncthreads();            // every lane has read; lane 0 runs first next round and clears
-    if (l == 0) ballot[w] = 0;
+    unsigned int w = threadIdx.x / 32, l = threadIdx.x % 32, k = ballotCalls[threadIdx.x]++;
+    if (pred) ballot[k % 3][w] |= 1u << l;
+    __syncthreads();
+    unsigned int r = ballot[k % 3][w];
+    if (l == 0) ballot[(k + 2) % 3][w] = 0;
     return r;
 }
 
@@ -133,7 +143,6 @@ extern "C" int emu_launch(const char* name, unsigned int grid, unsigned int bloc
     if (error.empty()) {
         gridDim.x = grid;
         blockDim.x = block;
-        std::fill(std::begin(ballot), std::end(ballot), 0u);
         for (unsigned int b = 0; b < grid && error.empty(); b++) {
             blockIdx.x = b;
             if (e->usesBarriers) {
