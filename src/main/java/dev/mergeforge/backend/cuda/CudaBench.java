@@ -47,7 +47,14 @@ public final class CudaBench {
             System.err.println("cannot benchmark: " + why.get());
             System.exit(1);
         }
-        try (CudaBackend cuda = new CudaBackend(device); Arena arena = Arena.ofConfined()) {
+        try (CudaBackend cuda = new CudaBackend(device)) {
+            run(cuda, n, reps, out);
+        }
+    }
+
+    /** Runs every case on the backend's device (a GPU, or the kernel emulator in the smoke test). */
+    static void run(CudaBackend cuda, long n, int reps, PrintStream out) {
+        try (Arena arena = Arena.ofConfined()) {
             out.printf(Locale.ROOT, "%s, %d elements (%.1f MiB per f32 tensor), %d reps%n", cuda.describe(), n, n * 4 / 1048576.0, reps);
             deviceKernels(cuda, n, reps, out, arena);
             endToEnd(cuda, n, out, arena);
@@ -105,11 +112,16 @@ public final class CudaBench {
         }
     }
 
-    /** Milliseconds per run, measured with CUDA events around reps runs after 2 warm-up runs. */
+    /** Milliseconds per run, measured with CUDA events (wall clock off a GPU) around reps runs after 2 warm-up runs. */
     private static double time(DeviceOps ops, Runnable body, int reps) {
-        CudaContext cx = (CudaContext) ops.dev;
         body.run();
         body.run();
+        if (!(ops.dev instanceof CudaContext cx)) {
+            long t0 = System.nanoTime();
+            for (int r = 0; r < reps; r++) body.run();
+            ops.dev.sync();
+            return (System.nanoTime() - t0) / 1e6 / reps;
+        }
         CUevent start = new CUevent(), stop = new CUevent();
         CudaErrors.check(JCudaDriver.cuEventCreate(start, 0), "cuEventCreate");
         CudaErrors.check(JCudaDriver.cuEventCreate(stop, 0), "cuEventCreate");
