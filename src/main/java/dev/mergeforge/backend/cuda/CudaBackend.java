@@ -2,6 +2,7 @@ package dev.mergeforge.backend.cuda;
 
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.java.JavaBackend;
+import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.io.TensorView;
 import dev.mergeforge.tensor.DType;
@@ -45,6 +46,13 @@ public class CudaBackend extends JavaBackend {
         Optional<String> why = unavailableReason();
         if (why.isPresent()) throw new MergeforgeException("--backend cuda is unavailable: " + why.get());
         return new CudaContext(device);
+    }
+
+    /** The GPU index of a {@code --device} value: "cuda" is 0, "cuda:N" is N. */
+    public static int deviceIndex(String spec) {
+        if (spec.equals("cuda")) return 0;
+        if (spec.matches("cuda:[0-9]{1,4}")) return Integer.parseInt(spec.substring(5));
+        throw new ConfigException("--device " + spec + ": expected cuda or cuda:N with N the GPU index shown by nvidia-smi");
     }
 
     /** Empty when the CUDA backend can run on this machine, else a one-line reason naming the fix. Never throws. */
