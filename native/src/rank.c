@@ -39,9 +39,31 @@ static void hi_hist_task(void *c, int w, int64_t lo, int64_t hi) {
     for (; i < hi; i++) h[abs_bits(r->x, i) >> 16]++;
 }
 
+static void lo_hist_range(const rank_t *r, int64_t *h, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
+        uint32_t a = abs_bits(r->x, i);
+        if ((a >> 16) == r->top[0]) h[a & 0xffff]++;
+        if ((a >> 16) == r->top[1]) h[LO_BINS + (a & 0xffff)]++;
+    }
+}
+
+/* 8 lanes at a time: only groups holding an element of a selected high bin are counted one by one. */
+MO_AVX2 static void lo_hist_avx2(const rank_t *r, int64_t *h, int64_t lo, int64_t hi) {
+    const __m256i mask = _mm256_set1_epi32(0x7fffffff);
+    const __m256i t0 = _mm256_set1_epi32((int)r->top[0]), t1 = _mm256_set1_epi32((int)r->top[1]);
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256i b = _mm256_srli_epi32(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(r->x + i)), mask), 16);
+        __m256i hit = _mm256_or_si256(_mm256_cmpeq_epi32(b, t0), _mm256_cmpeq_epi32(b, t1));
+        if (!_mm256_testz_si256(hit, hit)) lo_hist_range(r, h, i, i + 8);
+    }
+    lo_hist_range(r, h, i, hi);
+}
+
 static void lo_hist_task(void *c, int w, int64_t lo, int64_t hi) {
     rank_t *r = c;
     int64_t *h = r->hist + (int64_t)w * 2 * LO_BINS;
+    if (mo_use_avx2()) { lo_hist_avx2(r, h, lo, hi); return; }
     for (int64_t i = lo; i < hi; i++) {
         uint32_t a = abs_bits(r->x, i);
         if ((a >> 16) == r->top[0]) h[a & 0xffff]++;
