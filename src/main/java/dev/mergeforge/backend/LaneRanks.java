@@ -23,7 +23,7 @@ public final class LaneRanks {
         if (x.size() != out.size() || lanes.numel() != x.size()) {
             throw new IllegalArgumentException("laneRanks: " + x + ", " + out + " and lanes " + lanes + " disagree");
         }
-        if (x.data().address() == out.data().address() && x.size() > 0) throw new IllegalArgumentException("laneRanks output must not alias its input");
+        if (x.size() > 0 && x.data().asOverlappingSlice(out.data()).isPresent()) throw new IllegalArgumentException("laneRanks output must not alias its input");
         long len = lanes.length();
         if (len > (1L << 24)) throw new IllegalArgumentException("lane of " + len + " elements is too long for float ranks");
         if (x.size() == 0) return;
