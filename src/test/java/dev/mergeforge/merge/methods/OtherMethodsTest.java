@@ -41,7 +41,7 @@ class OtherMethodsTest {
 
     @Test
     void slerpIncludingTheColinearFallback() {
-        for (long[] dims : SHAPES) for (double t : new double[] {0.0, 0.3, 0.75, 1.2}) {
+        for (long[] dims : SHAPES) for (double t : new double[] {0.0, 0.3, 0.75, 1.0}) {
             SplittableRandom r = new SplittableRandom(Arrays.hashCode(dims));
             int n = numel(dims);
             float[] base = grid(r, n, 0.1);
@@ -155,6 +155,29 @@ class OtherMethodsTest {
         float[] base = {1, 2, 3, 4};
         float[][] tiny = {{1.0001f, 2, 3, 4}, {1, 2, 2.9999f, 4}};
         assertClose(Ref.sce(d(base), d2(tiny), 1.0), run(Sce.SPEC, Map.of(), new long[] {4}, base, tiny, each(2, j -> Map.of()), -1, 0).out(), "sce tiny");
+    }
+
+    @Test
+    void slerpRefusesTOutsideTheUnitInterval() {
+        var t = Slerp.SPEC.global().getFirst();
+        assertEquals("t", t.name());
+        assertNull(t.check(1.0));
+        assertEquals("must be <= 1.0, got 1.2", t.check(1.2));
+        assertEquals("must be >= 0.0, got -0.1", t.check(-0.1));
+    }
+
+    @Test
+    void sceSelectsTheFloat32ProductCountLikeTorch() {
+        // 100 positions of distinct variance at select_topk 0.29: torch's int(100 * 0.29) in float32 is 29,
+        // the double product 28.999999999999996 would give 28
+        int n = 100;
+        float[] base = new float[n], a = new float[n], b = new float[n];
+        for (int i = 0; i < n; i++) { a[i] = (i + 1) / 64f; b[i] = (i + 1) / 32f; }
+        Result res = run(Sce.SPEC, Map.of("select_topk", 0.29), new long[] {n}, base, new float[][] {a, b}, each(2, j -> Map.of()), -1, 0);
+        int kept = 0;
+        for (float x : res.out()) if (x != 0f) kept++;
+        assertEquals(29, kept);
+        assertEquals(28, (int) (100 * 0.29), "the double product would keep 28");
     }
 
     @Test
