@@ -9,6 +9,6 @@ public final class Methods {
     private Methods() {}
 
     public static List<MethodSpec> all() {
-        return List.of(Linear.SPEC);
+        return List.of(Linear.SPEC, Fisher.SPEC, RegMean.SPEC);
     }
 }
