@@ -140,11 +140,19 @@ public final class Merger {
                 load(be, v, m, o.allowNonFinite());
                 models.add(m);
             }
+            List<Tile> stats = new ArrayList<>();
+            for (TensorView v : t.stats()) {
+                // per-model statistics (Fisher: the tensor's shape; Gram: [in, in]), only for tensors that have them
+                Tile s = pool.borrow(v.shape());
+                held.add(s);
+                load(be, v, s, o.allowNonFinite());
+                stats.add(s);
+            }
             Tile out = pool.borrow(t.shape());
             held.add(out);
             MergeMethod method = spec.factory().create(t.global());
             // theta = method(theta_0, theta_1..N)
-            method.merge(ctx, new MergeInputs(t.name(), base, models, t.params(), t.baseIndex(), t.layer()), out);
+            method.merge(ctx, new MergeInputs(t.name(), base, models, t.params(), t.baseIndex(), t.layer(), stats), out);
             // AIM: theta = theta_0 + (theta - theta_0) * (1 - (1 - omega) * I)
             if (o.aim() != null && base != null) o.aim().apply(be, t.name(), t.shape(), base, out);
             be.store(out, t.outDtype(), slot);
@@ -168,6 +176,7 @@ public final class Merger {
         return () -> {
             if (t.base() != null) touch(t.base().data());
             for (TensorView v : t.inputs()) touch(v.data());
+            for (TensorView v : t.stats()) touch(v.data());
         };
     }
 
@@ -179,6 +188,7 @@ public final class Merger {
     private static void dropPages(PlannedTensor t) {
         if (t.base() != null) Madvise.dontNeed(t.base().data());
         for (TensorView v : t.inputs()) Madvise.dontNeed(v.data());
+        for (TensorView v : t.stats()) Madvise.dontNeed(v.data());
     }
 
     /** The dtype most output bytes have: what config.json's torch_dtype says. */
