@@ -64,7 +64,16 @@ public final class Cholesky {
                     int row = i * n;
                     for (int j0 = k1; j0 <= i; j0 += JT) {
                         int j1 = Math.min(i + 1, j0 + JT);
-                        for (int k = 0; k < w; k++) {
+                        int k = 0;
+                        // four panel columns per pass: one load and store of the row per 8 flops
+                        for (; k + 4 <= w; k += 4) {
+                            double l0 = a[row + k0 + k], l1 = a[row + k0 + k + 1], l2 = a[row + k0 + k + 2], l3 = a[row + k0 + k + 3];
+                            int p0 = k * n, p1 = p0 + n, p2 = p1 + n, p3 = p2 + n;
+                            for (int j = j0; j < j1; j++) {
+                                a[row + j] -= l0 * panelT[p0 + j] + l1 * panelT[p1 + j] + l2 * panelT[p2 + j] + l3 * panelT[p3 + j];
+                            }
+                        }
+                        for (; k < w; k++) {
                             double l = a[row + k0 + k];
                             int p = k * n;
                             for (int j = j0; j < j1; j++) a[row + j] -= l * panelT[p + j];
@@ -119,13 +128,24 @@ public final class Cholesky {
     }
 
     /** b[i][c0:c1] += sign · Σ_{k∈[k0,k1)} coef[row + k] · b[k][c0:c1]. */
-    private static void axpys(double[] coef, int row, int k0, int k1, double[] b, int i, int m, int c0, int c1, double sign) {
+    static void axpys(double[] coef, int row, int k0, int k1, double[] b, int i, int m, int c0, int c1, double sign) {
+        axpysFrom(coef, row, k0, k1, b, b, i, m, c0, c1, sign);
+    }
+
+    /** y[i][c0:c1] += sign · Σ_{k∈[k0,k1)} coef[row + k] · x[k][c0:c1] (x and y n×m; may be the same array when i ∉ [k0, k1)). */
+    static void axpysFrom(double[] coef, int row, int k0, int k1, double[] x, double[] b, int i, int m, int c0, int c1, double sign) {
         int bi = i * m;
-        for (int k = k0; k < k1; k++) {
+        int k = k0;
+        // four rows of b per pass: one load and store of b[i] per 8 flops
+        for (; k + 4 <= k1; k += 4) {
+            double f0 = sign * coef[row + k], f1 = sign * coef[row + k + 1], f2 = sign * coef[row + k + 2], f3 = sign * coef[row + k + 3];
+            int b0 = k * m, b1 = b0 + m, b2 = b1 + m, b3 = b2 + m;
+            for (int c = c0; c < c1; c++) b[bi + c] += f0 * x[b0 + c] + f1 * x[b1 + c] + f2 * x[b2 + c] + f3 * x[b3 + c];
+        }
+        for (; k < k1; k++) {
             double f = sign * coef[row + k];
-            if (f == 0) continue;
             int bk = k * m;
-            for (int c = c0; c < c1; c++) b[bi + c] += f * b[bk + c];
+            for (int c = c0; c < c1; c++) b[bi + c] += f * x[bk + c];
         }
     }
 

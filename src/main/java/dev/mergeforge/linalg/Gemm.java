@@ -14,14 +14,8 @@ public final class Gemm {
                 for (int k0 = 0; k0 < n; k0 += Cholesky.RB) {
                     int k1 = Math.min(n, k0 + Cholesky.RB);
                     for (int i = i0; i < i1; i++) {
-                        int ci = i * m, mi = i * n;
                         // C[i] += s·Σ_k M[i][k]·X[k]
-                        for (int k = k0; k < k1; k++) {
-                            double f = s * mat[mi + k];
-                            if (f == 0) continue;
-                            int xk = k * m;
-                            for (int col = c0; col < c1; col++) c[ci + col] += f * x[xk + col];
-                        }
+                        Cholesky.axpysFrom(mat, i * n, k0, k1, x, c, i, m, c0, c1, s);
                     }
                 }
             }
