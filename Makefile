@@ -23,6 +23,10 @@ PTX_DIR := target/classes/ptx
 CU_SRC := $(wildcard kernels/*.cu)
 PTX := $(patsubst kernels/%.cu,$(PTX_DIR)/%.ptx,$(CU_SRC))
 NVCC_FLAGS := -ptx -O3 -arch=compute_80 -fmad=false -prec-div=true -prec-sqrt=true -ftz=false
+# nvcc stamps its own PTX ISA (9.0 for nvcc 13), which only drivers as new load. The kernels need
+# nothing past ISA 7.0 (the minimum for sm_80, CUDA 11.0+ drivers): the PTX is stamped 7.0 and
+# ptxas must then assemble it for sm_80 and sm_90, or the build fails.
+PTX_ISA := 7.0
 
 .PHONY: build native ptx jar test demo bench bindings clean
 build: $(JAR) native ptx bin/mergeforge
@@ -43,7 +47,9 @@ ifneq ($(NVCC),)
 ptx: $(PTX)
 $(PTX_DIR)/%.ptx: kernels/%.cu $(wildcard kernels/*.cuh) $(JAR)
 	@mkdir -p $(PTX_DIR)
-	$(NVCC) $(NVCC_FLAGS) -o $@ $<
+	$(NVCC) $(NVCC_FLAGS) -o $@.tmp $<
+	@sed 's/^\.version .*/.version $(PTX_ISA)/' $@.tmp > $@ && rm $@.tmp
+	@for sm in 80 90; do $(NVCC) -cubin -arch=sm_$$sm -o $@.sm_$$sm.cubin $@ && rm $@.sm_$$sm.cubin || { rm -f $@; exit 1; }; done
 	@cd target/classes && $(JDK)/bin/jar uf ../mergeforge.jar ptx/$(notdir $@)
 else
 	@echo "nvcc not found: CUDA kernels not built; the cuda backend will be unavailable"

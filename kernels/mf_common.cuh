@@ -38,12 +38,13 @@ MF_HD unsigned short mf_f32_to_bf16(float f) {
     return (unsigned short) (rounded >> 16);
 }
 
-// f16 -> f32, as Float.float16ToFloat: exact; subnormals normalised; NaN significand kept.
+// f16 -> f32, as Float.float16ToFloat does on x86-64/aarch64 HotSpot (its F16C/FCVT intrinsic, also
+// used by the interpreter): exact; subnormals normalised; a NaN is quieted with its payload kept.
 MF_HD float mf_f16_to_f32(unsigned short h) {
     mf_u32 sign = ((mf_u32) h & 0x8000u) << 16;
     mf_u32 e = ((mf_u32) h >> 10) & 0x1fu;
     mf_u32 m = (mf_u32) h & 0x3ffu;
-    if (e == 0x1fu) return MF_U2F(sign | 0x7f800000u | (m << 13));   // inf (m = 0) or NaN
+    if (e == 0x1fu) return MF_U2F(m == 0 ? (sign | 0x7f800000u) : (sign | 0x7fc00000u | (m << 13)));  // inf or quiet NaN
     if (e != 0) return MF_U2F(sign | ((e + 112u) << 23) | (m << 13)); // normal: rebias 15 -> 127
     if (m == 0) return MF_U2F(sign);                                  // signed zero
     // subnormal: value m * 2^-24; normalise so the leading 1 becomes the implicit bit
@@ -53,14 +54,14 @@ MF_HD float mf_f16_to_f32(unsigned short h) {
 }
 
 // f32 -> f16, as Float.floatToFloat16: round to nearest even, overflow to infinity, subnormal
-// results rounded at the right position, NaN keeps its sign and folds its significand bits.
+// results rounded at the right position. A NaN gives what HotSpot's intrinsic (vcvtps2ph, also used
+// by the interpreter) gives: the quiet NaN with the sign and the top 10 significand bits. (The
+// JDK's Java fallback code folds the low bits instead; it is not what runs on x86-64.)
 MF_HD unsigned short mf_f32_to_f16(float f) {
     mf_u32 x = MF_F2U(f);
     mf_u32 sign = (x >> 16) & 0x8000u;
     mf_u32 ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) {
-        return (unsigned short) (sign | 0x7c00u | ((x & 0x007fe000u) >> 13) | ((x & 0x00001ff0u) >> 4) | (x & 0x0000000fu));
-    }
+    if (ax > 0x7f800000u) return (unsigned short) (sign | 0x7e00u | ((x & 0x007fffffu) >> 13));
     // |f| >= 65520 (max half + half an ulp) -> infinity
     if (ax >= 0x477ff000u) return (unsigned short) (sign | 0x7c00u);
     // |f| <= 2^-25 -> signed zero (half-way to the smallest subnormal rounds to even, i.e. zero)

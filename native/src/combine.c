@@ -135,22 +135,22 @@ typedef struct {
     float *out;
 } relax_t;
 
-/* Per-element channel factor: f = 1 - (keep * imp[k]); out = b + ((m - b) * f). */
+/* Per-element channel factor: f = 1 - (keep * imp[k]); out = m if f == 1, b if f == 0, else b + ((m - b) * f). */
 INLINE void relax_vec_kernel(const float *b, const float *m, const float *imp, float keep, float *o, int64_t len) {
     for (int64_t k = 0; k < len; k++) {
         float f = 1.0f - (keep * imp[k]);
-        float bi = b[k];
-        float d = m[k] - bi;
-        o[k] = bi + (d * f);
+        float bi = b[k], mi = m[k];
+        float d = mi - bi;
+        o[k] = f == 1.0f ? mi : (f == 0.0f ? bi : bi + (d * f));
     }
 }
 
 /* One channel factor for the whole run (ROWS axis). */
 INLINE void relax_const_kernel(const float *b, const float *m, float f, float *o, int64_t len) {
     for (int64_t k = 0; k < len; k++) {
-        float bi = b[k];
-        float d = m[k] - bi;
-        o[k] = bi + (d * f);
+        float bi = b[k], mi = m[k];
+        float d = mi - bi;
+        o[k] = f == 1.0f ? mi : (f == 0.0f ? bi : bi + (d * f));
     }
 }
 

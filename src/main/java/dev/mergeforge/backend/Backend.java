@@ -110,7 +110,8 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Activation-informed relaxation (METHODS.md §4), the last step of any method:
-     * f = 1 - ((1 - omega) * imp[c]) and out = base + ((merged - base) * f), all float32, where c is the
+     * f = 1 - ((1 - omega) * imp[c]) and out = base + ((merged - base) * f), all float32, except that
+     * out = merged exactly where f == 1 and out = base exactly where f == 0; c is the
      * input channel of element i: for {@link Axis#COLUMNS} (nn.Linear, out×in) c = i mod cols; for
      * {@link Axis#ROWS} (GPT-2 Conv1D, in×out) c = i / cols; for {@link Axis#ELEMENTS} (norm weights)
      * c = i. {@code out} may alias {@code merged}.

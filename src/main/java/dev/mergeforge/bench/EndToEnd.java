@@ -47,8 +47,13 @@ public final class EndToEnd {
         return y.toString();
     }
 
-    /** Runs every config on every backend, each in a fresh JVM. */
+    /** Runs every config on every backend, each in a fresh JVM; with {@code mergekitPython}, mergekit on the same config too. */
     public static List<Row> run(Map<String, String> configs, List<String> backends, Path work, long seed, PrintWriter log) {
+        return run(configs, backends, work, seed, null, log);
+    }
+
+    public static List<Row> run(Map<String, String> configs, List<String> backends, Path work, long seed, String mergekitPython,
+                                PrintWriter log) {
         List<Row> rows = new ArrayList<>();
         try {
             Files.createDirectories(work);
@@ -60,6 +65,14 @@ public final class EndToEnd {
                     log.flush();
                     Path out = work.resolve("out-" + e.getKey() + "-" + be);
                     rows.add(new Row(e.getKey(), be, ChildMerge.run(cfg, out, be, seed)));
+                    dev.mergeforge.io.OutputDir.deleteTree(out);
+                }
+                if (mergekitPython != null) {
+                    log.printf("merging with %s on mergekit ...%n", e.getKey());
+                    log.flush();
+                    Path out = work.resolve("out-" + e.getKey() + "-mergekit");
+                    ChildMerge.Figures ours = rows.getLast().f();
+                    rows.add(new Row(e.getKey(), "mergekit", MergekitRun.run(mergekitPython, cfg, out, ours.bytesIn(), ours.bytesOut())));
                     dev.mergeforge.io.OutputDir.deleteTree(out);
                 }
             }

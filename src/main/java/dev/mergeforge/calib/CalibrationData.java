@@ -64,7 +64,7 @@ public final class CalibrationData {
             if (!joined.isEmpty()) joined.append(' ');
             joined.append(d);
             estimate += tokenizer.encode(d).length + 1;
-            if (estimate > needed + 64) break;
+            if (estimate > needed + needed / 10 + 64) break;
         }
         return cut(tokenizer.encode(joined.toString()), bos, samples, len, file);
     }

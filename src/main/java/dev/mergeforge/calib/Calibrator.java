@@ -68,7 +68,7 @@ public final class Calibrator {
             TokenBlocks blocks = null;
             String dataKey;
             if (data != null) {
-                blocks = loadData(modelDir, data, model.config().bosTokenId(), s);
+                blocks = loadData(modelDir, data, model.bosTokenId(), s);
                 dataKey = "data:" + blocks.fingerprint() + ":" + blocks.seqLen();
             } else {
                 dataKey = "self:" + s.seed() + ":" + (s.seqLen() > 0 ? s.seqLen() : 512);

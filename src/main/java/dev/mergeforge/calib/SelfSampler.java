@@ -15,7 +15,7 @@ public final class SelfSampler {
     private SelfSampler() {}
 
     public static TokenBlocks sample(LlamaModel model, int samples, int seqLen, long seed) {
-        int start = model.config().bosTokenId() >= 0 ? model.config().bosTokenId() : model.config().eosTokenId();
+        int start = model.bosTokenId() >= 0 ? model.bosTokenId() : model.config().eosTokenId();
         if (start < 0) {
             throw new ConfigException(model.name() + "/config.json: names neither bos_token_id nor eos_token_id, so the model "
                     + "cannot sample its own calibration data; give a data file");

@@ -1,6 +1,8 @@
 package dev.mergeforge.io;
 
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.errors.CheckpointException;
@@ -11,14 +13,16 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -35,7 +39,10 @@ import java.util.Map;
 public final class SafetensorsFile implements AutoCloseable {
     /** Headers larger than this are refused: real ones are a few hundred KiB at most. */
     public static final long MAX_HEADER_BYTES = 100L << 20;
-    static final ObjectMapper JSON = new ObjectMapper();
+    /** Strict JSON: a repeated key (two tensors with one name) or text after the object is an error. */
+    static final ObjectMapper JSON = new ObjectMapper()
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+            .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
 
     private final Path path;
     private final Arena arena;
@@ -79,9 +86,16 @@ public final class SafetensorsFile implements AutoCloseable {
         byte[] hb = seg.asSlice(8, n).toArray(ValueLayout.JAVA_BYTE);
         JsonNode root;
         try {
-            root = JSON.readTree(new String(hb, StandardCharsets.UTF_8));
+            // malformed UTF-8 is an error, never silently replaced (it would corrupt tensor names)
+            String text = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(hb)).toString();
+            root = JSON.readTree(text);
+        } catch (CharacterCodingException e) {
+            throw bad(where, "header is not valid UTF-8");
         } catch (JsonProcessingException e) {
-            throw bad(where, "header is not valid JSON (" + e.getOriginalMessage() + ")");
+            throw bad(where, "header is not valid JSON (" + jsonError(e) + ")");
         }
         if (root == null || !root.isObject()) throw bad(where, "header is not a JSON object");
         long dataStart = 8 + n;
@@ -90,13 +104,12 @@ public final class SafetensorsFile implements AutoCloseable {
         Map<String, TensorView> tensors = new LinkedHashMap<>();
         Map<String, String> metadata = new LinkedHashMap<>();
         List<long[]> ranges = new ArrayList<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
+        for (Map.Entry<String, JsonNode> e : root.properties()) {
             String name = e.getKey();
             JsonNode v = e.getValue();
             if (name.equals("__metadata__")) {
                 if (!v.isObject()) throw bad(where, "__metadata__ is not an object of strings");
-                v.fields().forEachRemaining(m -> {
+                v.properties().forEach(m -> {
                     if (!m.getValue().isTextual()) throw bad(where, "__metadata__ value of '" + m.getKey() + "' is not a string");
                     metadata.put(m.getKey(), m.getValue().asText());
                 });
@@ -140,7 +153,7 @@ public final class SafetensorsFile implements AutoCloseable {
             ranges.add(new long[] {begin, end, tensors.size()});
             tensors.put(name, new TensorView(name, dtype, shape, data.asSlice(begin, bytes), where));
         }
-        checkOverlaps(where, ranges, new ArrayList<>(tensors.keySet()));
+        checkTiling(where, ranges, new ArrayList<>(tensors.keySet()), dataSize);
         return new SafetensorsFile(path, arena, seg, Collections.unmodifiableMap(tensors), Collections.unmodifiableMap(metadata));
     }
 
@@ -151,14 +164,36 @@ public final class SafetensorsFile implements AutoCloseable {
         return n.asLong();
     }
 
-    private static void checkOverlaps(String where, List<long[]> ranges, List<String> names) {
-        ranges.sort(Comparator.comparingLong(r -> r[0]));
-        for (int i = 1; i < ranges.size(); i++) {
-            long[] a = ranges.get(i - 1), b = ranges.get(i);
-            if (b[0] < a[1] && b[1] > b[0] && a[1] > a[0]) {
-                throw bad(where, "tensors '" + names.get((int) a[2]) + "' and '" + names.get((int) b[2]) + "' overlap in the data block (corrupt file)");
+    /**
+     * The data block must be exactly tiled by the tensors, as the reference safetensors library
+     * requires: sorted by offset, each tensor starts where the previous one ended (no overlap, no
+     * hole) and the last one ends at the end of the file (no trailing bytes).
+     */
+    private static void checkTiling(String where, List<long[]> ranges, List<String> names, long dataSize) {
+        ranges.sort(Comparator.<long[]>comparingLong(r -> r[0]).thenComparingLong(r -> r[1]));
+        long expected = 0;
+        String previous = null;
+        for (long[] r : ranges) {
+            String name = names.get((int) r[2]);
+            if (r[0] < expected) {
+                throw bad(where, "tensors '" + previous + "' and '" + name + "' overlap in the data block (corrupt file)");
             }
+            if (r[0] > expected) {
+                throw bad(where, "hole of " + (r[0] - expected) + " bytes in the data block before tensor '" + name
+                        + "' (corrupt file)");
+            }
+            expected = r[1];
+            previous = name;
         }
+        if (expected != dataSize) {
+            throw bad(where, (dataSize - expected) + " bytes after the last tensor's data (file corrupt or not safetensors)");
+        }
+    }
+
+    /** A Jackson error as one line: the message and where it happened. */
+    static String jsonError(JsonProcessingException e) {
+        String m = String.valueOf(e.getOriginalMessage()).replaceAll("\\s+", " ").trim();
+        return e.getLocation() == null ? m : m + " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr();
     }
 
     private static CheckpointException bad(String where, String what) {

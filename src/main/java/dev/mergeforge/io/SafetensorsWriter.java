@@ -76,6 +76,7 @@ public final class SafetensorsWriter implements AutoCloseable {
         long off = 0;
         for (Entry e : entries) {
             if (e.name().equals("__metadata__")) throw new IllegalArgumentException("tensor name __metadata__ is reserved");
+            if (root.has(e.name())) throw new IllegalArgumentException("tensor '" + e.name() + "' is planned twice in one file");
             ObjectNode t = root.putObject(e.name());
             t.put("dtype", e.dtype().safetensorsName());
             ArrayNode shape = t.putArray("shape");

@@ -98,7 +98,7 @@ final class DecoderLayer {
         int d = c.headDim(), qd = c.qDim(), kvd = c.kvDim(), group = c.heads() / c.kvHeads();
         int window = c.slidingWindow();
         float scale = (float) (1.0 / Math.sqrt(d));
-        par.forRange(c.heads(), 1, (lo, hi) -> {
+        dev.mergeforge.backend.Parallel.Body body = (lo, hi) -> {
             float[] score = new float[pos0 + tokens];
             for (int head = (int) lo; head < hi; head++) {
                 int kvOff = (head / group) * d;
@@ -128,6 +128,9 @@ final class DecoderLayer {
                     }
                 }
             }
-        });
+        };
+        // one decoded token over a short context is cheaper than a fork
+        if ((long) tokens * (pos0 + tokens) * qd < MatMul.SERIAL_FLOPS) body.run(0, c.heads());
+        else par.forRange(c.heads(), 1, body);
     }
 }

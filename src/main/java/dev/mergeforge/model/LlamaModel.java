@@ -1,10 +1,14 @@
 package dev.mergeforge.model;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.TensorView;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 
@@ -31,9 +35,10 @@ public final class LlamaModel implements AutoCloseable {
     private final TensorView embed;
     private final TensorView lmHead;
     private final float[] finalNorm;
+    private final int bos;
     private float[] lmHeadResident;
 
-    private LlamaModel(WeightSource weights, Parallel par, boolean keepLayers) {
+    private LlamaModel(WeightSource weights, Parallel par, boolean keepLayers, boolean tokenizerHasBos) {
         this.weights = weights;
         this.config = ModelConfig.fromJson(weights.config(), weights.describe() + "/config.json");
         this.par = par;
@@ -52,13 +57,14 @@ public final class LlamaModel implements AutoCloseable {
         }
         Floats32.checkShape(lmHead, config.vocabSize(), config.hiddenSize());
         this.finalNorm = Floats32.read(weights.tensor("model.norm.weight"), config.hiddenSize());
+        this.bos = tokenizerHasBos ? config.bosTokenId() : -1;
     }
 
     /** Opens a model directory (config.json + model.safetensors or a sharded index). */
     public static LlamaModel open(Path dir, Parallel par, boolean keepLayers) {
         WeightSource w = SafetensorsWeights.open(dir);
         try {
-            return new LlamaModel(w, par, keepLayers);
+            return new LlamaModel(w, par, keepLayers, tokenizerHasBos(dir));
         } catch (RuntimeException e) {
             w.close();
             throw e;
@@ -66,6 +72,24 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     public ModelConfig config() { return config; }
+
+    /**
+     * The id that starts every sequence, or −1: config.json's {@code bos_token_id}, unless
+     * tokenizer_config.json says {@code "bos_token": null} (Qwen2, whose config names a BOS id
+     * its tokenizer never adds).
+     */
+    public int bosTokenId() { return bos; }
+
+    private static boolean tokenizerHasBos(Path dir) {
+        Path tc = dir.resolve("tokenizer_config.json");
+        if (!Files.isRegularFile(tc)) return true;
+        try {
+            JsonNode n = new ObjectMapper().readTree(tc.toFile());
+            return n == null || !n.has("bos_token") || !n.get("bos_token").isNull();
+        } catch (IOException e) {
+            throw new CheckpointException(tc + ": cannot read (" + e.getMessage() + "); fix or remove the file", e);
+        }
+    }
 
     /** The model directory, for messages and metadata. */
     public String name() { return weights.describe(); }

@@ -13,6 +13,8 @@ final class MatMul {
     static final int OUT_CHUNK = 32;
     /** Tokens per cache tile: the x rows a thread reuses against its W rows. */
     static final int TOKEN_TILE = 64;
+    /** Below this many multiply-adds a product runs on the calling thread. */
+    static final long SERIAL_FLOPS = 1L << 18;
 
     private MatMul() {}
 
@@ -27,12 +29,15 @@ final class MatMul {
      */
     static void linear(Parallel par, float[] x, int xOff, int tokens, int in, float[] w, int wRow0, int rows, float[] b,
                        float[] y, int yOff, int yStride) {
-        par.forRange(rows, OUT_CHUNK, (lo, hi) -> {
+        Parallel.Body body = (lo, hi) -> {
             for (int t0 = 0; t0 < tokens; t0 += TOKEN_TILE) {
                 int t1 = Math.min(tokens, t0 + TOKEN_TILE);
                 tile(x, xOff, t0, t1, in, w, wRow0, (int) lo, (int) hi, b, y, yOff, yStride);
             }
-        });
+        };
+        // small products (decoding one token of a small model) cost less than a fork
+        if ((long) tokens * in * rows < SERIAL_FLOPS) body.run(0, rows);
+        else par.forRange(rows, OUT_CHUNK, body);
     }
 
     private static void tile(float[] x, int xOff, int t0, int t1, int in, float[] w, int wRow0, int o0, int o1, float[] b,
@@ -59,7 +64,14 @@ final class MatMul {
                 store(y, yOff, ys, t + 3, o, b, a30, a31, a32, a33);
             }
             for (; t < t1; t++) {
-                for (int j = 0; j < 4; j++) y[yOff + t * ys + o + j] = dot(x, xOff + t * in, w, (wRow0 + o + j) * in, in) + bias(b, o + j);
+                // one token against four rows: four independent sums, each in the same order as above
+                int x0 = xOff + t * in;
+                float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                for (int i = 0; i < in; i++) {
+                    float v = x[x0 + i];
+                    a0 += v * w[w0 + i]; a1 += v * w[w1 + i]; a2 += v * w[w2 + i]; a3 += v * w[w3 + i];
+                }
+                store(y, yOff, ys, t, o, b, a0, a1, a2, a3);
             }
         }
         for (; o < o1; o++) {

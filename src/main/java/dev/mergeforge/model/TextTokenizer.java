@@ -38,6 +38,9 @@ public final class TextTokenizer implements AutoCloseable {
         try {
             return new TextTokenizer(HuggingFaceTokenizer.newInstance(file, Map.of(
                     "addSpecialTokens", "false", "truncation", "false", "padding", "false")), file);
+        } catch (LinkageError e) {
+            throw new CheckpointException("the tokenizers native library cannot be loaded on this platform (" + e.getMessage()
+                    + "); give pre-tokenized JSONL with input_ids instead of text", e);
         } catch (IOException | RuntimeException e) {
             throw new CheckpointException(file + ": cannot load the tokenizer (" + e.getMessage()
                     + "); check that it is a Hugging Face fast-tokenizer file", e);

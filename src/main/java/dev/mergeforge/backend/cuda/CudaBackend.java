@@ -2,6 +2,7 @@ package dev.mergeforge.backend.cuda;
 
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.java.JavaBackend;
+import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.io.TensorView;
 import dev.mergeforge.tensor.DType;
@@ -24,26 +25,34 @@ import java.util.Optional;
  * kernels overlapped on several streams); {@link DeviceOps} is already that layer's API.
  */
 public class CudaBackend extends JavaBackend {
-    private final CudaContext cx;
-    private final DeviceBufferPool pool = new DeviceBufferPool();
-    private final PinnedStaging staging;
+    private final Device dev;
+    private final DeviceBufferPool pool;
     private final DeviceOps ops;
     private final DeviceRankSelect rank;
 
     /** Opens GPU {@code device} (the N of {@code --device cuda:N}); throws with the reason when CUDA cannot run here. */
-    public CudaBackend(int device) {
+    public CudaBackend(int device) { this(open(device)); }
+
+    /** The backend on any {@link Device} (tests run it on a host emulator of the kernels). */
+    CudaBackend(Device dev) {
         super(0);
+        this.dev = dev;
+        this.pool = new DeviceBufferPool(dev);
+        this.ops = new DeviceOps(dev, pool);
+        this.rank = new DeviceRankSelect(ops);
+    }
+
+    private static Device open(int device) {
         Optional<String> why = unavailableReason();
         if (why.isPresent()) throw new MergeforgeException("--backend cuda is unavailable: " + why.get());
-        this.cx = new CudaContext(device);
-        try {
-            this.staging = new PinnedStaging(cx);
-        } catch (RuntimeException e) {
-            cx.close();
-            throw e;
-        }
-        this.ops = new DeviceOps(cx, pool);
-        this.rank = new DeviceRankSelect(ops);
+        return new CudaContext(device);
+    }
+
+    /** The GPU index of a {@code --device} value: "cuda" is 0, "cuda:N" is N. */
+    public static int deviceIndex(String spec) {
+        if (spec.equals("cuda")) return 0;
+        if (spec.matches("cuda:[0-9]{1,4}")) return Integer.parseInt(spec.substring(5));
+        throw new ConfigException("--device " + spec + ": expected cuda or cuda:N with N the GPU index shown by nvidia-smi");
     }
 
     /** Empty when the CUDA backend can run on this machine, else a one-line reason naming the fix. Never throws. */
@@ -52,7 +61,7 @@ public class CudaBackend extends JavaBackend {
     @Override public String name() { return "cuda"; }
 
     /** "cuda:0 (NVIDIA H100 80GB HBM3, 79 GiB)" for the log. */
-    public String describe() { return "cuda:" + cx.ordinal + " (" + cx.deviceName + ", " + (cx.totalMemory >> 30) + " GiB)"; }
+    public String describe() { return dev.describe(); }
 
     /** GPU memory the backend's buffer pool holds now. */
     public long deviceBytes() { return pool.allocatedBytes(); }
@@ -65,7 +74,7 @@ public class CudaBackend extends JavaBackend {
     private final class Op implements AutoCloseable {
         private final List<DeviceBuffer> held = new ArrayList<>();
 
-        Op() { cx.makeCurrent(); }
+        Op() { dev.makeCurrent(); }
 
         DeviceBuffer buffer(long bytes, String what) {
             DeviceBuffer b = pool.borrow(bytes, what);
@@ -75,7 +84,7 @@ public class CudaBackend extends JavaBackend {
 
         DeviceBuffer upload(MemorySegment src, String what) {
             DeviceBuffer b = buffer(src.byteSize(), what);
-            staging.upload(src, b);
+            dev.upload(src, b);
             return b;
         }
 
@@ -92,7 +101,7 @@ public class CudaBackend extends JavaBackend {
             return b;
         }
 
-        void download(DeviceBuffer b, Tile t) { staging.download(b, t.data()); }
+        void download(DeviceBuffer b, Tile t) { dev.download(b, t.data()); }
 
         @Override public void close() { for (DeviceBuffer b : held) pool.release(b); }
     }
@@ -130,7 +139,7 @@ public class CudaBackend extends JavaBackend {
             DeviceBuffer s = op.upload(src);
             DeviceBuffer d = op.buffer(2 * n, "stored " + dtype);
             ops.store16(bf16, s, d, n);
-            staging.download(d, dst);
+            dev.download(d, dst);
         }
     }
 
@@ -331,12 +340,11 @@ public class CudaBackend extends JavaBackend {
     @Override
     public synchronized void close() {
         try {
-            cx.makeCurrent();
-            cx.sync();
-            staging.close();
+            dev.makeCurrent();
+            dev.sync();
             pool.close();
         } finally {
-            cx.close();
+            dev.close();
             super.close();
         }
     }

@@ -47,7 +47,14 @@ public final class CudaBench {
             System.err.println("cannot benchmark: " + why.get());
             System.exit(1);
         }
-        try (CudaBackend cuda = new CudaBackend(device); Arena arena = Arena.ofConfined()) {
+        try (CudaBackend cuda = new CudaBackend(device)) {
+            run(cuda, n, reps, out);
+        }
+    }
+
+    /** Runs every case on the backend's device (a GPU, or the kernel emulator in the smoke test). */
+    static void run(CudaBackend cuda, long n, int reps, PrintStream out) {
+        try (Arena arena = Arena.ofConfined()) {
             out.printf(Locale.ROOT, "%s, %d elements (%.1f MiB per f32 tensor), %d reps%n", cuda.describe(), n, n * 4 / 1048576.0, reps);
             deviceKernels(cuda, n, reps, out, arena);
             endToEnd(cuda, n, out, arena);
@@ -59,8 +66,8 @@ public final class CudaBench {
         DeviceRankSelect rank = new DeviceRankSelect(ops);
         Tile host = randomTile(n, 1, arena);
         List<DeviceBuffer> held = new ArrayList<>();
-        ops.cx.makeCurrent();
-        PinnedStaging st = new PinnedStaging(ops.cx);
+        ops.dev.makeCurrent();
+        Device st = ops.dev;
         try {
             DeviceBuffer a = upload(ops, st, host, held), b = upload(ops, st, randomTile(n, 2, arena), held);
             DeviceBuffer c = upload(ops, st, randomTile(n, 3, arena), held), o = borrow(ops, 4 * n, held);
@@ -100,23 +107,28 @@ public final class CudaBench {
                 out.println(String.format(Locale.ROOT, "%-24s %10.3f %10.1f", k.name, ms, k.bytesPerElement * n / (ms * 1e6)));
             }
         } finally {
-            ops.cx.sync();
+            ops.dev.sync();
             for (DeviceBuffer d : held) ops.pool.release(d);
-            st.close();
         }
     }
 
-    /** Milliseconds per run, measured with CUDA events around reps runs after 2 warm-up runs. */
+    /** Milliseconds per run, measured with CUDA events (wall clock off a GPU) around reps runs after 2 warm-up runs. */
     private static double time(DeviceOps ops, Runnable body, int reps) {
         body.run();
         body.run();
+        if (!(ops.dev instanceof CudaContext cx)) {
+            long t0 = System.nanoTime();
+            for (int r = 0; r < reps; r++) body.run();
+            ops.dev.sync();
+            return (System.nanoTime() - t0) / 1e6 / reps;
+        }
         CUevent start = new CUevent(), stop = new CUevent();
         CudaErrors.check(JCudaDriver.cuEventCreate(start, 0), "cuEventCreate");
         CudaErrors.check(JCudaDriver.cuEventCreate(stop, 0), "cuEventCreate");
         try {
-            CudaErrors.check(JCudaDriver.cuEventRecord(start, ops.cx.stream), "cuEventRecord");
+            CudaErrors.check(JCudaDriver.cuEventRecord(start, cx.stream), "cuEventRecord");
             for (int r = 0; r < reps; r++) body.run();
-            CudaErrors.check(JCudaDriver.cuEventRecord(stop, ops.cx.stream), "cuEventRecord");
+            CudaErrors.check(JCudaDriver.cuEventRecord(stop, cx.stream), "cuEventRecord");
             CudaErrors.check(JCudaDriver.cuEventSynchronize(stop), "cuEventSynchronize");
             float[] ms = new float[1];
             CudaErrors.check(JCudaDriver.cuEventElapsedTime(ms, start, stop), "cuEventElapsedTime");
@@ -147,7 +159,7 @@ public final class CudaBench {
         return (System.nanoTime() - t0) / 1e6;
     }
 
-    private static DeviceBuffer upload(DeviceOps ops, PinnedStaging st, Tile t, List<DeviceBuffer> held) {
+    private static DeviceBuffer upload(DeviceOps ops, Device st, Tile t, List<DeviceBuffer> held) {
         DeviceBuffer d = borrow(ops, t.data().byteSize(), held);
         st.upload(t.data(), d);
         return d;

@@ -7,11 +7,13 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
+import jcuda.driver.CUresult;
 import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.EnumMap;
@@ -22,11 +24,12 @@ import java.util.Map;
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
 
 /**
- * One GPU as the backend uses it: the device's primary context (shared with cuBLAS), one stream
- * every op is queued on, and the PTX modules of the jar loaded with cuModuleLoadData. Owns all of
- * them; {@link #close} unloads and releases in reverse order.
+ * One GPU as the backend uses it, through JCuda: the device's primary context (shared with
+ * cuBLAS), one stream every op is queued on, the PTX modules of the jar loaded with
+ * cuModuleLoadData, and pinned staging for copies. Owns all of them; {@link #close} unloads and
+ * releases in reverse order.
  */
-final class CudaContext implements AutoCloseable, Launcher {
+final class CudaContext implements Device {
     final int ordinal;
     final String deviceName;
     final long totalMemory;
@@ -36,6 +39,7 @@ final class CudaContext implements AutoCloseable, Launcher {
     private final List<CUmodule> modules = new ArrayList<>();
     private final Map<Kernel, CUfunction> functions = new EnumMap<>(Kernel.class);
     private boolean retained, streamCreated;
+    private PinnedStaging staging;
 
     CudaContext(int ordinal) {
         this.ordinal = ordinal;
@@ -60,6 +64,7 @@ final class CudaContext implements AutoCloseable, Launcher {
             CudaErrors.check(JCudaDriver.cuDeviceTotalMem(mem, device), "cuDeviceTotalMem");
             this.totalMemory = mem[0];
             loadModules();
+            staging = new PinnedStaging(this);
         } catch (RuntimeException e) {
             close();
             throw e;
@@ -95,11 +100,37 @@ final class CudaContext implements AutoCloseable, Launcher {
         }
     }
 
-    /** Binds this context to the calling thread (every op starts with it). */
-    void makeCurrent() { CudaErrors.check(cuCtxSetCurrent(context), "cuCtxSetCurrent(cuda:" + ordinal + ")"); }
+    @Override
+    public void makeCurrent() { CudaErrors.check(cuCtxSetCurrent(context), "cuCtxSetCurrent(cuda:" + ordinal + ")"); }
 
-    /** Waits for everything queued on the stream. */
-    void sync() { CudaErrors.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize (a kernel failed)"); }
+    @Override
+    public void sync() { CudaErrors.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize (a kernel failed)"); }
+
+    @Override
+    public String describe() { return "cuda:" + ordinal + " (" + deviceName + ", " + (totalMemory >> 30) + " GiB)"; }
+
+    @Override
+    public DeviceBuffer tryAllocate(long bytes) {
+        DevicePtr p = new DevicePtr();
+        int rc = JCudaDriver.cuMemAlloc(p, bytes);
+        if (rc == CUresult.CUDA_ERROR_OUT_OF_MEMORY) return null;
+        CudaErrors.check(rc, "cuMemAlloc of " + bytes + " bytes");
+        return new DeviceBuffer(p, bytes);
+    }
+
+    @Override
+    public void free(DeviceBuffer b) { CudaErrors.check(JCudaDriver.cuMemFree(b.ptr), "cuMemFree"); }
+
+    @Override
+    public void upload(MemorySegment src, DeviceBuffer dst) { staging.upload(src, dst); }
+
+    @Override
+    public void download(DeviceBuffer src, MemorySegment dst) { staging.download(src, dst); }
+
+    @Override
+    public void zero(DeviceBuffer b, long bytes) {
+        CudaErrors.check(JCudaDriver.cuMemsetD8Async(b.ptr, (byte) 0, bytes, stream), "cuMemsetD8Async");
+    }
 
     /**
      * Queues kernel k on the stream. Arguments in kernel order: DeviceBuffer (a pointer), Long
@@ -125,7 +156,10 @@ final class CudaContext implements AutoCloseable, Launcher {
 
     @Override
     public void close() {
-        if (retained) makeCurrent();
+        // best effort: after a sticky CUDA error the context may refuse even this; release the rest anyway
+        if (retained) JCudaDriver.cuCtxSetCurrent(context);
+        if (staging != null) staging.close();
+        staging = null;
         for (CUmodule m : modules) JCudaDriver.cuModuleUnload(m);
         modules.clear();
         if (streamCreated) JCudaDriver.cuStreamDestroy(stream);

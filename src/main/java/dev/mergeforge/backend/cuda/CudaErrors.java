@@ -45,8 +45,8 @@ final class CudaErrors {
                     "; the tensors of this op do not fit in GPU memory: use --backend java or a GPU with more memory";
             case CUresult.CUDA_ERROR_UNSUPPORTED_PTX_VERSION, CUresult.CUDA_ERROR_INVALID_PTX,
                  CUresult.CUDA_ERROR_NO_BINARY_FOR_GPU, CUresult.CUDA_ERROR_INVALID_IMAGE ->
-                    "; the kernels are PTX for compute_80 built by the nvcc of the build machine: the GPU must be"
-                            + " Ampere or newer and the driver at least as new as that nvcc (rebuild with make ptx using an older nvcc otherwise)";
+                    "; the kernels are PTX ISA 7.0 for compute_80: the GPU must be Ampere or newer and the driver"
+                            + " CUDA 11.0 or newer (check nvidia-smi), or use --backend java";
             case CUresult.CUDA_ERROR_NO_DEVICE, CUresult.CUDA_ERROR_INVALID_DEVICE ->
                     "; check --device cuda:N against nvidia-smi";
             default -> "";

@@ -1,7 +1,6 @@
 package dev.mergeforge.backend.cuda;
 
 import jcuda.driver.CUresult;
-import jcuda.driver.JCudaDriver;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -18,10 +17,13 @@ import java.util.Set;
 final class DeviceBufferPool implements AutoCloseable {
     private static final long ALIGN = 256;
 
+    private final Device dev;
     private final List<DeviceBuffer> free = new ArrayList<>();
     private final Set<DeviceBuffer> out = Collections.newSetFromMap(new IdentityHashMap<>());
     private long allocatedBytes;
     private boolean closed;
+
+    DeviceBufferPool(Device dev) { this.dev = dev; }
 
     /** A buffer of at least {@code bytes} bytes (contents undefined); {@code what} names it in errors. */
     DeviceBuffer borrow(long bytes, String what) {
@@ -41,15 +43,14 @@ final class DeviceBufferPool implements AutoCloseable {
     }
 
     private DeviceBuffer allocate(long need, String what) {
-        DevicePtr p = new DevicePtr();
-        int rc = JCudaDriver.cuMemAlloc(p, need);
-        if (rc == CUresult.CUDA_ERROR_OUT_OF_MEMORY && !free.isEmpty()) {
+        DeviceBuffer b = dev.tryAllocate(need);
+        if (b == null && !free.isEmpty()) {
             releaseFree();
-            rc = JCudaDriver.cuMemAlloc(p, need);
+            b = dev.tryAllocate(need);
         }
-        CudaErrors.check(rc, "cuMemAlloc of " + need + " bytes for " + what);
+        if (b == null) CudaErrors.check(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "cuMemAlloc of " + need + " bytes for " + what);
         allocatedBytes += need;
-        return new DeviceBuffer(p, need);
+        return b;
     }
 
     /** Returns a borrowed buffer. */
@@ -60,7 +61,7 @@ final class DeviceBufferPool implements AutoCloseable {
 
     private void releaseFree() {
         for (DeviceBuffer b : free) {
-            CudaErrors.check(JCudaDriver.cuMemFree(b.ptr), "cuMemFree");
+            dev.free(b);
             allocatedBytes -= b.capacity;
         }
         free.clear();

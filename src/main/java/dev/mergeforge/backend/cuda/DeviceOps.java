@@ -2,9 +2,7 @@ package dev.mergeforge.backend.cuda;
 
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Reductions;
-import jcuda.Pointer;
-import jcuda.driver.JCudaDriver;
-
+import java.lang.foreign.MemorySegment;
 import java.util.List;
 
 /**
@@ -18,14 +16,14 @@ final class DeviceOps {
     /** Grid cap of the grid-stride kernels: far more threads than any GPU keeps resident. */
     static final long MAX_GRID = 1 << 16;
 
-    final CudaContext cx;
+    final Device dev;
     final DeviceBufferPool pool;
     final Launcher launcher;
 
-    DeviceOps(CudaContext cx, DeviceBufferPool pool) { this(cx, pool, cx::launch); }
+    DeviceOps(Device dev, DeviceBufferPool pool) { this(dev, pool, dev); }
 
-    DeviceOps(CudaContext cx, DeviceBufferPool pool, Launcher launcher) {
-        this.cx = cx;
+    DeviceOps(Device dev, DeviceBufferPool pool, Launcher launcher) {
+        this.dev = dev;
         this.pool = pool;
         this.launcher = launcher;
     }
@@ -77,7 +75,7 @@ final class DeviceOps {
 
     double dot(DeviceBuffer a, DeviceBuffer b, long n) { return reduce(Kernel.BLOCK_DOT, n, a, b); }
 
-    /** One thread per canonical block writes its partial sum; the host adds them in order. */
+    /** One thread per canonical block writes its partial sum; the host adds them in order. Inputs must be 16-byte aligned (pool buffers are 256). */
     private double reduce(Kernel k, long n, DeviceBuffer... in) {
         long nb = Reductions.blocks(n);
         if (nb > Integer.MAX_VALUE - 8) throw new IllegalArgumentException("tensor too large for one reduction: " + n);
@@ -92,8 +90,7 @@ final class DeviceOps {
             args[in.length + 2] = nb;
             launcher.launch(k, grid(nb, threads), threads, args);
             double[] p = new double[(int) nb];
-            cx.sync();
-            CudaErrors.check(JCudaDriver.cuMemcpyDtoH(Pointer.to(p), partial.ptr, nb * 8), "cuMemcpyDtoH of reduction partials");
+            dev.download(partial, MemorySegment.ofArray(p));
             return Reductions.combine(p);
         } finally {
             pool.release(partial);
@@ -132,16 +129,14 @@ final class DeviceOps {
         long[] addr = new long[bufs.size()];
         for (int i = 0; i < addr.length; i++) addr[i] = bufs.get(i).address();
         DeviceBuffer d = pool.borrow(8L * addr.length, "kernel pointer array");
-        cx.sync();
-        CudaErrors.check(JCudaDriver.cuMemcpyHtoD(d.ptr, Pointer.to(addr), 8L * addr.length), "cuMemcpyHtoD of a pointer array");
+        dev.upload(MemorySegment.ofArray(addr), d);
         return d;
     }
 
     /** A device copy of small float array (weights); the caller releases it. */
     DeviceBuffer floatArray(float[] values) {
         DeviceBuffer d = pool.borrow(4L * Math.max(1, values.length), "kernel weight array");
-        cx.sync();
-        if (values.length > 0) CudaErrors.check(JCudaDriver.cuMemcpyHtoD(d.ptr, Pointer.to(values), 4L * values.length), "cuMemcpyHtoD of weights");
+        dev.upload(MemorySegment.ofArray(values), d);
         return d;
     }
 }

@@ -1,7 +1,6 @@
 package dev.mergeforge.backend.cuda;
 
-import jcuda.Pointer;
-import jcuda.driver.JCudaDriver;
+import java.lang.foreign.MemorySegment;
 
 /**
  * keepRankRange on the GPU, exactly as the Java backend's RankSelect: the |x| bit patterns at the
@@ -62,12 +61,11 @@ final class DeviceRankSelect {
 
     private long[] histogram(DeviceBuffer x, long n, int pass, int[] prefix, DeviceBuffer hist) {
         int t = prefix.length;
-        CudaErrors.check(JCudaDriver.cuMemsetD8Async(hist.ptr, (byte) 0, 8L * 2 * BINS, ops.cx.stream), "cuMemsetD8Async");
+        ops.dev.zero(hist, 8L * 2 * BINS);
         ops.launcher.launch(Kernel.RADIX_HIST, DeviceOps.grid(n, DeviceOps.THREADS * 16), DeviceOps.THREADS,
                 x, n, SHIFT[pass], BITS[pass], prefix[0], prefix[t - 1], t, hist);
         long[] h = new long[2 * BINS];
-        ops.cx.sync();
-        CudaErrors.check(JCudaDriver.cuMemcpyDtoH(Pointer.to(h), hist.ptr, 8L * 2 * BINS), "cuMemcpyDtoH of a radix histogram");
+        ops.dev.download(hist, MemorySegment.ofArray(h));
         return h;
     }
 
@@ -87,16 +85,15 @@ final class DeviceRankSelect {
             // how many entries of each chunk equal each boundary value
             ops.launcher.launch(Kernel.EQ_COUNT, chunks, CHUNK_THREADS, x, n, vUp, hasUpper ? 1 : 0, vDn, cntUp, cntDn);
             long[] up = new long[(int) chunks], dn = new long[(int) chunks];
-            ops.cx.sync();
-            CudaErrors.check(JCudaDriver.cuMemcpyDtoH(Pointer.to(up), cntUp.ptr, 8 * chunks), "cuMemcpyDtoH of tie counts");
-            CudaErrors.check(JCudaDriver.cuMemcpyDtoH(Pointer.to(dn), cntDn.ptr, 8 * chunks), "cuMemcpyDtoH of tie counts");
+            ops.dev.download(cntUp, MemorySegment.ofArray(up));
+            ops.dev.download(cntDn, MemorySegment.ofArray(dn));
             // exclusive prefix: equal entries before each chunk
             exclusivePrefix(up);
             exclusivePrefix(dn);
-            CudaErrors.check(JCudaDriver.cuMemcpyHtoD(cntUp.ptr, Pointer.to(up), 8 * chunks), "cuMemcpyHtoD of tie offsets");
-            CudaErrors.check(JCudaDriver.cuMemcpyHtoD(cntDn.ptr, Pointer.to(dn), 8 * chunks), "cuMemcpyHtoD of tie offsets");
+            ops.dev.upload(MemorySegment.ofArray(up), cntUp);
+            ops.dev.upload(MemorySegment.ofArray(dn), cntDn);
             ops.launcher.launch(Kernel.KEEP_RANK_MASK, chunks, CHUNK_THREADS, x, n, vUp, hasUpper ? 1 : 0, skipUp, vDn, keepDn, cntUp, cntDn);
-            ops.cx.sync();
+            ops.dev.sync();
         } finally {
             ops.pool.release(cntUp);
             ops.pool.release(cntDn);

@@ -2,6 +2,7 @@ package dev.mergeforge.backend.cuda;
 
 import jcuda.Pointer;
 import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.JCudaDriver;
 
 import java.lang.foreign.MemorySegment;
@@ -19,6 +20,8 @@ final class PinnedStaging implements AutoCloseable {
     private final MemorySegment[] seg = new MemorySegment[2];
     private final CUevent[] done = {new CUevent(), new CUevent()};
     private int allocated, events;
+    /** The buffer the next chunk uses: consecutive copies alternate, also across calls. */
+    private int next;
 
     PinnedStaging(CudaContext cx) {
         this.cx = cx;
@@ -29,7 +32,7 @@ final class PinnedStaging implements AutoCloseable {
                 allocated++;
                 // the chunk is < 2 GiB, so one direct ByteBuffer view covers it
                 seg[b] = MemorySegment.ofBuffer(host[b].getByteBuffer(0, CHUNK));
-                CudaErrors.check(JCudaDriver.cuEventCreate(done[b], 0), "cuEventCreate");
+                CudaErrors.check(JCudaDriver.cuEventCreate(done[b], CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate");
                 events++;
             }
         } catch (RuntimeException e) {
@@ -42,9 +45,9 @@ final class PinnedStaging implements AutoCloseable {
     void upload(MemorySegment src, DeviceBuffer dst) {
         long n = src.byteSize();
         if (n > dst.capacity) throw new IllegalArgumentException(n + " bytes do not fit " + dst);
-        int k = 0;
-        for (long off = 0; off < n; off += CHUNK, k++) {
-            int b = k & 1;
+        for (long off = 0; off < n; off += CHUNK) {
+            int b = next;
+            next ^= 1;
             long len = Math.min(CHUNK, n - off);
             // the buffer's previous copy must have left it before it is refilled
             CudaErrors.check(JCudaDriver.cuEventSynchronize(done[b]), "cuEventSynchronize (host to device copy)");
@@ -60,18 +63,21 @@ final class PinnedStaging implements AutoCloseable {
         if (n > src.capacity) throw new IllegalArgumentException(n + " bytes requested from " + src);
         if (n == 0) return;
         long chunks = (n + CHUNK - 1) / CHUNK;
-        queueDownload(src, 0, n);
+        int first = next;
+        queueDownload(src, 0, n, first);
         for (long k = 0; k < chunks; k++) {
-            if (k + 1 < chunks) queueDownload(src, k + 1, n);
-            int b = (int) (k & 1);
+            // while chunk k is copied out of its buffer, chunk k+1 is already on its way into the other
+            if (k + 1 < chunks) queueDownload(src, k + 1, n, first);
+            int b = (int) ((first + k) & 1);
             CudaErrors.check(JCudaDriver.cuEventSynchronize(done[b]), "cuEventSynchronize (device to host copy; a kernel may have failed)");
             long off = k * CHUNK;
             MemorySegment.copy(seg[b], 0, dst, off, Math.min(CHUNK, n - off));
         }
+        next = (int) ((first + chunks) & 1);
     }
 
-    private void queueDownload(DeviceBuffer src, long k, long n) {
-        int b = (int) (k & 1);
+    private void queueDownload(DeviceBuffer src, long k, long n, int first) {
+        int b = (int) ((first + k) & 1);
         long off = k * CHUNK, len = Math.min(CHUNK, n - off);
         CudaErrors.check(JCudaDriver.cuMemcpyDtoHAsync(host[b], src.ptr.withByteOffset(off), len, cx.stream), "cuMemcpyDtoHAsync");
         CudaErrors.check(JCudaDriver.cuEventRecord(done[b], cx.stream), "cuEventRecord");

@@ -310,9 +310,10 @@ public class JavaBackend implements Backend {
                     case ELEMENTS -> i;
                 };
                 float f = 1f - (keep * im.getAtIndex(F, c));
-                float bi = b.getAtIndex(F, i);
-                float d = m.getAtIndex(F, i) - bi;
-                o.setAtIndex(F, i, bi + (d * f));
+                float bi = b.getAtIndex(F, i), mi = m.getAtIndex(F, i);
+                float d = mi - bi;
+                // the ends are exact: f = 1 keeps the merge, f = 0 restores the base
+                o.setAtIndex(F, i, f == 1f ? mi : (f == 0f ? bi : bi + (d * f)));
             }
         });
     }

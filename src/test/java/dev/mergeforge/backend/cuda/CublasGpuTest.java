@@ -1,12 +1,12 @@
 package dev.mergeforge.backend.cuda;
 
 import dev.mergeforge.backend.cuda.cublas.Cublas;
-import jcuda.Pointer;
 import jcuda.driver.JCudaDriver;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -26,15 +26,16 @@ class CublasGpuTest {
         for (int i = 0; i < b.length; i++) b[i] = (float) r.nextGaussian();
         try (CudaBackend cuda = new CudaBackend(0)) {
             DeviceOps ops = cuda.deviceOps();
-            ops.cx.makeCurrent();
+            ops.dev.makeCurrent();
             DeviceBuffer da = ops.pool.borrow(4L * a.length, "A"), db = ops.pool.borrow(4L * b.length, "B"), dc = ops.pool.borrow(4L * c.length, "C");
             try (Cublas blas = Cublas.create()) {
-                CudaErrors.check(JCudaDriver.cuMemcpyHtoD(da.ptr, Pointer.to(a), 4L * a.length), "upload A");
-                CudaErrors.check(JCudaDriver.cuMemcpyHtoD(db.ptr, Pointer.to(b), 4L * b.length), "upload B");
+                ops.dev.upload(MemorySegment.ofArray(a), da);
+                ops.dev.upload(MemorySegment.ofArray(b), db);
+                ops.dev.sync();
                 // column-major: A is m x k (lda = m), B is k x n (ldb = k), C = A B is m x n (ldc = m)
                 blas.sgemm(false, false, m, n, k, 1f, da.address(), m, db.address(), k, 0f, dc.address(), m);
                 CudaErrors.check(JCudaDriver.cuCtxSynchronize(), "sgemm");
-                CudaErrors.check(JCudaDriver.cuMemcpyDtoH(Pointer.to(c), dc.ptr, 4L * c.length), "download C");
+                ops.dev.download(dc, MemorySegment.ofArray(c));
             } finally {
                 ops.pool.release(da);
                 ops.pool.release(db);

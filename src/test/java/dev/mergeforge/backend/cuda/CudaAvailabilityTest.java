@@ -1,5 +1,6 @@
 package dev.mergeforge.backend.cuda;
 
+import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
 import org.junit.jupiter.api.Test;
 
@@ -48,6 +49,16 @@ class CudaAvailabilityTest {
         if (r.isEmpty()) return; // GPU machine: CudaConformanceTest covers construction
         MergeforgeException e = assertThrows(MergeforgeException.class, () -> new CudaBackend(0));
         assertEquals("--backend cuda is unavailable: " + r.get(), e.getMessage());
+    }
+
+    @Test
+    void deviceSpecParses() {
+        assertEquals(0, CudaBackend.deviceIndex("cuda"));
+        assertEquals(3, CudaBackend.deviceIndex("cuda:3"));
+        for (String bad : new String[] {"cuda:", "cuda:-1", "gpu:0", "cuda:x"}) {
+            ConfigException e = assertThrows(ConfigException.class, () -> CudaBackend.deviceIndex(bad));
+            assertTrue(e.getMessage().startsWith("--device " + bad + ": expected cuda or cuda:N"), e.getMessage());
+        }
     }
 
     @Test

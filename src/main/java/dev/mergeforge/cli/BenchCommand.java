@@ -1,0 +1,82 @@
+package dev.mergeforge.cli;
+
+import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.bench.CopyBandwidth;
+import dev.mergeforge.bench.EndToEnd;
+import dev.mergeforge.bench.Family;
+import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.fixtures.RandomModels;
+import dev.mergeforge.merge.MethodRegistry;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/**
+ * `mergeforge bench`: end-to-end merge benchmark on generated bf16 Llama checkpoints (default ~1B
+ * parameters, base + 2 fine-tunes): time, GB/s and peak RSS per method and backend, the floor
+ * (bytes moved ÷ copy bandwidth measured in the same run) and, with --mergekit, mergekit's figures.
+ */
+@Command(name = "bench", description = "End-to-end merge benchmark on generated checkpoints (time, GB/s, peak RSS, floor; optionally mergekit).")
+final class BenchCommand implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--params", defaultValue = "1000000000", description = "Approximate parameters per model (default 1B).")
+    long params;
+
+    @Option(names = "--fine-tunes", defaultValue = "2", description = "Fine-tunes of the base (default 2).")
+    int fineTunes;
+
+    @Option(names = "--methods", split = ",", description = "Methods to run (default: linear, task_arithmetic, ties, dare_ties, breadcrumbs, slerp).")
+    List<String> methods;
+
+    @Option(names = "--backends", split = ",", description = "Backends (default: every available one).")
+    List<String> backends;
+
+    @Option(names = "--mergekit", paramLabel = "PYTHON", description = "A Python interpreter with mergekit installed (a throwaway venv outside the repo).")
+    String mergekit;
+
+    @Option(names = "--dir", defaultValue = "target/bench", description = "Work folder for models and outputs (default target/bench).")
+    Path dir;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Seed of the random methods.")
+    long seed;
+
+    @Option(names = "--debug", description = "Print stack traces with errors.")
+    boolean debug;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        if (fineTunes < 1) throw new ConfigException("--fine-tunes must be >= 1, got " + fineTunes);
+        Parallel par = new Parallel(0);
+        try {
+            RandomModels.Builder b = Family.shapeFor(params, par);
+            RandomModels.Family f = Family.ensure(b, fineTunes, dir.resolve("models-" + params), err);
+            Map<String, String> all = EndToEnd.configs(f.base(), f.fineTunes());
+            Map<String, String> configs = new LinkedHashMap<>();
+            for (var e : all.entrySet()) {
+                boolean registered = MethodRegistry.all().stream().anyMatch(s -> s.name().equals(e.getKey()));
+                if ((methods == null || methods.contains(e.getKey())) && registered) configs.put(e.getKey(), e.getValue());
+            }
+            if (methods != null) {
+                for (String m : methods) if (!configs.containsKey(m)) throw new ConfigException("--methods: no benchmark config for '" + m + "'; choose from " + all.keySet());
+            }
+            double bw = CopyBandwidth.measure(512L << 20);
+            List<EndToEnd.Row> rows = EndToEnd.run(configs, backends != null ? backends : DemoCommand.available(), dir.resolve("runs"), seed, mergekit, err);
+            out.printf("## mergeforge bench: %d models of %.2fB parameters (bf16), %d cores%n%n", fineTunes + 1, b.parameters() / 1e9,
+                    Runtime.getRuntime().availableProcessors());
+            out.print(EndToEnd.table(rows, bw));
+            out.flush();
+            return 0;
+        } finally {
+            par.shutdown();
+        }
+    }
+}

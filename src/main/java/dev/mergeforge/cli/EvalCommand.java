@@ -1,0 +1,98 @@
+package dev.mergeforge.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.eval.Evaluator;
+import dev.mergeforge.eval.PromptAnswer;
+import dev.mergeforge.eval.TaskScore;
+import dev.mergeforge.eval.TextLoss;
+import dev.mergeforge.io.Checkpoint;
+import dev.mergeforge.model.LlamaModel;
+import dev.mergeforge.model.TextTokenizer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** `mergeforge eval MODEL [--text FILE] [--tasks FILE.jsonl ...]`: compare merges with the calibration runtime. */
+@Command(name = "eval", description = "Evaluate a model: mean token loss / perplexity on text, exact match and answer NLL on {prompt, answer} JSONL tasks.")
+final class EvalCommand implements Callable<Integer> {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "MODEL", description = "Model directory or HF cache id.")
+    String model;
+
+    @Option(names = "--text", description = "Text file (one document a line) or JSONL with \"text\": mean token NLL and perplexity.")
+    Path text;
+
+    @Option(names = "--tasks", arity = "1..*", description = "JSONL files of {\"prompt\", \"answer\"}: greedy exact match and teacher-forced answer NLL.")
+    List<Path> tasks = new ArrayList<>();
+
+    @Option(names = "--max-tokens", defaultValue = "128", description = "Tokens scored per text document (<s> included; default 128).")
+    int maxTokens;
+
+    @Option(names = "--rows", defaultValue = "100", description = "Task rows evaluated per file (default 100).")
+    int rows;
+
+    @Option(names = "--threads", defaultValue = "0", description = "Worker threads (0 = one per core).")
+    int threads;
+
+    @Option(names = "--json", description = "Print the results as one JSON object.")
+    boolean json;
+
+    @Option(names = "--debug", description = "Print stack traces with errors.")
+    boolean debug;
+
+    @Override
+    public Integer call() {
+        if (text == null && tasks.isEmpty()) throw new ConfigException("mergeforge eval: give --text FILE and/or --tasks FILE.jsonl");
+        for (Path p : concat()) {
+            if (!Files.isRegularFile(p)) throw new ConfigException("mergeforge eval: file " + p + " not found; check the path");
+        }
+        if (rows <= 0 || maxTokens < 2) throw new ConfigException("--rows must be > 0 and --max-tokens >= 2");
+        PrintWriter out = spec.commandLine().getOut();
+        ObjectNode result = new ObjectMapper().createObjectNode();
+        Parallel par = new Parallel(threads);
+        try (Checkpoint c = Checkpoint.open(model);
+             LlamaModel m = LlamaModel.open(c.dir(), par, true);
+             TextTokenizer tok = TextTokenizer.open(c.dir())) {
+            result.put("model", c.ref());
+            if (text != null) {
+                TextLoss l = Evaluator.textLoss(m, tok, Evaluator.readDocuments(text), maxTokens);
+                result.putObject("text").put("file", text.toString()).put("mean_nll", l.meanNll()).put("perplexity", l.perplexity())
+                        .put("tokens", l.tokens()).put("documents", l.documents());
+                if (!json) out.printf(Locale.ROOT, "%s: mean token NLL %.4f, perplexity %.3f over %d tokens of %d documents%n",
+                        text, l.meanNll(), l.perplexity(), l.tokens(), l.documents());
+            }
+            ObjectNode ts = result.putObject("tasks");
+            for (Path p : tasks) {
+                TaskScore s = Evaluator.taskScore(m, tok, PromptAnswer.readJsonl(p), rows, rows);
+                ts.putObject(p.getFileName().toString()).put("accuracy", s.accuracy()).put("accuracy_rows", s.accuracyRows())
+                        .put("answer_nll", s.answerNll()).put("nll_rows", s.nllRows());
+                if (!json) out.printf(Locale.ROOT, "%s: exact match %.3f (%d rows), answer NLL %.4f (%d rows)%n",
+                        p, s.accuracy(), s.accuracyRows(), s.answerNll(), s.nllRows());
+            }
+        } finally {
+            par.shutdown();
+        }
+        if (json) out.println(result.toString());
+        out.flush();
+        return 0;
+    }
+
+    private List<Path> concat() {
+        List<Path> all = new ArrayList<>(tasks);
+        if (text != null) all.add(text);
+        return all;
+    }
+}

@@ -1,0 +1,143 @@
+package dev.mergeforge.backend.cuda;
+
+import org.junit.jupiter.api.Assertions;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * A {@link Device} that runs the real kernel sources (kernels/*.cu) on the CPU through
+ * kernels/host/mf_emulator.cpp, built here with g++ and called with cuLaunchKernel's parameter
+ * convention. Device memory is host memory, filled with 0xA5 garbage when allocated so that a
+ * kernel reading bytes nobody wrote shows up as a mismatch.
+ */
+final class EmulatedDevice implements Device {
+    private static Optional<String> buildError;
+    private static Path library;
+
+    private final Arena libArena = Arena.ofShared();
+    private final MethodHandle launch;
+    private final Map<Long, Arena> buffers = new HashMap<>();
+
+    /** Builds the emulator once; empty when it is ready, else why not (no g++, compile error). */
+    static synchronized Optional<String> unavailableReason() {
+        if (buildError == null) buildError = build();
+        return buildError;
+    }
+
+    private static Optional<String> build() {
+        try {
+            Path out = Path.of("target", "test-native");
+            Files.createDirectories(out);
+            Path lib = out.resolve("libmfemu.so").toAbsolutePath();
+            Process p = new ProcessBuilder("g++", "-std=c++17", "-O0", "-shared", "-fPIC", "-ffp-contract=off",
+                    "-o", lib.toString(), "kernels/host/mf_emulator.cpp").redirectErrorStream(true).start();
+            if (!p.waitFor(120, TimeUnit.SECONDS)) return Optional.of("g++ timed out building the kernel emulator");
+            String log = new String(p.getInputStream().readAllBytes());
+            // a compile error in the kernels is a test failure, not a reason to skip
+            Assertions.assertEquals(0, p.exitValue(), "g++ failed on kernels/host/mf_emulator.cpp:\n" + log);
+            library = lib;
+            return Optional.empty();
+        } catch (IOException e) {
+            return Optional.of("g++ is not installed, so the kernels cannot be emulated on the host: " + e.getMessage());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return Optional.of("interrupted building the kernel emulator");
+        }
+    }
+
+    EmulatedDevice() {
+        if (unavailableReason().isPresent()) throw new IllegalStateException(buildError.get());
+        SymbolLookup l = SymbolLookup.libraryLookup(library, libArena);
+        launch = Linker.nativeLinker().downcallHandle(l.find("emu_launch").orElseThrow(),
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+    }
+
+    private static MemorySegment seg(DeviceBuffer b) { return MemorySegment.ofAddress(b.address).reinterpret(b.capacity); }
+
+    @Override
+    public DeviceBuffer tryAllocate(long bytes) {
+        Arena a = Arena.ofShared();
+        MemorySegment s = a.allocate(bytes, 256);
+        s.fill((byte) 0xA5);
+        buffers.put(s.address(), a);
+        return new DeviceBuffer(s.address(), bytes);
+    }
+
+    @Override
+    public void free(DeviceBuffer b) {
+        Arena a = buffers.remove(b.address);
+        if (a == null) throw new IllegalStateException("free of unknown " + b);
+        a.close();
+    }
+
+    @Override
+    public void upload(MemorySegment src, DeviceBuffer dst) {
+        if (src.byteSize() > dst.capacity) throw new IllegalArgumentException(src.byteSize() + " bytes do not fit " + dst);
+        MemorySegment.copy(src, 0, seg(dst), 0, src.byteSize());
+    }
+
+    @Override
+    public void download(DeviceBuffer src, MemorySegment dst) {
+        if (dst.byteSize() > src.capacity) throw new IllegalArgumentException(dst.byteSize() + " bytes requested from " + src);
+        MemorySegment.copy(seg(src), 0, dst, 0, dst.byteSize());
+    }
+
+    @Override
+    public void zero(DeviceBuffer b, long bytes) { seg(b).asSlice(0, bytes).fill((byte) 0); }
+
+    @Override public void sync() { }
+
+    @Override public void makeCurrent() { }
+
+    @Override public String describe() { return "host emulator of kernels/*.cu"; }
+
+    @Override
+    public void launch(Kernel k, long grid, int block, Object... args) {
+        k.checkArgs(args);
+        if (grid < 1 || grid > Integer.MAX_VALUE) throw new IllegalArgumentException("grid of " + grid + " blocks for " + k.entry);
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment params = call.allocate(ADDRESS, args.length);
+            for (int i = 0; i < args.length; i++) {
+                MemorySegment v = call.allocate(8, 8);
+                switch (args[i]) {
+                    case DeviceBuffer b -> v.set(JAVA_LONG, 0, b.address);
+                    case Long x -> v.set(JAVA_LONG, 0, x);
+                    case Integer x -> v.set(JAVA_INT, 0, x);
+                    case Float x -> v.set(JAVA_FLOAT, 0, x);
+                    default -> throw new IllegalArgumentException("argument " + args[i]);
+                }
+                params.setAtIndex(ADDRESS, i, v);
+            }
+            MemorySegment err = call.allocate(256);
+            int rc = (int) launch.invokeExact(call.allocateFrom(k.entry), (int) grid, block, params, err, 256);
+            if (rc != 0) throw new IllegalStateException("emulated " + k.entry + ": " + err.getString(0));
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (!buffers.isEmpty()) throw new IllegalStateException(buffers.size() + " emulated device buffers not freed");
+        libArena.close();
+    }
+}
