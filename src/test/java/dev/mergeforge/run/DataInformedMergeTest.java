@@ -322,6 +322,32 @@ class DataInformedMergeTest {
     }
 
     @Test
+    void negativeWeightsAreRejected() throws Exception {
+        Path fa = writeGrams("ga.safetensors", grams(10, -1));
+        Run r = merge("merge_method: regmean\nmodels:\n  - model: " + a + "\n    parameters: {weight: -1.0}\n  - model: " + b
+                + "\ncalibration: {stats: " + fa + "}\n", tmp.resolve("o"));
+        assertEquals(2, r.rc());
+        assertTrue(r.err().contains("weight") && r.err().contains(">= 0"), r.err());
+    }
+
+    @Test
+    void slicesReadTheTopLevelStatisticsByEachSourceTensorName() throws Exception {
+        Map<String, float[]> ga = grams(10, -1);
+        Path fa = writeGrams("ga.safetensors", ga);
+        // one file for both models: with equal weights and equal Grams the result is still a Gram-weighted merge
+        String cal = "calibration: {stats: " + fa + "}\nparameters: {alpha: 0.5}\ndtype: float32\n";
+        Run r = merge("merge_method: regmean\nmodels:\n  - model: " + a + "\n  - model: " + b + "\n" + cal, tmp.resolve("models"));
+        assertEquals(0, r.rc(), r.err());
+        r = merge("merge_method: regmean\nslices:\n  - sources:\n      - model: " + a + "\n        layer_range: [0, 2]\n      - model: " + b
+                + "\n        layer_range: [0, 2]\n" + cal, tmp.resolve("slices"));
+        assertEquals(0, r.rc(), r.err());
+        try (SafetensorsFile x = SafetensorsFile.open(tmp.resolve("models/model.safetensors"));
+             SafetensorsFile y = SafetensorsFile.open(tmp.resolve("slices/model.safetensors"))) {
+            for (String n : x.names()) assertArrayEquals(floats(x, n), floats(y, n), n);
+        }
+    }
+
+    @Test
     void singularGramFallsBackWithANote() throws Exception {
         Path fa = writeGrams("ga.safetensors", grams(10, 3)), fb = writeGrams("gb.safetensors", grams(20, 3));
         Run r = merge("merge_method: regmean\n" + models("    calibration: {stats: " + fa + "}\n", "    calibration: {stats: " + fb + "}\n"), tmp.resolve("o"));

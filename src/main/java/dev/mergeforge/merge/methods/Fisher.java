@@ -28,7 +28,7 @@ public record Fisher(boolean normalize, double epsilon) implements MergeMethod {
             "https://arxiv.org/abs/2111.09832", MethodSpec.BaseUse.OPTIONAL, 1, Integer.MAX_VALUE,
             List.of(ParamSpec.flag("normalize", true, "scale each model's Fisher by 1/its model-wide L2 norm (metadata 'norm')"),
                     ParamSpec.number("epsilon", 1e-6, 0, Double.NaN, false, "added to every Fisher value")),
-            List.of(ParamSpec.number("weight", 1.0, "weight of this model")),
+            List.of(ParamSpec.number("weight", 1.0, 0, Double.NaN, false, "weight of this model, >= 0")),
             g -> new Fisher(g.flag("normalize", true), g.number("epsilon", 1e-6)), MethodSpec.Stats.FISHER);
 
     @Override

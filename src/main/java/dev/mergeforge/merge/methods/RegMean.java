@@ -35,7 +35,7 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
             "https://arxiv.org/abs/2212.09849", MethodSpec.BaseUse.OPTIONAL, 1, Integer.MAX_VALUE,
             List.of(ParamSpec.number("alpha", 0.9, 0, 1, false, "share of the Gram's off-diagonal kept (G~ = alpha*G + (1-alpha)*diag(G))"),
                     ParamSpec.number("ridge", 0.0, 0, Double.NaN, false, "add ridge * mean(diag) to the diagonal of the summed Gram")),
-            List.of(ParamSpec.number("weight", 1.0, "weight of this model")),
+            List.of(ParamSpec.number("weight", 1.0, 0, Double.NaN, false, "weight of this model, >= 0")),
             g -> new RegMean(g.number("alpha", 0.9), g.number("ridge", 0.0)), MethodSpec.Stats.GRAM);
 
     @Override
