@@ -54,9 +54,24 @@ public final class Merger {
         return ShardPlan.of(entries, maxShardBytes);
     }
 
-    /** Bytes of working memory the merge needs at most: inputs, base, output and two scratch tiles of the largest tensor. */
+    /**
+     * Bytes of working memory the merge needs at most: inputs, base, output and two scratch tiles of
+     * the largest tensor; for data-informed methods also the per-model statistic tiles and, for
+     * RegMean, the float64 solve (summed Gram, right-hand sides, one model's G~ and Wᵀ).
+     */
     public static long workingBytesEstimate(Planner.Plan plan) {
-        return (plan.maxInputs() + 3L) * plan.largestElements() * 4L;
+        long max = (plan.maxInputs() + 3L) * plan.largestElements() * 4L;
+        for (PlannedTensor t : plan.tensors()) {
+            if (t.stats().isEmpty()) continue;
+            long b = (t.inputs().size() + 3L) * t.shape().numel() * 4L;
+            for (TensorView s : t.stats()) b += s.numel() * 4L;
+            if (plan.config().method().stats() == MethodSpec.Stats.GRAM) {
+                long in = t.shape().dim(1), out = t.shape().dim(0);
+                b += 8L * (2 * in * in + 2 * in * out);
+            }
+            max = Math.max(max, b);
+        }
+        return max;
     }
 
     public static Result run(Planner.Plan plan, Planner.Inputs inputs, Path outputDir, Options o) {
