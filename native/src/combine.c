@@ -4,6 +4,7 @@
  * through a small stack buffer per sub-block so the output may alias any input. The loop bodies
  * are compiled twice (baseline ISA and AVX2) from the same inline kernels: same operations, same bits.
  */
+#include <immintrin.h>
 #include "mo_internal.h"
 
 #define SUB 1024
@@ -88,7 +89,30 @@ MO_AVX2 static void weighted_sum_avx2(const multi_t *c, int64_t lo, int64_t hi) 
 static void elect_sign_portable(const multi_t *c, int64_t lo, int64_t hi) { elect_sign_kernel(c, lo, hi); }
 MO_AVX2 static void elect_sign_avx2(const multi_t *c, int64_t lo, int64_t hi) { elect_sign_kernel(c, lo, hi); }
 static void disjoint_portable(const multi_t *c, int64_t lo, int64_t hi) { disjoint_kernel(c, lo, hi); }
-MO_AVX2 static void disjoint_avx2(const multi_t *c, int64_t lo, int64_t hi) { disjoint_kernel(c, lo, hi); }
+
+/* The same selection with explicit masks: sign(v) as (v > 0 & 1) | (v < 0 & -1), kept lanes blended in. */
+MO_AVX2 static void disjoint_avx2(const multi_t *c, int64_t lo, int64_t hi) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), minus = _mm256_set1_ps(-1.0f);
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256 s = _mm256_loadu_ps(c->sign + i), acc = zero, div = zero;
+        for (int32_t j = 0; j < c->k; j++) {
+            __m256 v = _mm256_loadu_ps(c->xs[j] + i);
+            __m256 sv = _mm256_or_ps(_mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), one),
+                                     _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), minus));
+            __m256 keep = _mm256_cmp_ps(sv, s, _CMP_EQ_OQ);
+            // acc += W, div += w_j where kept
+            acc = _mm256_blendv_ps(acc, _mm256_add_ps(acc, v), keep);
+            div = _mm256_blendv_ps(div, _mm256_add_ps(div, _mm256_set1_ps(c->w[j])), keep);
+        }
+        if (c->normalize) {
+            // acc / (div == 0 ? 1 : div)
+            acc = _mm256_div_ps(acc, _mm256_blendv_ps(div, one, _mm256_cmp_ps(div, zero, _CMP_EQ_OQ)));
+        }
+        _mm256_storeu_ps(c->out + i, acc);
+    }
+    disjoint_kernel(c, i, hi);
+}
 
 static void weighted_sum_task(void *c, int w, int64_t lo, int64_t hi) {
     (void)w;

@@ -64,10 +64,10 @@ MO_AVX2 static inline void mulhilo(__m256i a, __m256i m, __m256i *hi, __m256i *l
 
 /* 32 elements from i (i a multiple of 32): 8 Philox blocks, transposed into element order. */
 MO_AVX2 static void drop32_avx2(const drop_t *d, int64_t i) {
+    // counters c .. c+7; c is a multiple of 8, so lo32 does not wrap and hi32 is the same for all 8
     int64_t c = i >> 2;
-    uint32_t lo32[8], hi32[8];
-    for (int k = 0; k < 8; k++) { lo32[k] = (uint32_t)(c + k); hi32[k] = (uint32_t)((uint64_t)(c + k) >> 32); }
-    __m256i x0 = _mm256_loadu_si256((const __m256i *)lo32), x1 = _mm256_loadu_si256((const __m256i *)hi32);
+    __m256i x0 = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256i x1 = _mm256_set1_epi32((int)(uint32_t)((uint64_t)c >> 32));
     __m256i x2 = _mm256_setzero_si256(), x3 = _mm256_setzero_si256();
     __m256i m0 = _mm256_set1_epi64x(M0), m1 = _mm256_set1_epi64x(M1);
     uint32_t k0 = d->k0, k1 = d->k1;

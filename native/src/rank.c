@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <immintrin.h>
 #include "mo_internal.h"
 
 #define HI_BINS (1 << 15)
@@ -24,15 +25,21 @@ typedef struct {
     int64_t *eq_up, *eq_dn;  // per chunk counts, then starts
 } rank_t;
 
+/* Four interleaved sub-histograms per worker, so runs of equal magnitudes do not serialise on one counter. */
 static void hi_hist_task(void *c, int w, int64_t lo, int64_t hi) {
     rank_t *r = c;
-    int64_t *h = r->hist + (int64_t)w * HI_BINS;
-    for (int64_t i = lo; i < hi; i++) h[abs_bits(r->x, i) >> 16]++;
+    int64_t *h = r->hist + (int64_t)w * 2 * LO_BINS;
+    int64_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        h[abs_bits(r->x, i) >> 16]++;
+        h[HI_BINS + (abs_bits(r->x, i + 1) >> 16)]++;
+        h[2 * HI_BINS + (abs_bits(r->x, i + 2) >> 16)]++;
+        h[3 * HI_BINS + (abs_bits(r->x, i + 3) >> 16)]++;
+    }
+    for (; i < hi; i++) h[abs_bits(r->x, i) >> 16]++;
 }
 
-static void lo_hist_task(void *c, int w, int64_t lo, int64_t hi) {
-    rank_t *r = c;
-    int64_t *h = r->hist + (int64_t)w * 2 * LO_BINS;
+static void lo_hist_range(const rank_t *r, int64_t *h, int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) {
         uint32_t a = abs_bits(r->x, i);
         if ((a >> 16) == r->top[0]) h[a & 0xffff]++;
@@ -40,9 +47,55 @@ static void lo_hist_task(void *c, int w, int64_t lo, int64_t hi) {
     }
 }
 
+/* 8 lanes at a time: only groups holding an element of a selected high bin are counted one by one. */
+MO_AVX2 static void lo_hist_avx2(const rank_t *r, int64_t *h, int64_t lo, int64_t hi) {
+    const __m256i mask = _mm256_set1_epi32(0x7fffffff);
+    const __m256i t0 = _mm256_set1_epi32((int)r->top[0]), t1 = _mm256_set1_epi32((int)r->top[1]);
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256i b = _mm256_srli_epi32(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(r->x + i)), mask), 16);
+        __m256i hit = _mm256_or_si256(_mm256_cmpeq_epi32(b, t0), _mm256_cmpeq_epi32(b, t1));
+        if (!_mm256_testz_si256(hit, hit)) lo_hist_range(r, h, i, i + 8);
+    }
+    lo_hist_range(r, h, i, hi);
+}
+
+static void lo_hist_task(void *c, int w, int64_t lo, int64_t hi) {
+    rank_t *r = c;
+    int64_t *h = r->hist + (int64_t)w * 2 * LO_BINS;
+    if (mo_use_avx2()) { lo_hist_avx2(r, h, lo, hi); return; }
+    for (int64_t i = lo; i < hi; i++) {
+        uint32_t a = abs_bits(r->x, i);
+        if ((a >> 16) == r->top[0]) h[a & 0xffff]++;
+        if ((a >> 16) == r->top[1]) h[LO_BINS + (a & 0xffff)]++;
+    }
+}
+
+/* Entries equal to vUp and to vDn in [lo, hi), 8 lanes at a time. */
+MO_AVX2 static void count_avx2(const rank_t *r, int64_t lo, int64_t hi, int64_t *cu, int64_t *cd) {
+    const __m256i mask = _mm256_set1_epi32(0x7fffffff), up = _mm256_set1_epi32((int)r->v_up), dn = _mm256_set1_epi32((int)r->v_dn);
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256i a = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(r->x + i)), mask);
+        *cu += __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(a, up))));
+        *cd += __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(a, dn))));
+    }
+    for (; i < hi; i++) {
+        uint32_t a = abs_bits(r->x, i);
+        *cu += a == r->v_up;
+        *cd += a == r->v_dn;
+    }
+}
+
 static void count_task(void *c, int w, int64_t lo, int64_t hi) {
     rank_t *r = c; (void)w;
     int64_t cu = 0, cd = 0;
+    if (mo_use_avx2()) {
+        count_avx2(r, lo, hi, &cu, &cd);
+        r->eq_up[lo / MO_CHUNK] = cu;
+        r->eq_dn[lo / MO_CHUNK] = cd;
+        return;
+    }
     for (int64_t i = lo; i < hi; i++) {
         uint32_t a = abs_bits(r->x, i);
         cu += a == r->v_up;
@@ -52,9 +105,59 @@ static void count_task(void *c, int w, int64_t lo, int64_t hi) {
     r->eq_dn[lo / MO_CHUNK] = cd;
 }
 
+typedef int32_t __attribute__((may_alias)) alias_i32;
+
+/* No boundary ties to count: keep iff vDn <= |x| <= vUp, a plain (vectorisable) select. */
+static inline __attribute__((always_inline)) void apply_plain_kernel(float *x, int64_t n, uint32_t up, uint32_t dn) {
+    alias_i32 *b = (alias_i32 *)x;
+    for (int64_t i = 0; i < n; i++) {
+        int32_t a = b[i] & 0x7fffffff;
+        b[i] = (a <= (int32_t)up && a >= (int32_t)dn) ? b[i] : 0;
+    }
+}
+static void apply_plain_portable(float *x, int64_t n, uint32_t up, uint32_t dn) { apply_plain_kernel(x, n, up, dn); }
+MO_AVX2 static void apply_plain_avx2(float *x, int64_t n, uint32_t up, uint32_t dn) { apply_plain_kernel(x, n, up, dn); }
+
+/* The counting select for [lo, hi) given the ties before lo; returns nothing, updates x in place. */
+static void apply_count_range(const rank_t *r, int64_t lo, int64_t hi, int64_t *pcu, int64_t *pcd) {
+    int64_t cu = *pcu, cd = *pcd;
+    for (int64_t i = lo; i < hi; i++) {
+        uint32_t a = abs_bits(r->x, i);
+        // kept iff vDn <= |x| <= vUp, less the boundary ties outside the rank range
+        int keep = a <= r->v_up && a >= r->v_dn;
+        if (r->count_up && a == r->v_up) { if (cu < r->skip_up) keep = 0; cu++; }
+        if (r->count_dn && a == r->v_dn) { if (cd >= r->keep_dn) keep = 0; cd++; }
+        if (!keep) r->x[i] = 0.0f;
+    }
+    *pcu = cu; *pcd = cd;
+}
+
+/* 8 lanes at a time: lanes with no boundary tie take the plain select; a group holding a tie goes through the counting loop. */
+MO_AVX2 static void apply_count_avx2(const rank_t *r, int64_t lo, int64_t hi, int64_t *cu, int64_t *cd) {
+    const __m256i mask = _mm256_set1_epi32(0x7fffffff);
+    const __m256i up = _mm256_set1_epi32((int)r->v_up), dn = _mm256_set1_epi32((int)r->v_dn);
+    const __m256i tieU = r->count_up ? up : _mm256_set1_epi32(-1), tieD = r->count_dn ? dn : _mm256_set1_epi32(-1);
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(r->x + i)), a = _mm256_and_si256(v, mask);
+        __m256i tie = _mm256_or_si256(_mm256_cmpeq_epi32(a, tieU), _mm256_cmpeq_epi32(a, tieD));
+        if (!_mm256_testz_si256(tie, tie)) { apply_count_range(r, i, i + 8, cu, cd); continue; }
+        // drop iff a > vUp or vDn > a (signed compares are exact: all values lie in [0, 2^31))
+        __m256i drop = _mm256_or_si256(_mm256_cmpgt_epi32(a, up), _mm256_cmpgt_epi32(dn, a));
+        _mm256_storeu_si256((__m256i *)(r->x + i), _mm256_andnot_si256(drop, v));
+    }
+    apply_count_range(r, i, hi, cu, cd);
+}
+
 static void apply_task(void *c, int w, int64_t lo, int64_t hi) {
     rank_t *r = c; (void)w;
+    if (!r->count_up && !r->count_dn) {
+        if (mo_use_avx2()) apply_plain_avx2(r->x + lo, hi - lo, r->v_up, r->v_dn);
+        else apply_plain_portable(r->x + lo, hi - lo, r->v_up, r->v_dn);
+        return;
+    }
     int64_t cu = r->count_up ? r->eq_up[lo / MO_CHUNK] : 0, cd = r->count_dn ? r->eq_dn[lo / MO_CHUNK] : 0;
+    if (mo_use_avx2()) { apply_count_avx2(r, lo, hi, &cu, &cd); return; }
     for (int64_t i = lo; i < hi; i++) {
         uint32_t a = abs_bits(r->x, i);
         // kept iff vDn <= |x| <= vUp, less the boundary ties outside the rank range
@@ -98,7 +201,7 @@ int32_t mo_keep_rank_range(float *x, int64_t n, int64_t from, int64_t to, int32_
     if (!r.hist) return MO_ERR_NOMEM;
     // pass 1: high-bit histogram, shared by both boundaries
     mo_parallel_for(n, MO_CHUNK, threads, hi_hist_task, &r);
-    merge_hists(r.hist, workers, HI_BINS);
+    merge_hists(r.hist, workers * 4, HI_BINS);  // 4 sub-histograms per worker, 2 * LO_BINS = 4 * HI_BINS apart
     r.has_upper = f > 0;
     int64_t rank[2] = { f, t - 1 }, greater[2] = { 0, 0 };
     for (int k = 0; k < 2; k++) r.top[k] = descend(r.hist, HI_BINS, rank[k], &greater[k]);

@@ -50,6 +50,23 @@ MO_AVX2 static inline void terms4(int kind, const float *const *pa, const float 
     }
 }
 
+/* Sums 4 full blocks starting at block b0 into out[0..3] (dot: 8 input streams stay within L1 associativity). */
+MO_AVX2 static void blocks4_avx2(int kind, const float *a, const float *b, int64_t b0, double *out) {
+    const float *pa[4], *pb[4];
+    for (int j = 0; j < 4; j++) {
+        pa[j] = a + (b0 + j) * MO_BLOCK;
+        pb[j] = b ? b + (b0 + j) * MO_BLOCK : NULL;
+    }
+    __m256d s = _mm256_setzero_pd();
+    __m256d r[4];
+    for (int64_t i = 0; i < MO_BLOCK; i += 4) {
+        terms4(kind, pa, pb, i, r);
+        // s += term, element by element in index order
+        for (int k = 0; k < 4; k++) s = _mm256_add_pd(s, r[k]);
+    }
+    _mm256_storeu_pd(out, s);
+}
+
 /* Sums 8 full blocks starting at block b0 into out[0..7]: two groups of four lanes, interleaved. */
 MO_AVX2 static void blocks8_avx2(int kind, const float *a, const float *b, int64_t b0, double *out) {
     const float *pa0[4], *pa1[4], *pb0[4], *pb1[4];
@@ -79,7 +96,11 @@ static void reduce_task(void *ctx, int w, int64_t lo, int64_t hi) {
     // lo, hi are block indices here
     int64_t blk = lo;
     if (mo_use_avx2()) {
-        for (; blk + 8 <= hi && (blk + 8) * MO_BLOCK <= r->n; blk += 8) blocks8_avx2(r->kind, r->a, r->b, blk, r->partial + blk);
+        if (r->kind == DOT) {
+            for (; blk + 4 <= hi && (blk + 4) * MO_BLOCK <= r->n; blk += 4) blocks4_avx2(r->kind, r->a, r->b, blk, r->partial + blk);
+        } else {
+            for (; blk + 8 <= hi && (blk + 8) * MO_BLOCK <= r->n; blk += 8) blocks8_avx2(r->kind, r->a, r->b, blk, r->partial + blk);
+        }
     }
     for (; blk < hi; blk++) {
         int64_t s = blk * MO_BLOCK, e = s + MO_BLOCK < r->n ? s + MO_BLOCK : r->n;

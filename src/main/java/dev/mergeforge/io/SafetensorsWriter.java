@@ -21,11 +21,11 @@ import java.util.Map;
 
 /**
  * Writes one safetensors file whose tensors are all known up front. The header (and so every
- * tensor's offset) is fixed before any data, the file is sized and mapped read-write, and each
- * tensor is written straight into its slot by whoever holds {@link #slot(String)}: a streaming
- * merge never buffers a whole shard.
+ * tensor's offset) is fixed before any data and the file is sized at once; each tensor then goes
+ * straight to its place, by positional writes ({@link #write}) or through a mapping of the file
+ * ({@link #slot}): a streaming merge never buffers a whole shard.
  *
- * <p>Lifetime: the mapping lives until {@link #close()}, which flushes it to disk.
+ * <p>Lifetime: the channel and any mapping live until {@link #close()}.
  */
 public final class SafetensorsWriter implements AutoCloseable {
     /** One tensor of the file, in the order it is laid out. */
@@ -35,27 +35,33 @@ public final class SafetensorsWriter implements AutoCloseable {
 
     private final Path path;
     private final Arena arena = Arena.ofShared();
-    private final Map<String, MemorySegment> slots = new LinkedHashMap<>();
-    private final MemorySegment file;
+    private final FileChannel channel;
+    private final Map<String, long[]> extents = new LinkedHashMap<>();
+    private final long total;
+    private MemorySegment mapped;
 
     public SafetensorsWriter(Path path, List<Entry> entries, Map<String, String> metadata) {
         this.path = path;
         byte[] header = headerBytes(entries, metadata);
         long dataStart = 8 + header.length;
-        long total = dataStart;
-        for (Entry e : entries) total = Math.addExact(total, e.byteSize());
-        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-            file = ch.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);
+        long t = dataStart;
+        for (Entry e : entries) {
+            if (extents.put(e.name(), new long[] {t, e.byteSize()}) != null) {
+                throw new IllegalArgumentException("tensor '" + e.name() + "' planned twice in " + path);
+            }
+            t = Math.addExact(t, e.byteSize());
+        }
+        this.total = t;
+        try {
+            channel = FileChannel.open(path, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            java.nio.ByteBuffer head = java.nio.ByteBuffer.allocate(8 + header.length).order(ByteOrder.LITTLE_ENDIAN);
+            head.putLong(header.length).put(header).flip();
+            while (head.hasRemaining()) channel.write(head, head.position());
+            // size the file now (sparse): every tensor then has its place
+            if (total > dataStart) channel.write(java.nio.ByteBuffer.allocate(1), total - 1);
         } catch (IOException e) {
             arena.close();
             throw new UncheckedIOException("cannot create " + path + ": " + e.getMessage(), e);
-        }
-        file.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, header.length);
-        MemorySegment.copy(MemorySegment.ofArray(header), 0, file, 8, header.length);
-        long off = dataStart;
-        for (Entry e : entries) {
-            slots.put(e.name(), file.asSlice(off, e.byteSize()));
-            off += e.byteSize();
         }
     }
 
@@ -96,18 +102,57 @@ public final class SafetensorsWriter implements AutoCloseable {
 
     public Path path() { return path; }
 
-    /** Where the named tensor's bytes go; write exactly its byte size. */
-    public MemorySegment slot(String name) {
-        MemorySegment s = slots.get(name);
-        if (s == null) throw new IllegalArgumentException("no tensor '" + name + "' planned in " + path);
-        return s;
+    /**
+     * Where the named tensor's bytes go, as a mapping of the file (mapped on first use); write
+     * exactly its byte size. For streaming large tensors {@link #write} is cheaper.
+     */
+    public synchronized MemorySegment slot(String name) {
+        long[] x = extent(name);
+        if (mapped == null) {
+            try {
+                mapped = channel.map(FileChannel.MapMode.READ_WRITE, 0, total, arena);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot map " + path + ": " + e.getMessage(), e);
+            }
+        }
+        return mapped.asSlice(x[0], x[1]);
     }
 
-    /** Flushes the mapping to disk and unmaps it. */
+    /** Writes the named tensor's bytes (exactly its byte size) to its place with positional writes. */
+    public void write(String name, MemorySegment bytes) {
+        long[] x = extent(name);
+        if (bytes.byteSize() != x[1]) {
+            throw new IllegalArgumentException("tensor '" + name + "' is " + x[1] + " bytes in " + path + ", got " + bytes.byteSize());
+        }
+        try {
+            long done = 0;
+            while (done < x[1]) {
+                long n = Math.min(1L << 30, x[1] - done);
+                java.nio.ByteBuffer b = bytes.asSlice(done, n).asByteBuffer();
+                while (b.hasRemaining()) channel.write(b, x[0] + done + b.position());
+                done += n;
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write tensor '" + name + "' to " + path + ": " + e.getMessage()
+                    + "; check free disk space", e);
+        }
+    }
+
+    private long[] extent(String name) {
+        long[] x = extents.get(name);
+        if (x == null) throw new IllegalArgumentException("no tensor '" + name + "' planned in " + path);
+        return x;
+    }
+
+    /** Unmaps the file (the page cache writes it back). */
     @Override
     public void close() {
+        // No fsync: the kernel writes the pages back on its own, as for any write(2), and the model
+        // only appears at OUTPUT_DIR after the final rename.
         try {
-            if (file.byteSize() > 0) file.force();
+            channel.close();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot close " + path + ": " + e.getMessage(), e);
         } finally {
             arena.close();
         }

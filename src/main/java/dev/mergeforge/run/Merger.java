@@ -7,6 +7,7 @@ import dev.mergeforge.io.Madvise;
 import dev.mergeforge.io.OutputDir;
 import dev.mergeforge.io.SafetensorsWriter;
 import dev.mergeforge.io.ShardPlan;
+import dev.mergeforge.io.StreamingWriter;
 import dev.mergeforge.io.TensorView;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
@@ -87,11 +88,11 @@ public final class Merger {
         });
         try (OutputDir out = OutputDir.create(outputDir, o.overwrite(), inputDirs, shards.totalFileBytes());
              TilePool pool = new TilePool()) {
-            Map<String, SafetensorsWriter> writerOf = new HashMap<>();
-            List<SafetensorsWriter> writers = new ArrayList<>();
+            Map<String, StreamingWriter> writerOf = new HashMap<>();
+            List<StreamingWriter> writers = new ArrayList<>();
             try {
                 for (int s = 0; s < shards.shards().size(); s++) {
-                    SafetensorsWriter w = new SafetensorsWriter(out.temp().resolve(shards.fileNames().get(s)), shards.shards().get(s),
+                    StreamingWriter w = new StreamingWriter(out.temp().resolve(shards.fileNames().get(s)), shards.shards().get(s),
                             Map.of("format", "pt"));
                     writers.add(w);
                     for (SafetensorsWriter.Entry e : shards.shards().get(s)) writerOf.put(e.name(), w);
@@ -99,18 +100,19 @@ public final class Merger {
                 MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
                 List<PlannedTensor> tensors = plan.tensors();
                 long bytesIn = 0;
-                Future<?> ahead = null;
+                Future<?> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(tensors.getFirst(), o.allowNonFinite()));
                 for (int i = 0; i < tensors.size(); i++) {
-                    if (ahead != null) ahead.get();
-                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(tensors.get(i + 1))) : null;
+                    ahead.get(); // tensor i's pages are in and its inputs are finite
+                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(tensors.get(i + 1), o.allowNonFinite())) : null;
                     PlannedTensor t = tensors.get(i);
-                    mergeOne(ctx, plan.config().method(), t, writerOf.get(t.name()).slot(t.name()), o);
+                    mergeOne(ctx, plan.config().method(), t, writerOf.get(t.name()), o);
                     dropPages(t);
                     bytesIn += t.inBytes();
                     ev.tensor(i, tensors.size(), t.name(), t.inBytes(), t.outBytes(), (System.nanoTime() - t0) / 1e9);
                 }
+                for (StreamingWriter w : writers) w.finish();
             } finally {
-                for (SafetensorsWriter w : writers) w.close();
+                for (StreamingWriter w : writers) w.close();
             }
             shards.writeIndex(out.temp());
             OutputFiles.write(out.temp(), plan, inputs, o.seed(), dominantDtype(plan));
@@ -132,10 +134,10 @@ public final class Merger {
     }
 
     /** Merges one tensor into its output slot. */
-    static void mergeOne(MergeContext ctx, MethodSpec spec, PlannedTensor t, MemorySegment slot, Options o) {
+    static void mergeOne(MergeContext ctx, MethodSpec spec, PlannedTensor t, StreamingWriter writer, Options o) {
         if (t.copyOnly()) {
             TensorView src = t.base() != null ? t.base() : t.inputs().getFirst();
-            MemorySegment.copy(src.data(), 0, slot, 0, slot.byteSize());
+            writer.write(t.name(), src.data());
             return;
         }
         Backend be = ctx.backend();
@@ -146,13 +148,13 @@ public final class Merger {
             if (t.base() != null) {
                 base = pool.borrow(t.shape());
                 held.add(base);
-                load(be, t.base(), base, o.allowNonFinite());
+                be.load(t.base(), base);
             }
             List<Tile> models = new ArrayList<>();
             for (TensorView v : t.inputs()) {
                 Tile m = pool.borrow(t.shape());
                 held.add(m);
-                load(be, v, m, o.allowNonFinite());
+                be.load(v, m);
                 models.add(m);
             }
             List<Tile> stats = new ArrayList<>();
@@ -160,7 +162,7 @@ public final class Merger {
                 // per-model statistics (Fisher: the tensor's shape; Gram: [in, in]), only for tensors that have them
                 Tile s = pool.borrow(v.shape());
                 held.add(s);
-                load(be, v, s, o.allowNonFinite());
+                be.load(v, s);
                 stats.add(s);
             }
             Tile out = pool.borrow(t.shape());
@@ -170,28 +172,34 @@ public final class Merger {
             method.merge(ctx, new MergeInputs(t.name(), base, models, t.params(), t.baseIndex(), t.layer(), stats), out);
             // AIM: theta = theta_0 + (theta - theta_0) * (1 - (1 - omega) * I)
             if (o.aim() != null && base != null) o.aim().apply(be, t.name(), t.shape(), base, out);
-            be.store(out, t.outDtype(), slot);
+            // the result in the output dtype, staged in the (now free) first model tile, then written
+            MemorySegment staged = models.isEmpty() ? out.data() : models.getFirst().data();
+            if (staged == out.data()) throw new IllegalStateException("no staging tile for " + t.name());
+            MemorySegment bytes = staged.asSlice(0, t.outBytes());
+            be.store(out, t.outDtype(), bytes);
+            writer.write(t.name(), bytes);
         } finally {
             pool.releaseAll(held);
         }
     }
 
-    private static void load(Backend be, TensorView v, Tile dst, boolean allowNonFinite) {
-        be.load(v, dst);
-        if (!allowNonFinite) {
-            long bad = NonFinite.firstIndex(dst);
-            if (bad >= 0) {
-                throw new CheckpointException("tensor '" + v.name() + "' in " + v.source() + " has a non-finite value (" + dst.get(bad)
-                        + ") at element " + bad + "; fix the model or pass --allow-nonfinite to merge anyway");
-            }
-        }
-    }
-
-    private static Runnable readAhead(PlannedTensor t) {
+    /** The read-ahead of one tensor: pulls its pages in and checks its inputs for NaN/Inf. */
+    private static java.util.concurrent.Callable<Void> readAhead(PlannedTensor t, boolean allowNonFinite) {
         return () -> {
-            if (t.base() != null) touch(t.base().data());
-            for (TensorView v : t.inputs()) touch(v.data());
-            for (TensorView v : t.stats()) touch(v.data());
+            List<TensorView> views = new ArrayList<>(t.inputs());
+            if (t.base() != null) views.add(t.base());
+            views.addAll(t.stats());
+            for (TensorView v : views) {
+                touch(v.data());
+                if (!allowNonFinite && !t.copyOnly()) {
+                    long bad = NonFinite.firstIndex(v);
+                    if (bad >= 0) {
+                        throw new CheckpointException("tensor '" + v.name() + "' in " + v.source() + " has a non-finite value ("
+                                + NonFinite.valueAt(v, bad) + ") at element " + bad + "; fix the model or pass --allow-nonfinite to merge anyway");
+                    }
+                }
+            }
+            return null;
         };
     }
 

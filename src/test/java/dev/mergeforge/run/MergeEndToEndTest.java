@@ -161,4 +161,46 @@ class MergeEndToEndTest {
         assertTrue(r.err().contains("model.embed_tokens.weight") || r.err().contains("shape"), r.err());
         assertFalse(Files.exists(out));
     }
+
+    /** Copies a model dir and writes a bf16 NaN into element 3 of one tensor of the copy. */
+    static Path withNaN(Path model, Path copy, String tensor) throws Exception {
+        Files.createDirectories(copy);
+        try (var files = Files.list(model)) {
+            for (Path f : files.toList()) Files.copy(f, copy.resolve(f.getFileName()));
+        }
+        Path st = copy.resolve("model.safetensors");
+        byte[] all = Files.readAllBytes(st);
+        long n = java.nio.ByteBuffer.wrap(all, 0, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+        JsonNode header = new ObjectMapper().readTree(new String(all, 8, (int) n, java.nio.charset.StandardCharsets.UTF_8));
+        int at = (int) (8 + n + header.get(tensor).get("data_offsets").get(0).asLong() + 2 * 3);
+        all[at] = (byte) 0xC0;     // bf16 0x7FC0: a quiet NaN, little-endian
+        all[at + 1] = (byte) 0x7F;
+        Files.write(st, all);
+        return copy;
+    }
+
+    @Test
+    void aNaNInAnInputIsAnErrorNamingTheTensorUnlessAllowed() throws Exception {
+        RandomModels.Family f = MergeFixtures.family(Arch.LLAMA, DType.BF16, 1, 1, dir.resolve("models"));
+        String tensor = "model.layers.1.mlp.up_proj.weight";
+        Path bad = withNaN(f.fineTunes().getFirst(), dir.resolve("models/bad"), tensor);
+        byte[] before = Files.readAllBytes(bad.resolve("model.safetensors"));
+        Path cfg = MergeFixtures.yaml(dir, "cfg.yml", """
+                merge_method: linear
+                models:
+                  - model: %s
+                    parameters: {weight: 1.0}
+                  - model: %s
+                    parameters: {weight: 1.0}
+                """.formatted(f.base(), bad));
+        Path out = dir.resolve("out");
+        MergeFixtures.Run r = MergeFixtures.cli("merge", cfg.toString(), out.toString(), "-q");
+        assertEquals(1, r.exit());
+        assertTrue(r.err().contains(tensor) && r.err().contains("element 3") && r.err().contains("--allow-nonfinite"), r.err());
+        assertFalse(Files.exists(out));
+        MergeFixtures.Run ok = MergeFixtures.cli("merge", cfg.toString(), out.toString(), "-q", "--allow-nonfinite");
+        assertEquals(0, ok.exit(), ok.err());
+        assertTrue(Float.isNaN((float) MergeFixtures.values(out, tensor)[3]));
+        assertEquals(-1, java.util.Arrays.mismatch(before, Files.readAllBytes(bad.resolve("model.safetensors"))), "input unchanged");
+    }
 }

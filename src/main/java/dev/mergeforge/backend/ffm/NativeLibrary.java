@@ -13,15 +13,15 @@ import java.nio.file.Path;
 final class NativeLibrary {
     static final String PROPERTY = "mergeforge.native.lib";
 
-    private static final String ERROR = load();
+    private static final String ERROR = load(System.getProperty(PROPERTY));
 
     private NativeLibrary() {}
 
     /** Null when the library is loaded, else a one-line reason naming the path and the fix. */
     static String error() { return ERROR; }
 
-    private static String load() {
-        String prop = System.getProperty(PROPERTY);
+    /** Loads the library at path {@code prop}; returns null, or why it cannot be used. */
+    static String load(String prop) {
         if (prop == null || prop.isBlank()) {
             return "system property " + PROPERTY + " is not set; run through bin/mergeforge or pass -D"
                     + PROPERTY + "=/path/to/libmergeops.so";

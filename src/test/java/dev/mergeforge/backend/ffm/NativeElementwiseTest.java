@@ -4,6 +4,7 @@ import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Reductions;
 import dev.mergeforge.backend.ffm.NativeFixtures.Case;
 import dev.mergeforge.tensor.Tile;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -24,6 +25,8 @@ import static dev.mergeforge.backend.ffm.NativeFixtures.tile;
  */
 class NativeElementwiseTest {
     @BeforeAll static void native_() { NativeFixtures.requireNative(); }
+
+    @AfterAll static void bestKernels() { NativeFixtures.restoreSimd(); }
 
     /** Runs op on each backend with fresh native copies of the inputs; returns [java, native] outputs. */
     private static float[][] both(Case c, float[][] inputs, BiConsumer<Backend, List<Tile>> op, int outIndex) {

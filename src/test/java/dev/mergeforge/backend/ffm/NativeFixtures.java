@@ -33,6 +33,11 @@ final class NativeFixtures {
         assumeTrue(NativeBackend.isAvailable(), () -> "native backend not available (" + NativeBackend.unavailableReason() + ")");
     }
 
+    /** Puts the process back on the best kernels the CPU has (the level is process-wide). */
+    static void restoreSimd() {
+        if (NativeBackend.isAvailable()) NativeBackend.forceSimd(true);
+    }
+
     /** One case: n elements, a thread count, the AVX2 or the portable kernels. */
     record Case(long n, int threads, boolean avx2) {
         @Override public String toString() { return "n=" + n + " threads=" + threads + (avx2 ? " avx2" : " portable"); }

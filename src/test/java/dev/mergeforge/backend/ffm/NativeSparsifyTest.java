@@ -6,6 +6,7 @@ import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.Reductions;
 import dev.mergeforge.backend.ffm.NativeFixtures.Case;
 import dev.mergeforge.tensor.Tile;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -30,6 +31,8 @@ import static dev.mergeforge.backend.ffm.NativeFixtures.tile;
  */
 class NativeSparsifyTest {
     @BeforeAll static void native_() { NativeFixtures.requireNative(); }
+
+    @AfterAll static void bestKernels() { NativeFixtures.restoreSimd(); }
 
     /** [java, native] results of op applied in place to a native copy of v. */
     private static float[][] both(Case c, float[] v, java.util.function.BiConsumer<Backend, Tile> op) {

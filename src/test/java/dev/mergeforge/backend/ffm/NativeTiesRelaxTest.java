@@ -5,6 +5,7 @@ import dev.mergeforge.backend.Backend.Axis;
 import dev.mergeforge.backend.ffm.NativeFixtures.Case;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -25,6 +26,8 @@ import static dev.mergeforge.backend.ffm.NativeFixtures.tile;
  */
 class NativeTiesRelaxTest {
     @BeforeAll static void native_() { NativeFixtures.requireNative(); }
+
+    @AfterAll static void bestKernels() { NativeFixtures.restoreSimd(); }
 
     private static final float[] W = {0.5f, 1.25f, -0.75f};
 
