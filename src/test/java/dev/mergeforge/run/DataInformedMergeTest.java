@@ -322,6 +322,22 @@ class DataInformedMergeTest {
     }
 
     @Test
+    void aGramInOneFileOnlyOrANonFiniteGramIsAnError() throws Exception {
+        Map<String, float[]> ga = grams(10, -1), gb = new LinkedHashMap<>(grams(20, -1));
+        gb.remove("model.layers.1.self_attn.o_proj.weight");
+        Path fa = writeGrams("ga.safetensors", ga), fb = writeGrams("gb.safetensors", gb);
+        Run r = merge("merge_method: regmean\n" + models("    calibration: {stats: " + fa + "}\n", "    calibration: {stats: " + fb + "}\n"), tmp.resolve("o1"));
+        assertEquals(1, r.rc());
+        assertTrue(r.err().contains("tensor 'model.layers.1.self_attn.o_proj.weight' has a Gram in " + fa + " but none in " + fb), r.err());
+        Map<String, float[]> nan = new LinkedHashMap<>(grams(20, -1));
+        nan.get("model.layers.0.mlp.gate_proj.weight")[7] = Float.NaN;
+        Path fn = writeGrams("gn.safetensors", nan);
+        r = merge("merge_method: regmean\n" + models("    calibration: {stats: " + fa + "}\n", "    calibration: {stats: " + fn + "}\n"), tmp.resolve("o2"));
+        assertEquals(1, r.rc());
+        assertTrue(r.err().contains("'model.layers.0.mlp.gate_proj.weight' in " + fn) && r.err().contains("non-finite"), r.err());
+    }
+
+    @Test
     void negativeWeightsAreRejected() throws Exception {
         Path fa = writeGrams("ga.safetensors", grams(10, -1));
         Run r = merge("merge_method: regmean\nmodels:\n  - model: " + a + "\n    parameters: {weight: -1.0}\n  - model: " + b
