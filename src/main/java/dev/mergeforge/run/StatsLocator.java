@@ -56,8 +56,10 @@ public interface StatsLocator {
         };
     }
 
-    /** $MERGEFORGE_CACHE, else $XDG_CACHE_HOME/mergeforge, else ~/.cache/mergeforge (as the CLI's AIM calibration). */
+    /** -Dmergeforge.cache, else $MERGEFORGE_CACHE, else $XDG_CACHE_HOME/mergeforge, else ~/.cache/mergeforge (as the CLI's AIM calibration). */
     static Path defaultCacheDir() {
+        String prop = System.getProperty("mergeforge.cache");
+        if (prop != null && !prop.isBlank()) return Path.of(prop);
         String env = System.getenv("MERGEFORGE_CACHE");
         if (env != null && !env.isBlank()) return Path.of(env);
         String xdg = System.getenv("XDG_CACHE_HOME");
