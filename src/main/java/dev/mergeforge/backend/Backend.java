@@ -170,7 +170,7 @@ public interface Backend extends AutoCloseable {
     /**
      * The divisor of {@link #disjointMerge}: out[i] = Σ w[j] over the models j whose weighted[j][i]
      * is kept (same sign rule), left to right in float32 from 0 — without the 0 → 1 replacement.
-     * {@code out} must not alias an input.
+     * Elementwise: {@code out} may alias any input.
      */
     default void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) { PortableOps.disjointDivisor(PortableOps.COMMON, weighted, w, sign, out); }
 
