@@ -187,7 +187,18 @@ public interface Backend extends AutoCloseable {
     void relax(Tile base, Tile merged, Tile importance, float omega, Axis axis, Tile out);
 
     /** Which axis of a weight is the input-channel axis. */
-    enum Axis { COLUMNS, ROWS, ELEMENTS }
+    enum Axis {
+        COLUMNS, ROWS, ELEMENTS;
+
+        /** Input channels of a tensor of n elements whose last dimension is cols, along this axis. */
+        public long channels(long n, long cols) {
+            return switch (this) {
+                case COLUMNS -> cols;
+                case ROWS -> n / Math.max(1, cols);
+                case ELEMENTS -> n;
+            };
+        }
+    }
 
     @Override
     default void close() {}

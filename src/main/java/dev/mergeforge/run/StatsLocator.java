@@ -56,8 +56,8 @@ public interface StatsLocator {
         };
     }
 
-    /** -Dmergeforge.cache, else $MERGEFORGE_CACHE, else $XDG_CACHE_HOME/mergeforge, else ~/.cache/mergeforge (as the CLI's AIM calibration). */
-    static Path defaultCacheDir() {
+    /** -Dmergeforge.cache, else $MERGEFORGE_CACHE, else $XDG_CACHE_HOME/mergeforge, else ~/.cache/mergeforge (calibration results of AIM and RegMean). */
+    public static Path defaultCacheDir() {
         String prop = System.getProperty("mergeforge.cache");
         if (prop != null && !prop.isBlank()) return Path.of(prop);
         String env = System.getenv("MERGEFORGE_CACHE");
