@@ -24,6 +24,10 @@ import java.util.List;
  *   <li>Magnitude ranks order by |x| descending, ties by lower flat index first.</li>
  * </ul>
  * Aliasing: an output may be the same tile as an input of the same op unless the op says otherwise.
+ *
+ * <p>Ops added after the first contract (mul … disjointDivisor, the lane ops) have default
+ * implementations in {@link PortableOps} / {@link LaneRanks}: plain loops over host memory that are
+ * the reference semantics, so a backend that does not accelerate them still gives the same bits.
  */
 public interface Backend extends AutoCloseable {
 
@@ -61,6 +65,30 @@ public interface Backend extends AutoCloseable {
     /** out[i] = ((1-t)*a[i]) + (t*b[i]), with 1-t computed in float32. */
     void lerp(Tile a, Tile b, float t, Tile out);
 
+    /** out[i] = a[i] * b[i] */
+    default void mul(Tile a, Tile b, Tile out) { PortableOps.mul(PortableOps.COMMON, a, b, out); }
+
+    /** out[i] = a[i] / b[i] (IEEE: x/0 is ±inf or NaN). */
+    default void div(Tile a, Tile b, Tile out) { PortableOps.div(PortableOps.COMMON, a, b, out); }
+
+    /** out[i] = |x[i]| (clears the sign bit). */
+    default void abs(Tile x, Tile out) { PortableOps.abs(PortableOps.COMMON, x, out); }
+
+    /**
+     * out[i] = min(max(x[i], lo), hi) with a NaN x[i] kept as NaN (torch.clamp); pass
+     * {@code Float.NEGATIVE_INFINITY} / {@code Float.POSITIVE_INFINITY} for a one-sided clamp. lo &lt;= hi.
+     */
+    default void clamp(Tile x, float lo, float hi, Tile out) { PortableOps.clamp(PortableOps.COMMON, x, lo, hi, out); }
+
+    /** out[i] = (a * x[i]) + b — the product rounded, then the sum. */
+    default void affine(Tile x, float a, float b, Tile out) { PortableOps.affine(PortableOps.COMMON, x, a, b, out); }
+
+    /** x[i] = v */
+    default void fill(Tile x, float v) { PortableOps.fill(PortableOps.COMMON, x, v); }
+
+    /** out[i] = ref[i] == 0 (either sign) ? +0.0 : x[i] — applies the support of {@code ref} as a mask. */
+    default void keepWhereNonZero(Tile x, Tile ref, Tile out) { PortableOps.keepWhereNonZero(PortableOps.COMMON, x, ref, out); }
+
     // ---------------------------------------------------------------- reductions (canonical double order)
 
     /** Σ|x[i]| in the canonical order of {@link Reductions}. */
@@ -71,6 +99,30 @@ public interface Backend extends AutoCloseable {
 
     /** Σ a[i]·b[i] (each product in double) in the canonical order. */
     double dot(Tile a, Tile b);
+
+    /** Number of elements that are not ±0.0 (NaN counts as non-zero). */
+    default long countNonZero(Tile x) { return PortableOps.countNonZero(PortableOps.COMMON, x); }
+
+    // ---------------------------------------------------------------- per-lane (row/column) ops, see {@link Lanes}
+
+    /**
+     * out[v] = Σ_k a[lane v, k] · b[lane v, k] for every lane, each product in double, summed in the
+     * canonical order of {@link Reductions} applied to the lane's own elements in k order (so a
+     * single {@link Lanes#whole} lane gives exactly {@link #dot}). {@code out.length} ≥ lanes.count().
+     */
+    default void laneDots(Tile a, Tile b, Lanes lanes, double[] out) { PortableOps.laneDots(PortableOps.COMMON, a, b, lanes, out); }
+
+    /** out[i] = s[v] * x[i] where v is the lane of element i. {@code s.length} ≥ lanes.count(). */
+    default void laneScale(Tile x, float[] s, Lanes lanes, Tile out) { PortableOps.laneScale(PortableOps.COMMON, x, s, lanes, out); }
+
+    /**
+     * Magnitude rank of every element within its lane, written as a float (exact: lanes are
+     * shorter than 2^24): out[i] = the number of elements j of the same lane with |x_j| &gt; |x_i|, or
+     * |x_j| = |x_i| and j before i. Rank 0 is the largest |x| of the lane. Must run in time linear in
+     * the lane length (e.g. a stable radix sort on the bits of |x|), never a comparison sort of the
+     * whole tensor. {@code out} must not alias {@code x}. Inputs are finite.
+     */
+    default void laneRanks(Tile x, Lanes lanes, Tile out) { LaneRanks.run(PortableOps.COMMON, x, lanes, out); }
 
     // ---------------------------------------------------------------- sparsification
 
@@ -94,6 +146,15 @@ public interface Backend extends AutoCloseable {
     /** How {@link #dropRescale} restores the task vector's scale after a drop. */
     enum Rescale { NONE, DENSITY, L1 }
 
+    /**
+     * Random drop with a per-element keep probability p[i]: element i is kept iff
+     * {@code Philox.uniform24(key, i) < Philox.threshold24(p[i])} (p[i] read as float, widened to
+     * double); dropped entries become +0.0. Then by {@code mode}: NONE leaves the kept values;
+     * DENSITY divides each kept x[i] by p[i] (float32); L1 rescales exactly as {@link #dropRescale}.
+     * {@code p} must not alias {@code x}.
+     */
+    default void dropByProbability(Tile x, Tile p, long key, Rescale mode) { PortableOps.dropByProbability(PortableOps.COMMON, x, p, key, mode); }
+
     // ---------------------------------------------------------------- sign election / disjoint merge (TIES)
 
     /** sign[i] = +1 if s ≥ 0 else -1, where s = weighted[0][i] + weighted[1][i] + ... left to right in float32. */
@@ -105,6 +166,13 @@ public interface Backend extends AutoCloseable {
      * left to right in float32 from 0. out[i] = acc, or with {@code normalize} acc / (div == 0 ? 1 : div).
      */
     void disjointMerge(List<Tile> weighted, float[] w, Tile sign, boolean normalize, Tile out);
+
+    /**
+     * The divisor of {@link #disjointMerge}: out[i] = Σ w[j] over the models j whose weighted[j][i]
+     * is kept (same sign rule), left to right in float32 from 0 — without the 0 → 1 replacement.
+     * {@code out} must not alias an input.
+     */
+    default void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) { PortableOps.disjointDivisor(PortableOps.COMMON, weighted, w, sign, out); }
 
     // ---------------------------------------------------------------- AIM
 

@@ -14,8 +14,13 @@ import java.nio.file.Path;
 final class Calibration {
     private Calibration() {}
 
-    /** Where calibration results are cached: $MERGEFORGE_CACHE, else $XDG_CACHE_HOME/mergeforge, else ~/.cache/mergeforge. */
+    /**
+     * Where calibration results are cached: the system property mergeforge.cache, else
+     * $MERGEFORGE_CACHE, else $XDG_CACHE_HOME/mergeforge, else ~/.cache/mergeforge.
+     */
     static Path cacheDir() {
+        String prop = System.getProperty("mergeforge.cache");
+        if (prop != null && !prop.isBlank()) return Path.of(prop);
         String env = System.getenv("MERGEFORGE_CACHE");
         if (env != null && !env.isBlank()) return Path.of(env);
         String xdg = System.getenv("XDG_CACHE_HOME");

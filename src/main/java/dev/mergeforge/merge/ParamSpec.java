@@ -4,7 +4,8 @@ package dev.mergeforge.merge;
  * One parameter a method accepts.
  *
  * @param name     config spelling
- * @param type     value type
+ * @param type     value type; a STRING parameter also accepts a YAML true/false (read back as
+ *                 "true"/"false"), for mergekit flags we extend with named modes (DARE's {@code rescale})
  * @param dflt     default value (Double, Boolean or String), or null when required
  * @param min      smallest allowed number (inclusive), NaN for none
  * @param max      largest allowed number (inclusive), NaN for none
@@ -40,7 +41,7 @@ public record ParamSpec(String name, Type type, Object dflt, double min, double 
                 yield null;
             }
             case FLAG -> v instanceof Boolean ? null : "must be true or false, got '" + v + "'";
-            case STRING -> v instanceof String ? null : "must be a string, got '" + v + "'";
+            case STRING -> v instanceof String || v instanceof Boolean ? null : "must be a name or true/false, got '" + v + "'";
         };
     }
 }

@@ -1,8 +1,11 @@
 package dev.mergeforge.backend.java;
 
 import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.LaneRanks;
+import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.Philox;
+import dev.mergeforge.backend.PortableOps;
 import dev.mergeforge.backend.Reductions;
 import dev.mergeforge.io.TensorView;
 import dev.mergeforge.tensor.DType;
@@ -285,6 +288,34 @@ public class JavaBackend implements Backend {
             }
         });
     }
+
+    // ---------------------------------------------------------------- ops with portable reference loops (run on our threads)
+
+    @Override public void mul(Tile a, Tile b, Tile out) { PortableOps.mul(par, a, b, out); }
+
+    @Override public void div(Tile a, Tile b, Tile out) { PortableOps.div(par, a, b, out); }
+
+    @Override public void abs(Tile x, Tile out) { PortableOps.abs(par, x, out); }
+
+    @Override public void clamp(Tile x, float lo, float hi, Tile out) { PortableOps.clamp(par, x, lo, hi, out); }
+
+    @Override public void affine(Tile x, float a, float b, Tile out) { PortableOps.affine(par, x, a, b, out); }
+
+    @Override public void fill(Tile x, float v) { PortableOps.fill(par, x, v); }
+
+    @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { PortableOps.keepWhereNonZero(par, x, ref, out); }
+
+    @Override public long countNonZero(Tile x) { return PortableOps.countNonZero(par, x); }
+
+    @Override public void laneDots(Tile a, Tile b, Lanes lanes, double[] out) { PortableOps.laneDots(par, a, b, lanes, out); }
+
+    @Override public void laneScale(Tile x, float[] s, Lanes lanes, Tile out) { PortableOps.laneScale(par, x, s, lanes, out); }
+
+    @Override public void laneRanks(Tile x, Lanes lanes, Tile out) { LaneRanks.run(par, x, lanes, out); }
+
+    @Override public void dropByProbability(Tile x, Tile p, long key, Rescale mode) { PortableOps.dropByProbability(par, x, p, key, mode); }
+
+    @Override public void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) { PortableOps.disjointDivisor(par, weighted, w, sign, out); }
 
     // ---------------------------------------------------------------- AIM
 

@@ -11,8 +11,10 @@ import java.util.List;
 
 /**
  * Linear merge / model soups (Wortsman et al. 2022, arXiv 2203.05482): a weighted average of the
- * models' tensors. Follows mergekit's {@code linear}: every listed model (the base too, if listed)
- * takes part with its weight; with normalize the sum is divided by Σw.
+ * models' tensors. Follows mergekit's {@code linear} ({@code merge_methods/linear.py}): every listed
+ * model (the base too, if listed) takes part with its weight; with normalize the sum is divided by
+ * Σw. Difference: when Σw = 0 mergekit divides by zero (inf/NaN tensors); we keep the plain sum.
+ * The division is a multiplication by the float32 reciprocal (within 1 ulp of mergekit's divide).
  */
 public record Linear(boolean normalize) implements MergeMethod {
 
@@ -29,7 +31,7 @@ public record Linear(boolean normalize) implements MergeMethod {
         // out = sum_i w_i * theta_i
         ctx.backend().weightedSum(in.models(), w, out);
         if (normalize) {
-            // out = out / sum_i w_i   (a zero sum leaves the sum as is, like mergekit)
+            // out = out / sum_i w_i   (a zero sum leaves the sum as is; mergekit would produce inf/NaN)
             float sum = Weights.sum(w);
             if (sum != 0f) ctx.backend().scale(out, 1f / sum, out);
         }

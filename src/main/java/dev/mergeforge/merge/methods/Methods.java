@@ -9,6 +9,9 @@ public final class Methods {
     private Methods() {}
 
     public static List<MethodSpec> all() {
-        return List.of(Linear.SPEC);
+        return List.of(Linear.SPEC, TaskArithmetic.SPEC, Ties.SPEC, DareLinear.SPEC, DareTies.SPEC,
+                Breadcrumbs.SPEC, BreadcrumbsTies.SPEC, Della.SPEC, DellaLinear.SPEC,
+                Slerp.SPEC, NuSlerp.SPEC, MultiSlerp.SPEC, Karcher.SPEC, ModelStock.SPEC, Nearswap.SPEC,
+                Sce.SPEC, Passthrough.SPEC);
     }
 }

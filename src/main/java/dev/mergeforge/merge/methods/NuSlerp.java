@@ -1,0 +1,80 @@
+package dev.mergeforge.merge.methods;
+
+import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.Lanes;
+import dev.mergeforge.merge.MergeContext;
+import dev.mergeforge.merge.MergeInputs;
+import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.ParamSpec;
+import dev.mergeforge.tensor.Tile;
+
+import java.util.List;
+
+/**
+ * NuSLERP, mergekit's {@code nuslerp.py}: slerp of exactly two models at t = w₂/(w₁+w₂) (0.5 when
+ * |w₁+w₂| &lt; 1e-6); with a base model, of their task vectors, added back to the base. Vectors are
+ * the whole tensor ({@code nuslerp_flatten}, default true), else the vectors along the last axis
+ * (rows of a matrix) or, with {@code nuslerp_row_wise}, along axis 0 (columns of a matrix — this is
+ * what mergekit's code does, although its docs describe the opposite). Per vector:
+ * u = v/max(‖v‖, 1e-7), θ = acos(clamp(u₀·u₁, −1, 1)), and out = (sin((1−t)θ)v₀ + sin(tθ)v₁)/sin θ,
+ * or the lerp (1−t)v₀ + t v₁ where |sin θ| &lt; 1e-8. The per-vector scalars are computed in double.
+ */
+public record NuSlerp(boolean rowWise, boolean flatten) implements MergeMethod {
+
+    public static final MethodSpec SPEC = new MethodSpec("nuslerp",
+            "slerp of two models (or of their task vectors with a base) at t = w2 / (w1 + w2)",
+            "https://github.com/arcee-ai/mergekit/blob/main/docs/merge_methods.md", MethodSpec.BaseUse.OPTIONAL, 2, 2,
+            List.of(ParamSpec.flag("nuslerp_row_wise", false, "with nuslerp_flatten false: vectors along axis 0 instead of the last axis"),
+                    ParamSpec.flag("nuslerp_flatten", true, "slerp each tensor as one flattened vector")),
+            List.of(Specs.WEIGHT),
+            g -> new NuSlerp(g.flag("nuslerp_row_wise", false), g.flag("nuslerp_flatten", true)));
+
+    @Override
+    public void merge(MergeContext ctx, MergeInputs in, Tile out) {
+        Backend b = ctx.backend();
+        int[] idx = in.nonBase();
+        if (idx.length == 1) { b.scale(in.models().get(idx[0]), 1f, out); return; }
+        if (idx.length != 2) {
+            throw new dev.mergeforge.errors.ConfigException("nuslerp merges exactly two models besides the base, got " + idx.length
+                    + " for tensor " + in.tensor() + "; list two models");
+        }
+        double w0 = in.params().get(idx[0]).number("weight"), w1 = in.params().get(idx[1]).number("weight");
+        // t = w₁ / (w₀ + w₁), 0.5 when the sum is ~0
+        double t = Math.abs(w0 + w1) < 1e-6 ? 0.5 : w1 / (w0 + w1);
+        Tile v0 = in.models().get(idx[0]), v1 = in.models().get(idx[1]);
+        Tile base = in.base();
+        if (base != null) {
+            // v_i = θ_i − θ₀
+            b.sub(v0, base, v0);
+            b.sub(v1, base, v1);
+        }
+        Lanes lanes = flatten ? Lanes.whole(out.size())
+                : Lanes.along(out.shape(), rowWise ? 0 : Math.max(0, out.shape().rank() - 1));
+        int count = Math.toIntExact(lanes.count());
+        double[] d00 = new double[count], d11 = new double[count], d01 = new double[count];
+        b.laneDots(v0, v0, lanes, d00);
+        b.laneDots(v1, v1, lanes, d11);
+        b.laneDots(v0, v1, lanes, d01);
+        float[] c0 = new float[count], c1 = new float[count];
+        for (int v = 0; v < count; v++) {
+            // cos θ = (v₀/max(‖v₀‖,1e-7)) · (v₁/max(‖v₁‖,1e-7))
+            double n0 = Math.max(Math.sqrt(d00[v]), 1e-7), n1 = Math.max(Math.sqrt(d11[v]), 1e-7);
+            double cos = Math.max(-1, Math.min(1, d01[v] / (n0 * n1)));
+            double theta = Math.acos(cos), sin = Math.sin(theta);
+            if (Math.abs(sin) < 1e-8) {
+                c0[v] = (float) (1 - t);
+                c1[v] = (float) t;
+            } else {
+                c0[v] = (float) (Math.sin((1 - t) * theta) / sin);
+                c1[v] = (float) (Math.sin(t * theta) / sin);
+            }
+        }
+        // out = c₀·v₀ + c₁·v₁ per vector
+        b.laneScale(v0, c0, lanes, out);
+        b.laneScale(v1, c1, lanes, v1);
+        b.add(out, v1, out);
+        // + θ₀
+        if (base != null) b.add(base, out, out);
+    }
+}
