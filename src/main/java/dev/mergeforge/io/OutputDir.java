@@ -25,6 +25,8 @@ public final class OutputDir implements AutoCloseable {
     private final boolean overwrite;
     private final Thread cleanup;
     private volatile boolean committed;
+    /** Set once the temporary directory is removed (failure, close or a shutdown signal): commit is then refused. */
+    private volatile boolean removed;
 
     private OutputDir(Path target, Path temp, boolean overwrite) {
         this.target = target;
@@ -97,7 +99,9 @@ public final class OutputDir implements AutoCloseable {
     public Path target() { return target; }
 
     /** Moves the finished model into place (replacing an old OUTPUT_DIR only when overwrite was asked). */
-    public void commit() {
+    public synchronized void commit() {
+        // synchronized with removeTemp: a SIGTERM during the renames waits for them, one before finds nothing to commit
+        if (removed) throw new MergeforgeException("merge interrupted; nothing was written to " + target);
         try {
             Path old = null;
             if (Files.exists(target)) {
@@ -113,8 +117,10 @@ public final class OutputDir implements AutoCloseable {
         }
     }
 
-    private void removeTemp() {
-        if (!committed) deleteTree(temp);
+    private synchronized void removeTemp() {
+        if (committed || removed) return;
+        removed = true;
+        deleteTree(temp);
     }
 
     /** Removes the temporary directory if the merge did not commit. */
