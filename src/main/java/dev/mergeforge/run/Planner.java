@@ -61,7 +61,10 @@ public final class Planner {
     }
 
     public static Plan plan(MergeConfig cfg, Inputs inputs) {
-        return cfg.slices().isEmpty() ? planModels(cfg, inputs) : planSlices(cfg, inputs);
+        Plan plan = cfg.slices().isEmpty() ? planModels(cfg, inputs) : planSlices(cfg, inputs);
+        // the tokenizer is copied after the last tensor: refuse an unusable source now, not hours later
+        OutputFiles.tokenizerSource(cfg, plan, inputs);
+        return plan;
     }
 
     /** {@code models:} configs: every tensor of the reference model, merged across all models. */

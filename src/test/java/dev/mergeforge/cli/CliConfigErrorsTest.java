@@ -153,4 +153,21 @@ class CliConfigErrorsTest {
         MergeFixtures.Run r = MergeFixtures.cli("merge", cfg.toString(), dir.resolve("out").toString(), "--debug");
         assertTrue(r.exit() == 2 && r.err().startsWith("error: ") && r.err().contains("\tat dev.mergeforge."), r.err());
     }
+
+    @Test
+    void anUnsupportedTokenizerSourceIsRefusedBeforeTheFirstTensor() throws Exception {
+        MergeFixtures.Run r = fails("""
+                merge_method: linear
+                models:
+                  - model: FT0
+                    parameters: {weight: 1.0}
+                  - model: FT1
+                    parameters: {weight: 1.0}
+                tokenizer_source: union
+                """, List.of(), "tokenizer_source", "union", "base");
+        MergeFixtures.Run ev = MergeFixtures.cli("merge", dir.resolve("cfg.yml").toString(), dir.resolve("out").toString(), "--events", "json");
+        assertTrue(ev.out().lines().noneMatch(l -> l.contains("\"event\":\"tensor\"")), "refused before merging: " + ev.out());
+        MergeFixtures.Run dry = MergeFixtures.cli("merge", dir.resolve("cfg.yml").toString(), dir.resolve("out").toString(), "--dry-run");
+        CliFailure.assertOneLine(dry, 2, "tokenizer_source");
+    }
 }
