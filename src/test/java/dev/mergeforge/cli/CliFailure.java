@@ -76,7 +76,6 @@ final class CliFailure {
         List<String> lines = r.err().lines().toList();
         assertEquals(1, lines.size(), "exactly one line on stderr: " + r.err());
         String line = lines.getFirst();
-        if (System.getenv("SHOWERR") != null) System.out.println("[cli-error] " + r.exit() + " " + line);
         assertTrue(line.startsWith("error: "), line);
         assertFalse(line.contains("internal error"), "a user error, not a bug: " + line);
         assertFalse(line.contains("Exception") || line.contains("\tat "), "no Java exception text: " + line);
