@@ -51,7 +51,7 @@ public final class Backends {
             Optional<String> why = k.unavailableReason().get();
             if (why.isPresent()) {
                 throw new ConfigException("--backend " + name + " is unavailable: " + why.get() + "; choose another with --backend "
-                        + String.join("|", kinds().stream().map(Kind::name).toList()));
+                        + String.join("|", kinds().stream().map(Kind::name).filter(n -> !n.equals(name)).toList()));
             }
             return k.factory().create(threads, device);
         }

@@ -39,7 +39,7 @@ final class BackendOptions {
         } else if (!device.equals("cpu")) {
             throw new ConfigException("--device " + device + ": expected cpu, cuda or cuda:N");
         }
-        if (threads < 0) throw new ConfigException("--threads must be >= 0, got " + threads);
+        if (threads < 0) throw new ConfigException("--threads " + threads + ": must be 0 (one thread per core) or a positive thread count");
         return Backends.create(name, threads, index);
     }
 }

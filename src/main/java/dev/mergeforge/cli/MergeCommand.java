@@ -61,7 +61,7 @@ final class MergeCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         if (events != null && !events.equals("json")) {
-            throw new dev.mergeforge.errors.ConfigException("--events " + events + ": the only event format is json");
+            throw new dev.mergeforge.errors.ConfigException("--events " + events + ": the only event format is json; pass --events json");
         }
         Events ev = events != null ? new JsonEvents(out) : new Progress(err, quiet);
         try {

@@ -25,6 +25,8 @@ public final class OutputDir implements AutoCloseable {
     private final boolean overwrite;
     private final Thread cleanup;
     private volatile boolean committed;
+    /** Set once the temporary directory is removed (failure, close or a shutdown signal): commit is then refused. */
+    private volatile boolean removed;
 
     private OutputDir(Path target, Path temp, boolean overwrite) {
         this.target = target;
@@ -49,9 +51,8 @@ public final class OutputDir implements AutoCloseable {
             long free = Files.getFileStore(parent).getUsableSpace();
             long need = bytesNeeded + (64L << 20);
             if (free < need) {
-                throw new MergeforgeException("not enough disk space in " + parent + ": the merge writes "
-                        + String.format("%.2f", bytesNeeded / 1e9) + " GB but only " + String.format("%.2f", free / 1e9)
-                        + " GB are free; free some space or choose another OUTPUT_DIR");
+                throw new MergeforgeException("not enough disk space in " + parent + ": the merge writes " + human(bytesNeeded)
+                        + " (plus 64 MB of margin) but only " + human(free) + " are free; free some space or choose another OUTPUT_DIR");
             }
             Path tmp = Files.createTempDirectory(parent, "." + abs.getFileName() + ".mergeforge-tmp-");
             return new OutputDir(abs, tmp, overwrite);
@@ -59,6 +60,11 @@ public final class OutputDir implements AutoCloseable {
             throw new MergeforgeException("cannot create the output directory beside " + abs + ": " + e.getMessage()
                     + "; check that its parent is writable", e);
         }
+    }
+
+    private static String human(long bytes) {
+        return bytes >= 1_000_000_000L ? String.format(java.util.Locale.ROOT, "%.2f GB", bytes / 1e9)
+                : bytes >= 1_000_000L ? String.format(java.util.Locale.ROOT, "%.1f MB", bytes / 1e6) : bytes + " bytes";
     }
 
     /** Refuses outputs that would clobber something: existing dirs without --overwrite, and input dirs always. */
@@ -97,7 +103,9 @@ public final class OutputDir implements AutoCloseable {
     public Path target() { return target; }
 
     /** Moves the finished model into place (replacing an old OUTPUT_DIR only when overwrite was asked). */
-    public void commit() {
+    public synchronized void commit() {
+        // synchronized with removeTemp: a SIGTERM during the renames waits for them, one before finds nothing to commit
+        if (removed) throw new MergeforgeException("merge interrupted; nothing was written to " + target);
         try {
             Path old = null;
             if (Files.exists(target)) {
@@ -109,12 +117,14 @@ public final class OutputDir implements AutoCloseable {
             committed = true;
             if (old != null) deleteTree(old);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot move the merged model into " + target + ": " + e.getMessage(), e);
+            throw new UncheckedIOException("cannot move the merged model into " + target + ": " + e.getMessage() + "; check the permissions of its folder", e);
         }
     }
 
-    private void removeTemp() {
-        if (!committed) deleteTree(temp);
+    private synchronized void removeTemp() {
+        if (committed || removed) return;
+        removed = true;
+        deleteTree(temp);
     }
 
     /** Removes the temporary directory if the merge did not commit. */

@@ -122,7 +122,8 @@ public final class Merger {
             ev.done(r.output().toString(), r.tensors(), r.bytesIn(), r.bytesOut(), secs, r.peakWorkingBytes(), ProcessStats.peakRssBytes());
             return r;
         } catch (IOException e) {
-            throw new UncheckedIOException(e);
+            throw new UncheckedIOException("cannot write the merged model beside " + outputDir + ": " + e.getMessage()
+                    + "; check free disk space and permissions", e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new CheckpointException("merge interrupted; nothing was written to " + outputDir);

@@ -77,7 +77,10 @@ public final class Planner {
 
     /** As {@link #plan(MergeConfig, Inputs)}, finding data-informed methods' per-model statistics with {@code locator}. */
     public static Plan plan(MergeConfig cfg, Inputs inputs, StatsLocator locator) {
-        return cfg.slices().isEmpty() ? planModels(cfg, inputs, locator) : planSlices(cfg, inputs, locator);
+        Plan plan = cfg.slices().isEmpty() ? planModels(cfg, inputs, locator) : planSlices(cfg, inputs, locator);
+        // the tokenizer is copied after the last tensor: refuse an unusable source now, not hours later
+        OutputFiles.tokenizerSource(cfg, plan, inputs);
+        return plan;
     }
 
     /** {@code models:} configs: every tensor of the reference model, merged across all models. */
@@ -231,10 +234,14 @@ public final class Planner {
     }
 
     static CheckpointException shapeMismatch(String name, TensorView a, TensorView b) {
-        boolean vocab = LayerNames.isEmbedding(name) || name.contains("lm_head");
+        // a vocabulary difference: an embedding or output head whose shapes differ in the rows only
+        boolean vocab = (LayerNames.isEmbedding(name) || name.contains("lm_head")) && a.shape().rank() == b.shape().rank()
+                && a.shape().rank() >= 1 && a.shape().dim(0) != b.shape().dim(0)
+                && java.util.Arrays.equals(a.shape().dims(), 1, a.shape().rank(), b.shape().dims(), 1, b.shape().rank());
         return new CheckpointException("tensor '" + name + "' has shape " + a.shape() + " in " + a.source() + " but "
                 + b.shape() + " in " + b.source() + (vocab
-                ? "; the vocabularies differ: resize the embeddings of one model to the other's tokenizer first"
+                ? "; the vocabularies differ (" + a.shape().dim(0) + " vs " + b.shape().dim(0)
+                        + " tokens): merge models that share one tokenizer, or resize one model's embeddings to the other's first"
                 : "; the models are not fine-tunes of one architecture and size"));
     }
 

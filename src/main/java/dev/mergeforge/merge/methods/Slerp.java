@@ -24,7 +24,7 @@ public record Slerp(double t) implements MergeMethod {
     public static final MethodSpec SPEC = new MethodSpec("slerp",
             "spherical interpolation between the base (t=0) and the other model (t=1)",
             "https://en.wikipedia.org/wiki/Slerp", MethodSpec.BaseUse.REQUIRED, 1, 1,
-            List.of(ParamSpec.number("t", null, 0, 1, false, "interpolation factor in [0, 1]: 0 gives the base model, 1 the other model")),
+            List.of(ParamSpec.number("t", null, 0.0, 1.0, false, "interpolation factor in [0, 1]: 0 gives the base model, 1 the other model")),
             List.of(),
             g -> new Slerp(g.number("t")));
 
