@@ -76,7 +76,11 @@ final class CudaAvailability {
             if (rc != CUresult.CUDA_SUCCESS || count[0] == 0) return Optional.of("no GPU (cuDeviceGetCount found none): use --backend java");
             return Optional.empty();
         } catch (LinkageError e) {
-            jcudaLinkFailure = "JCuda's native library failed to load (" + CudaErrors.linkFailure(e) + "): a CUDA 12+ driver is needed, or use --backend java";
+            // without the driver library the linker's own words may be lost (a class that failed to
+            // initialise once only says so afterwards): name the library ourselves then
+            jcudaLinkFailure = driverLibraryPresent()
+                    ? "JCuda's native library failed to load (" + CudaErrors.linkFailure(e) + "): a CUDA 12+ driver is needed, or use --backend java"
+                    : "JCuda's native library failed to load (" + DRIVER_LIBRARY + " not found): install the NVIDIA driver, or use --backend java";
             return Optional.of(jcudaLinkFailure);
         }
     }

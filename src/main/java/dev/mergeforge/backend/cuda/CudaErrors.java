@@ -31,6 +31,14 @@ final class CudaErrors {
      * object file ...") is the one that says what is missing.
      */
     static String linkFailure(Throwable e) {
+        // a class whose initialisation failed earlier fails again with a bare NoClassDefFoundError;
+        // the JDK keeps the original failure in its cause chain: report that one
+        for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+            if (String.valueOf(c.getMessage()).contains("UnsatisfiedLinkError") || c instanceof UnsatisfiedLinkError) {
+                e = c;
+                break;
+            }
+        }
         String msg = String.valueOf(e.getMessage());
         String first = msg.lines().findFirst().orElse("").strip();
         String linker = msg.lines().filter(l -> l.contains("cannot open shared object file") || l.contains("undefined symbol"))
