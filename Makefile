@@ -59,8 +59,9 @@ bin/mergeforge: scripts/launcher.sh Makefile
 	@mkdir -p bin
 	@sed -e 's#@JAVA_HOME@#$(JDK)#' scripts/launcher.sh > $@ && chmod +x $@
 
+# Surefire's per-class lines and its closing "Tests run: N, Failures: ..." summary are kept.
 test: build
-	$(MVN) test -Dsurefire.printSummary=true 2>&1 | grep -v -E '^WARNING: .*(Unsafe|terminally deprecated|sun.misc)' ; exit $${PIPESTATUS[0]}
+	mvn -B --no-transfer-progress test 2>&1 | grep -v -E '^WARNING: .*(Unsafe|terminally deprecated|sun.misc)|^\[INFO\] (Download|---|Building|$$)' ; exit $${PIPESTATUS[0]}
 
 demo: build
 	bin/mergeforge demo

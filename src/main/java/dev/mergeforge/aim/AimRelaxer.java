@@ -89,11 +89,7 @@ public final class AimRelaxer implements AutoCloseable {
     /** I = s / max(s), then I^p for power scaling; an all-zero statistic gives I = 0 (the delta is kept). */
     float[] importance(String name, Shape shape, Backend.Axis axis) {
         TensorView v = stats.tensor(name);
-        long channels = switch (axis) {
-            case COLUMNS -> shape.cols();
-            case ROWS -> shape.rows();
-            case ELEMENTS -> shape.numel();
-        };
+        long channels = axis.channels(shape.numel(), shape.cols());
         if (v.dtype() != DType.F32 || v.numel() != channels) {
             throw new CheckpointException("AIM statistic '" + name + "' in " + stats.path() + " is " + v.dtype() + v.shape()
                     + " but the tensor " + shape + " has " + channels + " input channels; use a stats file computed on this base model");

@@ -170,7 +170,7 @@ public interface Backend extends AutoCloseable {
     /**
      * The divisor of {@link #disjointMerge}: out[i] = Σ w[j] over the models j whose weighted[j][i]
      * is kept (same sign rule), left to right in float32 from 0 — without the 0 → 1 replacement.
-     * {@code out} must not alias an input.
+     * Elementwise: {@code out} may alias any input.
      */
     default void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) { PortableOps.disjointDivisor(PortableOps.COMMON, weighted, w, sign, out); }
 
@@ -187,7 +187,18 @@ public interface Backend extends AutoCloseable {
     void relax(Tile base, Tile merged, Tile importance, float omega, Axis axis, Tile out);
 
     /** Which axis of a weight is the input-channel axis. */
-    enum Axis { COLUMNS, ROWS, ELEMENTS }
+    enum Axis {
+        COLUMNS, ROWS, ELEMENTS;
+
+        /** Input channels of a tensor of n elements whose last dimension is cols, along this axis. */
+        public long channels(long n, long cols) {
+            return switch (this) {
+                case COLUMNS -> cols;
+                case ROWS -> n / Math.max(1, cols);
+                case ELEMENTS -> n;
+            };
+        }
+    }
 
     @Override
     default void close() {}

@@ -13,8 +13,9 @@ public final class Parallel {
 
     private final ForkJoinPool pool;
 
+    /** @param threads workers; 0 or less means one per core (the common pool would leave one core idle) */
     public Parallel(int threads) {
-        this.pool = threads <= 0 ? ForkJoinPool.commonPool() : new ForkJoinPool(threads);
+        this.pool = new ForkJoinPool(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
     }
 
     public int threads() { return pool.getParallelism(); }
@@ -56,6 +57,6 @@ public final class Parallel {
     }
 
     public void shutdown() {
-        if (pool != ForkJoinPool.commonPool()) pool.shutdown();
+        pool.shutdown();
     }
 }

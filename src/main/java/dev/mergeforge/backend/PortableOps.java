@@ -138,15 +138,9 @@ public final class PortableOps {
         long n = x.size();
         double before = mode == Backend.Rescale.L1 ? sumAbs(par, x) : 0.0;
         par.forRange(n, (lo, hi) -> {
-            int[] blk = new int[4];
-            long lastBlock = -1;
+            Philox.Cursor draws = new Philox.Cursor(key);
             for (long i = lo; i < hi; i++) {
-                long c = i >>> 2;
-                if (c != lastBlock) {
-                    Philox.block((int) c, (int) (c >>> 32), (int) key, (int) (key >>> 32), blk);
-                    lastBlock = c;
-                }
-                long u = blk[(int) (i & 3)] >>> 8;
+                long u = draws.uniform24(i);
                 float pi = pr.getAtIndex(F, i);
                 if (u >= Philox.threshold24(pi)) a.setAtIndex(F, i, 0f);
                 else if (mode == Backend.Rescale.DENSITY) a.setAtIndex(F, i, a.getAtIndex(F, i) / pi);

@@ -129,7 +129,7 @@ public final class Calibrator {
         return new StatsFile(stats.means(), meta);
     }
 
-    private static TokenBlocks loadData(Path modelDir, Path data, int bos, Settings s) {
+    static TokenBlocks loadData(Path modelDir, Path data, int bos, Settings s) {
         CalibrationData.Documents peek = CalibrationData.read(data);
         if (peek.pretokenized()) return CalibrationData.load(data, null, bos, s.samples(), s.seqLen());
         try (TextTokenizer tok = TextTokenizer.open(modelDir)) {

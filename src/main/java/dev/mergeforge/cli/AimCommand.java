@@ -96,7 +96,7 @@ final class AimCommand implements Callable<Integer> {
         if (stats != null) aim.put("stats", stats.toString());
         else aim.put("calibration", Map.of("data", data.toString()));
         aim.put("scaling", scaling);
-        aim.put("power", power);
+        if (scaling.equals("power")) aim.put("power", power);
         Map<String, Object> c = new LinkedHashMap<>();
         c.put("merge_method", "linear");
         c.put("base_model", base);

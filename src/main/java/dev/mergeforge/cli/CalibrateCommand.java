@@ -1,6 +1,7 @@
 package dev.mergeforge.cli;
 
 import dev.mergeforge.calib.Calibrator;
+import dev.mergeforge.calib.GramCalibrator;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
 import picocli.CommandLine;
@@ -13,14 +14,14 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /** `mergeforge calibrate MODEL --stat act_mean ... -o STATS.safetensors`. */
-@Command(name = "calibrate", description = "Run a model over calibration data and record a statistic per weight (the AIM statistic act_mean).")
+@Command(name = "calibrate", description = "Run a model over calibration data and record a statistic per weight (act_mean for AIM, gram for regmean).")
 final class CalibrateCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
     @Parameters(index = "0", paramLabel = "MODEL", description = "Model directory or HF cache id (Llama, Mistral, Qwen2 families).")
     String model;
 
-    @Option(names = "--stat", defaultValue = "act_mean", description = "Statistic: act_mean (mean |input| per input channel, for AIM).")
+    @Option(names = "--stat", defaultValue = "act_mean", description = "Statistic: act_mean (mean |input| per input channel, for AIM) or gram (X^T X / tokens per Linear input, for regmean).")
     String stat;
 
     @Option(names = "--data", description = "Text (one document a line), JSONL with \"text\", or JSONL with \"input_ids\". Default: samples from the model itself.")
@@ -52,7 +53,9 @@ final class CalibrateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (!stat.equals("act_mean")) throw new ConfigException("--stat " + stat + ": unknown statistic; valid: act_mean");
+        if (!stat.equals("act_mean") && !stat.equals("gram")) {
+            throw new ConfigException("--stat " + stat + ": unknown statistic; valid: act_mean, gram");
+        }
         if (!device.equals("cpu")) {
             throw new ConfigException("--device " + device + ": calibration runs on the CPU in this build; use --device cpu");
         }
@@ -65,7 +68,8 @@ final class CalibrateCommand implements Callable<Integer> {
             dir = c.dir();
         }
         long t0 = System.nanoTime();
-        Calibrator.calibrate(dir, data, s, output);
+        if (stat.equals("gram")) GramCalibrator.calibrate(dir, data, s, output);
+        else Calibrator.calibrate(dir, data, s, output);
         spec.commandLine().getErr().printf("wrote %s (%.1f s)%n", output, (System.nanoTime() - t0) / 1e9);
         return 0;
     }

@@ -6,6 +6,7 @@ import dev.mergeforge.config.CalibrationSettings;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.run.Events;
+import dev.mergeforge.run.StatsLocator;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -14,19 +15,8 @@ import java.nio.file.Path;
 final class Calibration {
     private Calibration() {}
 
-    /**
-     * Where calibration results are cached: the system property mergeforge.cache, else
-     * $MERGEFORGE_CACHE, else $XDG_CACHE_HOME/mergeforge, else ~/.cache/mergeforge.
-     */
-    static Path cacheDir() {
-        String prop = System.getProperty("mergeforge.cache");
-        if (prop != null && !prop.isBlank()) return Path.of(prop);
-        String env = System.getenv("MERGEFORGE_CACHE");
-        if (env != null && !env.isBlank()) return Path.of(env);
-        String xdg = System.getenv("XDG_CACHE_HOME");
-        if (xdg != null && !xdg.isBlank()) return Path.of(xdg, "mergeforge");
-        return Path.of(System.getProperty("user.home"), ".cache", "mergeforge");
-    }
+    /** Where calibration results are cached (see {@link StatsLocator#defaultCacheDir()}). */
+    static Path cacheDir() { return StatsLocator.defaultCacheDir(); }
 
     /** The stats file for {@code base}: given by the settings, or calibrated now (cached across runs). */
     static Path statsFor(Checkpoint base, CalibrationSettings c, Backend backend, Events ev) {

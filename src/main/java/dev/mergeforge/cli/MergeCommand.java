@@ -76,7 +76,7 @@ final class MergeCommand implements Callable<Integer> {
         long maxShard = Sizes.parse("--out-shard-size", shardSize);
         MergeConfig cfg = ConfigReader.read(config);
         try (Planner.Inputs inputs = new Planner.Inputs()) {
-            Planner.Plan plan = Planner.plan(cfg, inputs);
+            Planner.Plan plan = Planner.plan(cfg, inputs, dev.mergeforge.run.StatsLocator.calibrating(Calibration.cacheDir(), ev::note));
             if (dryRun) {
                 OutputDir.check(output, overwrite, inputs.all().stream().map(c -> c.dir()).toList());
                 printPlan(out, plan, maxShard);

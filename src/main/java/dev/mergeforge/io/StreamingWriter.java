@@ -157,16 +157,20 @@ public final class StreamingWriter implements AutoCloseable {
         }
     }
 
+    /** Surfaces the first failure of a finished block write. */
     private void rethrow() {
-        for (Future<?> f : pending) {
-            if (!f.isDone()) continue;
-            try {
-                f.get();
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw e.getCause() instanceof RuntimeException re ? re : new UncheckedIOException(new IOException(e.getCause()));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+        for (Future<?> f : pending) if (f.isDone()) await(f);
+    }
+
+    /** Waits for one block write; its failure is thrown as is. */
+    private void await(Future<?> f) {
+        try {
+            f.get();
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException re ? re : new UncheckedIOException(new IOException(e.getCause()));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new UncheckedIOException(new java.io.InterruptedIOException("interrupted writing " + path));
         }
     }
 
@@ -181,16 +185,7 @@ public final class StreamingWriter implements AutoCloseable {
             if (padded > tail) block.asSlice(tail, padded - tail).fill((byte) 0);
             flush(padded);
         }
-        for (Future<?> f : pending) {
-            try {
-                f.get();
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw e.getCause() instanceof RuntimeException re ? re : new UncheckedIOException(new IOException(e.getCause()));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new UncheckedIOException(new java.io.InterruptedIOException("interrupted writing " + path));
-            }
-        }
+        for (Future<?> f : pending) await(f);
         pending.clear();
         try {
             channel.truncate(total);

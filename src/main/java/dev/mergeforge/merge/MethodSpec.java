@@ -15,11 +15,21 @@ import java.util.List;
  * @param global    parameters read from the top-level {@code parameters:}
  * @param perModel  parameters read from each {@code models[].parameters:} (falling back to the top level)
  * @param factory   builds the method for one tensor
+ * @param stats     the per-model statistic the method reads beside each model's tensor (data-informed methods)
  */
 public record MethodSpec(String name, String summary, String paper, BaseUse base, int minModels, int maxModels,
-                         List<ParamSpec> global, List<ParamSpec> perModel, Factory factory) {
+                         List<ParamSpec> global, List<ParamSpec> perModel, Factory factory, Stats stats) {
 
     public enum BaseUse { REQUIRED, OPTIONAL, UNUSED }
+
+    /**
+     * Per-model statistics a method needs (docs/data-informed.md): none; a diagonal Fisher with the
+     * weight's own name and shape; or, for each nn.Linear weight [out, in], the Gram XᵀX/tokens [in, in].
+     */
+    public enum Stats { NONE, FISHER, GRAM }
+
+    /** Per-model value the planner adds for FISHER methods: the model-wide L2 norm from the Fisher file's metadata. */
+    public static final String FISHER_NORM_PARAM = "fisher_norm";
 
     @FunctionalInterface
     public interface Factory { MergeMethod create(Params global); }
@@ -27,5 +37,12 @@ public record MethodSpec(String name, String summary, String paper, BaseUse base
     public MethodSpec {
         global = List.copyOf(global);
         perModel = List.copyOf(perModel);
+        if (stats == null) throw new IllegalArgumentException("stats must not be null; use Stats.NONE");
+    }
+
+    /** A data-free method (no per-model statistics). */
+    public MethodSpec(String name, String summary, String paper, BaseUse base, int minModels, int maxModels,
+                      List<ParamSpec> global, List<ParamSpec> perModel, Factory factory) {
+        this(name, summary, paper, base, minModels, maxModels, global, perModel, factory, Stats.NONE);
     }
 }

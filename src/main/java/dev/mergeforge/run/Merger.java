@@ -55,9 +55,24 @@ public final class Merger {
         return ShardPlan.of(entries, maxShardBytes);
     }
 
-    /** Bytes of working memory the merge needs at most: inputs, base, output and two scratch tiles of the largest tensor. */
+    /**
+     * Bytes of working memory the merge needs at most: inputs, base, output and two scratch tiles of
+     * the largest tensor; for data-informed methods also the per-model statistic tiles and, for
+     * RegMean, the float64 solve (summed Gram, right-hand sides, one model's G~ and Wᵀ).
+     */
     public static long workingBytesEstimate(Planner.Plan plan) {
-        return (plan.maxInputs() + 3L) * plan.largestElements() * 4L;
+        long max = (plan.maxInputs() + 3L) * plan.largestElements() * 4L;
+        for (PlannedTensor t : plan.tensors()) {
+            if (t.stats().isEmpty()) continue;
+            long b = (t.inputs().size() + 3L) * t.shape().numel() * 4L;
+            for (TensorView s : t.stats()) b += s.numel() * 4L;
+            if (plan.config().method().stats() == MethodSpec.Stats.GRAM) {
+                long in = t.shape().dim(1), out = t.shape().dim(0);
+                b += 8L * (2 * in * in + 2 * in * out);
+            }
+            max = Math.max(max, b);
+        }
+        return max;
     }
 
     public static Result run(Planner.Plan plan, Planner.Inputs inputs, Path outputDir, Options o) {
@@ -143,11 +158,19 @@ public final class Merger {
                 be.load(v, m);
                 models.add(m);
             }
+            List<Tile> stats = new ArrayList<>();
+            for (TensorView v : t.stats()) {
+                // per-model statistics (Fisher: the tensor's shape; Gram: [in, in]), only for tensors that have them
+                Tile s = pool.borrow(v.shape());
+                held.add(s);
+                be.load(v, s);
+                stats.add(s);
+            }
             Tile out = pool.borrow(t.shape());
             held.add(out);
             MergeMethod method = spec.factory().create(t.global());
             // theta = method(theta_0, theta_1..N)
-            method.merge(ctx, new MergeInputs(t.name(), base, models, t.params(), t.baseIndex(), t.layer()), out);
+            method.merge(ctx, new MergeInputs(t.name(), base, models, t.params(), t.baseIndex(), t.layer(), stats), out);
             // AIM: theta = theta_0 + (theta - theta_0) * (1 - (1 - omega) * I)
             if (o.aim() != null && base != null) o.aim().apply(be, t.name(), t.shape(), base, out);
             // the result in the output dtype, staged in the (now free) first model tile, then written
@@ -166,6 +189,7 @@ public final class Merger {
         return () -> {
             List<TensorView> views = new ArrayList<>(t.inputs());
             if (t.base() != null) views.add(t.base());
+            views.addAll(t.stats());
             for (TensorView v : views) {
                 touch(v.data());
                 if (!allowNonFinite && !t.copyOnly()) {
@@ -188,6 +212,7 @@ public final class Merger {
     private static void dropPages(PlannedTensor t) {
         if (t.base() != null) Madvise.dontNeed(t.base().data());
         for (TensorView v : t.inputs()) Madvise.dontNeed(v.data());
+        for (TensorView v : t.stats()) Madvise.dontNeed(v.data());
     }
 
     /** The dtype most output bytes have: what config.json's torch_dtype says. */

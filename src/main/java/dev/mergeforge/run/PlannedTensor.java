@@ -20,12 +20,29 @@ import java.util.List;
  * @param baseIndex index in {@code inputs} that is the base model, or -1
  * @param layer     output layer index, -1 outside the layers
  * @param copyOnly  true for non-float tensors copied from the base (or first model) unchanged
+ * @param stats     per-model statistic views aligned with {@code inputs} (Fisher or Gram), or empty
  */
 public record PlannedTensor(String name, Shape shape, DType outDtype, TensorView base, List<TensorView> inputs,
-                            List<Params> params, Params global, int baseIndex, int layer, boolean copyOnly) {
+                            List<Params> params, Params global, int baseIndex, int layer, boolean copyOnly,
+                            List<TensorView> stats) {
     public PlannedTensor {
         inputs = List.copyOf(inputs);
         params = List.copyOf(params);
+        stats = List.copyOf(stats);
+        if (!stats.isEmpty() && stats.size() != inputs.size()) {
+            throw new IllegalArgumentException(name + ": one stats view per input or none, got " + stats.size());
+        }
+    }
+
+    /** A tensor without per-model statistics. */
+    public PlannedTensor(String name, Shape shape, DType outDtype, TensorView base, List<TensorView> inputs,
+                         List<Params> params, Params global, int baseIndex, int layer, boolean copyOnly) {
+        this(name, shape, outDtype, base, inputs, params, global, baseIndex, layer, copyOnly, List.of());
+    }
+
+    /** The same tensor with per-model statistic views attached. */
+    public PlannedTensor withStats(List<TensorView> s) {
+        return new PlannedTensor(name, shape, outDtype, base, inputs, params, global, baseIndex, layer, copyOnly, s);
     }
 
     /** Bytes this tensor takes in the output file. */
@@ -35,6 +52,7 @@ public record PlannedTensor(String name, Shape shape, DType outDtype, TensorView
     public long inBytes() {
         long b = base == null ? 0 : base.data().byteSize();
         for (int i = 0; i < inputs.size(); i++) if (i != baseIndex) b += inputs.get(i).data().byteSize();
+        for (TensorView s : stats) b += s.data().byteSize();
         return b;
     }
 }

@@ -26,11 +26,14 @@ import java.util.Objects;
  * of data is read. Checkpoints are opened once per distinct reference and owned by {@link Inputs}.
  */
 public final class Planner {
+    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(Planner.class.getName());
+
     private Planner() {}
 
     /** The opened input models, closed together. */
     public static final class Inputs implements AutoCloseable {
         private final Map<String, Checkpoint> byRef = new LinkedHashMap<>();
+        private ModelStats stats;
 
         public Checkpoint get(String ref) {
             Checkpoint c = byRef.get(ref);
@@ -43,7 +46,15 @@ public final class Planner {
 
         public List<Checkpoint> all() { return List.copyOf(byRef.values()); }
 
+        /** The per-model statistics files of a data-informed merge, opened by the planner and closed with the models. */
+        ModelStats stats(MethodSpec.Stats kind) {
+            if (stats == null) stats = new ModelStats(kind);
+            return stats;
+        }
+
         @Override public void close() {
+            if (stats != null) stats.close();
+            stats = null;
             for (Checkpoint c : byRef.values()) c.close();
             byRef.clear();
         }
@@ -61,14 +72,19 @@ public final class Planner {
     }
 
     public static Plan plan(MergeConfig cfg, Inputs inputs) {
-        Plan plan = cfg.slices().isEmpty() ? planModels(cfg, inputs) : planSlices(cfg, inputs);
+        return plan(cfg, inputs, StatsLocator.calibrating(StatsLocator.defaultCacheDir(), LOG::info));
+    }
+
+    /** As {@link #plan(MergeConfig, Inputs)}, finding data-informed methods' per-model statistics with {@code locator}. */
+    public static Plan plan(MergeConfig cfg, Inputs inputs, StatsLocator locator) {
+        Plan plan = cfg.slices().isEmpty() ? planModels(cfg, inputs, locator) : planSlices(cfg, inputs, locator);
         // the tokenizer is copied after the last tensor: refuse an unusable source now, not hours later
         OutputFiles.tokenizerSource(cfg, plan, inputs);
         return plan;
     }
 
     /** {@code models:} configs: every tensor of the reference model, merged across all models. */
-    static Plan planModels(MergeConfig cfg, Inputs in) {
+    static Plan planModels(MergeConfig cfg, Inputs in, StatsLocator locator) {
         MethodSpec spec = cfg.method();
         Checkpoint base = cfg.baseModel() == null ? null : in.get(cfg.baseModel());
         List<Checkpoint> models = new ArrayList<>();
@@ -80,6 +96,12 @@ public final class Planner {
         }
         Checkpoint ref = base != null ? base : models.getFirst();
         checkArchitectures(ref, in.all());
+        List<String> refs = cfg.models().stream().map(ModelEntry::model).toList();
+        ModelStats stats = spec.stats() == MethodSpec.Stats.NONE ? null : in.stats(spec.stats());
+        for (int i = 0; stats != null && i < models.size(); i++) {
+            ModelEntry m = cfg.models().get(i);
+            stats.add(models.get(i), m.calibration() != null ? m.calibration() : cfg.calibration(), "models[" + i + "]", locator);
+        }
         int layers = numLayers(ref);
         List<PlannedTensor> out = new ArrayList<>();
         for (String name : ref.names()) {
@@ -93,19 +115,23 @@ public final class Planner {
                 views.add(sameShape(ref, r, models.get(i), name));
                 params.add(cfg.modelParams(i, name, t));
             }
-            out.add(tensor(cfg, spec, name, r, b, views, params, cfg.globalParams(name, t), baseIndex, layer));
+            out.add(tensor(cfg, spec, name, r, b, views, params, cfg.globalParams(name, t), baseIndex, layer, stats, refs));
         }
         return new Plan(cfg, out, ref, layers);
     }
 
     /** {@code slices:} configs: output layers are the concatenation of the slices' layer ranges. */
-    static Plan planSlices(MergeConfig cfg, Inputs in) {
+    static Plan planSlices(MergeConfig cfg, Inputs in, StatsLocator locator) {
         MethodSpec spec = cfg.method();
         List<Slice> slices = cfg.slices();
         Checkpoint first = in.get(slices.getFirst().sources().getFirst().model());
         Checkpoint ref = cfg.baseModel() != null ? in.get(cfg.baseModel()) : first;
         for (Slice s : slices) for (SliceSource src : s.sources()) in.get(src.model());
         checkArchitectures(ref, in.all());
+        if (spec.stats() != MethodSpec.Stats.NONE) {
+            // slice sources have no calibration block of their own: the top-level one serves every source model
+            for (Slice s : slices) for (SliceSource src : s.sources()) in.stats(spec.stats()).add(in.get(src.model()), cfg.calibration(), "calibration (top level)", locator);
+        }
         int refLayers = numLayers(ref);
         List<PlannedTensor> pre = new ArrayList<>(), layerTensors = new ArrayList<>(), post = new ArrayList<>();
         int outLayer = 0;
@@ -152,6 +178,7 @@ public final class Planner {
         Checkpoint base = baseRef == null ? null : in.get(baseRef);
         List<TensorView> views = new ArrayList<>();
         List<Params> params = new ArrayList<>();
+        List<String> refs = new ArrayList<>();
         int baseIndex = -1;
         TensorView first = null;
         for (int j = 0; j < s.sources().size(); j++) {
@@ -163,6 +190,7 @@ public final class Planner {
             if (first == null) first = v;
             else if (!v.shape().equals(first.shape())) throw shapeMismatch(inName, first, v);
             views.add(v);
+            refs.add(src.model());
             params.add(cfg.sliceSourceParams(si, j, inName, t));
             if (src.model().equals(cfg.sliceBaseModel(si))) baseIndex = j;
         }
@@ -174,17 +202,23 @@ public final class Planner {
             if (!base.contains(bn)) throw missing(base, bn);
             b = base.tensor(bn);
         }
-        return tensor(cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.sliceGlobalParams(si, outName, t), baseIndex, outLayer);
+        ModelStats stats = spec.stats() == MethodSpec.Stats.NONE ? null : in.stats(spec.stats());
+        return tensor(cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.sliceGlobalParams(si, outName, t), baseIndex,
+                outLayer, stats, refs);
     }
 
     private static PlannedTensor tensor(MergeConfig cfg, MethodSpec spec, String name, TensorView ref, TensorView base,
-                                        List<TensorView> views, List<Params> params, Params global, int baseIndex, int layer) {
+                                        List<TensorView> views, List<Params> params, Params global, int baseIndex, int layer,
+                                        ModelStats stats, List<String> refs) {
         boolean copyOnly = !ref.dtype().isFloat();
         DType out = copyOnly ? ref.dtype() : (cfg.outDtype() != null ? cfg.outDtype() : cfg.dtype() != null ? cfg.dtype()
                 : base != null ? base.dtype() : ref.dtype());
         if (out == DType.F64 && !copyOnly) out = DType.F32;
         if (base != null && !base.shape().equals(ref.shape())) throw shapeMismatch(name, ref, base);
-        return new PlannedTensor(name, ref.shape(), out, base, views, params, global, baseIndex, layer, copyOnly);
+        if (stats == null || copyOnly) return new PlannedTensor(name, ref.shape(), out, base, views, params, global, baseIndex, layer, copyOnly);
+        List<Params> withNorms = new ArrayList<>();
+        for (int i = 0; i < params.size(); i++) withNorms.add(stats.withNorm(params.get(i), refs.get(i), global.flag("normalize", true)));
+        return new PlannedTensor(name, ref.shape(), out, base, views, withNorms, global, baseIndex, layer, false, stats.views(refs, views));
     }
 
     private static TensorView sameShape(Checkpoint ref, TensorView r, Checkpoint other, String name) {

@@ -72,6 +72,27 @@ class AimZooTest {
     }
 
     @Test
+    void tiesReproducesTheReferenceScores() throws Exception {
+        Path cfg = MergeFixtures.yaml(dir, "ties.yml", """
+                merge_method: ties
+                base_model: %1$s/base
+                models:
+                  - model: %1$s/ft_dup
+                    parameters: {weight: 1.0, density: 1.0}
+                  - model: %1$s/ft_swap
+                    parameters: {weight: 1.0, density: 1.0}
+                  - model: %1$s/ft_mirror
+                    parameters: {weight: 1.0, density: 1.0}
+                dtype: float32
+                """.formatted(zoo.toAbsolutePath()));
+        Path out = dir.resolve("ties");
+        assertEquals(0, MergeFixtures.cli("merge", cfg.toString(), out.toString(), "-q").exit());
+        JsonNode e = eval(out), ref = scores.get("ties(w=1,d=1)");
+        assertEquals(ref.get("general_loss").asDouble(), e.at("/text/mean_nll").asDouble(), 2e-3);
+        assertEquals(ref.get("dup_answer_nll").asDouble(), e.at("/tasks/dup_eval.jsonl/answer_nll").asDouble(), 2e-3);
+    }
+
+    @Test
     void theAimCommandOnAMergedModelEqualsAimInTheConfig() throws Exception {
         Path plain = dir.resolve("ta"), viaConfig = dir.resolve("cfg-aim"), viaCommand = dir.resolve("cmd-aim");
         Path stats = zoo.resolve("reference/act_mean_base.safetensors").toAbsolutePath();

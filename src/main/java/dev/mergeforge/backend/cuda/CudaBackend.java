@@ -320,11 +320,7 @@ public class CudaBackend extends JavaBackend {
     public synchronized void relax(Tile base, Tile merged, Tile importance, float omega, Axis axis, Tile out) {
         sameSize(base, merged); sameSize(base, out);
         long n = base.size(), cols = base.cols();
-        long channels = switch (axis) {
-            case COLUMNS -> cols;
-            case ROWS -> n / Math.max(1, cols);
-            case ELEMENTS -> n;
-        };
+        long channels = axis.channels(n, cols);
         // a zero-width axis (the Java path reports it) or an importance/shape mismatch (the Java path's message)
         if (n == 0 || cols == 0 || importance.size() != channels) {
             super.relax(base, merged, importance, omega, axis, out);

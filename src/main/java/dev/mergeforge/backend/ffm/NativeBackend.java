@@ -287,11 +287,7 @@ public class NativeBackend extends JavaBackend {
     public void relax(Tile base, Tile merged, Tile importance, float omega, Axis axis, Tile out) {
         sameSize(base, merged); sameSize(base, out);
         long n = base.size(), cols = base.cols();
-        long channels = switch (axis) {
-            case COLUMNS -> cols;
-            case ROWS -> n / Math.max(1, cols);
-            case ELEMENTS -> n;
-        };
+        long channels = axis.channels(n, cols);
         if (n == 0 || cols <= 0 || importance.size() != channels) { super.relax(base, merged, importance, omega, axis, out); return; }
         int ax = switch (axis) {
             case COLUMNS -> MergeOps.MO_AXIS_COLUMNS();

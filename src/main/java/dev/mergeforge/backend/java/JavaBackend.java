@@ -221,15 +221,9 @@ public class JavaBackend implements Backend {
         double before = mode == Rescale.L1 ? sumAbs(x) : 0.0;
         long thr = Philox.threshold24(density);
         par.forRange(n, (lo, hi) -> {
-            int[] blk = new int[4];
-            long lastBlock = -1;
+            Philox.Cursor draws = new Philox.Cursor(key);
             for (long i = lo; i < hi; i++) {
-                long c = i >>> 2;
-                if (c != lastBlock) {
-                    Philox.block((int) c, (int) (c >>> 32), (int) key, (int) (key >>> 32), blk);
-                    lastBlock = c;
-                }
-                long u = (blk[(int) (i & 3)] >>> 8);
+                long u = draws.uniform24(i);
                 if (u >= thr) a.setAtIndex(F, i, 0f);
             }
         });
@@ -323,11 +317,7 @@ public class JavaBackend implements Backend {
     public void relax(Tile base, Tile merged, Tile importance, float omega, Axis axis, Tile out) {
         sameSize(base, merged); sameSize(base, out);
         long n = base.size(), cols = base.cols();
-        long channels = switch (axis) {
-            case COLUMNS -> cols;
-            case ROWS -> n / Math.max(1, cols);
-            case ELEMENTS -> n;
-        };
+        long channels = axis.channels(n, cols);
         if (importance.size() != channels) {
             throw new IllegalArgumentException("importance has " + importance.size() + " channels, tensor " + base.shape() + " has " + channels + " along " + axis);
         }

@@ -91,8 +91,8 @@ public record Sce(double selectTopk) implements MergeMethod {
         } finally {
             ctx.release(d);
         }
-        // k = ⌊select_topk · nnz(var)⌋
-        long k = (long) (b.countNonZero(var) * selectTopk);
+        // k = ⌊select_topk · nnz(var)⌋ with the product in float32, as torch computes int(count * density)
+        long k = (long) ((float) b.countNonZero(var) * (float) selectTopk);
         if (k == 0) {
             for (Tile tv : tvs) b.fill(tv, 0f);
             return;

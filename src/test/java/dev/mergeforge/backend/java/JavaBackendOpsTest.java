@@ -311,4 +311,56 @@ class JavaBackendOpsTest {
             }
         }
     }
+
+    @Test
+    void existingElementwiseOpsRoundEachStepInFloat32() {
+        SplittableRandom r = new SplittableRandom(12);
+        int n = 70_000; // two parallel chunks
+        float[] a = new float[n], c = new float[n], e = new float[n];
+        for (int i = 0; i < n; i++) { a[i] = (float) r.nextGaussian(); c[i] = (float) r.nextGaussian(); e[i] = (float) r.nextGaussian(); }
+        float[] w = {0.3f, -1.7f, 2.5f};
+        try (JavaBackend b = new JavaBackend(3)) {
+            Tile o = Tile.ofArray(new float[n]);
+            b.weightedSum(List.of(Tile.ofArray(a), Tile.ofArray(c), Tile.ofArray(e)), w, o);
+            for (int i = 0; i < n; i++) {
+                float acc = w[0] * a[i];
+                acc = acc + w[1] * c[i];
+                acc = acc + w[2] * e[i];
+                assertEquals(acc, o.get(i), "weightedSum at " + i);
+            }
+            b.lerp(Tile.ofArray(a), Tile.ofArray(c), 0.3f, o);
+            for (int i = 0; i < n; i++) assertEquals((1f - 0.3f) * a[i] + 0.3f * c[i], o.get(i), "lerp at " + i);
+            Tile y = Tile.ofArray(c.clone());
+            b.axpy(-0.7f, Tile.ofArray(a), y);
+            for (int i = 0; i < n; i++) assertEquals(c[i] + (-0.7f * a[i]), y.get(i), "axpy at " + i);
+            b.sub(Tile.ofArray(a), Tile.ofArray(c), o);
+            for (int i = 0; i < n; i++) assertEquals(a[i] - c[i], o.get(i));
+            b.add(Tile.ofArray(a), Tile.ofArray(c), o);
+            for (int i = 0; i < n; i++) assertEquals(a[i] + c[i], o.get(i));
+            b.scale(Tile.ofArray(a), 1.1f, o);
+            for (int i = 0; i < n; i++) assertEquals(1.1f * a[i], o.get(i));
+        }
+    }
+
+    @Test
+    void relaxAlongEveryAxis() {
+        SplittableRandom r = new SplittableRandom(13);
+        int rows = 5, cols = 7, n = rows * cols;
+        float[] base = new float[n], merged = new float[n];
+        for (int i = 0; i < n; i++) { base[i] = (float) r.nextGaussian(); merged[i] = (float) r.nextGaussian(); }
+        try (JavaBackend b = new JavaBackend(2)) {
+            for (Backend.Axis axis : Backend.Axis.values()) {
+                int channels = switch (axis) { case COLUMNS -> cols; case ROWS -> rows; case ELEMENTS -> n; };
+                float[] imp = new float[channels];
+                for (int c = 0; c < channels; c++) imp[c] = (float) r.nextDouble();
+                Tile o = Tile.ofArray(Shape.of(rows, cols), new float[n]);
+                b.relax(Tile.ofArray(Shape.of(rows, cols), base), Tile.ofArray(Shape.of(rows, cols), merged), Tile.ofArray(imp), 0.4f, axis, o);
+                for (int i = 0; i < n; i++) {
+                    int c = switch (axis) { case COLUMNS -> i % cols; case ROWS -> i / cols; case ELEMENTS -> i; };
+                    double exp = base[i] + (merged[i] - (double) base[i]) * (1 - 0.6 * imp[c]);
+                    assertEquals(exp, o.get(i), 1e-6 * Math.max(1, Math.abs(exp)), axis + " at " + i);
+                }
+            }
+        }
+    }
 }

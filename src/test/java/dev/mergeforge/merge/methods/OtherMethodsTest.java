@@ -158,6 +158,29 @@ class OtherMethodsTest {
     }
 
     @Test
+    void slerpRefusesTOutsideTheUnitInterval() {
+        var t = Slerp.SPEC.global().getFirst();
+        assertEquals("t", t.name());
+        assertNull(t.check(1.0));
+        assertEquals("must be <= 1.0, got 1.2", t.check(1.2));
+        assertEquals("must be >= 0.0, got -0.1", t.check(-0.1));
+    }
+
+    @Test
+    void sceSelectsTheFloat32ProductCountLikeTorch() {
+        // 100 positions of distinct variance at select_topk 0.29: torch's int(100 * 0.29) in float32 is 29,
+        // the double product 28.999999999999996 would give 28
+        int n = 100;
+        float[] base = new float[n], a = new float[n], b = new float[n];
+        for (int i = 0; i < n; i++) { a[i] = (i + 1) / 64f; b[i] = (i + 1) / 32f; }
+        Result res = run(Sce.SPEC, Map.of("select_topk", 0.29), new long[] {n}, base, new float[][] {a, b}, each(2, j -> Map.of()), -1, 0);
+        int kept = 0;
+        for (float x : res.out()) if (x != 0f) kept++;
+        assertEquals(29, kept);
+        assertEquals(28, (int) (100 * 0.29), "the double product would keep 28");
+    }
+
+    @Test
     void passthroughCopiesOrScales() {
         SplittableRandom r = new SplittableRandom(1);
         float[][] one = {grid(r, 12, 0.1)};

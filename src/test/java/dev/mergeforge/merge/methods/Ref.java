@@ -302,7 +302,7 @@ final class Ref {
                 for (int j = 0; j < m; j++) var[i] += (tv[j][i] - mu) * (tv[j][i] - mu) / m;
                 if (var[i] != 0) nnz++;
             }
-            int k = (int) (nnz * topk);
+            int k = (int) ((float) nnz * (float) topk); // torch: int(count * density), the product in float32
             Integer[] o = orderDesc(var, all(n));
             boolean[] keep = new boolean[n];
             for (int r = 0; r < k; r++) keep[o[r]] = true;

@@ -1,0 +1,123 @@
+package dev.mergeforge.merge.methods;
+
+import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.errors.CheckpointException;
+import dev.mergeforge.linalg.Gemm;
+import dev.mergeforge.linalg.SpdSolver;
+import dev.mergeforge.merge.MergeContext;
+import dev.mergeforge.merge.MergeInputs;
+import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.ParamSpec;
+import dev.mergeforge.tensor.Tile;
+
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * RegMean (Jin et al. 2023, "Dataless Knowledge Fusion by Merging Weights of Language Models",
+ * arXiv 2212.09849), METHODS.md §3. For every nn.Linear weight W [out, in] with per-model Grams
+ * Gᵢ = XᵢᵀXᵢ/tokens [in, in]:
+ * G̃ᵢ = αGᵢ + (1−α)diag(Gᵢ) and W* = [(Σwᵢ G̃ᵢ + ρ·mean(diag)·I)⁻¹ · Σwᵢ G̃ᵢWᵢᵀ]ᵀ, the
+ * minimiser of Σᵢ wᵢ‖XᵢWᵀ − XᵢWᵢᵀ‖² for α = 1, ρ = 0. Solved in float64 on the CPU by Cholesky
+ * ({@link SpdSolver}); a matrix that is not positive definite falls back to a basic least-squares
+ * solution by pivoted Cholesky, with a note. Every other tensor (embeddings, norms, biases) is
+ * Σwᵢθᵢ/Σwᵢ. The base model, when given, is not merged (it is there for AIM).
+ *
+ * <p>Like the paper's code, the (1−α) shrink applies to each model's Gram before the sum and
+ * ρ·mean(diag) is added after it; α = 0 gives a per-input-channel weighted average of the rows.
+ */
+public record RegMean(double alpha, double ridge) implements MergeMethod {
+    private static final Parallel PAR = new Parallel(0);
+
+    public static final MethodSpec SPEC = new MethodSpec("regmean",
+            "per Linear: W* = [(sum w_i G~_i + ridge*mean(diag)*I)^-1 sum w_i G~_i W_i^T]^T, Grams from each model's data; else weighted average",
+            "https://arxiv.org/abs/2212.09849", MethodSpec.BaseUse.OPTIONAL, 1, Integer.MAX_VALUE,
+            List.of(ParamSpec.number("alpha", 0.9, 0, 1, false, "share of the Gram's off-diagonal kept (G~ = alpha*G + (1-alpha)*diag(G))"),
+                    ParamSpec.number("ridge", 0.0, 0, Double.NaN, false, "add ridge * mean(diag) to the diagonal of the summed Gram")),
+            List.of(ParamSpec.number("weight", 1.0, 0, Double.NaN, false, "weight of this model, >= 0")),
+            g -> new RegMean(g.number("alpha", 0.9), g.number("ridge", 0.0)), MethodSpec.Stats.GRAM);
+
+    @Override
+    public void merge(MergeContext ctx, MergeInputs in, Tile out) {
+        float[] w = Weights.of(in, "weight");
+        if (!in.hasStats()) {
+            // θ* = Σ w_i θ_i / Σ w_i
+            ctx.backend().weightedSum(in.models(), w, out);
+            float sum = Weights.sum(w);
+            if (sum != 0f) ctx.backend().scale(out, 1f / sum, out);
+            return;
+        }
+        if (out.shape().rank() != 2) {
+            throw new CheckpointException("regmean: tensor '" + in.tensor() + "' has shape " + out.shape() + " but a Gram; Grams belong to 2-D Linear weights only");
+        }
+        int rows = Math.toIntExact(out.shape().dim(0)), n = Math.toIntExact(out.shape().dim(1));
+        double[] b = new double[n * rows];
+        for (int i = 0; i < w.length; i++) {
+            if (w[i] == 0f) continue;
+            double[] g = shrunkGram(in.stats().get(i), n);
+            double[] wt = transpose(in.models().get(i), rows, n);
+            // B += w_i·G~_i·W_iᵀ   [in, out]
+            Gemm.addProduct(w[i], g, n, wt, b, rows, PAR);
+        }
+        // X = (Σ w_i G~_i + ρ·mean(diag)·I)⁻¹ · B
+        SpdSolver.Outcome o = SpdSolver.solve(() -> system(in, w, n), n, b, rows, PAR);
+        if (!o.positiveDefinite()) {
+            ctx.note(String.format(Locale.ROOT, "regmean: '%s': the summed Gram is not positive definite (pivot %d of %d, rank %d); "
+                    + "used a least-squares solution instead; set ridge > 0 (e.g. 1e-4) to regularise", in.tensor(), o.badPivot(), n, o.rank()));
+        }
+        // W* = Xᵀ
+        PAR.forRange(rows, 64, (lo, hi) -> {
+            for (long r = lo; r < hi; r++) for (int j = 0; j < n; j++) out.set(r * n + j, (float) b[j * rows + (int) r]);
+        });
+    }
+
+    /** A = Σ w_i G~_i + ρ·mean(diag)·I, float64. */
+    private double[] system(MergeInputs in, float[] w, int n) {
+        double[] a = new double[n * n];
+        for (int i = 0; i < w.length; i++) {
+            if (w[i] == 0f) continue;
+            Tile g = in.stats().get(i);
+            double wi = w[i];
+            PAR.forRange(n, 64, (lo, hi) -> {
+                for (int r = (int) lo; r < hi; r++) {
+                    for (int c = 0; c < n; c++) {
+                        double v = g.get((long) r * n + c);
+                        // G~ = αG off the diagonal, G on it
+                        a[r * n + c] += wi * (r == c ? v : alpha * v);
+                    }
+                }
+            });
+        }
+        if (ridge > 0) {
+            double mean = 0;
+            for (int r = 0; r < n; r++) mean += a[r * n + r];
+            mean /= n;
+            for (int r = 0; r < n; r++) a[r * n + r] += ridge * mean;
+        }
+        return a;
+    }
+
+    /** G~ = αG + (1−α)diag(G) as float64. */
+    private double[] shrunkGram(Tile g, int n) {
+        double[] out = new double[n * n];
+        PAR.forRange(n, 64, (lo, hi) -> {
+            for (int r = (int) lo; r < hi; r++) {
+                for (int c = 0; c < n; c++) {
+                    double v = g.get((long) r * n + c);
+                    out[r * n + c] = r == c ? v : alpha * v;
+                }
+            }
+        });
+        return out;
+    }
+
+    /** Wᵀ [in, out] as float64 from W [out, in]. */
+    private static double[] transpose(Tile w, int rows, int n) {
+        double[] t = new double[n * rows];
+        PAR.forRange(n, 64, (lo, hi) -> {
+            for (int j = (int) lo; j < hi; j++) for (int r = 0; r < rows; r++) t[j * rows + r] = w.get((long) r * n + j);
+        });
+        return t;
+    }
+}
