@@ -21,15 +21,15 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * SIGTERM in the middle of a real merge, in a child JVM: the merge dies, OUTPUT_DIR does not
+ * SIGTERM or SIGINT (Ctrl-C) in the middle of a real merge, in a child JVM: the merge dies, OUTPUT_DIR does not
  * appear, its temporary directory is removed by the shutdown hook, and the inputs are unchanged.
  */
 class InterruptTest {
     @TempDir Path dir;
 
     @Test
-    @Timeout(60)
-    void sigtermMidMergeLeavesNoOutputAndNoTempDir() throws Exception {
+    @Timeout(90)
+    void sigtermOrSigintMidMergeLeavesNoOutputAndNoTempDir() throws Exception {
         RandomModels.Builder b = RandomModels.builder().arch(Arch.LLAMA).hidden(256).intermediate(768).layers(20).heads(4).kvHeads(2)
                 .vocab(2048).maxPositions(64).dtype(DType.BF16).seed(3);
         RandomModels.Family f = RandomModels.family(b, 2, 0.02, dir.resolve("models"));
@@ -43,7 +43,13 @@ class InterruptTest {
                     parameters: {weight: 1.0, density: 0.5}
                 """.formatted(f.base(), f.fineTunes().get(0), f.fineTunes().get(1)));
         Map<String, String> before = CliFailure.hashes(dir.resolve("models"));
-        Path out = dir.resolve("out");
+        interrupt(cfg, dir.resolve("out-term"), false);
+        interrupt(cfg, dir.resolve("out-int"), true);
+        assertEquals(before, CliFailure.hashes(dir.resolve("models")), "inputs unchanged");
+    }
+
+    /** Starts the merge in a child JVM, signals it at its first tensor event (SIGINT or SIGTERM) and checks what is left. */
+    private static void interrupt(Path cfg, Path out, boolean sigint) throws Exception {
         String java = ProcessHandle.current().info().command().orElseThrow();
         Process p = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
                 "dev.mergeforge.cli.Main", "merge", cfg.toString(), out.toString(), "--events", "json", "--backend", "java",
@@ -55,19 +61,23 @@ class InterruptTest {
                 assertTrue(!line.contains("\"event\":\"done\""), "the merge finished before it could be interrupted: make the model bigger");
                 if (line.contains("\"event\":\"tensor\"")) {
                     tensorEvent = line;
-                    p.destroy(); // SIGTERM
+                    if (sigint) {
+                        Process kill = new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).start();
+                        assertEquals(0, kill.waitFor(), "kill -INT");
+                    } else {
+                        p.destroy(); // SIGTERM
+                    }
                     break;
                 }
             }
             assertNotNull(tensorEvent, "a tensor event before the end of output");
-            // (destroy closed the pipes: exit 143 below, not 0, shows the merge did not outrun the signal)
-            assertTrue(p.waitFor(20, TimeUnit.SECONDS), "the child exits after SIGTERM");
+            // exit 130/143 below, not 0, shows the merge did not outrun the signal
+            assertTrue(p.waitFor(20, TimeUnit.SECONDS), "the child exits after the signal");
         } finally {
             p.destroyForcibly();
         }
-        System.err.printf("interrupt test: first tensor after %.1f s, exit %d%n", (System.nanoTime() - t0) / 1e9, p.exitValue());
-        assertEquals(143, p.exitValue(), "killed by SIGTERM (128 + 15)");
+        System.err.printf("interrupt test: %s after %.1f s, exit %d%n", sigint ? "SIGINT" : "SIGTERM", (System.nanoTime() - t0) / 1e9, p.exitValue());
+        assertEquals(sigint ? 130 : 143, p.exitValue(), "killed by the signal (128 + signal number)");
         CliFailure.assertNothingWritten(out);
-        assertEquals(before, CliFailure.hashes(dir.resolve("models")), "inputs unchanged");
     }
 }

@@ -16,6 +16,9 @@ final class CudaErrors {
     /** "CUDA_ERROR_X (driver's description)". */
     static String describe(int rc) {
         String name = CUresult.stringFor(rc);
+        // without the driver JCuda's natives cannot load: do not try (a failed class initialisation
+        // would hide CudaAvailability's first, informative link error behind a bare NoClassDefFoundError)
+        if (!CudaAvailability.driverLibraryPresent()) return name;
         try {
             String[] s = new String[1];
             if (JCudaDriver.cuGetErrorString(rc, s) == CUresult.CUDA_SUCCESS && s[0] != null) return name + " (" + s[0] + ")";
