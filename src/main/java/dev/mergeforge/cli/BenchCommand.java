@@ -69,6 +69,9 @@ final class BenchCommand implements Callable<Integer> {
                 for (String m : methods) if (!configs.containsKey(m)) throw new ConfigException("--methods: no benchmark config for '" + m + "'; choose from " + all.keySet());
             }
             double bw = CopyBandwidth.measure(512L << 20);
+            List<Path> dirs = new java.util.ArrayList<>(f.fineTunes());
+            dirs.add(f.base());
+            Family.warm(dirs); // inputs in the page cache, as the floor assumes
             List<EndToEnd.Row> rows = EndToEnd.run(configs, backends != null ? backends : DemoCommand.available(), dir.resolve("runs"), seed, mergekit, err);
             out.printf("## mergeforge bench: %d models of %.2fB parameters (bf16), %d cores%n%n", fineTunes + 1, b.parameters() / 1e9,
                     Runtime.getRuntime().availableProcessors());
