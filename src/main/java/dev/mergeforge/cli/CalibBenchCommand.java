@@ -89,7 +89,7 @@ final class CalibBenchCommand implements Callable<Integer> {
                 }
             }
             Runtime rt = Runtime.getRuntime();
-            out.printf(Locale.ROOT, "model %s: %.2f GB of weights (%.2f GB as float32)%n", modelDir, bytes / 1e9, bytes / 1e9 * 2);
+            out.printf(Locale.ROOT, "model %s: %.1f MB of weights%n", modelDir, bytes / 1e6);
             out.printf(Locale.ROOT, "%d blocks x %d tokens, %d threads, best of %d%n", samples, seqLen, par.threads(), repeats);
             out.printf(Locale.ROOT, "| pass | tokens/s |%n|---|---:|%n| forward | %.0f |%n| calibration (act_mean) | %.0f |%n", fwd, cal);
             out.printf(Locale.ROOT, "calibration overhead: %.1f%%%n", 100 * (fwd / cal - 1));
