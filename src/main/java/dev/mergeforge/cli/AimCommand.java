@@ -7,10 +7,8 @@ import dev.mergeforge.config.MergeConfig;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.run.Events;
-import dev.mergeforge.run.JsonEvents;
 import dev.mergeforge.run.Merger;
 import dev.mergeforge.run.Planner;
-import dev.mergeforge.run.Progress;
 import org.yaml.snakeyaml.Yaml;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -58,21 +56,14 @@ final class AimCommand implements Callable<Integer> {
     @Option(names = {"-o", "--output"}, required = true, description = "Output directory.")
     Path output;
 
-    @Option(names = "--overwrite", description = "Replace the output directory if it exists.")
-    boolean overwrite;
-
-    @Option(names = "--events", paramLabel = "json", description = "Machine-readable events on stdout.")
-    String events;
-
-    @Option(names = {"-q", "--quiet"}, description = "No progress output.")
-    boolean quiet;
+    @Mixin OutputOptions outputOptions;
 
     @Mixin BackendOptions backendOptions;
 
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
-        Events ev = "json".equals(events) ? new JsonEvents(out) : new Progress(err, quiet);
+        Events ev = outputOptions.events(out, err);
         try {
             if ((stats == null) == (data == null)) throw new ConfigException("mergeforge aim: give exactly one of --stats FILE or --data FILE");
             MergeConfig cfg = ConfigReader.parse(new Yaml().dump(config()), "mergeforge aim");
@@ -80,7 +71,7 @@ final class AimCommand implements Callable<Integer> {
                 Planner.Plan plan = Planner.plan(cfg, inputs);
                 try (Backend backend = backendOptions.create();
                      AimRelaxer aim = AimSupport.relaxer(cfg, plan, inputs, backend, ev)) {
-                    Merger.run(plan, inputs, output, new Merger.Options(backend, 0, 5_000_000_000L, overwrite, false, aim, ev));
+                    Merger.run(plan, inputs, output, new Merger.Options(backend, 0, 5_000_000_000L, outputOptions.overwrite, false, aim, ev));
                 }
             }
             return 0;

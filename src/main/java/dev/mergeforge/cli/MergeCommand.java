@@ -8,10 +8,8 @@ import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.io.OutputDir;
 import dev.mergeforge.io.ShardPlan;
 import dev.mergeforge.run.Events;
-import dev.mergeforge.run.JsonEvents;
 import dev.mergeforge.run.Merger;
 import dev.mergeforge.run.Planner;
-import dev.mergeforge.run.Progress;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -40,30 +38,20 @@ final class MergeCommand implements Callable<Integer> {
     @Option(names = "--out-shard-size", defaultValue = "5GB", description = "Largest output shard (e.g. 5GB, 500MB, 2GiB).")
     String shardSize;
 
-    @Option(names = "--overwrite", description = "Replace OUTPUT_DIR if it exists.")
-    boolean overwrite;
-
     @Option(names = "--dry-run", description = "Validate everything, print the plan and estimates, write nothing.")
     boolean dryRun;
-
-    @Option(names = "--events", paramLabel = "json", description = "Print machine-readable events, one JSON object per line, on stdout.")
-    String events;
 
     @Option(names = "--allow-nonfinite", description = "Merge even if an input holds NaN or Inf.")
     boolean allowNonFinite;
 
-    @Option(names = {"-q", "--quiet"}, description = "No progress output.")
-    boolean quiet;
+    @Mixin OutputOptions outputOptions;
 
     @Mixin BackendOptions backendOptions;
 
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
-        if (events != null && !events.equals("json")) {
-            throw new dev.mergeforge.errors.ConfigException("--events " + events + ": the only event format is json; pass --events json");
-        }
-        Events ev = events != null ? new JsonEvents(out) : new Progress(err, quiet);
+        Events ev = outputOptions.events(out, err);
         try {
             return run(out, err, ev);
         } catch (MergeforgeException e) {
@@ -78,14 +66,14 @@ final class MergeCommand implements Callable<Integer> {
         try (Planner.Inputs inputs = new Planner.Inputs()) {
             Planner.Plan plan = Planner.plan(cfg, inputs, dev.mergeforge.run.StatsLocator.calibrating(Calibration.cacheDir(), ev::note));
             if (dryRun) {
-                OutputDir.check(output, overwrite, inputs.all().stream().map(c -> c.dir()).toList());
+                OutputDir.check(output, outputOptions.overwrite, inputs.all().stream().map(c -> c.dir()).toList());
                 printPlan(out, plan, maxShard);
                 return 0;
             }
             try (Backend backend = backendOptions.create();
                  AimRelaxer aim = AimSupport.relaxer(cfg, plan, inputs, backend, ev)) {
-                if (events == null && !quiet) err.println("backend: " + backend.name());
-                Merger.run(plan, inputs, output, new Merger.Options(backend, seed, maxShard, overwrite, allowNonFinite, aim, ev));
+                if (outputOptions.chatty()) err.println("backend: " + backend.name());
+                Merger.run(plan, inputs, output, new Merger.Options(backend, seed, maxShard, outputOptions.overwrite, allowNonFinite, aim, ev));
             }
             return 0;
         }
