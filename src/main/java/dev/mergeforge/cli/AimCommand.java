@@ -28,7 +28,7 @@ import java.util.concurrent.Callable;
  * relaxation on top, so it
  * shares the streaming loop, the checks and the atomic output of every merge.
  */
-@Command(name = "aim", description = "Apply activation-informed merging (AIM) to an already merged checkpoint.")
+@Command(mixinStandardHelpOptions = true, name = "aim", description = "Apply activation-informed merging (AIM) to an already merged checkpoint.")
 final class AimCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

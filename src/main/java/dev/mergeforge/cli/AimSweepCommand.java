@@ -36,7 +36,7 @@ import java.util.concurrent.Callable;
  * file (mean token NLL) and on {prompt, answer} tasks (answer NLL and exact match), printing a
  * markdown table. Everything runs in this process with the same engine as `merge`.
  */
-@Command(name = "aim-sweep", description = "Merge with several methods, plain and with AIM at several omegas, and evaluate every result (markdown table).")
+@Command(mixinStandardHelpOptions = true, name = "aim-sweep", description = "Merge with several methods, plain and with AIM at several omegas, and evaluate every result (markdown table).")
 final class AimSweepCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

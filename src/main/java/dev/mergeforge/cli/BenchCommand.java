@@ -23,7 +23,7 @@ import java.util.concurrent.Callable;
  * parameters, base + 2 fine-tunes): time, GB/s and peak RSS per method and backend, the floor
  * (bytes moved ÷ copy bandwidth measured in the same run) and, with --mergekit, mergekit's figures.
  */
-@Command(name = "bench", description = "End-to-end merge benchmark on generated checkpoints (time, GB/s, peak RSS, floor; optionally mergekit).")
+@Command(mixinStandardHelpOptions = true, name = "bench", description = "End-to-end merge benchmark on generated checkpoints (time, GB/s, peak RSS, floor; optionally mergekit).")
 final class BenchCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

@@ -25,7 +25,7 @@ import java.util.concurrent.Callable;
  * on the same blocks in the same run, and the memory of layer-by-layer calibration against the
  * model's size (run it with a heap smaller than the model: MERGEFORGE_JAVA_OPTS=-Xmx512m).
  */
-@Command(name = "calib-bench", description = "Calibration tokens/s vs a plain forward pass in the same run, and memory vs model size.")
+@Command(mixinStandardHelpOptions = true, name = "calib-bench", description = "Calibration tokens/s vs a plain forward pass in the same run, and memory vs model size.")
 final class CalibBenchCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

@@ -14,7 +14,7 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /** `mergeforge calibrate MODEL --stat act_mean ... -o STATS.safetensors`. */
-@Command(name = "calibrate", description = "Run a model over calibration data and record a statistic per weight (act_mean for AIM, gram for regmean).")
+@Command(mixinStandardHelpOptions = true, name = "calibrate", description = "Run a model over calibration data and record a statistic per weight (act_mean for AIM, gram for regmean).")
 final class CalibrateCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

@@ -23,7 +23,7 @@ import java.util.concurrent.Callable;
  * 3 fine-tunes, ~100M parameters each), merges it with several methods on every available backend
  * and prints a markdown table of time, throughput and peak memory.
  */
-@Command(name = "demo", description = "Generate a random model family and merge it with several methods, printing a table of time, throughput and memory.")
+@Command(mixinStandardHelpOptions = true, name = "demo", description = "Generate a random model family and merge it with several methods, printing a table of time, throughput and memory.")
 final class DemoCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

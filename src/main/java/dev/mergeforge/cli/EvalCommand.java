@@ -25,7 +25,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /** `mergeforge eval MODEL [--text FILE] [--tasks FILE.jsonl ...]`: compare merges with the calibration runtime. */
-@Command(name = "eval", description = "Evaluate a model: mean token loss / perplexity on text, exact match and answer NLL on {prompt, answer} JSONL tasks.")
+@Command(mixinStandardHelpOptions = true, name = "eval", description = "Evaluate a model: mean token loss / perplexity on text, exact match and answer NLL on {prompt, answer} JSONL tasks.")
 final class EvalCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

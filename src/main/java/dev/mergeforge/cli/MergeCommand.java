@@ -22,7 +22,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /** `mergeforge merge CONFIG OUTPUT_DIR`: run a mergekit-style YAML merge. */
-@Command(name = "merge", description = "Merge the models of a mergekit YAML config into OUTPUT_DIR.")
+@Command(mixinStandardHelpOptions = true, name = "merge", description = "Merge the models of a mergekit YAML config into OUTPUT_DIR.")
 final class MergeCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

@@ -10,7 +10,7 @@ import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 
 /** `mergeforge methods`: every method with its parameters, defaults and paper. */
-@Command(name = "methods", description = "List every merge method with its parameters, defaults and paper link.")
+@Command(mixinStandardHelpOptions = true, name = "methods", description = "List every merge method with its parameters, defaults and paper link.")
 final class MethodsCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
