@@ -2,11 +2,15 @@ package dev.mergeforge.linalg;
 
 import dev.mergeforge.backend.Parallel;
 
-/** C += s·M·X for row-major float64 M (n×n), X and C (n×m): blocked axpys, column blocks in parallel, fixed order. */
+/** C += s·M·X for row-major float64 M (n×n), X and C (n×m): OpenBLAS when present ({@link Blas}), else blocked axpys, column blocks in parallel, fixed order. */
 public final class Gemm {
     private Gemm() {}
 
     public static void addProduct(double s, double[] mat, int n, double[] x, double[] c, int m, Parallel par) {
+        if (Blas.available()) {
+            Blas.addProduct(s, mat, n, x, c, m);
+            return;
+        }
         par.forRange(m, Cholesky.CB, (lo, hi) -> {
             int c0 = (int) lo, c1 = (int) hi;
             for (int i0 = 0; i0 < n; i0 += Cholesky.RB) {

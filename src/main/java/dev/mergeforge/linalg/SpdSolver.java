@@ -29,9 +29,10 @@ public final class SpdSolver {
     public static Outcome solve(Supplier<double[]> matrix, int n, double[] b, int m, Parallel par) {
         double[] a = matrix.get();
         double tol = tolerance(a, n);
-        int bad = Cholesky.factor(a, n, tol, par);
+        int bad = Blas.available() ? blasFactor(a, n, tol) : Cholesky.factor(a, n, tol, par);
         if (bad < 0) {
-            Cholesky.solve(a, n, b, m, par);
+            if (Blas.available()) Blas.solve(a, n, b, m);
+            else Cholesky.solve(a, n, b, m, par);
             return new Outcome(true, n, -1);
         }
         a = null;
@@ -41,6 +42,17 @@ public final class SpdSolver {
         PivotedCholesky.Factor f = PivotedCholesky.factor(full, n, tolerance(full, n), par);
         PivotedCholesky.solve(f, n, b, m, par);
         return new Outcome(false, f.rank(), bad);
+    }
+
+    /** OpenBLAS's factorisation with the Java kernel's acceptance rule: every pivot L[j][j]² above tol. */
+    static int blasFactor(double[] a, int n, double tol) {
+        int bad = Blas.factor(a, n);
+        if (bad >= 0) return bad;
+        for (int j = 0; j < n; j++) {
+            double d = a[j * n + j];
+            if (!(d * d > tol)) return j;
+        }
+        return -1;
     }
 
     /** RELATIVE_TOL · max diagonal (0 for an all-zero diagonal, so nothing passes). */
