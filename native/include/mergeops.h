@@ -126,4 +126,13 @@ int32_t mo_disjoint_merge(const float *const *xs, const float *w, int32_t k, con
 int32_t mo_relax(const float *base, const float *merged, const float *imp, int64_t channels, float omega,
                  int32_t axis, int64_t cols, float *out, int64_t n, int32_t threads);
 
+/* ---------------------------------------------------------------- calibration forward pass */
+
+/* y[t*ldy + o] = sum_i x[t*in + i] * w[o*in + i] (+ bias[o]) for t < tokens, o < out: nn.Linear's
+   product for the calibration forward pass. Not part of the Backend contract: each dot product is
+   summed in 8 lanes with fused multiply-adds (AVX2+FMA), so it agrees with the Java MatMul to
+   rounding, not bit for bit. bias may be NULL. */
+int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias,
+                    float *y, int64_t ldy, int32_t threads);
+
 #endif

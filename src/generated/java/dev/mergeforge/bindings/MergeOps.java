@@ -1466,4 +1466,70 @@ public class MergeOps {
            throw new AssertionError("should not reach here", ex$);
         }
     }
+
+    private static class mo_sgemm_nt {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_sgemm_nt");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias, float *y, int64_t ldy, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_sgemm_nt$descriptor() {
+        return mo_sgemm_nt.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias, float *y, int64_t ldy, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_sgemm_nt$handle() {
+        return mo_sgemm_nt.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias, float *y, int64_t ldy, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_sgemm_nt$address() {
+        return mo_sgemm_nt.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias, float *y, int64_t ldy, int32_t threads)
+     * }
+     */
+    public static int mo_sgemm_nt(MemorySegment x, long tokens, long in, MemorySegment w, long out, MemorySegment bias, MemorySegment y, long ldy, int threads) {
+        var mh$ = mo_sgemm_nt.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_sgemm_nt", x, tokens, in, w, out, bias, y, ldy, threads);
+            }
+            return (int)mh$.invokeExact(x, tokens, in, w, out, bias, y, ldy, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
 }

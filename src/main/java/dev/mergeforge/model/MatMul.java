@@ -1,5 +1,6 @@
 package dev.mergeforge.model;
 
+import dev.mergeforge.backend.ffm.NativeMatMul;
 import dev.mergeforge.backend.Parallel;
 
 /**
@@ -13,6 +14,8 @@ final class MatMul {
     static final int OUT_CHUNK = 32;
     /** Tokens per cache tile: the x rows a thread reuses against its W rows. */
     static final int TOKEN_TILE = 64;
+    /** Products of at least this many tokens go to the native kernel (copying W costs less than it saves). */
+    static final int NATIVE_MIN_TOKENS = 16;
     /** Below this many multiply-adds a product runs on the calling thread. */
     static final long SERIAL_FLOPS = 1L << 18;
 
@@ -29,6 +32,17 @@ final class MatMul {
      */
     static void linear(Parallel par, float[] x, int xOff, int tokens, int in, float[] w, int wRow0, int rows, float[] b,
                        float[] y, int yOff, int yStride) {
+        // large products (calibration blocks) on the native AVX2+FMA kernel when it is built
+        if (tokens >= NATIVE_MIN_TOKENS && NativeMatMul.available()) {
+            NativeMatMul.linear(x, xOff, tokens, in, w, wRow0, rows, b, y, yOff, yStride, par.threads());
+            return;
+        }
+        linearJava(par, x, xOff, tokens, in, w, wRow0, rows, b, y, yOff, yStride);
+    }
+
+    /** The Java kernel of {@link #linear}, whatever the native library offers (tests compare the two). */
+    static void linearJava(Parallel par, float[] x, int xOff, int tokens, int in, float[] w, int wRow0, int rows, float[] b,
+                           float[] y, int yOff, int yStride) {
         Parallel.Body body = (lo, hi) -> {
             for (int t0 = 0; t0 < tokens; t0 += TOKEN_TILE) {
                 int t1 = Math.min(tokens, t0 + TOKEN_TILE);
