@@ -35,14 +35,7 @@ class CliCheckpointErrorsTest {
 
     /** A two-model linear merge of the family's fine-tune and `other`, expected to fail with `exit`. */
     private void linearFails(Path other, int exit, String... mustContain) throws Exception {
-        Path cfg = MergeFixtures.yaml(dir, "cfg.yml", """
-                merge_method: linear
-                models:
-                  - model: %s
-                    parameters: {weight: 1.0}
-                  - model: %s
-                    parameters: {weight: 1.0}
-                """.formatted(f.fineTunes().getFirst(), other));
+        Path cfg = MergeFixtures.linear(dir, "cfg.yml", f.fineTunes().getFirst(), other);
         List<Path> inputs = Files.exists(other) ? List.of(f.fineTunes().getFirst(), other) : List.of(f.fineTunes().getFirst());
         CliFailure.mergeFails(exit, cfg, dir.resolve("out"), inputs, List.of("--backend", "java"), mustContain);
     }

@@ -34,14 +34,7 @@ class CliFileErrorsTest {
     }
 
     private void fails(Path broken, RandomModels.Family f, String... mustContain) throws Exception {
-        Path cfg = MergeFixtures.yaml(dir, "cfg.yml", """
-                merge_method: linear
-                models:
-                  - model: %s
-                    parameters: {weight: 1.0}
-                  - model: %s
-                    parameters: {weight: 1.0}
-                """.formatted(f.fineTunes().getFirst(), broken));
+        Path cfg = MergeFixtures.linear(dir, "cfg.yml", f.fineTunes().getFirst(), broken);
         CliFailure.mergeFails(1, cfg, dir.resolve("out"), List.of(f.fineTunes().getFirst(), broken), List.of("--backend", "java"), mustContain);
     }
 
@@ -166,12 +159,7 @@ class CliFileErrorsTest {
                 Files.createSymbolicLink(snap.resolve(f.getFileName()), Path.of("../../blobs").resolve(blob.getFileName()));
             }
         }
-        Path cfg = MergeFixtures.yaml(dir, "cfg.yml", """
-                merge_method: linear
-                models:
-                  - model: %s
-                    parameters: {weight: 1.0}
-                """.formatted(snap));
+        Path cfg = MergeFixtures.linear(dir, "cfg.yml", snap);
         var before = CliFailure.hashes(dir.resolve("cache"));
         Path out = dir.resolve("out");
         MergeFixtures.Run r = MergeFixtures.cli("merge", cfg.toString(), out.toString(), "-q", "--backend", "java");

@@ -26,14 +26,7 @@ class CliOutputSafetyTest {
     @BeforeAll
     static void family() throws Exception {
         f = MergeFixtures.family(Arch.LLAMA, DType.BF16, 1, 1, root.resolve("models"));
-        cfg = MergeFixtures.yaml(root, "cfg.yml", """
-                merge_method: linear
-                models:
-                  - model: %s
-                    parameters: {weight: 1.0}
-                  - model: %s
-                    parameters: {weight: 1.0}
-                """.formatted(f.base(), f.fineTunes().getFirst()));
+        cfg = MergeFixtures.linear(root, "cfg.yml", f.base(), f.fineTunes().getFirst());
     }
 
     private static List<Path> inputs() { return List.of(f.base(), f.fineTunes().getFirst()); }

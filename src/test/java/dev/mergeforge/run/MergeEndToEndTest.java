@@ -74,12 +74,7 @@ class MergeEndToEndTest {
     @Test
     void shardedInputsAndOutputsRoundTripEveryTensor() throws Exception {
         RandomModels.Family f = MergeFixtures.family(Arch.LLAMA, DType.F16, 1, 3, dir.resolve("models"));
-        Path cfg = MergeFixtures.yaml(dir, "cfg.yml", """
-                merge_method: linear
-                models:
-                  - model: %s
-                    parameters: {weight: 1.0}
-                """.formatted(f.fineTunes().getFirst()));
+        Path cfg = MergeFixtures.linear(dir, "cfg.yml", f.fineTunes().getFirst());
         Path out = dir.resolve("out");
         MergeFixtures.Run r = MergeFixtures.cli("merge", cfg.toString(), out.toString(), "--out-shard-size", "20KB", "-q", "--backend", "java");
         assertEquals(0, r.exit(), r.err());
@@ -96,14 +91,7 @@ class MergeEndToEndTest {
     @Test
     void dryRunPrintsThePlanAndWritesNothing() throws Exception {
         RandomModels.Family f = MergeFixtures.family(Arch.QWEN2, DType.BF16, 2, 1, dir.resolve("models"));
-        Path cfg = MergeFixtures.yaml(dir, "cfg.yml", """
-                merge_method: linear
-                models:
-                  - model: %s
-                    parameters: {weight: 1.0}
-                  - model: %s
-                    parameters: {weight: 1.0}
-                """.formatted(f.fineTunes().get(0), f.fineTunes().get(1)));
+        Path cfg = MergeFixtures.linear(dir, "cfg.yml", f.fineTunes().get(0), f.fineTunes().get(1));
         Path out = dir.resolve("out");
         MergeFixtures.Run r = MergeFixtures.cli("merge", cfg.toString(), out.toString(), "--dry-run");
         assertEquals(0, r.exit(), r.err());
@@ -117,12 +105,7 @@ class MergeEndToEndTest {
     @Test
     void eventsJsonPrintsOneObjectPerLineFromStartToDone() throws Exception {
         RandomModels.Family f = MergeFixtures.family(Arch.MISTRAL, DType.BF16, 1, 1, dir.resolve("models"));
-        Path cfg = MergeFixtures.yaml(dir, "cfg.yml", """
-                merge_method: linear
-                models:
-                  - model: %s
-                    parameters: {weight: 1.0}
-                """.formatted(f.fineTunes().getFirst()));
+        Path cfg = MergeFixtures.linear(dir, "cfg.yml", f.fineTunes().getFirst());
         MergeFixtures.Run r = MergeFixtures.cli("merge", cfg.toString(), dir.resolve("out").toString(), "--events", "json");
         assertEquals(0, r.exit(), r.err());
         ObjectMapper json = new ObjectMapper();
@@ -145,14 +128,7 @@ class MergeEndToEndTest {
         RandomModels.Family f = MergeFixtures.family(Arch.LLAMA, DType.BF16, 1, 1, dir.resolve("models"));
         Path other = RandomModels.builder().arch(Arch.LLAMA).hidden(64).intermediate(48).layers(3).heads(4).vocab(64)
                 .maxPositions(64).seed(1).write(dir.resolve("models/wide"));
-        Path cfg = MergeFixtures.yaml(dir, "cfg.yml", """
-                merge_method: linear
-                models:
-                  - model: %s
-                    parameters: {weight: 1.0}
-                  - model: %s
-                    parameters: {weight: 1.0}
-                """.formatted(f.fineTunes().getFirst(), other));
+        Path cfg = MergeFixtures.linear(dir, "cfg.yml", f.fineTunes().getFirst(), other);
         Path out = dir.resolve("out");
         MergeFixtures.Run r = MergeFixtures.cli("merge", cfg.toString(), out.toString(), "--events", "json");
         assertEquals(1, r.exit());
@@ -185,14 +161,7 @@ class MergeEndToEndTest {
         String tensor = "model.layers.1.mlp.up_proj.weight";
         Path bad = withNaN(f.fineTunes().getFirst(), dir.resolve("models/bad"), tensor);
         byte[] before = Files.readAllBytes(bad.resolve("model.safetensors"));
-        Path cfg = MergeFixtures.yaml(dir, "cfg.yml", """
-                merge_method: linear
-                models:
-                  - model: %s
-                    parameters: {weight: 1.0}
-                  - model: %s
-                    parameters: {weight: 1.0}
-                """.formatted(f.base(), bad));
+        Path cfg = MergeFixtures.linear(dir, "cfg.yml", f.base(), bad);
         Path out = dir.resolve("out");
         MergeFixtures.Run r = MergeFixtures.cli("merge", cfg.toString(), out.toString(), "-q");
         assertEquals(1, r.exit());

@@ -41,6 +41,13 @@ public final class MergeFixtures {
         return new Run(rc, out.toString(), err.toString());
     }
 
+    /** A linear config (every model weight 1.0) named {@code name} in dir. */
+    public static Path linear(Path dir, String name, Path... models) throws IOException {
+        StringBuilder y = new StringBuilder("merge_method: linear\nmodels:\n");
+        for (Path m : models) y.append("  - model: ").append(m).append("\n    parameters: {weight: 1.0}\n");
+        return yaml(dir, name, y.toString());
+    }
+
     public static Path yaml(Path dir, String name, String text) throws IOException {
         Path p = dir.resolve(name);
         Files.writeString(p, text);
