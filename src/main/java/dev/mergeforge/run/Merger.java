@@ -99,7 +99,6 @@ public final class Merger {
                 }
                 MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
                 List<PlannedTensor> tensors = plan.tensors();
-                long bytesIn = 0;
                 Future<?> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(tensors.getFirst(), o.allowNonFinite()));
                 for (int i = 0; i < tensors.size(); i++) {
                     ahead.get(); // tensor i's pages are in and its inputs are finite
@@ -107,7 +106,6 @@ public final class Merger {
                     PlannedTensor t = tensors.get(i);
                     mergeOne(ctx, plan.config().method(), t, writerOf.get(t.name()), o);
                     dropPages(t);
-                    bytesIn += t.inBytes();
                     ev.tensor(i, tensors.size(), t.name(), t.inBytes(), t.outBytes(), (System.nanoTime() - t0) / 1e9);
                 }
                 for (StreamingWriter w : writers) w.finish();
@@ -174,9 +172,8 @@ public final class Merger {
             // AIM: theta = theta_0 + (theta - theta_0) * (1 - (1 - omega) * I)
             if (o.aim() != null && base != null) o.aim().apply(be, t.name(), t.shape(), base, out);
             // the result in the output dtype, staged in the (now free) first model tile, then written
-            MemorySegment staged = models.isEmpty() ? out.data() : models.getFirst().data();
-            if (staged == out.data()) throw new IllegalStateException("no staging tile for " + t.name());
-            MemorySegment bytes = staged.asSlice(0, t.outBytes());
+            if (models.isEmpty()) throw new IllegalStateException("no model tile to stage " + t.name() + " in");
+            MemorySegment bytes = models.getFirst().data().asSlice(0, t.outBytes());
             be.store(out, t.outDtype(), bytes);
             writer.write(t.name(), bytes);
         } finally {
