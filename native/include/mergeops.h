@@ -72,6 +72,9 @@ int32_t mo_load(int32_t dtype, const void *src, float *dst, int64_t n, int32_t n
 /* dst[i] = src[i] as dtype, round to nearest even; bf16 NaN -> (bits >> 16) | 0x40. */
 int32_t mo_store(int32_t dtype, const float *src, void *dst, int64_t n, int32_t nan_mode, int32_t threads);
 
+/* The lowest index i < n whose element (dtype MO_DTYPE_*) is NaN or +-inf; n when there is none. */
+int64_t mo_first_nonfinite(int32_t dtype, const void *src, int64_t n, int32_t threads);
+
 /* ---------------------------------------------------------------- elementwise */
 
 /* out[i] = a[i] - b[i] */
@@ -91,6 +94,21 @@ int32_t mo_weighted_sum(const float *const *xs, const float *w, int32_t k, float
 
 /* out[i] = ((1-t)*a[i]) + (t*b[i]) */
 void mo_lerp(const float *a, const float *b, float t, float *out, int64_t n, int32_t threads);
+
+/* ---------------------------------------------------------------- fused combination of stored tensors */
+
+/* The linear / task-arithmetic program in one pass over stored bytes, the same bits as running
+   mo_load, mo_sub, mo_weighted_sum, mo_scale, mo_add and mo_store on float32 tiles:
+     b    = float32(base[i])                     (only when base != NULL)
+     t_j  = float32(srcs[j][i]) (- b)            (the subtraction only when base != NULL)
+     acc  = w[0]*t_0, then acc = acc + (w[j]*t_j) for j = 1..k-1
+     acc  = scales[q] * acc for q = 0..nscales-1
+     acc  = b + acc                              (only when base != NULL)
+     dst[i] = acc as out_dtype
+   dtypes[j], base_dtype and out_dtype are MO_DTYPE_*; k >= 1; dst must not overlap any source. */
+int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w,
+                          const void *base, int32_t base_dtype, const float *scales, int32_t nscales,
+                          void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads);
 
 /* ---------------------------------------------------------------- reductions (canonical order, double) */
 

@@ -6,6 +6,7 @@
  * caller (nan_mode), because Java's depends on whether HotSpot intrinsifies it with F16C.
  */
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 #include "mo_internal.h"
 
@@ -170,7 +171,26 @@ static void store_task(void *ctx, int w, int64_t lo, int64_t hi) {
     if (mo_use_avx2()) store_avx2(ctx, lo, hi); else store_range(ctx, lo, hi);
 }
 
-static int known_dtype(int32_t d) { return d == MO_DTYPE_F32 || d == MO_DTYPE_F16 || d == MO_DTYPE_BF16 || d == MO_DTYPE_F64; }
+int mo_dtype_size(int32_t d) {
+    switch (d) {
+        case MO_DTYPE_F32: return 4;
+        case MO_DTYPE_F16: case MO_DTYPE_BF16: return 2;
+        case MO_DTYPE_F64: return 8;
+        default: return 0;
+    }
+}
+
+static int known_dtype(int32_t d) { return mo_dtype_size(d) != 0; }
+
+void mo_load_run(int32_t dtype, const void *src, float *dst, int64_t m, int32_t nan_mode) {
+    conv_t c = { .dtype = dtype, .nan_mode = nan_mode, .src = src, .dst = dst };
+    if (mo_use_avx2()) load_avx2(&c, 0, m); else load_range(&c, 0, m);
+}
+
+void mo_store_run(int32_t dtype, const float *src, void *dst, int64_t m, int32_t nan_mode) {
+    conv_t c = { .dtype = dtype, .nan_mode = nan_mode, .src = src, .dst = dst };
+    if (mo_use_avx2()) store_avx2(&c, 0, m); else store_range(&c, 0, m);
+}
 
 int32_t mo_load(int32_t dtype, const void *src, float *dst, int64_t n, int32_t nan_mode, int32_t threads) {
     if (!known_dtype(dtype)) return MO_ERR_ARG;
@@ -184,4 +204,73 @@ int32_t mo_store(int32_t dtype, const float *src, void *dst, int64_t n, int32_t 
     conv_t c = { .dtype = dtype, .nan_mode = nan_mode, .src = src, .dst = dst };
     mo_parallel_for(n, MO_CHUNK, threads, store_task, &c);
     return MO_OK;
+}
+
+/* ---------------------------------------------------------------- non-finite scan */
+
+/* Non-finite iff all exponent bits are set: 16-bit (f16, bf16), 32-bit and 64-bit lanes. */
+static int64_t first_bad16(const uint16_t *h, int64_t lo, int64_t hi, uint16_t mask) {
+    for (int64_t i = lo; i < hi; i++) if ((h[i] & mask) == mask) return i;
+    return -1;
+}
+
+MO_AVX2 static int64_t first_bad16_avx2(const uint16_t *h, int64_t lo, int64_t hi, uint16_t mask) {
+    const __m256i m = _mm256_set1_epi16((short)mask);
+    int64_t i = lo;
+    for (; i + 64 <= hi; i += 64) {
+        // four vectors of 16 halves; a lane is bad iff (x & mask) == mask
+        __m256i a = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(h + i)), m), m);
+        __m256i b = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(h + i + 16)), m), m);
+        __m256i c = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(h + i + 32)), m), m);
+        __m256i d = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(h + i + 48)), m), m);
+        if (!_mm256_testz_si256(_mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d)), _mm256_set1_epi8(-1))) {
+            return first_bad16(h, i, i + 64, mask);
+        }
+    }
+    return first_bad16(h, i, hi, mask);
+}
+
+typedef struct {
+    int32_t dtype;
+    const void *src;
+    int64_t *first; /* per task: lowest bad index in the task, or -1 */
+} scan_t;
+
+static int64_t scan_range(const scan_t *c, int64_t lo, int64_t hi) {
+    switch (c->dtype) {
+        case MO_DTYPE_BF16: case MO_DTYPE_F16: {
+            uint16_t mask = c->dtype == MO_DTYPE_BF16 ? 0x7f80 : 0x7c00;
+            return mo_use_avx2() ? first_bad16_avx2(c->src, lo, hi, mask) : first_bad16(c->src, lo, hi, mask);
+        }
+        case MO_DTYPE_F32: {
+            const uint32_t *x = c->src;
+            for (int64_t i = lo; i < hi; i++) if ((x[i] & 0x7f800000u) == 0x7f800000u) return i;
+            return -1;
+        }
+        default: {
+            const uint64_t *x = c->src;
+            for (int64_t i = lo; i < hi; i++) if ((x[i] & 0x7ff0000000000000ull) == 0x7ff0000000000000ull) return i;
+            return -1;
+        }
+    }
+}
+
+static void scan_task(void *ctx, int w, int64_t lo, int64_t hi) {
+    (void)w;
+    scan_t *c = ctx;
+    c->first[lo / MO_CHUNK] = scan_range(c, lo, hi);
+}
+
+int64_t mo_first_nonfinite(int32_t dtype, const void *src, int64_t n, int32_t threads) {
+    if (!known_dtype(dtype) || n < 0) return MO_ERR_ARG;
+    if (n == 0) return 0;
+    int64_t tasks = (n + MO_CHUNK - 1) / MO_CHUNK;
+    int64_t one, *first = tasks == 1 ? &one : malloc((size_t)tasks * sizeof(int64_t));
+    if (!first) return MO_ERR_NOMEM;
+    scan_t c = { .dtype = dtype, .src = src, .first = first };
+    mo_parallel_for(n, MO_CHUNK, threads, scan_task, &c);
+    int64_t r = n;
+    for (int64_t t = 0; t < tasks && r == n; t++) if (first[t] >= 0) r = first[t];
+    if (first != &one) free(first);
+    return r;
 }

@@ -29,6 +29,14 @@ int mo_use_avx2(void);
 /* Canonical sum of |x| over [0, n) (shared by mo_sum_abs and the L1 rescale of mo_drop_rescale). */
 double mo_sum_abs_impl(const float *x, int64_t n, int32_t threads, int *err);
 
+/* Converts m elements between a stored dtype (MO_DTYPE_*) and float32, on the AVX2 path when in use;
+   src/dst point at the first element of the run (convert.c). */
+void mo_load_run(int32_t dtype, const void *src, float *dst, int64_t m, int32_t nan_mode);
+void mo_store_run(int32_t dtype, const float *src, void *dst, int64_t m, int32_t nan_mode);
+
+/* Bytes per element of a MO_DTYPE_*, or 0 for an unknown one. */
+int mo_dtype_size(int32_t dtype);
+
 static inline uint32_t mo_bits(float f) { union { float f; uint32_t u; } v = { .f = f }; return v.u; }
 static inline float mo_float(uint32_t u) { union { uint32_t u; float f; } v = { .u = u }; return v.f; }
 

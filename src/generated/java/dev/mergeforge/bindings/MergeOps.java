@@ -598,6 +598,67 @@ public class MergeOps {
         }
     }
 
+    private static class mo_first_nonfinite {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_LONG,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_first_nonfinite");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int64_t mo_first_nonfinite(int32_t dtype, const void *src, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_first_nonfinite$descriptor() {
+        return mo_first_nonfinite.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int64_t mo_first_nonfinite(int32_t dtype, const void *src, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_first_nonfinite$handle() {
+        return mo_first_nonfinite.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int64_t mo_first_nonfinite(int32_t dtype, const void *src, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_first_nonfinite$address() {
+        return mo_first_nonfinite.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int64_t mo_first_nonfinite(int32_t dtype, const void *src, int64_t n, int32_t threads)
+     * }
+     */
+    public static long mo_first_nonfinite(int dtype, MemorySegment src, long n, int threads) {
+        var mh$ = mo_first_nonfinite.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_first_nonfinite", dtype, src, n, threads);
+            }
+            return (long)mh$.invokeExact(dtype, src, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class mo_sub {
         public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
             MergeOps.C_POINTER,
@@ -962,6 +1023,76 @@ public class MergeOps {
                 traceDowncall("mo_lerp", a, b, t, out, n, threads);
             }
             mh$.invokeExact(a, b, t, out, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_combine_stored {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_LONG,
+            MergeOps.C_INT,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_combine_stored");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_combine_stored$descriptor() {
+        return mo_combine_stored.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_combine_stored$handle() {
+        return mo_combine_stored.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_combine_stored$address() {
+        return mo_combine_stored.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads)
+     * }
+     */
+    public static int mo_combine_stored(MemorySegment srcs, MemorySegment dtypes, int k, MemorySegment w, MemorySegment base, int base_dtype, MemorySegment scales, int nscales, MemorySegment dst, int out_dtype, long n, int nan_mode, int threads) {
+        var mh$ = mo_combine_stored.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_combine_stored", srcs, dtypes, k, w, base, base_dtype, scales, nscales, dst, out_dtype, n, nan_mode, threads);
+            }
+            return (int)mh$.invokeExact(srcs, dtypes, k, w, base, base_dtype, scales, nscales, dst, out_dtype, n, nan_mode, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

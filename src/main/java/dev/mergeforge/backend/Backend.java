@@ -42,6 +42,9 @@ public interface Backend extends AutoCloseable {
     /** dst = src converted to dtype (round to nearest even for bf16/f16); dst holds numel*dtype.byteSize bytes. */
     void store(Tile src, DType dtype, MemorySegment dst);
 
+    /** The lowest element index of {@code v} holding NaN or ±Inf, or -1 when none does (or v is not a float dtype). */
+    default long firstNonFinite(TensorView v) { return NonFinite.firstIndex(v); }
+
     // ---------------------------------------------------------------- elementwise
 
     /** out[i] = a[i] - b[i] */
@@ -173,6 +176,19 @@ public interface Backend extends AutoCloseable {
      * Elementwise: {@code out} may alias any input.
      */
     default void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) { PortableOps.disjointDivisor(PortableOps.COMMON, weighted, w, sign, out); }
+
+    // ---------------------------------------------------------------- fused programs
+
+    /**
+     * Computes {@code c} straight from the stored tensors into {@code dst} (the result in
+     * {@code outDtype}), with exactly the bits of loading every input, {@link Combination#run} and
+     * {@link #store}; returns false, having done nothing, when this backend does not fuse this case
+     * (the caller then runs the ops). {@code models} align with {@code c.weights()}; {@code base} is
+     * required when {@code c.taskVectors()}, else ignored. {@code dst} must not overlap an input.
+     */
+    default boolean combineStored(Combination c, List<TensorView> models, TensorView base, DType outDtype, MemorySegment dst) {
+        return false;
+    }
 
     // ---------------------------------------------------------------- AIM
 

@@ -13,7 +13,7 @@ import java.lang.invoke.MethodHandle;
  * platforms without madvise are ignored (the data is still read correctly).
  */
 public final class Madvise {
-    private static final int MADV_WILLNEED = 3, MADV_DONTNEED = 4;
+    private static final int MADV_WILLNEED = 3, MADV_DONTNEED = 4, MADV_POPULATE_READ = 22;
     private static final long PAGE = 4096;
     private static final MethodHandle MADVISE = lookup();
 
@@ -34,22 +34,29 @@ public final class Madvise {
     public static void willNeed(MemorySegment s) { advise(s, MADV_WILLNEED, false); }
 
     /**
+     * Maps every page of {@code s} into this process in one call (Linux 5.14+ MADV_POPULATE_READ),
+     * reading from disk what the page cache lacks. Far cheaper than touching each page: on a VM a
+     * page fault can cost tens of microseconds. Returns false when the kernel cannot do it (older
+     * kernels, not a mapping); then the caller touches the pages itself.
+     */
+    public static boolean populate(MemorySegment s) { return advise(s, MADV_POPULATE_READ, false) == 0; }
+
+    /**
      * Drops the pages lying entirely inside {@code s} from this process (file-backed, read-only
      * mappings only: the data is re-read from the page cache on the next touch).
      */
     public static void dontNeed(MemorySegment s) { advise(s, MADV_DONTNEED, true); }
 
-    private static void advise(MemorySegment s, int advice, boolean inner) {
-        if (MADVISE == null || s.byteSize() == 0 || !s.isNative()) return;
+    private static int advise(MemorySegment s, int advice, boolean inner) {
+        if (MADVISE == null || s.byteSize() == 0 || !s.isNative()) return -1;
         long start = s.address(), end = start + s.byteSize();
         long a = inner ? (start + PAGE - 1) & -PAGE : start & -PAGE;
         long b = inner ? end & -PAGE : (end + PAGE - 1) & -PAGE;
-        if (b <= a) return;
+        if (b <= a) return 0;
         try {
-            int rc = (int) MADVISE.invokeExact(MemorySegment.ofAddress(a), b - a, advice);
-            assert rc == 0 || rc == -1;
+            return (int) MADVISE.invokeExact(MemorySegment.ofAddress(a), b - a, advice);
         } catch (Throwable ignored) {
-            // a hint: nothing to do
+            return -1; // a hint: nothing to do
         }
     }
 }

@@ -2,6 +2,8 @@ package dev.mergeforge.run;
 
 import dev.mergeforge.aim.AimRelaxer;
 import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.Combination;
+import dev.mergeforge.backend.NonFinite;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.io.Madvise;
 import dev.mergeforge.io.OutputDir;
@@ -9,11 +11,13 @@ import dev.mergeforge.io.SafetensorsWriter;
 import dev.mergeforge.io.ShardPlan;
 import dev.mergeforge.io.StreamingWriter;
 import dev.mergeforge.io.TensorView;
+import dev.mergeforge.merge.CombinationMethod;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;
 import dev.mergeforge.tensor.TilePool;
 
@@ -99,10 +103,10 @@ public final class Merger {
                 }
                 MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
                 List<PlannedTensor> tensors = plan.tensors();
-                Future<?> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(tensors.getFirst(), o.allowNonFinite()));
+                Future<?> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(o.backend(), tensors.getFirst(), o.allowNonFinite()));
                 for (int i = 0; i < tensors.size(); i++) {
                     ahead.get(); // tensor i's pages are in and its inputs are finite
-                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(tensors.get(i + 1), o.allowNonFinite())) : null;
+                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(o.backend(), tensors.get(i + 1), o.allowNonFinite())) : null;
                     PlannedTensor t = tensors.get(i);
                     mergeOne(ctx, plan.config().method(), t, writerOf.get(t.name()), o);
                     dropPages(t);
@@ -139,6 +143,8 @@ public final class Merger {
             writer.write(t.name(), src.data());
             return;
         }
+        MergeMethod method = spec.factory().create(t.global());
+        if (mergeFused(ctx, method, t, writer, o)) return;
         Backend be = ctx.backend();
         TilePool pool = ctx.pool();
         List<Tile> held = new ArrayList<>();
@@ -166,7 +172,6 @@ public final class Merger {
             }
             Tile out = pool.borrow(t.shape());
             held.add(out);
-            MergeMethod method = spec.factory().create(t.global());
             // theta = method(theta_0, theta_1..N)
             method.merge(ctx, new MergeInputs(t.name(), base, models, t.params(), t.baseIndex(), t.layer(), stats), out);
             // AIM: theta = theta_0 + (theta - theta_0) * (1 - (1 - omega) * I)
@@ -181,8 +186,33 @@ public final class Merger {
         }
     }
 
+    /**
+     * The fused path: a method that is one {@link Combination} ({@link CombinationMethod}), on a
+     * backend that computes it straight from the mapped inputs into output bytes, for a tensor with
+     * no statistics and no AIM relaxation: no float32 tiles, one pass over memory. Returns false,
+     * having written nothing, when any of that does not hold; the tile path then gives the same bits.
+     */
+    private static boolean mergeFused(MergeContext ctx, MergeMethod method, PlannedTensor t, StreamingWriter writer, Options o) {
+        if (!(method instanceof CombinationMethod cm) || !t.stats().isEmpty() || t.shape().numel() == 0) return false;
+        if (o.aim() != null && t.base() != null && o.aim().applies(t.name())) return false;
+        CombinationMethod.Program p = cm.program(t.name(), t.params(), t.baseIndex(), t.base() != null);
+        if (p == null) return false;
+        List<TensorView> xs = new ArrayList<>();
+        for (int j : p.models()) xs.add(t.inputs().get(j));
+        Tile staging = ctx.pool().borrow(Shape.of((t.outBytes() + 3) / 4));
+        try {
+            MemorySegment bytes = staging.data().asSlice(0, t.outBytes());
+            // theta = combination(theta_0, theta_1..N), in the output dtype
+            if (!ctx.backend().combineStored(p.combination(), xs, t.base(), t.outDtype(), bytes)) return false;
+            writer.write(t.name(), bytes);
+            return true;
+        } finally {
+            ctx.pool().release(staging);
+        }
+    }
+
     /** The read-ahead of one tensor: pulls its pages in and checks its inputs for NaN/Inf. */
-    private static java.util.concurrent.Callable<Void> readAhead(PlannedTensor t, boolean allowNonFinite) {
+    private static java.util.concurrent.Callable<Void> readAhead(Backend be, PlannedTensor t, boolean allowNonFinite) {
         return () -> {
             List<TensorView> views = new ArrayList<>(t.inputs());
             if (t.base() != null) views.add(t.base());
@@ -190,7 +220,7 @@ public final class Merger {
             for (TensorView v : views) {
                 touch(v.data());
                 if (!allowNonFinite && !t.copyOnly()) {
-                    long bad = NonFinite.firstIndex(v);
+                    long bad = be.firstNonFinite(v);
                     if (bad >= 0) {
                         throw new CheckpointException("tensor '" + v.name() + "' in " + v.source() + " has a non-finite value ("
                                 + NonFinite.valueAt(v, bad) + ") at element " + bad + "; fix the model or pass --allow-nonfinite to merge anyway");
@@ -202,8 +232,9 @@ public final class Merger {
     }
 
     private static void touch(MemorySegment s) {
+        if (!s.isMapped() || Madvise.populate(s)) return;
         Madvise.willNeed(s);
-        if (s.isMapped()) s.load();
+        s.load();
     }
 
     private static void dropPages(PlannedTensor t) {

@@ -35,7 +35,9 @@ class BackendEquivalenceTest {
     static List<String[]> configs() {
         return List.of(
                 new String[] {"linear", "", "weight: 0.7"},
+                new String[] {"linear", "normalize: false", "weight: 0.3"},
                 new String[] {"task_arithmetic", "lambda: 0.8", "weight: 0.5"},
+                new String[] {"task_arithmetic", "normalize: true, lambda: 1.3", "weight: 0.4"},
                 new String[] {"ties", "", "weight: 1.0, density: 0.4"},
                 new String[] {"dare_linear", "", "weight: 1.0, density: 0.5"},
                 new String[] {"dare_ties", "", "weight: 0.6, density: 0.3"},
@@ -103,6 +105,28 @@ class BackendEquivalenceTest {
             String yaml = c[1].formatted(f.base(), ft);
             assertSameTensors(merge(c[0], yaml, "java", "0"), merge(c[0], yaml, "native", "0"), true);
         }
+    }
+
+    /** Linear and task arithmetic take the fused path on the native backend: no float32 tiles but one staging buffer. */
+    @Test
+    void fusedPathSkipsTheFloatTiles() throws Exception {
+        assumeTrue(NativeBackend.isAvailable(), "native library not built: " + NativeBackend.unavailableReason());
+        String yaml = yaml("task_arithmetic", "lambda: 0.8", "weight: 0.5", true) + "dtype: float16\n";
+        for (String backend : List.of("java", "native")) {
+            Path cfg = MergeFixtures.yaml(dir, "fused-" + backend + ".yml", yaml);
+            MergeFixtures.Run r = MergeFixtures.cli("merge", cfg.toString(), dir.resolve("fused-" + backend).toString(),
+                    "--backend", backend, "--events", "json", "--overwrite");
+            assertEquals(0, r.exit(), r.err());
+            long peak = Long.parseLong(r.out().replaceAll("(?s).*\"peak_working_bytes\":(\\d+).*", "$1"));
+            long largest = 0;
+            try (Checkpoint c = Checkpoint.open(f.base().toString())) {
+                for (String n : c.names()) largest = Math.max(largest, c.tensor(n).numel());
+            }
+            // tiles: base, 3 models and the output (java); one float16 staging buffer, half a float32 tile (native)
+            if (backend.equals("java")) assertEquals(5 * 4 * largest, peak, "java working set");
+            else assertEquals(4 * ((2 * largest + 3) / 4), peak, "native working set");
+        }
+        assertSameTensors(dir.resolve("fused-java"), dir.resolve("fused-native"), true);
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.mergeforge.backend.ffm;
 
+import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.bindings.MergeOps;
 import dev.mergeforge.errors.MergeforgeException;
@@ -128,6 +129,47 @@ public class NativeBackend extends JavaBackend {
             ok(MergeOps.mo_store(dt, s, d, n, NAN_MODE, nativeThreads), "store");
             st.commit();
         }
+    }
+
+    /** One thread: the merger calls this from its read-ahead thread while the merge thread computes. */
+    @Override
+    public long firstNonFinite(TensorView v) {
+        int dt = nativeDType(v.dtype());
+        if (dt < 0) return super.firstNonFinite(v);
+        long n = v.numel();
+        try (Staging st = new Staging()) {
+            long r = MergeOps.mo_first_nonfinite(dt, st.in(v.data(), n * v.dtype().byteSize(), "tensor " + v.name()), n, 1);
+            if (r < 0) ok((int) r, "firstNonFinite");
+            return r == n ? -1 : r;
+        }
+    }
+
+    // ---------------------------------------------------------------- fused programs
+
+    /** Fuses every combination of float-typed tensors (see {@code mo_combine_stored}). */
+    @Override
+    public boolean combineStored(Combination c, List<TensorView> models, TensorView base, DType outDtype, MemorySegment dst) {
+        int k = models.size();
+        if (k != c.weights().length || nativeDType(outDtype) < 0 || (c.taskVectors() && (base == null || nativeDType(base.dtype()) < 0))) return false;
+        long n = models.getFirst().numel();
+        for (TensorView v : models) if (nativeDType(v.dtype()) < 0 || v.numel() != n) return false;
+        if (c.taskVectors() && base.numel() != n) return false;
+        try (Staging st = new Staging()) {
+            MemorySegment[] srcs = new MemorySegment[k];
+            int[] dtypes = new int[k];
+            for (int j = 0; j < k; j++) {
+                TensorView v = models.get(j);
+                srcs[j] = st.in(v.data(), n * v.dtype().byteSize(), "tensor " + v.name());
+                dtypes[j] = nativeDType(v.dtype());
+            }
+            MemorySegment b = c.taskVectors() ? st.in(base.data(), n * base.dtype().byteSize(), "tensor " + base.name()) : MemorySegment.NULL;
+            int bt = c.taskVectors() ? nativeDType(base.dtype()) : 0;
+            MemorySegment d = st.out(dst, n * outDtype.byteSize(), "combineStored target");
+            ok(MergeOps.mo_combine_stored(st.addresses(srcs), st.ints(dtypes), k, st.floats(c.weights()), b, bt,
+                    st.floats(c.scales()), c.scales().length, d, nativeDType(outDtype), n, NAN_MODE, nativeThreads), "combineStored");
+            st.commit();
+        }
+        return true;
     }
 
     // ---------------------------------------------------------------- elementwise

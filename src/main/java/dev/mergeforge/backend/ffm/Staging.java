@@ -56,6 +56,13 @@ final class Staging implements AutoCloseable {
         return a;
     }
 
+    /** A native copy of an int array. */
+    MemorySegment ints(int[] v) {
+        MemorySegment a = arena().allocate(java.lang.foreign.ValueLayout.JAVA_INT, Math.max(1, v.length));
+        MemorySegment.copy(v, 0, a, java.lang.foreign.ValueLayout.JAVA_INT, 0, v.length);
+        return a;
+    }
+
     /** Copies staged outputs back to their heap segments; call after the native call succeeded. */
     void commit() {
         for (MemorySegment[] p : writeBack) p[1].asSlice(0, p[0].byteSize()).copyFrom(p[0]);

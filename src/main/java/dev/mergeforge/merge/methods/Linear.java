@@ -1,10 +1,12 @@
 package dev.mergeforge.merge.methods;
 
+import dev.mergeforge.backend.Combination;
+import dev.mergeforge.merge.CombinationMethod;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.ParamSpec;
+import dev.mergeforge.merge.Params;
 import dev.mergeforge.tensor.Tile;
 
 import java.util.List;
@@ -16,7 +18,7 @@ import java.util.List;
  * Σw. Difference: when Σw = 0 mergekit divides by zero (inf/NaN tensors); we keep the plain sum.
  * The division is a multiplication by the float32 reciprocal (within 1 ulp of mergekit's divide).
  */
-public record Linear(boolean normalize) implements MergeMethod {
+public record Linear(boolean normalize) implements CombinationMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("linear",
             "weighted average of the models: sum(w_i * theta_i) / sum(w_i)",
@@ -26,14 +28,17 @@ public record Linear(boolean normalize) implements MergeMethod {
             g -> new Linear(g.flag("normalize", true)));
 
     @Override
-    public void merge(MergeContext ctx, MergeInputs in, Tile out) {
-        float[] w = Weights.of(in, "weight");
-        // out = sum_i w_i * theta_i
-        ctx.backend().weightedSum(in.models(), w, out);
-        if (normalize) {
-            // out = out / sum_i w_i   (a zero sum leaves the sum as is; mergekit would produce inf/NaN)
-            float sum = Weights.sum(w);
-            if (sum != 0f) ctx.backend().scale(out, 1f / sum, out);
-        }
+    public Program program(String tensor, List<Params> params, int baseIndex, boolean hasBase) {
+        int[] all = Weights.allBut(params.size(), -1);
+        float[] w = Weights.of(params, all, "weight");
+        // out = sum_i w_i * theta_i, then / sum_i w_i   (a zero sum leaves the sum as is; mergekit would produce inf/NaN)
+        float sum = Weights.sum(w);
+        float[] scales = normalize && sum != 0f ? new float[] {1f / sum} : new float[0];
+        return new Program(all, new Combination(w, false, scales));
+    }
+
+    @Override
+    public void mergeOther(MergeContext ctx, MergeInputs in, Tile out) {
+        throw new IllegalStateException("linear always has a program");
     }
 }

@@ -1,11 +1,14 @@
 package dev.mergeforge.merge.methods;
 
+import dev.mergeforge.backend.Combination;
+import dev.mergeforge.merge.CombinationMethod;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.Params;
 import dev.mergeforge.tensor.Tile;
 
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -14,7 +17,7 @@ import java.util.List;
  * consensus: the base entry of {@code models} is skipped; {@code density} and {@code rescale} are
  * accepted and have no effect, as in mergekit.
  */
-public record TaskArithmetic(boolean normalize, double lambda) implements MergeMethod {
+public record TaskArithmetic(boolean normalize, double lambda) implements CombinationMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("task_arithmetic",
             "base plus the weighted sum of task vectors: theta_0 + lambda * sum(w_i * tau_i)",
@@ -27,8 +30,27 @@ public record TaskArithmetic(boolean normalize, double lambda) implements MergeM
         if (!Double.isFinite(lambda)) throw new IllegalArgumentException("lambda must be finite, got " + lambda);
     }
 
+    /** θ₀ + λ·(Σ w_i τ_i) (/ Σ w_i, |Σw| &lt; 1e-8 → 1), as {@link TaskVectors#merge} computes it. */
     @Override
-    public void merge(MergeContext ctx, MergeInputs in, Tile out) {
+    public Program program(String tensor, List<Params> params, int baseIndex, boolean hasBase) {
+        int[] idx = Weights.allBut(params.size(), baseIndex);
+        if (!hasBase || idx.length == 0) return null;
+        float[] w = Weights.of(params, idx, "weight");
+        List<Float> scales = new ArrayList<>();
+        if (normalize) {
+            float div = Weights.sum(w);
+            if (Math.abs(div) < 1e-8f) div = 1f;
+            scales.add(1f / div);
+        }
+        if (lambda != 1) scales.add((float) lambda);
+        float[] s = new float[scales.size()];
+        for (int i = 0; i < s.length; i++) s[i] = scales.get(i);
+        return new Program(idx, new Combination(w, true, s));
+    }
+
+    /** No base (an error naming the fix) or no task vectors (the base itself). */
+    @Override
+    public void mergeOther(MergeContext ctx, MergeInputs in, Tile out) {
         TaskVectors.merge(ctx, in, out, "task_arithmetic", TaskVectors.NONE, false, normalize, lambda);
     }
 }

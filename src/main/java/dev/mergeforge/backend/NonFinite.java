@@ -1,4 +1,4 @@
-package dev.mergeforge.run;
+package dev.mergeforge.backend;
 
 import dev.mergeforge.io.TensorView;
 import dev.mergeforge.tensor.Floats;
@@ -9,10 +9,10 @@ import java.nio.ByteOrder;
 
 /**
  * Finds NaN or infinite values in stored tensors by their bits (exponent all ones), eight bytes
- * at a time, without converting: cheap enough to run on every input while the read-ahead thread
- * pulls it in.
+ * at a time, without converting: the reference of {@link Backend#firstNonFinite}, which the merger
+ * runs on every input while the read-ahead thread pulls it in.
  */
-final class NonFinite {
+public final class NonFinite {
     private static final ValueLayout.OfLong W = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfShort S = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -21,7 +21,7 @@ final class NonFinite {
     private NonFinite() {}
 
     /** The lowest element index holding NaN or ±Inf, or -1 (also -1 for non-float dtypes). */
-    static long firstIndex(TensorView v) {
+    public static long firstIndex(TensorView v) {
         MemorySegment s = v.data();
         return switch (v.dtype()) {
             case BF16 -> scan16(s, 0x7F80);
@@ -38,7 +38,7 @@ final class NonFinite {
     }
 
     /** Element i of a float tensor as a float, for messages. */
-    static float valueAt(TensorView v, long i) {
+    public static float valueAt(TensorView v, long i) {
         MemorySegment s = v.data();
         return switch (v.dtype()) {
             case BF16 -> Floats.bf16ToFloat(s.getAtIndex(S, i));

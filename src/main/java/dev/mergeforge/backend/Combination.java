@@ -1,0 +1,55 @@
+package dev.mergeforge.backend;
+
+import dev.mergeforge.tensor.Tile;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * An elementwise program that linear merging and task arithmetic reduce to:
+ * <pre>
+ *   t_j = x_j            (or x_j - base when taskVectors)
+ *   acc = w_0 t_0 + w_1 t_1 + ...      left to right, each product rounded (weightedSum)
+ *   acc = s_q * acc      for each scale s_q in order
+ *   out = acc            (or base + acc when taskVectors)
+ * </pre>
+ * {@link #run} executes it with backend ops on float32 tiles: the reference. A backend may instead
+ * compute it straight from the stored tensors ({@link Backend#combineStored}) with the same bits.
+ *
+ * @param weights     one per input model, in order
+ * @param taskVectors whether the inputs are taken relative to a base (then a base is required)
+ * @param scales      factors applied after the sum, in order (normalisation, λ)
+ */
+public record Combination(float[] weights, boolean taskVectors, float[] scales) {
+    public Combination {
+        if (weights.length == 0) throw new IllegalArgumentException("a combination needs at least one input");
+        weights = weights.clone();
+        scales = scales.clone();
+    }
+
+    /**
+     * Runs the program with separate ops. Overwrites the model tiles with their task vectors when
+     * {@code taskVectors}; never writes {@code base}. {@code out} may alias the first model only.
+     */
+    public void run(Backend b, List<Tile> models, Tile base, Tile out) {
+        if (models.size() != weights.length) throw new IllegalArgumentException(models.size() + " models for " + weights.length + " weights");
+        if (taskVectors && base == null) throw new IllegalArgumentException("a task-vector combination needs the base");
+        List<Tile> terms = new ArrayList<>(models);
+        if (taskVectors) {
+            // t_j = x_j - base
+            for (Tile m : terms) b.sub(m, base, m);
+        }
+        // acc = sum_j w_j t_j
+        b.weightedSum(terms, weights, out);
+        // acc = s_q * acc
+        for (float s : scales) b.scale(out, s, out);
+        // out = base + acc
+        if (taskVectors) b.add(base, out, out);
+    }
+
+    @Override
+    public String toString() {
+        return "Combination[weights=" + Arrays.toString(weights) + ", taskVectors=" + taskVectors + ", scales=" + Arrays.toString(scales) + "]";
+    }
+}

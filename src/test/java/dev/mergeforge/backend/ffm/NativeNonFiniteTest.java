@@ -1,0 +1,81 @@
+package dev.mergeforge.backend.ffm;
+
+import dev.mergeforge.backend.ffm.NativeFixtures.Case;
+import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.Shape;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static dev.mergeforge.backend.ffm.NativeFixtures.java;
+import static dev.mergeforge.backend.ffm.NativeFixtures.nat;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * firstNonFinite (the merger's input check): the native scan against the Java reference and a plain
+ * decode-and-test loop written here, for every float dtype, NaN or infinity at the first, last and
+ * random positions (around the 64-element AVX2 step and the 65536-element task boundary), or none.
+ */
+class NativeNonFiniteTest {
+    @BeforeAll static void native_() { NativeFixtures.requireNative(); }
+
+    @AfterAll static void bestKernels() { NativeFixtures.restoreSimd(); }
+
+    private static final ValueLayout.OfShort S16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** A finite random pattern or (bad) a NaN/infinity pattern of the dtype. */
+    private static void put(MemorySegment s, DType d, long i, SplittableRandom r, boolean bad) {
+        switch (d) {
+            case BF16 -> s.setAtIndex(S16, i, (short) (bad ? 0x7f80 | r.nextInt(0x80) | (r.nextInt(2) << 15) : r.nextInt(0xff00) % 0x7f80 | (r.nextInt(2) << 15)));
+            case F16 -> s.setAtIndex(S16, i, (short) (bad ? 0x7c00 | r.nextInt(0x400) | (r.nextInt(2) << 15) : r.nextInt(0x7c00) | (r.nextInt(2) << 15)));
+            case F32 -> s.setAtIndex(I32, i, bad ? 0x7f800000 | r.nextInt(0x800000) | (r.nextInt(2) << 31) : Float.floatToRawIntBits((float) r.nextGaussian() * 1e30f));
+            case F64 -> s.setAtIndex(I64, i, bad ? 0x7ff0000000000000L | (r.nextLong() & 0x800fffffffffffffL) : Double.doubleToRawLongBits(r.nextGaussian() * 1e300));
+            default -> throw new IllegalArgumentException(d.toString());
+        }
+    }
+
+    private static boolean finite(MemorySegment s, DType d, long i) {
+        return switch (d) {
+            case BF16 -> Float.isFinite(Float.intBitsToFloat((s.getAtIndex(S16, i) & 0xffff) << 16));
+            case F16 -> Float.isFinite(Float.float16ToFloat(s.getAtIndex(S16, i)));
+            case F32 -> Float.isFinite(Float.intBitsToFloat(s.getAtIndex(I32, i)));
+            case F64 -> Double.isFinite(Double.longBitsToDouble(s.getAtIndex(I64, i)));
+            default -> throw new IllegalArgumentException(d.toString());
+        };
+    }
+
+    @Test
+    void nativeScanFindsTheSameFirstIndexAsTheReferences() {
+        SplittableRandom r = new SplittableRandom(3);
+        for (DType d : List.of(DType.BF16, DType.F16, DType.F32, DType.F64)) {
+            for (long n : new long[] {1, 63, 64, 65, 129, 65_536, 65_600, 200_003}) {
+                long[][] placements = {{}, {0}, {n - 1}, {n / 2, n - 1}, {r.nextLong(n)}, {Math.min(n - 1, 65_536), Math.min(n - 1, 65_540)}};
+                for (long[] bad : placements) {
+                    for (boolean avx2 : new boolean[] {true, false}) {
+                        try (Arena arena = Arena.ofShared()) {
+                            MemorySegment s = arena.allocate(n * d.byteSize());
+                            for (long i = 0; i < n; i++) put(s, d, i, r, false);
+                            for (long i : bad) put(s, d, i, r, true);
+                            TensorView v = new TensorView("t", d, Shape.of(n), s, "test");
+                            long expect = -1;
+                            for (long i = 0; i < n && expect < 0; i++) if (!finite(s, d, i)) expect = i;
+                            String what = d + " n=" + n + " bad at " + java.util.Arrays.toString(bad) + (avx2 ? " avx2" : " portable");
+                            assertEquals(expect, java().firstNonFinite(v), what + " (java)");
+                            assertEquals(expect, nat(new Case(n, 2, avx2)).firstNonFinite(v), what + " (native)");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
