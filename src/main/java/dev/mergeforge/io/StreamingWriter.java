@@ -104,15 +104,58 @@ public final class StreamingWriter implements AutoCloseable {
 
     /** Writes the named tensor's bytes; tensors must come in plan order. */
     public void write(String name, MemorySegment bytes) {
+        expect(name, bytes.byteSize());
+        append(bytes);
+        next++;
+    }
+
+    /** Computes one piece of a tensor's bytes in place: see {@link #fill}. */
+    @FunctionalInterface
+    public interface Filler {
+        /**
+         * Writes the tensor's bytes [offset, offset + dst.byteSize()) into {@code dst}; returns false
+         * to decline (only allowed for the first piece, before anything was written).
+         */
+        boolean fill(long offset, MemorySegment dst);
+    }
+
+    /**
+     * Lets the caller compute the named tensor's bytes straight into this writer's blocks, saving
+     * a staging buffer and a copy: {@code f} is called for each contiguous piece, in order, cut
+     * only at block boundaries, so every piece is a whole number of {@code elementBytes}-byte
+     * elements. Returns false, having written nothing, when the tensor does not start on an element
+     * boundary within the block (mixed dtypes) or when {@code f} declines the first piece; the
+     * caller then stages the bytes and calls {@link #write}.
+     */
+    public boolean fill(String name, long elementBytes, Filler f) {
+        long n = expect(name, -1);
+        if (elementBytes <= 0 || n % elementBytes != 0 || blockFill % elementBytes != 0 || blockSize % elementBytes != 0) return false;
+        long done = 0;
+        while (done < n) {
+            long k = Math.min(n - done, blockSize - blockFill);
+            if (!f.fill(done, block.asSlice(blockFill, k))) {
+                if (done == 0) return false;
+                throw new IllegalStateException("tensor '" + name + "': the filler declined a piece after the first");
+            }
+            blockFill += k;
+            done += k;
+            if (blockFill == blockSize) flush(blockSize);
+        }
+        next++;
+        return true;
+    }
+
+    /** Checks that {@code name} is the next planned tensor (and, unless -1, its size); returns its size. */
+    private long expect(String name, long bytes) {
         if (next >= entries.size() || !entries.get(next).name().equals(name)) {
             throw new IllegalStateException("tensor '" + name + "' written out of order in " + path + " (expected "
                     + (next < entries.size() ? entries.get(next).name() : "no more tensors") + ")");
         }
-        if (bytes.byteSize() != entries.get(next).byteSize()) {
-            throw new IllegalArgumentException("tensor '" + name + "' is " + entries.get(next).byteSize() + " bytes, got " + bytes.byteSize());
+        long size = entries.get(next).byteSize();
+        if (bytes >= 0 && bytes != size) {
+            throw new IllegalArgumentException("tensor '" + name + "' is " + size + " bytes, got " + bytes);
         }
-        append(bytes);
-        next++;
+        return size;
     }
 
     private void append(MemorySegment src) {

@@ -199,16 +199,33 @@ public final class Merger {
         if (p == null) return false;
         List<TensorView> xs = new ArrayList<>();
         for (int j : p.models()) xs.add(t.inputs().get(j));
+        Backend be = ctx.backend();
+        long size = t.outDtype().byteSize();
+        // theta = combination(theta_0, theta_1..N), in the output dtype, straight into the writer's blocks
+        if (writer.fill(t.name(), size, (offset, dst) -> be.combineStored(p.combination(), slices(xs, offset / size, dst.byteSize() / size),
+                t.base() == null ? null : slice(t.base(), offset / size, dst.byteSize() / size), t.outDtype(), dst))) {
+            return true;
+        }
+        // or through a staging buffer where the tensor does not start on an element boundary of the block
         Tile staging = ctx.pool().borrow(Shape.of((t.outBytes() + 3) / 4));
         try {
             MemorySegment bytes = staging.data().asSlice(0, t.outBytes());
-            // theta = combination(theta_0, theta_1..N), in the output dtype
-            if (!ctx.backend().combineStored(p.combination(), xs, t.base(), t.outDtype(), bytes)) return false;
+            if (!be.combineStored(p.combination(), xs, t.base(), t.outDtype(), bytes)) return false;
             writer.write(t.name(), bytes);
             return true;
         } finally {
             ctx.pool().release(staging);
         }
+    }
+
+    /** Elements [from, from + count) of a tensor, as a flat view. */
+    private static TensorView slice(TensorView v, long from, long count) {
+        long b = v.dtype().byteSize();
+        return new TensorView(v.name(), v.dtype(), Shape.of(count), v.data().asSlice(from * b, count * b), v.source());
+    }
+
+    private static List<TensorView> slices(List<TensorView> vs, long from, long count) {
+        return vs.stream().map(v -> slice(v, from, count)).toList();
     }
 
     /** The read-ahead of one tensor: pulls its pages in and checks its inputs for NaN/Inf. */

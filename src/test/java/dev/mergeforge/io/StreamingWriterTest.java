@@ -16,6 +16,7 @@ import java.util.Map;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -53,6 +54,55 @@ class StreamingWriterTest {
         try (SafetensorsFile f = SafetensorsFile.open(out)) {
             assertTrue(f.contains("e"));
         }
+    }
+
+    /**
+     * fill (bytes computed in place) gives the same file as write: pieces are cut at block edges only,
+     * each a whole number of elements; a tensor starting off an element boundary ("b", f32 after 42
+     * bytes of bf16) or a filler declining its first piece leaves nothing written, and write follows.
+     */
+    @Test
+    void fillWritesInPlaceInWholeElementPiecesOrDeclines() throws Exception {
+        Random r = new Random(6);
+        List<byte[]> data = new ArrayList<>();
+        for (SafetensorsWriter.Entry e : entries()) {
+            byte[] b = new byte[(int) e.byteSize()];
+            r.nextBytes(b);
+            data.add(b);
+        }
+        Path ref = dir.resolve("ref.safetensors"), out = dir.resolve("fill.safetensors");
+        try (StreamingWriter w = new StreamingWriter(ref, entries(), Map.of(), 8192, false)) {
+            for (int i = 0; i < data.size(); i++) w.write(entries().get(i).name(), MemorySegment.ofArray(data.get(i)));
+            w.finish();
+        }
+        List<String> filled = new ArrayList<>();
+        try (StreamingWriter w = new StreamingWriter(out, entries(), Map.of(), 8192, false)) {
+            for (int i = 0; i < data.size(); i++) {
+                SafetensorsWriter.Entry e = entries().get(i);
+                MemorySegment src = MemorySegment.ofArray(data.get(i));
+                long el = e.dtype().byteSize();
+                List<Long> pieces = new ArrayList<>();
+                boolean declineFirst = e.name().equals("c");
+                boolean done = w.fill(e.name(), el, (offset, dst) -> {
+                    if (declineFirst) return false;
+                    assertEquals(0, offset % el, "piece starts inside an element");
+                    assertEquals(0, dst.byteSize() % el, "piece ends inside an element");
+                    pieces.add(dst.byteSize());
+                    dst.copyFrom(src.asSlice(offset, dst.byteSize()));
+                    return true;
+                });
+                if (done) {
+                    filled.add(e.name());
+                    assertEquals(e.byteSize(), pieces.stream().mapToLong(Long::longValue).sum());
+                } else {
+                    assertTrue(pieces.isEmpty());
+                    w.write(e.name(), src);
+                }
+            }
+            w.finish();
+        }
+        assertArrayEquals(Files.readAllBytes(ref), Files.readAllBytes(out));
+        assertEquals(List.of("a", "d", "e"), filled, "b starts off a 4-byte boundary, c declined");
     }
 
     @Test
