@@ -1,5 +1,7 @@
 package dev.mergeforge.io;
 
+import dev.mergeforge.tensor.LargePages;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -83,7 +85,7 @@ public final class StreamingWriter implements AutoCloseable {
         }
         this.channel = ch;
         this.direct = d;
-        for (int i = 0; i < 2; i++) free.add(arena.allocate(blockSize, ALIGN));
+        for (int i = 0; i < 2; i++) free.add(LargePages.allocate(arena, blockSize, ALIGN));
         block = take();
         MemorySegment head = MemorySegment.ofArray(new byte[8 + header.length]);
         head.set(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, header.length);

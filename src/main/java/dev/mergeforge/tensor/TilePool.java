@@ -56,7 +56,7 @@ public final class TilePool implements AutoCloseable {
                         + need + " bytes for a tensor of shape " + shape + "; raise --max-memory");
             }
             Arena a = Arena.ofShared();
-            best = a.allocate(need, ALIGN);
+            best = LargePages.allocate(a, need, ALIGN);
             arenas.put(best, a);
             allocatedBytes += need;
         }
