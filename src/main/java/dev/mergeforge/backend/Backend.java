@@ -6,6 +6,7 @@ import dev.mergeforge.tensor.Tile;
 
 import java.lang.foreign.MemorySegment;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The numeric ops merge methods are built from. Every op works on float32 {@link Tile}s the caller
@@ -199,6 +200,15 @@ public interface Backend extends AutoCloseable {
             };
         }
     }
+
+    // ---------------------------------------------------------------- float64 linear algebra
+
+    /**
+     * The solver for RegMean's float64 systems on this backend's device, or empty (the default) when
+     * they are solved on the CPU. A backend that has a device but cannot solve there throws
+     * {@link dev.mergeforge.errors.MergeforgeException} with the reason rather than answer empty.
+     */
+    default Optional<CholeskySolver> cholesky() { return Optional.empty(); }
 
     @Override
     default void close() {}

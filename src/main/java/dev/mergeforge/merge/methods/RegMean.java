@@ -1,7 +1,10 @@
 package dev.mergeforge.merge.methods;
 
+import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.CholeskySolver;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.errors.CheckpointException;
+import dev.mergeforge.linalg.CpuCholesky;
 import dev.mergeforge.linalg.Gemm;
 import dev.mergeforge.linalg.SpdSolver;
 import dev.mergeforge.merge.MergeContext;
@@ -19,9 +22,10 @@ import java.util.Locale;
  * arXiv 2212.09849), METHODS.md §3. For every nn.Linear weight W [out, in] with per-model Grams
  * Gᵢ = XᵢᵀXᵢ/tokens [in, in]:
  * G̃ᵢ = αGᵢ + (1−α)diag(Gᵢ) and W* = [(Σwᵢ G̃ᵢ + ρ·mean(diag)·I)⁻¹ · Σwᵢ G̃ᵢWᵢᵀ]ᵀ, the
- * minimiser of Σᵢ wᵢ‖XᵢWᵀ − XᵢWᵢᵀ‖² for α = 1, ρ = 0. Solved in float64 on the CPU by Cholesky
- * ({@link SpdSolver}); a matrix that is not positive definite falls back to a basic least-squares
- * solution by pivoted Cholesky, with a note. Every other tensor (embeddings, norms, biases) is
+ * minimiser of Σᵢ wᵢ‖XᵢWᵀ − XᵢWᵢᵀ‖² for α = 1, ρ = 0. Solved in float64 by Cholesky
+ * ({@link SpdSolver}) — on the GPU with cuSOLVER under {@code --backend cuda}
+ * ({@link Backend#cholesky()}), else on the CPU; a matrix that is not positive definite falls
+ * back to a basic least-squares solution by pivoted Cholesky on the CPU, with a note. Every other tensor (embeddings, norms, biases) is
  * Σwᵢθᵢ/Σwᵢ. The base model, when given, is not merged (it is there for AIM).
  *
  * <p>Like the paper's code, the (1−α) shrink applies to each model's Gram before the sum and
@@ -60,8 +64,8 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
             // B += w_i·G~_i·W_iᵀ   [in, out]
             Gemm.addProduct(w[i], g, n, wt, b, rows, PAR);
         }
-        // X = (Σ w_i G~_i + ρ·mean(diag)·I)⁻¹ · B
-        SpdSolver.Outcome o = SpdSolver.solve(() -> system(in, w, n), n, b, rows, PAR);
+        // X = (Σ w_i G~_i + ρ·mean(diag)·I)⁻¹ · B, by Cholesky on the backend's device if it has a solver
+        SpdSolver.Outcome o = SpdSolver.solve(() -> system(in, w, n), n, b, rows, cholesky(ctx.backend()), PAR);
         if (!o.positiveDefinite()) {
             ctx.note(String.format(Locale.ROOT, "regmean: '%s': the summed Gram is not positive definite (pivot %d of %d, rank %d); "
                     + "used a least-squares solution instead; set ridge > 0 (e.g. 1e-4) to regularise", in.tensor(), o.badPivot(), n, o.rank()));
@@ -70,6 +74,11 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
         PAR.forRange(rows, 64, (lo, hi) -> {
             for (long r = lo; r < hi; r++) for (int j = 0; j < n; j++) out.set(r * n + j, (float) b[j * rows + (int) r]);
         });
+    }
+
+    /** The backend's device solver (cuSOLVER under --backend cuda), else the CPU's; the least-squares fallback is always the CPU's. */
+    static CholeskySolver cholesky(Backend backend) {
+        return backend.cholesky().orElseGet(() -> new CpuCholesky(PAR));
     }
 
     /** A = Σ w_i G~_i + ρ·mean(diag)·I, float64. */
