@@ -15,7 +15,8 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
 /**
- * A minimal FFM binding of cuBLAS single-precision GEMM for calibration, independent of JCublas:
+ * A minimal FFM binding of cuBLAS — single-precision GEMM for calibration, plus the stream and
+ * the float64 strided copy RegMean's cuSOLVER solve reads the factor's diagonal with — independent of JCublas:
  * it loads libcublas.so.13 or else libcublas.so.12 (whichever the machine has), so it works with
  * CUDA 12 and 13 installs alike. Matrices are column-major device addresses (e.g. from the CUDA
  * backend's buffers) in the context current on the calling thread (cuBLAS uses the device's
@@ -34,7 +35,9 @@ public final class Cublas implements AutoCloseable {
 
     /** The loaded library and its downcall handles, or why it could not be loaded. */
     record Binding(String library, MethodHandle create, MethodHandle destroy, MethodHandle setMathMode,
-                   MethodHandle sgemm, String error) {}
+                   MethodHandle sgemm, MethodHandle setStream, MethodHandle dcopy, String error) {
+        static Binding failed(String error) { return new Binding(null, null, null, null, null, null, null, error); }
+    }
 
     private final Binding b;
     private final Arena arena = Arena.ofConfined();
@@ -91,12 +94,17 @@ public final class Cublas implements AutoCloseable {
                 MethodHandle sgemm = l.downcallHandle(find(lookup, "cublasSgemm_v2"), FunctionDescriptor.of(JAVA_INT,
                         ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT,
                         ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
-                return new Binding(lib, create, destroy, math, sgemm, null);
+                // cublasSetStream_v2(cublasHandle_t handle, cudaStream_t streamId)
+                MethodHandle stream = l.downcallHandle(find(lookup, "cublasSetStream_v2"), FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+                // cublasDcopy_v2(cublasHandle_t handle, int n, const double *x, int incx, double *y, int incy)
+                MethodHandle dcopy = l.downcallHandle(find(lookup, "cublasDcopy_v2"),
+                        FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT));
+                return new Binding(lib, create, destroy, math, sgemm, stream, dcopy, null);
             } catch (RuntimeException e) {
-                return new Binding(null, null, null, null, null, lib + " is there but cannot be bound: " + e.getMessage());
+                return Binding.failed(lib + " is there but cannot be bound: " + e.getMessage());
             }
         }
-        return new Binding(null, null, null, null, null, "no cuBLAS library (" + String.join(" or ", LIBRARIES)
+        return Binding.failed("no cuBLAS library (" + String.join(" or ", LIBRARIES)
                 + " not found): install the CUDA toolkit's cuBLAS or add its directory to LD_LIBRARY_PATH");
     }
 
@@ -120,6 +128,29 @@ public final class Cublas implements AutoCloseable {
             throw e;
         } catch (Throwable t) {
             throw new MergeforgeException("cublasSgemm_v2 failed: " + t, t);
+        }
+    }
+
+    /** Queues this handle's work on {@code stream} (a CUstream's native pointer; 0 = the default stream). */
+    public void setStream(long stream) {
+        try {
+            check((int) b.setStream.invokeExact(handle, MemorySegment.ofAddress(stream)), "cublasSetStream_v2");
+        } catch (MergeforgeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new MergeforgeException("cublasSetStream_v2 failed: " + t, t);
+        }
+    }
+
+    /** y[i·incy] = x[i·incx] for i &lt; n, float64 device addresses (e.g. a matrix diagonal with incx = lda + 1). */
+    public void dcopy(int n, long x, int incx, long y, int incy) {
+        try {
+            check((int) b.dcopy.invokeExact(handle, n, MemorySegment.ofAddress(x), incx, MemorySegment.ofAddress(y), incy),
+                    "cublasDcopy_v2(n=" + n + ", incx=" + incx + ")");
+        } catch (MergeforgeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new MergeforgeException("cublasDcopy_v2 failed: " + t, t);
         }
     }
 
