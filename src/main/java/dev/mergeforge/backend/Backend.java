@@ -204,11 +204,11 @@ public interface Backend extends AutoCloseable {
     // ---------------------------------------------------------------- float64 linear algebra
 
     /**
-     * The solver for RegMean's float64 systems on this backend's device, or empty (the default) when
-     * they are solved on the CPU. A backend that has a device but cannot solve there throws
+     * RegMean's float64 products and Cholesky solves on this backend's device, or empty (the
+     * default) when they run on the CPU. A backend that has a device but cannot solve there throws
      * {@link dev.mergeforge.errors.MergeforgeException} with the reason rather than answer empty.
      */
-    default Optional<CholeskySolver> cholesky() { return Optional.empty(); }
+    default Optional<DenseSolver> denseSolver() { return Optional.empty(); }
 
     @Override
     default void close() {}

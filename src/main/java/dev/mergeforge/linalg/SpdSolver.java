@@ -1,6 +1,6 @@
 package dev.mergeforge.linalg;
 
-import dev.mergeforge.backend.CholeskySolver;
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.Parallel;
 
 import java.util.function.Supplier;
@@ -29,17 +29,17 @@ public final class SpdSolver {
      * fallback path).
      */
     public static Outcome solve(Supplier<double[]> matrix, int n, double[] b, int m, Parallel par) {
-        return solve(matrix, n, b, m, new CpuCholesky(par), par);
+        return solve(matrix, n, b, m, new CpuDenseSolver(par), par);
     }
 
     /**
-     * As above with the Cholesky solve done by {@code cholesky} (a device's, say); the
+     * As above with the Cholesky solve done by {@code solver} (a device's, say); the
      * least-squares fallback always runs on the CPU, so the result when A is not positive
      * definite does not depend on where the Cholesky attempt ran.
      */
-    public static Outcome solve(Supplier<double[]> matrix, int n, double[] b, int m, CholeskySolver cholesky, Parallel par) {
+    public static Outcome solve(Supplier<double[]> matrix, int n, double[] b, int m, DenseSolver solver, Parallel par) {
         double[] a = matrix.get();
-        int bad = cholesky.trySolve(a, n, tolerance(a, n), b, m);
+        int bad = solver.trySolve(a, n, tolerance(a, n), b, m);
         if (bad < 0) return new Outcome(true, n, -1);
         a = null;
         double[] full = matrix.get();

@@ -381,7 +381,7 @@ class DataInformedMergeTest {
     @Test
     void regmeanOnCudaWithoutAGpuFailsInOneLineNamingTheReason() throws Exception {
         Optional<String> why = dev.mergeforge.backend.cuda.CudaBackend.unavailableReason();
-        Assumptions.assumeTrue(why.isPresent(), "a GPU is present: CudaCholeskyGpuTest covers the solve there");
+        Assumptions.assumeTrue(why.isPresent(), "a GPU is present: CudaDenseSolverGpuTest covers the solve there");
         Path fa = writeGrams("ga.safetensors", grams(10, -1)), fb = writeGrams("gb.safetensors", grams(20, -1));
         Path out = tmp.resolve("cuda");
         Run r = merge("merge_method: regmean\n" + models("    calibration: {stats: " + fa + "}\n", "    calibration: {stats: " + fb + "}\n"),

@@ -1,6 +1,6 @@
 package dev.mergeforge.backend.cuda;
 
-import dev.mergeforge.backend.CholeskySolver;
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.errors.ConfigException;
@@ -32,8 +32,8 @@ public class CudaBackend extends JavaBackend {
     private final DeviceBufferPool pool;
     private final DeviceOps ops;
     private final DeviceRankSelect rank;
-    /** RegMean's cuSOLVER solver, made on first use (only RegMean needs cuSOLVER). */
-    private CudaCholesky cholesky;
+    /** RegMean's cuBLAS/cuSOLVER algebra, made on first use (only RegMean needs cuSOLVER). */
+    private CudaDenseSolver solver;
     private DeviceLapack lapack;
 
     /** Opens GPU {@code device} (the N of {@code --device cuda:N}); throws with the reason when CUDA cannot run here. */
@@ -75,23 +75,24 @@ public class CudaBackend extends JavaBackend {
     DeviceOps deviceOps() { return ops; }
 
     /**
-     * RegMean's float64 systems are solved on this GPU with cuSOLVER. Without libcusolver or
-     * libcublas this throws the reason (one line): asked for the GPU, we do not fall back silently.
+     * RegMean's float64 right-hand sides (cuBLAS dgemm) and Cholesky solves (cuSOLVER) run on this
+     * GPU. Without libcusolver or libcublas this throws the reason (one line): asked for the GPU,
+     * we do not fall back silently.
      */
     @Override
-    public synchronized Optional<CholeskySolver> cholesky() {
-        if (cholesky == null) {
-            Optional<String> why = CudaCholesky.unavailableReason();
+    public synchronized Optional<DenseSolver> denseSolver() {
+        if (solver == null) {
+            Optional<String> why = CudaDenseSolver.unavailableReason();
             if (why.isPresent()) {
                 throw new MergeforgeException("regmean: --backend cuda solves on the GPU with cuSOLVER, which is unavailable: " + why.get()
                         + "; or use --backend java to solve on the CPU");
             }
             dev.makeCurrent();
             lapack = new CusolverLapack(dev.stream());
-            cholesky = new CudaCholesky(dev, pool, lapack, this);
-            LOG.info("regmean: float64 solves on " + cholesky.name());
+            solver = new CudaDenseSolver(dev, pool, lapack, this);
+            LOG.info("regmean: float64 products and solves on " + solver.name());
         }
-        return Optional.of(cholesky);
+        return Optional.of(solver);
     }
 
     // ---------------------------------------------------------------- one op's device buffers

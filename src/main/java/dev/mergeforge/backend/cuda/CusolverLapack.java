@@ -3,7 +3,7 @@ package dev.mergeforge.backend.cuda;
 import dev.mergeforge.backend.cuda.cublas.Cublas;
 import dev.mergeforge.backend.cuda.cusolver.Cusolver;
 
-/** {@link DeviceLapack} on a GPU: cuSOLVER's potrf/potrs and cuBLAS's strided copy, both handles on the device's stream. */
+/** {@link DeviceLapack} on a GPU: cuSOLVER's potrf/potrs, cuBLAS's dgemm and strided copy, both handles on the device's stream. */
 final class CusolverLapack implements DeviceLapack {
     private final Cusolver solver;
     private final Cublas blas;
@@ -28,6 +28,11 @@ final class CusolverLapack implements DeviceLapack {
     @Override
     public String name() {
         return "cuSOLVER (" + Cusolver.libraryName().orElse("?") + ", " + Cublas.libraryName().orElse("?") + ")";
+    }
+
+    @Override
+    public void gemm(int m, int n, int k, double alpha, long a, long b, double beta, long c) {
+        blas.dgemm(false, false, m, n, k, alpha, a, m, b, k, beta, c, m);
     }
 
     @Override public int potrfWorkspace(int n, long a) { return solver.dpotrfBufferSize(n, a, n); }

@@ -1,7 +1,7 @@
 package dev.mergeforge.backend.cuda;
 
 /**
- * The dense float64 calls {@link CudaCholesky} makes, on device addresses of column-major n×n
+ * The dense float64 calls {@link CudaDenseSolver} makes, on device addresses of column-major n×n
  * matrices with leading dimension n, queued in order on the device's stream: cuSOLVER and cuBLAS
  * on a GPU ({@link CusolverLapack}); tests put a host stand-in here to check the rest of the
  * solve (layouts, the pivot rule, devInfo handling) without a GPU.
@@ -10,6 +10,9 @@ interface DeviceLapack extends AutoCloseable {
 
     /** "cuSOLVER (libcusolver.so.12)" for the log. */
     String name();
+
+    /** C = alpha·A·B + beta·C, no transposes, column-major m×k times k×n with leading dimensions m, k, m. */
+    void gemm(int m, int n, int k, double alpha, long a, long b, double beta, long c);
 
     /** Doubles of workspace {@link #potrf} needs. */
     int potrfWorkspace(int n, long a);

@@ -6,16 +6,28 @@ import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
 /**
- * cuSOLVER's potrf/potrs and cuBLAS's strided copy as plain host loops over "device" addresses
+ * cuSOLVER's potrf/potrs and cuBLAS's dgemm and strided copy as plain host loops over "device" addresses
  * that are host memory ({@link HostDevice}), column-major with leading dimension n, following
  * LAPACK's reference dpotf2/dpotrs: info = j + 1 at the first pivot that is not positive or is NaN.
  */
 final class HostLapack implements DeviceLapack {
-    int potrfCalls, potrsCalls;
+    int gemmCalls, potrfCalls, potrsCalls;
 
     private static MemorySegment at(long address, long doubles) { return MemorySegment.ofAddress(address).reinterpret(8 * doubles); }
 
     @Override public String name() { return "host LAPACK stand-in"; }
+
+    @Override
+    public void gemm(int m, int n, int k, double alpha, long a, long b, double beta, long c) {
+        gemmCalls++;
+        MemorySegment am = at(a, (long) m * k), bm = at(b, (long) k * n), cm = at(c, (long) m * n);
+        for (int i = 0; i < m; i++) for (int j = 0; j < n; j++) {
+            // C[i][j] = α·Σ_p A[i][p]·B[p][j] + β·C[i][j]
+            double s = 0;
+            for (int p = 0; p < k; p++) s += get(am, m, i, p) * get(bm, k, p, j);
+            set(cm, m, i, j, alpha * s + beta * get(cm, m, i, j));
+        }
+    }
 
     @Override public int potrfWorkspace(int n, long a) { return n; }
 

@@ -1,11 +1,11 @@
 package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.backend.Backend;
-import dev.mergeforge.backend.CholeskySolver;
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.linalg.Cholesky;
-import dev.mergeforge.linalg.CpuCholesky;
+import dev.mergeforge.linalg.CpuDenseSolver;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.Params;
@@ -27,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Which solver RegMean uses and what happens when a device solver says "not positive definite",
- * with fake device solvers in place of cuSOLVER (CudaCholeskyGpuTest runs the real one).
+ * with fake device solvers in place of cuSOLVER (CudaDenseSolverGpuTest runs the real one).
  */
 class RegMeanSolverChoiceTest {
     static final Parallel ONE = new Parallel(1);
@@ -37,27 +37,34 @@ class RegMeanSolverChoiceTest {
     @AfterAll static void close() { CPU.close(); ONE.shutdown(); }
 
     /** A CPU backend that offers {@code solver} as its device solver, as CudaBackend offers cuSOLVER. */
-    static Backend withDevice(CholeskySolver solver) {
+    static Backend withDevice(DenseSolver solver) {
         return new JavaBackend(1) {
-            @Override public Optional<CholeskySolver> cholesky() { return Optional.of(solver); }
+            @Override public Optional<DenseSolver> denseSolver() { return Optional.of(solver); }
         };
     }
 
     /** A device solver that runs the CPU kernels and counts its calls. */
-    static final class Counting implements CholeskySolver {
-        int calls;
+    static final class Counting implements DenseSolver {
+        int products, solves;
         @Override public String name() { return "fake device"; }
+        @Override public void addProduct(double s, double[] mat, int n, double[] x, double[] c, int m) {
+            products++;
+            new CpuDenseSolver(ONE).addProduct(s, mat, n, x, c, m);
+        }
         @Override public int trySolve(double[] a, int n, double tol, double[] b, int m) {
-            calls++;
-            return new CpuCholesky(ONE).trySolve(a, n, tol, b, m);
+            solves++;
+            return new CpuDenseSolver(ONE).trySolve(a, n, tol, b, m);
         }
     }
 
     /** A device solver that factors on a copy and reports the first failing pivot (as devInfo would), never touching b; -1 would mean it solved. */
-    static final class Refusing implements CholeskySolver {
+    static final class Refusing implements DenseSolver {
         final int forcedPivot;
         Refusing(int forcedPivot) { this.forcedPivot = forcedPivot; }
         @Override public String name() { return "fake device, not positive definite"; }
+        @Override public void addProduct(double s, double[] mat, int n, double[] x, double[] c, int m) {
+            new CpuDenseSolver(ONE).addProduct(s, mat, n, x, c, m);
+        }
         @Override public int trySolve(double[] a, int n, double tol, double[] b, int m) {
             int bad = Cholesky.factor(a, n, tol, ONE);
             java.util.Arrays.fill(a, Double.NaN);   // a may be destroyed; the fallback must build its own
@@ -92,16 +99,17 @@ class RegMeanSolverChoiceTest {
 
     @Test
     void aBackendWithoutADeviceSolverSolvesOnTheCpu() {
-        assertInstanceOf(CpuCholesky.class, RegMean.cholesky(CPU));
+        assertInstanceOf(CpuDenseSolver.class, RegMean.solver(CPU));
     }
 
     @Test
     void aBackendWithADeviceSolverSolvesThere() {
         Counting device = new Counting();
-        assertEquals(device, RegMean.cholesky(withDevice(device)));
+        assertEquals(device, RegMean.solver(withDevice(device)));
         List<String> notes = new ArrayList<>();
         float[] got = values(merge(withDevice(device), -1, notes));
-        assertEquals(1, device.calls);
+        assertEquals(2, device.products, "one right-hand-side product per model");
+        assertEquals(1, device.solves);
         assertTrue(notes.isEmpty(), notes.toString());
         assertArrayEquals(values(merge(CPU, -1, new ArrayList<>())), got, "the same kernels must give the same bits");
     }

@@ -11,12 +11,14 @@ import java.lang.invoke.MethodHandle;
 import java.util.Optional;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
 /**
- * A minimal FFM binding of cuBLAS — single-precision GEMM for calibration, plus the stream and
- * the float64 strided copy RegMean's cuSOLVER solve reads the factor's diagonal with — independent of JCublas:
+ * A minimal FFM binding of cuBLAS — single-precision GEMM for calibration; for RegMean's float64
+ * algebra on the GPU, double GEMM, the stream and the strided copy that reads a factor's
+ * diagonal — independent of JCublas:
  * it loads libcublas.so.13 or else libcublas.so.12 (whichever the machine has), so it works with
  * CUDA 12 and 13 installs alike. Matrices are column-major device addresses (e.g. from the CUDA
  * backend's buffers) in the context current on the calling thread (cuBLAS uses the device's
@@ -35,8 +37,8 @@ public final class Cublas implements AutoCloseable {
 
     /** The loaded library and its downcall handles, or why it could not be loaded. */
     record Binding(String library, MethodHandle create, MethodHandle destroy, MethodHandle setMathMode,
-                   MethodHandle sgemm, MethodHandle setStream, MethodHandle dcopy, String error) {
-        static Binding failed(String error) { return new Binding(null, null, null, null, null, null, null, error); }
+                   MethodHandle sgemm, MethodHandle setStream, MethodHandle dcopy, MethodHandle dgemm, String error) {
+        static Binding failed(String error) { return new Binding(null, null, null, null, null, null, null, null, error); }
     }
 
     private final Binding b;
@@ -99,7 +101,12 @@ public final class Cublas implements AutoCloseable {
                 // cublasDcopy_v2(cublasHandle_t handle, int n, const double *x, int incx, double *y, int incy)
                 MethodHandle dcopy = l.downcallHandle(find(lookup, "cublasDcopy_v2"),
                         FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT));
-                return new Binding(lib, create, destroy, math, sgemm, stream, dcopy, null);
+                // cublasDgemm_v2(handle, transa, transb, m, n, k, const double *alpha, const double *A, lda,
+                //                const double *B, ldb, const double *beta, double *C, ldc); alpha/beta host pointers (default pointer mode)
+                MethodHandle dgemm = l.downcallHandle(find(lookup, "cublasDgemm_v2"), FunctionDescriptor.of(JAVA_INT,
+                        ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT,
+                        ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+                return new Binding(lib, create, destroy, math, sgemm, stream, dcopy, dgemm, null);
             } catch (RuntimeException e) {
                 return Binding.failed(lib + " is there but cannot be bound: " + e.getMessage());
             }
@@ -128,6 +135,22 @@ public final class Cublas implements AutoCloseable {
             throw e;
         } catch (Throwable t) {
             throw new MergeforgeException("cublasSgemm_v2 failed: " + t, t);
+        }
+    }
+
+    /** As {@link #sgemm} in float64: C = alpha * op(A) * op(B) + beta * C, column-major device addresses. */
+    public void dgemm(boolean transA, boolean transB, int m, int n, int k, double alpha, long a, int lda,
+                      long bm, int ldb, double beta, long c, int ldc) {
+        if (m < 0 || n < 0 || k < 0) throw new IllegalArgumentException("dgemm sizes must be >= 0: m=" + m + " n=" + n + " k=" + k);
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment al = call.allocateFrom(JAVA_DOUBLE, alpha), be = call.allocateFrom(JAVA_DOUBLE, beta);
+            int rc = (int) b.dgemm.invokeExact(handle, transA ? OP_T : OP_N, transB ? OP_T : OP_N, m, n, k,
+                    al, MemorySegment.ofAddress(a), lda, MemorySegment.ofAddress(bm), ldb, be, MemorySegment.ofAddress(c), ldc);
+            check(rc, "cublasDgemm_v2(m=" + m + ", n=" + n + ", k=" + k + ")");
+        } catch (MergeforgeException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new MergeforgeException("cublasDgemm_v2 failed: " + t, t);
         }
     }
 

@@ -24,7 +24,7 @@ class CusolverTest {
     @Test
     void createWithoutLibraryThrowsTheReason() {
         Optional<String> why = Cusolver.unavailableReason();
-        if (why.isEmpty()) return; // bound: CudaCholeskyGpuTest runs potrf/potrs
+        if (why.isEmpty()) return; // bound: CudaDenseSolverGpuTest runs potrf/potrs
         MergeforgeException e = assertThrows(MergeforgeException.class, Cusolver::create);
         assertEquals("cuSOLVER is unavailable: " + why.get(), e.getMessage());
     }

@@ -1,23 +1,23 @@
 package dev.mergeforge.backend.cuda;
 
-import dev.mergeforge.backend.CholeskySolver;
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.Parallel;
-import dev.mergeforge.linalg.CpuCholesky;
+import dev.mergeforge.linalg.CpuDenseSolver;
 import dev.mergeforge.linalg.SpdSolver;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
-import static dev.mergeforge.backend.cuda.CudaCholeskyHostTest.gram;
-import static dev.mergeforge.backend.cuda.CudaCholeskyHostTest.random;
+import static dev.mergeforge.backend.cuda.CudaDenseSolverHostTest.gram;
+import static dev.mergeforge.backend.cuda.CudaDenseSolverHostTest.random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * RegMean's solve through the real cuSOLVER against the CPU solve, on random SPD systems and on
- * systems the CPU calls not positive definite. Needs a GPU with libcusolver and libcublas; skips
+ * RegMean's GPU algebra through the real cuBLAS/cuSOLVER against the CPU: products, solves of
+ * random SPD systems, and systems the CPU calls not positive definite. Needs a GPU with libcusolver and libcublas; skips
  * with the reason otherwise. GPU N with -Dmergeforge.cuda.device=N (default 0).
  *
  * <p>Tolerance: both are float64 Cholesky solves with different summation orders; with A's
@@ -25,13 +25,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * so |x_gpu − x_cpu| ≤ 1e-9·max|x_cpu| leaves a wide margin and still catches any layout error.
  */
 @Tag("gpu")
-class CudaCholeskyGpuTest {
+class CudaDenseSolverGpuTest {
     static final Parallel PAR = new Parallel(0);
 
     /** Skips (with the reason in the report) unless CUDA and cuSOLVER are both usable. */
     static void needsGpu() {
         Assumptions.assumeTrue(CudaBackend.unavailableReason().isEmpty(), () -> "CUDA unavailable: " + CudaBackend.unavailableReason().orElse(""));
-        Assumptions.assumeTrue(CudaCholesky.unavailableReason().isEmpty(), () -> "cuSOLVER unavailable: " + CudaCholesky.unavailableReason().orElse(""));
+        Assumptions.assumeTrue(CudaDenseSolver.unavailableReason().isEmpty(), () -> "cuSOLVER unavailable: " + CudaDenseSolver.unavailableReason().orElse(""));
     }
 
     @AfterAll static void shutdown() { PAR.shutdown(); }
@@ -44,18 +44,34 @@ class CudaCholeskyGpuTest {
     @Test
     void cusolverMatchesTheCpuOnRandomSpdSystems() {
         try (CudaBackend cuda = open()) {
-            CholeskySolver gpu = cuda.cholesky().orElseThrow();
+            DenseSolver gpu = cuda.denseSolver().orElseThrow();
             System.out.println("solving on " + gpu.name());
             for (int[] nm : new int[][] {{1, 1}, {7, 3}, {64, 65}, {257, 130}, {1024, 300}, {33, 0}}) {
                 int n = nm[0], m = nm[1];
                 double[] a = gram(n, n + 5, 0.01, n), b = random(n * m, m + 1);
                 double tol = SpdSolver.tolerance(a, n);
                 double[] want = b.clone(), got = b.clone();
-                assertEquals(-1, new CpuCholesky(PAR).trySolve(a.clone(), n, tol, want, m));
+                assertEquals(-1, new CpuDenseSolver(PAR).trySolve(a.clone(), n, tol, want, m));
                 assertEquals(-1, gpu.trySolve(a.clone(), n, tol, got, m), "n=" + n);
                 double max = 0;
                 for (double v : want) max = Math.max(max, Math.abs(v));
                 for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 1e-9 * max, "n=" + n + " m=" + m + " at " + i);
+            }
+        }
+    }
+
+    @Test
+    void cublasProductsMatchTheCpu() {
+        try (CudaBackend cuda = open()) {
+            DenseSolver gpu = cuda.denseSolver().orElseThrow();
+            for (int[] nm : new int[][] {{1, 1}, {7, 3}, {257, 130}, {1024, 300}}) {
+                int n = nm[0], m = nm[1];
+                double[] mat = random(n * n, n), x = random(n * m, m + 7), c = random(n * m, 99);
+                double[] want = c.clone(), got = c.clone();
+                new CpuDenseSolver(PAR).addProduct(0.75, mat, n, x, want, m);
+                gpu.addProduct(0.75, mat, n, x, got, m);
+                // float64 sums of n products of N(0,1) values in any order: |error| ≲ n·ε·√n
+                for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 1e-12 * n * (1 + Math.abs(want[i])), "n=" + n + " m=" + m + " at " + i);
             }
         }
     }
@@ -68,18 +84,18 @@ class CudaCholeskyGpuTest {
         double[] tiny = gram(n, 200, 0, 2);
         for (int i = 0; i < n; i++) { tiny[70 * n + i] *= 1e-7; tiny[i * n + 70] *= 1e-7; }
         try (CudaBackend cuda = open()) {
-            CholeskySolver gpu = cuda.cholesky().orElseThrow();
+            DenseSolver gpu = cuda.denseSolver().orElseThrow();
             for (double[] a : new double[][] {dead, tiny}) {
                 double tol = SpdSolver.tolerance(a, n);
                 double[] b = random(n * m, 3), got = b.clone();
-                int cpu = new CpuCholesky(PAR).trySolve(a.clone(), n, tol, b.clone(), m);
+                int cpu = new CpuDenseSolver(PAR).trySolve(a.clone(), n, tol, b.clone(), m);
                 assertTrue(cpu >= 0);
                 assertEquals(cpu, gpu.trySolve(a.clone(), n, tol, got, m));
                 assertArrayEquals(b, got);
             }
             // and the backend still works after a refusal
             double[] a = gram(8, 20, 0.01, 4), b = random(8, 5), want = b.clone();
-            new CpuCholesky(PAR).trySolve(a.clone(), 8, SpdSolver.tolerance(a, 8), want, 1);
+            new CpuDenseSolver(PAR).trySolve(a.clone(), 8, SpdSolver.tolerance(a, 8), want, 1);
             assertEquals(-1, gpu.trySolve(a, 8, SpdSolver.tolerance(a, 8), b, 1));
             for (int i = 0; i < 8; i++) assertEquals(want[i], b[i], 1e-9 * (1 + Math.abs(want[i])));
         }

@@ -3,7 +3,7 @@ package dev.mergeforge.backend.cuda;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.cuda.cusolver.Cusolver;
 import dev.mergeforge.errors.MergeforgeException;
-import dev.mergeforge.linalg.CpuCholesky;
+import dev.mergeforge.linalg.CpuDenseSolver;
 import dev.mergeforge.linalg.SpdSolver;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
@@ -17,11 +17,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The cuSOLVER solve's own logic — uploads, the row-/column-major transposes, the CPU's pivot
- * rule on the factor, devInfo, buffers returned — with cuSOLVER replaced by host loops
- * ({@link HostLapack}) on host "device" memory. The real library runs in CudaCholeskyGpuTest.
+ * The GPU algebra's own logic — uploads, row-/column-major layouts of the products and solves,
+ * the CPU's pivot rule on the factor, devInfo, buffers returned — with cuBLAS/cuSOLVER replaced by host loops
+ * ({@link HostLapack}) on host "device" memory. The real library runs in CudaDenseSolverGpuTest.
  */
-class CudaCholeskyHostTest {
+class CudaDenseSolverHostTest {
     static final Parallel ONE = new Parallel(1);
 
     @AfterAll static void shutdown() { ONE.shutdown(); }
@@ -52,13 +52,13 @@ class CudaCholeskyHostTest {
         HostDevice dev = new HostDevice();
         HostLapack lapack = new HostLapack();
         try (DeviceBufferPool pool = new DeviceBufferPool(dev)) {
-            CudaCholesky gpu = new CudaCholesky(dev, pool, lapack, new Object());
+            CudaDenseSolver gpu = new CudaDenseSolver(dev, pool, lapack, new Object());
             for (int[] nm : new int[][] {{1, 1}, {5, 3}, {37, 11}, {64, 65}, {9, 0}}) {
                 int n = nm[0], m = nm[1];
                 double[] a = gram(n, n + 5, 0.01, n), b = random(n * m, m + 1);
                 double tol = SpdSolver.tolerance(a, n);
                 double[] want = b.clone(), got = b.clone();
-                assertEquals(-1, new CpuCholesky(ONE).trySolve(a.clone(), n, tol, want, m));
+                assertEquals(-1, new CpuDenseSolver(ONE).trySolve(a.clone(), n, tol, want, m));
                 assertEquals(-1, gpu.trySolve(a.clone(), n, tol, got, m), "n=" + n);
                 for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 1e-9 * (1 + Math.abs(want[i])), "n=" + n + " m=" + m + " at " + i);
             }
@@ -68,12 +68,32 @@ class CudaCholeskyHostTest {
     }
 
     @Test
+    void productsAreTheCpuProducts() {
+        HostDevice dev = new HostDevice();
+        HostLapack lapack = new HostLapack();
+        try (DeviceBufferPool pool = new DeviceBufferPool(dev)) {
+            CudaDenseSolver gpu = new CudaDenseSolver(dev, pool, lapack, new Object());
+            for (int[] nm : new int[][] {{1, 1}, {5, 3}, {37, 11}, {64, 65}}) {
+                int n = nm[0], m = nm[1];
+                // a non-symmetric M, so a transposed operand cannot pass unnoticed
+                double[] mat = random(n * n, n), x = random(n * m, m + 7), c = random(n * m, 99);
+                double[] want = c.clone(), got = c.clone();
+                new CpuDenseSolver(ONE).addProduct(0.75, mat, n, x, want, m);
+                gpu.addProduct(0.75, mat, n, x, got, m);
+                for (int i = 0; i < want.length; i++) assertEquals(want[i], got[i], 1e-12 * (1 + Math.abs(want[i])), "n=" + n + " m=" + m + " at " + i);
+            }
+            assertEquals(4, lapack.gemmCalls);
+        }
+        dev.close();
+    }
+
+    @Test
     void failingPivotsAreReportedAsTheCpuReportsThemAndLeaveBUntouched() {
         int n = 12, m = 4;
         HostDevice dev = new HostDevice();
         HostLapack lapack = new HostLapack();
         try (DeviceBufferPool pool = new DeviceBufferPool(dev)) {
-            CudaCholesky gpu = new CudaCholesky(dev, pool, lapack, new Object());
+            CudaDenseSolver gpu = new CudaDenseSolver(dev, pool, lapack, new Object());
             // a dead input channel: an exactly zero pivot, devInfo > 0
             double[] dead = gram(n, 30, 0, 1);
             for (int i = 0; i < n; i++) { dead[5 * n + i] = 0; dead[i * n + 5] = 0; }
@@ -83,7 +103,7 @@ class CudaCholeskyHostTest {
             for (double[] a : new double[][] {dead, tiny}) {
                 double tol = SpdSolver.tolerance(a, n);
                 double[] b = random(n * m, 3), got = b.clone();
-                int cpu = new CpuCholesky(ONE).trySolve(a.clone(), n, tol, b.clone(), m);
+                int cpu = new CpuDenseSolver(ONE).trySolve(a.clone(), n, tol, b.clone(), m);
                 assertTrue(cpu >= 0);
                 assertEquals(cpu, gpu.trySolve(a.clone(), n, tol, got, m));
                 assertArrayEquals(b, got, "b must be left as it was when the factorisation fails");
@@ -97,7 +117,7 @@ class CudaCholeskyHostTest {
     void theCudaBackendWithoutCusolverFailsInOneLine() {
         Assumptions.assumeTrue(Cusolver.unavailableReason().isPresent(), "cuSOLVER is installed here");
         try (CudaBackend cuda = new CudaBackend(new HostDevice())) {
-            MergeforgeException e = assertThrows(MergeforgeException.class, cuda::cholesky);
+            MergeforgeException e = assertThrows(MergeforgeException.class, cuda::denseSolver);
             assertTrue(!e.getMessage().contains("\n") && e.getMessage().contains("cuSOLVER") && e.getMessage().contains("libcusolver.so.12")
                     && e.getMessage().contains("--backend java"), e.getMessage());
         }

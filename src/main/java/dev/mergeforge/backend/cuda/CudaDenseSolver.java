@@ -1,6 +1,6 @@
 package dev.mergeforge.backend.cuda;
 
-import dev.mergeforge.backend.CholeskySolver;
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.cuda.cublas.Cublas;
 import dev.mergeforge.backend.cuda.cusolver.Cusolver;
 import dev.mergeforge.errors.MergeforgeException;
@@ -9,24 +9,27 @@ import java.lang.foreign.MemorySegment;
 import java.util.Optional;
 
 /**
- * RegMean's float64 Cholesky solve on the GPU: A and B are copied to pooled device buffers,
- * A = L·Lᵀ by cusolverDnDpotrf, the pivots checked on the host against the same rule as the CPU
+ * RegMean's float64 algebra on the GPU. Products C += s·M·X: M, X and C uploaded to pooled
+ * device buffers, one cuBLAS dgemm, C downloaded (row-major C += s·M·X is column-major
+ * Cᵀ += s·Xᵀ·Mᵀ, and the column-major views of row-major X, M, C are exactly Xᵀ, Mᵀ, Cᵀ, so
+ * nothing is transposed). Solves: A and B uploaded, A = L·Lᵀ by cusolverDnDpotrf, the pivots checked on the host against the same rule as the CPU
  * (L[j][j]² &gt; tol, so a system the CPU calls not positive definite is called so here too, not
  * only when devInfo &gt; 0), then B = A⁻¹·B by cusolverDnDpotrs and copied back. Results agree with
  * the CPU solve to rounding (cuSOLVER orders its sums differently), not bit for bit.
  *
  * <p>Layouts: row-major symmetric A is its own column-major transpose, so it is uploaded as is;
  * row-major B (n×m) is transposed on the host to column-major n×m and back (O(n·m) next to the
- * O(n³ + n²·m) solve). Device memory for one call: 8·(n² + n·m + n) bytes plus cuSOLVER's workspace.
+ * O(n³ + n²·m) solve). Device memory for one call: 8·(n² + 2·n·m) bytes for a product,
+ * 8·(n² + n·m + n) bytes plus cuSOLVER's workspace for a solve.
  */
-final class CudaCholesky implements CholeskySolver {
+final class CudaDenseSolver implements DenseSolver {
     private final Device dev;
     private final DeviceBufferPool pool;
     private final DeviceLapack lapack;
     private final Object lock;
 
-    /** Solves on {@code dev} with buffers from {@code pool}, holding {@code lock} (the backend) so solves and ops never interleave. */
-    CudaCholesky(Device dev, DeviceBufferPool pool, DeviceLapack lapack, Object lock) {
+    /** Works on {@code dev} with buffers from {@code pool}, holding {@code lock} (the backend) so its calls and the backend's ops never interleave. */
+    CudaDenseSolver(Device dev, DeviceBufferPool pool, DeviceLapack lapack, Object lock) {
         this.dev = dev;
         this.pool = pool;
         this.lapack = lapack;
@@ -39,6 +42,27 @@ final class CudaCholesky implements CholeskySolver {
     }
 
     @Override public String name() { return dev.describe() + " " + lapack.name(); }
+
+    @Override
+    public void addProduct(double s, double[] mat, int n, double[] x, double[] c, int m) {
+        if (n == 0 || m == 0) return;
+        synchronized (lock) {
+            dev.makeCurrent();
+            DeviceBuffer dm = pool.borrow(8L * n * n, "RegMean Gram " + n + "x" + n), dx = null, dc = null;
+            try {
+                dx = pool.borrow(8L * n * m, "RegMean weights " + n + "x" + m);
+                dc = pool.borrow(8L * n * m, "RegMean right-hand sides " + n + "x" + m);
+                dev.upload(MemorySegment.ofArray(mat), dm);
+                dev.upload(MemorySegment.ofArray(x), dx);
+                dev.upload(MemorySegment.ofArray(c), dc);
+                // Cᵀ (m×n) += s·Xᵀ (m×n) · Mᵀ (n×n), column-major
+                lapack.gemm(m, n, n, s, dx.address(), dm.address(), 1.0, dc.address());
+                dev.download(dc, MemorySegment.ofArray(c));
+            } finally {
+                for (DeviceBuffer b : new DeviceBuffer[] {dm, dx, dc}) if (b != null) pool.release(b);
+            }
+        }
+    }
 
     @Override
     public int trySolve(double[] a, int n, double tol, double[] b, int m) {

@@ -1,15 +1,18 @@
 package dev.mergeforge.linalg;
 
-import dev.mergeforge.backend.CholeskySolver;
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.Parallel;
 
-/** The CPU Cholesky solve: OpenBLAS's dpotrf/dtrsm when present ({@link Blas}), else the blocked Java kernels of {@link Cholesky}. */
-public final class CpuCholesky implements CholeskySolver {
+/** RegMean's float64 algebra on the CPU: OpenBLAS's dgemm/dpotrf/dtrsm when present ({@link Blas}), else the blocked Java kernels of {@link Gemm} and {@link Cholesky}. */
+public final class CpuDenseSolver implements DenseSolver {
     private final Parallel par;
 
-    public CpuCholesky(Parallel par) { this.par = par; }
+    public CpuDenseSolver(Parallel par) { this.par = par; }
 
     @Override public String name() { return Blas.available() ? "cpu (OpenBLAS)" : "cpu (Java kernels)"; }
+
+    @Override
+    public void addProduct(double s, double[] mat, int n, double[] x, double[] c, int m) { Gemm.addProduct(s, mat, n, x, c, m, par); }
 
     @Override
     public int trySolve(double[] a, int n, double tol, double[] b, int m) {
