@@ -1,10 +1,13 @@
 package dev.mergeforge.run;
 
+import dev.mergeforge.backend.Backends;
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.calib.TinyLlama;
 import dev.mergeforge.cli.Main;
 import dev.mergeforge.config.ConfigReader;
 import dev.mergeforge.config.MergeConfig;
+import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.io.SafetensorsFile;
 import dev.mergeforge.linalg.SpdSolverTestAccess;
 import dev.mergeforge.tensor.Shape;
@@ -390,5 +393,27 @@ class DataInformedMergeTest {
         assertEquals(1, r.err().strip().lines().count(), r.err());
         assertTrue(r.err().contains("--backend cuda is unavailable: " + why.get()), r.err());
         assertFalse(Files.exists(out.resolve("model.safetensors")), "nothing written");
+    }
+
+    @Test
+    void aDeviceSolverThatCannotRunStopsTheMergeInOneLine() throws Exception {
+        // what CudaBackend.denseSolver() does without libcusolver, on a backend this machine can open
+        String reason = "regmean: --backend cuda solves on the GPU with cuSOLVER, which is unavailable: test reason; or use --backend java";
+        Backends.register(new Backends.Kind("nosolver-test", -1, Optional::empty, (threads, device) -> new JavaBackend(1) {
+            @Override public String name() { return "nosolver-test"; }
+            @Override public Optional<DenseSolver> denseSolver() { throw new MergeforgeException(reason); }
+        }));
+        try {
+            Path fa = writeGrams("ga.safetensors", grams(10, -1)), fb = writeGrams("gb.safetensors", grams(20, -1));
+            Path out = tmp.resolve("nosolver");
+            Run r = merge("merge_method: regmean\n" + models("    calibration: {stats: " + fa + "}\n", "    calibration: {stats: " + fb + "}\n"),
+                    out, "--backend", "nosolver-test");
+            assertEquals(1, r.rc(), r.err());
+            // progress lines come first; the failure is one line, no trace
+            assertEquals(List.of("error: " + reason), r.err().lines().filter(l -> l.startsWith("error:") || l.startsWith("\tat ")).toList(), r.err());
+            assertFalse(Files.exists(out.resolve("model.safetensors")), "nothing written");
+        } finally {
+            Backends.unregister("nosolver-test");
+        }
     }
 }
