@@ -42,22 +42,25 @@ public final class Cublas implements AutoCloseable {
     }
 
     private final Binding b;
-    private final Arena arena = Arena.ofConfined();
     private final MemorySegment handle;
 
     private Cublas(Binding b) {
         this.b = b;
-        try {
-            MemorySegment slot = arena.allocate(ADDRESS);
+        // the slot lives only for the call: a handle owned by a thread-confined arena could not be closed from another thread
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment slot = call.allocate(ADDRESS);
             check((int) b.create.invokeExact(slot), "cublasCreate_v2");
             this.handle = slot.get(ADDRESS, 0);
-            check((int) b.setMathMode.invokeExact(handle, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode(PEDANTIC)");
         } catch (MergeforgeException e) {
-            arena.close();
             throw e;
         } catch (Throwable t) {
-            arena.close();
-            throw new MergeforgeException("cuBLAS call failed: " + t, t);
+            throw new MergeforgeException("cublasCreate_v2 failed: " + t, t);
+        }
+        try {
+            check((int) b.setMathMode.invokeExact(handle, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode(PEDANTIC)");
+        } catch (Throwable t) {
+            close();
+            throw t instanceof MergeforgeException e ? e : new MergeforgeException("cublasSetMathMode failed: " + t, t);
         }
     }
 
@@ -204,8 +207,6 @@ public final class Cublas implements AutoCloseable {
             throw e;
         } catch (Throwable t) {
             throw new MergeforgeException("cublasDestroy_v2 failed: " + t, t);
-        } finally {
-            arena.close();
         }
     }
 }

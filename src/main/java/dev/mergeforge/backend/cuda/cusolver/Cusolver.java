@@ -57,21 +57,19 @@ public final class Cusolver implements AutoCloseable {
     }
 
     private final Binding b;
-    private final Arena arena = Arena.ofConfined();
     private final MemorySegment handle;
 
     private Cusolver(Binding b) {
         this.b = b;
-        try {
-            MemorySegment slot = arena.allocate(ADDRESS);
+        // the slot lives only for the call, so close() works from any thread
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment slot = call.allocate(ADDRESS);
             check((int) b.create.invokeExact(slot), "cusolverDnCreate");
             this.handle = slot.get(ADDRESS, 0);
         } catch (MergeforgeException e) {
-            arena.close();
             throw e;
         } catch (Throwable t) {
-            arena.close();
-            throw new MergeforgeException("cuSOLVER call failed: " + t, t);
+            throw new MergeforgeException("cusolverDnCreate failed: " + t, t);
         }
     }
 
@@ -192,10 +190,6 @@ public final class Cusolver implements AutoCloseable {
 
     @Override
     public void close() {
-        try {
-            call("cusolverDnDestroy", () -> (int) b.destroy.invokeExact(handle));
-        } finally {
-            arena.close();
-        }
+        call("cusolverDnDestroy", () -> (int) b.destroy.invokeExact(handle));
     }
 }
