@@ -38,7 +38,7 @@ final class CudaDenseSolver implements DenseSolver {
 
     /** Empty when cuSOLVER and cuBLAS were both found, else a one-line reason naming the fix. Never throws. */
     static Optional<String> unavailableReason() {
-        return Cusolver.unavailableReason().or(() -> Cublas.unavailableReason());
+        return Cusolver.unavailableReason().or(Cublas::unavailableReason);
     }
 
     @Override public String name() { return dev.describe() + " " + lapack.name(); }
@@ -80,9 +80,10 @@ final class CudaDenseSolver implements DenseSolver {
                 // A = L·Lᵀ
                 lapack.potrf(n, da.address(), work.address(), lwork, info.address());
                 int rc = readInfo(info, "cusolverDnDpotrf");
-                if (rc > 0) return rc - 1;
-                int bad = firstBadPivot(da, diag, n, tol);
+                // devInfo = k > 0: pivot k-1 is not positive; the CPU would stop at an earlier one at or below tol
+                int bad = firstBadPivot(da, n, diag, rc > 0 ? rc - 1 : n, tol);
                 if (bad >= 0) return bad;
+                if (rc > 0) return rc - 1;
                 if (m > 0) solve(da, info, n, b, m);
                 return -1;
             } finally {
@@ -91,12 +92,13 @@ final class CudaDenseSolver implements DenseSolver {
         }
     }
 
-    /** The first j with L[j][j]² ≤ tol (or NaN), or -1: the CPU's acceptance rule on cuSOLVER's factor. */
-    private int firstBadPivot(DeviceBuffer da, DeviceBuffer diag, int n, double tol) {
-        lapack.diagonal(n, da.address(), diag.address());
-        double[] d = new double[n];
+    /** The first j &lt; k with L[j][j]² ≤ tol (or NaN), or -1: the CPU's acceptance rule on the first k pivots of cuSOLVER's factor. */
+    private int firstBadPivot(DeviceBuffer da, int n, DeviceBuffer diag, int k, double tol) {
+        if (k == 0) return -1;
+        lapack.diagonal(k, n, da.address(), diag.address());
+        double[] d = new double[k];
         dev.download(diag, MemorySegment.ofArray(d));
-        for (int j = 0; j < n; j++) if (!(d[j] * d[j] > tol)) return j;
+        for (int j = 0; j < k; j++) if (!(d[j] * d[j] > tol)) return j;
         return -1;
     }
 

@@ -41,8 +41,8 @@ final class CusolverLapack implements DeviceLapack {
 
     @Override public void potrs(int n, int nrhs, long a, long b, long info) { solver.dpotrs(n, nrhs, a, n, b, n, info); }
 
-    // column-major n×n: A[i][i] sits at i·(n+1)
-    @Override public void diagonal(int n, long a, long out) { blas.dcopy(n, a, n + 1, out, 1); }
+    // column-major: A[i][i] sits at i·(ld+1)
+    @Override public void diagonal(int k, int ld, long a, long out) { blas.dcopy(k, a, ld + 1, out, 1); }
 
     @Override
     public void close() {

@@ -23,8 +23,8 @@ interface DeviceLapack extends AutoCloseable {
     /** B (n×nrhs, leading dimension n) = A⁻¹·B with the lower factor from {@link #potrf}; LAPACK's info at {@code info}. */
     void potrs(int n, int nrhs, long a, long b, long info);
 
-    /** out[i] = A[i][i] for i &lt; n (n doubles at {@code out}). */
-    void diagonal(int n, long a, long out);
+    /** out[i] = A[i][i] for i &lt; k, A with leading dimension ld (k doubles at {@code out}). */
+    void diagonal(int k, int ld, long a, long out);
 
     @Override void close();
 }

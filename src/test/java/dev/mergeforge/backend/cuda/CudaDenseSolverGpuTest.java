@@ -83,9 +83,12 @@ class CudaDenseSolverGpuTest {
         for (int i = 0; i < n; i++) { dead[40 * n + i] = 0; dead[i * n + 40] = 0; }
         double[] tiny = gram(n, 200, 0, 2);
         for (int i = 0; i < n; i++) { tiny[70 * n + i] *= 1e-7; tiny[i * n + 70] *= 1e-7; }
+        double[] both = gram(n, 200, 0, 3);
+        for (int i = 0; i < n; i++) { both[10 * n + i] *= 1e-7; both[i * n + 10] *= 1e-7; }
+        for (int i = 0; i < n; i++) { both[80 * n + i] = 0; both[i * n + 80] = 0; }
         try (CudaBackend cuda = open()) {
             DenseSolver gpu = cuda.denseSolver().orElseThrow();
-            for (double[] a : new double[][] {dead, tiny}) {
+            for (double[] a : new double[][] {dead, tiny, both}) {
                 double tol = SpdSolver.tolerance(a, n);
                 double[] b = random(n * m, 3), got = b.clone();
                 int cpu = new CpuDenseSolver(PAR).trySolve(a.clone(), n, tol, b.clone(), m);

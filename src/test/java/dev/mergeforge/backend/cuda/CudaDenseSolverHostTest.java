@@ -100,7 +100,11 @@ class CudaDenseSolverHostTest {
             // a tiny but positive pivot: cuSOLVER succeeds, the CPU's relative tolerance does not
             double[] tiny = gram(n, 30, 0, 2);
             for (int i = 0; i < n; i++) { tiny[7 * n + i] *= 1e-7; tiny[i * n + 7] *= 1e-7; }
-            for (double[] a : new double[][] {dead, tiny}) {
+            // both: cuSOLVER stops at the dead channel (devInfo 10), the CPU already at the tiny pivot 3
+            double[] both = gram(n, 30, 0, 3);
+            for (int i = 0; i < n; i++) { both[3 * n + i] *= 1e-7; both[i * n + 3] *= 1e-7; }
+            for (int i = 0; i < n; i++) { both[9 * n + i] = 0; both[i * n + 9] = 0; }
+            for (double[] a : new double[][] {dead, tiny, both}) {
                 double tol = SpdSolver.tolerance(a, n);
                 double[] b = random(n * m, 3), got = b.clone();
                 int cpu = new CpuDenseSolver(ONE).trySolve(a.clone(), n, tol, b.clone(), m);

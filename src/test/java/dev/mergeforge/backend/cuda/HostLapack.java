@@ -74,9 +74,9 @@ final class HostLapack implements DeviceLapack {
     }
 
     @Override
-    public void diagonal(int n, long a, long out) {
-        MemorySegment m = at(a, (long) n * n), o = at(out, n);
-        for (int i = 0; i < n; i++) o.setAtIndex(JAVA_DOUBLE, i, m.getAtIndex(JAVA_DOUBLE, (long) i * (n + 1)));
+    public void diagonal(int k, int ld, long a, long out) {
+        MemorySegment m = at(a, (long) ld * ld), o = at(out, k);
+        for (int i = 0; i < k; i++) o.setAtIndex(JAVA_DOUBLE, i, m.getAtIndex(JAVA_DOUBLE, (long) i * (ld + 1)));
     }
 
     /** Column-major element (i, j) with leading dimension ld. */
