@@ -6,6 +6,7 @@ import dev.mergeforge.tensor.Tile;
 
 import java.lang.foreign.MemorySegment;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The numeric ops merge methods are built from. Every op works on float32 {@link Tile}s the caller
@@ -215,6 +216,15 @@ public interface Backend extends AutoCloseable {
             };
         }
     }
+
+    // ---------------------------------------------------------------- float64 linear algebra
+
+    /**
+     * RegMean's float64 products and Cholesky solves on this backend's device, or empty (the
+     * default) when they run on the CPU. A backend that has a device but cannot solve there throws
+     * {@link dev.mergeforge.errors.MergeforgeException} with the reason rather than answer empty.
+     */
+    default Optional<DenseSolver> denseSolver() { return Optional.empty(); }
 
     @Override
     default void close() {}

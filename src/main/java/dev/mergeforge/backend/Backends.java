@@ -38,6 +38,9 @@ public final class Backends {
         KINDS.sort((a, b) -> Integer.compare(b.rank(), a.rank()));
     }
 
+    /** Removes a backend kind added by {@link #register} (tests that add a stand-in take it out again). */
+    public static synchronized void unregister(String name) { KINDS.removeIf(x -> x.name().equals(name)); }
+
     public static synchronized List<Kind> kinds() { return List.copyOf(KINDS); }
 
     /** Creates the named backend ("auto" for the best available). */

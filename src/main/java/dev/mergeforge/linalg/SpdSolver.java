@@ -1,5 +1,6 @@
 package dev.mergeforge.linalg;
 
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.Parallel;
 
 import java.util.function.Supplier;
@@ -23,18 +24,23 @@ public final class SpdSolver {
     public record Outcome(boolean positiveDefinite, int rank, int badPivot) {}
 
     /**
-     * Overwrites b with A⁻¹·b (or the basic least-squares solution). {@code matrix} builds A afresh
-     * (the factorisation destroys it; it is asked a second time only on the fallback path).
+     * Overwrites b with A⁻¹·b (or the basic least-squares solution), on the CPU. {@code matrix}
+     * builds A afresh (the factorisation destroys it; it is asked a second time only on the
+     * fallback path).
      */
     public static Outcome solve(Supplier<double[]> matrix, int n, double[] b, int m, Parallel par) {
+        return solve(matrix, n, b, m, new CpuDenseSolver(par), par);
+    }
+
+    /**
+     * As above with the Cholesky solve done by {@code solver} (a device's, say); the
+     * least-squares fallback always runs on the CPU, so the result when A is not positive
+     * definite does not depend on where the Cholesky attempt ran.
+     */
+    public static Outcome solve(Supplier<double[]> matrix, int n, double[] b, int m, DenseSolver solver, Parallel par) {
         double[] a = matrix.get();
-        double tol = tolerance(a, n);
-        int bad = Blas.available() ? blasFactor(a, n, tol) : Cholesky.factor(a, n, tol, par);
-        if (bad < 0) {
-            if (Blas.available()) Blas.solve(a, n, b, m);
-            else Cholesky.solve(a, n, b, m, par);
-            return new Outcome(true, n, -1);
-        }
+        int bad = solver.trySolve(a, n, tolerance(a, n), b, m);
+        if (bad < 0) return new Outcome(true, n, -1);
         a = null;
         double[] full = matrix.get();
         // the pivoted factor reads both triangles: make A symmetric from its lower triangle
@@ -56,7 +62,7 @@ public final class SpdSolver {
     }
 
     /** RELATIVE_TOL · max diagonal (0 for an all-zero diagonal, so nothing passes). */
-    static double tolerance(double[] a, int n) {
+    public static double tolerance(double[] a, int n) {
         double max = 0;
         for (int i = 0; i < n; i++) max = Math.max(max, a[i * n + i]);
         return RELATIVE_TOL * max;

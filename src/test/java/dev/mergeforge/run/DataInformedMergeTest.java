@@ -1,13 +1,17 @@
 package dev.mergeforge.run;
 
+import dev.mergeforge.backend.Backends;
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.calib.TinyLlama;
 import dev.mergeforge.cli.Main;
 import dev.mergeforge.config.ConfigReader;
 import dev.mergeforge.config.MergeConfig;
+import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.io.SafetensorsFile;
 import dev.mergeforge.linalg.SpdSolverTestAccess;
 import dev.mergeforge.tensor.Shape;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -22,10 +26,12 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -162,14 +168,18 @@ class DataInformedMergeTest {
 
     record Run(int rc, String err) {}
 
-    Run merge(String yaml, Path out) throws Exception {
+    Run merge(String yaml, Path out) throws Exception { return merge(yaml, out, "--backend", "java"); }
+
+    Run merge(String yaml, Path out, String... backend) throws Exception {
         Path cfg = tmp.resolve("cfg-" + out.getFileName() + ".yaml");
         Files.writeString(cfg, yaml);
         StringWriter err = new StringWriter(), o = new StringWriter();
         var cl = Main.commandLine();
         cl.setErr(new PrintWriter(err));
         cl.setOut(new PrintWriter(o));
-        int rc = cl.execute("merge", cfg.toString(), out.toString(), "--backend", "java");
+        List<String> args = new ArrayList<>(List.of("merge", cfg.toString(), out.toString()));
+        args.addAll(List.of(backend));
+        int rc = cl.execute(args.toArray(String[]::new));
         return new Run(rc, err.toString());
     }
 
@@ -369,5 +379,41 @@ class DataInformedMergeTest {
         Run r = merge("merge_method: regmean\n" + models("    calibration: {stats: " + fa + "}\n", "    calibration: {stats: " + fb + "}\n"), tmp.resolve("o"));
         assertEquals(0, r.rc(), r.err());
         assertTrue(r.err().contains("note: regmean: 'model.layers.0.self_attn.q_proj.weight': the summed Gram is not positive definite"), r.err());
+    }
+
+    @Test
+    void regmeanOnCudaWithoutAGpuFailsInOneLineNamingTheReason() throws Exception {
+        Optional<String> why = dev.mergeforge.backend.cuda.CudaBackend.unavailableReason();
+        Assumptions.assumeTrue(why.isPresent(), "a GPU is present: CudaDenseSolverGpuTest covers the solve there");
+        Path fa = writeGrams("ga.safetensors", grams(10, -1)), fb = writeGrams("gb.safetensors", grams(20, -1));
+        Path out = tmp.resolve("cuda");
+        Run r = merge("merge_method: regmean\n" + models("    calibration: {stats: " + fa + "}\n", "    calibration: {stats: " + fb + "}\n"),
+                out, "--device", "cuda");
+        assertEquals(2, r.rc(), r.err());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        assertTrue(r.err().contains("--backend cuda is unavailable: " + why.get()), r.err());
+        assertFalse(Files.exists(out.resolve("model.safetensors")), "nothing written");
+    }
+
+    @Test
+    void aDeviceSolverThatCannotRunStopsTheMergeInOneLine() throws Exception {
+        // what CudaBackend.denseSolver() does without libcusolver, on a backend this machine can open
+        String reason = "regmean: --backend cuda solves on the GPU with cuSOLVER, which is unavailable: test reason; or use --backend java";
+        Backends.register(new Backends.Kind("nosolver-test", -1, Optional::empty, (threads, device) -> new JavaBackend(1) {
+            @Override public String name() { return "nosolver-test"; }
+            @Override public Optional<DenseSolver> denseSolver() { throw new MergeforgeException(reason); }
+        }));
+        try {
+            Path fa = writeGrams("ga.safetensors", grams(10, -1)), fb = writeGrams("gb.safetensors", grams(20, -1));
+            Path out = tmp.resolve("nosolver");
+            Run r = merge("merge_method: regmean\n" + models("    calibration: {stats: " + fa + "}\n", "    calibration: {stats: " + fb + "}\n"),
+                    out, "--backend", "nosolver-test");
+            assertEquals(1, r.rc(), r.err());
+            // progress lines come first; the failure is one line, no trace
+            assertEquals(List.of("error: " + reason), r.err().lines().filter(l -> l.startsWith("error:") || l.startsWith("\tat ")).toList(), r.err());
+            assertFalse(Files.exists(out.resolve("model.safetensors")), "nothing written");
+        } finally {
+            Backends.unregister("nosolver-test");
+        }
     }
 }

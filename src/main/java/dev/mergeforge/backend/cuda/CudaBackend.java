@@ -1,5 +1,6 @@
 package dev.mergeforge.backend.cuda;
 
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.errors.ConfigException;
@@ -12,6 +13,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.logging.Logger;
 
 /**
  * The CUDA backend: every op of {@link dev.mergeforge.backend.Backend} as hand-written kernels
@@ -25,10 +27,14 @@ import java.util.Optional;
  * kernels overlapped on several streams); {@link DeviceOps} is already that layer's API.
  */
 public class CudaBackend extends JavaBackend {
+    private static final Logger LOG = Logger.getLogger(CudaBackend.class.getName());
     private final Device dev;
     private final DeviceBufferPool pool;
     private final DeviceOps ops;
     private final DeviceRankSelect rank;
+    /** RegMean's cuBLAS/cuSOLVER algebra, made on first use (only RegMean needs cuSOLVER). */
+    private CudaDenseSolver solver;
+    private DeviceLapack lapack;
 
     /** Opens GPU {@code device} (the N of {@code --device cuda:N}); throws with the reason when CUDA cannot run here. */
     public CudaBackend(int device) { this(open(device)); }
@@ -67,6 +73,27 @@ public class CudaBackend extends JavaBackend {
     public long deviceBytes() { return pool.allocatedBytes(); }
 
     DeviceOps deviceOps() { return ops; }
+
+    /**
+     * RegMean's float64 right-hand sides (cuBLAS dgemm) and Cholesky solves (cuSOLVER) run on this
+     * GPU. Without libcusolver or libcublas this throws the reason (one line): asked for the GPU,
+     * we do not fall back silently.
+     */
+    @Override
+    public synchronized Optional<DenseSolver> denseSolver() {
+        if (solver == null) {
+            Optional<String> why = CudaDenseSolver.unavailableReason();
+            if (why.isPresent()) {
+                throw new MergeforgeException("regmean: --backend cuda solves on the GPU with cuSOLVER, which is unavailable: " + why.get()
+                        + "; or use --backend java to solve on the CPU");
+            }
+            dev.makeCurrent();
+            lapack = new CusolverLapack(dev.stream());
+            solver = new CudaDenseSolver(dev, pool, lapack, this);
+            LOG.info("regmean: float64 products and solves on " + solver.name());
+        }
+        return Optional.of(solver);
+    }
 
     // ---------------------------------------------------------------- one op's device buffers
 
@@ -338,6 +365,7 @@ public class CudaBackend extends JavaBackend {
         try {
             dev.makeCurrent();
             dev.sync();
+            if (lapack != null) lapack.close();
             pool.close();
         } finally {
             dev.close();

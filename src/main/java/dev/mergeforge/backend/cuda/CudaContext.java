@@ -8,7 +8,6 @@ import jcuda.driver.CUdevice;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUresult;
-import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 
 import java.io.IOException;
@@ -35,7 +34,7 @@ final class CudaContext implements Device {
     final long totalMemory;
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
-    final CUstream stream = new CUstream();
+    final StreamPtr stream = new StreamPtr();
     private final List<CUmodule> modules = new ArrayList<>();
     private final Map<Kernel, CUfunction> functions = new EnumMap<>(Kernel.class);
     private boolean retained, streamCreated;
@@ -102,6 +101,9 @@ final class CudaContext implements Device {
 
     @Override
     public void makeCurrent() { CudaErrors.check(cuCtxSetCurrent(context), "cuCtxSetCurrent(cuda:" + ordinal + ")"); }
+
+    @Override
+    public long stream() { return stream.address(); }
 
     @Override
     public void sync() { CudaErrors.check(JCudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize (a kernel failed)"); }

@@ -26,6 +26,9 @@ interface Device extends Launcher, AutoCloseable {
     /** Waits for all queued work; a kernel failure surfaces here. */
     void sync();
 
+    /** The raw handle of the stream work is queued on, for FFM-bound libraries (cuSOLVER); 0 = the default stream. */
+    default long stream() { return 0L; }
+
     /** Binds the device to the calling thread (every op starts with it). */
     void makeCurrent();
 

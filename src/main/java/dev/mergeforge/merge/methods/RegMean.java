@@ -1,8 +1,10 @@
 package dev.mergeforge.merge.methods;
 
+import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.errors.CheckpointException;
-import dev.mergeforge.linalg.Gemm;
+import dev.mergeforge.linalg.CpuDenseSolver;
 import dev.mergeforge.linalg.SpdSolver;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
@@ -19,10 +21,12 @@ import java.util.Locale;
  * arXiv 2212.09849), METHODS.md §3. For every nn.Linear weight W [out, in] with per-model Grams
  * Gᵢ = XᵢᵀXᵢ/tokens [in, in]:
  * G̃ᵢ = αGᵢ + (1−α)diag(Gᵢ) and W* = [(Σwᵢ G̃ᵢ + ρ·mean(diag)·I)⁻¹ · Σwᵢ G̃ᵢWᵢᵀ]ᵀ, the
- * minimiser of Σᵢ wᵢ‖XᵢWᵀ − XᵢWᵢᵀ‖² for α = 1, ρ = 0. Solved in float64 on the CPU by Cholesky
- * ({@link SpdSolver}); a matrix that is not positive definite falls back to a basic least-squares
- * solution by pivoted Cholesky, with a note. Every other tensor (embeddings, norms, biases) is
- * Σwᵢθᵢ/Σwᵢ. The base model, when given, is not merged (it is there for AIM).
+ * minimiser of Σᵢ wᵢ‖XᵢWᵀ − XᵢWᵢᵀ‖² for α = 1, ρ = 0. Solved in float64 by Cholesky
+ * ({@link SpdSolver}); the products and the solve run on the GPU with cuBLAS/cuSOLVER under
+ * {@code --backend cuda} ({@link Backend#denseSolver()}), else on the CPU. A matrix that is not
+ * positive definite falls back to a basic least-squares solution by pivoted Cholesky on the CPU,
+ * with a note. Every other tensor (embeddings, norms, biases) is Σwᵢθᵢ/Σwᵢ. The base model,
+ * when given, is not merged (it is there for AIM).
  *
  * <p>Like the paper's code, the (1−α) shrink applies to each model's Gram before the sum and
  * ρ·mean(diag) is added after it; α = 0 gives a per-input-channel weighted average of the rows.
@@ -52,16 +56,17 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
             throw new CheckpointException("regmean: tensor '" + in.tensor() + "' has shape " + out.shape() + " but a Gram; Grams belong to 2-D Linear weights only");
         }
         int rows = Math.toIntExact(out.shape().dim(0)), n = Math.toIntExact(out.shape().dim(1));
+        DenseSolver solver = solver(ctx.backend());
         double[] b = new double[n * rows];
         for (int i = 0; i < w.length; i++) {
             if (w[i] == 0f) continue;
             double[] g = shrunkGram(in.stats().get(i), n);
             double[] wt = transpose(in.models().get(i), rows, n);
             // B += w_i·G~_i·W_iᵀ   [in, out]
-            Gemm.addProduct(w[i], g, n, wt, b, rows, PAR);
+            solver.addProduct(w[i], g, n, wt, b, rows);
         }
         // X = (Σ w_i G~_i + ρ·mean(diag)·I)⁻¹ · B
-        SpdSolver.Outcome o = SpdSolver.solve(() -> system(in, w, n), n, b, rows, PAR);
+        SpdSolver.Outcome o = SpdSolver.solve(() -> system(in, w, n), n, b, rows, solver, PAR);
         if (!o.positiveDefinite()) {
             ctx.note(String.format(Locale.ROOT, "regmean: '%s': the summed Gram is not positive definite (pivot %d of %d, rank %d); "
                     + "used a least-squares solution instead; set ridge > 0 (e.g. 1e-4) to regularise", in.tensor(), o.badPivot(), n, o.rank()));
@@ -70,6 +75,11 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
         PAR.forRange(rows, 64, (lo, hi) -> {
             for (long r = lo; r < hi; r++) for (int j = 0; j < n; j++) out.set(r * n + j, (float) b[j * rows + (int) r]);
         });
+    }
+
+    /** The backend's device solver (cuBLAS/cuSOLVER under --backend cuda), else the CPU's; the least-squares fallback is always the CPU's. */
+    static DenseSolver solver(Backend backend) {
+        return backend.denseSolver().orElseGet(() -> new CpuDenseSolver(PAR));
     }
 
     /** A = Σ w_i G~_i + ρ·mean(diag)·I, float64. */
