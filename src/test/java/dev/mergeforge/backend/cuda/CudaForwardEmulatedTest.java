@@ -10,6 +10,7 @@ import dev.mergeforge.model.LlamaModel;
 import dev.mergeforge.model.TinyModel;
 import dev.mergeforge.model.Zoo;
 import dev.mergeforge.calib.CalibrationData;
+import dev.mergeforge.calib.GramCalibrator;
 import dev.mergeforge.calib.TokenBlocks;
 import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.tensor.DType;
@@ -24,6 +25,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.function.Function;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -56,15 +58,22 @@ class CudaForwardEmulatedTest {
         assertEquals(expect, got, 1e-5 + 1e-4 * Math.abs(expect), what);
     }
 
-    /** CPU and emulated CUDA agree on every act_mean vector, the final hidden states and the logits. */
     private static void agree(Path dir, int[][] seqs, long budget, boolean expectResident) {
-        try (LlamaModel model = LlamaModel.open(dir, PAR, false)) {
+        agree(dir, seqs, model -> {
+            assertEquals(expectResident, ForwardPlan.make(model.config(), seqs, budget, false).resident());
+            return emulated(model, budget);
+        });
+    }
+
+    /** The CPU and a device pass agree on every act_mean vector, the final hidden states and the logits. */
+    static void agree(Path dir, int[][] seqs, Function<LlamaModel, CudaForward> open) {
+        Parallel par = new Parallel(2);
+        try (LlamaModel model = LlamaModel.open(dir, par, false)) {
             ActMeanStats cpuStats = new ActMeanStats(), gpuStats = new ActMeanStats();
             float[][] cpuH = model.hiddenStates(seqs, cpuStats);
             float[][] cpuLogits = model.logits(seqs);
             float[][] gpuH, gpuLogits;
-            try (CudaForward gpu = emulated(model, budget)) {
-                assertEquals(expectResident, ForwardPlan.make(model.config(), seqs, budget, false).resident());
+            try (CudaForward gpu = open.apply(model)) {
                 gpuH = gpu.hiddenStates(seqs, gpuStats);
                 gpuLogits = gpu.logits(seqs);
             }
@@ -80,6 +89,8 @@ class CudaForwardEmulatedTest {
                 assertEquals(cpuLogits[b].length, gpuLogits[b].length);
                 for (int i = 0; i < cpuLogits[b].length; i++) near(cpuLogits[b][i], gpuLogits[b][i], "logit " + b + "/" + i);
             }
+        } finally {
+            par.shutdown();
         }
     }
 
@@ -163,6 +174,25 @@ class CudaForwardEmulatedTest {
             calls++;
             double[] s = sums.computeIfAbsent(name, k -> new double[width]);
             for (int t = 0; t < tokens; t++) for (int j = 0; j < width; j++) s[j] += x[offset + t * width + j];
+        }
+    }
+
+    @Test
+    void gramStatisticFromTheDevicePassMatchesTheCpu(@TempDir Path dir) throws IOException {
+        Path m = dir.resolve("m");
+        TinyLlama.write(Files.createDirectories(m), 2, 5);
+        TokenBlocks blocks = new TokenBlocks(ForwardPassTest.sequences(TinyLlama.VOCAB, 13, 8, 8, 8), 8, "test");
+        Path cpu = dir.resolve("cpu.safetensors"), gpu = dir.resolve("gpu.safetensors");
+        try (LlamaModel model = LlamaModel.open(m, PAR, false); CudaForward f = emulated(model, LARGE)) {
+            GramCalibrator.write(model, blocks, cpu);
+            GramCalibrator.write(model, f, blocks, gpu);
+        }
+        try (SafetensorsFile a = SafetensorsFile.open(cpu); SafetensorsFile b = SafetensorsFile.open(gpu)) {
+            assertEquals(a.names(), b.names());
+            for (String n : a.names()) {
+                float[] x = Zoo.floats(a.tensor(n)), y = Zoo.floats(b.tensor(n));
+                for (int i = 0; i < x.length; i++) near(x[i], y[i], n + "[" + i + "]");
+            }
         }
     }
 
