@@ -1,10 +1,8 @@
 package dev.mergeforge.calib;
 
 import dev.mergeforge.backend.Parallel;
-import dev.mergeforge.backend.cuda.CudaBackend;
 import dev.mergeforge.backend.cuda.CudaForward;
 import dev.mergeforge.errors.ConfigException;
-import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.model.ForwardPass;
 import dev.mergeforge.model.LlamaModel;
 import dev.mergeforge.model.TextTokenizer;
@@ -20,7 +18,6 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Function;
 import java.util.logging.Logger;
 import java.util.stream.Stream;
 
@@ -54,9 +51,7 @@ public final class Calibrator {
             if (samples <= 0) throw new ConfigException("calibration samples must be > 0, got " + samples);
             if (seqLen < 0 || seqLen == 1) throw new ConfigException("calibration seq_len must be >= 2 (or 0 for automatic), got " + seqLen);
             if (threads < 0) throw new ConfigException("threads must be >= 0, got " + threads);
-            if (device == null || !device.matches("cpu|cuda(:[0-9]{1,4})?")) {
-                throw new ConfigException("--device " + device + ": expected cpu, cuda or cuda:N (N the GPU index nvidia-smi shows)");
-            }
+            CudaForward.parseDevice(device);   // throws naming a bad value
         }
 
         public static Settings defaults() { return new Settings(128, 0, 42, 0, null, "cpu"); }
@@ -76,7 +71,7 @@ public final class Calibrator {
 
     /** The statistic of {@code modelDir} on {@code data} (null: self-sampled), from the cache when there. */
     public static StatsFile run(Path modelDir, Path data, Settings s) {
-        requireDevice(s.device());
+        CudaForward.checkDevice(s.device());   // before data is read or sampled
         Parallel par = new Parallel(s.threads());
         try (LlamaModel model = LlamaModel.open(modelDir, par, data == null)) {
             TokenBlocks blocks = null;
@@ -99,7 +94,7 @@ public final class Calibrator {
                 blocks = SelfSampler.sample(model, s.samples(), len, s.seed());
             }
             TokenBlocks calib = blocks;
-            StatsFile stats = onDevice(model, s.device(), f -> compute(model, f, calib));
+            StatsFile stats = CudaForward.apply(model, s.device(), f -> compute(model, f, calib));
             if (cached != null) {
                 try {
                     Files.createDirectories(s.cacheDir());
@@ -145,22 +140,6 @@ public final class Calibrator {
         meta.put(StatsFile.SEQ_LEN, Integer.toString(blocks.seqLen()));
         meta.put("data", blocks.source());
         return new StatsFile(stats.means(), meta);
-    }
-
-    /** Fails at once, before data is read or sampled, when {@code device} is a GPU this machine cannot use. */
-    static void requireDevice(String device) {
-        if (device.equals("cpu")) return;
-        CudaForward.unavailableReason().ifPresent(why -> {
-            throw new MergeforgeException("--device " + device + " is unavailable: " + why);
-        });
-    }
-
-    /** body on the forward pass of {@code device}: the CPU model itself, or a GPU pass opened around it. */
-    static <R> R onDevice(LlamaModel model, String device, Function<ForwardPass, R> body) {
-        if (device.equals("cpu")) return body.apply(model);
-        try (CudaForward gpu = CudaForward.open(model, CudaBackend.deviceIndex(device))) {
-            return body.apply(gpu);
-        }
     }
 
     static TokenBlocks loadData(Path modelDir, Path data, int bos, Settings s) {

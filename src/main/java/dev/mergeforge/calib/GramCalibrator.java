@@ -3,6 +3,7 @@ package dev.mergeforge.calib;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.cuda.CudaForward;
 import dev.mergeforge.io.SafetensorsWriter;
 import dev.mergeforge.model.ForwardPass;
 import dev.mergeforge.model.LlamaModel;
@@ -50,7 +51,7 @@ public final class GramCalibrator {
 
     /** Computes (or finds in the cache) the Gram file and returns its path (a temporary file when there is no cache). */
     public static Path run(Path modelDir, Path data, Calibrator.Settings s) {
-        Calibrator.requireDevice(s.device());
+        CudaForward.checkDevice(s.device());   // before data is read or sampled
         Parallel par = new Parallel(s.threads());
         try (LlamaModel model = LlamaModel.open(modelDir, par, data == null)) {
             TokenBlocks blocks = null;
@@ -84,7 +85,7 @@ public final class GramCalibrator {
                 blocks = SelfSampler.sample(model, s.samples(), len, s.seed());
             }
             TokenBlocks calib = blocks;
-            return Calibrator.onDevice(model, s.device(), f -> {
+            return CudaForward.apply(model, s.device(), f -> {
                 write(model, f, calib, target);
                 return target;
             });

@@ -13,6 +13,8 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalInt;
+import java.util.function.Function;
 import java.util.logging.Logger;
 
 /**
@@ -63,6 +65,34 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
             if (g != null) g.close();
             ctx.close();
             throw e;
+        }
+    }
+
+    /**
+     * The GPU index of a {@code --device} value of the forward pass: empty for "cpu", N for
+     * "cuda:N" (0 for "cuda"); anything else is a ConfigException naming the value.
+     */
+    public static OptionalInt parseDevice(String device) {
+        if (device == null || !device.matches("cpu|cuda(:[0-9]{1,4})?")) {
+            throw new ConfigException("--device " + device + ": expected cpu, cuda or cuda:N (N the GPU index nvidia-smi shows)");
+        }
+        return device.equals("cpu") ? OptionalInt.empty() : OptionalInt.of(CudaBackend.deviceIndex(device));
+    }
+
+    /** Throws unless {@code device} is valid and, for a GPU, usable here (one line: why, and --device cpu). */
+    public static void checkDevice(String device) {
+        if (parseDevice(device).isEmpty()) return;
+        unavailableReason().ifPresent(why -> {
+            throw new MergeforgeException("--device " + device + " is unavailable: " + why);
+        });
+    }
+
+    /** body on the forward pass of {@code device}: the CPU model itself, or a GPU pass opened and closed around it. */
+    public static <R> R apply(LlamaModel model, String device, Function<ForwardPass, R> body) {
+        OptionalInt gpu = parseDevice(device);
+        if (gpu.isEmpty()) return body.apply(model);
+        try (CudaForward f = open(model, gpu.getAsInt())) {
+            return body.apply(f);
         }
     }
 

@@ -13,6 +13,9 @@ import dev.mergeforge.calib.CalibrationData;
 import dev.mergeforge.calib.GramCalibrator;
 import dev.mergeforge.calib.TokenBlocks;
 import dev.mergeforge.errors.MergeforgeException;
+import dev.mergeforge.eval.Evaluator;
+import dev.mergeforge.eval.TextLoss;
+import dev.mergeforge.model.TextTokenizer;
 import dev.mergeforge.tensor.DType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
@@ -23,6 +26,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.Function;
@@ -193,6 +197,18 @@ class CudaForwardEmulatedTest {
                 float[] x = Zoo.floats(a.tensor(n)), y = Zoo.floats(b.tensor(n));
                 for (int i = 0; i < x.length; i++) near(x[i], y[i], n + "[" + i + "]");
             }
+        }
+    }
+
+    @Test
+    void evalTextLossFromTheDevicePassMatchesTheCpu() {
+        Path zoo = Zoo.dir();
+        List<String> docs = Evaluator.readDocuments(zoo.resolve("data/general_eval.txt")).subList(0, 6);
+        try (LlamaModel model = LlamaModel.open(zoo.resolve("base"), PAR, false); TextTokenizer tok = TextTokenizer.open(zoo.resolve("base"));
+             CudaForward f = emulated(model, LARGE)) {
+            TextLoss cpu = Evaluator.textLoss(model, tok, docs, 64), gpu = Evaluator.textLoss(model, f, tok, docs, 64);
+            assertEquals(cpu.tokens(), gpu.tokens());
+            near(cpu.meanNll(), gpu.meanNll(), "mean NLL");
         }
     }
 

@@ -13,8 +13,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** `calibrate --device`: a bad value is a usage error; a GPU this machine cannot use is one line saying why. */
-class CalibrateDeviceTest {
+/** `calibrate --device` and `eval --device`: a bad value is a usage error; a GPU this machine cannot use is one line saying why. */
+class DeviceOptionTest {
     @Test
     void unknownDeviceIsAUsageError(@TempDir Path dir) {
         TinyLlama.write(dir, 1, 1);
@@ -35,5 +35,18 @@ class CalibrateDeviceTest {
         assertTrue(msg.contains("--device cuda:0 is unavailable: ") && msg.contains("--device cpu"), msg);
         assertTrue(msg.contains(CudaForward.unavailableReason().get()), msg);
         assertFalse(Files.exists(out));
+    }
+
+    @Test
+    void evalOnCudaWithoutAGpuSaysWhyInOneLine(@TempDir Path dir) throws Exception {
+        if (CudaForward.unavailableReason().isEmpty()) return;
+        TinyLlama.write(dir, 1, 1);
+        Path text = Files.writeString(dir.resolve("eval.txt"), "a b c\n");
+        MergeFixtures.Run r = MergeFixtures.cli("eval", dir.toString(), "--text", text.toString(), "--device", "cuda");
+        assertEquals(1, r.exit(), r.err());
+        String msg = r.err().strip();
+        assertFalse(msg.contains("\n"), "one line: " + msg);
+        assertTrue(msg.contains("--device cuda is unavailable: ") && msg.contains("--device cpu"), msg);
+        assertEquals(2, MergeFixtures.cli("eval", dir.toString(), "--text", text.toString(), "--device", "gpu").exit());
     }
 }
