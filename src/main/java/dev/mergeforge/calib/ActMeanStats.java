@@ -28,15 +28,15 @@ public final class ActMeanStats implements AbsSumObserver {
     }
 
     @Override
-    public synchronized void acceptAbsSums(String weightName, double[] sums, long n) {
-        double[] s = sums(weightName, sums.length);
+    public synchronized void acceptAbsSums(String weightName, double[] absSums, long n) {
+        double[] s = sums(weightName, absSums.length);
         // s[j] += Σ_t |x[t, j]|, summed elsewhere
-        for (int j = 0; j < s.length; j++) s[j] += sums[j];
+        for (int j = 0; j < s.length; j++) s[j] += absSums[j];
         tokens.merge(weightName, n, Long::sum);
     }
 
     private double[] sums(String weightName, int width) {
-        double[] s = this.sums.computeIfAbsent(weightName, k -> new double[width]);
+        double[] s = sums.computeIfAbsent(weightName, k -> new double[width]);
         if (s.length != width) {
             throw new IllegalStateException(weightName + ": input width changed from " + s.length + " to " + width);
         }

@@ -6,8 +6,8 @@ package dev.mergeforge.model;
  * blocks are carried through the model layer by layer (a device forward pass uploads it).
  */
 public record LayerWeights(int index, float[] inputNorm, float[] q, float[] qBias, float[] k, float[] kBias,
-                    float[] v, float[] vBias, float[] o, float[] oBias, float[] postNorm,
-                    float[] gate, float[] gateBias, float[] up, float[] upBias, float[] down, float[] downBias) {
+                           float[] v, float[] vBias, float[] o, float[] oBias, float[] postNorm,
+                           float[] gate, float[] gateBias, float[] up, float[] upBias, float[] down, float[] downBias) {
 
     public static String prefix(int layer) { return "model.layers." + layer + "."; }
 
@@ -32,7 +32,7 @@ public record LayerWeights(int index, float[] inputNorm, float[] q, float[] qBia
     }
 
     /** Bytes of float32 this layer holds (for memory budgeting). */
-    public long bytes() {
+    long bytes() {
         long n = 0;
         for (float[] a : new float[][] {inputNorm, q, qBias, k, kBias, v, vBias, o, oBias, postNorm, gate, gateBias, up, upBias, down, downBias}) {
             if (a != null) n += 4L * a.length;

@@ -96,16 +96,14 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
 
     public Parallel parallel() { return par; }
 
-    LayerWeights layer(int i) {
+    /** Layer {@code i}'s weights in float32 (converted now unless kept resident); a device pass uploads them. */
+    public LayerWeights layerWeights(int i) {
         LayerWeights w = resident[i];
         if (w != null) return w;
         w = LayerWeights.load(weights, config, i);
         if (keepLayers) resident[i] = w;
         return w;
     }
-
-    /** Layer {@code i}'s weights in float32 (converted now unless kept resident), for a device forward pass. */
-    public LayerWeights layerWeights(int i) { return layer(i); }
 
     /** The final norm's weight (model.norm.weight) in float32. */
     public float[] finalNormWeight() { return finalNorm.clone(); }
@@ -150,7 +148,7 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         DecoderLayer.Scratch s = new DecoderLayer.Scratch(config, maxLen);
         float[] kc = new float[maxLen * kvd], vc = new float[maxLen * kvd];
         for (int i = 0; i < config.layers(); i++) {
-            LayerWeights w = layer(i);
+            LayerWeights w = layerWeights(i);
             for (int b = 0; b < sequences.length; b++) layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
         }
         for (int b = 0; b < sequences.length; b++) {

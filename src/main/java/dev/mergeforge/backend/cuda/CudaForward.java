@@ -151,13 +151,15 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
         try {
             Work w = new Work(plan, held);
             float[][] hostH = plan.resident() ? null : new float[seqs.length][];
-            for (ForwardPlan.Chunk ch : plan.chunks()) {
-                for (int b = ch.first(); b < ch.end(); b++) {
-                    float[] e = model.embed(seqs[b], 0, seqs[b].length);
-                    if (plan.resident()) dev.upload(MemorySegment.ofArray(e), rows(w.h, ch.rowOf(b), seqs[b].length, c.hiddenSize()));
-                    else hostH[b] = e;
-                }
+            int[] pos = new int[(int) plan.totalTokens()];
+            for (int b = 0; b < seqs.length; b++) {
+                // h = embed_tokens[ids]; each token's position in its sequence
+                float[] e = model.embed(seqs[b], 0, seqs[b].length);
+                if (plan.resident()) dev.upload(MemorySegment.ofArray(e), rows(w.h, plan.starts()[b], seqs[b].length, c.hiddenSize()));
+                else hostH[b] = e;
+                for (int t = 0; t < seqs[b].length; t++) pos[plan.starts()[b] + t] = t;
             }
+            dev.upload(MemorySegment.ofArray(pos), w.pos);
             for (int i = 0; i < c.layers(); i++) {
                 LayerWeights lw = model.layerWeights(i);
                 List<DeviceBuffer> layerHeld = new ArrayList<>();
@@ -183,9 +185,6 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
     /** The chunk's hidden states on the device: a slice of the resident buffer, or uploaded from the host. */
     private DeviceBuffer chunkIn(ForwardPlan plan, Work w, ForwardPlan.Chunk ch, int[][] seqs, float[][] hostH) {
         int hd = c.hiddenSize();
-        int[] pos = new int[ch.tokens()];
-        for (int b = ch.first(), r = 0; b < ch.end(); b++) for (int t = 0; t < seqs[b].length; t++) pos[r++] = t;
-        dev.upload(MemorySegment.ofArray(pos), w.pos);
         if (plan.resident()) return rows(w.h, ch.rowOf(ch.first()), ch.tokens(), hd);
         for (int b = ch.first(); b < ch.end(); b++) {
             dev.upload(MemorySegment.ofArray(hostH[b]), rows(w.h, ch.rowOf(b) - ch.row0(), seqs[b].length, hd));
@@ -206,6 +205,7 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
     /** One decoder layer over a chunk's rows, h [rows, hidden] updated in place (DecoderLayer.forward's steps). */
     private void layer(DeviceLayer w, DeviceBuffer h, ForwardPlan.Chunk ch, Work s, DeviceObservation ob) {
         int hd = c.hiddenSize(), qd = c.qDim(), kvd = c.kvDim(), f = c.intermediateSize(), rows = ch.tokens();
+        DeviceBuffer pos = s.pos.slice(4L * ch.row0(), 4L * rows);
         String p = LayerWeights.prefix(w.index);
         ob.see(h, ch, hd, p + "input_layernorm.weight");
         // xn = h / sqrt(mean(h²) + eps) ⊙ g
@@ -216,9 +216,9 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
         linear(s.xn, rows, hd, w.k, kvd, w.kBias, s.k);
         linear(s.xn, rows, hd, w.v, kvd, w.vBias, s.v);
         // rotate q and k by their positions in their sequences
-        fops.rope(s.q, s.cos, s.sin, s.pos, c.heads(), c.headDim(), rows);
-        fops.rope(s.k, s.cos, s.sin, s.pos, c.kvHeads(), c.headDim(), rows);
-        fops.attention(s.q, s.k, s.v, s.pos, c.heads(), c.kvHeads(), c.headDim(), c.slidingWindow(), s.scale, s.attn, rows);
+        fops.rope(s.q, s.cos, s.sin, pos, c.heads(), c.headDim(), rows);
+        fops.rope(s.k, s.cos, s.sin, pos, c.kvHeads(), c.headDim(), rows);
+        fops.attention(s.q, s.k, s.v, pos, c.heads(), c.kvHeads(), c.headDim(), c.slidingWindow(), s.scale, s.attn, rows);
         ob.see(s.attn, ch, qd, p + "self_attn.o_proj.weight");
         // h += attn·Woᵀ + bo
         linear(s.attn, rows, qd, w.o, hd, w.oBias, s.tmp);
@@ -247,7 +247,7 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
                            float[][] out) {
         int hd = c.hiddenSize(), vocab = c.vocabSize();
         DeviceBuffer g = upload(model.finalNormWeight(), w.held);
-        LmHead lm = output == Output.LOGITS ? new LmHead(plan, w.held) : null;
+        LmHead lm = output == Output.LOGITS ? new LmHead(w.held) : null;
         try (DeviceObservation ob = new DeviceObservation(obs, dev, pool, fops, seqs)) {
             for (ForwardPlan.Chunk ch : plan.chunks()) {
                 DeviceBuffer h = chunkIn(plan, w, ch, seqs, hostH);
@@ -282,7 +282,7 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
         private final float[] host;
         private int loadedRow0 = -1;
 
-        LmHead(ForwardPlan plan, List<DeviceBuffer> held) {
+        LmHead(List<DeviceBuffer> held) {
             int hd = c.hiddenSize(), vocab = c.vocabSize();
             slabRows = (int) Math.max(1, Math.min(vocab, LM_HEAD_SLAB_FLOATS / hd));
             host = new float[slabRows * hd];
@@ -363,7 +363,7 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
             attn = buffer(4L * qd * t, "attention output");
             gate = buffer(4L * f * t, "MLP gate");
             up = buffer(4L * f * t, "MLP up");
-            pos = buffer(4L * t, "positions");
+            pos = buffer(4L * plan.totalTokens(), "positions");
             logits = plan.logits() ? buffer(4L * c.vocabSize() * t, "logits") : null;
             float[][] tables = model.ropeTables(plan.maxLen());
             cos = upload(tables[0], held);

@@ -37,9 +37,9 @@ record ForwardPlan(List<Chunk> chunks, int[] starts, int chunkTokens, long total
             total += seqs[b].length;
             maxLen = Math.max(maxLen, seqs[b].length);
         }
-        // working rows: xn, tmp [hd]; q, attn [qd]; k, v [kvd]; gate, up [f]; pos; logits [vocab]
-        long perToken = 4 * (2 * hd + 2 * qd + 2 * kvd + 2 * f) + 4 + (logits ? 4 * vocab : 0);
-        long fixed = layerBytes(c) + 4L * maxLen * c.headDim()                // weights, rope tables
+        // working rows: xn, tmp [hd]; q, attn [qd]; k, v [kvd]; gate, up [f]; logits [vocab]
+        long perToken = 4 * (2 * hd + 2 * qd + 2 * kvd + 2 * f) + (logits ? 4 * vocab : 0);
+        long fixed = layerBytes(c) + 4L * maxLen * c.headDim() + 4 * total      // weights, rope tables, positions
                 + 8 * (2 * hd + qd + f) + 8 * hd                                 // act-mean sums, final norm
                 + (logits ? 4 * Math.min(vocab * hd, CudaForward.LM_HEAD_SLAB_FLOATS + hd) : 0);
         long hBytes = 4 * hd;
