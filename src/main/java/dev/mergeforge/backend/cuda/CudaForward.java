@@ -60,7 +60,7 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
         Gemm g = null;
         try {
             g = new CublasGemm();
-            return new CudaForward(model, ctx, g, ctx.freeBytes() - RESERVE_BYTES, true);
+            return new CudaForward(model, ctx, g, Math.max(0, ctx.freeBytes() - RESERVE_BYTES), true);
         } catch (RuntimeException e) {
             if (g != null) g.close();
             ctx.close();
