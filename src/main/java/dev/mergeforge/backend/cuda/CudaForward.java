@@ -106,10 +106,7 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
     CudaForward(LlamaModel model, Device dev, Gemm gemm, long budgetBytes, boolean ownsDevice) {
         this.model = model;
         this.c = model.config();
-        if (c.headDim() > ForwardOps.MAX_HEAD_DIM) {
-            throw new ConfigException(model.name() + ": head_dim " + c.headDim() + " is larger than the CUDA attention kernel's "
-                    + ForwardOps.MAX_HEAD_DIM + "; use --device cpu");
-        }
+        checkSupported(c, model.name());
         this.dev = dev;
         this.pool = new DeviceBufferPool(dev);
         this.ops = new DeviceOps(dev, pool);
@@ -117,6 +114,14 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
         this.gemm = gemm;
         this.budgetBytes = budgetBytes;
         this.ownsDevice = ownsDevice;
+    }
+
+    /** Throws naming the model unless the kernels handle its shape (head_dim up to the attention kernel's 256). */
+    static void checkSupported(ModelConfig c, String name) {
+        if (c.headDim() > ForwardOps.MAX_HEAD_DIM) {
+            throw new ConfigException(name + ": head_dim " + c.headDim() + " is larger than the CUDA attention kernel's "
+                    + ForwardOps.MAX_HEAD_DIM + "; use --device cpu");
+        }
     }
 
     @Override

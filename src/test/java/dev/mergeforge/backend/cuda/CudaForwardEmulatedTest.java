@@ -7,11 +7,14 @@ import dev.mergeforge.io.SafetensorsFile;
 import dev.mergeforge.model.ActivationObserver;
 import dev.mergeforge.model.ForwardPassTest;
 import dev.mergeforge.model.LlamaModel;
+import dev.mergeforge.model.ModelConfig;
+import dev.mergeforge.model.RopeScaling;
 import dev.mergeforge.model.TinyModel;
 import dev.mergeforge.model.Zoo;
 import dev.mergeforge.calib.CalibrationData;
 import dev.mergeforge.calib.GramCalibrator;
 import dev.mergeforge.calib.TokenBlocks;
+import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.eval.Evaluator;
 import dev.mergeforge.eval.TextLoss;
@@ -32,6 +35,7 @@ import java.util.TreeMap;
 import java.util.function.Function;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -146,6 +150,26 @@ class CudaForwardEmulatedTest {
             }
             agree(dir, seqs, budget, false);
         }
+    }
+
+    @Test
+    void aSequenceThatCannotFitIsRefusedNamingTheBudgetAndTheFix(@TempDir Path dir) throws IOException {
+        TinyModel m = ForwardPassTest.qwen2();
+        write(m, dir, DType.F32);
+        try (LlamaModel model = LlamaModel.open(dir, PAR, false)) {
+            int[][] seqs = ForwardPassTest.sequences(m.vocab(), 3, 9, 13);
+            MergeforgeException e = assertThrows(MergeforgeException.class,
+                    () -> ForwardPlan.make(model.config(), seqs, ForwardPlan.layerBytes(model.config()), false));
+            assertTrue(e.getMessage().contains("a sequence of 13 tokens does not fit") && e.getMessage().contains("--device cpu"), e.getMessage());
+        }
+    }
+
+    @Test
+    void headDimBeyondTheAttentionKernelIsAConfigError() {
+        ModelConfig wide = new ModelConfig("llama", 16, 24, 1, 1, 1, 300, 20, 1e-5, 1e4, RopeScaling.NONE, false, 0, 1, 2);
+        ConfigException e = assertThrows(ConfigException.class, () -> CudaForward.checkSupported(wide, "m"));
+        assertTrue(e.getMessage().startsWith("m: head_dim 300") && e.getMessage().contains("--device cpu"), e.getMessage());
+        CudaForward.checkSupported(new ModelConfig("llama", 16, 24, 1, 1, 1, 256, 20, 1e-5, 1e4, RopeScaling.NONE, false, 0, 1, 2), "m");
     }
 
     @Test
