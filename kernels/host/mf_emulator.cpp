@@ -20,6 +20,7 @@
 #include "../dare.cu"
 #include "../ties.cu"
 #include "../aim.cu"
+#include "../calib.cu"
 
 dim3 threadIdx, blockIdx, blockDim, gridDim;
 
@@ -111,6 +112,9 @@ Entry* find(const std::string& name) {
         {"mf_philox_drop", entry(mf_philox_drop, false)},
         {"mf_elect_sign", entry(mf_elect_sign, false)}, {"mf_disjoint_merge", entry(mf_disjoint_merge, false)},
         {"mf_relax", entry(mf_relax, false)},
+        {"mf_rmsnorm", entry(mf_rmsnorm, false)}, {"mf_rope", entry(mf_rope, false)},
+        {"mf_attention", entry(mf_attention, false)}, {"mf_silu_mul", entry(mf_silu_mul, false)},
+        {"mf_bias_add", entry(mf_bias_add, false)}, {"mf_abs_sum_cols", entry(mf_abs_sum_cols, false)},
     };
     for (auto& e : table) if (e.first == name) return &e.second;
     return nullptr;

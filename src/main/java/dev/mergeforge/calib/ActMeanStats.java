@@ -1,6 +1,6 @@
 package dev.mergeforge.calib;
 
-import dev.mergeforge.model.ActivationObserver;
+import dev.mergeforge.model.AbsSumObserver;
 
 import java.util.Map;
 import java.util.TreeMap;
@@ -9,24 +9,38 @@ import java.util.TreeMap;
  * The AIM statistic (Nobari et al. 2025, arXiv 2502.02421, §3): for every module owning a
  * weight except embeddings, s[j] = mean over all calibration tokens of |x_j|, x the module's
  * input. Activations are float32; the per-channel sums are kept in float64 so the result does
- * not depend on token order, block order or thread count, and is then rounded to float32.
+ * not depend on token order, block order or thread count, and is then rounded to float32. A GPU
+ * forward pass sums on the device in the same order and hands over the sums ({@link #acceptAbsSums}).
  */
-public final class ActMeanStats implements ActivationObserver {
+public final class ActMeanStats implements AbsSumObserver {
     private final Map<String, double[]> sums = new TreeMap<>();
     private final Map<String, Long> tokens = new TreeMap<>();
 
     @Override
     public synchronized void accept(String weightName, float[] x, int offset, int n, int width) {
-        double[] s = sums.computeIfAbsent(weightName, k -> new double[width]);
-        if (s.length != width) {
-            throw new IllegalStateException(weightName + ": input width changed from " + s.length + " to " + width);
-        }
+        double[] s = sums(weightName, width);
         // s[j] += Σ_t |x[t, j]|
         for (int t = 0; t < n; t++) {
             int row = offset + t * width;
             for (int j = 0; j < width; j++) s[j] += Math.abs(x[row + j]);
         }
         tokens.merge(weightName, (long) n, Long::sum);
+    }
+
+    @Override
+    public synchronized void acceptAbsSums(String weightName, double[] absSums, long n) {
+        double[] s = sums(weightName, absSums.length);
+        // s[j] += Σ_t |x[t, j]|, summed elsewhere
+        for (int j = 0; j < s.length; j++) s[j] += absSums[j];
+        tokens.merge(weightName, n, Long::sum);
+    }
+
+    private double[] sums(String weightName, int width) {
+        double[] s = sums.computeIfAbsent(weightName, k -> new double[width]);
+        if (s.length != width) {
+            throw new IllegalStateException(weightName + ": input width changed from " + s.length + " to " + width);
+        }
+        return s;
     }
 
     /** Number of tokens seen by the named module (0 if none). */

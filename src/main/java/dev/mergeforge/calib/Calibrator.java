@@ -1,7 +1,9 @@
 package dev.mergeforge.calib;
 
 import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.cuda.CudaForward;
 import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.model.ForwardPass;
 import dev.mergeforge.model.LlamaModel;
 import dev.mergeforge.model.TextTokenizer;
 
@@ -40,29 +42,36 @@ public final class Calibrator {
      * @param seed     seed for self-sampled data
      * @param threads  worker threads for the forward pass; 0 = all cores
      * @param cacheDir where results are cached; null = no cache
+     * @param device   where the forward pass runs: "cpu", "cuda" or "cuda:N" (GPU N; products on
+     *                 cuBLAS). Self-sampling always runs on the CPU. The cache key leaves it out:
+     *                 the devices compute the same statistic, equal to rounding.
      */
-    public record Settings(int samples, int seqLen, long seed, int threads, Path cacheDir) {
+    public record Settings(int samples, int seqLen, long seed, int threads, Path cacheDir, String device) {
         public Settings {
             if (samples <= 0) throw new ConfigException("calibration samples must be > 0, got " + samples);
             if (seqLen < 0 || seqLen == 1) throw new ConfigException("calibration seq_len must be >= 2 (or 0 for automatic), got " + seqLen);
             if (threads < 0) throw new ConfigException("threads must be >= 0, got " + threads);
+            CudaForward.parseDevice(device);   // throws naming a bad value
         }
 
-        public static Settings defaults() { return new Settings(128, 0, 42, 0, null); }
+        public static Settings defaults() { return new Settings(128, 0, 42, 0, null, "cpu"); }
 
-        public Settings withSamples(int n) { return new Settings(n, seqLen, seed, threads, cacheDir); }
+        public Settings withSamples(int n) { return new Settings(n, seqLen, seed, threads, cacheDir, device); }
 
-        public Settings withSeqLen(int n) { return new Settings(samples, n, seed, threads, cacheDir); }
+        public Settings withSeqLen(int n) { return new Settings(samples, n, seed, threads, cacheDir, device); }
 
-        public Settings withCacheDir(Path dir) { return new Settings(samples, seqLen, seed, threads, dir); }
+        public Settings withCacheDir(Path dir) { return new Settings(samples, seqLen, seed, threads, dir, device); }
 
-        public Settings withThreads(int n) { return new Settings(samples, seqLen, seed, n, cacheDir); }
+        public Settings withThreads(int n) { return new Settings(samples, seqLen, seed, n, cacheDir, device); }
 
-        public Settings withSeed(long n) { return new Settings(samples, seqLen, n, threads, cacheDir); }
+        public Settings withSeed(long n) { return new Settings(samples, seqLen, n, threads, cacheDir, device); }
+
+        public Settings withDevice(String d) { return new Settings(samples, seqLen, seed, threads, cacheDir, d); }
     }
 
     /** The statistic of {@code modelDir} on {@code data} (null: self-sampled), from the cache when there. */
     public static StatsFile run(Path modelDir, Path data, Settings s) {
+        CudaForward.checkDevice(s.device());   // before data is read or sampled
         Parallel par = new Parallel(s.threads());
         try (LlamaModel model = LlamaModel.open(modelDir, par, data == null)) {
             TokenBlocks blocks = null;
@@ -84,7 +93,8 @@ public final class Calibrator {
                         + " tokens from " + modelDir + " itself (seed " + s.seed() + ")");
                 blocks = SelfSampler.sample(model, s.samples(), len, s.seed());
             }
-            StatsFile stats = compute(model, blocks);
+            TokenBlocks calib = blocks;
+            StatsFile stats = CudaForward.apply(model, s.device(), f -> compute(model, f, calib));
             if (cached != null) {
                 try {
                     Files.createDirectories(s.cacheDir());
@@ -110,14 +120,17 @@ public final class Calibrator {
         return run(modelDir, data, s).vectors();
     }
 
-    /** Runs the blocks through an open model and packs the statistic with its metadata. */
-    public static StatsFile compute(LlamaModel model, TokenBlocks blocks) {
+    /** Runs the blocks through an open model on the CPU and packs the statistic with its metadata. */
+    public static StatsFile compute(LlamaModel model, TokenBlocks blocks) { return compute(model, model, blocks); }
+
+    /** The same with the forward pass on {@code fwd} (the model itself, or a GPU pass over it). */
+    public static StatsFile compute(LlamaModel model, ForwardPass fwd, TokenBlocks blocks) {
         ActMeanStats stats = new ActMeanStats();
         long t0 = System.nanoTime();
-        model.hiddenStates(blocks.blocks(), stats);
+        fwd.observe(blocks.blocks(), stats);
         double secs = (System.nanoTime() - t0) / 1e9;
-        LOG.info(String.format("calibrated %s on %d tokens in %.2f s (%.0f tokens/s)", model.name(), blocks.tokens(), secs,
-                blocks.tokens() / secs));
+        LOG.info(String.format("calibrated %s on %s, %d tokens in %.2f s (%.0f tokens/s)", model.name(), fwd.describe(),
+                blocks.tokens(), secs, blocks.tokens() / secs));
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put(StatsFile.FORMAT, FORMAT);
         meta.put(StatsFile.STAT, "act_mean");

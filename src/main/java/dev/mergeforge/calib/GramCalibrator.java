@@ -3,7 +3,9 @@ package dev.mergeforge.calib;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.cuda.CudaForward;
 import dev.mergeforge.io.SafetensorsWriter;
+import dev.mergeforge.model.ForwardPass;
 import dev.mergeforge.model.LlamaModel;
 import dev.mergeforge.tensor.DType;
 
@@ -49,6 +51,7 @@ public final class GramCalibrator {
 
     /** Computes (or finds in the cache) the Gram file and returns its path (a temporary file when there is no cache). */
     public static Path run(Path modelDir, Path data, Calibrator.Settings s) {
+        CudaForward.checkDevice(s.device());   // before data is read or sampled
         Parallel par = new Parallel(s.threads());
         try (LlamaModel model = LlamaModel.open(modelDir, par, data == null)) {
             TokenBlocks blocks = null;
@@ -81,15 +84,24 @@ public final class GramCalibrator {
                         + " tokens from " + modelDir + " itself (seed " + s.seed() + ")");
                 blocks = SelfSampler.sample(model, s.samples(), len, s.seed());
             }
-            write(model, blocks, target);
-            return target;
+            TokenBlocks calib = blocks;
+            return CudaForward.apply(model, s.device(), f -> {
+                write(model, f, calib, target);
+                return target;
+            });
         } finally {
             par.shutdown();
         }
     }
 
-    /** Runs the blocks through an open model and writes the Gram file atomically to {@code out}. */
-    public static void write(LlamaModel model, TokenBlocks blocks, Path out) {
+    /** Runs the blocks through an open model on the CPU and writes the Gram file atomically to {@code out}. */
+    public static void write(LlamaModel model, TokenBlocks blocks, Path out) { write(model, model, blocks, out); }
+
+    /**
+     * The same with the forward pass on {@code fwd}. On a GPU the module inputs are copied back and
+     * the Grams summed on the host (GramStats), so only the forward pass itself is accelerated.
+     */
+    public static void write(LlamaModel model, ForwardPass fwd, TokenBlocks blocks, Path out) {
         List<GramStats.Entry> entries = GramStats.entries(model.config());
         List<SafetensorsWriter.Entry> layout = new ArrayList<>();
         for (GramStats.Entry e : entries) layout.add(new SafetensorsWriter.Entry(e.name(), DType.F32, e.shape()));
@@ -99,7 +111,7 @@ public final class GramCalibrator {
             Files.deleteIfExists(tmp);
             try (SafetensorsWriter w = new SafetensorsWriter(tmp, layout, metadata(model, blocks))) {
                 GramStats g = new GramStats(model.config(), model.parallel(), w::slot);
-                model.hiddenStates(blocks.blocks(), g);
+                fwd.observe(blocks.blocks(), g);
                 g.finish();
             }
             Files.move(tmp, out, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);

@@ -36,7 +36,8 @@ final class CalibrateCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "42", description = "Seed for self-generated samples.")
     long seed;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu (cuda is not available for calibration in this build).")
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
+            description = "Where the forward pass runs: cpu (default), or GPU N with the products on cuBLAS (cuda = cuda:0).")
     String device;
 
     @Option(names = "--threads", defaultValue = "0", description = "Worker threads (0 = one per core).")
@@ -56,13 +57,10 @@ final class CalibrateCommand implements Callable<Integer> {
         if (!stat.equals("act_mean") && !stat.equals("gram")) {
             throw new ConfigException("--stat " + stat + ": unknown statistic; valid: act_mean, gram");
         }
-        if (!device.equals("cpu")) {
-            throw new ConfigException("--device " + device + ": calibration runs on the CPU in this build; use --device cpu");
-        }
         if (data != null && !Files.isRegularFile(data)) {
             throw new ConfigException("--data " + data + ": file not found; give a text file, JSONL with \"text\" or with \"input_ids\"");
         }
-        Calibrator.Settings s = new Calibrator.Settings(samples, seqLen, seed, threads, noCache ? null : Calibration.cacheDir());
+        Calibrator.Settings s = new Calibrator.Settings(samples, seqLen, seed, threads, noCache ? null : Calibration.cacheDir(), device);
         Path dir;
         try (Checkpoint c = Checkpoint.open(model)) {
             dir = c.dir();

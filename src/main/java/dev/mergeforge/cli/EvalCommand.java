@@ -3,12 +3,14 @@ package dev.mergeforge.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.cuda.CudaForward;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.eval.Evaluator;
 import dev.mergeforge.eval.PromptAnswer;
 import dev.mergeforge.eval.TaskScore;
 import dev.mergeforge.eval.TextLoss;
 import dev.mergeforge.io.Checkpoint;
+import dev.mergeforge.model.ForwardPass;
 import dev.mergeforge.model.LlamaModel;
 import dev.mergeforge.model.TextTokenizer;
 import picocli.CommandLine;
@@ -44,6 +46,10 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--rows", defaultValue = "100", description = "Task rows evaluated per file (default 100).")
     int rows;
 
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
+            description = "Where the teacher-forced forward passes (text loss, answer NLL) run: cpu (default) or GPU N; greedy decoding stays on the CPU.")
+    String device;
+
     @Option(names = "--threads", defaultValue = "0", description = "Worker threads (0 = one per core).")
     int threads;
 
@@ -60,6 +66,7 @@ final class EvalCommand implements Callable<Integer> {
             if (!Files.isRegularFile(p)) throw new ConfigException("mergeforge eval: file " + p + " not found; check the path");
         }
         if (rows <= 0 || maxTokens < 2) throw new ConfigException("--rows must be > 0 and --max-tokens >= 2");
+        CudaForward.checkDevice(device);
         PrintWriter out = spec.commandLine().getOut();
         ObjectNode result = new ObjectMapper().createObjectNode();
         Parallel par = new Parallel(threads);
@@ -67,27 +74,33 @@ final class EvalCommand implements Callable<Integer> {
              LlamaModel m = LlamaModel.open(c.dir(), par, true);
              TextTokenizer tok = TextTokenizer.open(c.dir())) {
             result.put("model", c.ref());
-            if (text != null) {
-                TextLoss l = Evaluator.textLoss(m, tok, Evaluator.readDocuments(text), maxTokens);
-                result.putObject("text").put("file", text.toString()).put("mean_nll", l.meanNll()).put("perplexity", l.perplexity())
-                        .put("tokens", l.tokens()).put("documents", l.documents());
-                if (!json) out.printf(Locale.ROOT, "%s: mean token NLL %.4f, perplexity %.3f over %d tokens of %d documents%n",
-                        text, l.meanNll(), l.perplexity(), l.tokens(), l.documents());
-            }
-            ObjectNode ts = result.putObject("tasks");
-            for (Path p : tasks) {
-                TaskScore s = Evaluator.taskScore(m, tok, PromptAnswer.readJsonl(p), rows, rows);
-                ts.putObject(p.getFileName().toString()).put("accuracy", s.accuracy()).put("accuracy_rows", s.accuracyRows())
-                        .put("answer_nll", s.answerNll()).put("nll_rows", s.nllRows());
-                if (!json) out.printf(Locale.ROOT, "%s: exact match %.3f (%d rows), answer NLL %.4f (%d rows)%n",
-                        p, s.accuracy(), s.accuracyRows(), s.answerNll(), s.nllRows());
-            }
+            CudaForward.apply(m, device, f -> score(m, f, tok, result, out));
         } finally {
             par.shutdown();
         }
         if (json) out.println(result.toString());
         out.flush();
         return 0;
+    }
+
+    /** Scores the text and tasks into {@code result} (and prints them unless --json); returns it. */
+    private ObjectNode score(LlamaModel m, ForwardPass f, TextTokenizer tok, ObjectNode result, PrintWriter out) {
+        if (text != null) {
+            TextLoss l = Evaluator.textLoss(m, f, tok, Evaluator.readDocuments(text), maxTokens);
+            result.putObject("text").put("file", text.toString()).put("mean_nll", l.meanNll()).put("perplexity", l.perplexity())
+                    .put("tokens", l.tokens()).put("documents", l.documents());
+            if (!json) out.printf(Locale.ROOT, "%s: mean token NLL %.4f, perplexity %.3f over %d tokens of %d documents%n",
+                    text, l.meanNll(), l.perplexity(), l.tokens(), l.documents());
+        }
+        ObjectNode ts = result.putObject("tasks");
+        for (Path p : tasks) {
+            TaskScore s = Evaluator.taskScore(m, f, tok, PromptAnswer.readJsonl(p), rows, rows);
+            ts.putObject(p.getFileName().toString()).put("accuracy", s.accuracy()).put("accuracy_rows", s.accuracyRows())
+                    .put("answer_nll", s.answerNll()).put("nll_rows", s.nllRows());
+            if (!json) out.printf(Locale.ROOT, "%s: exact match %.3f (%d rows), answer NLL %.4f (%d rows)%n",
+                    p, s.accuracy(), s.accuracyRows(), s.answerNll(), s.nllRows());
+        }
+        return result;
     }
 
     private List<Path> concat() {

@@ -3,6 +3,7 @@ package dev.mergeforge.eval;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.model.Decoding;
+import dev.mergeforge.model.ForwardPass;
 import dev.mergeforge.model.LlamaModel;
 import dev.mergeforge.model.TextTokenizer;
 
@@ -28,6 +29,11 @@ public final class Evaluator {
 
     /** Mean NLL of each document's tokens: BOS + its first maxTokens−1 tokens, every next token predicted. */
     public static TextLoss textLoss(LlamaModel model, TextTokenizer tok, List<String> docs, int maxTokens) {
+        return textLoss(model, model, tok, docs, maxTokens);
+    }
+
+    /** The same with the logits from {@code fwd} (the model itself, or a GPU pass over it). */
+    public static TextLoss textLoss(LlamaModel model, ForwardPass fwd, TextTokenizer tok, List<String> docs, int maxTokens) {
         if (maxTokens < 2) throw new ConfigException("eval max tokens must be >= 2, got " + maxTokens);
         int bos = model.bosTokenId();
         List<int[]> seqs = new ArrayList<>();
@@ -41,7 +47,7 @@ public final class Evaluator {
         long n = 0;
         for (int b0 = 0; b0 < seqs.size(); b0 += BATCH) {
             int[][] batch = seqs.subList(b0, Math.min(seqs.size(), b0 + BATCH)).toArray(int[][]::new);
-            float[][] logits = model.logits(batch);
+            float[][] logits = fwd.logits(batch);
             for (int b = 0; b < batch.length; b++) {
                 for (int t = 0; t + 1 < batch[b].length; t++) {
                     // −log softmax(logits[t])[ids[t+1]]
@@ -59,6 +65,12 @@ public final class Evaluator {
      * keepLayers for greedy decoding to be fast.
      */
     public static TaskScore taskScore(LlamaModel model, TextTokenizer tok, List<PromptAnswer> rows, int accuracyRows, int nllRows) {
+        return taskScore(model, model, tok, rows, accuracyRows, nllRows);
+    }
+
+    /** The same with the answer NLL's logits from {@code fwd}; greedy decoding stays on the CPU model. */
+    public static TaskScore taskScore(LlamaModel model, ForwardPass fwd, TextTokenizer tok, List<PromptAnswer> rows,
+                                      int accuracyRows, int nllRows) {
         int eos = model.config().eosTokenId();
         if (eos < 0) throw new ConfigException(model.name() + "/config.json: no eos_token_id, which ends every answer; add it");
         int bos = model.bosTokenId(), vocab = model.config().vocabSize();
@@ -78,7 +90,7 @@ public final class Evaluator {
                 seqs[r - r0] = s;
                 promptLen[r - r0] = p.length;
             }
-            float[][] logits = model.logits(seqs);
+            float[][] logits = fwd.logits(seqs);
             for (int b = 0; b < seqs.length; b++) {
                 int[] s = seqs[b];
                 // answer tokens and EOS at positions promptLen..len−1, each predicted from the position before

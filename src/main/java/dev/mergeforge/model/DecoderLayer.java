@@ -19,6 +19,8 @@ final class DecoderLayer {
         this.par = par;
     }
 
+    Rope rope() { return rope; }
+
     /** Per-call buffers sized for {@code maxTokens} new tokens. */
     static final class Scratch {
         final float[] xn, q, k, v, attn, gate, up;

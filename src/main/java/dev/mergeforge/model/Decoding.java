@@ -33,7 +33,7 @@ public final class Decoding {
         float[] h = model.embed(ids, from, n);
         DecoderLayer.Scratch s = new DecoderLayer.Scratch(c, n);
         for (int i = 0; i < c.layers(); i++) {
-            model.decoderLayer().forward(model.layer(i), h, n, length, kCache[i], vCache[i], s, ActivationObserver.NONE);
+            model.decoderLayer().forward(model.layerWeights(i), h, n, length, kCache[i], vCache[i], s, ActivationObserver.NONE);
         }
         length += n;
         // only the last position's row is normed and projected

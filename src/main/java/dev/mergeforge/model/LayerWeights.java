@@ -3,13 +3,13 @@ package dev.mergeforge.model;
 /**
  * One decoder layer's weights in float32, row-major as stored ([out, in] for projections).
  * Biases are null when the checkpoint has none. Only one of these is resident at a time while
- * blocks are carried through the model layer by layer.
+ * blocks are carried through the model layer by layer (a device forward pass uploads it).
  */
-record LayerWeights(int index, float[] inputNorm, float[] q, float[] qBias, float[] k, float[] kBias,
-                    float[] v, float[] vBias, float[] o, float[] oBias, float[] postNorm,
-                    float[] gate, float[] gateBias, float[] up, float[] upBias, float[] down, float[] downBias) {
+public record LayerWeights(int index, float[] inputNorm, float[] q, float[] qBias, float[] k, float[] kBias,
+                           float[] v, float[] vBias, float[] o, float[] oBias, float[] postNorm,
+                           float[] gate, float[] gateBias, float[] up, float[] upBias, float[] down, float[] downBias) {
 
-    static String prefix(int layer) { return "model.layers." + layer + "."; }
+    public static String prefix(int layer) { return "model.layers." + layer + "."; }
 
     /** Reads and converts layer {@code i}, checking every shape against the config. */
     static LayerWeights load(WeightSource w, ModelConfig c, int i) {

@@ -23,7 +23,7 @@ import java.util.Arrays;
  *
  * <p>Lifetime: owns the mapped files; close it when done.
  */
-public final class LlamaModel implements AutoCloseable {
+public final class LlamaModel implements ForwardPass, AutoCloseable {
     private static final long LM_HEAD_CHUNK_FLOATS = 8L << 20;
 
     private final WeightSource weights;
@@ -96,7 +96,8 @@ public final class LlamaModel implements AutoCloseable {
 
     public Parallel parallel() { return par; }
 
-    LayerWeights layer(int i) {
+    /** Layer {@code i}'s weights in float32 (converted now unless kept resident); a device pass uploads them. */
+    public LayerWeights layerWeights(int i) {
         LayerWeights w = resident[i];
         if (w != null) return w;
         w = LayerWeights.load(weights, config, i);
@@ -104,8 +105,22 @@ public final class LlamaModel implements AutoCloseable {
         return w;
     }
 
+    /** The final norm's weight (model.norm.weight) in float32. */
+    public float[] finalNormWeight() { return finalNorm.clone(); }
+
+    /** Rows [r0, r0 + n) of lm_head (or the tied embeddings) as float32 into out[0..n·hidden). */
+    public void lmHeadRows(int r0, int n, float[] out) {
+        Floats32.copy(lmHead, (long) r0 * config.hiddenSize(), out, 0, n * config.hiddenSize());
+    }
+
+    /**
+     * The rotary tables {cos, sin}, each [positions, head_dim/2]: entry (p, i) is cos/sin of
+     * p·inv_freq[i], computed as the CPU forward pass computes it (so a device pass rotates alike).
+     */
+    public float[][] ropeTables(int positions) { return layer.rope().tables(positions); }
+
     /** h[t] = embed_tokens[ids[t]] for a sequence. */
-    float[] embed(int[] ids, int from, int n) {
+    public float[] embed(int[] ids, int from, int n) {
         int hd = config.hiddenSize();
         float[] h = new float[n * hd];
         for (int t = 0; t < n; t++) {
@@ -124,6 +139,7 @@ public final class LlamaModel implements AutoCloseable {
      * input to {@code obs} (sequence after sequence within a layer). Returns, per sequence, the
      * final normed hidden states [len, hidden] (the input of lm_head).
      */
+    @Override
     public float[][] hiddenStates(int[][] sequences, ActivationObserver obs) {
         int hd = config.hiddenSize(), kvd = config.kvDim();
         int maxLen = Arrays.stream(sequences).mapToInt(s -> s.length).max().orElse(0);
@@ -132,7 +148,7 @@ public final class LlamaModel implements AutoCloseable {
         DecoderLayer.Scratch s = new DecoderLayer.Scratch(config, maxLen);
         float[] kc = new float[maxLen * kvd], vc = new float[maxLen * kvd];
         for (int i = 0; i < config.layers(); i++) {
-            LayerWeights w = layer(i);
+            LayerWeights w = layerWeights(i);
             for (int b = 0; b < sequences.length; b++) layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
         }
         for (int b = 0; b < sequences.length; b++) {
@@ -170,6 +186,7 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     /** Logits of every position of every sequence (each [len, vocab]). */
+    @Override
     public float[][] logits(int[][] sequences) {
         float[][] h = hiddenStates(sequences, ActivationObserver.NONE);
         float[][] out = new float[h.length][];
@@ -181,6 +198,9 @@ public final class LlamaModel implements AutoCloseable {
     public Decoding startDecoding(int capacity) { return new Decoding(this, capacity); }
 
     DecoderLayer decoderLayer() { return layer; }
+
+    @Override
+    public String describe() { return "cpu (" + par.threads() + " threads)"; }
 
     float[] finalNorm() { return finalNorm; }
 

@@ -13,18 +13,30 @@ final class Rope {
         this.invFreq = c.ropeScaling().inverseFrequencies(c.ropeTheta(), c.headDim());
     }
 
+    /** cos and sin of the angles of position pos into cos[at..at+d/2), sin[at..at+d/2). */
+    private void angles(int pos, float[] cos, float[] sin, int at) {
+        for (int i = 0; i < headDim / 2; i++) {
+            // angle = pos·inv_freq[i], in float32 as transformers computes it
+            float a = (float) pos * invFreq[i];
+            cos[at + i] = (float) Math.cos(a);
+            sin[at + i] = (float) Math.sin(a);
+        }
+    }
+
+    /** {cos, sin} tables [positions, d/2] of positions 0..positions-1 (for a device forward pass). */
+    float[][] tables(int positions) {
+        int half = headDim / 2;
+        float[] cos = new float[positions * half], sin = new float[positions * half];
+        for (int p = 0; p < positions; p++) angles(p, cos, sin, p * half);
+        return new float[][] {cos, sin};
+    }
+
     /** Rotates x [tokens, heads·d] in place; token t sits at position pos0 + t. */
     void apply(float[] x, int tokens, int heads, int pos0) {
         int half = headDim / 2, width = heads * headDim;
         float[] cos = new float[half], sin = new float[half];
         for (int t = 0; t < tokens; t++) {
-            int pos = pos0 + t;
-            for (int i = 0; i < half; i++) {
-                // angle = pos·inv_freq[i], in float32 as transformers computes it
-                float a = (float) pos * invFreq[i];
-                cos[i] = (float) Math.cos(a);
-                sin[i] = (float) Math.sin(a);
-            }
+            angles(pos0 + t, cos, sin, 0);
             for (int h = 0; h < heads; h++) {
                 int o = t * width + h * headDim;
                 for (int i = 0; i < half; i++) {

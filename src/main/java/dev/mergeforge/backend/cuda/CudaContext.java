@@ -121,7 +121,17 @@ final class CudaContext implements Device {
     }
 
     @Override
-    public void free(DeviceBuffer b) { CudaErrors.check(JCudaDriver.cuMemFree(b.ptr), "cuMemFree"); }
+    public void free(DeviceBuffer b) {
+        if (b.offset != 0) throw new IllegalArgumentException("free of a slice " + b);
+        CudaErrors.check(JCudaDriver.cuMemFree(b.ptr), "cuMemFree");
+    }
+
+    /** Device memory free now (cuMemGetInfo), for sizing the calibration forward pass's buffers. */
+    long freeBytes() {
+        long[] free = new long[1], total = new long[1];
+        CudaErrors.check(JCudaDriver.cuMemGetInfo(free, total), "cuMemGetInfo");
+        return free[0];
+    }
 
     @Override
     public void upload(MemorySegment src, DeviceBuffer dst) { staging.upload(src, dst); }
@@ -131,12 +141,12 @@ final class CudaContext implements Device {
 
     @Override
     public void zero(DeviceBuffer b, long bytes) {
-        CudaErrors.check(JCudaDriver.cuMemsetD8Async(b.ptr, (byte) 0, bytes, stream), "cuMemsetD8Async");
+        CudaErrors.check(JCudaDriver.cuMemsetD8Async(b.ptr.withByteOffset(b.offset), (byte) 0, bytes, stream), "cuMemsetD8Async");
     }
 
     /**
      * Queues kernel k on the stream. Arguments in kernel order: DeviceBuffer (a pointer), Long
-     * (long long), Integer (int or unsigned int bits), Float.
+     * (long long), Integer (int or unsigned int bits), Float, Double.
      */
     @Override
     public void launch(Kernel k, long grid, int block, Object... args) {
@@ -144,10 +154,11 @@ final class CudaContext implements Device {
         Pointer[] params = new Pointer[args.length];
         for (int i = 0; i < args.length; i++) {
             params[i] = switch (args[i]) {
-                case DeviceBuffer b -> Pointer.to(b.ptr);
+                case DeviceBuffer b -> Pointer.to(new long[] {b.address});   // the pointer's value (slices too)
                 case Long v -> Pointer.to(new long[] {v});
                 case Integer v -> Pointer.to(new int[] {v});
                 case Float v -> Pointer.to(new float[] {v});
+                case Double v -> Pointer.to(new double[] {v});
                 default -> throw new IllegalArgumentException("kernel argument " + i + " of " + k.entry + " has unsupported type " + args[i]);
             };
         }

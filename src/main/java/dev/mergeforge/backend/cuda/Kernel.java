@@ -25,13 +25,20 @@ enum Kernel {
     PHILOX_DROP("dare", "mf_philox_drop", "pliii"),
     ELECT_SIGN("ties", "mf_elect_sign", "pipl"),
     DISJOINT_MERGE("ties", "mf_disjoint_merge", "ppipipl"),
-    RELAX("aim", "mf_relax", "pppfilpl");
+    RELAX("aim", "mf_relax", "pppfilpl"),
+    RMSNORM("calib", "mf_rmsnorm", "ppdipl"),
+    ROPE("calib", "mf_rope", "ppppiil"),
+    ATTENTION("calib", "mf_attention", "ppppiiiifpl"),
+    SILU_MUL("calib", "mf_silu_mul", "ppl"),
+    BIAS_ADD("calib", "mf_bias_add", "ppll"),
+    ABS_SUM_COLS("calib", "mf_abs_sum_cols", "plip");
 
     final String module;
     final String entry;
     /**
      * Parameter kinds in order: p = device pointer, l = long long, i = 32-bit int or unsigned,
-     * f = float. PTX declares p and l as .u64, i as .u32/.s32, f as .f32 (checked by CudaPtxTest).
+     * f = float, d = double. PTX declares p and l as .u64, i as .u32/.s32, f as .f32, d as .f64
+     * (checked by CudaPtxTest).
      */
     final String signature;
 
@@ -48,6 +55,7 @@ enum Kernel {
             case Long v -> 'l';
             case Integer v -> 'i';
             case Float v -> 'f';
+            case Double v -> 'd';
             case null, default -> '?';
         };
     }

@@ -52,7 +52,7 @@ final class PinnedStaging implements AutoCloseable {
             // the buffer's previous copy must have left it before it is refilled
             CudaErrors.check(JCudaDriver.cuEventSynchronize(done[b]), "cuEventSynchronize (host to device copy)");
             MemorySegment.copy(src, off, seg[b], 0, len);
-            CudaErrors.check(JCudaDriver.cuMemcpyHtoDAsync(dst.ptr.withByteOffset(off), host[b], len, cx.stream), "cuMemcpyHtoDAsync");
+            CudaErrors.check(JCudaDriver.cuMemcpyHtoDAsync(dst.ptr.withByteOffset(dst.offset + off), host[b], len, cx.stream), "cuMemcpyHtoDAsync");
             CudaErrors.check(JCudaDriver.cuEventRecord(done[b], cx.stream), "cuEventRecord");
         }
     }
@@ -79,7 +79,7 @@ final class PinnedStaging implements AutoCloseable {
     private void queueDownload(DeviceBuffer src, long k, long n, int first) {
         int b = (int) ((first + k) & 1);
         long off = k * CHUNK, len = Math.min(CHUNK, n - off);
-        CudaErrors.check(JCudaDriver.cuMemcpyDtoHAsync(host[b], src.ptr.withByteOffset(off), len, cx.stream), "cuMemcpyDtoHAsync");
+        CudaErrors.check(JCudaDriver.cuMemcpyDtoHAsync(host[b], src.ptr.withByteOffset(src.offset + off), len, cx.stream), "cuMemcpyDtoHAsync");
         CudaErrors.check(JCudaDriver.cuEventRecord(done[b], cx.stream), "cuEventRecord");
     }
 

@@ -62,6 +62,7 @@ class CudaPtxTest {
                     case 'p', 'l' -> t.equals(".u64") || t.equals(".s64") || t.equals(".b64");
                     case 'i' -> t.equals(".u32") || t.equals(".s32") || t.equals(".b32");
                     case 'f' -> t.equals(".f32");
+                    case 'd' -> t.equals(".f64");
                     default -> false;
                 };
                 assertTrue(ok, k.entry + " parameter " + i + " is " + t + " in the PTX but '" + k.signature.charAt(i) + "' in Kernel");

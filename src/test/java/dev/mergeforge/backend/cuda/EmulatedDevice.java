@@ -17,6 +17,7 @@ import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -121,6 +122,7 @@ final class EmulatedDevice implements Device {
                     case Long x -> v.set(JAVA_LONG, 0, x);
                     case Integer x -> v.set(JAVA_INT, 0, x);
                     case Float x -> v.set(JAVA_FLOAT, 0, x);
+                    case Double x -> v.set(JAVA_DOUBLE, 0, x);
                     default -> throw new IllegalArgumentException("argument " + args[i]);
                 }
                 params.setAtIndex(ADDRESS, i, v);
