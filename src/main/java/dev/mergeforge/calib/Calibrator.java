@@ -43,8 +43,9 @@ public final class Calibrator {
      * @param threads  worker threads for the forward pass; 0 = all cores
      * @param cacheDir where results are cached; null = no cache
      * @param device   where the forward pass runs: "cpu", "cuda" or "cuda:N" (GPU N; products on
-     *                 cuBLAS). Self-sampling always runs on the CPU. The cache key leaves it out:
-     *                 the devices compute the same statistic, equal to rounding.
+     *                 cuBLAS). Self-sampling always runs on the CPU. The cache key holds the kind
+     *                 (cpu or cuda, not the GPU index): the devices agree only to rounding, and a
+     *                 CPU run must give the CPU's bits.
      */
     public record Settings(int samples, int seqLen, long seed, int threads, Path cacheDir, String device) {
         public Settings {
@@ -166,6 +167,7 @@ public final class Calibrator {
             throw new UncheckedIOException("cannot list " + modelDir + ": " + e.getMessage(), e);
         }
         k.append('\n').append(dataKey).append('\n').append(s.samples()).append(' ').append(s.seqLen());
+        if (!s.device().equals("cpu")) k.append("\ndevice cuda");  // CPU keys stay as before
         try {
             byte[] h = MessageDigest.getInstance("SHA-256").digest(k.toString().getBytes(StandardCharsets.UTF_8));
             return HexFormat.of().formatHex(h, 0, 8);

@@ -63,6 +63,11 @@ class CalibratorTest {
         assertEquals(k, Calibrator.cacheKey(model, "data:abc:8", s));
         assertNotEquals(k, Calibrator.cacheKey(model, "data:abd:8", s));
         assertNotEquals(k, Calibrator.cacheKey(model, "data:abc:8", s.withSamples(7)));
+        // CPU and CUDA statistics agree only to rounding: kept apart; GPUs of one machine share
+        Calibrator.Settings cuda0 = new Calibrator.Settings(s.samples(), s.seqLen(), s.seed(), s.threads(), null, "cuda:0");
+        Calibrator.Settings cuda1 = new Calibrator.Settings(s.samples(), s.seqLen(), s.seed(), s.threads(), null, "cuda:1");
+        assertNotEquals(k, Calibrator.cacheKey(model, "data:abc:8", cuda0));
+        assertEquals(Calibrator.cacheKey(model, "data:abc:8", cuda0), Calibrator.cacheKey(model, "data:abc:8", cuda1));
         Files.setLastModifiedTime(model.resolve("model.safetensors"), FileTime.fromMillis(12345));
         assertNotEquals(k, Calibrator.cacheKey(model, "data:abc:8", s));
     }
