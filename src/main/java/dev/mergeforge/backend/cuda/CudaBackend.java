@@ -34,6 +34,8 @@ import java.util.Optional;
  * <p>Ops are serialised (the backend's lock); only a prefetch's copies run beside them.
  */
 public class CudaBackend extends HostFallbacks {
+    private static final boolean PREFETCH = Boolean.parseBoolean(System.getProperty("mergeforge.cuda.prefetch", "true"));
+
     private final Device dev;
     private final DeviceBufferPool pool;
     private final DeviceOps ops;
@@ -117,9 +119,14 @@ public class CudaBackend extends HostFallbacks {
         }
     }
 
-    /** Not synchronized: the copies run outside the backend's lock (see {@link Prefetcher}). */
+    /**
+     * Not synchronized: the copies run outside the backend's lock (see {@link Prefetcher}).
+     * {@code -Dmergeforge.cuda.prefetch=false} turns prefetching off (to measure what it gains).
+     */
     @Override
-    public void prefetch(List<TensorView> views) { prefetcher.prefetch(views); }
+    public void prefetch(List<TensorView> views) {
+        if (PREFETCH) prefetcher.prefetch(views);
+    }
 
     // ---------------------------------------------------------------- conversion
 
