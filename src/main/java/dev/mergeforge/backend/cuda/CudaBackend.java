@@ -42,6 +42,8 @@ public class CudaBackend extends HostFallbacks {
     private final DeviceRankSelect rank;
     private final Residency residency;
     private final Prefetcher prefetcher;
+    /** After close nothing is resident: hostAccess and released have nothing to do (a pool may outlive the backend). */
+    private boolean closed;
 
     /** Opens GPU {@code device} (the N of {@code --device cuda:N}); throws with the reason when CUDA cannot run here. */
     public CudaBackend(int device) { this(open(device)); }
@@ -107,6 +109,7 @@ public class CudaBackend extends HostFallbacks {
 
     @Override
     public synchronized void hostAccess(Tile... tiles) {
+        if (closed) return;
         try (OpBuffers op = op()) {
             for (Tile t : tiles) residency.toHost(t, false);
         }
@@ -114,6 +117,7 @@ public class CudaBackend extends HostFallbacks {
 
     @Override
     public synchronized void released(Tile tile) {
+        if (closed) return;
         try (OpBuffers op = op()) {
             residency.forget(tile);
         }
@@ -366,6 +370,8 @@ public class CudaBackend extends HostFallbacks {
     public void close() {
         synchronized (prefetcher.copyLock) {
             synchronized (this) {
+                if (closed) return;
+                closed = true;
                 try {
                     dev.makeCurrent();
                     prefetcher.close();

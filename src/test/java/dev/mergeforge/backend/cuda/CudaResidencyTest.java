@@ -76,6 +76,19 @@ class CudaResidencyTest {
     }
 
     @Test
+    void aPoolThatOutlivesTheBackendCanStillReleaseItsTiles() {
+        TilePool pool;
+        Tile t;
+        try (CudaBackend be = new CudaBackend(new EmulatedDevice())) {
+            pool = new TilePool(Long.MAX_VALUE, be::released);
+            t = filled(pool, random(11));
+            be.scale(t, 2f, t);
+        }
+        pool.release(t);   // the listener runs after the backend closed: nothing is resident any more
+        pool.close();
+    }
+
+    @Test
     void aTileBorrowedAgainAfterReleaseReadsItsHostWrites() {
         try (CudaBackend be = new CudaBackend(new EmulatedDevice()); TilePool pool = new TilePool(Long.MAX_VALUE, be::released)) {
             float[] x = random(2);
