@@ -34,8 +34,10 @@ import java.util.concurrent.Future;
  * converted from their mapped files into pooled float32 tiles, the method merges them, AIM relaxes
  * the result if asked, and the result is stored straight into its slot of the output shard. In
  * memory at once: this tensor's inputs and working tiles, never the model. While a tensor merges,
- * a second thread pulls the next tensor's pages in from disk; finished inputs are dropped from
- * this process's resident memory.
+ * a second thread pulls the next tensor's pages in from disk and hands them to the backend's
+ * {@code prefetch} (the CUDA backend starts copying them to the GPU); finished inputs are dropped
+ * from this process's resident memory. The tile pool tells the backend of every release, so a
+ * backend that keeps its own copies of tiles forgets them before the memory is borrowed again.
  */
 public final class Merger {
 
