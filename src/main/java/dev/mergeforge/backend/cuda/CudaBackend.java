@@ -12,9 +12,9 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * The CUDA backend: every op of {@link dev.mergeforge.backend.Backend} as hand-written kernels
+ * The CUDA backend: the ops of {@link dev.mergeforge.backend.Backend} as hand-written kernels
  * (kernels/*.cu, PTX in the jar) launched through the JCuda driver API, giving the Java backend's
- * bits exactly.
+ * bits exactly; the few ops without a kernel run the Java code on the host ({@link HostFallbacks}).
  *
  * <p><b>Residency.</b> Tiles stay on the GPU between ops ({@link Residency}): {@code load} copies
  * a tensor's stored bytes (bf16/f16: half of float32) and widens them on the device, ops read and
