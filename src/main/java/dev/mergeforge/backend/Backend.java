@@ -226,6 +226,32 @@ public interface Backend extends AutoCloseable {
      */
     default Optional<DenseSolver> denseSolver() { return Optional.empty(); }
 
+    // ---------------------------------------------------------------- residency hooks (no-ops for host backends)
+
+    /**
+     * Call before reading or writing a tile's memory directly ({@link Tile#get}, {@link Tile#set},
+     * {@link Tile#data}) instead of through the ops. A backend that keeps tiles in its own memory
+     * (CUDA) copies their current values into the tile's memory and forgets its own copies, so the
+     * direct reads see the values the ops wrote and the next op sees the direct writes. Host backends
+     * do nothing.
+     */
+    default void hostAccess(Tile... tiles) {}
+
+    /**
+     * The caller is done with this tile: its values are dead and its memory may be reused for
+     * anything (a {@link dev.mergeforge.tensor.TilePool} calls it on release when made with this
+     * backend as its listener). A backend forgets its copies without copying them back.
+     */
+    default void released(Tile tile) {}
+
+    /**
+     * A hint that these tensors will be {@link #load}ed soon (called by the merge's read-ahead thread
+     * once their pages are in): a backend may start copying their stored bytes toward its own
+     * memory now, beside the ops of the current tensor. Thread-safe; loads of other tensors stay
+     * correct. Host backends do nothing.
+     */
+    default void prefetch(List<TensorView> views) {}
+
     @Override
     default void close() {}
 }

@@ -5,6 +5,8 @@ import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;
 import dev.mergeforge.tensor.TilePool;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Consumer;
 
 /**
@@ -18,4 +20,15 @@ public record MergeContext(Backend backend, TilePool pool, long seed, Consumer<S
     public void release(Tile t) { pool.release(t); }
 
     public void note(String message) { log.accept(message); }
+
+    /**
+     * Call before reading or writing these tiles' memory directly (Tile.get/set/data) rather than
+     * through the backend's ops: see {@link Backend#hostAccess}.
+     */
+    @SafeVarargs
+    public final void hostAccess(List<Tile>... groups) {
+        List<Tile> all = new ArrayList<>();
+        for (List<Tile> g : groups) all.addAll(g);
+        backend.hostAccess(all.toArray(Tile[]::new));
+    }
 }

@@ -38,8 +38,10 @@ import java.util.concurrent.Future;
  * converted from their mapped files into pooled float32 tiles, the method merges them, AIM relaxes
  * the result if asked, and the result is stored straight into its slot of the output shard. In
  * memory at once: this tensor's inputs and working tiles, never the model. While a tensor merges,
- * a second thread pulls the next tensor's pages in from disk; finished inputs are dropped from
- * this process's resident memory.
+ * a second thread pulls the next tensor's pages in from disk and hands them to the backend's
+ * {@code prefetch} (the CUDA backend starts copying them to the GPU); finished inputs are dropped
+ * from this process's resident memory. The tile pool tells the backend of every release, so a
+ * backend that keeps its own copies of tiles forgets them before the memory is borrowed again.
  */
 public final class Merger {
 
@@ -91,7 +93,7 @@ public final class Merger {
             return t;
         });
         try (OutputDir out = OutputDir.create(outputDir, o.overwrite(), inputDirs, shards.totalFileBytes());
-             TilePool pool = new TilePool()) {
+             TilePool pool = new TilePool(Long.MAX_VALUE, o.backend()::released)) {
             Map<String, StreamingWriter> writerOf = new HashMap<>();
             List<StreamingWriter> writers = new ArrayList<>();
             try {
@@ -103,10 +105,10 @@ public final class Merger {
                 }
                 MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
                 List<PlannedTensor> tensors = plan.tensors();
-                Future<?> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(o.backend(), tensors.getFirst(), o.allowNonFinite()));
+                Future<?> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(tensors.getFirst(), o));
                 for (int i = 0; i < tensors.size(); i++) {
                     ahead.get(); // tensor i's pages are in and its inputs are finite
-                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(o.backend(), tensors.get(i + 1), o.allowNonFinite())) : null;
+                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(tensors.get(i + 1), o)) : null;
                     PlannedTensor t = tensors.get(i);
                     mergeOne(ctx, plan.config().method(), t, writerOf.get(t.name()), o);
                     dropPages(t);
@@ -178,6 +180,7 @@ public final class Merger {
             if (o.aim() != null && base != null) o.aim().apply(be, t.name(), t.shape(), base, out);
             // the result in the output dtype, staged in the (now free) first model tile, then written
             if (models.isEmpty()) throw new IllegalStateException("no model tile to stage " + t.name() + " in");
+            be.released(models.getFirst());
             MemorySegment bytes = models.getFirst().data().asSlice(0, t.outBytes());
             be.store(out, t.outDtype(), bytes);
             writer.write(t.name(), bytes);
@@ -228,8 +231,13 @@ public final class Merger {
         return vs.stream().map(v -> slice(v, from, count)).toList();
     }
 
-    /** The read-ahead of one tensor: pulls its pages in and checks its inputs for NaN/Inf. */
-    private static java.util.concurrent.Callable<Void> readAhead(Backend be, PlannedTensor t, boolean allowNonFinite) {
+    /**
+     * The read-ahead of one tensor: pulls its pages in, checks its inputs for NaN/Inf, then lets the
+     * backend start copying them to its own memory while the current tensor merges.
+     */
+    private static java.util.concurrent.Callable<Void> readAhead(PlannedTensor t, Options o) {
+        boolean allowNonFinite = o.allowNonFinite();
+        Backend be = o.backend();
         return () -> {
             List<TensorView> views = new ArrayList<>(t.inputs());
             if (t.base() != null) views.add(t.base());
@@ -244,6 +252,7 @@ public final class Merger {
                     }
                 }
             }
+            if (!t.copyOnly()) o.backend().prefetch(views);
             return null;
         };
     }

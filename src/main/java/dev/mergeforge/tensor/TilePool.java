@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
  * Owns the float32 working memory of a merge. Tiles are borrowed for one tensor and returned;
@@ -13,6 +14,10 @@ import java.util.Map;
  * tensor needs, once. Closing the pool frees everything and refuses while tiles are out.
  *
  * <p>Thread-safe: the read-ahead thread borrows while the merge thread works.
+ *
+ * <p>A release listener (the backend's {@code released}) hears of every tile before its memory
+ * goes back to the free list, so a backend that keeps its own copy of a tile (CUDA) forgets it
+ * before the same memory can be borrowed again as another tile.
  */
 public final class TilePool implements AutoCloseable {
     private static final long ALIGN = 64;
@@ -22,17 +27,25 @@ public final class TilePool implements AutoCloseable {
     private final List<MemorySegment> free = new ArrayList<>();
     private final Map<MemorySegment, Boolean> out = new IdentityHashMap<>();
     private final long limitBytes;
+    private final Consumer<Tile> onRelease;
     private long allocatedBytes;
     private long peakOutBytes;
     private long outBytes;
     private boolean closed;
 
     /** @param limitBytes the most memory the pool may hold; a borrow past it throws */
-    public TilePool(long limitBytes) {
-        this.limitBytes = limitBytes;
-    }
+    public TilePool(long limitBytes) { this(limitBytes, t -> { }); }
 
     public TilePool() { this(Long.MAX_VALUE); }
+
+    /**
+     * @param limitBytes the most memory the pool may hold; a borrow past it throws
+     * @param onRelease  told of each tile being released, before its memory can be borrowed again
+     */
+    public TilePool(long limitBytes, Consumer<Tile> onRelease) {
+        this.limitBytes = limitBytes;
+        this.onRelease = onRelease;
+    }
 
     /** Borrows a tile of the given shape (contents undefined). */
     public synchronized Tile borrow(Shape shape) {
@@ -66,8 +79,13 @@ public final class TilePool implements AutoCloseable {
         return new Tile(best, shape);
     }
 
-    /** Returns a borrowed tile to the pool. */
-    public synchronized void release(Tile t) {
+    /** Returns a borrowed tile to the pool (the listener hears of it first, outside the pool's lock). */
+    public void release(Tile t) {
+        onRelease.accept(t);
+        free(t);
+    }
+
+    private synchronized void free(Tile t) {
         MemorySegment seg = null;
         for (MemorySegment s : out.keySet()) {
             if (s.address() == t.data().address()) { seg = s; break; }
@@ -78,7 +96,7 @@ public final class TilePool implements AutoCloseable {
         free.add(seg);
     }
 
-    public synchronized void releaseAll(List<Tile> tiles) {
+    public void releaseAll(List<Tile> tiles) {
         for (Tile t : tiles) if (t != null) release(t);
     }
 

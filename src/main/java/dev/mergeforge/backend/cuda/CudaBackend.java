@@ -1,8 +1,8 @@
 package dev.mergeforge.backend.cuda;
 
+import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.Philox;
-import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.io.TensorView;
@@ -10,24 +10,36 @@ import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Tile;
 
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.logging.Logger;
 
 /**
- * The CUDA backend: every op of {@link dev.mergeforge.backend.Backend} as hand-written kernels
+ * The CUDA backend: the ops of {@link dev.mergeforge.backend.Backend} as hand-written kernels
  * (kernels/*.cu, PTX in the jar) launched through the JCuda driver API, giving the Java backend's
- * bits exactly. Tiles live in host memory: each op copies its inputs to pooled device buffers
- * through pinned staging, runs its kernels on one stream and copies the result back. F32 and F64
- * load/store are plain copies or widenings and stay on the inherited Java path.
+ * bits exactly; the few ops without a kernel run the Java code on the host ({@link HostFallbacks}).
  *
- * <p>Ops are serialised (one stream, one set of staging buffers). The next step is a merge-level
- * device-resident pipeline (tensors kept on the GPU across a method's ops, reads, copies and
- * kernels overlapped on several streams); {@link DeviceOps} is already that layer's API.
+ * <p><b>Residency.</b> Tiles stay on the GPU between ops ({@link Residency}): {@code load} copies
+ * a tensor's stored bytes (bf16/f16: half of float32) and widens them on the device, ops read and
+ * write device buffers, and {@code store} narrows on the device and copies back only the stored
+ * bytes. A tile's values reach host memory only when host code asks: {@link #hostAccess} (methods
+ * that compute on tile memory themselves), an op without a kernel ({@link HostFallbacks}), a
+ * {@code load}/{@code store} that touches host memory overlapping a resident tile. A tile released
+ * to the pool ({@link #released}) is forgotten without a copy. Heap tiles ({@code Tile.ofArray}) are
+ * copied in and out on every op.
+ *
+ * <p><b>Streams.</b> Kernels and their copies run in order on the compute stream. The merge's
+ * read-ahead thread calls {@link #prefetch} for the next tensor: its stored bytes go to the GPU on
+ * a second stream through their own pinned staging ({@link Prefetcher}) while this tensor's
+ * kernels run; its {@code load} then only orders the compute stream after that copy. Results come
+ * back synchronously on the compute stream ({@code store} waits for its copy).
+ *
+ * <p>Ops are serialised (the backend's lock); only a prefetch's copies run beside them.
  */
-public class CudaBackend extends JavaBackend {
+public class CudaBackend extends HostFallbacks {
     private static final Logger LOG = Logger.getLogger(CudaBackend.class.getName());
+    private static final boolean PREFETCH = Boolean.parseBoolean(System.getProperty("mergeforge.cuda.prefetch", "true"));
+
     private final Device dev;
     private final DeviceBufferPool pool;
     private final DeviceOps ops;
@@ -35,17 +47,28 @@ public class CudaBackend extends JavaBackend {
     /** RegMean's cuBLAS/cuSOLVER algebra, made on first use (only RegMean needs cuSOLVER). */
     private CudaDenseSolver solver;
     private DeviceLapack lapack;
+    /** Where RegMean's dense algebra comes from: null = cuSOLVER/cuBLAS (checked on first use); tests give a host stand-in. */
+    private final java.util.function.Supplier<DeviceLapack> lapacks;
+    private final Residency residency;
+    private final Prefetcher prefetcher;
+    /** After close nothing is resident: hostAccess and released have nothing to do (a pool may outlive the backend). */
+    private boolean closed;
 
     /** Opens GPU {@code device} (the N of {@code --device cuda:N}); throws with the reason when CUDA cannot run here. */
     public CudaBackend(int device) { this(open(device)); }
 
     /** The backend on any {@link Device} (tests run it on a host emulator of the kernels). */
-    CudaBackend(Device dev) {
-        super(0);
+    CudaBackend(Device dev) { this(dev, null); }
+
+    /** On any device, with RegMean's dense algebra from {@code lapacks} (null: cuSOLVER/cuBLAS). */
+    CudaBackend(Device dev, java.util.function.Supplier<DeviceLapack> lapacks) {
         this.dev = dev;
+        this.lapacks = lapacks;
         this.pool = new DeviceBufferPool(dev);
         this.ops = new DeviceOps(dev, pool);
         this.rank = new DeviceRankSelect(ops);
+        this.residency = new Residency(dev, pool);
+        this.prefetcher = new Prefetcher(dev, pool, this);
     }
 
     private static Device open(int device) {
@@ -70,7 +93,13 @@ public class CudaBackend extends JavaBackend {
     public String describe() { return dev.describe(); }
 
     /** GPU memory the backend's buffer pool holds now. */
-    public long deviceBytes() { return pool.allocatedBytes(); }
+    public synchronized long deviceBytes() { return pool.allocatedBytes(); }
+
+    /** Tiles with a device copy now (tests). */
+    synchronized int residentTiles() { return residency.residentTiles(); }
+
+    /** Prefetched tensors not yet loaded (tests). */
+    synchronized int pendingPrefetches() { return prefetcher.pendingCount(); }
 
     DeviceOps deviceOps() { return ops; }
 
@@ -82,91 +111,126 @@ public class CudaBackend extends JavaBackend {
     @Override
     public synchronized Optional<DenseSolver> denseSolver() {
         if (solver == null) {
-            Optional<String> why = CudaDenseSolver.unavailableReason();
+            Optional<String> why = lapacks != null ? Optional.empty() : CudaDenseSolver.unavailableReason();
             if (why.isPresent()) {
                 throw new MergeforgeException("regmean: --backend cuda solves on the GPU with cuSOLVER, which is unavailable: " + why.get()
                         + "; or use --backend java to solve on the CPU");
             }
             dev.makeCurrent();
-            lapack = new CusolverLapack(dev.stream());
+            lapack = lapacks != null ? lapacks.get() : new CusolverLapack(dev.stream());
             solver = new CudaDenseSolver(dev, pool, lapack, this);
             LOG.info("regmean: float64 products and solves on " + solver.name());
         }
         return Optional.of(solver);
     }
 
-    // ---------------------------------------------------------------- one op's device buffers
+    /** The merger's input check reads the mapped stored bytes on the host: no tiles, nothing resident involved. */
+    @Override
+    public long firstNonFinite(TensorView v) { return super.firstNonFinite(v); }
 
-    /** The buffers of one op, returned to the pool when it ends (also on failure). */
-    private final class Op implements AutoCloseable {
-        private final List<DeviceBuffer> held = new ArrayList<>();
-
-        Op() { dev.makeCurrent(); }
-
-        DeviceBuffer buffer(long bytes, String what) {
-            DeviceBuffer b = pool.borrow(bytes, what);
-            held.add(b);
-            return b;
-        }
-
-        DeviceBuffer upload(MemorySegment src, String what) {
-            DeviceBuffer b = buffer(src.byteSize(), what);
-            dev.upload(src, b);
-            return b;
-        }
-
-        DeviceBuffer upload(Tile t) { return upload(t.data(), "tile " + t); }
-
-        List<DeviceBuffer> uploadAll(List<Tile> ts) {
-            List<DeviceBuffer> out = new ArrayList<>(ts.size());
-            for (Tile t : ts) out.add(upload(t));
-            return out;
-        }
-
-        DeviceBuffer keep(DeviceBuffer b) {
-            held.add(b);
-            return b;
-        }
-
-        void download(DeviceBuffer b, Tile t) { dev.download(b, t.data()); }
-
-        @Override public void close() { for (DeviceBuffer b : held) pool.release(b); }
+    /**
+     * Not fused here: the tile path already uploads only the stored bytes, keeps the tiles resident
+     * between the ops and downloads only the stored result (see docs/cuda.md).
+     */
+    @Override
+    public boolean combineStored(Combination c, List<TensorView> models, TensorView base, DType outDtype, MemorySegment dst) {
+        return false;
     }
+
+    /** The device buffers of one op, opened at its start (binding the device to the thread) and closed at its end. */
+    private OpBuffers op() { return new OpBuffers(dev, pool, residency); }
 
     private static void sameSize(Tile a, Tile b) {
         if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
     }
 
-    // ---------------------------------------------------------------- conversion
+    // ---------------------------------------------------------------- residency hooks
 
     @Override
-    public synchronized void load(TensorView src, Tile dst) {
-        boolean bf16 = src.dtype() == DType.BF16;
-        if (!(bf16 || src.dtype() == DType.F16) || src.numel() != dst.size() || dst.size() == 0) {
-            super.load(src, dst);   // F32/F64 copies, size and dtype errors
-            return;
-        }
-        try (Op op = new Op()) {
-            DeviceBuffer s = op.upload(src.data(), "tensor " + src.name());
-            DeviceBuffer d = op.buffer(4 * dst.size(), "tile " + dst);
-            ops.load16(bf16, s, d, dst.size());
-            op.download(d, dst);
+    synchronized void onHost(List<Tile> reads, List<Tile> writes) {
+        try (OpBuffers op = op()) {
+            for (Tile t : reads) residency.toHost(t, true);
+            for (Tile t : writes) residency.toHost(t, false);
         }
     }
 
     @Override
+    public synchronized void hostAccess(Tile... tiles) {
+        if (closed) return;
+        try (OpBuffers op = op()) {
+            for (Tile t : tiles) residency.toHost(t, false);
+        }
+    }
+
+    @Override
+    public synchronized void released(Tile tile) {
+        if (closed) return;
+        try (OpBuffers op = op()) {
+            residency.forget(tile);
+        }
+    }
+
+    /**
+     * Not synchronized: the copies run outside the backend's lock (see {@link Prefetcher}).
+     * {@code -Dmergeforge.cuda.prefetch=false} turns prefetching off (to measure what it gains).
+     */
+    @Override
+    public void prefetch(List<TensorView> views) {
+        if (PREFETCH) prefetcher.prefetch(views);
+    }
+
+    // ---------------------------------------------------------------- conversion
+
+    /** bf16/f16: the stored bytes copied (or prefetched) and widened on the device; f32: copied as they are; f64 on the host. */
+    @Override
+    public synchronized void load(TensorView src, Tile dst) {
+        DType dt = src.dtype();
+        boolean narrow = dt == DType.BF16 || dt == DType.F16;
+        if (!(narrow || dt == DType.F32) || src.numel() != dst.size() || dst.size() == 0) {
+            onHost(List.of(), List.of(dst));
+            super.load(src, dst);   // F64 widening, size and dtype errors
+            return;
+        }
+        try (OpBuffers op = op()) {
+            residency.settle(src.data());   // (a view over tile memory reads the tile's current values)
+            DeviceBuffer s = prefetcher.claim(src);
+            if (!narrow && Residency.kept(dst)) {
+                // f32: the stored bytes are the values, so the prefetched buffer becomes the tile's
+                if (s != null) residency.adopt(dst, s);
+                else dev.upload(src.data(), residency.write(dst));
+                return;
+            }
+            if (s != null) {
+                op.keep(s);
+            } else {
+                s = op.temp(src.data().byteSize(), "tensor " + src.name());
+                dev.upload(src.data(), s);
+            }
+            if (narrow) ops.load16(dt == DType.BF16, s, op.write(dst), dst.size());
+            else dev.download(s, dst.data());   // f32 into a heap tile
+        }
+    }
+
+    /** bf16/f16: narrowed on the device, only the stored bytes copied back; f32: copied back; f64 on the host. */
+    @Override
     public synchronized void store(Tile src, DType dtype, MemorySegment dst) {
         long n = src.size();
-        boolean bf16 = dtype == DType.BF16;
-        if (!(bf16 || dtype == DType.F16) || dst.byteSize() != n * dtype.byteSize() || n == 0) {
+        boolean narrow = dtype == DType.BF16 || dtype == DType.F16;
+        if (!(narrow || dtype == DType.F32) || dst.byteSize() != n * dtype.byteSize() || n == 0) {
+            onHost(List.of(src), List.of());
             super.store(src, dtype, dst);
             return;
         }
-        try (Op op = new Op()) {
-            DeviceBuffer s = op.upload(src);
-            DeviceBuffer d = op.buffer(2 * n, "stored " + dtype);
-            ops.store16(bf16, s, d, n);
-            dev.download(d, dst);
+        try (OpBuffers op = op()) {
+            residency.settle(dst);   // host memory of a tile is about to be overwritten
+            DeviceBuffer s = op.read(src);
+            if (narrow) {
+                DeviceBuffer d = op.temp(2 * n, "stored " + dtype);
+                ops.store16(dtype == DType.BF16, s, d, n);
+                dev.download(d, dst);
+            } else {
+                dev.download(s, dst);
+            }
         }
     }
 
@@ -176,10 +240,9 @@ public class CudaBackend extends JavaBackend {
     public synchronized void sub(Tile a, Tile b, Tile out) {
         sameSize(a, b); sameSize(a, out);
         if (a.size() == 0) return;
-        try (Op op = new Op()) {
-            DeviceBuffer da = op.upload(a), db = op.upload(b);
-            ops.sub(da, db, da, a.size());
-            op.download(da, out);
+        try (OpBuffers op = op()) {
+            DeviceBuffer da = op.read(a), db = op.read(b);
+            ops.sub(da, db, op.write(out), a.size());
         }
     }
 
@@ -187,10 +250,9 @@ public class CudaBackend extends JavaBackend {
     public synchronized void add(Tile a, Tile b, Tile out) {
         sameSize(a, b); sameSize(a, out);
         if (a.size() == 0) return;
-        try (Op op = new Op()) {
-            DeviceBuffer da = op.upload(a), db = op.upload(b);
-            ops.add(da, db, da, a.size());
-            op.download(da, out);
+        try (OpBuffers op = op()) {
+            DeviceBuffer da = op.read(a), db = op.read(b);
+            ops.add(da, db, op.write(out), a.size());
         }
     }
 
@@ -198,10 +260,9 @@ public class CudaBackend extends JavaBackend {
     public synchronized void scale(Tile x, float s, Tile out) {
         sameSize(x, out);
         if (x.size() == 0) return;
-        try (Op op = new Op()) {
-            DeviceBuffer d = op.upload(x);
-            ops.scale(d, s, d, x.size());
-            op.download(d, out);
+        try (OpBuffers op = op()) {
+            DeviceBuffer d = op.read(x);
+            ops.scale(d, s, op.write(out), x.size());
         }
     }
 
@@ -209,10 +270,9 @@ public class CudaBackend extends JavaBackend {
     public synchronized void axpy(float alpha, Tile x, Tile y) {
         sameSize(x, y);
         if (x.size() == 0) return;
-        try (Op op = new Op()) {
-            DeviceBuffer dx = op.upload(x), dy = op.upload(y);
-            ops.axpy(alpha, dx, dy, x.size());
-            op.download(dy, y);
+        try (OpBuffers op = op()) {
+            DeviceBuffer dx = op.read(x);
+            ops.axpy(alpha, dx, op.update(y), x.size());
         }
     }
 
@@ -221,12 +281,10 @@ public class CudaBackend extends JavaBackend {
         if (xs.isEmpty() || xs.size() != w.length) throw new IllegalArgumentException("weightedSum needs one weight per input, got " + xs.size() + " inputs and " + w.length + " weights");
         for (Tile t : xs) sameSize(t, out);
         if (out.size() == 0) return;
-        try (Op op = new Op()) {
-            List<DeviceBuffer> in = op.uploadAll(xs);
+        try (OpBuffers op = op()) {
+            List<DeviceBuffer> in = op.readAll(xs);
             DeviceBuffer ptrs = op.keep(ops.pointerArray(in)), dw = op.keep(ops.floatArray(w));
-            DeviceBuffer d = op.buffer(4 * out.size(), "tile " + out);
-            ops.weightedSum(ptrs, dw, xs.size(), d, out.size());
-            op.download(d, out);
+            ops.weightedSum(ptrs, dw, xs.size(), op.write(out), out.size());
         }
     }
 
@@ -234,10 +292,9 @@ public class CudaBackend extends JavaBackend {
     public synchronized void lerp(Tile a, Tile b, float t, Tile out) {
         sameSize(a, b); sameSize(a, out);
         if (a.size() == 0) return;
-        try (Op op = new Op()) {
-            DeviceBuffer da = op.upload(a), db = op.upload(b);
-            ops.lerp(da, db, t, da, a.size());
-            op.download(da, out);
+        try (OpBuffers op = op()) {
+            DeviceBuffer da = op.read(a), db = op.read(b);
+            ops.lerp(da, db, t, op.write(out), a.size());
         }
     }
 
@@ -246,16 +303,16 @@ public class CudaBackend extends JavaBackend {
     @Override
     public synchronized double sumAbs(Tile x) {
         if (x.size() == 0) return 0.0;
-        try (Op op = new Op()) {
-            return ops.sumAbs(op.upload(x), x.size());
+        try (OpBuffers op = op()) {
+            return ops.sumAbs(op.read(x), x.size());
         }
     }
 
     @Override
     public synchronized double sumSquares(Tile x) {
         if (x.size() == 0) return 0.0;
-        try (Op op = new Op()) {
-            return ops.sumSquares(op.upload(x), x.size());
+        try (OpBuffers op = op()) {
+            return ops.sumSquares(op.read(x), x.size());
         }
     }
 
@@ -263,8 +320,8 @@ public class CudaBackend extends JavaBackend {
     public synchronized double dot(Tile a, Tile b) {
         sameSize(a, b);
         if (a.size() == 0) return 0.0;
-        try (Op op = new Op()) {
-            return ops.dot(op.upload(a), op.upload(b), a.size());
+        try (OpBuffers op = op()) {
+            return ops.dot(op.read(a), op.read(b), a.size());
         }
     }
 
@@ -276,13 +333,12 @@ public class CudaBackend extends JavaBackend {
         long f = Math.max(0, from), t = Math.min(n, to);
         // nothing kept, or everything kept: no selection needed (the Java path zeroes or returns)
         if (t <= f || (f == 0 && t == n)) {
+            onHost(List.of(x), List.of(x));
             super.keepRankRange(x, from, to);
             return;
         }
-        try (Op op = new Op()) {
-            DeviceBuffer d = op.upload(x);
-            rank.keepRankRange(d, n, f, t);
-            op.download(d, x);
+        try (OpBuffers op = op()) {
+            rank.keepRankRange(op.update(x), n, f, t);
         }
     }
 
@@ -290,8 +346,8 @@ public class CudaBackend extends JavaBackend {
     public synchronized void dropRescale(Tile x, float density, long key, Rescale mode) {
         long n = x.size();
         if (n == 0) return;
-        try (Op op = new Op()) {
-            DeviceBuffer d = op.upload(x);
+        try (OpBuffers op = op()) {
+            DeviceBuffer d = op.update(x);
             double before = mode == Rescale.L1 ? ops.sumAbs(d, n) : 0.0;
             ops.philoxDrop(d, n, key, Philox.threshold24(density));
             switch (mode) {
@@ -304,7 +360,6 @@ public class CudaBackend extends JavaBackend {
                     if (!(before < 1e-7 || after < 1e-7)) ops.scale(d, (float) (before / after), d, n);
                 }
             }
-            op.download(d, x);
         }
     }
 
@@ -314,14 +369,13 @@ public class CudaBackend extends JavaBackend {
     public synchronized void electSign(List<Tile> weighted, Tile sign) {
         for (Tile t : weighted) sameSize(t, sign);
         if (weighted.isEmpty() || sign.size() == 0) {
+            onHost(weighted, List.of(sign));
             super.electSign(weighted, sign);
             return;
         }
-        try (Op op = new Op()) {
-            DeviceBuffer ptrs = op.keep(ops.pointerArray(op.uploadAll(weighted)));
-            DeviceBuffer s = op.buffer(4 * sign.size(), "sign tile");
-            ops.electSign(ptrs, weighted.size(), s, sign.size());
-            op.download(s, sign);
+        try (OpBuffers op = op()) {
+            DeviceBuffer ptrs = op.keep(ops.pointerArray(op.readAll(weighted)));
+            ops.electSign(ptrs, weighted.size(), op.write(sign), sign.size());
         }
     }
 
@@ -331,13 +385,11 @@ public class CudaBackend extends JavaBackend {
         for (Tile t : weighted) sameSize(t, out);
         sameSize(sign, out);
         if (out.size() == 0) return;
-        try (Op op = new Op()) {
-            List<DeviceBuffer> in = op.uploadAll(weighted);
+        try (OpBuffers op = op()) {
+            List<DeviceBuffer> in = op.readAll(weighted);
             DeviceBuffer ptrs = op.keep(ops.pointerArray(in)), dw = op.keep(ops.floatArray(w));
-            DeviceBuffer s = op.upload(sign);
-            DeviceBuffer d = op.buffer(4 * out.size(), "tile " + out);
-            ops.disjointMerge(ptrs, dw, weighted.size(), s, normalize, d, out.size());
-            op.download(d, out);
+            DeviceBuffer s = op.read(sign);
+            ops.disjointMerge(ptrs, dw, weighted.size(), s, normalize, op.write(out), out.size());
         }
     }
 
@@ -350,26 +402,35 @@ public class CudaBackend extends JavaBackend {
         long channels = axis.channels(n, cols);
         // a zero-width axis (the Java path reports it) or an importance/shape mismatch (the Java path's message)
         if (n == 0 || cols == 0 || importance.size() != channels) {
+            onHost(List.of(base, merged, importance), List.of(out));
             super.relax(base, merged, importance, omega, axis, out);
             return;
         }
-        try (Op op = new Op()) {
-            DeviceBuffer b = op.upload(base), m = op.upload(merged), im = op.upload(importance);
-            ops.relax(b, m, im, omega, axis, cols, m, n);
-            op.download(m, out);
+        try (OpBuffers op = op()) {
+            DeviceBuffer b = op.read(base), m = op.read(merged), im = op.read(importance);
+            ops.relax(b, m, im, omega, axis, cols, op.write(out), n);
         }
     }
 
+    /** Drops prefetches and device copies (values only on the device are lost: store what you need first), then the GPU. */
     @Override
-    public synchronized void close() {
-        try {
-            dev.makeCurrent();
-            dev.sync();
-            if (lapack != null) lapack.close();
-            pool.close();
-        } finally {
-            dev.close();
-            super.close();
+    public void close() {
+        synchronized (prefetcher.copyLock) {
+            synchronized (this) {
+                if (closed) return;
+                closed = true;
+                try {
+                    dev.makeCurrent();
+                    prefetcher.close();
+                    residency.clear();
+                    if (lapack != null) lapack.close();
+                    dev.sync();
+                    pool.close();
+                } finally {
+                    dev.close();
+                    super.close();
+                }
+            }
         }
     }
 }

@@ -139,17 +139,28 @@ public final class CudaBench {
         }
     }
 
-    /** sub and keepRankRange with host tiles in and out: what a merge pays today, next to the Java backend. */
+    /**
+     * sub and keepRankRange on pool-like (native) tiles next to the Java backend: "host" rows bring
+     * every tile back to host memory after each run (what every op paid before residency: inputs
+     * up, result down), "resident" rows leave them on the device.
+     */
     private static void endToEnd(CudaBackend cuda, long n, PrintStream out, Arena arena) {
         Tile a = randomTile(n, 5, arena), b = randomTile(n, 6, arena), o = new Tile(arena.allocate(4 * n, 64), Shape.of(n));
         try (JavaBackend java = new JavaBackend()) {
-            out.println(String.format(Locale.ROOT, "%-24s %12s %12s", "end to end (host tiles)", "cuda ms", "java ms"));
+            out.println(String.format(Locale.ROOT, "%-24s %12s %12s %12s", "end to end", "cuda host", "cuda resident", "java ms"));
             for (Backend be : List.of(cuda, java)) be.sub(a, b, o); // warm-up
-            double cs = wall(() -> cuda.sub(a, b, o)), js = wall(() -> java.sub(a, b, o));
-            out.println(String.format(Locale.ROOT, "%-24s %12.1f %12.1f", "sub", cs, js));
-            double ck = wall(() -> { cuda.sub(a, b, o); cuda.keepRankRange(o, 0, n / 5); });
+            cuda.hostAccess(a, b, o);
+            double ch = wall(() -> { cuda.sub(a, b, o); cuda.hostAccess(a, b, o); });
+            cuda.sub(a, b, o);
+            double cr = wall(() -> cuda.sub(a, b, o)), js = wall(() -> java.sub(a, b, o));
+            out.println(String.format(Locale.ROOT, "%-24s %12.1f %12.1f %12.1f", "sub", ch, cr, js));
+            cuda.hostAccess(a, b, o);
+            double kh = wall(() -> { cuda.sub(a, b, o); cuda.keepRankRange(o, 0, n / 5); cuda.hostAccess(a, b, o); });
+            cuda.sub(a, b, o);
+            double kr = wall(() -> { cuda.sub(a, b, o); cuda.keepRankRange(o, 0, n / 5); });
+            cuda.hostAccess(a, b, o);
             double jk = wall(() -> { java.sub(a, b, o); java.keepRankRange(o, 0, n / 5); });
-            out.println(String.format(Locale.ROOT, "%-24s %12.1f %12.1f", "sub + keepRankRange", ck, jk));
+            out.println(String.format(Locale.ROOT, "%-24s %12.1f %12.1f %12.1f", "sub + keepRankRange", kh, kr, jk));
         }
     }
 

@@ -5,9 +5,13 @@ import dev.mergeforge.errors.MergeforgeException;
 import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUresult;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
 import jcuda.driver.JCudaDriver;
 
 import java.io.IOException;
@@ -24,9 +28,11 @@ import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
 
 /**
  * One GPU as the backend uses it, through JCuda: the device's primary context (shared with
- * cuBLAS), one stream every op is queued on, the PTX modules of the jar loaded with
- * cuModuleLoadData, and pinned staging for copies. Owns all of them; {@link #close} unloads and
- * releases in reverse order.
+ * cuBLAS), a compute stream every op is queued on (ordered with the legacy default stream, as
+ * before) and a non-blocking copy stream for prefetching uploads, the PTX modules of the jar loaded with
+ * cuModuleLoadData, and pinned staging for each stream. Owns all of them; {@link #close} unloads
+ * and releases in reverse order. Events between the streams are cuEventRecord /
+ * cuStreamWaitEvent, so neither stream blocks the host to wait for the other.
  */
 final class CudaContext implements Device {
     final int ordinal;
@@ -35,10 +41,11 @@ final class CudaContext implements Device {
     private final CUdevice device = new CUdevice();
     private final CUcontext context = new CUcontext();
     final StreamPtr stream = new StreamPtr();
+    private final CUstream copyStream = new CUstream();
     private final List<CUmodule> modules = new ArrayList<>();
     private final Map<Kernel, CUfunction> functions = new EnumMap<>(Kernel.class);
-    private boolean retained, streamCreated;
-    private PinnedStaging staging;
+    private boolean retained, streamCreated, copyStreamCreated;
+    private PinnedStaging staging, copyStaging;
 
     CudaContext(int ordinal) {
         this.ordinal = ordinal;
@@ -52,8 +59,10 @@ final class CudaContext implements Device {
             CudaErrors.check(JCudaDriver.cuDevicePrimaryCtxRetain(context, device), "cuDevicePrimaryCtxRetain(cuda:" + ordinal + ")");
             retained = true;
             makeCurrent();
-            CudaErrors.check(JCudaDriver.cuStreamCreate(stream, 0), "cuStreamCreate");
+            CudaErrors.check(JCudaDriver.cuStreamCreate(stream, 0), "cuStreamCreate (compute)");
             streamCreated = true;
+            CudaErrors.check(JCudaDriver.cuStreamCreate(copyStream, CUstream_flags.CU_STREAM_NON_BLOCKING), "cuStreamCreate (copy)");
+            copyStreamCreated = true;
             byte[] name = new byte[256];
             CudaErrors.check(JCudaDriver.cuDeviceGetName(name, name.length, device), "cuDeviceGetName");
             int len = 0;
@@ -63,7 +72,8 @@ final class CudaContext implements Device {
             CudaErrors.check(JCudaDriver.cuDeviceTotalMem(mem, device), "cuDeviceTotalMem");
             this.totalMemory = mem[0];
             loadModules();
-            staging = new PinnedStaging(this);
+            staging = new PinnedStaging(stream);
+            copyStaging = new PinnedStaging(copyStream);
         } catch (RuntimeException e) {
             close();
             throw e;
@@ -137,7 +147,40 @@ final class CudaContext implements Device {
     public void upload(MemorySegment src, DeviceBuffer dst) { staging.upload(src, dst); }
 
     @Override
+    public void prefetchUpload(MemorySegment src, DeviceBuffer dst) { copyStaging.upload(src, dst); }
+
+    @Override
     public void download(DeviceBuffer src, MemorySegment dst) { staging.download(src, dst); }
+
+    /** A JCuda event recorded on one of this context's streams. */
+    private record CudaEvent(CUevent event) implements Event {}
+
+    private CUstream streamOf(Stream s) {
+        return switch (s) {
+            case COMPUTE -> stream;
+            case COPY -> copyStream;
+        };
+    }
+
+    @Override
+    public Event record(Stream s) {
+        CUevent e = new CUevent();
+        CudaErrors.check(JCudaDriver.cuEventCreate(e, CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+        int rc = JCudaDriver.cuEventRecord(e, streamOf(s));
+        if (rc != CUresult.CUDA_SUCCESS) {
+            JCudaDriver.cuEventDestroy(e);
+            CudaErrors.check(rc, "cuEventRecord (" + s + " stream)");
+        }
+        return new CudaEvent(e);
+    }
+
+    @Override
+    public void await(Stream waiter, Event e) {
+        CudaErrors.check(JCudaDriver.cuStreamWaitEvent(streamOf(waiter), ((CudaEvent) e).event(), 0), "cuStreamWaitEvent (" + waiter + " stream)");
+    }
+
+    @Override
+    public void destroy(Event e) { CudaErrors.check(JCudaDriver.cuEventDestroy(((CudaEvent) e).event()), "cuEventDestroy"); }
 
     @Override
     public void zero(DeviceBuffer b, long bytes) {
@@ -171,12 +214,19 @@ final class CudaContext implements Device {
     public void close() {
         // best effort: after a sticky CUDA error the context may refuse even this; release the rest anyway
         if (retained) JCudaDriver.cuCtxSetCurrent(context);
+        // pinned buffers may still be read by queued copies: let both streams drain first
+        if (streamCreated) JCudaDriver.cuStreamSynchronize(stream);
+        if (copyStreamCreated) JCudaDriver.cuStreamSynchronize(copyStream);
         if (staging != null) staging.close();
+        if (copyStaging != null) copyStaging.close();
         staging = null;
+        copyStaging = null;
         for (CUmodule m : modules) JCudaDriver.cuModuleUnload(m);
         modules.clear();
         if (streamCreated) JCudaDriver.cuStreamDestroy(stream);
+        if (copyStreamCreated) JCudaDriver.cuStreamDestroy(copyStream);
         streamCreated = false;
+        copyStreamCreated = false;
         if (retained) JCudaDriver.cuDevicePrimaryCtxRelease(device);
         retained = false;
     }

@@ -9,9 +9,9 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * Owns the GPU memory of one backend: buffers are borrowed for one op and returned, reused best
- * fit by capacity, so a merge allocates about what its largest op needs, once. When cuMemAlloc
- * runs out of memory the free buffers are released and the allocation retried. Closing frees
+ * Owns the GPU memory of one backend: buffers are borrowed (for one op, or for as long as a tile
+ * stays resident) and returned, reused best fit by capacity, so a merge allocates about what its
+ * working tiles need, once. When cuMemAlloc runs out of memory the free buffers are released and the allocation retried. Closing frees
  * everything and refuses while buffers are out. Not thread-safe: the backend serialises ops.
  */
 final class DeviceBufferPool implements AutoCloseable {
@@ -27,6 +27,13 @@ final class DeviceBufferPool implements AutoCloseable {
 
     /** A buffer of at least {@code bytes} bytes (contents undefined); {@code what} names it in errors. */
     DeviceBuffer borrow(long bytes, String what) {
+        DeviceBuffer b = tryBorrow(bytes);
+        if (b == null) CudaErrors.check(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "cuMemAlloc of " + bytes + " bytes for " + what);
+        return b;
+    }
+
+    /** Like {@link #borrow}, but null when the device is out of memory (for work that is optional, like prefetching). */
+    DeviceBuffer tryBorrow(long bytes) {
         if (closed) throw new IllegalStateException("device buffer pool is closed");
         long need = Math.max(ALIGN, (bytes + ALIGN - 1) / ALIGN * ALIGN);
         DeviceBuffer best = null;
@@ -36,20 +43,20 @@ final class DeviceBufferPool implements AutoCloseable {
         if (best != null && best.capacity <= need * 2 + (1 << 20)) {
             free.remove(best);
         } else {
-            best = allocate(need, what);
+            best = allocate(need);
+            if (best == null) return null;
         }
         out.add(best);
         return best;
     }
 
-    private DeviceBuffer allocate(long need, String what) {
+    private DeviceBuffer allocate(long need) {
         DeviceBuffer b = dev.tryAllocate(need);
         if (b == null && !free.isEmpty()) {
             releaseFree();
             b = dev.tryAllocate(need);
         }
-        if (b == null) CudaErrors.check(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "cuMemAlloc of " + need + " bytes for " + what);
-        allocatedBytes += need;
+        if (b != null) allocatedBytes += need;
         return b;
     }
 

@@ -3,6 +3,7 @@ package dev.mergeforge.backend.cuda;
 import jcuda.Pointer;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUevent_flags;
+import jcuda.driver.CUstream;
 import jcuda.driver.JCudaDriver;
 
 import java.lang.foreign.MemorySegment;
@@ -10,12 +11,14 @@ import java.lang.foreign.MemorySegment;
 /**
  * Two page-locked host buffers that carry tiles to and from the GPU in chunks: while the DMA engine
  * moves chunk k out of one buffer, the CPU fills the other with chunk k+1 (and the reverse on the
- * way back). An event per buffer says when its last copy has finished.
+ * way back). An event per buffer says when its last copy has finished. One instance serves one
+ * stream and one thread at a time: the context has one for the compute stream and one for the
+ * copy stream the prefetches run on.
  */
 final class PinnedStaging implements AutoCloseable {
     static final long CHUNK = 16L << 20;
 
-    private final CudaContext cx;
+    private final CUstream stream;
     private final Pointer[] host = new Pointer[2];
     private final MemorySegment[] seg = new MemorySegment[2];
     private final CUevent[] done = {new CUevent(), new CUevent()};
@@ -23,8 +26,8 @@ final class PinnedStaging implements AutoCloseable {
     /** The buffer the next chunk uses: consecutive copies alternate, also across calls. */
     private int next;
 
-    PinnedStaging(CudaContext cx) {
-        this.cx = cx;
+    PinnedStaging(CUstream stream) {
+        this.stream = stream;
         try {
             for (int b = 0; b < 2; b++) {
                 host[b] = new Pointer();
@@ -52,8 +55,8 @@ final class PinnedStaging implements AutoCloseable {
             // the buffer's previous copy must have left it before it is refilled
             CudaErrors.check(JCudaDriver.cuEventSynchronize(done[b]), "cuEventSynchronize (host to device copy)");
             MemorySegment.copy(src, off, seg[b], 0, len);
-            CudaErrors.check(JCudaDriver.cuMemcpyHtoDAsync(dst.ptr.withByteOffset(dst.offset + off), host[b], len, cx.stream), "cuMemcpyHtoDAsync");
-            CudaErrors.check(JCudaDriver.cuEventRecord(done[b], cx.stream), "cuEventRecord");
+            CudaErrors.check(JCudaDriver.cuMemcpyHtoDAsync(dst.ptr.withByteOffset(dst.offset + off), host[b], len, stream), "cuMemcpyHtoDAsync");
+            CudaErrors.check(JCudaDriver.cuEventRecord(done[b], stream), "cuEventRecord");
         }
     }
 
@@ -79,8 +82,8 @@ final class PinnedStaging implements AutoCloseable {
     private void queueDownload(DeviceBuffer src, long k, long n, int first) {
         int b = (int) ((first + k) & 1);
         long off = k * CHUNK, len = Math.min(CHUNK, n - off);
-        CudaErrors.check(JCudaDriver.cuMemcpyDtoHAsync(host[b], src.ptr.withByteOffset(src.offset + off), len, cx.stream), "cuMemcpyDtoHAsync");
-        CudaErrors.check(JCudaDriver.cuEventRecord(done[b], cx.stream), "cuEventRecord");
+        CudaErrors.check(JCudaDriver.cuMemcpyDtoHAsync(host[b], src.ptr.withByteOffset(src.offset + off), len, stream), "cuMemcpyDtoHAsync");
+        CudaErrors.check(JCudaDriver.cuEventRecord(done[b], stream), "cuEventRecord");
     }
 
     @Override

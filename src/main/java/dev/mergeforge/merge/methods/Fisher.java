@@ -40,6 +40,8 @@ public record Fisher(boolean normalize, double epsilon) implements MergeMethod {
         double[] k = coefficients(in);
         List<Tile> th = in.models(), f = in.stats();
         float eps = (float) epsilon;
+        // the loop below reads and writes tile memory itself, not through the backend's ops
+        ctx.hostAccess(th, f, List.of(out));
         PAR.forRange(out.size(), (lo, hi) -> {
             for (long e = lo; e < hi; e++) {
                 double num = 0, den = 0;

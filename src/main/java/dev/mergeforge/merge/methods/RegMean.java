@@ -57,6 +57,8 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
         }
         int rows = Math.toIntExact(out.shape().dim(0)), n = Math.toIntExact(out.shape().dim(1));
         DenseSolver solver = solver(ctx.backend());
+        // the float64 solve reads and writes tile memory itself, not through the backend's ops
+        ctx.hostAccess(in.models(), in.stats(), List.of(out));
         double[] b = new double[n * rows];
         for (int i = 0; i < w.length; i++) {
             if (w[i] == 0f) continue;

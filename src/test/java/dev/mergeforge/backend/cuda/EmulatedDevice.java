@@ -14,6 +14,9 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.TimeUnit;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
@@ -27,6 +30,10 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * kernels/host/mf_emulator.cpp, built here with g++ and called with cuLaunchKernel's parameter
  * convention. Device memory is host memory, filled with 0xA5 garbage when allocated so that a
  * kernel reading bytes nobody wrote shows up as a mismatch.
+ *
+ * <p>Everything runs at once in call order, so both streams and their events are trivially
+ * satisfied; the events are still counted so a test can check that every one is destroyed. Bytes
+ * copied each way are counted (the prefetching copy stream separately), to check what stays resident.
  */
 final class EmulatedDevice implements Device {
     private static Optional<String> buildError;
@@ -35,6 +42,8 @@ final class EmulatedDevice implements Device {
     private final Arena libArena = Arena.ofShared();
     private final MethodHandle launch;
     private final Map<Long, Arena> buffers = new HashMap<>();
+    private final AtomicLong toDevice = new AtomicLong(), prefetched = new AtomicLong(), toHost = new AtomicLong();
+    private final Set<Event> liveEvents = ConcurrentHashMap.newKeySet();
 
     /** Builds the emulator once; empty when it is ready, else why not (no g++, compile error). */
     static synchronized Optional<String> unavailableReason() {
@@ -92,12 +101,53 @@ final class EmulatedDevice implements Device {
     public void upload(MemorySegment src, DeviceBuffer dst) {
         if (src.byteSize() > dst.capacity) throw new IllegalArgumentException(src.byteSize() + " bytes do not fit " + dst);
         MemorySegment.copy(src, 0, seg(dst), 0, src.byteSize());
+        toDevice.addAndGet(src.byteSize());
+    }
+
+    @Override
+    public void prefetchUpload(MemorySegment src, DeviceBuffer dst) {
+        upload(src, dst);
+        prefetched.addAndGet(src.byteSize());
     }
 
     @Override
     public void download(DeviceBuffer src, MemorySegment dst) {
         if (dst.byteSize() > src.capacity) throw new IllegalArgumentException(dst.byteSize() + " bytes requested from " + src);
         MemorySegment.copy(seg(src), 0, dst, 0, dst.byteSize());
+        toHost.addAndGet(dst.byteSize());
+    }
+
+    /** Bytes copied host to device on either stream, on the copy stream only, and device to host, since the last reset. */
+    long bytesToDevice() { return toDevice.get(); }
+
+    long bytesPrefetched() { return prefetched.get(); }
+
+    long bytesToHost() { return toHost.get(); }
+
+    void resetCounts() {
+        toDevice.set(0);
+        prefetched.set(0);
+        toHost.set(0);
+    }
+
+    /** Events recorded and not yet destroyed. */
+    int liveEvents() { return liveEvents.size(); }
+
+    @Override
+    public Event record(Stream s) {
+        Event e = new Event() { };
+        liveEvents.add(e);
+        return e;
+    }
+
+    @Override
+    public void await(Stream waiter, Event e) {
+        if (!liveEvents.contains(e)) throw new IllegalStateException("wait on an event already destroyed");
+    }
+
+    @Override
+    public void destroy(Event e) {
+        if (!liveEvents.remove(e)) throw new IllegalStateException("event destroyed twice");
     }
 
     @Override
@@ -140,6 +190,7 @@ final class EmulatedDevice implements Device {
     @Override
     public void close() {
         if (!buffers.isEmpty()) throw new IllegalStateException(buffers.size() + " emulated device buffers not freed");
+        if (!liveEvents.isEmpty()) throw new IllegalStateException(liveEvents.size() + " emulated events not destroyed");
         libArena.close();
     }
 }

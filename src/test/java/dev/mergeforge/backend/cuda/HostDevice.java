@@ -43,6 +43,15 @@ final class HostDevice implements Device {
         MemorySegment.copy(seg(src), 0, dst, 0, dst.byteSize());
     }
 
+    /** Synchronous like every copy here: the prefetch stream is the same as the compute stream. */
+    @Override public void prefetchUpload(MemorySegment src, DeviceBuffer dst) { upload(src, dst); }
+
+    @Override public Event record(Stream s) { return new Event() {}; }
+
+    @Override public void await(Stream waiter, Event e) { }
+
+    @Override public void destroy(Event e) { }
+
     @Override public void zero(DeviceBuffer b, long bytes) { seg(b).asSlice(0, bytes).fill((byte) 0); }
 
     @Override public void sync() { }
