@@ -105,10 +105,13 @@ void mo_lerp(const float *a, const float *b, float t, float *out, int64_t n, int
      acc  = scales[q] * acc for q = 0..nscales-1
      acc  = b + acc                              (only when base != NULL)
      dst[i] = acc as out_dtype
-   dtypes[j], base_dtype and out_dtype are MO_DTYPE_*; k >= 1; dst must not overlap any source. */
+   dtypes[j], base_dtype and out_dtype are MO_DTYPE_*; k >= 1; dst must not overlap any source.
+   *nonfinite is set to 1 when any input element, as float32, is NaN or +-inf (the merger's input
+   check rides along with the one pass over the inputs), else to 0. */
 int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w,
                           const void *base, int32_t base_dtype, const float *scales, int32_t nscales,
-                          void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads);
+                          void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite,
+                          int32_t threads);
 
 /* ---------------------------------------------------------------- reductions (canonical order, double) */
 

@@ -23,6 +23,7 @@ typedef struct {
     void *dst;
     int32_t out_dtype;
     int32_t nan_mode;
+    int32_t nonfinite; /* set (atomically) when a task saw a NaN or an infinity among the inputs */
 } fused_t;
 
 /* t = t - b */
@@ -42,6 +43,13 @@ INLINE void term_kernel(float *acc, const float *t, float w, int first, int64_t 
     }
 }
 
+/* Nonzero when some v[i] is NaN or +-inf (exponent bits all set). */
+INLINE uint32_t nonfinite_kernel(const float *v, int64_t m) {
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < m; i++) bad |= (mo_bits(v[i]) & 0x7f800000u) == 0x7f800000u;
+    return bad;
+}
+
 /* acc = s * acc */
 INLINE void scale_kernel(float *acc, float s, int64_t m) {
     for (int64_t i = 0; i < m; i++) acc[i] = s * acc[i];
@@ -56,13 +64,18 @@ static const void *at(const void *p, int32_t dtype, int64_t i) {
     return (const char *)p + i * mo_dtype_size(dtype);
 }
 
-INLINE void combine_range(const fused_t *c, int64_t lo, int64_t hi) {
+INLINE void combine_range(fused_t *c, int64_t lo, int64_t hi) {
     float b[SUB], t[SUB], acc[SUB];
+    uint32_t bad = 0;
     for (int64_t s = lo; s < hi; s += SUB) {
         int64_t m = hi - s < SUB ? hi - s : SUB;
-        if (c->base) mo_load_run(c->base_dtype, at(c->base, c->base_dtype, s), b, m, c->nan_mode);
+        if (c->base) {
+            mo_load_run(c->base_dtype, at(c->base, c->base_dtype, s), b, m, c->nan_mode);
+            bad |= nonfinite_kernel(b, m);
+        }
         for (int32_t j = 0; j < c->k; j++) {
             mo_load_run(c->dtypes[j], at(c->srcs[j], c->dtypes[j], s), t, m, c->nan_mode);
+            bad |= nonfinite_kernel(t, m);
             // t_j = x_j - b (task vector)
             if (c->base) sub_kernel(t, b, m);
             // acc = w_0 t_0 + w_1 t_1 + ... left to right
@@ -73,10 +86,11 @@ INLINE void combine_range(const fused_t *c, int64_t lo, int64_t hi) {
         if (c->base) add_kernel(acc, b, m);
         mo_store_run(c->out_dtype, acc, (char *)c->dst + s * mo_dtype_size(c->out_dtype), m, c->nan_mode);
     }
+    if (bad) __atomic_store_n((int32_t *)&c->nonfinite, 1, __ATOMIC_RELAXED);
 }
 
-static void combine_portable(const fused_t *c, int64_t lo, int64_t hi) { combine_range(c, lo, hi); }
-MO_AVX2 static void combine_avx2(const fused_t *c, int64_t lo, int64_t hi) { combine_range(c, lo, hi); }
+static void combine_portable(fused_t *c, int64_t lo, int64_t hi) { combine_range(c, lo, hi); }
+MO_AVX2 static void combine_avx2(fused_t *c, int64_t lo, int64_t hi) { combine_range(c, lo, hi); }
 
 static void combine_task(void *c, int w, int64_t lo, int64_t hi) {
     (void)w;
@@ -85,12 +99,15 @@ static void combine_task(void *c, int w, int64_t lo, int64_t hi) {
 
 int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w,
                           const void *base, int32_t base_dtype, const float *scales, int32_t nscales,
-                          void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads) {
-    if (k < 1 || !srcs || !dtypes || !w || !dst || nscales < 0 || (nscales > 0 && !scales)) return MO_ERR_ARG;
+                          void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite,
+                          int32_t threads) {
+    if (k < 1 || !srcs || !dtypes || !w || !dst || !nonfinite || nscales < 0 || (nscales > 0 && !scales)) return MO_ERR_ARG;
     if (!mo_dtype_size(out_dtype) || (base && !mo_dtype_size(base_dtype))) return MO_ERR_ARG;
     for (int32_t j = 0; j < k; j++) if (!srcs[j] || !mo_dtype_size(dtypes[j])) return MO_ERR_ARG;
     fused_t c = { .srcs = srcs, .dtypes = dtypes, .k = k, .w = w, .base = base, .base_dtype = base_dtype,
-                  .scales = scales, .nscales = nscales, .dst = dst, .out_dtype = out_dtype, .nan_mode = nan_mode };
+                  .scales = scales, .nscales = nscales, .dst = dst, .out_dtype = out_dtype, .nan_mode = nan_mode,
+                  .nonfinite = 0 };
     mo_parallel_for(n, MO_CHUNK, threads, combine_task, &c);
+    *nonfinite = __atomic_load_n(&c.nonfinite, __ATOMIC_RELAXED);
     return MO_OK;
 }

@@ -1043,6 +1043,7 @@ public class MergeOps {
             MergeOps.C_INT,
             MergeOps.C_LONG,
             MergeOps.C_INT,
+            MergeOps.C_POINTER,
             MergeOps.C_INT
         );
 
@@ -1054,7 +1055,7 @@ public class MergeOps {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads)
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
      * }
      */
     public static FunctionDescriptor mo_combine_stored$descriptor() {
@@ -1064,7 +1065,7 @@ public class MergeOps {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads)
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
      * }
      */
     public static MethodHandle mo_combine_stored$handle() {
@@ -1074,7 +1075,7 @@ public class MergeOps {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads)
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
      * }
      */
     public static MemorySegment mo_combine_stored$address() {
@@ -1083,16 +1084,16 @@ public class MergeOps {
 
     /**
      * {@snippet lang=c :
-     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t threads)
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
      * }
      */
-    public static int mo_combine_stored(MemorySegment srcs, MemorySegment dtypes, int k, MemorySegment w, MemorySegment base, int base_dtype, MemorySegment scales, int nscales, MemorySegment dst, int out_dtype, long n, int nan_mode, int threads) {
+    public static int mo_combine_stored(MemorySegment srcs, MemorySegment dtypes, int k, MemorySegment w, MemorySegment base, int base_dtype, MemorySegment scales, int nscales, MemorySegment dst, int out_dtype, long n, int nan_mode, MemorySegment nonfinite, int threads) {
         var mh$ = mo_combine_stored.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("mo_combine_stored", srcs, dtypes, k, w, base, base_dtype, scales, nscales, dst, out_dtype, n, nan_mode, threads);
+                traceDowncall("mo_combine_stored", srcs, dtypes, k, w, base, base_dtype, scales, nscales, dst, out_dtype, n, nan_mode, nonfinite, threads);
             }
-            return (int)mh$.invokeExact(srcs, dtypes, k, w, base, base_dtype, scales, nscales, dst, out_dtype, n, nan_mode, threads);
+            return (int)mh$.invokeExact(srcs, dtypes, k, w, base, base_dtype, scales, nscales, dst, out_dtype, n, nan_mode, nonfinite, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -181,14 +181,26 @@ public interface Backend extends AutoCloseable {
     // ---------------------------------------------------------------- fused programs
 
     /**
+     * Whether {@link #combineStored} computes {@code c} over these stored tensors on this backend.
+     * False by default, and always for the Java reference: the caller then runs the ops.
+     */
+    default boolean fusesCombination(Combination c, List<TensorView> models, TensorView base, DType outDtype) {
+        return false;
+    }
+
+    /**
      * Computes {@code c} straight from the stored tensors into {@code dst} (the result in
      * {@code outDtype}), with exactly the bits of loading every input, {@link Combination#run} and
-     * {@link #store}; returns false, having done nothing, when this backend does not fuse this case
-     * (the caller then runs the ops). {@code models} align with {@code c.weights()}; {@code base} is
-     * required when {@code c.taskVectors()}, else ignored. {@code dst} must not overlap an input.
+     * {@link #store}. Only for what {@link #fusesCombination} accepts. {@code models} align with
+     * {@code c.weights()}; {@code base} is required when {@code c.taskVectors()}, else ignored.
+     * {@code dst} must not overlap an input.
+     *
+     * @return whether some input element, read as float32, was NaN or ±Inf: the merger's input check
+     *         rides along with this pass (a finite float64 beyond the float range reads as ±Inf too,
+     *         so the caller confirms on the stored bits with {@link #firstNonFinite})
      */
     default boolean combineStored(Combination c, List<TensorView> models, TensorView base, DType outDtype, MemorySegment dst) {
-        return false;
+        throw new UnsupportedOperationException("the " + name() + " backend does not fuse combinations");
     }
 
     // ---------------------------------------------------------------- AIM

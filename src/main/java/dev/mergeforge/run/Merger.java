@@ -105,10 +105,10 @@ public final class Merger {
                 }
                 MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
                 List<PlannedTensor> tensors = plan.tensors();
-                Future<?> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(tensors.getFirst(), o));
+                Future<?> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(plan.config().method(), tensors.getFirst(), o));
                 for (int i = 0; i < tensors.size(); i++) {
                     ahead.get(); // tensor i's pages are in and its inputs are finite
-                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(tensors.get(i + 1), o)) : null;
+                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(plan.config().method(), tensors.get(i + 1), o)) : null;
                     PlannedTensor t = tensors.get(i);
                     mergeOne(ctx, plan.config().method(), t, writerOf.get(t.name()), o);
                     dropPages(t);
@@ -145,8 +145,12 @@ public final class Merger {
             writer.write(t.name(), src.data());
             return;
         }
+        Fused fused = fused(spec, t, o);
+        if (fused != null) {
+            mergeFused(ctx, fused, t, writer, o);
+            return;
+        }
         MergeMethod method = spec.factory().create(t.global());
-        if (mergeFused(ctx, method, t, writer, o)) return;
         Backend be = ctx.backend();
         TilePool pool = ctx.pool();
         List<Tile> held = new ArrayList<>();
@@ -189,35 +193,56 @@ public final class Merger {
         }
     }
 
+    /** A tensor the backend merges fused: the method's {@link Combination} over the inputs it reads. */
+    private record Fused(Combination combination, List<TensorView> models) {}
+
     /**
-     * The fused path: a method that is one {@link Combination} ({@link CombinationMethod}), on a
-     * backend that computes it straight from the mapped inputs into output bytes, for a tensor with
-     * no statistics and no AIM relaxation: no float32 tiles, one pass over memory. Returns false,
-     * having written nothing, when any of that does not hold; the tile path then gives the same bits.
+     * The fused path for {@code t}, or null when it takes the tile path: the method is one
+     * {@link Combination} ({@link CombinationMethod}), the tensor has no statistics, AIM does not
+     * relax it, and the backend fuses that combination of those dtypes. Decided the same way by the
+     * read-ahead (which then leaves the input check to the fused pass) and by the merge.
      */
-    private static boolean mergeFused(MergeContext ctx, MergeMethod method, PlannedTensor t, StreamingWriter writer, Options o) {
-        if (!(method instanceof CombinationMethod cm) || !t.stats().isEmpty() || t.shape().numel() == 0) return false;
-        if (o.aim() != null && t.base() != null && o.aim().applies(t.name())) return false;
+    private static Fused fused(MethodSpec spec, PlannedTensor t, Options o) {
+        if (t.copyOnly() || !t.stats().isEmpty() || t.shape().numel() == 0) return null;
+        if (o.aim() != null && t.base() != null && o.aim().applies(t.name())) return null;
+        if (!(spec.factory().create(t.global()) instanceof CombinationMethod cm)) return null;
         CombinationMethod.Program p = cm.program(t.name(), t.params(), t.baseIndex(), t.base() != null);
-        if (p == null) return false;
+        if (p == null) return null;
         List<TensorView> xs = new ArrayList<>();
         for (int j : p.models()) xs.add(t.inputs().get(j));
+        return o.backend().fusesCombination(p.combination(), xs, t.base(), t.outDtype()) ? new Fused(p.combination(), xs) : null;
+    }
+
+    /**
+     * Merges one tensor in one pass from the mapped inputs to the output bytes, computed straight
+     * into the writer's blocks (or, where the tensor starts off an element boundary of the block,
+     * through a staging buffer): no float32 tiles. The pass also reports NaN/Inf among its inputs,
+     * which the read-ahead left unchecked; then the stored bits are checked as on the tile path.
+     */
+    private static void mergeFused(MergeContext ctx, Fused f, PlannedTensor t, StreamingWriter writer, Options o) {
         Backend be = ctx.backend();
         long size = t.outDtype().byteSize();
-        // theta = combination(theta_0, theta_1..N), in the output dtype, straight into the writer's blocks
-        if (writer.fill(t.name(), size, (offset, dst) -> be.combineStored(p.combination(), slices(xs, offset / size, dst.byteSize() / size),
-                t.base() == null ? null : slice(t.base(), offset / size, dst.byteSize() / size), t.outDtype(), dst))) {
+        boolean[] sawNonFinite = {false};
+        // theta = combination(theta_0, theta_1..N), in the output dtype
+        boolean filled = writer.fill(t.name(), size, (offset, dst) -> {
+            long from = offset / size, count = dst.byteSize() / size;
+            sawNonFinite[0] |= be.combineStored(f.combination(), slices(f.models(), from, count),
+                    t.base() == null ? null : slice(t.base(), from, count), t.outDtype(), dst);
             return true;
+        });
+        if (!filled) {
+            Tile staging = ctx.pool().borrow(Shape.of((t.outBytes() + 3) / 4));
+            try {
+                MemorySegment bytes = staging.data().asSlice(0, t.outBytes());
+                sawNonFinite[0] |= be.combineStored(f.combination(), f.models(), t.base(), t.outDtype(), bytes);
+                writer.write(t.name(), bytes);
+            } finally {
+                ctx.pool().release(staging);
+            }
         }
-        // or through a staging buffer where the tensor does not start on an element boundary of the block
-        Tile staging = ctx.pool().borrow(Shape.of((t.outBytes() + 3) / 4));
-        try {
-            MemorySegment bytes = staging.data().asSlice(0, t.outBytes());
-            if (!be.combineStored(p.combination(), xs, t.base(), t.outDtype(), bytes)) return false;
-            writer.write(t.name(), bytes);
-            return true;
-        } finally {
-            ctx.pool().release(staging);
+        if (sawNonFinite[0] && !o.allowNonFinite()) {
+            for (TensorView v : f.models()) requireFinite(be, v);
+            if (f.combination().taskVectors()) requireFinite(be, t.base());
         }
     }
 
@@ -232,29 +257,35 @@ public final class Merger {
     }
 
     /**
-     * The read-ahead of one tensor: pulls its pages in, checks its inputs for NaN/Inf, then lets the
-     * backend start copying them to its own memory while the current tensor merges.
+     * The read-ahead of one tensor: pulls its pages in, checks its inputs for NaN/Inf (those a
+     * fused pass reads are checked by that pass instead), then lets the backend start copying them
+     * to its own memory while the current tensor merges.
      */
-    private static java.util.concurrent.Callable<Void> readAhead(PlannedTensor t, Options o) {
-        boolean allowNonFinite = o.allowNonFinite();
+    private static java.util.concurrent.Callable<Void> readAhead(MethodSpec spec, PlannedTensor t, Options o) {
         Backend be = o.backend();
         return () -> {
             List<TensorView> views = new ArrayList<>(t.inputs());
             if (t.base() != null) views.add(t.base());
             views.addAll(t.stats());
+            Fused fused = o.allowNonFinite() || t.copyOnly() ? null : fused(spec, t, o);
             for (TensorView v : views) {
                 touch(v.data());
-                if (!allowNonFinite && !t.copyOnly()) {
-                    long bad = be.firstNonFinite(v);
-                    if (bad >= 0) {
-                        throw new CheckpointException("tensor '" + v.name() + "' in " + v.source() + " has a non-finite value ("
-                                + NonFinite.valueAt(v, bad) + ") at element " + bad + "; fix the model or pass --allow-nonfinite to merge anyway");
-                    }
-                }
+                boolean checkedByFusedPass = fused != null
+                        && ((fused.combination().taskVectors() && v == t.base()) || fused.models().stream().anyMatch(m -> m == v));
+                if (!o.allowNonFinite() && !t.copyOnly() && !checkedByFusedPass) requireFinite(be, v);
             }
-            if (!t.copyOnly()) o.backend().prefetch(views);
+            if (!t.copyOnly()) be.prefetch(views);
             return null;
         };
+    }
+
+    /** Throws naming the tensor, file, value and element when a stored input holds NaN or ±Inf. */
+    private static void requireFinite(Backend be, TensorView v) {
+        long bad = be.firstNonFinite(v);
+        if (bad >= 0) {
+            throw new CheckpointException("tensor '" + v.name() + "' in " + v.source() + " has a non-finite value ("
+                    + NonFinite.valueAt(v, bad) + ") at element " + bad + "; fix the model or pass --allow-nonfinite to merge anyway");
+        }
     }
 
     private static void touch(MemorySegment s) {

@@ -133,8 +133,11 @@ public class CudaBackend extends HostFallbacks {
      * between the ops and downloads only the stored result (see docs/cuda.md).
      */
     @Override
+    public boolean fusesCombination(Combination c, List<TensorView> models, TensorView base, DType outDtype) { return false; }
+
+    @Override
     public boolean combineStored(Combination c, List<TensorView> models, TensorView base, DType outDtype, MemorySegment dst) {
-        return false;
+        throw new UnsupportedOperationException("the cuda backend does not fuse combinations; use its ops");
     }
 
     /** The device buffers of one op, opened at its start (binding the device to the thread) and closed at its end. */

@@ -146,14 +146,20 @@ public class NativeBackend extends JavaBackend {
 
     // ---------------------------------------------------------------- fused programs
 
-    /** Fuses every combination of float-typed tensors (see {@code mo_combine_stored}). */
+    /** Fuses every combination of float-typed tensors of one size (see {@code mo_combine_stored}). */
     @Override
-    public boolean combineStored(Combination c, List<TensorView> models, TensorView base, DType outDtype, MemorySegment dst) {
-        int k = models.size();
-        if (k != c.weights().length || nativeDType(outDtype) < 0 || (c.taskVectors() && (base == null || nativeDType(base.dtype()) < 0))) return false;
+    public boolean fusesCombination(Combination c, List<TensorView> models, TensorView base, DType outDtype) {
+        if (models.size() != c.weights().length || nativeDType(outDtype) < 0) return false;
         long n = models.getFirst().numel();
         for (TensorView v : models) if (nativeDType(v.dtype()) < 0 || v.numel() != n) return false;
-        if (c.taskVectors() && base.numel() != n) return false;
+        return !c.taskVectors() || (base != null && nativeDType(base.dtype()) >= 0 && base.numel() == n);
+    }
+
+    @Override
+    public boolean combineStored(Combination c, List<TensorView> models, TensorView base, DType outDtype, MemorySegment dst) {
+        if (!fusesCombination(c, models, base, outDtype)) throw new IllegalArgumentException("not a fusable combination: " + c + " over " + models);
+        int k = models.size();
+        long n = models.getFirst().numel();
         try (Staging st = new Staging()) {
             MemorySegment[] srcs = new MemorySegment[k];
             int[] dtypes = new int[k];
@@ -165,11 +171,12 @@ public class NativeBackend extends JavaBackend {
             MemorySegment b = c.taskVectors() ? st.in(base.data(), n * base.dtype().byteSize(), "tensor " + base.name()) : MemorySegment.NULL;
             int bt = c.taskVectors() ? nativeDType(base.dtype()) : 0;
             MemorySegment d = st.out(dst, n * outDtype.byteSize(), "combineStored target");
+            MemorySegment flag = st.ints(new int[1]);
             ok(MergeOps.mo_combine_stored(st.addresses(srcs), st.ints(dtypes), k, st.floats(c.weights()), b, bt,
-                    st.floats(c.scales()), c.scales().length, d, nativeDType(outDtype), n, NAN_MODE, nativeThreads), "combineStored");
+                    st.floats(c.scales()), c.scales().length, d, nativeDType(outDtype), n, NAN_MODE, flag, nativeThreads), "combineStored");
             st.commit();
+            return flag.get(java.lang.foreign.ValueLayout.JAVA_INT, 0) != 0;
         }
-        return true;
     }
 
     // ---------------------------------------------------------------- elementwise

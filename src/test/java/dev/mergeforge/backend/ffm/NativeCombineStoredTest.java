@@ -26,6 +26,7 @@ import static dev.mergeforge.backend.ffm.NativeFixtures.nat;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -119,7 +120,8 @@ class NativeCombineStoredTest {
                 TensorView base = p.base() == null ? null
                         : new TensorView("base", p.base(), Shape.of(n), encode(arena, p.base(), NativeFixtures.random(77 + pi, n)), "test");
                 MemorySegment dst = arena.allocate(n * p.out().byteSize());
-                assertTrue(nat(c).combineStored(p.combination(), xs, base, p.out(), dst));
+                assertTrue(nat(c).fusesCombination(p.combination(), xs, base, p.out()));
+                assertFalse(nat(c).combineStored(p.combination(), xs, base, p.out(), dst), "finite inputs reported as non-finite");
                 String what = "program " + pi + " " + c;
                 assertArrayEquals(viaTiles(java(), p, xs, base, n), dst.toArray(ValueLayout.JAVA_BYTE), what + ": bytes differ from the tile path");
 
@@ -167,9 +169,25 @@ class NativeCombineStoredTest {
             for (DType out : List.of(DType.F16, DType.BF16)) {
                 Program p = new Program(new DType[] {DType.F16, DType.F16}, null, out, new float[] {1f, 1f}, new float[] {0.5f});
                 MemorySegment dst = arena.allocate(n * out.byteSize());
-                assertTrue(NativeFixtures.nat(new Case(n, 2, true)).combineStored(p.combination(), xs, null, out, dst));
+                assertTrue(NativeFixtures.nat(new Case(n, 2, true)).combineStored(p.combination(), xs, null, out, dst), "the NaNs and infinities are reported");
                 assertArrayEquals(viaTiles(java(), p, xs, null, n), dst.toArray(ValueLayout.JAVA_BYTE), "NaN/Inf payloads into " + out);
             }
+        }
+    }
+
+    /** A finite float64 beyond the float range reads as infinity: reported, for the caller to confirm on the stored bits. */
+    @Test
+    void aFloat64BeyondTheFloatRangeIsReportedToo() {
+        long n = 70_000;
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment d = arena.allocate(n * 8);
+            d.setAtIndex(F64, n - 3, 1e300);
+            TensorView v = new TensorView("d", DType.F64, Shape.of(n), d, "t");
+            Combination c = new Combination(new float[] {1f}, false, new float[0]);
+            assertTrue(nat(new Case(n, 2, true)).combineStored(c, List.of(v), null, DType.F32, arena.allocate(n * 4)));
+            assertEquals(-1, nat(new Case(n, 2, true)).firstNonFinite(v), "the stored bits are finite");
+            d.setAtIndex(F64, n - 3, 0.0);
+            assertFalse(nat(new Case(n, 2, false)).combineStored(c, List.of(v), null, DType.F32, arena.allocate(n * 4)));
         }
     }
 
@@ -181,9 +199,13 @@ class NativeCombineStoredTest {
             TensorView i = new TensorView("i", DType.I32, Shape.of(n), arena.allocate(n * 4), "t");
             MemorySegment dst = arena.allocate(n * 4);
             Backend nb = nat(new Case(n, 1, true));
-            assertFalse(nb.combineStored(new Combination(new float[] {1f}, false, new float[0]), List.of(i), null, DType.F32, dst), "integer input");
-            assertFalse(nb.combineStored(new Combination(new float[] {1f}, true, new float[0]), List.of(f), null, DType.F32, dst), "task vectors without a base");
-            assertFalse(java().combineStored(new Combination(new float[] {1f}, false, new float[0]), List.of(f), null, DType.F32, dst), "the Java reference never fuses");
+            Combination plain = new Combination(new float[] {1f}, false, new float[0]);
+            assertFalse(nb.fusesCombination(plain, List.of(i), null, DType.F32), "integer input");
+            assertFalse(nb.fusesCombination(new Combination(new float[] {1f}, true, new float[0]), List.of(f), null, DType.F32), "task vectors without a base");
+            assertFalse(nb.fusesCombination(new Combination(new float[] {1f, 2f}, false, new float[0]), List.of(f), null, DType.F32), "weights and models differ");
+            assertThrows(IllegalArgumentException.class, () -> nb.combineStored(plain, List.of(i), null, DType.F32, dst));
+            assertFalse(java().fusesCombination(plain, List.of(f), null, DType.F32), "the Java reference never fuses");
+            assertThrows(UnsupportedOperationException.class, () -> java().combineStored(plain, List.of(f), null, DType.F32, dst));
         }
     }
 }
