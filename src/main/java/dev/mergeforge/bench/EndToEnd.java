@@ -82,20 +82,35 @@ public final class EndToEnd {
         return rows;
     }
 
-    /** The markdown table: time, GB/s read, floor ratio, peak RSS and working memory per method and backend. */
-    public static String table(List<Row> rows, double copyBytesPerSecond) {
+    /**
+     * The markdown table: time, GB/s read, both floors and their ratios, peak RSS and working memory
+     * per method and backend. {@code io} may be null (then no I/O floor columns).
+     */
+    public static String table(List<Row> rows, double copyBytesPerSecond, IoFloor io) {
         StringBuilder t = new StringBuilder();
-        t.append("| method | backend | time (s) | read GB/s | floor (s) | × floor | peak RSS (MB) | working set (MB) |\n");
-        t.append("|---|---|---:|---:|---:|---:|---:|---:|\n");
+        t.append("| method | backend | time (s) | read GB/s | copy floor (s) | × copy floor |");
+        if (io != null) t.append(" I/O floor (s) | × I/O floor |");
+        t.append(" peak RSS (MB) | working set (MB) |\n");
+        t.append(io != null ? "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" : "|---|---|---:|---:|---:|---:|---:|---:|\n");
         for (Row r : rows) {
             ChildMerge.Figures f = r.f();
-            // floor: every byte read once and written once at memory-copy speed
+            // copy floor: every byte read once and written once at hot memory-copy speed
             double floor = (f.bytesIn() + f.bytesOut()) / copyBytesPerSecond;
-            t.append(String.format(Locale.ROOT, "| %s | %s | %.2f | %.2f | %.3f | %.1f | %.0f | %.0f |%n", r.method(), r.backend(), f.seconds(),
-                    f.bytesIn() / 1e9 / f.seconds(), floor, f.seconds() / floor, f.peakRss() / 1e6, f.peakWorking() / 1e6));
+            t.append(String.format(Locale.ROOT, "| %s | %s | %.2f | %.2f | %.3f | %.1f |", r.method(), r.backend(), f.seconds(),
+                    f.bytesIn() / 1e9 / f.seconds(), floor, f.seconds() / floor));
+            if (io != null) {
+                // I/O floor: the inputs read once from fresh mappings, the output written to disk, overlapped
+                double iof = io.seconds(f.bytesIn(), f.bytesOut());
+                t.append(String.format(Locale.ROOT, " %.3f | %.1f |", iof, f.seconds() / iof));
+            }
+            t.append(String.format(Locale.ROOT, " %.0f | %.0f |%n", f.peakRss() / 1e6, f.peakWorking() / 1e6));
         }
         t.append(String.format(Locale.ROOT, "%ncopy bandwidth measured in this run: %.2f GB/s (bytes read + written per second)%n",
                 copyBytesPerSecond / 1e9));
+        if (io != null) {
+            t.append(String.format(Locale.ROOT, "first-pass read of the mapped inputs: %.2f GB/s; direct write to the output disk: %.2f GB/s%n",
+                    io.readBytesPerSecond() / 1e9, io.writeBytesPerSecond() / 1e9));
+        }
         return t.toString();
     }
 }

@@ -81,4 +81,30 @@ public final class Family {
         }
         return total;
     }
+
+    /** The safetensors files of the given model folders. */
+    public static List<Path> weightFiles(List<Path> dirs) {
+        List<Path> out = new java.util.ArrayList<>();
+        for (Path d : dirs) {
+            try (var files = Files.list(d)) {
+                files.filter(p -> p.getFileName().toString().endsWith(".safetensors")).sorted().forEach(out::add);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot list " + d + ": " + e.getMessage(), e);
+            }
+        }
+        return out;
+    }
+
+    /** Bytes of one model's weight files: the size of a merged output. */
+    public static long weightBytes(Path dir) {
+        long total = 0;
+        for (Path p : weightFiles(List.of(dir))) {
+            try {
+                total += Files.size(p);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot stat " + p + ": " + e.getMessage(), e);
+            }
+        }
+        return total;
+    }
 }

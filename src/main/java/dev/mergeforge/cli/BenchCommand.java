@@ -2,6 +2,7 @@ package dev.mergeforge.cli;
 
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.bench.CopyBandwidth;
+import dev.mergeforge.bench.IoFloor;
 import dev.mergeforge.bench.EndToEnd;
 import dev.mergeforge.bench.Family;
 import dev.mergeforge.errors.ConfigException;
@@ -71,11 +72,12 @@ final class BenchCommand implements Callable<Integer> {
             double bw = CopyBandwidth.measure(512L << 20);
             List<Path> dirs = new java.util.ArrayList<>(f.fineTunes());
             dirs.add(f.base());
-            Family.warm(dirs); // inputs in the page cache, as the floor assumes
+            Family.warm(dirs); // inputs in the page cache, as the floors assume
+            IoFloor io = IoFloor.measure(Family.weightFiles(dirs), Family.weightBytes(f.base()), dir);
             List<EndToEnd.Row> rows = EndToEnd.run(configs, backends != null ? backends : DemoCommand.available(), dir.resolve("runs"), seed, mergekit, err);
             out.printf("## mergeforge bench: %d models of %.2fB parameters (bf16), %d cores%n%n", fineTunes + 1, b.parameters() / 1e9,
                     Runtime.getRuntime().availableProcessors());
-            out.print(EndToEnd.table(rows, bw));
+            out.print(EndToEnd.table(rows, bw, io));
             out.flush();
             return 0;
         } finally {

@@ -3,6 +3,7 @@ package dev.mergeforge.cli;
 import dev.mergeforge.backend.Backends;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.bench.CopyBandwidth;
+import dev.mergeforge.bench.IoFloor;
 import dev.mergeforge.bench.EndToEnd;
 import dev.mergeforge.bench.Family;
 import dev.mergeforge.fixtures.RandomModels;
@@ -53,12 +54,13 @@ final class DemoCommand implements Callable<Integer> {
             List<String> bes = backends != null ? backends : available();
             List<Path> dirs = new java.util.ArrayList<>(f.fineTunes());
             dirs.add(f.base());
-            Family.warm(dirs); // inputs in the page cache, as the floor assumes
+            Family.warm(dirs); // inputs in the page cache, as the floors assume
+            IoFloor io = IoFloor.measure(Family.weightFiles(dirs), Family.weightBytes(f.base()), dir);
             List<EndToEnd.Row> rows = EndToEnd.run(configs, bes, dir.resolve("runs"), 0, err);
             double bw = CopyBandwidth.measure(256L << 20);
             out.println();
             out.printf("## mergeforge demo: %d models of %.0fM parameters (bf16)%n%n", f.fineTunes().size() + 1, params / 1e6);
-            out.print(EndToEnd.table(rows, bw));
+            out.print(EndToEnd.table(rows, bw, io));
             out.flush();
             return 0;
         } finally {

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.mergeforge.errors.CheckpointException;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -128,6 +129,27 @@ public final class Checkpoint implements AutoCloseable {
                     + " but that shard does not contain it; re-download " + file + " and the index");
         }
         return f.tensor(name);
+    }
+
+    /** Whether {@code v}'s bytes lie in one of this checkpoint's mapped shards. */
+    public boolean holds(TensorView v) {
+        for (SafetensorsFile f : shards.values()) if (f.holds(v)) return true;
+        return false;
+    }
+
+    /**
+     * Copies a tensor view handed out by this checkpoint into {@code dst} with positional reads
+     * (see {@link SafetensorsFile#readInto}); returns false when the view is not from one of its
+     * shards.
+     */
+    public boolean readInto(TensorView v, MemorySegment dst) {
+        for (SafetensorsFile f : shards.values()) {
+            if (f.holds(v)) {
+                f.readInto(v, dst);
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Sum of the byte sizes of all tensors (maps every shard to read its header). */

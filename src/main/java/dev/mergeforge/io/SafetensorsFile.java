@@ -49,6 +49,8 @@ public final class SafetensorsFile implements AutoCloseable {
     private final MemorySegment mapped;
     private final Map<String, TensorView> tensors;
     private final Map<String, String> metadata;
+    /** Opened on the first {@link #readInto}; closed with the file. */
+    private FileChannel reader;
 
     private SafetensorsFile(Path path, Arena arena, MemorySegment mapped, Map<String, TensorView> tensors, Map<String, String> metadata) {
         this.path = path;
@@ -218,6 +220,53 @@ public final class SafetensorsFile implements AutoCloseable {
         return t;
     }
 
+    /** Whether {@code v}'s bytes lie inside this file's mapping (it is one of this file's tensors, or a slice of one). */
+    public boolean holds(TensorView v) {
+        long a = v.data().address(), b = mapped.address();
+        return v.data().byteSize() > 0 && a >= b && a + v.data().byteSize() <= b + mapped.byteSize();
+    }
+
+    /**
+     * Copies {@code v}'s stored bytes into {@code dst} with positional reads, never touching the
+     * mapping. On a VM, mapping page-cache pages into a process can cost microseconds per page, so
+     * the first pass over a mapping reads far slower than the kernel copies the same pages out
+     * (measured on the 2-core bench VM: ~2.4 GB/s against ~5 GB/s on one thread). Thread-safe.
+     */
+    public void readInto(TensorView v, MemorySegment dst) {
+        if (!holds(v)) throw new IllegalArgumentException("tensor " + v.name() + " is not in " + path);
+        if (dst.byteSize() != v.data().byteSize()) {
+            throw new IllegalArgumentException(v.name() + ": " + v.data().byteSize() + " bytes into a " + dst.byteSize() + "-byte buffer");
+        }
+        long at = v.data().address() - mapped.address();
+        try {
+            FileChannel ch = reader();
+            for (long done = 0, n = dst.byteSize(); done < n; ) {
+                java.nio.ByteBuffer buf = dst.asSlice(done, Math.min(n - done, 1L << 30)).asByteBuffer();
+                while (buf.hasRemaining()) {
+                    int r = ch.read(buf, at + done + buf.position());
+                    if (r < 0) throw new CheckpointException(path + " ended inside tensor '" + v.name() + "'; the file changed while being merged");
+                }
+                done += buf.capacity();
+            }
+        } catch (IOException e) {
+            throw new CheckpointException("cannot read tensor '" + v.name() + "' from " + path + ": " + e.getMessage(), e);
+        }
+    }
+
+    private synchronized FileChannel reader() throws IOException {
+        if (reader == null) reader = FileChannel.open(path, StandardOpenOption.READ);
+        return reader;
+    }
+
     @Override
-    public void close() { arena.close(); }
+    public synchronized void close() {
+        try {
+            if (reader != null) reader.close();
+        } catch (IOException ignored) {
+            // read-only: nothing to lose
+        } finally {
+            reader = null;
+            arena.close();
+        }
+    }
 }

@@ -92,8 +92,15 @@ public final class Merger {
             t.setDaemon(true);
             return t;
         });
+        // a second reading thread: staged copies are split in two halves, read side by side
+        ExecutorService reader2 = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "mergeforge-readahead-2");
+            t.setDaemon(true);
+            return t;
+        });
         try (OutputDir out = OutputDir.create(outputDir, o.overwrite(), inputDirs, shards.totalFileBytes());
-             TilePool pool = new TilePool(Long.MAX_VALUE, o.backend()::released)) {
+             TilePool pool = new TilePool(Long.MAX_VALUE, o.backend()::released);
+             TilePool stagingPool = new TilePool(Long.MAX_VALUE, t -> { }, true)) {
             Map<String, StreamingWriter> writerOf = new HashMap<>();
             List<StreamingWriter> writers = new ArrayList<>();
             try {
@@ -105,14 +112,23 @@ public final class Merger {
                 }
                 MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
                 List<PlannedTensor> tensors = plan.tensors();
-                Future<?> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(plan.config().method(), tensors.getFirst(), o));
-                for (int i = 0; i < tensors.size(); i++) {
-                    ahead.get(); // tensor i's pages are in and its inputs are finite
-                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(plan.config().method(), tensors.get(i + 1), o)) : null;
-                    PlannedTensor t = tensors.get(i);
-                    mergeOne(ctx, plan.config().method(), t, writerOf.get(t.name()), o);
-                    dropPages(t);
-                    ev.tensor(i, tensors.size(), t.name(), t.inBytes(), t.outBytes(), (System.nanoTime() - t0) / 1e9);
+                MethodSpec spec = plan.config().method();
+                Future<Ahead> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(spec, tensors.getFirst(), inputs, stagingPool, reader2, o));
+                try {
+                    for (int i = 0; i < tensors.size(); i++) {
+                        Ahead a = ahead.get(); // tensor i's bytes are in (staged or paged in) and its inputs are finite
+                        ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, tensors.get(i + 1), inputs, stagingPool, reader2, o)) : null;
+                        PlannedTensor t = tensors.get(i);
+                        try {
+                            mergeOne(ctx, spec, a.tensor(), writerOf.get(t.name()), o);
+                        } finally {
+                            stagingPool.releaseAll(a.staging());
+                        }
+                        dropPages(t);
+                        ev.tensor(i, tensors.size(), t.name(), t.inBytes(), t.outBytes(), (System.nanoTime() - t0) / 1e9);
+                    }
+                } finally {
+                    settle(ahead, stagingPool);
                 }
                 for (StreamingWriter w : writers) w.finish();
             } finally {
@@ -122,7 +138,9 @@ public final class Merger {
             OutputFiles.write(out.temp(), plan, inputs, o.seed(), dominantDtype(plan));
             out.commit();
             double secs = (System.nanoTime() - t0) / 1e9;
-            Result r = new Result(out.target(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), secs, pool.peakBorrowedBytes());
+            // working memory: float32 tiles and staged input copies (never both at their peak together, so an upper bound)
+            Result r = new Result(out.target(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), secs,
+                    pool.peakBorrowedBytes() + stagingPool.peakBorrowedBytes());
             ev.done(r.output().toString(), r.tensors(), r.bytesIn(), r.bytesOut(), secs, r.peakWorkingBytes(), ProcessStats.peakRssBytes());
             return r;
         } catch (IOException e) {
@@ -135,6 +153,7 @@ public final class Merger {
             throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
         } finally {
             reader.shutdownNow();
+            reader2.shutdownNow();
         }
     }
 
@@ -256,27 +275,96 @@ public final class Merger {
         return vs.stream().map(v -> slice(v, from, count)).toList();
     }
 
+    /** A tensor made ready by the read-ahead: its views (staged copies where it staged) and the buffers to release after it merges. */
+    private record Ahead(PlannedTensor tensor, List<Tile> staging) {}
+
     /**
-     * The read-ahead of one tensor: pulls its pages in, checks its inputs for NaN/Inf (those a
-     * fused pass reads are checked by that pass instead), then lets the backend start copying them
-     * to its own memory while the current tensor merges.
+     * The read-ahead of one tensor. A tensor the backend merges fused has its inputs copied into
+     * pooled buffers with positional reads (far cheaper than a first pass over fresh mappings on a
+     * VM, and its buffers are at most the stored bytes, which the fused pass never widens); other
+     * tensors have their pages mapped in. Then the inputs are checked for NaN/Inf (those a fused
+     * pass reads are checked by that pass instead) and the backend may start copying them to its
+     * own memory while the current tensor merges.
      */
-    private static java.util.concurrent.Callable<Void> readAhead(MethodSpec spec, PlannedTensor t, Options o) {
+    private static java.util.concurrent.Callable<Ahead> readAhead(MethodSpec spec, PlannedTensor t, Planner.Inputs inputs, TilePool pool,
+                                                                  ExecutorService second, Options o) {
         Backend be = o.backend();
         return () -> {
-            List<TensorView> views = new ArrayList<>(t.inputs());
-            if (t.base() != null) views.add(t.base());
-            views.addAll(t.stats());
-            Fused fused = o.allowNonFinite() || t.copyOnly() ? null : fused(spec, t, o);
+            Fused fused = t.copyOnly() ? null : fused(spec, t, o);
+            List<Tile> staging = new ArrayList<>();
+            PlannedTensor ready = t;
+            try {
+                if (fused != null) ready = staged(t, inputs, pool, second, staging);
+            } catch (RuntimeException e) {
+                pool.releaseAll(staging);
+                throw e;
+            }
+            List<TensorView> views = new ArrayList<>(ready.inputs());
+            if (ready.base() != null) views.add(ready.base());
+            views.addAll(ready.stats());
+            // the fused pass over the (staged) views checks what it reads
+            Fused checkedBy = o.allowNonFinite() || fused == null ? null : ready == t ? fused : fused(spec, ready, o);
             for (TensorView v : views) {
-                touch(v.data());
-                boolean checkedByFusedPass = fused != null
-                        && ((fused.combination().taskVectors() && v == t.base()) || fused.models().stream().anyMatch(m -> m == v));
+                if (ready == t) touch(v.data());
+                boolean checkedByFusedPass = checkedBy != null
+                        && ((checkedBy.combination().taskVectors() && v == ready.base()) || checkedBy.models().stream().anyMatch(m -> m == v));
                 if (!o.allowNonFinite() && !t.copyOnly() && !checkedByFusedPass) requireFinite(be, v);
             }
             if (!t.copyOnly()) be.prefetch(views);
-            return null;
+            return new Ahead(ready, staging);
         };
+    }
+
+    /**
+     * {@code t} with its base and inputs copied into pooled buffers (each distinct view once, so a
+     * base listed among the models stays one view), or {@code t} itself when a view does not come
+     * from an open checkpoint.
+     */
+    private static PlannedTensor staged(PlannedTensor t, Planner.Inputs inputs, TilePool pool, ExecutorService secondReader, List<Tile> staging)
+            throws InterruptedException, java.util.concurrent.ExecutionException {
+        java.util.IdentityHashMap<TensorView, TensorView> copies = new java.util.IdentityHashMap<>();
+        List<TensorView> all = new ArrayList<>(t.inputs());
+        if (t.base() != null) all.add(t.base());
+        for (TensorView v : all) {
+            if (copies.containsKey(v)) continue;
+            Tile buf = pool.borrow(Shape.of((v.data().byteSize() + 3) / 4));
+            staging.add(buf);
+            MemorySegment dst = buf.data().asSlice(0, v.data().byteSize());
+            dev.mergeforge.io.Checkpoint from = inputs.all().stream().filter(c -> c.holds(v)).findFirst().orElse(null);
+            if (from == null) return t;
+            // two halves side by side (a kernel copy per thread runs at ~3.5 GB/s here)
+            long half = v.data().byteSize() / 2 / 4096 * 4096;
+            Future<?> second = half == 0 ? null : secondReader.submit(() -> from.readInto(slice(v, half), dst.asSlice(half)));
+            from.readInto(half == 0 ? v : prefix(v, half), half == 0 ? dst : dst.asSlice(0, half));
+            if (second != null) second.get();
+            copies.put(v, new TensorView(v.name(), v.dtype(), v.shape(), dst, v.source()));
+        }
+        return t.withViews(t.base() == null ? null : copies.get(t.base()), t.inputs().stream().map(copies::get).toList());
+    }
+
+    /** The bytes of a view from byte {@code from} on, as a raw view (for reading it in parts). */
+    private static TensorView slice(TensorView v, long from) {
+        return raw(v, v.data().asSlice(from));
+    }
+
+    private static TensorView prefix(TensorView v, long bytes) {
+        return raw(v, v.data().asSlice(0, bytes));
+    }
+
+    private static TensorView raw(TensorView v, MemorySegment bytes) {
+        return new TensorView(v.name(), dev.mergeforge.tensor.DType.U8, Shape.of(bytes.byteSize()), bytes, v.source());
+    }
+
+    /** After the loop, normally or not: waits for a read-ahead still in flight and returns its buffers, so the pool closes clean. */
+    private static void settle(Future<Ahead> ahead, TilePool pool) {
+        if (ahead == null) return;
+        try {
+            pool.releaseAll(ahead.get().staging());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.CancellationException e) {
+            // its failure is not the one being reported
+        }
     }
 
     /** Throws naming the tensor, file, value and element when a stored input holds NaN or ±Inf. */

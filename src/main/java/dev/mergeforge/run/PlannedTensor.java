@@ -40,6 +40,11 @@ public record PlannedTensor(String name, Shape shape, DType outDtype, TensorView
         this(name, shape, outDtype, base, inputs, params, global, baseIndex, layer, copyOnly, List.of());
     }
 
+    /** The same tensor reading its base and inputs from other views of the same bytes (staged copies). */
+    public PlannedTensor withViews(TensorView newBase, List<TensorView> newInputs) {
+        return new PlannedTensor(name, shape, outDtype, newBase, newInputs, params, global, baseIndex, layer, copyOnly, stats);
+    }
+
     /** The same tensor with per-model statistic views attached. */
     public PlannedTensor withStats(List<TensorView> s) {
         return new PlannedTensor(name, shape, outDtype, base, inputs, params, global, baseIndex, layer, copyOnly, s);

@@ -32,6 +32,7 @@ public final class TilePool implements AutoCloseable {
     private long peakOutBytes;
     private long outBytes;
     private boolean closed;
+    private final boolean anyLarger;
 
     /** @param limitBytes the most memory the pool may hold; a borrow past it throws */
     public TilePool(long limitBytes) { this(limitBytes, t -> { }); }
@@ -42,9 +43,18 @@ public final class TilePool implements AutoCloseable {
      * @param limitBytes the most memory the pool may hold; a borrow past it throws
      * @param onRelease  told of each tile being released, before its memory can be borrowed again
      */
-    public TilePool(long limitBytes, Consumer<Tile> onRelease) {
+    public TilePool(long limitBytes, Consumer<Tile> onRelease) { this(limitBytes, onRelease, false); }
+
+    /**
+     * @param anyLarger reuse any free buffer at least as large as asked (best fit), not only one
+     *                  at most about twice the size: for a few short-lived buffers whose largest
+     *                  comes first (the merger's staged inputs), so fresh memory — costly to touch
+     *                  the first time — is taken once
+     */
+    public TilePool(long limitBytes, Consumer<Tile> onRelease, boolean anyLarger) {
         this.limitBytes = limitBytes;
         this.onRelease = onRelease;
+        this.anyLarger = anyLarger;
     }
 
     /** Borrows a tile of the given shape (contents undefined). */
@@ -55,7 +65,7 @@ public final class TilePool implements AutoCloseable {
         for (MemorySegment s : free) {
             if (s.byteSize() >= need && (best == null || s.byteSize() < best.byteSize())) best = s;
         }
-        if (best != null && best.byteSize() <= need * 2 + (1 << 20)) {
+        if (best != null && (anyLarger || best.byteSize() <= need * 2 + (1 << 20))) {
             free.remove(best);
         } else {
             // A fresh buffer: drop free ones if that keeps us under the limit.

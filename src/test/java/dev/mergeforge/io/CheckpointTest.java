@@ -256,4 +256,31 @@ class CheckpointTest {
             assertEquals(params * 4, c.totalBytes());
         }
     }
+
+    /** readInto copies a tensor (or a slice of one) with positional reads: the bytes of its mapping, never another model's. */
+    @Test
+    void readIntoCopiesTheMappedBytesOfItsOwnTensorsOnly() throws Exception {
+        Path a = Files.createDirectories(tmp.resolve("a")), b = Files.createDirectories(tmp.resolve("b"));
+        shard(a.resolve("model.safetensors"), sizes("x", 5000, "y", 123), 3);
+        shard(b.resolve("model.safetensors"), sizes("x", 5000), 9);
+        try (Checkpoint ca = Checkpoint.open(a); Checkpoint cb = Checkpoint.open(b);
+             java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            for (String n : List.of("x", "y")) {
+                TensorView v = ca.tensor(n);
+                MemorySegment dst = arena.allocate(v.data().byteSize());
+                assertTrue(ca.holds(v));
+                assertTrue(ca.readInto(v, dst));
+                assertEquals(-1, dst.mismatch(v.data()), n);
+            }
+            TensorView x = ca.tensor("x");
+            TensorView tail = new TensorView("x", DType.U8, Shape.of(1000), x.data().asSlice(4000), "a");
+            MemorySegment dst = arena.allocate(1000);
+            assertTrue(ca.readInto(tail, dst));
+            assertEquals(-1, dst.mismatch(x.data().asSlice(4000)), "a slice of a tensor");
+            TensorView other = cb.tensor("x");
+            assertFalse(ca.holds(other));
+            assertFalse(ca.readInto(other, arena.allocate(5000)), "another checkpoint's tensor");
+            assertThrows(IllegalArgumentException.class, () -> ca.readInto(x, arena.allocate(10)));
+        }
+    }
 }

@@ -16,6 +16,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
@@ -107,7 +108,7 @@ class BackendEquivalenceTest {
         }
     }
 
-    /** Linear and task arithmetic take the fused path on the native backend: no float32 tiles, results computed into the writer's blocks. */
+    /** Linear and task arithmetic take the fused path on the native backend: no float32 tiles, inputs staged as stored, results computed into the writer's blocks. */
     @Test
     void fusedPathSkipsTheFloatTiles() throws Exception {
         assumeTrue(NativeBackend.isAvailable(), "native library not built: " + NativeBackend.unavailableReason());
@@ -122,8 +123,10 @@ class BackendEquivalenceTest {
             try (Checkpoint c = Checkpoint.open(f.base().toString())) {
                 for (String n : c.names()) largest = Math.max(largest, c.tensor(n).numel());
             }
-            // tiles: base, 3 models and the output (java); none at all (native)
-            assertEquals(backend.equals("java") ? 5 * 4 * largest : 0, peak, backend + " working set");
+            // tiles: base, 3 models and the output (java); no tiles, only the stored bf16 bytes of base and
+            // 3 models staged for at most two tensors at once (native)
+            if (backend.equals("java")) assertEquals(5 * 4 * largest, peak, "java working set");
+            else assertTrue(peak > 0 && peak <= 2 * 4 * 2 * largest, "native working set " + peak + " for largest " + largest);
         }
         assertSameTensors(dir.resolve("fused-java"), dir.resolve("fused-native"), true);
     }

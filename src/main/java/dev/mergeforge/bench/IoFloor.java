@@ -1,0 +1,128 @@
+package dev.mergeforge.bench;
+
+import dev.mergeforge.tensor.LargePages;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.OpenOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * A second floor for the end-to-end table, measured in the same run: what one merge cannot avoid on
+ * this machine. The copy floor assumes every byte moves at hot memory-copy speed, but a merge
+ * reads each input byte exactly once, from a fresh mapping of the page cache, and must get its
+ * output onto the disk. So: the input files mapped fresh and read once (every 8-byte word, on all
+ * cores), and the output size written with direct I/O from an aligned buffer (buffered writes
+ * where the file system refuses direct I/O), as the merger writes.
+ *
+ * @param readBytesPerSecond  first-pass read speed of mapped page-cache files
+ * @param writeBytesPerSecond sequential write speed of the output folder's disk
+ */
+public record IoFloor(double readBytesPerSecond, double writeBytesPerSecond) {
+
+    /** Seconds one merge needs at least: reading and writing overlap, so the slower of the two. */
+    public double seconds(long bytesIn, long bytesOut) {
+        return Math.max(bytesIn / readBytesPerSecond, bytesOut / writeBytesPerSecond);
+    }
+
+    /** Reads {@code files} once through fresh mappings and writes {@code writeBytes} into a scratch file in {@code dir}. */
+    public static IoFloor measure(List<Path> files, long writeBytes, Path dir) {
+        return new IoFloor(readOnce(files), writeOnce(writeBytes, dir));
+    }
+
+    static double readOnce(List<Path> files) {
+        int threads = Runtime.getRuntime().availableProcessors();
+        ExecutorService pool = Executors.newFixedThreadPool(threads);
+        try (Arena arena = Arena.ofShared()) {
+            List<MemorySegment> maps = new ArrayList<>();
+            long total = 0;
+            for (Path p : files) {
+                try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+                    long size = ch.size() & ~7L;
+                    if (size == 0) continue;
+                    maps.add(ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena));
+                    total += size;
+                }
+            }
+            long t0 = System.nanoTime();
+            List<Future<Long>> parts = new ArrayList<>();
+            for (MemorySegment m : maps) {
+                long words = m.byteSize() / 8, per = (words + threads - 1) / threads;
+                for (int t = 0; t < threads; t++) {
+                    long lo = t * per, hi = Math.min(words, lo + per);
+                    if (lo < hi) parts.add(pool.submit(() -> sum(m, lo, hi)));
+                }
+            }
+            long check = 0;
+            for (Future<Long> f : parts) check += f.get();
+            double secs = (System.nanoTime() - t0) / 1e9;
+            if (check == 42) System.err.print(""); // keep the sums alive
+            return total / secs;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + files + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException(e.getCause());
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static long sum(MemorySegment m, long lo, long hi) {
+        long s = 0;
+        for (long i = lo; i < hi; i++) s += m.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i);
+        return s;
+    }
+
+    static double writeOnce(long bytes, Path dir) {
+        long block = 32L << 20;
+        Path f = dir.resolve(".mergeforge-io-floor.tmp");
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment buf = LargePages.allocate(arena, block, 4096);
+            buf.fill((byte) 1);
+            long rounded = (bytes + 4095) / 4096 * 4096;
+            FileChannel ch;
+            try {
+                ch = open(f, true);
+            } catch (IOException | UnsupportedOperationException e) {
+                ch = open(f, false);
+            }
+            long t0 = System.nanoTime();
+            try (FileChannel c = ch) {
+                for (long at = 0; at < rounded; ) {
+                    ByteBuffer bb = buf.asSlice(0, Math.min(block, rounded - at)).asByteBuffer();
+                    while (bb.hasRemaining()) at += c.write(bb, at);
+                }
+            }
+            return rounded / ((System.nanoTime() - t0) / 1e9);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write a scratch file in " + dir + ": " + e.getMessage(), e);
+        } finally {
+            try {
+                Files.deleteIfExists(f);
+            } catch (IOException ignored) {
+                // a scratch file left behind in the bench folder
+            }
+        }
+    }
+
+    private static FileChannel open(Path p, boolean direct) throws IOException {
+        List<OpenOption> o = new ArrayList<>(List.of(StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE));
+        if (direct) o.add(com.sun.nio.file.ExtendedOpenOption.DIRECT);
+        return FileChannel.open(p, o.toArray(OpenOption[]::new));
+    }
+}
