@@ -108,7 +108,7 @@ public final class EndToEnd {
         t.append(String.format(Locale.ROOT, "%ncopy bandwidth measured in this run: %.2f GB/s (bytes read + written per second)%n",
                 copyBytesPerSecond / 1e9));
         if (io != null) {
-            t.append(String.format(Locale.ROOT, "first-pass read of the mapped inputs: %.2f GB/s; direct write to the output disk: %.2f GB/s%n",
+            t.append(String.format(Locale.ROOT, "inputs read once from the page cache: %.2f GB/s; direct write to the output disk: %.2f GB/s%n",
                     io.readBytesPerSecond() / 1e9, io.writeBytesPerSecond() / 1e9));
         }
         return t.toString();
