@@ -56,8 +56,9 @@ public class BackendBench {
     Arena arena;
     Backend b;
     Tile x, y, z, out, sign, pristine, importance;
-    MemorySegment half, copyDst;
-    TensorView bf16View, f16View;
+    MemorySegment half, half2, halfOut, copyDst;
+    TensorView bf16View, f16View, bf16View2;
+    Tile s1, s2;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -81,6 +82,12 @@ public class BackendBench {
         bf16View = new TensorView("bench", DType.BF16, shape, half, "bench");
         f16View = new TensorView("bench", DType.F16, shape, half, "bench");
         b.electSign(List.of(x, y, z), sign);
+        half2 = arena.allocate(2L * N, 64);
+        halfOut = arena.allocate(2L * N, 64);
+        b.store(y, DType.BF16, half2);
+        bf16View2 = new TensorView("bench2", DType.BF16, shape, half2, "bench");
+        s1 = random(shape, 8);
+        s2 = random(shape, 9);
     }
 
     private Tile random(Shape shape, long seed) {
@@ -157,4 +164,25 @@ public class BackendBench {
 
     @Benchmark @OperationsPerInvocation(12 * N)
     public Tile relaxColumns() { b.relax(x, y, importance, 0.4f, Axis.COLUMNS, out); return out; }
+
+    private static final Combination LINEAR2 = new Combination(new float[] {1f, 1f}, false, new float[] {0.5f});
+
+    /**
+     * A linear merge of two bf16 tensors into bf16 as the merger runs it: fused from the stored
+     * bytes where the backend fuses (native), else load, weightedSum, scale and store on tiles
+     * (java). Counted as the stored bytes: two bf16 reads and one bf16 write.
+     */
+    @Benchmark @OperationsPerInvocation(6 * N)
+    public MemorySegment linearBf16x2() {
+        List<TensorView> views = List.of(bf16View, bf16View2);
+        if (b.fusesCombination(LINEAR2, views, null, DType.BF16)) {
+            b.combineStored(LINEAR2, views, null, DType.BF16, halfOut);
+        } else {
+            b.load(bf16View, s1);
+            b.load(bf16View2, s2);
+            LINEAR2.run(b, List.of(s1, s2), null, out);
+            b.store(out, DType.BF16, halfOut);
+        }
+        return halfOut;
+    }
 }
