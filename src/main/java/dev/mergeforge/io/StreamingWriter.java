@@ -52,8 +52,9 @@ public final class StreamingWriter implements AutoCloseable {
     private long fileOffset; // file offset of the current block's first byte
     private int next;        // index of the next entry to write
 
+    /** Blocks of 32 MiB, or {@code -Dmergeforge.writer.block=BYTES} (a multiple of 4096; tests cut tensors at block edges with small ones). */
     public StreamingWriter(Path path, List<SafetensorsWriter.Entry> entries, Map<String, String> metadata) {
-        this(path, entries, metadata, BLOCK, true);
+        this(path, entries, metadata, Long.getLong("mergeforge.writer.block", BLOCK), true);
     }
 
     /** With a block size (a multiple of 4096) and whether to try direct I/O: for tests. */
@@ -129,12 +130,21 @@ public final class StreamingWriter implements AutoCloseable {
      * boundary within the block (mixed dtypes) or when {@code f} declines the first piece; the
      * caller then stages the bytes and calls {@link #write}.
      */
-    public boolean fill(String name, long elementBytes, Filler f) {
+    public boolean fill(String name, long elementBytes, Filler f) { return fill(name, elementBytes, Long.MAX_VALUE, f); }
+
+    /**
+     * As {@link #fill(String, long, Filler)}, with pieces also cut at every multiple of
+     * {@code cutBytes} of the tensor's bytes (a multiple of {@code elementBytes}), so that a caller
+     * computing the tensor in chunks gets no piece spanning two ({@code Long.MAX_VALUE}: no cut).
+     */
+    public boolean fill(String name, long elementBytes, long cutBytes, Filler f) {
         long n = expect(name, -1);
         if (elementBytes <= 0 || n % elementBytes != 0 || blockFill % elementBytes != 0 || blockSize % elementBytes != 0) return false;
+        if (cutBytes != Long.MAX_VALUE && (cutBytes <= 0 || cutBytes % elementBytes != 0)) throw new IllegalArgumentException("cut of " + cutBytes + " bytes for " + elementBytes + "-byte elements");
         long done = 0;
         while (done < n) {
-            long k = Math.min(n - done, blockSize - blockFill);
+            long toCut = cutBytes - done % cutBytes;
+            long k = Math.min(Math.min(n - done, blockSize - blockFill), toCut);
             if (!f.fill(done, block.asSlice(blockFill, k))) {
                 if (done == 0) return false;
                 throw new IllegalStateException("tensor '" + name + "': the filler declined a piece after the first");

@@ -45,9 +45,16 @@ import java.util.concurrent.Future;
  */
 public final class Merger {
 
-    /** How to run a merge. {@code maxShardBytes}: the output shard size limit. */
+    /**
+     * How to run a merge. {@code maxShardBytes}: the output shard size limit; {@code fusedChunk}:
+     * elements per chunk in which fused tensors read their inputs.
+     */
     public record Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite,
-                          AimRelaxer aim, Events events) {}
+                          AimRelaxer aim, Events events, long fusedChunk) {
+        public Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim, Events events) {
+            this(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, InputChunks.CHUNK);
+        }
+    }
 
     /** What a finished merge reports. */
     public record Result(Path output, int tensors, long bytesIn, long bytesOut, double seconds, long peakWorkingBytes) {}
@@ -92,7 +99,7 @@ public final class Merger {
             t.setDaemon(true);
             return t;
         });
-        // a second reading thread: staged copies are split in two halves, read side by side
+        // a second reading thread: the chunks of a fused tensor's inputs, one ahead of the combine
         ExecutorService reader2 = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "mergeforge-readahead-2");
             t.setDaemon(true);
@@ -100,7 +107,8 @@ public final class Merger {
         });
         try (OutputDir out = OutputDir.create(outputDir, o.overwrite(), inputDirs, shards.totalFileBytes());
              TilePool pool = new TilePool(Long.MAX_VALUE, o.backend()::released);
-             TilePool stagingPool = new TilePool(Long.MAX_VALUE, t -> { }, true)) {
+             TilePool stagingPool = new TilePool(Long.MAX_VALUE, t -> { }, true);
+             InputChunks chunks = new InputChunks(inputs, reader2, o.fusedChunk())) {
             Map<String, StreamingWriter> writerOf = new HashMap<>();
             List<StreamingWriter> writers = new ArrayList<>();
             try {
@@ -120,7 +128,7 @@ public final class Merger {
                         ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, tensors.get(i + 1), inputs, stagingPool, reader2, o)) : null;
                         PlannedTensor t = tensors.get(i);
                         try {
-                            mergeOne(ctx, spec, a.tensor(), writerOf.get(t.name()), o);
+                            mergeOne(ctx, spec, a, chunks, writerOf.get(t.name()), o);
                         } finally {
                             stagingPool.releaseAll(a.staging());
                         }
@@ -158,7 +166,9 @@ public final class Merger {
     }
 
     /** Merges one tensor into its output slot. */
-    static void mergeOne(MergeContext ctx, MethodSpec spec, PlannedTensor t, StreamingWriter writer, Options o) {
+    private static void mergeOne(MergeContext ctx, MethodSpec spec, Ahead a, InputChunks chunks, StreamingWriter writer, Options o)
+            throws InterruptedException, java.util.concurrent.ExecutionException {
+        PlannedTensor t = a.tensor();
         if (t.copyOnly()) {
             TensorView src = t.base() != null ? t.base() : t.inputs().getFirst();
             writer.write(t.name(), src.data());
@@ -166,7 +176,7 @@ public final class Merger {
         }
         Fused fused = fused(spec, t, o);
         if (fused != null) {
-            mergeFused(ctx, fused, t, writer, o);
+            mergeFused(ctx, fused, t, a.head(), chunks, writer, o);
             return;
         }
         MergeMethod method = spec.factory().create(t.global());
@@ -233,22 +243,54 @@ public final class Merger {
     }
 
     /**
-     * Merges one tensor in one pass from the mapped inputs to the output bytes, computed straight
-     * into the writer's blocks (or, where the tensor starts off an element boundary of the block,
-     * through a staging buffer): no float32 tiles. The pass also reports NaN/Inf among its inputs,
-     * which the read-ahead left unchecked; then the stored bits are checked as on the tile path.
+     * Merges one tensor in one pass from its inputs to the output bytes, computed straight into the
+     * writer's blocks: the inputs come in chunks (chunk 0 staged by the read-ahead, the next one
+     * read while the current one is combined, see {@link InputChunks}), or, where the read-ahead
+     * could not stage them, from the mappings; a tensor that starts off an element boundary of the
+     * block goes through a staging buffer. No float32 tiles. The pass also reports NaN/Inf among
+     * its inputs, which the read-ahead left unchecked; then the stored bits are checked as on the
+     * tile path.
      */
-    private static void mergeFused(MergeContext ctx, Fused f, PlannedTensor t, StreamingWriter writer, Options o) {
+    private static void mergeFused(MergeContext ctx, Fused f, PlannedTensor t, Map<TensorView, TensorView> head, InputChunks chunks,
+                                   StreamingWriter writer, Options o) throws InterruptedException, java.util.concurrent.ExecutionException {
         Backend be = ctx.backend();
         long size = t.outDtype().byteSize();
         boolean[] sawNonFinite = {false};
-        // theta = combination(theta_0, theta_1..N), in the output dtype
-        boolean filled = writer.fill(t.name(), size, (offset, dst) -> {
-            long from = offset / size, count = dst.byteSize() / size;
-            sawNonFinite[0] |= be.combineStored(f.combination(), slices(f.models(), from, count),
-                    t.base() == null ? null : slice(t.base(), from, count), t.outDtype(), dst);
-            return true;
-        });
+        TensorView base = f.combination().taskVectors() ? t.base() : null;
+        boolean filled;
+        if (head != null) {
+            // theta = combination(theta_0, theta_1..N), chunk by chunk, in the output dtype
+            List<TensorView> distinct = distinct(f, base);
+            int[] modelAt = f.models().stream().mapToInt(v -> indexOf(distinct, v)).toArray();
+            int baseAt = base == null ? -1 : indexOf(distinct, base);
+            chunks.begin(distinct, head, t.shape().numel());
+            long ce = chunks.chunkElements();
+            filled = writer.fill(t.name(), size, ce * size, (offset, dst) -> {
+                long el = offset / size, count = dst.byteSize() / size, k = el / ce, at = el - k * ce;
+                List<TensorView> c;
+                try {
+                    c = chunks.chunk(k);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new CheckpointException("merge interrupted; nothing was written");
+                } catch (java.util.concurrent.ExecutionException e) {
+                    throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
+                }
+                List<TensorView> xs = new ArrayList<>(modelAt.length);
+                for (int m : modelAt) xs.add(InputChunks.slice(c.get(m), at, count));
+                sawNonFinite[0] |= be.combineStored(f.combination(), xs, baseAt < 0 ? null : InputChunks.slice(c.get(baseAt), at, count),
+                        t.outDtype(), dst);
+                return true;
+            });
+        } else {
+            // theta = combination(theta_0, theta_1..N) from the mappings
+            filled = writer.fill(t.name(), size, (offset, dst) -> {
+                long from = offset / size, count = dst.byteSize() / size;
+                sawNonFinite[0] |= be.combineStored(f.combination(), slices(f.models(), from, count),
+                        base == null ? null : slice(base, from, count), t.outDtype(), dst);
+                return true;
+            });
+        }
         if (!filled) {
             Tile staging = ctx.pool().borrow(Shape.of((t.outBytes() + 3) / 4));
             try {
@@ -261,8 +303,21 @@ public final class Merger {
         }
         if (sawNonFinite[0] && !o.allowNonFinite()) {
             for (TensorView v : f.models()) requireFinite(be, v);
-            if (f.combination().taskVectors()) requireFinite(be, t.base());
+            if (base != null) requireFinite(be, base);
         }
+    }
+
+    /** The distinct views a fused pass reads (a base listed among the models once), in a fixed order. */
+    private static List<TensorView> distinct(Fused f, TensorView base) {
+        List<TensorView> out = new ArrayList<>();
+        for (TensorView v : f.models()) if (indexOf(out, v) < 0) out.add(v);
+        if (base != null && indexOf(out, base) < 0) out.add(base);
+        return out;
+    }
+
+    private static int indexOf(List<TensorView> vs, TensorView v) {
+        for (int i = 0; i < vs.size(); i++) if (vs.get(i) == v) return i;
+        return -1;
     }
 
     /** Elements [from, from + count) of a tensor, as a flat view. */
@@ -275,16 +330,19 @@ public final class Merger {
         return vs.stream().map(v -> slice(v, from, count)).toList();
     }
 
-    /** A tensor made ready by the read-ahead: its views (staged copies where it staged) and the buffers to release after it merges. */
-    private record Ahead(PlannedTensor tensor, List<Tile> staging) {}
+    /**
+     * A tensor made ready by the read-ahead: the tensor, the buffers to release after it merges, and
+     * for a fused tensor its inputs' staged chunk 0 (identity map from view to copy; null when its
+     * inputs are read from the mappings).
+     */
+    private record Ahead(PlannedTensor tensor, List<Tile> staging, Map<TensorView, TensorView> head) {}
 
     /**
-     * The read-ahead of one tensor. A tensor the backend merges fused has its inputs copied into
-     * pooled buffers with positional reads (far cheaper than a first pass over fresh mappings on a
-     * VM, and its buffers are at most the stored bytes, which the fused pass never widens); other
-     * tensors have their pages mapped in. Then the inputs are checked for NaN/Inf (those a fused
-     * pass reads are checked by that pass instead) and the backend may start copying them to its
-     * own memory while the current tensor merges.
+     * The read-ahead of one tensor. A tensor the backend merges fused has the first chunk of each
+     * input copied in with positional reads (the merge reads the rest chunk by chunk, see
+     * {@link InputChunks}); other tensors have their pages mapped in. Then the inputs are checked
+     * for NaN/Inf (those a fused pass reads are checked by that pass instead) and the backend may
+     * start copying them to its own memory while the current tensor merges.
      */
     private static java.util.concurrent.Callable<Ahead> readAhead(MethodSpec spec, PlannedTensor t, Planner.Inputs inputs, TilePool pool,
                                                                   ExecutorService second, Options o) {
@@ -292,67 +350,37 @@ public final class Merger {
         return () -> {
             Fused fused = t.copyOnly() ? null : fused(spec, t, o);
             List<Tile> staging = new ArrayList<>();
-            PlannedTensor ready = t;
+            Map<TensorView, TensorView> head = null;
             try {
-                if (fused != null) ready = staged(t, inputs, pool, second, staging);
+                if (fused != null) {
+                    List<TensorView> distinct = distinct(fused, fused.combination().taskVectors() ? t.base() : null);
+                    List<MemorySegment> buffers = new ArrayList<>();
+                    for (TensorView v : distinct) {
+                        Tile buf = pool.borrow(Shape.of((InputChunks.headBytes(v, o.fusedChunk()) + 3) / 4));
+                        staging.add(buf);
+                        buffers.add(buf.data());
+                    }
+                    head = InputChunks.readHead(distinct, inputs, buffers, o.fusedChunk());
+                }
             } catch (RuntimeException e) {
                 pool.releaseAll(staging);
                 throw e;
             }
-            List<TensorView> views = new ArrayList<>(ready.inputs());
-            if (ready.base() != null) views.add(ready.base());
-            views.addAll(ready.stats());
-            // the fused pass over the (staged) views checks what it reads
-            Fused checkedBy = o.allowNonFinite() || fused == null ? null : ready == t ? fused : fused(spec, ready, o);
+            List<TensorView> views = new ArrayList<>(t.inputs());
+            if (t.base() != null) views.add(t.base());
+            views.addAll(t.stats());
+            // the fused pass checks what it reads
+            Fused checkedBy = o.allowNonFinite() ? null : fused;
             for (TensorView v : views) {
-                if (ready == t) touch(v.data());
-                boolean checkedByFusedPass = checkedBy != null
-                        && ((checkedBy.combination().taskVectors() && v == ready.base()) || checkedBy.models().stream().anyMatch(m -> m == v));
+                boolean fusedReads = fused != null
+                        && ((fused.combination().taskVectors() && v == t.base()) || fused.models().stream().anyMatch(m -> m == v));
+                if (head == null || !fusedReads) touch(v.data());
+                boolean checkedByFusedPass = checkedBy != null && fusedReads;
                 if (!o.allowNonFinite() && !t.copyOnly() && !checkedByFusedPass) requireFinite(be, v);
             }
             if (!t.copyOnly()) be.prefetch(views);
-            return new Ahead(ready, staging);
+            return new Ahead(t, staging, head);
         };
-    }
-
-    /**
-     * {@code t} with its base and inputs copied into pooled buffers (each distinct view once, so a
-     * base listed among the models stays one view), or {@code t} itself when a view does not come
-     * from an open checkpoint.
-     */
-    private static PlannedTensor staged(PlannedTensor t, Planner.Inputs inputs, TilePool pool, ExecutorService secondReader, List<Tile> staging)
-            throws InterruptedException, java.util.concurrent.ExecutionException {
-        java.util.IdentityHashMap<TensorView, TensorView> copies = new java.util.IdentityHashMap<>();
-        List<TensorView> all = new ArrayList<>(t.inputs());
-        if (t.base() != null) all.add(t.base());
-        for (TensorView v : all) {
-            if (copies.containsKey(v)) continue;
-            Tile buf = pool.borrow(Shape.of((v.data().byteSize() + 3) / 4));
-            staging.add(buf);
-            MemorySegment dst = buf.data().asSlice(0, v.data().byteSize());
-            dev.mergeforge.io.Checkpoint from = inputs.all().stream().filter(c -> c.holds(v)).findFirst().orElse(null);
-            if (from == null) return t;
-            // two halves side by side (a kernel copy per thread runs at ~3.5 GB/s here)
-            long half = v.data().byteSize() / 2 / 4096 * 4096;
-            Future<?> second = half == 0 ? null : secondReader.submit(() -> from.readInto(slice(v, half), dst.asSlice(half)));
-            from.readInto(half == 0 ? v : prefix(v, half), half == 0 ? dst : dst.asSlice(0, half));
-            if (second != null) second.get();
-            copies.put(v, new TensorView(v.name(), v.dtype(), v.shape(), dst, v.source()));
-        }
-        return t.withViews(t.base() == null ? null : copies.get(t.base()), t.inputs().stream().map(copies::get).toList());
-    }
-
-    /** The bytes of a view from byte {@code from} on, as a raw view (for reading it in parts). */
-    private static TensorView slice(TensorView v, long from) {
-        return raw(v, v.data().asSlice(from));
-    }
-
-    private static TensorView prefix(TensorView v, long bytes) {
-        return raw(v, v.data().asSlice(0, bytes));
-    }
-
-    private static TensorView raw(TensorView v, MemorySegment bytes) {
-        return new TensorView(v.name(), dev.mergeforge.tensor.DType.U8, Shape.of(bytes.byteSize()), bytes, v.source());
     }
 
     /** After the loop, normally or not: waits for a read-ahead still in flight and returns its buffers, so the pool closes clean. */

@@ -105,6 +105,30 @@ class StreamingWriterTest {
         assertEquals(List.of("a", "d", "e"), filled, "b starts off a 4-byte boundary, c declined");
     }
 
+    /** With a cut, no piece spans a multiple of the cut (chunk edges) nor a block edge, and the file is the same. */
+    @Test
+    void fillWithACutNeverSpansAChunkEdge() throws Exception {
+        List<SafetensorsWriter.Entry> one = List.of(new SafetensorsWriter.Entry("w", DType.BF16, Shape.of(30_001)));
+        byte[] data = new byte[60_002];
+        new Random(8).nextBytes(data);
+        Path ref = dir.resolve("cut-ref.safetensors"), out = dir.resolve("cut.safetensors");
+        try (StreamingWriter w = new StreamingWriter(ref, one, Map.of(), 8192, false)) {
+            w.write("w", MemorySegment.ofArray(data));
+            w.finish();
+        }
+        long cut = 2 * 777;
+        try (StreamingWriter w = new StreamingWriter(out, one, Map.of(), 8192, false)) {
+            MemorySegment src = MemorySegment.ofArray(data);
+            assertTrue(w.fill("w", 2, cut, (offset, dst) -> {
+                assertEquals(offset / cut, (offset + dst.byteSize() - 1) / cut, "piece at " + offset + " spans a chunk edge");
+                dst.copyFrom(src.asSlice(offset, dst.byteSize()));
+                return true;
+            }));
+            w.finish();
+        }
+        assertArrayEquals(Files.readAllBytes(ref), Files.readAllBytes(out));
+    }
+
     @Test
     void tensorsMustComeInPlanOrderAndAllBeWritten() {
         try (StreamingWriter w = new StreamingWriter(dir.resolve("x.safetensors"), entries(), Map.of(), 8192, false)) {
