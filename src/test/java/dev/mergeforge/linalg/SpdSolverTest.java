@@ -4,8 +4,8 @@ import dev.mergeforge.backend.Parallel;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 
-import java.util.Random;
-
+import static dev.mergeforge.linalg.SpdMatrices.gram;
+import static dev.mergeforge.linalg.SpdMatrices.random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -16,27 +16,6 @@ class SpdSolverTest {
     static final Parallel ONE = new Parallel(1), TWO = new Parallel(2);
 
     @AfterAll static void shutdown() { ONE.shutdown(); TWO.shutdown(); }
-
-    /** A = Mᵀ·M / k + shift·I for random M [k, n]: symmetric, PSD, rank min(k, n) when shift is 0. */
-    static double[] gram(int n, int k, double shift, long seed) {
-        Random r = new Random(seed);
-        double[] m = new double[k * n];
-        for (int i = 0; i < m.length; i++) m[i] = r.nextGaussian();
-        double[] a = new double[n * n];
-        for (int i = 0; i < n; i++) for (int j = 0; j < n; j++) {
-            double s = 0;
-            for (int t = 0; t < k; t++) s += m[t * n + i] * m[t * n + j];
-            a[i * n + j] = s / k + (i == j ? shift : 0);
-        }
-        return a;
-    }
-
-    static double[] random(int len, long seed) {
-        Random r = new Random(seed);
-        double[] b = new double[len];
-        for (int i = 0; i < len; i++) b[i] = r.nextGaussian();
-        return b;
-    }
 
     /** Gauss-Jordan elimination with partial pivoting: the reference solution of A·X = B. */
     static double[] gauss(double[] a0, int n, double[] b0, int m) {

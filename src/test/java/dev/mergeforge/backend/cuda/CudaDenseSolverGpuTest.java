@@ -9,8 +9,8 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
-import static dev.mergeforge.backend.cuda.CudaDenseSolverHostTest.gram;
-import static dev.mergeforge.backend.cuda.CudaDenseSolverHostTest.random;
+import static dev.mergeforge.linalg.SpdMatrices.gram;
+import static dev.mergeforge.linalg.SpdMatrices.random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

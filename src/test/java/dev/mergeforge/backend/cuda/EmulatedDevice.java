@@ -11,8 +11,6 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
-import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -28,7 +26,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 /**
  * A {@link Device} that runs the real kernel sources (kernels/*.cu) on the CPU through
  * kernels/host/mf_emulator.cpp, built here with g++ and called with cuLaunchKernel's parameter
- * convention. Device memory is host memory, filled with 0xA5 garbage when allocated so that a
+ * convention. Device memory is {@link HostMemory}, filled with 0xA5 garbage when allocated so that a
  * kernel reading bytes nobody wrote shows up as a mismatch.
  *
  * <p>Everything runs at once in call order, so both streams and their events are trivially
@@ -41,7 +39,7 @@ final class EmulatedDevice implements Device {
 
     private final Arena libArena = Arena.ofShared();
     private final MethodHandle launch;
-    private final Map<Long, Arena> buffers = new HashMap<>();
+    private final HostMemory memory = new HostMemory();
     private final AtomicLong toDevice = new AtomicLong(), prefetched = new AtomicLong(), toHost = new AtomicLong();
     private final Set<Event> liveEvents = ConcurrentHashMap.newKeySet();
 
@@ -79,28 +77,13 @@ final class EmulatedDevice implements Device {
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
     }
 
-    private static MemorySegment seg(DeviceBuffer b) { return MemorySegment.ofAddress(b.address).reinterpret(b.capacity); }
+    @Override public DeviceBuffer tryAllocate(long bytes) { return memory.allocate(bytes); }
 
-    @Override
-    public DeviceBuffer tryAllocate(long bytes) {
-        Arena a = Arena.ofShared();
-        MemorySegment s = a.allocate(bytes, 256);
-        s.fill((byte) 0xA5);
-        buffers.put(s.address(), a);
-        return new DeviceBuffer(s.address(), bytes);
-    }
-
-    @Override
-    public void free(DeviceBuffer b) {
-        Arena a = buffers.remove(b.address);
-        if (a == null) throw new IllegalStateException("free of unknown " + b);
-        a.close();
-    }
+    @Override public void free(DeviceBuffer b) { memory.free(b); }
 
     @Override
     public void upload(MemorySegment src, DeviceBuffer dst) {
-        if (src.byteSize() > dst.capacity) throw new IllegalArgumentException(src.byteSize() + " bytes do not fit " + dst);
-        MemorySegment.copy(src, 0, seg(dst), 0, src.byteSize());
+        HostMemory.upload(src, dst);
         toDevice.addAndGet(src.byteSize());
     }
 
@@ -112,8 +95,7 @@ final class EmulatedDevice implements Device {
 
     @Override
     public void download(DeviceBuffer src, MemorySegment dst) {
-        if (dst.byteSize() > src.capacity) throw new IllegalArgumentException(dst.byteSize() + " bytes requested from " + src);
-        MemorySegment.copy(seg(src), 0, dst, 0, dst.byteSize());
+        HostMemory.download(src, dst);
         toHost.addAndGet(dst.byteSize());
     }
 
@@ -151,7 +133,7 @@ final class EmulatedDevice implements Device {
     }
 
     @Override
-    public void zero(DeviceBuffer b, long bytes) { seg(b).asSlice(0, bytes).fill((byte) 0); }
+    public void zero(DeviceBuffer b, long bytes) { HostMemory.zero(b, bytes); }
 
     @Override public void sync() { }
 
@@ -189,7 +171,7 @@ final class EmulatedDevice implements Device {
 
     @Override
     public void close() {
-        if (!buffers.isEmpty()) throw new IllegalStateException(buffers.size() + " emulated device buffers not freed");
+        if (memory.outstanding() > 0) throw new IllegalStateException(memory.outstanding() + " emulated device buffers not freed");
         if (!liveEvents.isEmpty()) throw new IllegalStateException(liveEvents.size() + " emulated events not destroyed");
         libArena.close();
     }

@@ -1,47 +1,22 @@
 package dev.mergeforge.backend.cuda;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.HashMap;
-import java.util.Map;
 
 /**
- * A {@link Device} whose memory is host memory (filled with 0xA5 garbage on allocation) and that
+ * A {@link Device} whose memory is {@link HostMemory} (filled with 0xA5 garbage on allocation) and that
  * runs no kernels: enough for code that only copies and calls libraries on device addresses
  * (the cuSOLVER solve with {@link HostLapack}), without building the kernel emulator.
  */
 final class HostDevice implements Device {
-    private final Map<Long, Arena> buffers = new HashMap<>();
+    private final HostMemory memory = new HostMemory();
 
-    private static MemorySegment seg(DeviceBuffer b) { return MemorySegment.ofAddress(b.address).reinterpret(b.capacity); }
+    @Override public DeviceBuffer tryAllocate(long bytes) { return memory.allocate(bytes); }
 
-    @Override
-    public DeviceBuffer tryAllocate(long bytes) {
-        Arena a = Arena.ofShared();
-        MemorySegment s = a.allocate(bytes, 256);
-        s.fill((byte) 0xA5);
-        buffers.put(s.address(), a);
-        return new DeviceBuffer(s.address(), bytes);
-    }
+    @Override public void free(DeviceBuffer b) { memory.free(b); }
 
-    @Override
-    public void free(DeviceBuffer b) {
-        Arena a = buffers.remove(b.address);
-        if (a == null) throw new IllegalStateException("free of unknown " + b);
-        a.close();
-    }
+    @Override public void upload(MemorySegment src, DeviceBuffer dst) { HostMemory.upload(src, dst); }
 
-    @Override
-    public void upload(MemorySegment src, DeviceBuffer dst) {
-        if (src.byteSize() > dst.capacity) throw new IllegalArgumentException(src.byteSize() + " bytes do not fit " + dst);
-        MemorySegment.copy(src, 0, seg(dst), 0, src.byteSize());
-    }
-
-    @Override
-    public void download(DeviceBuffer src, MemorySegment dst) {
-        if (dst.byteSize() > src.capacity) throw new IllegalArgumentException(dst.byteSize() + " bytes requested from " + src);
-        MemorySegment.copy(seg(src), 0, dst, 0, dst.byteSize());
-    }
+    @Override public void download(DeviceBuffer src, MemorySegment dst) { HostMemory.download(src, dst); }
 
     /** Synchronous like every copy here: the prefetch stream is the same as the compute stream. */
     @Override public void prefetchUpload(MemorySegment src, DeviceBuffer dst) { upload(src, dst); }
@@ -52,7 +27,7 @@ final class HostDevice implements Device {
 
     @Override public void destroy(Event e) { }
 
-    @Override public void zero(DeviceBuffer b, long bytes) { seg(b).asSlice(0, bytes).fill((byte) 0); }
+    @Override public void zero(DeviceBuffer b, long bytes) { HostMemory.zero(b, bytes); }
 
     @Override public void sync() { }
 
@@ -67,6 +42,6 @@ final class HostDevice implements Device {
 
     @Override
     public void close() {
-        if (!buffers.isEmpty()) throw new IllegalStateException(buffers.size() + " host device buffers not freed");
+        if (memory.outstanding() > 0) throw new IllegalStateException(memory.outstanding() + " host device buffers not freed");
     }
 }

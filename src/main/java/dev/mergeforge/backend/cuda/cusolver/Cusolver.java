@@ -1,10 +1,8 @@
 package dev.mergeforge.backend.cuda.cusolver;
 
-import dev.mergeforge.errors.MergeforgeException;
+import dev.mergeforge.backend.cuda.FfmLibrary;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
@@ -48,128 +46,67 @@ public final class Cusolver implements AutoCloseable {
     static final String[] LIBRARIES = {"libcusolver.so.12", "libcusolver.so.11"};
     static final int FILL_LOWER = 0;
 
-    private static Binding binding;
+    private static final FfmLibrary<Functions> LIB = new FfmLibrary<>("cuSOLVER", LIBRARIES, Cusolver::bind, Cusolver::statusName);
 
-    /** The loaded library and its downcall handles, or why it could not be loaded. */
-    record Binding(String library, MethodHandle create, MethodHandle destroy, MethodHandle setStream,
-                   MethodHandle potrfBufferSize, MethodHandle potrf, MethodHandle potrs, String error) {
-        static Binding failed(String error) { return new Binding(null, null, null, null, null, null, null, error); }
+    /** The downcall handles of the loaded library. */
+    private record Functions(MethodHandle create, MethodHandle destroy, MethodHandle setStream,
+                             MethodHandle potrfBufferSize, MethodHandle potrf, MethodHandle potrs) { }
+
+    private static Functions bind(FfmLibrary.Symbols lib) {
+        return new Functions(
+                lib.downcall("cusolverDnCreate", ADDRESS),
+                lib.downcall("cusolverDnDestroy", ADDRESS),
+                lib.downcall("cusolverDnSetStream", ADDRESS, ADDRESS),
+                // (handle, uplo, n, A, lda, *Lwork)
+                lib.downcall("cusolverDnDpotrf_bufferSize", ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS),
+                // (handle, uplo, n, A, lda, Workspace, Lwork, devInfo)
+                lib.downcall("cusolverDnDpotrf", ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS),
+                // (handle, uplo, n, nrhs, A, lda, B, ldb, devInfo)
+                lib.downcall("cusolverDnDpotrs", ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS));
     }
 
-    private final Binding b;
+    private final Functions f;
     private final MemorySegment handle;
 
-    private Cusolver(Binding b) {
-        this.b = b;
-        // the slot lives only for the call, so close() works from any thread
-        try (Arena call = Arena.ofConfined()) {
-            MemorySegment slot = call.allocate(ADDRESS);
-            check((int) b.create.invokeExact(slot), "cusolverDnCreate");
-            this.handle = slot.get(ADDRESS, 0);
-        } catch (MergeforgeException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new MergeforgeException("cusolverDnCreate failed: " + t, t);
-        }
+    private Cusolver(Functions f) {
+        this.f = f;
+        this.handle = LIB.createHandle("cusolverDnCreate", f.create);
     }
 
     /** A handle on the current device; throws with {@link #unavailableReason()} when cuSOLVER is absent. */
-    public static Cusolver create() {
-        Binding bd = binding();
-        if (bd.error != null) throw new MergeforgeException("cuSOLVER is unavailable: " + bd.error);
-        return new Cusolver(bd);
-    }
+    public static Cusolver create() { return new Cusolver(LIB.functions()); }
 
     /** Empty when a libcusolver was found and bound, else a one-line reason naming the fix. Never throws. */
-    public static Optional<String> unavailableReason() { return Optional.ofNullable(binding().error); }
+    public static Optional<String> unavailableReason() { return LIB.unavailableReason(); }
 
     /** The library that was bound ("libcusolver.so.12"), if any. */
-    public static Optional<String> libraryName() { return Optional.ofNullable(binding().library); }
-
-    static synchronized Binding binding() {
-        if (binding == null) binding = bind();
-        return binding;
-    }
-
-    private static Binding bind() {
-        for (String lib : LIBRARIES) {
-            SymbolLookup lookup;
-            try {
-                lookup = SymbolLookup.libraryLookup(lib, Arena.global());
-            } catch (IllegalArgumentException e) {
-                continue;
-            }
-            try {
-                Linker l = Linker.nativeLinker();
-                MethodHandle create = l.downcallHandle(find(lookup, "cusolverDnCreate"), FunctionDescriptor.of(JAVA_INT, ADDRESS));
-                MethodHandle destroy = l.downcallHandle(find(lookup, "cusolverDnDestroy"), FunctionDescriptor.of(JAVA_INT, ADDRESS));
-                MethodHandle stream = l.downcallHandle(find(lookup, "cusolverDnSetStream"), FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
-                // (handle, uplo, n, A, lda, *Lwork)
-                MethodHandle size = l.downcallHandle(find(lookup, "cusolverDnDpotrf_bufferSize"),
-                        FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS));
-                // (handle, uplo, n, A, lda, Workspace, Lwork, devInfo)
-                MethodHandle potrf = l.downcallHandle(find(lookup, "cusolverDnDpotrf"),
-                        FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS));
-                // (handle, uplo, n, nrhs, A, lda, B, ldb, devInfo)
-                MethodHandle potrs = l.downcallHandle(find(lookup, "cusolverDnDpotrs"),
-                        FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS));
-                return new Binding(lib, create, destroy, stream, size, potrf, potrs, null);
-            } catch (RuntimeException e) {
-                return Binding.failed(lib + " is there but cannot be bound: " + e.getMessage());
-            }
-        }
-        return Binding.failed("no cuSOLVER library (" + String.join(" or ", LIBRARIES)
-                + " not found): install the CUDA toolkit's cuSOLVER or add its directory to LD_LIBRARY_PATH");
-    }
-
-    private static MemorySegment find(SymbolLookup lookup, String name) {
-        return lookup.find(name).orElseThrow(() -> new IllegalArgumentException("symbol " + name + " missing"));
-    }
+    public static Optional<String> libraryName() { return LIB.libraryName(); }
 
     /** Queues this handle's work on {@code stream} (a CUstream's native pointer; 0 = the default stream). */
     public void setStream(long stream) {
-        call("cusolverDnSetStream", () -> (int) b.setStream.invokeExact(handle, MemorySegment.ofAddress(stream)));
+        LIB.call("cusolverDnSetStream", () -> (int) f.setStream.invokeExact(handle, MemorySegment.ofAddress(stream)));
     }
 
     /** Doubles of device workspace {@link #dpotrf} needs for an n×n lower factorisation with leading dimension lda. */
     public int dpotrfBufferSize(int n, long a, int lda) {
         try (Arena call = Arena.ofConfined()) {
             MemorySegment lwork = call.allocate(JAVA_INT);
-            call("cusolverDnDpotrf_bufferSize(n=" + n + ")",
-                    () -> (int) b.potrfBufferSize.invokeExact(handle, FILL_LOWER, n, MemorySegment.ofAddress(a), lda, lwork));
+            LIB.call("cusolverDnDpotrf_bufferSize(n=" + n + ")",
+                    () -> (int) f.potrfBufferSize.invokeExact(handle, FILL_LOWER, n, MemorySegment.ofAddress(a), lda, lwork));
             return lwork.get(JAVA_INT, 0);
         }
     }
 
     /** Queues A = L·Lᵀ in place (lower triangle, column-major); the outcome lands in the device int at {@code devInfo}. */
     public void dpotrf(int n, long a, int lda, long work, int lwork, long devInfo) {
-        call("cusolverDnDpotrf(n=" + n + ")", () -> (int) b.potrf.invokeExact(handle, FILL_LOWER, n, MemorySegment.ofAddress(a), lda,
+        LIB.call("cusolverDnDpotrf(n=" + n + ")", () -> (int) f.potrf.invokeExact(handle, FILL_LOWER, n, MemorySegment.ofAddress(a), lda,
                 MemorySegment.ofAddress(work), lwork, MemorySegment.ofAddress(devInfo)));
     }
 
     /** Queues B = A⁻¹·B (B n×nrhs column-major) with the lower factor from {@link #dpotrf}. */
     public void dpotrs(int n, int nrhs, long a, int lda, long bm, int ldb, long devInfo) {
-        call("cusolverDnDpotrs(n=" + n + ", nrhs=" + nrhs + ")", () -> (int) b.potrs.invokeExact(handle, FILL_LOWER, n, nrhs,
+        LIB.call("cusolverDnDpotrs(n=" + n + ", nrhs=" + nrhs + ")", () -> (int) f.potrs.invokeExact(handle, FILL_LOWER, n, nrhs,
                 MemorySegment.ofAddress(a), lda, MemorySegment.ofAddress(bm), ldb, MemorySegment.ofAddress(devInfo)));
-    }
-
-    @FunctionalInterface
-    private interface Call { int run() throws Throwable; }
-
-    private static void call(String what, Call c) {
-        int rc;
-        try {
-            rc = c.run();
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new MergeforgeException(what + " failed: " + t, t);
-        }
-        check(rc, what);
-    }
-
-    private static void check(int status, String what) {
-        if (status != 0) throw new MergeforgeException(what + " returned cuSOLVER status " + status + " (" + statusName(status) + ")");
     }
 
     static String statusName(int s) {
@@ -190,6 +127,6 @@ public final class Cusolver implements AutoCloseable {
 
     @Override
     public void close() {
-        call("cusolverDnDestroy", () -> (int) b.destroy.invokeExact(handle));
+        LIB.call("cusolverDnDestroy", () -> (int) f.destroy.invokeExact(handle));
     }
 }
