@@ -150,10 +150,17 @@ final class InputChunks implements AutoCloseable {
         return out;
     }
 
-    /** Slot k mod 2, grown to one chunk-sized buffer per view (8 bytes per element: any float dtype). */
+    /**
+     * Slot k mod 2 with a chunk-sized buffer per view, each as large as its view's dtype needs (a
+     * buffer is replaced by a larger one only when a wider dtype comes: fresh memory is costly to touch).
+     */
     private synchronized List<MemorySegment> slot(long k) {
         List<MemorySegment> slot = slots.get((int) (k & 1));
-        while (slot.size() < views.size()) slot.add(LargePages.allocate(arena, chunk * 8, 4096));
+        for (int j = 0; j < views.size(); j++) {
+            long need = chunk * views.get(j).dtype().byteSize();
+            if (j == slot.size()) slot.add(LargePages.allocate(arena, need, 4096));
+            else if (slot.get(j).byteSize() < need) slot.set(j, LargePages.allocate(arena, need, 4096));
+        }
         return slot;
     }
 
