@@ -53,12 +53,14 @@ public final class SpdSolver {
     /** OpenBLAS's factorisation with the Java kernel's acceptance rule: every pivot L[j][j]² above tol. */
     static int blasFactor(double[] a, int n, double tol) {
         int bad = Blas.factor(a, n);
-        if (bad >= 0) return bad;
-        for (int j = 0; j < n; j++) {
+        // the pivots dpotrf completed (all, or those before the one it stopped at) under our tolerance,
+        // so the pivot reported is the one the Java Cholesky reports: the first that fails either test
+        int done = bad >= 0 ? bad : n;
+        for (int j = 0; j < done; j++) {
             double d = a[j * n + j];
             if (!(d * d > tol)) return j;
         }
-        return -1;
+        return bad;
     }
 
     /** RELATIVE_TOL · max diagonal (0 for an all-zero diagonal, so nothing passes). */

@@ -63,4 +63,21 @@ class BlasTest {
             par.shutdown();
         }
     }
+
+    /**
+     * A tiny pivot (3, below the relative tolerance) before an exactly zero one (9): dpotrf stops at
+     * 9, the Java Cholesky at 3; both CPU paths must report 3, the pivot the RegMean warning names.
+     */
+    @Test
+    void theReportedPivotIsTheFirstUnderTheToleranceOnBothCpuPaths() {
+        assumeTrue(Blas.available(), "OpenBLAS not installed: " + Blas.unavailableReason().orElse(""));
+        int n = 12;
+        double[] a = SpdMatrices.gram(n, 30, 0, 3);
+        for (int i = 0; i < n; i++) { a[3 * n + i] *= 1e-7; a[i * n + 3] *= 1e-7; }
+        for (int i = 0; i < n; i++) { a[9 * n + i] = 0; a[i * n + 9] = 0; }
+        double tol = SpdSolver.tolerance(a, n);
+        assertEquals(9, Blas.factor(a.clone(), n), "dpotrf itself stops at the zero pivot");
+        assertEquals(3, Cholesky.factor(a.clone(), n, tol, new dev.mergeforge.backend.Parallel(1)));
+        assertEquals(3, SpdSolver.blasFactor(a.clone(), n, tol));
+    }
 }
