@@ -15,6 +15,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -43,33 +45,19 @@ public record IoFloor(double readBytesPerSecond, double writeBytesPerSecond) {
         return new IoFloor(Math.max(readOnce(files), preadOnce(files)), writeOnce(writeBytes, dir));
     }
 
-    /** Positional reads of every file into one reused buffer per thread, the files split between the threads by halves. */
+    /** Positional reads of every file into one reused buffer per thread, each file split between the threads. */
     static double preadOnce(List<Path> files) {
-        int threads = Runtime.getRuntime().availableProcessors();
-        ExecutorService pool = Executors.newFixedThreadPool(threads);
         try {
             long total = 0;
-            List<java.util.concurrent.Callable<Long>> jobs = new ArrayList<>();
+            List<Callable<Long>> jobs = new ArrayList<>();
             for (Path p : files) {
-                long size = Files.size(p), per = (size + threads - 1) / threads;
+                long size = Files.size(p);
                 total += size;
-                for (int t = 0; t < threads; t++) {
-                    long lo = t * per, hi = Math.min(size, lo + per);
-                    if (lo < hi) jobs.add(() -> readRange(p, lo, hi));
-                }
+                split(size, (lo, hi) -> jobs.add(() -> readRange(p, lo, hi)));
             }
-            long t0 = System.nanoTime();
-            for (Future<Long> f : pool.invokeAll(jobs)) f.get();
-            return total / ((System.nanoTime() - t0) / 1e9);
+            return total / timed(jobs);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + files + ": " + e.getMessage(), e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted", e);
-        } catch (java.util.concurrent.ExecutionException e) {
-            throw new IllegalStateException(e.getCause());
-        } finally {
-            pool.shutdownNow();
         }
     }
 
@@ -88,41 +76,50 @@ public record IoFloor(double readBytesPerSecond, double writeBytesPerSecond) {
         return n;
     }
 
+    /** A first pass over fresh mappings of every file: every 8-byte word summed, each file split between the threads. */
     static double readOnce(List<Path> files) {
-        int threads = Runtime.getRuntime().availableProcessors();
-        ExecutorService pool = Executors.newFixedThreadPool(threads);
         try (Arena arena = Arena.ofShared()) {
-            List<MemorySegment> maps = new ArrayList<>();
             long total = 0;
+            List<Callable<Long>> jobs = new ArrayList<>();
             for (Path p : files) {
                 try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
                     long size = ch.size() & ~7L;
                     if (size == 0) continue;
-                    maps.add(ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena));
+                    MemorySegment m = ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
                     total += size;
+                    split(size / 8, (lo, hi) -> jobs.add(() -> sum(m, lo, hi)));
                 }
             }
-            long t0 = System.nanoTime();
-            List<Future<Long>> parts = new ArrayList<>();
-            for (MemorySegment m : maps) {
-                long words = m.byteSize() / 8, per = (words + threads - 1) / threads;
-                for (int t = 0; t < threads; t++) {
-                    long lo = t * per, hi = Math.min(words, lo + per);
-                    if (lo < hi) parts.add(pool.submit(() -> sum(m, lo, hi)));
-                }
-            }
-            long check = 0;
-            for (Future<Long> f : parts) check += f.get();
-            double secs = (System.nanoTime() - t0) / 1e9;
-            if (check == 42) System.err.print(""); // keep the sums alive
-            return total / secs;
+            return total / timed(jobs);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + files + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Cuts [0, n) into one range per core. */
+    private static void split(long n, java.util.function.BiConsumer<Long, Long> range) {
+        int threads = Runtime.getRuntime().availableProcessors();
+        long per = (n + threads - 1) / threads;
+        for (int t = 0; t < threads; t++) {
+            long lo = t * per, hi = Math.min(n, lo + per);
+            if (lo < hi) range.accept(lo, hi);
+        }
+    }
+
+    /** Runs the jobs on one thread per core; returns the seconds they took together. */
+    private static double timed(List<Callable<Long>> jobs) {
+        ExecutorService pool = Executors.newFixedThreadPool(Runtime.getRuntime().availableProcessors());
+        try {
+            long t0 = System.nanoTime(), check = 0;
+            for (Future<Long> f : pool.invokeAll(jobs)) check += f.get();
+            double secs = (System.nanoTime() - t0) / 1e9;
+            if (check == 42) System.err.print(""); // keep the sums alive
+            return secs;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted", e);
-        } catch (java.util.concurrent.ExecutionException e) {
-            throw new IllegalStateException(e.getCause());
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof UncheckedIOException u ? u : new IllegalStateException(e.getCause());
         } finally {
             pool.shutdownNow();
         }

@@ -32,16 +32,22 @@ class StreamingWriterTest {
                 new SafetensorsWriter.Entry("e", DType.BF16, Shape.of(12345)));
     }
 
-    @ParameterizedTest
-    @ValueSource(booleans = {true, false})
-    void writesTheSameBytesAsTheRandomAccessWriter(boolean direct) throws Exception {
-        Random r = new Random(5);
+    /** Random bytes for each of {@link #entries()}. */
+    static List<byte[]> randomData(long seed) {
+        Random r = new Random(seed);
         List<byte[]> data = new ArrayList<>();
         for (SafetensorsWriter.Entry e : entries()) {
             byte[] b = new byte[(int) e.byteSize()];
             r.nextBytes(b);
             data.add(b);
         }
+        return data;
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void writesTheSameBytesAsTheRandomAccessWriter(boolean direct) throws Exception {
+        List<byte[]> data = randomData(5);
         Path ref = dir.resolve("ref.safetensors"), out = dir.resolve("out.safetensors");
         try (SafetensorsWriter w = new SafetensorsWriter(ref, entries(), Map.of("format", "pt"))) {
             for (int i = 0; i < data.size(); i++) w.slot(entries().get(i).name()).copyFrom(MemorySegment.ofArray(data.get(i)));
@@ -63,13 +69,7 @@ class StreamingWriterTest {
      */
     @Test
     void fillWritesInPlaceInWholeElementPiecesOrDeclines() throws Exception {
-        Random r = new Random(6);
-        List<byte[]> data = new ArrayList<>();
-        for (SafetensorsWriter.Entry e : entries()) {
-            byte[] b = new byte[(int) e.byteSize()];
-            r.nextBytes(b);
-            data.add(b);
-        }
+        List<byte[]> data = randomData(6);
         Path ref = dir.resolve("ref.safetensors"), out = dir.resolve("fill.safetensors");
         try (StreamingWriter w = new StreamingWriter(ref, entries(), Map.of(), 8192, false)) {
             for (int i = 0; i < data.size(); i++) w.write(entries().get(i).name(), MemorySegment.ofArray(data.get(i)));
