@@ -69,6 +69,11 @@ int32_t mo_set_simd_level(int32_t level);
 /* dst[i] = float32(src[i]) for src of dtype (MO_DTYPE_*), little-endian. */
 int32_t mo_load(int32_t dtype, const void *src, float *dst, int64_t n, int32_t nan_mode, int32_t threads);
 
+/* mo_load, and *nonfinite = 1 when some loaded float32 is NaN or +-inf, else 0: the merger's input
+   check rides along with the load (a finite f64 beyond the float range loads as inf and counts). */
+int32_t mo_load_checked(int32_t dtype, const void *src, float *dst, int64_t n, int32_t nan_mode, int32_t *nonfinite,
+                        int32_t threads);
+
 /* dst[i] = src[i] as dtype, round to nearest even; bf16 NaN -> (bits >> 16) | 0x40. */
 int32_t mo_store(int32_t dtype, const float *src, void *dst, int64_t n, int32_t nan_mode, int32_t threads);
 

@@ -199,6 +199,37 @@ int32_t mo_load(int32_t dtype, const void *src, float *dst, int64_t n, int32_t n
     return MO_OK;
 }
 
+/* Nonzero when some d[i], i in [lo, hi), is NaN or +-inf (compiled twice like the loops above). */
+static inline __attribute__((always_inline)) uint32_t any_nonfinite(const float *d, int64_t lo, int64_t hi) {
+    uint32_t bad = 0;
+    for (int64_t i = lo; i < hi; i++) bad |= (mo_bits(d[i]) & 0x7f800000u) == 0x7f800000u;
+    return bad;
+}
+static uint32_t any_nonfinite_portable(const float *d, int64_t lo, int64_t hi) { return any_nonfinite(d, lo, hi); }
+MO_AVX2 static uint32_t any_nonfinite_avx2(const float *d, int64_t lo, int64_t hi) { return any_nonfinite(d, lo, hi); }
+
+typedef struct {
+    conv_t conv;
+    int32_t nonfinite; /* set (atomically) by a task that loaded a NaN or an infinity */
+} checked_t;
+
+static void load_checked_task(void *ctx, int w, int64_t lo, int64_t hi) {
+    checked_t *c = ctx;
+    load_task(&c->conv, w, lo, hi);
+    // the range was just written: checking it reads cache-resident data
+    uint32_t bad = mo_use_avx2() ? any_nonfinite_avx2(c->conv.dst, lo, hi) : any_nonfinite_portable(c->conv.dst, lo, hi);
+    if (bad) __atomic_store_n(&c->nonfinite, 1, __ATOMIC_RELAXED);
+}
+
+int32_t mo_load_checked(int32_t dtype, const void *src, float *dst, int64_t n, int32_t nan_mode, int32_t *nonfinite,
+                        int32_t threads) {
+    if (!known_dtype(dtype) || !nonfinite) return MO_ERR_ARG;
+    checked_t c = { .conv = { .dtype = dtype, .nan_mode = nan_mode, .src = src, .dst = dst }, .nonfinite = 0 };
+    mo_parallel_for(n, MO_CHUNK, threads, load_checked_task, &c);
+    *nonfinite = __atomic_load_n(&c.nonfinite, __ATOMIC_RELAXED);
+    return MO_OK;
+}
+
 int32_t mo_store(int32_t dtype, const float *src, void *dst, int64_t n, int32_t nan_mode, int32_t threads) {
     if (!known_dtype(dtype)) return MO_ERR_ARG;
     conv_t c = { .dtype = dtype, .nan_mode = nan_mode, .src = src, .dst = dst };

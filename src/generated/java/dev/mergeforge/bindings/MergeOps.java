@@ -535,6 +535,70 @@ public class MergeOps {
         }
     }
 
+    private static class mo_load_checked {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_load_checked");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_load_checked(int32_t dtype, const void *src, float *dst, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_load_checked$descriptor() {
+        return mo_load_checked.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_load_checked(int32_t dtype, const void *src, float *dst, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_load_checked$handle() {
+        return mo_load_checked.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_load_checked(int32_t dtype, const void *src, float *dst, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_load_checked$address() {
+        return mo_load_checked.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_load_checked(int32_t dtype, const void *src, float *dst, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
+     * }
+     */
+    public static int mo_load_checked(int dtype, MemorySegment src, MemorySegment dst, long n, int nan_mode, MemorySegment nonfinite, int threads) {
+        var mh$ = mo_load_checked.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_load_checked", dtype, src, dst, n, nan_mode, nonfinite, threads);
+            }
+            return (int)mh$.invokeExact(dtype, src, dst, n, nan_mode, nonfinite, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class mo_store {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             MergeOps.C_INT,

@@ -40,6 +40,18 @@ public interface Backend extends AutoCloseable {
     /** dst[i] = float32(src[i]); exact for bf16/f16/f32, round-to-nearest for f64. Sizes must match. */
     void load(TensorView src, Tile dst);
 
+    /**
+     * {@link #load}, also telling whether a loaded value is NaN or ±Inf: the merger's input check
+     * rides along with the load instead of a separate pass over the stored bytes. True may also
+     * mean a finite float64 beyond the float range (it loads as ±Inf), so the caller confirms on the
+     * stored bits with {@link #firstNonFinite}.
+     */
+    default boolean loadChecked(TensorView src, Tile dst) {
+        load(src, dst);
+        for (long i = 0, n = dst.size(); i < n; i++) if (!Float.isFinite(dst.get(i))) return true;
+        return false;
+    }
+
     /** dst = src converted to dtype (round to nearest even for bf16/f16); dst holds numel*dtype.byteSize bytes. */
     void store(Tile src, DType dtype, MemorySegment dst);
 

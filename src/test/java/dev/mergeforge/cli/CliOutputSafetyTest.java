@@ -102,9 +102,18 @@ class CliOutputSafetyTest {
                   - model: %s
                     parameters: {weight: 1.0}
                 """.formatted(f.base(), bad));
-        // java checks in the read-ahead; native finds it in the fused linear pass and confirms on the stored bits
+        // found where the inputs are read: java's checked load; native's fused linear pass; ties' checked load
+        // (the tile path) on both; each confirms on the stored bits
+        Path ties = MergeFixtures.yaml(dir, "t.yml", """
+                merge_method: ties
+                base_model: %s
+                models:
+                  - model: %s
+                    parameters: {weight: 1.0, density: 0.5}
+                """.formatted(f.base(), bad));
         for (String backend : dev.mergeforge.backend.ffm.NativeBackend.isAvailable() ? List.of("java", "native") : List.of("java")) {
             CliFailure.mergeFails(1, c, dir.resolve("out-" + backend), List.of(f.base(), bad), List.of("--backend", backend), last, "--allow-nonfinite");
+            CliFailure.mergeFails(1, ties, dir.resolve("ties-" + backend), List.of(f.base(), bad), List.of("--backend", backend), last, "--allow-nonfinite");
         }
     }
 

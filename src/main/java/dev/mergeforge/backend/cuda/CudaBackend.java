@@ -124,6 +124,13 @@ public class CudaBackend extends HostFallbacks {
         return Optional.of(solver);
     }
 
+    /** The tile stays on the device: the check reads the stored bytes on the host (exact, so no false alarm for float64). */
+    @Override
+    public boolean loadChecked(TensorView src, Tile dst) {
+        load(src, dst);
+        return firstNonFinite(src) >= 0;
+    }
+
     /** The merger's input check reads the mapped stored bytes on the host: no tiles, nothing resident involved. */
     @Override
     public long firstNonFinite(TensorView v) { return super.firstNonFinite(v); }

@@ -119,6 +119,21 @@ public class NativeBackend extends JavaBackend {
     }
 
     @Override
+    public boolean loadChecked(TensorView src, Tile dst) {
+        int dt = nativeDType(src.dtype());
+        if (dt < 0 || src.numel() != dst.size()) return super.loadChecked(src, dst); // the Java messages
+        long n = dst.size();
+        try (Staging st = new Staging()) {
+            MemorySegment s = st.in(src.data(), n * src.dtype().byteSize(), "tensor " + src.name());
+            MemorySegment d = st.out(dst.data(), n * F32, "load target " + dst);
+            MemorySegment flag = st.ints(new int[1]);
+            ok(MergeOps.mo_load_checked(dt, s, d, n, NAN_MODE, flag, nativeThreads), "loadChecked");
+            st.commit();
+            return flag.get(java.lang.foreign.ValueLayout.JAVA_INT, 0) != 0;
+        }
+    }
+
+    @Override
     public void store(Tile src, DType dtype, MemorySegment dst) {
         int dt = nativeDType(dtype);
         long n = src.size();
