@@ -103,18 +103,22 @@ void mo_lerp(const float *a, const float *b, float t, float *out, int64_t n, int
 /* ---------------------------------------------------------------- fused combination of stored tensors */
 
 /* The linear / task-arithmetic program in one pass over stored bytes, the same bits as running
-   mo_load, mo_sub, mo_weighted_sum, mo_scale, mo_add and mo_store on float32 tiles:
+   mo_load, mo_sub, mo_weighted_sum, mo_scale, mo_add, mo_relax and mo_store on float32 tiles:
      b    = float32(base[i])                     (only when base != NULL)
-     t_j  = float32(srcs[j][i]) (- b)            (the subtraction only when base != NULL)
+     t_j  = float32(srcs[j][i]) (- b)            (the subtraction only when task_vectors)
      acc  = w[0]*t_0, then acc = acc + (w[j]*t_j) for j = 1..k-1
      acc  = scales[q] * acc for q = 0..nscales-1
-     acc  = b + acc                              (only when base != NULL)
+     acc  = b + acc                              (only when task_vectors)
+     acc  = relax(b, acc) as mo_relax does, for element offset + i  (only when imp != NULL)
      dst[i] = acc as out_dtype
-   dtypes[j], base_dtype and out_dtype are MO_DTYPE_*; k >= 1; dst must not overlap any source.
+   dtypes[j], base_dtype and out_dtype are MO_DTYPE_*; k >= 1; dst must not overlap any source;
+   base is required by task_vectors and by the relaxation. offset: the index of element 0 within
+   the whole tensor (calls may cover a piece of it), which picks each element's input channel.
    *nonfinite is set to 1 when any input element, as float32, is NaN or +-inf (the merger's input
    check rides along with the one pass over the inputs), else to 0. */
 int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w,
-                          const void *base, int32_t base_dtype, const float *scales, int32_t nscales,
+                          const void *base, int32_t base_dtype, int32_t task_vectors, const float *scales, int32_t nscales,
+                          const float *imp, int64_t channels, float omega, int32_t axis, int64_t cols, int64_t offset,
                           void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite,
                           int32_t threads);
 

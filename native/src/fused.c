@@ -18,8 +18,14 @@ typedef struct {
     const float *w;
     const void *base;
     int32_t base_dtype;
+    int32_t task_vectors;
     const float *scales;
     int32_t nscales;
+    const float *imp;   /* the relaxation's importance per channel, or NULL */
+    float keep;         /* 1 - omega in float32 */
+    int32_t axis;
+    int64_t cols;
+    int64_t offset;
     void *dst;
     int32_t out_dtype;
     int32_t nan_mode;
@@ -60,6 +66,31 @@ INLINE void add_kernel(float *acc, const float *b, int64_t m) {
     for (int64_t i = 0; i < m; i++) acc[i] = b[i] + acc[i];
 }
 
+/* AIM (mo_relax's rule): f = 1 - (keep * imp[c]); acc = acc if f == 1, b if f == 0, else b + ((acc - b) * f),
+   for elements g0 .. g0 + m - 1 of the tensor, c their input channel along axis. */
+INLINE float relax_one(float a, float bi, float f) {
+    float d = a - bi;
+    return f == 1.0f ? a : (f == 0.0f ? bi : bi + (d * f));
+}
+
+INLINE void relax_kernel(float *acc, const float *b, const float *imp, float keep, int32_t axis, int64_t cols, int64_t g0, int64_t m) {
+    if (axis == MO_AXIS_COLUMNS) {
+        int64_t c = g0 % cols;
+        for (int64_t i = 0; i < m; i++) {
+            acc[i] = relax_one(acc[i], b[i], 1.0f - (keep * imp[c]));
+            if (++c == cols) c = 0;
+        }
+    } else if (axis == MO_AXIS_ROWS) {
+        int64_t r = g0 / cols, c = g0 % cols;
+        for (int64_t i = 0; i < m; i++) {
+            acc[i] = relax_one(acc[i], b[i], 1.0f - (keep * imp[r]));
+            if (++c == cols) { c = 0; r++; }
+        }
+    } else {
+        for (int64_t i = 0; i < m; i++) acc[i] = relax_one(acc[i], b[i], 1.0f - (keep * imp[g0 + i]));
+    }
+}
+
 static const void *at(const void *p, int32_t dtype, int64_t i) {
     return (const char *)p + i * mo_dtype_size(dtype);
 }
@@ -77,13 +108,15 @@ INLINE void combine_range(fused_t *c, int64_t lo, int64_t hi) {
             mo_load_run(c->dtypes[j], at(c->srcs[j], c->dtypes[j], s), t, m, c->nan_mode);
             bad |= nonfinite_kernel(t, m);
             // t_j = x_j - b (task vector)
-            if (c->base) sub_kernel(t, b, m);
+            if (c->task_vectors) sub_kernel(t, b, m);
             // acc = w_0 t_0 + w_1 t_1 + ... left to right
             term_kernel(acc, t, c->w[j], j == 0, m);
         }
         for (int32_t q = 0; q < c->nscales; q++) scale_kernel(acc, c->scales[q], m);
         // theta = theta_0 + acc
-        if (c->base) add_kernel(acc, b, m);
+        if (c->task_vectors) add_kernel(acc, b, m);
+        // AIM: theta = theta_0 + (theta - theta_0) * (1 - (1 - omega) * I)
+        if (c->imp) relax_kernel(acc, b, c->imp, c->keep, c->axis, c->cols, c->offset + s, m);
         mo_store_run(c->out_dtype, acc, (char *)c->dst + s * mo_dtype_size(c->out_dtype), m, c->nan_mode);
     }
     if (bad) __atomic_store_n((int32_t *)&c->nonfinite, 1, __ATOMIC_RELAXED);
@@ -98,15 +131,25 @@ static void combine_task(void *c, int w, int64_t lo, int64_t hi) {
 }
 
 int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w,
-                          const void *base, int32_t base_dtype, const float *scales, int32_t nscales,
+                          const void *base, int32_t base_dtype, int32_t task_vectors, const float *scales, int32_t nscales,
+                          const float *imp, int64_t channels, float omega, int32_t axis, int64_t cols, int64_t offset,
                           void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite,
                           int32_t threads) {
-    if (k < 1 || !srcs || !dtypes || !w || !dst || !nonfinite || nscales < 0 || (nscales > 0 && !scales)) return MO_ERR_ARG;
+    if (k < 1 || !srcs || !dtypes || !w || !dst || !nonfinite || nscales < 0 || (nscales > 0 && !scales) || offset < 0) return MO_ERR_ARG;
     if (!mo_dtype_size(out_dtype) || (base && !mo_dtype_size(base_dtype))) return MO_ERR_ARG;
+    if ((task_vectors || imp) && !base) return MO_ERR_ARG;
+    if (imp) {
+        // every element's channel must lie in imp[0, channels)
+        if (cols <= 0 || (axis != MO_AXIS_COLUMNS && axis != MO_AXIS_ROWS && axis != MO_AXIS_ELEMENTS)) return MO_ERR_ARG;
+        int64_t last = offset + n - 1, need = axis == MO_AXIS_COLUMNS ? (n + offset > cols ? cols : offset % cols + n)
+                                              : axis == MO_AXIS_ROWS ? last / cols + 1 : last + 1;
+        if (n > 0 && need > channels) return MO_ERR_ARG;
+    }
     for (int32_t j = 0; j < k; j++) if (!srcs[j] || !mo_dtype_size(dtypes[j])) return MO_ERR_ARG;
     fused_t c = { .srcs = srcs, .dtypes = dtypes, .k = k, .w = w, .base = base, .base_dtype = base_dtype,
-                  .scales = scales, .nscales = nscales, .dst = dst, .out_dtype = out_dtype, .nan_mode = nan_mode,
-                  .nonfinite = 0 };
+                  .task_vectors = task_vectors, .scales = scales, .nscales = nscales,
+                  .imp = imp, .keep = 1.0f - omega, .axis = axis, .cols = cols, .offset = offset,
+                  .dst = dst, .out_dtype = out_dtype, .nan_mode = nan_mode, .nonfinite = 0 };
     mo_parallel_for(n, MO_CHUNK, threads, combine_task, &c);
     *nonfinite = __atomic_load_n(&c.nonfinite, __ATOMIC_RELAXED);
     return MO_OK;

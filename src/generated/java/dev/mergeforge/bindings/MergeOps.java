@@ -1101,8 +1101,15 @@ public class MergeOps {
             MergeOps.C_POINTER,
             MergeOps.C_POINTER,
             MergeOps.C_INT,
+            MergeOps.C_INT,
             MergeOps.C_POINTER,
             MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_FLOAT,
+            MergeOps.C_INT,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
             MergeOps.C_POINTER,
             MergeOps.C_INT,
             MergeOps.C_LONG,
@@ -1119,7 +1126,7 @@ public class MergeOps {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, int32_t task_vectors, const float *scales, int32_t nscales, const float *imp, int64_t channels, float omega, int32_t axis, int64_t cols, int64_t offset, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
      * }
      */
     public static FunctionDescriptor mo_combine_stored$descriptor() {
@@ -1129,7 +1136,7 @@ public class MergeOps {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, int32_t task_vectors, const float *scales, int32_t nscales, const float *imp, int64_t channels, float omega, int32_t axis, int64_t cols, int64_t offset, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
      * }
      */
     public static MethodHandle mo_combine_stored$handle() {
@@ -1139,7 +1146,7 @@ public class MergeOps {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, int32_t task_vectors, const float *scales, int32_t nscales, const float *imp, int64_t channels, float omega, int32_t axis, int64_t cols, int64_t offset, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
      * }
      */
     public static MemorySegment mo_combine_stored$address() {
@@ -1148,16 +1155,16 @@ public class MergeOps {
 
     /**
      * {@snippet lang=c :
-     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, const float *scales, int32_t nscales, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
+     * int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_t k, const float *w, const void *base, int32_t base_dtype, int32_t task_vectors, const float *scales, int32_t nscales, const float *imp, int64_t channels, float omega, int32_t axis, int64_t cols, int64_t offset, void *dst, int32_t out_dtype, int64_t n, int32_t nan_mode, int32_t *nonfinite, int32_t threads)
      * }
      */
-    public static int mo_combine_stored(MemorySegment srcs, MemorySegment dtypes, int k, MemorySegment w, MemorySegment base, int base_dtype, MemorySegment scales, int nscales, MemorySegment dst, int out_dtype, long n, int nan_mode, MemorySegment nonfinite, int threads) {
+    public static int mo_combine_stored(MemorySegment srcs, MemorySegment dtypes, int k, MemorySegment w, MemorySegment base, int base_dtype, int task_vectors, MemorySegment scales, int nscales, MemorySegment imp, long channels, float omega, int axis, long cols, long offset, MemorySegment dst, int out_dtype, long n, int nan_mode, MemorySegment nonfinite, int threads) {
         var mh$ = mo_combine_stored.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("mo_combine_stored", srcs, dtypes, k, w, base, base_dtype, scales, nscales, dst, out_dtype, n, nan_mode, nonfinite, threads);
+                traceDowncall("mo_combine_stored", srcs, dtypes, k, w, base, base_dtype, task_vectors, scales, nscales, imp, channels, omega, axis, cols, offset, dst, out_dtype, n, nan_mode, nonfinite, threads);
             }
-            return (int)mh$.invokeExact(srcs, dtypes, k, w, base, base_dtype, scales, nscales, dst, out_dtype, n, nan_mode, nonfinite, threads);
+            return (int)mh$.invokeExact(srcs, dtypes, k, w, base, base_dtype, task_vectors, scales, nscales, imp, channels, omega, axis, cols, offset, dst, out_dtype, n, nan_mode, nonfinite, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -86,6 +86,16 @@ public final class AimRelaxer implements AutoCloseable {
         be.relax(base, merged, Tile.ofArray(imp), (float) settings.omega(), axis, merged);
     }
 
+    /**
+     * The relaxation of this tensor as the last step of a fused combination, or null when the
+     * tensor is not relaxed: the same importance, omega and axis {@link #apply} uses.
+     */
+    public dev.mergeforge.backend.Combination.Relax relaxation(String name, Shape shape) {
+        if (!applies(name)) return null;
+        Backend.Axis axis = axis(shape);
+        return new dev.mergeforge.backend.Combination.Relax(importance(name, shape, axis), (float) settings.omega(), axis, Math.max(1, shape.cols()));
+    }
+
     /** I = s / max(s), then I^p for power scaling; an all-zero statistic gives I = 0 (the delta is kept). */
     float[] importance(String name, Shape shape, Backend.Axis axis) {
         TensorView v = stats.tensor(name);

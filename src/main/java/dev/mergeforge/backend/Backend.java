@@ -204,14 +204,16 @@ public interface Backend extends AutoCloseable {
      * Computes {@code c} straight from the stored tensors into {@code dst} (the result in
      * {@code outDtype}), with exactly the bits of loading every input, {@link Combination#run} and
      * {@link #store}. Only for what {@link #fusesCombination} accepts. {@code models} align with
-     * {@code c.weights()}; {@code base} is required when {@code c.taskVectors()}, else ignored.
-     * {@code dst} must not overlap an input.
+     * {@code c.weights()}; {@code base} is required when {@code c.readsBase()}, else ignored.
+     * {@code dst} must not overlap an input. The views may be a piece of the tensors (the merger
+     * computes a tensor chunk by chunk): {@code offset} is the index of their first element in the
+     * whole tensor, which places elements on their input channels for the relaxation.
      *
      * @return whether some input element, read as float32, was NaN or ±Inf: the merger's input check
      *         rides along with this pass (a finite float64 beyond the float range reads as ±Inf too,
      *         so the caller confirms on the stored bits with {@link #firstNonFinite})
      */
-    default boolean combineStored(Combination c, List<TensorView> models, TensorView base, DType outDtype, MemorySegment dst) {
+    default boolean combineStored(Combination c, List<TensorView> models, TensorView base, long offset, DType outDtype, MemorySegment dst) {
         throw new UnsupportedOperationException("the " + name() + " backend does not fuse combinations");
     }
 

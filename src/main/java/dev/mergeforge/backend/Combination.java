@@ -7,12 +7,14 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * An elementwise program that linear merging and task arithmetic reduce to:
+ * An elementwise program that linear merging and task arithmetic reduce to, optionally followed by
+ * the AIM relaxation:
  * <pre>
  *   t_j = x_j            (or x_j - base when taskVectors)
  *   acc = w_0 t_0 + w_1 t_1 + ...      left to right, each product rounded (weightedSum)
  *   acc = s_q * acc      for each scale s_q in order
  *   out = acc            (or base + acc when taskVectors)
+ *   out = relax(base, out)             when relax is given ({@link Backend#relax})
  * </pre>
  * {@link #run} executes it with backend ops on float32 tiles: the reference. A backend may instead
  * compute it straight from the stored tensors ({@link Backend#combineStored}) with the same bits.
@@ -20,13 +22,34 @@ import java.util.List;
  * @param weights     one per input model, in order
  * @param taskVectors whether the inputs are taken relative to a base (then a base is required)
  * @param scales      factors applied after the sum, in order (normalisation, λ)
+ * @param relax       the AIM relaxation toward the base as the last step, or null
  */
-public record Combination(float[] weights, boolean taskVectors, float[] scales) {
+public record Combination(float[] weights, boolean taskVectors, float[] scales, Relax relax) {
+
+    /**
+     * The AIM relaxation of {@link Backend#relax}: importance per input channel along {@code axis}
+     * of a tensor whose last dimension is {@code cols}.
+     */
+    public record Relax(float[] importance, float omega, Backend.Axis axis, long cols) {
+        public Relax {
+            importance = importance.clone();
+            if (cols <= 0) throw new IllegalArgumentException("cols must be > 0, got " + cols);
+        }
+    }
+
     public Combination {
         if (weights.length == 0) throw new IllegalArgumentException("a combination needs at least one input");
         weights = weights.clone();
         scales = scales.clone();
     }
+
+    public Combination(float[] weights, boolean taskVectors, float[] scales) { this(weights, taskVectors, scales, null); }
+
+    /** The same program with the AIM relaxation as its last step. */
+    public Combination withRelax(Relax r) { return new Combination(weights, taskVectors, scales, r); }
+
+    /** Whether the program reads the base model's tensor (task vectors or the relaxation). */
+    public boolean readsBase() { return taskVectors || relax != null; }
 
     /**
      * Runs the program with separate ops. Overwrites the model tiles with their task vectors when
@@ -34,7 +57,7 @@ public record Combination(float[] weights, boolean taskVectors, float[] scales) 
      */
     public void run(Backend b, List<Tile> models, Tile base, Tile out) {
         if (models.size() != weights.length) throw new IllegalArgumentException(models.size() + " models for " + weights.length + " weights");
-        if (taskVectors && base == null) throw new IllegalArgumentException("a task-vector combination needs the base");
+        if (readsBase() && base == null) throw new IllegalArgumentException("this combination needs the base");
         List<Tile> terms = new ArrayList<>(models);
         if (taskVectors) {
             // t_j = x_j - base
@@ -46,10 +69,13 @@ public record Combination(float[] weights, boolean taskVectors, float[] scales) 
         for (float s : scales) b.scale(out, s, out);
         // out = base + acc
         if (taskVectors) b.add(base, out, out);
+        // AIM: out = base + (out - base) * (1 - (1 - omega) * I)
+        if (relax != null) b.relax(base, out, Tile.ofArray(relax.importance()), relax.omega(), relax.axis(), out);
     }
 
     @Override
     public String toString() {
-        return "Combination[weights=" + Arrays.toString(weights) + ", taskVectors=" + taskVectors + ", scales=" + Arrays.toString(scales) + "]";
+        return "Combination[weights=" + Arrays.toString(weights) + ", taskVectors=" + taskVectors + ", scales=" + Arrays.toString(scales)
+                + (relax == null ? "" : ", relax omega=" + relax.omega() + " along " + relax.axis()) + "]";
     }
 }

@@ -233,19 +233,25 @@ public final class Merger {
 
     /**
      * The fused path for {@code t}, or null when it takes the tile path: the method is one
-     * {@link Combination} ({@link CombinationMethod}), the tensor has no statistics, AIM does not
-     * relax it, and the backend fuses that combination of those dtypes. Decided the same way by the
+     * {@link Combination} ({@link CombinationMethod}), with AIM's relaxation as its last step when
+     * AIM relaxes the tensor, the tensor has no statistics, and the backend fuses that combination
+     * of those dtypes. Decided the same way by the
      * read-ahead (which then stages the inputs' first chunk) and by the merge.
      */
     private static Fused fused(MethodSpec spec, PlannedTensor t, Options o) {
         if (t.copyOnly() || !t.stats().isEmpty() || t.shape().numel() == 0) return null;
-        if (o.aim() != null && t.base() != null && o.aim().applies(t.name())) return null;
         if (!(spec.factory().create(t.global()) instanceof CombinationMethod cm)) return null;
         CombinationMethod.Program p = cm.program(t.name(), t.params(), t.baseIndex(), t.base() != null);
         if (p == null) return null;
+        Combination c = p.combination();
+        // AIM: theta = theta_0 + (theta - theta_0) * (1 - (1 - omega) * I), as the last step of the pass
+        if (o.aim() != null && t.base() != null) {
+            Combination.Relax r = o.aim().relaxation(t.name(), t.shape());
+            if (r != null) c = c.withRelax(r);
+        }
         List<TensorView> xs = new ArrayList<>();
         for (int j : p.models()) xs.add(t.inputs().get(j));
-        return o.backend().fusesCombination(p.combination(), xs, t.base(), t.outDtype()) ? new Fused(p.combination(), xs) : null;
+        return o.backend().fusesCombination(c, xs, t.base(), t.outDtype()) ? new Fused(c, xs) : null;
     }
 
     /**
@@ -262,7 +268,7 @@ public final class Merger {
         Backend be = ctx.backend();
         long size = t.outDtype().byteSize();
         boolean[] sawNonFinite = {false};
-        TensorView base = f.combination().taskVectors() ? t.base() : null;
+        TensorView base = f.combination().readsBase() ? t.base() : null;
         boolean filled;
         if (head != null) {
             // theta = combination(theta_0, theta_1..N), chunk by chunk, in the output dtype
@@ -285,7 +291,7 @@ public final class Merger {
                 List<TensorView> xs = new ArrayList<>(modelAt.length);
                 for (int m : modelAt) xs.add(InputChunks.slice(c.get(m), at, count));
                 sawNonFinite[0] |= be.combineStored(f.combination(), xs, baseAt < 0 ? null : InputChunks.slice(c.get(baseAt), at, count),
-                        t.outDtype(), dst);
+                        el, t.outDtype(), dst);
                 return true;
             });
         } else {
@@ -293,7 +299,7 @@ public final class Merger {
             filled = writer.fill(t.name(), size, (offset, dst) -> {
                 long from = offset / size, count = dst.byteSize() / size;
                 sawNonFinite[0] |= be.combineStored(f.combination(), slices(f.models(), from, count),
-                        base == null ? null : slice(base, from, count), t.outDtype(), dst);
+                        base == null ? null : slice(base, from, count), from, t.outDtype(), dst);
                 return true;
             });
         }
@@ -301,7 +307,7 @@ public final class Merger {
             Tile staging = ctx.pool().borrow(Shape.of((t.outBytes() + 3) / 4));
             try {
                 MemorySegment bytes = staging.data().asSlice(0, t.outBytes());
-                sawNonFinite[0] |= be.combineStored(f.combination(), f.models(), t.base(), t.outDtype(), bytes);
+                sawNonFinite[0] |= be.combineStored(f.combination(), f.models(), t.base(), 0, t.outDtype(), bytes);
                 writer.write(t.name(), bytes);
             } finally {
                 ctx.pool().release(staging);
@@ -360,7 +366,7 @@ public final class Merger {
             Map<TensorView, TensorView> head = null;
             try {
                 if (fused != null) {
-                    List<TensorView> distinct = distinct(fused, fused.combination().taskVectors() ? t.base() : null);
+                    List<TensorView> distinct = distinct(fused, fused.combination().readsBase() ? t.base() : null);
                     List<MemorySegment> buffers = new ArrayList<>();
                     for (TensorView v : distinct) {
                         Tile buf = pool.borrow(Shape.of((InputChunks.headBytes(v, o.fusedChunk()) + 3) / 4));
@@ -379,7 +385,7 @@ public final class Merger {
             // pages in what will be read through the mappings (NaN/Inf are checked where each input is read: its load or the fused pass)
             for (TensorView v : views) {
                 boolean fusedReads = fused != null
-                        && ((fused.combination().taskVectors() && v == t.base()) || fused.models().stream().anyMatch(m -> m == v));
+                        && ((fused.combination().readsBase() && v == t.base()) || fused.models().stream().anyMatch(m -> m == v));
                 if (head == null || !fusedReads) touch(v.data());
             }
             if (!t.copyOnly()) be.prefetch(views);

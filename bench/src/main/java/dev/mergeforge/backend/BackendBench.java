@@ -176,7 +176,7 @@ public class BackendBench {
     public MemorySegment linearBf16x2() {
         List<TensorView> views = List.of(bf16View, bf16View2);
         if (b.fusesCombination(LINEAR2, views, null, DType.BF16)) {
-            b.combineStored(LINEAR2, views, null, DType.BF16, halfOut);
+            b.combineStored(LINEAR2, views, null, 0, DType.BF16, halfOut);
         } else {
             b.load(bf16View, s1);
             b.load(bf16View2, s2);

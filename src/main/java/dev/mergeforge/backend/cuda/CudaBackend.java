@@ -143,7 +143,7 @@ public class CudaBackend extends HostFallbacks {
     public boolean fusesCombination(Combination c, List<TensorView> models, TensorView base, DType outDtype) { return false; }
 
     @Override
-    public boolean combineStored(Combination c, List<TensorView> models, TensorView base, DType outDtype, MemorySegment dst) {
+    public boolean combineStored(Combination c, List<TensorView> models, TensorView base, long offset, DType outDtype, MemorySegment dst) {
         throw new UnsupportedOperationException("the cuda backend does not fuse combinations; use its ops");
     }
 

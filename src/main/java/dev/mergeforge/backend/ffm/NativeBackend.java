@@ -93,6 +93,14 @@ public class NativeBackend extends JavaBackend {
         if (rc != MergeOps.MO_OK()) throw new IllegalStateException("native " + op + " rejected its arguments (code " + rc + ")");
     }
 
+    private static int axis(Axis a) {
+        return switch (a) {
+            case COLUMNS -> MergeOps.MO_AXIS_COLUMNS();
+            case ROWS -> MergeOps.MO_AXIS_ROWS();
+            case ELEMENTS -> MergeOps.MO_AXIS_ELEMENTS();
+        };
+    }
+
     private static int nativeDType(DType d) {
         return switch (d) {
             case F32 -> MergeOps.MO_DTYPE_F32();
@@ -161,20 +169,23 @@ public class NativeBackend extends JavaBackend {
 
     // ---------------------------------------------------------------- fused programs
 
-    /** Fuses every combination of float-typed tensors of one size (see {@code mo_combine_stored}). */
+    /** Fuses every combination of float-typed tensors of one size, with or without the relaxation (see {@code mo_combine_stored}). */
     @Override
     public boolean fusesCombination(Combination c, List<TensorView> models, TensorView base, DType outDtype) {
         if (models.size() != c.weights().length || nativeDType(outDtype) < 0) return false;
         long n = models.getFirst().numel();
         for (TensorView v : models) if (nativeDType(v.dtype()) < 0 || v.numel() != n) return false;
-        return !c.taskVectors() || (base != null && nativeDType(base.dtype()) >= 0 && base.numel() == n);
+        return !c.readsBase() || (base != null && nativeDType(base.dtype()) >= 0 && base.numel() == n);
     }
 
     @Override
-    public boolean combineStored(Combination c, List<TensorView> models, TensorView base, DType outDtype, MemorySegment dst) {
-        if (!fusesCombination(c, models, base, outDtype)) throw new IllegalArgumentException("not a fusable combination: " + c + " over " + models);
+    public boolean combineStored(Combination c, List<TensorView> models, TensorView base, long offset, DType outDtype, MemorySegment dst) {
+        if (!fusesCombination(c, models, base, outDtype) || offset < 0) {
+            throw new IllegalArgumentException("not a fusable combination: " + c + " over " + models);
+        }
         int k = models.size();
         long n = models.getFirst().numel();
+        Combination.Relax r = c.relax();
         try (Staging st = new Staging()) {
             MemorySegment[] srcs = new MemorySegment[k];
             int[] dtypes = new int[k];
@@ -183,12 +194,20 @@ public class NativeBackend extends JavaBackend {
                 srcs[j] = st.in(v.data(), n * v.dtype().byteSize(), "tensor " + v.name());
                 dtypes[j] = nativeDType(v.dtype());
             }
-            MemorySegment b = c.taskVectors() ? st.in(base.data(), n * base.dtype().byteSize(), "tensor " + base.name()) : MemorySegment.NULL;
-            int bt = c.taskVectors() ? nativeDType(base.dtype()) : 0;
+            MemorySegment b = c.readsBase() ? st.in(base.data(), n * base.dtype().byteSize(), "tensor " + base.name()) : MemorySegment.NULL;
+            int bt = c.readsBase() ? nativeDType(base.dtype()) : 0;
             MemorySegment d = st.out(dst, n * outDtype.byteSize(), "combineStored target");
             MemorySegment flag = st.ints(new int[1]);
-            ok(MergeOps.mo_combine_stored(st.addresses(srcs), st.ints(dtypes), k, st.floats(c.weights()), b, bt,
-                    st.floats(c.scales()), c.scales().length, d, nativeDType(outDtype), n, NAN_MODE, flag, nativeThreads), "combineStored");
+            MemorySegment imp = r == null ? MemorySegment.NULL : st.floats(r.importance());
+            int rc = MergeOps.mo_combine_stored(st.addresses(srcs), st.ints(dtypes), k, st.floats(c.weights()), b, bt, c.taskVectors() ? 1 : 0,
+                    st.floats(c.scales()), c.scales().length,
+                    imp, r == null ? 0 : r.importance().length, r == null ? 0f : r.omega(), r == null ? 0 : axis(r.axis()), r == null ? 1 : r.cols(), offset,
+                    d, nativeDType(outDtype), n, NAN_MODE, flag, nativeThreads);
+            if (rc == MergeOps.MO_ERR_ARG() && r != null) {
+                throw new IllegalArgumentException("importance of " + r.importance().length + " channels does not cover elements "
+                        + offset + ".." + (offset + n - 1) + " along " + r.axis() + " with " + r.cols() + " columns");
+            }
+            ok(rc, "combineStored");
             st.commit();
             return flag.get(java.lang.foreign.ValueLayout.JAVA_INT, 0) != 0;
         }
@@ -353,11 +372,7 @@ public class NativeBackend extends JavaBackend {
         long n = base.size(), cols = base.cols();
         long channels = axis.channels(n, cols);
         if (n == 0 || cols <= 0 || importance.size() != channels) { super.relax(base, merged, importance, omega, axis, out); return; }
-        int ax = switch (axis) {
-            case COLUMNS -> MergeOps.MO_AXIS_COLUMNS();
-            case ROWS -> MergeOps.MO_AXIS_ROWS();
-            case ELEMENTS -> MergeOps.MO_AXIS_ELEMENTS();
-        };
+        int ax = axis(axis);
         try (Staging st = new Staging()) {
             ok(MergeOps.mo_relax(st.in(base.data(), n * F32, "relax base"), st.in(merged.data(), n * F32, "relax merged"),
                     st.in(importance.data(), channels * F32, "relax importance"), channels, omega, ax, cols,

@@ -121,7 +121,7 @@ class NativeCombineStoredTest {
                         : new TensorView("base", p.base(), Shape.of(n), encode(arena, p.base(), NativeFixtures.random(77 + pi, n)), "test");
                 MemorySegment dst = arena.allocate(n * p.out().byteSize());
                 assertTrue(nat(c).fusesCombination(p.combination(), xs, base, p.out()));
-                assertFalse(nat(c).combineStored(p.combination(), xs, base, p.out(), dst), "finite inputs reported as non-finite");
+                assertFalse(nat(c).combineStored(p.combination(), xs, base, 0, p.out(), dst), "finite inputs reported as non-finite");
                 String what = "program " + pi + " " + c;
                 assertArrayEquals(viaTiles(java(), p, xs, base, n), dst.toArray(ValueLayout.JAVA_BYTE), what + ": bytes differ from the tile path");
 
@@ -169,7 +169,7 @@ class NativeCombineStoredTest {
             for (DType out : List.of(DType.F16, DType.BF16)) {
                 Program p = new Program(new DType[] {DType.F16, DType.F16}, null, out, new float[] {1f, 1f}, new float[] {0.5f});
                 MemorySegment dst = arena.allocate(n * out.byteSize());
-                assertTrue(NativeFixtures.nat(new Case(n, 2, true)).combineStored(p.combination(), xs, null, out, dst), "the NaNs and infinities are reported");
+                assertTrue(NativeFixtures.nat(new Case(n, 2, true)).combineStored(p.combination(), xs, null, 0, out, dst), "the NaNs and infinities are reported");
                 assertArrayEquals(viaTiles(java(), p, xs, null, n), dst.toArray(ValueLayout.JAVA_BYTE), "NaN/Inf payloads into " + out);
             }
         }
@@ -184,10 +184,10 @@ class NativeCombineStoredTest {
             d.setAtIndex(F64, n - 3, 1e300);
             TensorView v = new TensorView("d", DType.F64, Shape.of(n), d, "t");
             Combination c = new Combination(new float[] {1f}, false, new float[0]);
-            assertTrue(nat(new Case(n, 2, true)).combineStored(c, List.of(v), null, DType.F32, arena.allocate(n * 4)));
+            assertTrue(nat(new Case(n, 2, true)).combineStored(c, List.of(v), null, 0, DType.F32, arena.allocate(n * 4)));
             assertEquals(-1, nat(new Case(n, 2, true)).firstNonFinite(v), "the stored bits are finite");
             d.setAtIndex(F64, n - 3, 0.0);
-            assertFalse(nat(new Case(n, 2, false)).combineStored(c, List.of(v), null, DType.F32, arena.allocate(n * 4)));
+            assertFalse(nat(new Case(n, 2, false)).combineStored(c, List.of(v), null, 0, DType.F32, arena.allocate(n * 4)));
         }
     }
 
@@ -203,9 +203,85 @@ class NativeCombineStoredTest {
             assertFalse(nb.fusesCombination(plain, List.of(i), null, DType.F32), "integer input");
             assertFalse(nb.fusesCombination(new Combination(new float[] {1f}, true, new float[0]), List.of(f), null, DType.F32), "task vectors without a base");
             assertFalse(nb.fusesCombination(new Combination(new float[] {1f, 2f}, false, new float[0]), List.of(f), null, DType.F32), "weights and models differ");
-            assertThrows(IllegalArgumentException.class, () -> nb.combineStored(plain, List.of(i), null, DType.F32, dst));
+            assertThrows(IllegalArgumentException.class, () -> nb.combineStored(plain, List.of(i), null, 0, DType.F32, dst));
             assertFalse(java().fusesCombination(plain, List.of(f), null, DType.F32), "the Java reference never fuses");
-            assertThrows(UnsupportedOperationException.class, () -> java().combineStored(plain, List.of(f), null, DType.F32, dst));
+            assertThrows(UnsupportedOperationException.class, () -> java().combineStored(plain, List.of(f), null, 0, DType.F32, dst));
         }
+    }
+
+    /** The ops on tiles of the given shape (the relaxation reads the shape's columns), stored as out. */
+    private static byte[] viaShapedTiles(Backend b, Combination c, DType out, List<TensorView> xs, TensorView base, Shape shape) {
+        long n = shape.numel();
+        try (Arena arena = Arena.ofShared()) {
+            List<Tile> tiles = new ArrayList<>();
+            for (TensorView v : xs) {
+                Tile t = new Tile(arena.allocate(n * 4), shape);
+                b.load(v, t);
+                tiles.add(t);
+            }
+            Tile bt = new Tile(arena.allocate(n * 4), shape);
+            b.load(base, bt);
+            Tile o = new Tile(arena.allocate(n * 4), shape);
+            c.run(b, tiles, bt, o);
+            MemorySegment dst = arena.allocate(n * out.byteSize());
+            b.store(o, out, dst);
+            return dst.toArray(ValueLayout.JAVA_BYTE);
+        }
+    }
+
+    /**
+     * With AIM's relaxation as the last step: the bytes of the ops on tiles (Backend.relax included)
+     * along every axis, with importance exactly 0 and 1 among random ones (f == 1, and with omega 0
+     * also f == 0), for linear (the base read only for the relaxation) and task arithmetic; and the
+     * tensor computed in pieces at their offsets equals the whole.
+     */
+    @Test
+    void theRelaxationAsLastStepGivesTheTileBytesWholeAndInPieces() {
+        long rows = 37, cols = 129, n = rows * cols;
+        Shape shape = Shape.of(rows, cols);
+        SplittableRandom r = new SplittableRandom(12);
+        try (Arena arena = Arena.ofShared()) {
+            List<TensorView> xs = new ArrayList<>();
+            for (int j = 0; j < 2; j++) xs.add(new TensorView("m" + j, DType.BF16, shape, encode(arena, DType.BF16, NativeFixtures.random(40 + j, n)), "t"));
+            TensorView base = new TensorView("base", DType.BF16, shape, encode(arena, DType.BF16, NativeFixtures.random(49, n)), "t");
+            for (dev.mergeforge.backend.Backend.Axis axis : dev.mergeforge.backend.Backend.Axis.values()) {
+                float[] imp = new float[Math.toIntExact(axis.channels(n, cols))];
+                for (int k = 0; k < imp.length; k++) imp[k] = (float) r.nextDouble();
+                imp[0] = 0f;
+                imp[1] = 1f;
+                for (float omega : new float[] {0.4f, 0f}) {
+                    for (boolean tv : new boolean[] {false, true}) {
+                        Combination c = new Combination(new float[] {0.7f, 0.6f}, tv, new float[] {0.9f},
+                                new Combination.Relax(imp, omega, axis, cols));
+                        String what = axis + " omega=" + omega + (tv ? " task vectors" : " linear");
+                        byte[] want = viaShapedTiles(java(), c, DType.BF16, xs, base, shape);
+                        for (boolean avx2 : new boolean[] {true, false}) {
+                            NativeBackend nb = nat(new Case(n, 2, avx2));
+                            assertTrue(nb.fusesCombination(c, xs, base, DType.BF16));
+                            MemorySegment whole = arena.allocate(n * 2);
+                            nb.combineStored(c, xs, base, 0, DType.BF16, whole);
+                            assertArrayEquals(want, whole.toArray(ValueLayout.JAVA_BYTE), what + " whole");
+                            MemorySegment pieces = arena.allocate(n * 2);
+                            long[] cuts = {0, 100, 1000, 1001, n};
+                            for (int q = 0; q + 1 < cuts.length; q++) {
+                                long from = cuts[q], count = cuts[q + 1] - cuts[q];
+                                List<TensorView> part = xs.stream().map(v -> piece(v, from, count)).toList();
+                                nb.combineStored(c, part, piece(base, from, count), from, DType.BF16, pieces.asSlice(from * 2, count * 2));
+                            }
+                            assertArrayEquals(want, pieces.toArray(ValueLayout.JAVA_BYTE), what + " in pieces");
+                        }
+                    }
+                }
+            }
+            // a piece whose channels the importance does not cover is refused
+            Combination short_ = new Combination(new float[] {1f, 1f}, false, new float[0],
+                    new Combination.Relax(new float[] {1f, 1f}, 0.5f, dev.mergeforge.backend.Backend.Axis.ELEMENTS, cols));
+            assertThrows(IllegalArgumentException.class, () -> nat(new Case(n, 1, true)).combineStored(short_, xs, base, 0, DType.BF16, arena.allocate(n * 2)));
+        }
+    }
+
+    private static TensorView piece(TensorView v, long from, long count) {
+        long b = v.dtype().byteSize();
+        return new TensorView(v.name(), v.dtype(), Shape.of(count), v.data().asSlice(from * b, count * b), v.source());
     }
 }
