@@ -54,29 +54,42 @@ class NativeNonFiniteTest {
         };
     }
 
-    @Test
-    void nativeScanFindsTheSameFirstIndexAsTheReferences() {
-        SplittableRandom r = new SplittableRandom(3);
+    /** One generated tensor: finite random values with NaN/Inf at {@code bad}, for one kernel variant. */
+    private interface CaseBody { void check(TensorView v, Arena arena, boolean avx2, String what); }
+
+    /** Every float dtype and size, bad values at the placements (and random ones), both kernel variants. */
+    private static void forEachCase(long seed, long[] sizes, boolean extraPlacements, CaseBody body) {
+        SplittableRandom r = new SplittableRandom(seed);
         for (DType d : List.of(DType.BF16, DType.F16, DType.F32, DType.F64)) {
-            for (long n : new long[] {1, 63, 64, 65, 129, 65_536, 65_600, 200_003}) {
-                long[][] placements = {{}, {0}, {n - 1}, {n / 2, n - 1}, {r.nextLong(n)}, {Math.min(n - 1, 65_536), Math.min(n - 1, 65_540)}};
+            for (long n : sizes) {
+                List<long[]> placements = new java.util.ArrayList<>(List.of(new long[0], new long[] {0}, new long[] {n - 1}, new long[] {r.nextLong(n)}));
+                if (extraPlacements) {
+                    placements.add(new long[] {n / 2, n - 1});
+                    placements.add(new long[] {Math.min(n - 1, 65_536), Math.min(n - 1, 65_540)});
+                }
                 for (long[] bad : placements) {
                     for (boolean avx2 : new boolean[] {true, false}) {
                         try (Arena arena = Arena.ofShared()) {
                             MemorySegment s = arena.allocate(n * d.byteSize());
                             for (long i = 0; i < n; i++) put(s, d, i, r, false);
                             for (long i : bad) put(s, d, i, r, true);
-                            TensorView v = new TensorView("t", d, Shape.of(n), s, "test");
-                            long expect = -1;
-                            for (long i = 0; i < n && expect < 0; i++) if (!finite(s, d, i)) expect = i;
                             String what = d + " n=" + n + " bad at " + java.util.Arrays.toString(bad) + (avx2 ? " avx2" : " portable");
-                            assertEquals(expect, java().firstNonFinite(v), what + " (java)");
-                            assertEquals(expect, nat(new Case(n, 2, avx2)).firstNonFinite(v), what + " (native)");
+                            body.check(new TensorView("t", d, Shape.of(n), s, "test"), arena, avx2, what);
                         }
                     }
                 }
             }
         }
+    }
+
+    @Test
+    void nativeScanFindsTheSameFirstIndexAsTheReferences() {
+        forEachCase(3, new long[] {1, 63, 64, 65, 129, 65_536, 65_600, 200_003}, true, (v, arena, avx2, what) -> {
+            long n = v.numel(), expect = -1;
+            for (long i = 0; i < n && expect < 0; i++) if (!finite(v.data(), v.dtype(), i)) expect = i;
+            assertEquals(expect, java().firstNonFinite(v), what + " (java)");
+            assertEquals(expect, nat(new Case(n, 2, avx2)).firstNonFinite(v), what + " (native)");
+        });
     }
 
     /**
@@ -86,30 +99,16 @@ class NativeNonFiniteTest {
      */
     @Test
     void loadCheckedLoadsTheSameBitsAndFlagsNonFiniteValues() {
-        SplittableRandom r = new SplittableRandom(9);
-        for (DType d : List.of(DType.BF16, DType.F16, DType.F32, DType.F64)) {
-            for (long n : new long[] {1, 65, 65_536, 131_075}) {
-                long[][] placements = {{}, {0}, {n - 1}, {r.nextLong(n)}};
-                for (long[] bad : placements) {
-                    for (boolean avx2 : new boolean[] {true, false}) {
-                        try (Arena arena = Arena.ofShared()) {
-                            MemorySegment s = arena.allocate(n * d.byteSize());
-                            for (long i = 0; i < n; i++) put(s, d, i, r, false);
-                            for (long i : bad) put(s, d, i, r, true);
-                            TensorView v = new TensorView("t", d, Shape.of(n), s, "test");
-                            dev.mergeforge.tensor.Tile plain = new dev.mergeforge.tensor.Tile(arena.allocate(n * 4), Shape.of(n));
-                            dev.mergeforge.tensor.Tile checked = new dev.mergeforge.tensor.Tile(arena.allocate(n * 4), Shape.of(n));
-                            java().load(v, plain);
-                            boolean expect = false;
-                            for (long i = 0; i < n; i++) expect |= !Float.isFinite(plain.get(i));
-                            String what = d + " n=" + n + " bad at " + java.util.Arrays.toString(bad) + (avx2 ? " avx2" : " portable");
-                            assertEquals(expect, java().loadChecked(v, checked), what + " (java)");
-                            assertEquals(expect, nat(new Case(n, 2, avx2)).loadChecked(v, checked), what + " (native)");
-                            assertEquals(-1, plain.data().mismatch(checked.data()), what + ": loaded bits");
-                        }
-                    }
-                }
-            }
-        }
+        forEachCase(9, new long[] {1, 65, 65_536, 131_075}, false, (v, arena, avx2, what) -> {
+            long n = v.numel();
+            dev.mergeforge.tensor.Tile plain = new dev.mergeforge.tensor.Tile(arena.allocate(n * 4), Shape.of(n));
+            dev.mergeforge.tensor.Tile checked = new dev.mergeforge.tensor.Tile(arena.allocate(n * 4), Shape.of(n));
+            java().load(v, plain);
+            boolean expect = false;
+            for (long i = 0; i < n; i++) expect |= !Float.isFinite(plain.get(i));
+            assertEquals(expect, java().loadChecked(v, checked), what + " (java)");
+            assertEquals(expect, nat(new Case(n, 2, avx2)).loadChecked(v, checked), what + " (native)");
+            assertEquals(-1, plain.data().mismatch(checked.data()), what + ": loaded bits");
+        });
     }
 }
