@@ -37,11 +37,7 @@ public record TaskArithmetic(boolean normalize, double lambda) implements Combin
         if (!hasBase || idx.length == 0) return null;
         float[] w = Weights.of(params, idx, "weight");
         List<Float> scales = new ArrayList<>();
-        if (normalize) {
-            float div = Weights.sum(w);
-            if (Math.abs(div) < 1e-8f) div = 1f;
-            scales.add(1f / div);
-        }
+        if (normalize) scales.add(TaskVectors.normalizer(w));
         if (lambda != 1) scales.add((float) lambda);
         float[] s = new float[scales.size()];
         for (int i = 0; i < s.length; i++) s[i] = scales.get(i);

@@ -43,6 +43,13 @@ final class TaskVectors {
         return tvs;
     }
 
+    /** The factor that normalises Σ w_j τ_j: 1 / Σ w_j, or 1 when |Σ w_j| &lt; 1e-8 (mergekit's rule). */
+    static float normalizer(float[] w) {
+        float div = Weights.sum(w);
+        if (Math.abs(div) < 1e-8f) div = 1f;
+        return 1f / div;
+    }
+
     /**
      * The whole method: out = θ₀ + λ·merge(sparsify(τ_j)) where merge is Σ w_j τ̂_j (optionally / Σw) or,
      * with {@code consensus}, the TIES disjoint sum of W_j = w_j τ̂_j (optionally / Σ kept w).
@@ -75,12 +82,8 @@ final class TaskVectors {
         } else {
             // Δ = Σ_j w_j τ̂_j
             b.weightedSum(tvs, w, out);
-            if (normalize) {
-                // Δ = Δ / Σ_j w_j   (|Σw| < 1e-8 → 1)
-                float div = Weights.sum(w);
-                if (Math.abs(div) < 1e-8f) div = 1f;
-                b.scale(out, 1f / div, out);
-            }
+            // Δ = Δ / Σ_j w_j   (|Σw| < 1e-8 → 1)
+            if (normalize) b.scale(out, normalizer(w), out);
         }
         // Δ = λ Δ
         if (lambda != 1) b.scale(out, (float) lambda, out);
