@@ -132,10 +132,7 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     /** Whether {@code v}'s bytes lie in one of this checkpoint's mapped shards. */
-    public boolean holds(TensorView v) {
-        for (SafetensorsFile f : shards.values()) if (f.holds(v)) return true;
-        return false;
-    }
+    public boolean holds(TensorView v) { return shardHolding(v) != null; }
 
     /**
      * Copies a tensor view handed out by this checkpoint into {@code dst} with positional reads
@@ -143,13 +140,15 @@ public final class Checkpoint implements AutoCloseable {
      * shards.
      */
     public boolean readInto(TensorView v, MemorySegment dst) {
-        for (SafetensorsFile f : shards.values()) {
-            if (f.holds(v)) {
-                f.readInto(v, dst);
-                return true;
-            }
-        }
-        return false;
+        SafetensorsFile f = shardHolding(v);
+        if (f == null) return false;
+        f.readInto(v, dst);
+        return true;
+    }
+
+    private SafetensorsFile shardHolding(TensorView v) {
+        for (SafetensorsFile f : shards.values()) if (f.holds(v)) return f;
+        return null;
     }
 
     /** Sum of the byte sizes of all tensors (maps every shard to read its header). */

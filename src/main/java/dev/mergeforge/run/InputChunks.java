@@ -38,6 +38,8 @@ final class InputChunks implements AutoCloseable {
     private final List<List<MemorySegment>> slots = List.of(new ArrayList<>(), new ArrayList<>());
 
     private List<TensorView> views = List.of();
+    /** The checkpoint each view comes from, looked up once per tensor. */
+    private List<Checkpoint> owners = List.of();
     private Map<TensorView, TensorView> head = Map.of();
     private long n;
     private Future<?> pending;
@@ -61,15 +63,15 @@ final class InputChunks implements AutoCloseable {
      * null when a view is not from an open checkpoint (then the mapped path is used).
      */
     static Map<TensorView, TensorView> readHead(List<TensorView> distinct, Planner.Inputs inputs, List<MemorySegment> buffers, long chunk) {
+        List<Checkpoint> from = owners(distinct, inputs);
+        if (from == null) return null;
         Map<TensorView, TensorView> out = new IdentityHashMap<>();
         for (int j = 0; j < distinct.size(); j++) {
             TensorView v = distinct.get(j);
-            Checkpoint from = owner(v, inputs);
-            if (from == null) return null;
             long count = Math.min(chunk, v.numel());
             TensorView part = slice(v, 0, count);
             MemorySegment dst = buffers.get(j).asSlice(0, part.data().byteSize());
-            from.readInto(part, dst);
+            from.get(j).readInto(part, dst);
             out.put(v, new TensorView(v.name(), v.dtype(), Shape.of(count), dst, v.source()));
         }
         return out;
@@ -79,6 +81,8 @@ final class InputChunks implements AutoCloseable {
     void begin(List<TensorView> distinct, Map<TensorView, TensorView> headChunks, long elements) {
         settle();
         this.views = List.copyOf(distinct);
+        this.owners = owners(views, inputs);
+        if (owners == null) throw new IllegalArgumentException("a view of " + views + " is not from an open checkpoint");
         this.head = headChunks;
         this.n = elements;
         this.current = -1;
@@ -132,11 +136,8 @@ final class InputChunks implements AutoCloseable {
     private void read(long k) {
         List<MemorySegment> slot = slot(k);
         for (int j = 0; j < views.size(); j++) {
-            TensorView v = views.get(j);
-            TensorView part = part(v, k);
-            Checkpoint from = owner(v, inputs);
-            if (from == null) throw new IllegalStateException("tensor " + v.name() + " is not from an open checkpoint");
-            from.readInto(part, slot.get(j).asSlice(0, part.data().byteSize()));
+            TensorView part = part(views.get(j), k);
+            owners.get(j).readInto(part, slot.get(j).asSlice(0, part.data().byteSize()));
         }
     }
 
@@ -174,9 +175,15 @@ final class InputChunks implements AutoCloseable {
         return new TensorView(v.name(), v.dtype(), Shape.of(count), v.data().asSlice(from * b, count * b), v.source());
     }
 
-    static Checkpoint owner(TensorView v, Planner.Inputs inputs) {
-        for (Checkpoint c : inputs.all()) if (c.holds(v)) return c;
-        return null;
+    /** The checkpoint each view comes from, or null when one is not from an open checkpoint. */
+    private static List<Checkpoint> owners(List<TensorView> vs, Planner.Inputs inputs) {
+        List<Checkpoint> out = new ArrayList<>(vs.size());
+        for (TensorView v : vs) {
+            Checkpoint c = inputs.all().stream().filter(x -> x.holds(v)).findFirst().orElse(null);
+            if (c == null) return null;
+            out.add(c);
+        }
+        return out;
     }
 
     /** Bytes one view's chunk 0 needs in a head buffer. */

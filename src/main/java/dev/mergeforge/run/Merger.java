@@ -121,11 +121,11 @@ public final class Merger {
                 MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
                 List<PlannedTensor> tensors = plan.tensors();
                 MethodSpec spec = plan.config().method();
-                Future<Ahead> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(spec, tensors.getFirst(), inputs, stagingPool, reader2, o));
+                Future<Ahead> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(spec, tensors.getFirst(), inputs, stagingPool, o));
                 try {
                     for (int i = 0; i < tensors.size(); i++) {
-                        Ahead a = ahead.get(); // tensor i's bytes are in (staged or paged in) and its inputs are finite
-                        ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, tensors.get(i + 1), inputs, stagingPool, reader2, o)) : null;
+                        Ahead a = ahead.get(); // tensor i's pages are in, or its first chunk staged
+                        ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, tensors.get(i + 1), inputs, stagingPool, o)) : null;
                         PlannedTensor t = tensors.get(i);
                         try {
                             mergeOne(ctx, spec, a, chunks, writerOf.get(t.name()), o);
@@ -174,9 +174,8 @@ public final class Merger {
             writer.write(t.name(), src.data());
             return;
         }
-        Fused fused = fused(spec, t, o);
-        if (fused != null) {
-            mergeFused(ctx, fused, t, a.head(), chunks, writer, o);
+        if (a.fused() != null) {
+            mergeFused(ctx, a.fused(), t, a.head(), chunks, writer, o);
             return;
         }
         MergeMethod method = spec.factory().create(t.global());
@@ -235,8 +234,7 @@ public final class Merger {
      * The fused path for {@code t}, or null when it takes the tile path: the method is one
      * {@link Combination} ({@link CombinationMethod}), with AIM's relaxation as its last step when
      * AIM relaxes the tensor, the tensor has no statistics, and the backend fuses that combination
-     * of those dtypes. Decided the same way by the
-     * read-ahead (which then stages the inputs' first chunk) and by the merge.
+     * of those dtypes. Decided once, by the read-ahead (which then stages the inputs' first chunk).
      */
     private static Fused fused(MethodSpec spec, PlannedTensor t, Options o) {
         if (t.copyOnly() || !t.stats().isEmpty() || t.shape().numel() == 0) return null;
@@ -289,8 +287,8 @@ public final class Merger {
                     throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
                 }
                 List<TensorView> xs = new ArrayList<>(modelAt.length);
-                for (int m : modelAt) xs.add(InputChunks.slice(c.get(m), at, count));
-                sawNonFinite[0] |= be.combineStored(f.combination(), xs, baseAt < 0 ? null : InputChunks.slice(c.get(baseAt), at, count),
+                for (int m : modelAt) xs.add(slice(c.get(m), at, count));
+                sawNonFinite[0] |= be.combineStored(f.combination(), xs, baseAt < 0 ? null : slice(c.get(baseAt), at, count),
                         el, t.outDtype(), dst);
                 return true;
             });
@@ -307,7 +305,7 @@ public final class Merger {
             Tile staging = ctx.pool().borrow(Shape.of((t.outBytes() + 3) / 4));
             try {
                 MemorySegment bytes = staging.data().asSlice(0, t.outBytes());
-                sawNonFinite[0] |= be.combineStored(f.combination(), f.models(), t.base(), 0, t.outDtype(), bytes);
+                sawNonFinite[0] |= be.combineStored(f.combination(), f.models(), base, 0, t.outDtype(), bytes);
                 writer.write(t.name(), bytes);
             } finally {
                 ctx.pool().release(staging);
@@ -333,21 +331,18 @@ public final class Merger {
     }
 
     /** Elements [from, from + count) of a tensor, as a flat view. */
-    private static TensorView slice(TensorView v, long from, long count) {
-        long b = v.dtype().byteSize();
-        return new TensorView(v.name(), v.dtype(), Shape.of(count), v.data().asSlice(from * b, count * b), v.source());
-    }
+    private static TensorView slice(TensorView v, long from, long count) { return InputChunks.slice(v, from, count); }
 
     private static List<TensorView> slices(List<TensorView> vs, long from, long count) {
         return vs.stream().map(v -> slice(v, from, count)).toList();
     }
 
     /**
-     * A tensor made ready by the read-ahead: the tensor, the buffers to release after it merges, and
-     * for a fused tensor its inputs' staged chunk 0 (identity map from view to copy; null when its
-     * inputs are read from the mappings).
+     * A tensor made ready by the read-ahead: the tensor, the buffers to release after it merges, its
+     * fused path (null: the tile path) and for a fused tensor its inputs' staged chunk 0 (identity
+     * map from view to copy; null when its inputs are read from the mappings).
      */
-    private record Ahead(PlannedTensor tensor, List<Tile> staging, Map<TensorView, TensorView> head) {}
+    private record Ahead(PlannedTensor tensor, List<Tile> staging, Fused fused, Map<TensorView, TensorView> head) {}
 
     /**
      * The read-ahead of one tensor. A tensor the backend merges fused has the first chunk of each
@@ -358,7 +353,7 @@ public final class Merger {
      * saves a whole pass over the inputs on two cores.
      */
     private static java.util.concurrent.Callable<Ahead> readAhead(MethodSpec spec, PlannedTensor t, Planner.Inputs inputs, TilePool pool,
-                                                                  ExecutorService second, Options o) {
+                                                                  Options o) {
         Backend be = o.backend();
         return () -> {
             Fused fused = t.copyOnly() ? null : fused(spec, t, o);
@@ -389,7 +384,7 @@ public final class Merger {
                 if (head == null || !fusedReads) touch(v.data());
             }
             if (!t.copyOnly()) be.prefetch(views);
-            return new Ahead(t, staging, head);
+            return new Ahead(t, staging, fused, head);
         };
     }
 
