@@ -283,4 +283,20 @@ class CheckpointTest {
             assertThrows(IllegalArgumentException.class, () -> ca.readInto(x, arena.allocate(10)));
         }
     }
+
+    /** A file cut short after it was opened (changed under the merge) is a one-line error naming file and tensor, not a short copy. */
+    @Test
+    void readIntoAFileCutShortSaysTheFileChanged() throws Exception {
+        Path a = Files.createDirectories(tmp.resolve("cut"));
+        Path file = shard(a.resolve("model.safetensors"), sizes("x", 5000, "y", 123), 3);
+        try (Checkpoint c = Checkpoint.open(a); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            TensorView y = c.tensor("y");
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.truncate(Files.size(file) - 100);
+            }
+            CheckpointException e = assertThrows(CheckpointException.class, () -> c.readInto(y, arena.allocate(123)));
+            assertTrue(e.getMessage().contains("'y'") && e.getMessage().contains(file.toString()) && e.getMessage().contains("changed"), e.getMessage());
+            assertFalse(e.getMessage().contains("\n"));
+        }
+    }
 }
