@@ -30,19 +30,23 @@ import java.util.concurrent.Future;
  * the output size written with direct I/O from an aligned buffer (buffered writes where the file
  * system refuses direct I/O), as the merger writes.
  *
- * @param readBytesPerSecond  read-once speed of the page-cache inputs (best of mapped and pread)
- * @param writeBytesPerSecond sequential write speed of the output folder's disk
+ * @param mappedReadBytesPerSecond read-once speed of the page-cache inputs through fresh mappings
+ * @param preadBytesPerSecond      read-once speed of the same inputs with positional reads
+ * @param writeBytesPerSecond      sequential write speed of the output folder's disk
  */
-public record IoFloor(double readBytesPerSecond, double writeBytesPerSecond) {
+public record IoFloor(double mappedReadBytesPerSecond, double preadBytesPerSecond, double writeBytesPerSecond) {
+
+    /** The faster way to read the inputs once: what the floor charges for reading. */
+    public double readBytesPerSecond() { return Math.max(mappedReadBytesPerSecond, preadBytesPerSecond); }
 
     /** Seconds one merge needs at least: reading and writing overlap, so the slower of the two. */
     public double seconds(long bytesIn, long bytesOut) {
-        return Math.max(bytesIn / readBytesPerSecond, bytesOut / writeBytesPerSecond);
+        return Math.max(bytesIn / readBytesPerSecond(), bytesOut / writeBytesPerSecond);
     }
 
     /** Reads {@code files} once through fresh mappings and writes {@code writeBytes} into a scratch file in {@code dir}. */
     public static IoFloor measure(List<Path> files, long writeBytes, Path dir) {
-        return new IoFloor(Math.max(readOnce(files), preadOnce(files)), writeOnce(writeBytes, dir));
+        return new IoFloor(readOnce(files), preadOnce(files), writeOnce(writeBytes, dir));
     }
 
     /** Positional reads of every file into one reused buffer per thread, each file split between the threads. */

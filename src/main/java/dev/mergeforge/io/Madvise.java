@@ -36,7 +36,7 @@ public final class Madvise {
     /**
      * Maps every page of {@code s} into this process in one call (Linux 5.14+ MADV_POPULATE_READ),
      * reading from disk what the page cache lacks. Far cheaper than touching each page: on a VM a
-     * page fault can cost tens of microseconds. Returns false when the kernel cannot do it (older
+     * page fault is costly. Returns false when the kernel cannot do it (older
      * kernels, not a mapping); then the caller touches the pages itself.
      */
     public static boolean populate(MemorySegment s) { return advise(s, MADV_POPULATE_READ, false) == 0; }

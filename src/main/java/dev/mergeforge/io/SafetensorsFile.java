@@ -230,7 +230,7 @@ public final class SafetensorsFile implements AutoCloseable {
      * Copies {@code v}'s stored bytes into {@code dst} with positional reads, never touching the
      * mapping. On a VM, mapping page-cache pages into a process can cost microseconds per page, so
      * the first pass over a mapping reads far slower than the kernel copies the same pages out
-     * (measured on the 2-core bench VM: ~2.4 GB/s against ~5 GB/s on one thread). Thread-safe.
+     * (`mergeforge bench` prints both read speeds; see BENCHMARKS.md). Thread-safe.
      */
     public void readInto(TensorView v, MemorySegment dst) {
         if (!holds(v)) throw new IllegalArgumentException("tensor " + v.name() + " is not in " + path);

@@ -10,8 +10,8 @@ import java.lang.invoke.MethodHandle;
 /**
  * Large working buffers (pooled tiles, writer blocks) as anonymous mappings advised
  * MADV_HUGEPAGE: where transparent huge pages are in "madvise" mode (a common default), their first
- * touch then costs one fault per 2 MiB instead of one per 4 KiB — on a VM each fault can cost tens
- * of microseconds, which made a fresh 64 MiB buffer cost a third of a second. The memory is zero,
+ * touch then costs one fault per 2 MiB instead of one per 4 KiB, and on a VM faults are costly.
+ * The memory is zero,
  * like {@link Arena#allocate}'s, and is unmapped when {@code arena} closes. Falls back to
  * {@link Arena#allocate} off Linux, below 2 MiB, or when mmap fails.
  */
