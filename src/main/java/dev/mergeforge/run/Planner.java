@@ -80,6 +80,7 @@ public final class Planner {
         Plan plan = cfg.slices().isEmpty() ? planModels(cfg, inputs, locator) : planSlices(cfg, inputs, locator);
         // the tokenizer is copied after the last tensor: refuse an unusable source now, not hours later
         OutputFiles.tokenizerSource(cfg, plan, inputs);
+        OutputFiles.outputConfig(plan, DType.F32);
         return plan;
     }
 
@@ -151,8 +152,8 @@ public final class Planner {
             }
             for (int idx = 0; idx < len; idx++, outLayer++) {
                 double t = len > 1 ? (double) idx / (len - 1) : 1.0;
-                for (String name : ref.names()) {
-                    if (LayerNames.layerOf(name) != 0) continue; // layer 0 is the template of every layer's tensor names
+                // each output layer takes its tensor set from its own source layer: stacks may differ per layer (dense, then MoE)
+                for (String name : layerNames(in, s, idx, si)) {
                     String outName = LayerNames.withLayer(name, outLayer);
                     layerTensors.add(sliceTensor(cfg, spec, in, si, s, idx, t, name, outName, outLayer));
                 }
@@ -170,6 +171,38 @@ public final class Planner {
         all.addAll(post);
         if (refLayers <= 0) throw new CheckpointException(ref.dir() + ": config.json has no layer count (num_hidden_layers); slices need one");
         return new Plan(cfg, all, ref, outLayer);
+    }
+
+    /**
+     * The tensor names of the layer at {@code offset} of slice {@code s}, read from its first source
+     * (in that source's layer numbering); every other source must hold the same set at its own layer.
+     */
+    private static List<String> layerNames(Inputs in, Slice s, int offset, int si) {
+        List<List<String>> sets = new ArrayList<>();
+        for (SliceSource src : s.sources()) {
+            int layer = src.layerStart() + offset;
+            List<String> names = new ArrayList<>();
+            for (String n : in.get(src.model()).names()) if (LayerNames.layerOf(n) == layer) names.add(n);
+            if (names.isEmpty()) {
+                throw new CheckpointException(src.model() + " has no tensors for layer " + layer + " (slices[" + si
+                        + "]); check the layer_range against the model's layers");
+            }
+            sets.add(names);
+        }
+        List<String> first = sets.getFirst();
+        int firstLayer = s.sources().getFirst().layerStart() + offset;
+        for (int j = 1; j < sets.size(); j++) {
+            int layer = s.sources().get(j).layerStart() + offset;
+            java.util.Set<String> want = new java.util.HashSet<>();
+            for (String n : first) want.add(LayerNames.withLayer(n, layer));
+            for (String n : sets.get(j)) {
+                if (!want.contains(n)) {
+                    throw new CheckpointException("slices[" + si + "]: " + s.sources().get(j).model() + " has '" + n + "' but layer "
+                            + firstLayer + " of " + s.sources().getFirst().model() + " has no such tensor; a slice must merge layers of one kind (e.g. dense with dense, MoE with MoE)");
+                }
+            }
+        }
+        return first;
     }
 
     private static PlannedTensor sliceTensor(MergeConfig cfg, MethodSpec spec, Inputs in, int si, Slice s, int idx, double t,
