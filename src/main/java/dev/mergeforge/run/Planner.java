@@ -108,7 +108,7 @@ public final class Planner {
         for (String name : ref.names()) {
             TensorView r = ref.tensor(name);
             int layer = LayerNames.layerOf(name);
-            double t = ConfigReader.layerT(name, layer, layers);
+            double t = ConfigReader.layerT(name, layer, layers, cfg.postWeightsT());
             TensorView b = base == null ? null : base.tensor(name);
             List<TensorView> views = new ArrayList<>();
             List<Params> params = new ArrayList<>();
@@ -163,7 +163,7 @@ public final class Planner {
             if (LayerNames.layerOf(name) >= 0) continue;
             boolean isPre = LayerNames.isPre(name);
             int si = isPre ? 0 : slices.size() - 1;
-            double t = isPre ? 0.0 : 1.0;
+            double t = isPre ? 0.0 : cfg.postWeightsT();
             (isPre ? pre : post).add(sliceTensor(cfg, spec, in, si, slices.get(si), -1, t, name, name, -1));
         }
         List<PlannedTensor> all = new ArrayList<>(pre);

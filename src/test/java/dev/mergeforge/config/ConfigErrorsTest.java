@@ -315,4 +315,14 @@ class ConfigErrorsTest {
         assertTrue(m.indexOf("models[0].model") < m.indexOf("models[1].parameters.density"), m);
         assertEquals(5, m.split("; (?=[a-z_]+[\\[.:])").length, m);
     }
+
+    @Test
+    void postWeightsTIsZeroOrOne() {
+        for (String v : new String[]{"0.5", "'last'", "2"}) {
+            has(error("merge_method: linear\nmodels:\n  - {model: a, parameters: {weight: 1}}\npost_weights_t: " + v + "\n"),
+                    "post_weights_t: must be 0 (mergekit 0.1.2+, the default) or 1 (mergekit 0.1.0-0.1.1)");
+        }
+        assertEquals(1.0, TestSpecs.parse("merge_method: linear\nmodels:\n  - {model: a, parameters: {weight: 1}}\npost_weights_t: 1\n").postWeightsT());
+        assertEquals(0.0, TestSpecs.parse("merge_method: linear\nmodels:\n  - {model: a, parameters: {weight: 1}}\n").postWeightsT());
+    }
 }
