@@ -34,6 +34,16 @@ public final class Planner {
     public static final class Inputs implements AutoCloseable {
         private final Map<String, Checkpoint> byRef = new LinkedHashMap<>();
         private ModelStats stats;
+        private java.util.function.Consumer<String> crimes;
+
+        /**
+         * mergekit's {@code --allow-crimes}: models of different architectures are merged anyway,
+         * the difference reported through {@code warn} instead of refused.
+         */
+        public Inputs allowCrimes(java.util.function.Consumer<String> warn) {
+            crimes = Objects.requireNonNull(warn);
+            return this;
+        }
 
         public Checkpoint get(String ref) {
             Checkpoint c = byRef.get(ref);
@@ -96,7 +106,7 @@ public final class Planner {
             if (m.model().equals(cfg.baseModel())) baseIndex = i;
         }
         Checkpoint ref = base != null ? base : models.getFirst();
-        checkArchitectures(ref, in.all());
+        checkArchitectures(ref, in.all(), in.crimes);
         List<String> refs = cfg.models().stream().map(ModelEntry::model).toList();
         ModelStats stats = spec.stats() == MethodSpec.Stats.NONE ? null : in.stats(spec.stats());
         for (int i = 0; stats != null && i < models.size(); i++) {
@@ -128,7 +138,7 @@ public final class Planner {
         Checkpoint first = in.get(slices.getFirst().sources().getFirst().model());
         Checkpoint ref = cfg.baseModel() != null ? in.get(cfg.baseModel()) : first;
         for (Slice s : slices) for (SliceSource src : s.sources()) in.get(src.model());
-        checkArchitectures(ref, in.all());
+        checkArchitectures(ref, in.all(), in.crimes);
         if (spec.stats() != MethodSpec.Stats.NONE) {
             // slice sources have no calibration block of their own: the top-level one serves every source model
             for (Slice s : slices) for (SliceSource src : s.sources()) in.stats(spec.stats()).add(in.get(src.model()), cfg.calibration(), "calibration (top level)", locator);
@@ -278,13 +288,17 @@ public final class Planner {
                 : "; the models are not fine-tunes of one architecture and size"));
     }
 
-    static void checkArchitectures(Checkpoint ref, List<Checkpoint> all) {
+    /** Refuses models of another architecture than ref's, or with {@code crimes} (--allow-crimes) reports each and goes on. */
+    static void checkArchitectures(Checkpoint ref, List<Checkpoint> all, java.util.function.Consumer<String> crimes) {
         String a = architecture(ref);
         for (Checkpoint c : all) {
             String b = architecture(c);
             if (a != null && b != null && !a.equals(b)) {
-                throw new CheckpointException("architectures differ: " + ref.ref() + " is " + a + " but " + c.ref() + " is " + b
-                        + "; only models of one architecture can be merged");
+                String what = "architectures differ: " + ref.ref() + " is " + a + " but " + c.ref() + " is " + b;
+                if (crimes == null) {
+                    throw new CheckpointException(what + "; only models of one architecture can be merged (pass --allow-crimes to merge them anyway)");
+                }
+                crimes.accept("warning: " + what + "; merging anyway (--allow-crimes): tensors must still match by name and shape");
             }
         }
     }
