@@ -66,6 +66,11 @@ final class MergeCommand implements Callable<Integer> {
     private int run(PrintWriter out, PrintWriter err, Events ev) {
         long maxShard = Sizes.parse("--out-shard-size", shardSize);
         MergeConfig cfg = ConfigReader.read(config);
+        // valid mergekit keys we accept but do not act on are never ignored silently (docs/config.md)
+        for (String key : dev.mergeforge.config.ConfigKeys.notActedOn(cfg.raw())) {
+            err.println("warning: " + config + ": " + key + " is accepted for mergekit compatibility but changes nothing in mergeforge's output");
+        }
+        err.flush();
         try (Planner.Inputs inputs = new Planner.Inputs()) {
             if (allowCrimes) inputs.allowCrimes(m -> { err.println(m); err.flush(); });
             Planner.Plan plan = Planner.plan(cfg, inputs, dev.mergeforge.run.StatsLocator.calibrating(Calibration.cacheDir(), ev::note));

@@ -147,4 +147,19 @@ class CliMigrationTest {
         assertEquals(List.of("note: calibrated tiny on cpu", "warning: no calibration data given: sampling 4 blocks"),
                 buf.toString(StandardCharsets.UTF_8).lines().toList());
     }
+
+    @Test
+    void aKeyWeAcceptButDoNotActOnIsAWarningNotSilence() throws Exception {
+        RandomModels.Family f = family();
+        Path cfg = MergeFixtures.yaml(dir, "rw.yml", """
+                merge_method: passthrough
+                slices:
+                  - sources: [{model: %s, layer_range: [0, 2]}]
+                    residual_weight: 0.5
+                """.formatted(f.base()));
+        MergeFixtures.Run r = MergeFixtures.cli("merge", cfg.toString(), dir.resolve("out").toString(), "-q");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(List.of("warning: " + cfg + ": slices[0].residual_weight is accepted for mergekit compatibility but changes nothing in mergeforge's output"),
+                r.err().lines().toList());
+    }
 }
