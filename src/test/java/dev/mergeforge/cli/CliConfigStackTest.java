@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -58,21 +59,25 @@ class CliConfigStackTest {
             Path a = StackFixtures.write(dir.resolve(fam + "/a"), fam, 4, DType.BF16, 1);
             Path b = StackFixtures.write(dir.resolve(fam + "/b"), fam, 4, DType.BF16, 2);
             Path out = dir.resolve(fam + "/out");
-            MergeFixtures.Run r = MergeFixtures.cli("merge", frankenConfig("passthrough", a, b, "bfloat16").toString(), out.toString(), "-q");
+            // a float32 output of bf16 models: config.json must say float32 under both dtype keys
+            MergeFixtures.Run r = MergeFixtures.cli("merge", frankenConfig("passthrough", a, b, "float32").toString(), out.toString(), "-q");
             assertEquals(0, r.exit(), fam + ": " + r.err());
             JsonNode c = JSON.readTree(Files.readString(out.resolve("config.json")));
             assertEquals(5, c.get(fam.equals("gpt2") ? "n_layer" : "num_hidden_layers").asInt(), fam);
             if (e.getValue() == null) assertFalse(c.has("layer_types"), fam + ": no layer_types invented");
             else assertEquals(e.getValue(), strings(c.get("layer_types")), fam + " layer_types");
             assertEquals(List.of("1", "2"), strings(c.get("eos_token_id")), fam + ": token id lists are not per layer");
-            // output layer 2 is b's layer 0, bit for bit, with every tensor of that layer (experts included)
+            assertEquals("float32", c.get("torch_dtype").asText(), fam);
+            assertEquals("float32", c.get("dtype").asText(), fam);
+            // output layer 2 is b's layer 0 (widened exactly to float32), with every tensor of that layer (experts included)
             try (Checkpoint m = Checkpoint.open(out.toString()); Checkpoint cb = Checkpoint.open(b.toString())) {
                 String prefix = fam.equals("gpt2") ? "transformer.h." : "model.layers.";
                 int n = 0;
                 for (String name : cb.names()) {
                     if (!name.startsWith(prefix + "0.")) continue;
                     String o = prefix + "2." + name.substring((prefix + "0.").length());
-                    assertEquals(-1, m.tensor(o).data().mismatch(cb.tensor(name).data()), fam + " " + o);
+                    assertArrayEquals(MergeFixtures.values(cb.tensor(name)), MergeFixtures.values(m.tensor(o)), fam + " " + o);
+                    assertEquals(DType.F32, m.tensor(o).dtype(), fam + " " + o);
                     n++;
                 }
                 assertTrue(n >= 3, fam + ": layer 0 has tensors");
