@@ -118,6 +118,7 @@ public final class Planner {
         for (String name : ref.names()) {
             TensorView r = ref.tensor(name);
             int layer = LayerNames.layerOf(name);
+            if (layer >= layers) throw beyondStack(ref, name, layer, layers);
             double t = ConfigReader.layerT(name, layer, layers, cfg.postWeightsT());
             TensorView b = base == null ? null : base.tensor(name);
             List<TensorView> views = new ArrayList<>();
@@ -170,6 +171,7 @@ public final class Planner {
             }
         }
         for (String name : ref.names()) {
+            if (LayerNames.layerOf(name) >= refLayers) throw beyondStack(ref, name, LayerNames.layerOf(name), refLayers);
             if (LayerNames.layerOf(name) >= 0) continue;
             boolean isPre = LayerNames.isPre(name);
             int si = isPre ? 0 : slices.size() - 1;
@@ -269,6 +271,13 @@ public final class Planner {
         TensorView v = other.tensor(name);
         if (!v.shape().equals(r.shape())) throw shapeMismatch(name, r, v);
         return v;
+    }
+
+    /** A layer tensor past config.json's layer count (e.g. DeepSeek-V3's multi-token-prediction layer): refused, never skipped or guessed. */
+    static CheckpointException beyondStack(Checkpoint c, String name, int layer, int layers) {
+        return new CheckpointException("tensor '" + name + "' of " + c.ref() + " is in layer " + layer + " but its config.json counts "
+                + layers + " decoder layers; layers past the stack (e.g. multi-token-prediction layers, num_nextn_predict_layers) "
+                + "are not supported yet: remove those tensors from a copy of the checkpoint, or fix the layer count");
     }
 
     static CheckpointException missing(Checkpoint c, String name) {

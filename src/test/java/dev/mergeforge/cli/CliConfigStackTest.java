@@ -172,6 +172,23 @@ class CliConfigStackTest {
         CliFailure.mergeFails(1, mixed, dir.resolve("o2"), List.of(a, b), List.of(), "slices[0]", "layers of one kind");
     }
 
+    @Test
+    void aLayerPastTheConfigsLayerCountIsRefusedNotSkipped() throws Exception {
+        // DeepSeek-V3 keeps its multi-token-prediction layer as model.layers.<num_hidden_layers>.*
+        Path a = StackFixtures.write(dir.resolve("a"), "deepseek_v3", 3, DType.F32, 1);
+        var conf = (com.fasterxml.jackson.databind.node.ObjectNode) JSON.readTree(Files.readString(a.resolve("config.json")));
+        conf.put("num_hidden_layers", 2).put("num_nextn_predict_layers", 1);
+        Files.writeString(a.resolve("config.json"), conf.toString());
+        String msg = "tensor 'model.layers.2.input_layernorm.weight' of " + a + " is in layer 2 but its config.json counts 2 decoder layers";
+        CliFailure.mergeFails(1, MergeFixtures.linear(dir, "mtp.yml", a), dir.resolve("o1"), List.of(a), List.of(), msg, "num_nextn_predict_layers");
+        Path slices = MergeFixtures.yaml(dir, "mtp-slices.yml", """
+                merge_method: passthrough
+                slices:
+                  - sources: [{model: %s, layer_range: [0, 2]}]
+                """.formatted(a));
+        CliFailure.mergeFails(1, slices, dir.resolve("o2"), List.of(a), List.of(), msg);
+    }
+
     private static List<String> strings(JsonNode array) {
         List<String> out = new ArrayList<>();
         array.forEach(n -> out.add(n.asText()));
