@@ -29,7 +29,7 @@ NVCC_FLAGS := -ptx -O3 -arch=compute_80 -fmad=false -prec-div=true -prec-sqrt=tr
 PTX_ISA := 7.0
 
 .PHONY: build native ptx jar test demo bench bindings clean
-build: $(JAR) native ptx bin/mergeforge
+build: $(JAR) native ptx bin/mergeforge bin/mergekit-yaml
 
 $(JAR): $(SOURCES)
 	$(MVN) -DskipTests package
@@ -58,6 +58,11 @@ endif
 bin/mergeforge: scripts/launcher.sh Makefile
 	@mkdir -p bin
 	@sed -e 's#@JAVA_HOME@#$(JDK)#' scripts/launcher.sh > $@ && chmod +x $@
+
+# mergekit-yaml drop-in: the same launcher with the subcommand put before the arguments
+bin/mergekit-yaml: scripts/launcher.sh Makefile
+	@mkdir -p bin
+	@sed -e 's#@JAVA_HOME@#$(JDK)#' -e 's#mergeforge.jar" "\$$@"#mergeforge.jar" mergekit-yaml "$$@"#' scripts/launcher.sh > $@ && chmod +x $@
 
 # Surefire's per-class lines and its closing "Tests run: N, Failures: ..." summary are kept.
 test: build
