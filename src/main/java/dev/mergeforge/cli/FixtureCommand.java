@@ -12,11 +12,11 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /**
- * Hidden `mergeforge fixture ROOT`: writes a tiny random Llama family (ROOT/base, ROOT/ft1..ftN, see
+ * `mergeforge fixture ROOT`: writes a tiny random Llama family (ROOT/base, ROOT/ft1..ftN, see
  * {@link RandomModels}) for tests that drive the launcher from outside the JVM (python/tests).
  */
-@Command(name = "fixture", hidden = true, mixinStandardHelpOptions = true,
-        description = "Write a tiny random model family (ROOT/base, ROOT/ft1..ftN) for tests.")
+@Command(name = "fixture", mixinStandardHelpOptions = true,
+        description = "Write a tiny random Llama family (ROOT/base, ROOT/ft1..ftN) for tests and examples.")
 final class FixtureCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
