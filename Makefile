@@ -67,6 +67,9 @@ bin/mergekit-yaml: scripts/launcher.sh Makefile
 # Surefire's per-class lines and its closing "Tests run: N, Failures: ..." summary are kept.
 test: build
 	mvn -B --no-transfer-progress test 2>&1 | grep -v -E '^WARNING: .*(Unsafe|terminally deprecated|sun.misc)|^\[INFO\] (Download|---|Building|$$)' ; exit $${PIPESTATUS[0]}
+	@# the Python package's tests (python/tests) against the launcher just built; skipped without a python3 >= 3.9
+	@if python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then cd python && python3 -m unittest discover -s tests -t .; \
+	else echo "python3 >= 3.9 not found: skipping the Python package's tests (python/tests)"; fi
 
 demo: build
 	bin/mergeforge demo

@@ -105,6 +105,7 @@ class Job:
                 callback(ev)
         code = self._proc.wait()
         self._stderr_thread.join()
+        self._close_pipes()
         if code != 0:
             err = next((e for e in self.events if e.get("event") == "error"), None)
             message = err["message"] if err else last_error_line(self.stderr_lines)
@@ -134,7 +135,13 @@ class Job:
                 self._proc.kill()
                 self._proc.wait()
         self._stderr_thread.join(timeout=5)
+        self._close_pipes()
         return False
+
+    def _close_pipes(self):
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            if pipe is not None and not self._stderr_thread.is_alive():
+                pipe.close()
 
 
 def progress_callback(progress):

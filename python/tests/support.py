@@ -57,15 +57,19 @@ def ties_config(root):
 _reference = None
 
 
+SHARD = 50_000
+
+
 def reference_merge():
-    """The ties config merged by `bin/mergeforge merge` itself (JSON text: a YAML reader reads it alike)."""
+    """The ties config merged by `bin/mergeforge merge` itself (JSON text: a YAML reader reads it alike),
+    in shards of at most SHARD bytes (several files and an index)."""
     global _reference
     if _reference is None:
         d = workdir()
         cfg = d / "ties.json"
         cfg.write_text(json.dumps(ties_config(family())))
         out = d / "ref"
-        subprocess.run([str(LAUNCHER), "merge", str(cfg), str(out), "-q"], check=True, capture_output=True, text=True)
+        subprocess.run([str(LAUNCHER), "merge", str(cfg), str(out), "-q", "--out-shard-size", str(SHARD)], check=True, capture_output=True, text=True)
         _reference = out
     return _reference
 
