@@ -3,6 +3,7 @@ setuptools nor wheel nor a network. It packs mergeforge/ into a pure-Python whee
 
 import base64
 import hashlib
+import io
 import os
 import re
 import tarfile
@@ -12,7 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _project():
-    text = open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8").read()
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        text = f.read()
     fields = {k: re.search(rf'^{k} = "([^"]*)"', text, re.M).group(1) for k in ("name", "version", "description", "requires-python")}
     return fields
 
@@ -54,7 +56,11 @@ def _wheel(wheel_directory, files):
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    return _wheel(wheel_directory, [(arc, open(full, "rb").read()) for full, arc in _sources()])
+    files = []
+    for full, arc in _sources():
+        with open(full, "rb") as f:
+            files.append((arc, f.read()))
+    return _wheel(wheel_directory, files)
 
 
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
@@ -71,6 +77,5 @@ def build_sdist(sdist_directory, config_settings=None):
         info = tarfile.TarInfo(f"{base}/PKG-INFO")
         meta = _metadata(p).encode()
         info.size = len(meta)
-        import io
         t.addfile(info, io.BytesIO(meta))
     return os.path.basename(path)
