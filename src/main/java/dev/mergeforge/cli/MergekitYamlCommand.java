@@ -118,7 +118,12 @@ final class MergekitYamlCommand implements Callable<Integer> {
         try {
             List<String> notes = new ArrayList<>();
             List<String> args = mergeArguments(notes);
-            for (String n : notes) err.println("note: " + n);
+            // notes are events like the merge's own: JSON on stdout with --events json, else lines on stderr
+            JsonEvents json = events != null ? new JsonEvents(spec.commandLine().getOut()) : null;
+            for (String n : notes) {
+                if (json != null) json.note(n);
+                else err.println("note: " + n);
+            }
             err.flush();
             MergeConfig cfg = ConfigReader.read(config);
             CommandLine merge = spec.parent().commandLine().getSubcommands().get("merge");

@@ -101,10 +101,12 @@ class MergekitYamlCommandTest {
         MergeFixtures.Run r = MergeFixtures.cli("mergekit-yaml", dareCfg.toString(), out.toString(), "--events", "json", "--lazy-unpickle");
         assertEquals(0, r.exit(), r.err());
         List<String> lines = r.out().lines().toList();
-        assertTrue(lines.getFirst().startsWith("{\"event\":\"start\""), lines.getFirst());
+        assertTrue(lines.get(1).startsWith("{\"event\":\"start\""), lines.get(1));
         String done = lines.getLast();
         assertTrue(done.startsWith("{\"event\":\"done\"") && done.contains("\"output\":\"" + out.toAbsolutePath().normalize() + "\""), done);
         assertFalse(r.out().contains("/merged"), "the inner directory never shows: " + r.out());
+        assertTrue(lines.get(0).contains("\"event\":\"note\"") && lines.get(0).contains("--lazy-unpickle: no effect"), "notes are events: " + lines);
+        assertFalse(r.err().contains("note: --lazy-unpickle"), "and not stderr lines: " + r.err());
     }
 
     @Test
