@@ -191,7 +191,10 @@ def run_merge(merge_config, out_path, options=None, config_source=None, *, launc
     the config is written out from ``merge_config``. Progress goes to stderr unless
     ``options.quiet`` (or pass ``progress=`` a callable taking each event). Returns the
     :class:`mergeforge.MergeResult` (mergekit returns None)."""
-    options = options if options is not None else MergeOptions()
+    if options is None:
+        options = MergeOptions()
+    elif isinstance(options, dict):
+        options = MergeOptions(**options)
     merge_config = MergeConfiguration.model_validate(merge_config)
     source = config_source if config_source is not None else merge_config.to_yaml() + "\n"
     if progress is None and not options.quiet:
