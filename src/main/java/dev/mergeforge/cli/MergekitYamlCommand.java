@@ -45,7 +45,7 @@ final class MergekitYamlCommand implements Callable<Integer> {
     String loraMergeDtype;
 
     // ---- output settings (the pairs: the last one given wins, as with mergekit's flags)
-    @Option(names = "--out-shard-size", paramLabel = "SIZE", defaultValue = "5B", description = "Largest shard in bytes: N, Nk, Nm or Nb (mergekit's units; default 5B).")
+    @Option(names = "--out-shard-size", paramLabel = "SIZE", defaultValue = "5B", description = "Largest shard in bytes: N, Nk, Nm or Nb (mergekit's units; default 5B; 0 = one shard).")
     String outShardSize;
     Boolean copyTokenizer = true, cloneTensors = false, writeModelCard = true, safeSerialization = true;
     @Option(names = "--copy-tokenizer", description = "Copy the tokenizer files to the output (default).")
@@ -141,8 +141,9 @@ final class MergekitYamlCommand implements Callable<Integer> {
     /** The `merge` options equivalent to the flags given (without CONFIG and OUTPUT_DIR); notes for the ignored ones. */
     List<String> mergeArguments(List<String> notes) {
         List<String> a = new ArrayList<>();
+        long shard = parseKmb(outShardSize);
         a.add("--out-shard-size");
-        a.add(Long.toString(parseKmb(outShardSize)));
+        a.add(Long.toString(shard == 0 ? Long.MAX_VALUE : shard));   // 0: one shard, as mergekit's writer reads it
         if (randomSeed != null) a.addAll(List.of("--seed", randomSeed.toString()));
         if (gpuRich) {
             cuda = lowCpuMemory = readToGpu = multiGpu = true;
@@ -187,7 +188,7 @@ final class MergekitYamlCommand implements Callable<Integer> {
         throw new ConfigException("--device " + d + ": mergeforge computes on cpu, cuda or cuda:N (or auto); pass one of those");
     }
 
-    /** mergekit's {@code parse_kmb}: a whole number, optionally with k, m or b (thousand, million, billion). */
+    /** mergekit's {@code parse_kmb}: a whole number, optionally with k, m or b (thousand, million, billion); 0 is no limit. */
     static long parseKmb(String s) {
         String t = s.strip();
         long mult = 1;
@@ -203,11 +204,10 @@ final class MergekitYamlCommand implements Callable<Integer> {
         try {
             if (!t.matches("\\d+")) throw new NumberFormatException();
             long v = Math.multiplyExact(Long.parseLong(t), mult);
-            if (v <= 0) throw new NumberFormatException();
             return v;
         } catch (NumberFormatException | ArithmeticException e) {
-            throw new ConfigException("--out-shard-size " + s + ": expected a positive whole number of bytes, optionally with k, m or b"
-                    + " (thousand, million, billion), such as 5B or 500M");
+            throw new ConfigException("--out-shard-size " + s + ": expected a whole number of bytes, optionally with k, m or b"
+                    + " (thousand, million, billion), such as 5B or 500M (0: one shard)");
         }
     }
 

@@ -168,7 +168,9 @@ class MergekitYamlCommandTest {
         assertEquals(500_000_000L, MergekitYamlCommand.parseKmb("500M"));
         assertEquals(20_000L, MergekitYamlCommand.parseKmb("20k"));
         assertEquals(123L, MergekitYamlCommand.parseKmb("123"));
-        for (String bad : List.of("1.5B", "5GB", "", "-3", "0", "B", "99999999999999B")) {
+        assertEquals(0L, MergekitYamlCommand.parseKmb("0"), "0: no limit, one shard");
+        assertTrue(String.join(" ", parsed("--out-shard-size", "0").mergeArguments(new ArrayList<>())).contains("--out-shard-size " + Long.MAX_VALUE));
+        for (String bad : List.of("1.5B", "5GB", "", "-3", "B", "99999999999999B")) {
             assertThrows(ConfigException.class, () -> MergekitYamlCommand.parseKmb(bad), bad);
         }
     }
