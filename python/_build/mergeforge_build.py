@@ -46,6 +46,7 @@ def _wheel(wheel_directory, files):
     files = list(files) + [
         (f"{dist}.dist-info/METADATA", _metadata(p).encode()),
         (f"{dist}.dist-info/WHEEL", b"Wheel-Version: 1.0\nGenerator: mergeforge_build\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
+        (f"{dist}.dist-info/entry_points.txt", b"[console_scripts]\nmergeforge = mergeforge.__main__:main\n"),
     ]
     record = [_record_line(a, d) for a, d in files] + [f"{dist}.dist-info/RECORD,,"]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:

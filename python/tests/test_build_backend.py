@@ -28,6 +28,7 @@ class BuildBackendTest(unittest.TestCase):
             self.assertEqual(sources, {n for n in names if n.startswith("mergeforge/")})
             self.assertIn("Name: mergeforge\nVersion: 0.1.0\n", z.read("mergeforge-0.1.0.dist-info/METADATA").decode())
             self.assertIn("Root-Is-Purelib: true", z.read("mergeforge-0.1.0.dist-info/WHEEL").decode())
+            self.assertIn("mergeforge = mergeforge.__main__:main", z.read("mergeforge-0.1.0.dist-info/entry_points.txt").decode())
             rows = list(csv.reader(io.StringIO(z.read("mergeforge-0.1.0.dist-info/RECORD").decode())))
             self.assertEqual(names, {r[0] for r in rows})
             for path, digest, size in rows:
@@ -44,6 +45,9 @@ class BuildBackendTest(unittest.TestCase):
         p = subprocess.run([sys.executable, "-c", "import mergeforge, sys; print(mergeforge.__file__); print(mergeforge.find_launcher())"],
                            env=env, cwd=tmp, capture_output=True, text=True)
         built = os.access(PYTHON_DIR.parent / "bin" / "mergeforge", os.X_OK)
+        if built:  # `python -m mergeforge` (the installed `mergeforge` command's code) runs the launcher with its arguments
+            v = subprocess.run([sys.executable, "-m", "mergeforge", "--version"], env=env, cwd=tmp, capture_output=True, text=True)
+            self.assertEqual((0, "mergeforge 0.1.0"), (v.returncode, v.stdout.strip()), v.stderr)
         self.assertEqual(0 if built else 1, p.returncode, p.stderr)
         self.assertTrue(p.stdout.startswith(str(site)), p.stdout)
         if built:
