@@ -83,6 +83,8 @@ class ConfigArgumentTest(unittest.TestCase):
             self.assertEqual(__file__, f.path, "an existing path is used as is")
         with self.assertRaises(FileNotFoundError):
             _ConfigFile("/no/such/config.yml")
+        with self.assertRaises(TypeError):
+            _ConfigFile(42)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,8 @@ class MergekitYamlCommandTest {
         CliFailure.assertOneLine(MergeFixtures.cli("mergekit-yaml", dareCfg.toString(), out.toString(), "--device", "mps"), 2, "--device mps");
         CliFailure.assertOneLine(MergeFixtures.cli("mergekit-yaml", dareCfg.toString(), out.toString(), "--out-shard-size", "1.5B"), 2, "--out-shard-size 1.5B");
         CliFailure.assertOneLine(MergeFixtures.cli("mergekit-yaml", dareCfg.toString(), out.toString(), "--frobnicate"), 2, "--frobnicate");
+        CliFailure.assertOneLine(MergeFixtures.cli("mergekit-yaml", dareCfg.toString(), out.toString(), "-j", "0"), 2, "--num-threads 0");
+        CliFailure.assertOneLine(MergeFixtures.cli("mergekit-yaml", dareCfg.toString(), out.toString(), "--events", "xml"), 2, "--events xml");
         CliFailure.assertOneLine(MergeFixtures.cli("mergekit-yaml", dareCfg.toString(), fam.base().toString(), "--quiet"), 2, "input model");
         Path missing = MergeFixtures.yaml(dir, "missing.yml", "merge_method: linear\nmodels:\n  - model: " + dir.resolve("nope")
                 + "\n    parameters: {weight: 1}\n  - model: " + fam.base() + "\n    parameters: {weight: 1}\n");
