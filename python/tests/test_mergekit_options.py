@@ -3,7 +3,7 @@ import warnings
 
 from mergeforge.mergekit_compat import MergeConfiguration, MergeOptions, parse_kmb
 
-# mergekit 0.1.4, mergekit/options.py: MergeOptions' fields and defaults, in its order
+# mergekit 0.1.4's MergeOptions: its fields and defaults, in its order (docs/mergekit-compat.md)
 MERGEKIT_0_1_4_FIELDS = [
     ("allow_crimes", False), ("transformers_cache", None), ("lora_merge_cache", None), ("lora_merge_dtype", None),
     ("cuda", False), ("device", None), ("low_cpu_memory", False), ("out_shard_size", 5_000_000_000),
