@@ -29,7 +29,7 @@ NVCC_FLAGS := -ptx -O3 -arch=compute_80 -fmad=false -prec-div=true -prec-sqrt=tr
 PTX_ISA := 7.0
 
 .PHONY: build native ptx jar test demo bench bindings clean
-build: $(JAR) native ptx bin/mergeforge
+build: $(JAR) native ptx bin/mergeforge bin/mergekit-yaml
 
 $(JAR): $(SOURCES)
 	$(MVN) -DskipTests package
@@ -59,9 +59,17 @@ bin/mergeforge: scripts/launcher.sh Makefile
 	@mkdir -p bin
 	@sed -e 's#@JAVA_HOME@#$(JDK)#' scripts/launcher.sh > $@ && chmod +x $@
 
+# mergekit-yaml drop-in: the same launcher with the subcommand put before the arguments
+bin/mergekit-yaml: scripts/launcher.sh Makefile
+	@mkdir -p bin
+	@sed -e 's#@JAVA_HOME@#$(JDK)#' -e 's#mergeforge.jar" "\$$@"#mergeforge.jar" mergekit-yaml "$$@"#' scripts/launcher.sh > $@ && chmod +x $@
+
 # Surefire's per-class lines and its closing "Tests run: N, Failures: ..." summary are kept.
 test: build
 	mvn -B --no-transfer-progress test 2>&1 | grep -v -E '^WARNING: .*(Unsafe|terminally deprecated|sun.misc)|^\[INFO\] (Download|---|Building|$$)' ; exit $${PIPESTATUS[0]}
+	@# the Python package's tests (python/tests) against the launcher just built; skipped without a python3 >= 3.9
+	@if python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null; then cd python && python3 -m unittest discover -s tests -t .; \
+	else echo "python3 >= 3.9 not found: skipping the Python package's tests (python/tests)"; fi
 
 demo: build
 	bin/mergeforge demo
