@@ -39,7 +39,7 @@ PTX_SMS := 80 86 89 90 100 120
 # restamp once the oldest driver we support loads what our nvcc stamps.
 PTX_ISA := 7.0
 
-.PHONY: build native ptx jar test demo bench bindings clean settled
+.PHONY: build native ptx jar test demo bench bindings clean settled gpu-bundle
 build: $(JAR) native ptx bin/mergeforge
 
 $(JAR): $(SOURCES) $(PTX)
@@ -78,6 +78,12 @@ SETTLE_TARGETS := $(JAR) $(PTX) bin/mergeforge $(if $(shell command -v $(CC) 2>/
 settled: build
 	@$(MAKE) --no-print-directory -q $(SETTLE_TARGETS) || { echo "make build does not settle; a second run would do:"; \
 	  $(MAKE) --no-print-directory -n build; exit 1; }
+
+# What scripts/gpu-check needs on a GPU machine without Maven, network or JDK: one file of at most
+# 64 MiB to carry with the repository (docs/cuda.md, "One command for a GPU machine").
+gpu-bundle: target/gpu-bundle.tar.gz
+target/gpu-bundle.tar.gz: $(JAR) $(NATIVE_LIB) scripts/gpu-bundle
+	scripts/gpu-bundle
 
 # Surefire's per-class lines and its closing "Tests run: N, Failures: ..." summary are kept.
 test: settled
