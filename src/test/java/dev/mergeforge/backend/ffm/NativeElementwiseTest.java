@@ -11,6 +11,11 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.function.BiConsumer;
 
@@ -19,6 +24,7 @@ import static dev.mergeforge.backend.ffm.NativeFixtures.java;
 import static dev.mergeforge.backend.ffm.NativeFixtures.nat;
 import static dev.mergeforge.backend.ffm.NativeFixtures.random;
 import static dev.mergeforge.backend.ffm.NativeFixtures.tile;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -118,6 +124,36 @@ class NativeElementwiseTest {
                 double[] nv = {nb.sumAbs(ta), nb.sumSquares(ta), nb.dot(ta, tb)};
                 for (int k = 0; k < 3; k++) assertBits(refs[k], nv[k], REDUCTIONS[k] + " native vs double reference, " + c);
             }
+        }
+    }
+
+    /**
+     * The worker pool serves calls from several Java threads at once (each call its own job, helpers
+     * spread over them): every call still gives the single-thread bits, and none hangs.
+     */
+    @Test
+    void concurrentCallsFromManyJavaThreadsGiveTheSingleThreadBits() throws Exception {
+        int n = 300_007;
+        float[] a = random(11, n), b = random(12, n);
+        try (Arena arena = Arena.ofShared(); ExecutorService callers = Executors.newFixedThreadPool(4)) {
+            Tile ta = tile(arena, a), tb = tile(arena, b);
+            Backend one = nat(new Case(n, 1, true)), three = nat(new Case(n, 3, true));
+            double want = one.dot(ta, tb);
+            Tile sum = tile(arena, new float[n]);
+            one.add(ta, tb, sum);
+            List<Future<String>> results = new ArrayList<>();
+            for (int c = 0; c < 4; c++) {
+                results.add(callers.submit(() -> {
+                    Tile out = tile(arena, new float[n]);
+                    for (int it = 0; it < 20; it++) {
+                        if (Double.doubleToRawLongBits(three.dot(ta, tb)) != Double.doubleToRawLongBits(want)) return "dot differs";
+                        three.add(ta, tb, out);
+                        if (out.data().mismatch(sum.data()) != -1) return "add differs";
+                    }
+                    return "ok";
+                }));
+            }
+            for (Future<String> f : results) assertEquals("ok", f.get(120, TimeUnit.SECONDS));
         }
     }
 
