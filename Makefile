@@ -25,7 +25,7 @@ NATIVE_CFLAGS := -O3 -std=c11 -fPIC -shared -pthread -ffp-contract=off -fno-fast
 # The PTX goes to a generated-resources folder that Maven packages (pom.xml <resources>), so the
 # jar is built after the PTX and never updated in place: a second `make build` runs nothing.
 NVCC := $(shell command -v nvcc 2>/dev/null)
-PTXAS := $(shell command -v ptxas 2>/dev/null)
+PTXAS := $(or $(shell command -v ptxas 2>/dev/null),$(dir $(NVCC))ptxas)
 PTX_DIR := target/generated-resources/kernels/ptx
 CU_SRC := $(wildcard kernels/*.cu)
 PTX := $(if $(NVCC),$(patsubst kernels/%.cu,$(PTX_DIR)/%.ptx,$(CU_SRC)))
