@@ -78,6 +78,7 @@ SETTLE_TARGETS := $(JAR) $(PTX) bin/mergeforge $(if $(shell command -v $(CC) 2>/
 settled: build
 	@$(MAKE) --no-print-directory -q $(SETTLE_TARGETS) || { echo "make build does not settle; a second run would do:"; \
 	  $(MAKE) --no-print-directory -n build; exit 1; }
+	@echo "make build settled: a second run would remake nothing"
 
 # What scripts/gpu-check needs on a GPU machine without Maven, network or JDK: one file of at most
 # 64 MiB to carry with the repository (docs/cuda.md, "One command for a GPU machine").
