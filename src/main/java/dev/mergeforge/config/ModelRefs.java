@@ -5,7 +5,8 @@ import java.util.Map;
 /**
  * Checks a model reference as mergekit's ModelReference spells it: {@code path}, {@code path@revision},
  * {@code path+lora}, or a mapping {@code {model: path, lora: ..., override_architecture: ...}}.
- * We merge local full checkpoints only, so a LoRA or a hub revision is refused with the fix.
+ * A LoRA reference stays {@code model+lora} (applied while reading: docs/io.md, "LoRA adapters");
+ * a hub revision is refused with the fix.
  */
 final class ModelRefs {
     private ModelRefs() {}
@@ -18,10 +19,8 @@ final class ModelRefs {
             return null;
         }
         int plus = s.indexOf('+');
-        if (plus >= 0) {
-            String model = s.substring(0, plus), lora = s.substring(plus + 1);
-            problems.add(path, "'" + s + "' asks for LoRA adapter '" + lora + "' on '" + model
-                    + "' (mergekit's model+lora syntax); mergeforge merges full checkpoints only: merge the adapter into its model first (peft merge_and_unload) and list that directory");
+        if (plus >= 0 && (plus == 0 || plus == s.length() - 1 || s.indexOf('+', plus + 1) >= 0)) {
+            problems.add(path, "'" + s + "' is not model+adapter (mergekit's LoRA syntax: one '+' between the base model and the adapter directory); fix the reference");
             return null;
         }
         if (s.indexOf('@') >= 0) {
@@ -31,6 +30,11 @@ final class ModelRefs {
         return s;
     }
 
+    /** {@code {model, lora}} as the equivalent string reference model+lora. */
+    private static String withLora(String model, Object lora) {
+        return model == null || lora == null ? model : model + "+" + lora;
+    }
+
     private static String mapping(Map<?, ?> m, String path, Problems problems) {
         for (Object k : m.keySet()) {
             if (!"model".equals(k) && !"lora".equals(k) && !"override_architecture".equals(k)) {
@@ -38,8 +42,9 @@ final class ModelRefs {
                 return null;
             }
         }
-        if (m.get("lora") != null) {
-            problems.add(path + ".lora", "LoRA adapter '" + m.get("lora") + "' is not supported; mergeforge merges full checkpoints only: merge the adapter into its model first (peft merge_and_unload) and list that directory");
+        Object lora = m.get("lora");
+        if (lora != null && !(lora instanceof String l && !l.isBlank() && !l.contains("+"))) {
+            problems.add(path + ".lora", "must be a LoRA adapter directory (a string), got '" + lora + "'");
             return null;
         }
         if (m.get("override_architecture") != null) {
@@ -53,8 +58,8 @@ final class ModelRefs {
                 problems.add(path + ".model.revision", "hub revisions are not supported; mergeforge reads local directories only: download that revision and give its directory");
                 return null;
             }
-            return check(p.get("path"), path + ".model.path", problems);
+            return withLora(check(p.get("path"), path + ".model.path", problems), lora);
         }
-        return check(inner, path + ".model", problems);
+        return withLora(check(inner, path + ".model", problems), lora);
     }
 }

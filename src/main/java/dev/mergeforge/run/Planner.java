@@ -14,9 +14,11 @@ import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.Params;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.io.DerivedTensors;
+import dev.mergeforge.io.LoraAdapter;
 import dev.mergeforge.tokenizer.TokenizerPlan;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -36,6 +38,8 @@ public final class Planner {
     public static final class Inputs implements AutoCloseable {
         private final Map<String, Checkpoint> byRef = new LinkedHashMap<>();
         private final DerivedTensors derived = new DerivedTensors();
+        private final Map<Checkpoint, LoraAdapter> adapters = new java.util.IdentityHashMap<>();
+        private final Map<Checkpoint, Map<String, TensorView>> adapted = new java.util.IdentityHashMap<>();
         private ModelStats stats;
         private TokenizerPlan tokenizer;
         private boolean tokenizerPlanned;
@@ -43,8 +47,15 @@ public final class Planner {
         public Checkpoint get(String ref) {
             Checkpoint c = byRef.get(ref);
             if (c == null) {
-                c = Checkpoint.open(ref);
+                int plus = ref.indexOf('+');
+                // mergekit's base+adapter: the base, read through the adapter (docs/io.md, "LoRA adapters")
+                c = Checkpoint.open(plus < 0 ? ref : ref.substring(0, plus));
                 byRef.put(ref, c);
+                if (plus >= 0) {
+                    LoraAdapter a = LoraAdapter.open(ref.substring(plus + 1));
+                    adapters.put(c, a);
+                    a.checkAgainst(c);
+                }
             }
             return c;
         }
@@ -52,7 +63,15 @@ public final class Planner {
         public List<Checkpoint> all() { return List.copyOf(byRef.values()); }
 
         /** Tensor {@code name} of an opened model, as the merge reads it. */
-        public TensorView tensor(Checkpoint c, String name) { return c.tensor(name); }
+        public TensorView tensor(Checkpoint c, String name) {
+            LoraAdapter a = adapters.get(c);
+            if (a == null || !a.touches(name)) return c.tensor(name);
+            // one adapted view per (model, tensor) within a planned tensor: a derived view belongs to one planned tensor
+            return adapted.computeIfAbsent(c, k -> new HashMap<>()).computeIfAbsent(name, k -> a.apply(derived, c.tensor(name)));
+        }
+
+        /** Starts the inputs of the next planned tensor (adapted views are not shared between planned tensors). */
+        void beginTensor() { adapted.clear(); }
 
         /** Inputs computed while the merge reads them (permuted embeddings, adapted weights); see {@link DerivedTensors}. */
         public DerivedTensors derived() { return derived; }
@@ -76,6 +95,8 @@ public final class Planner {
             if (stats != null) stats.close();
             stats = null;
             derived.close();
+            for (LoraAdapter a : adapters.values()) a.close();
+            adapters.clear();
             for (Checkpoint c : byRef.values()) c.close();
             byRef.clear();
         }
@@ -128,6 +149,7 @@ public final class Planner {
         TokenizerPlan tok = in.tokenizer(cfg);
         List<PlannedTensor> out = new ArrayList<>();
         for (String name : ref.names()) {
+            in.beginTensor();
             TensorView r = in.tensor(ref, name);
             int layer = LayerNames.layerOf(name);
             double t = ConfigReader.layerT(name, layer, layers);
@@ -214,6 +236,7 @@ public final class Planner {
         List<String> refs = new ArrayList<>();
         int baseIndex = -1;
         TensorView first = null;
+        in.beginTensor();
         TokenizerPlan tok = idx < 0 && TokenizerPlan.isVocabTensor(templateName) ? in.tokenizer(cfg) : null;
         Map<String, TensorView> permuted = null;
         if (tok != null) {

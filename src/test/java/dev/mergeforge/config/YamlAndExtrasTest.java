@@ -88,7 +88,7 @@ class YamlAndExtrasTest {
         assertEquals("union", TestSpecs.parse(MODELS + "tokenizer: {pad_to_multiple_of: 8}\n").tokenizerSource());
         has(error(MODELS + "tokenizer_source: base\ntokenizer: {source: union}\n"), "tokenizer_source: give tokenizer_source or a tokenizer: block, not both");
         has(error(MODELS + "tokenizer: {sauce: base}\n"), "tokenizer.sauce: unknown key; valid keys here: source, tokens, pad_to_multiple_of");
-        has(error(MODELS + "tokenizer_source: a+l\n"), "tokenizer_source: 'a+l' asks for LoRA adapter");
+        assertEquals("a+l", TestSpecs.parse(MODELS + "tokenizer_source: a+l\n").tokenizerSource()); // a LoRA'd model's tokenizer is its base's
     }
 
     @Test
