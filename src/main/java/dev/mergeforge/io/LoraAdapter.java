@@ -20,8 +20,8 @@ import java.util.regex.PatternSyntaxException;
  * applied to its base model's tensors as the merge reads them: W' = W + s·B·A with s = α/r
  * (rsLoRA: α/√r), per-module r and α from {@code rank_pattern} / {@code alpha_pattern};
  * {@code fan_in_fan_out} (GPT-2's Conv1D, W stored [in, out]) and embedding adapters
- * ({@code lora_embedding_A/B}) add the transposed product; {@code modules_to_save} and saved biases
- * replace the base tensor. See docs/io.md, "LoRA adapters".
+ * ({@code lora_embedding_A/B}) add the transposed product; {@code lora_B.bias} adds s·Δb to the
+ * module's bias; {@code modules_to_save} and saved biases replace the base tensor. See docs/io.md, "LoRA adapters".
  *
  * <p>Lifetime: the adapter's file is mapped until {@link #close()}.
  */
@@ -35,6 +35,9 @@ public final class LoraAdapter implements AutoCloseable {
     private final SafetensorsFile file;
     private final Map<String, Pair> pairs = new LinkedHashMap<>();
     private final Map<String, TensorView> replaced = new LinkedHashMap<>();
+    /** {@code <m>.bias} to the delta lora_B.bias that is added to it, scaled like the module's product. */
+    private final Map<String, TensorView> biasDeltas = new LinkedHashMap<>();
+    private final Map<String, Double> biasScales = new LinkedHashMap<>();
 
     private LoraAdapter(Path dir, SafetensorsFile file) {
         this.dir = dir;
@@ -79,7 +82,7 @@ public final class LoraAdapter implements AutoCloseable {
         int r = cfg.get("r").asInt();
         double alpha = cfg.path("lora_alpha").isNumber() ? cfg.get("lora_alpha").asDouble() : 8; // PEFT's default
         boolean rs = cfg.path("use_rslora").asBoolean(false), fanInFanOut = cfg.path("fan_in_fan_out").asBoolean(false);
-        Map<String, TensorView> as = new LinkedHashMap<>(), bs = new LinkedHashMap<>();
+        Map<String, TensorView> as = new LinkedHashMap<>(), bs = new LinkedHashMap<>(), bBias = new LinkedHashMap<>();
         List<String> embeddingModules = new ArrayList<>();
         for (String key : file.names()) {
             if (!key.startsWith(PREFIX)) throw new CheckpointException(file.path() + ": tensor '" + key + "' is not named " + PREFIX + "<module>...; re-save the adapter with PEFT");
@@ -88,6 +91,7 @@ public final class LoraAdapter implements AutoCloseable {
             else if (rest.endsWith(".lora_B.weight")) bs.put(rest.substring(0, rest.length() - 14), file.tensor(key));
             else if (rest.endsWith(".lora_embedding_A")) { String m = rest.substring(0, rest.length() - 17); as.put(m, file.tensor(key)); embeddingModules.add(m); }
             else if (rest.endsWith(".lora_embedding_B")) bs.put(rest.substring(0, rest.length() - 17), file.tensor(key));
+            else if (rest.endsWith(".lora_B.bias")) bBias.put(rest.substring(0, rest.length() - 12), file.tensor(key));
             else if (rest.endsWith(".weight") || rest.endsWith(".bias")) {
                 String module = rest.substring(0, rest.lastIndexOf('.'));
                 if (!rest.endsWith(".bias") && !matchesAny(module, cfg.path("modules_to_save"))) {
@@ -119,7 +123,16 @@ public final class LoraAdapter implements AutoCloseable {
             if (emb && a.shape().dim(0) != rm) throw new CheckpointException(file.path() + ": module '" + m + "' has rank " + a.shape().dim(0) + " but r = " + rm + "; fix adapter_config.json");
             double scale = rs ? am / Math.sqrt(rm) : am / rm;
             pairs.put(m + ".weight", new Pair(a, b, scale, fanInFanOut || emb));
+            TensorView bias = bBias.remove(m);
+            if (bias != null) {
+                if (bias.shape().rank() != 1 || bias.shape().dim(0) != b.shape().dim(0)) {
+                    throw new CheckpointException(file.path() + ": module '" + m + "' has lora_B.bias " + bias.shape() + ", not [" + b.shape().dim(0) + "]; re-save the adapter");
+                }
+                biasDeltas.put(m + ".bias", bias);
+                biasScales.put(m + ".bias", scale);
+            }
         }
+        for (String m : bBias.keySet()) throw new CheckpointException(file.path() + ": module '" + m + "' has lora_B.bias but no lora_A/lora_B; re-save the adapter");
     }
 
     /** PEFT's per-module override: the first pattern key k with the module name matching (^|.*\.)k$, else the default. */
@@ -153,10 +166,11 @@ public final class LoraAdapter implements AutoCloseable {
     public List<String> touched() {
         List<String> l = new ArrayList<>(pairs.keySet());
         l.addAll(replaced.keySet());
+        l.addAll(biasDeltas.keySet());
         return l;
     }
 
-    public boolean touches(String name) { return pairs.containsKey(name) || replaced.containsKey(name); }
+    public boolean touches(String name) { return pairs.containsKey(name) || replaced.containsKey(name) || biasDeltas.containsKey(name); }
 
     /** Checks the adapter against its base: every tensor it changes exists with a fitting shape. */
     public void checkAgainst(Checkpoint base) {
@@ -177,6 +191,8 @@ public final class LoraAdapter implements AutoCloseable {
     private Shape shapeOf(String n) {
         TensorView rep = replaced.get(n);
         if (rep != null) return rep.shape();
+        TensorView bias = biasDeltas.get(n);
+        if (bias != null) return bias.shape();
         Pair p = pairs.get(n);
         long out = p.b().shape().dim(0), in = p.a().shape().dim(1);
         return p.transposed() ? Shape.of(in, out) : Shape.of(out, in);
@@ -186,6 +202,14 @@ public final class LoraAdapter implements AutoCloseable {
     public TensorView apply(DerivedTensors derived, TensorView w) {
         TensorView rep = replaced.get(w.name());
         if (rep != null) return rep;
+        TensorView bias = biasDeltas.get(w.name());
+        if (bias != null) {
+            double s = biasScales.get(w.name());
+            // b' = b + s·Δb
+            return derived.create(w.name(), w.dtype(), w.shape(), w.source() + " + LoRA " + dir, dst -> {
+                for (long i = 0; i < w.numel(); i++) Elements.put(dst, w.dtype(), i, Elements.get(w.data(), w.dtype(), i) + s * Elements.get(bias.data(), bias.dtype(), i));
+            });
+        }
         Pair p = pairs.get(w.name());
         return derived.create(w.name(), w.dtype(), w.shape(), w.source() + " + LoRA " + dir, dst -> addProduct(w, p, dst));
     }
