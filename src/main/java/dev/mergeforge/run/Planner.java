@@ -311,7 +311,7 @@ public final class Planner {
         return new CheckpointException("tensor '" + name + "' has shape " + a.shape() + " in " + a.source() + " but "
                 + b.shape() + " in " + b.source() + (vocab
                 ? "; the vocabularies differ (" + a.shape().dim(0) + " vs " + b.shape().dim(0)
-                        + " tokens): merge models that share one tokenizer, or resize one model's embeddings to the other's first"
+                        + " tokens): set tokenizer_source (base, union or a model) to lay the rows out in one vocabulary, or merge models that share one tokenizer"
                 : "; the models are not fine-tunes of one architecture and size"));
     }
 

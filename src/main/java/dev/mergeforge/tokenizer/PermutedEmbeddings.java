@@ -52,7 +52,15 @@ public final class PermutedEmbeddings {
                 throw new CheckpointException("tensor '" + name + "' has shape " + v.shape() + " in " + v.source() + " but " + first.shape() + " in "
                         + first.source() + "; embedding widths must match to merge vocabularies");
             }
-            if (ov.perms().get(r) == null) throw new IllegalStateException("no vocabulary permutation for " + r);
+            int[] perm = ov.perms().get(r);
+            if (perm == null) throw new IllegalStateException("no vocabulary permutation for " + r);
+            long rows = v.shape().dim(0);
+            for (int i = 0; i < perm.length; i++) {
+                if (perm[i] >= rows) {
+                    throw new CheckpointException("tensor '" + name + "' has " + rows + " rows in " + v.source() + " but " + r + "'s tokenizer puts token '"
+                            + ov.tokens().get(i) + "' at row " + perm[i] + " (config.json vocab_size is larger than the tensor); fix vocab_size in its config.json");
+                }
+            }
         }
         int n = ov.size(), padded = ts.paddedSize(n);
         if (padded == n && ts.tokens().isEmpty() && refs.stream().allMatch(r -> identity(ov.perms().get(r), sources.get(r).shape().dim(0)))) {
