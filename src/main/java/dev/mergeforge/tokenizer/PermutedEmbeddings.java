@@ -68,6 +68,7 @@ public final class PermutedEmbeddings {
         }
         Default[] defaults = new Default[n];
         boolean[] force = new boolean[n];
+        List<String> inNone = new ArrayList<>();
         for (int i = 0; i < n; i++) {
             String tok = ov.tokens().get(i);
             TokenSettings.TokenRule rule = ts.tokens().get(tok);
@@ -84,10 +85,14 @@ public final class PermutedEmbeddings {
                 else someLack = true;
             }
             if (!someLack) continue; // every model has its own row: no default is read
-            if (present.isEmpty()) LOG.warning("token '" + tok + "' is in no model's vocabulary; its rows of " + name + " are zero");
+            if (present.isEmpty()) inNone.add(tok);
             int b = baseRef == null ? -1 : refs.indexOf(baseRef);
             if (present.size() > 1 && b >= 0 && ov.perms().get(baseRef)[i] >= 0) present = List.of(new int[] {b, ov.perms().get(baseRef)[i]});
             defaults[i] = new Default(present);
+        }
+        if (!inNone.isEmpty()) {
+            LOG.warning(inNone.size() + " tokens are in none of the models feeding " + name + " (first: " + String.join(", ", inNone.subList(0, Math.min(5, inNone.size())))
+                    + "); their rows are zero");
         }
         Map<String, TensorView> out = new LinkedHashMap<>();
         for (int j = 0; j < refs.size(); j++) {

@@ -135,6 +135,35 @@ class TokenizerMergeTest {
         try (Checkpoint m = Checkpoint.open(out.toString())) {
             assertEquals("[24, 16]", m.tensor("lm_head.weight").shape().toString());
         }
+        // the native backend reads the same permuted rows: bit for bit the Java backend's result
+        Path nat = dir.resolve("native");
+        r = MergeFixtures.cli("merge", dir.resolve("m.yml").toString(), nat.toString(), "-q", "--backend", "native");
+        assertEquals(0, r.exit(), r.err());
+        for (String tensor : List.of("model.embed_tokens.weight", "lm_head.weight")) {
+            assertEquals(java.util.Arrays.toString(MergeFixtures.values(out, tensor)), java.util.Arrays.toString(MergeFixtures.values(nat, tensor)), tensor);
+        }
+    }
+
+    @Test
+    void slicesTakeEmbeddingsFromTheFirstSliceAndTheHeadFromTheLast() throws Exception {
+        Path out = dir.resolve("out");
+        String cfg = "merge_method: passthrough\nslices:\n  - sources: [{model: " + a + ", layer_range: [0, 1]}]\n"
+                + "  - sources: [{model: " + b + ", layer_range: [1, 2]}]\ntokenizer_source: union\ndtype: float32\n";
+        var r = MergeFixtures.cli("merge", MergeFixtures.yaml(dir, "s.yml", cfg).toString(), out.toString(), "-q", "--backend", "java");
+        assertEquals(0, r.exit(), r.err());
+        // the union of A and B only (C is not merged; no tokens: block, so no <new>)
+        List<String> vocab = UNION.stream().filter(t -> !List.of("q", "<c>", "<new>").contains(t)).toList();
+        double[] emb = MergeFixtures.values(out, "model.embed_tokens.weight"), head = MergeFixtures.values(out, "lm_head.weight");
+        double[] wa = MergeFixtures.values(a, "model.embed_tokens.weight"), wb = MergeFixtures.values(b, "lm_head.weight");
+        assertEquals(vocab.size() * HIDDEN, emb.length);
+        for (int t = 0; t < vocab.size(); t++) {
+            // the only model of each slice: its own row, or zero where it lacks the token
+            Integer ia = idIn(a, vocab.get(t)), ib = idIn(b, vocab.get(t));
+            for (int j = 0; j < HIDDEN; j++) {
+                assertEquals(ia == null ? 0 : wa[ia * HIDDEN + j], emb[t * HIDDEN + j], 0, "embed row " + vocab.get(t));
+                assertEquals(ib == null ? 0 : wb[ib * HIDDEN + j], head[t * HIDDEN + j], 0, "head row " + vocab.get(t));
+            }
+        }
     }
 
     @Test
