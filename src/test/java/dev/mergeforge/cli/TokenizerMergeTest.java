@@ -247,6 +247,21 @@ class TokenizerMergeTest {
                 List.of(), "tokenizer.pad_to_multiple_of");
         CliFailure.mergeFails(2, MergeFixtures.yaml(dir, "5.yml", config("tokenizer:\n  tokens:\n    q: {source: {kind: model_token, model: " + b + ", token_id: 99}}\n")),
                 dir.resolve("o5"), in, List.of(), "tokenizer.tokens['q'].source", "99", "14 rows");
+        CliFailure.mergeFails(2, MergeFixtures.yaml(dir, "6.yml", config("tokenizer:\n  tokens:\n    q: {source: {kind: model_token, model: " + b + ", token: zq}}\n")),
+                dir.resolve("o6"), in, List.of(), "tokenizer.tokens['q'].source.token", "'zq'");
+        CliFailure.mergeFails(2, MergeFixtures.yaml(dir, "7.yml", config("tokenizer:\n  tokens:\n    q: {source: /elsewhere}\n")),
+                dir.resolve("o7"), in, List.of(), "'/elsewhere' is not one of the merged models");
+        // a config.json vocab_size past the tensor's rows; an embedding of another width
+        Path big = dir.resolve("big");
+        StSurgery.copy(a, big);
+        ObjectNode bigCfg = (ObjectNode) JSON.readTree(Files.readString(big.resolve("config.json")));
+        Files.writeString(big.resolve("config.json"), JSON.writeValueAsString(bigCfg.put("vocab_size", 14)));
+        CliFailure.mergeFails(1, MergeFixtures.yaml(dir, "8.yml", config("tokenizer_source: union\n").replace(b.toString(), big.toString())),
+                dir.resolve("o8"), List.of(a, big, c), List.of(), "model.embed_tokens.weight", "12 rows", "vocab_size");
+        Path narrow = RandomModels.builder().arch(Arch.LLAMA).hidden(8).intermediate(24).layers(2).heads(2).kvHeads(2).vocab(12)
+                .maxPositions(32).dtype(DType.F32).seed(4).write(dir.resolve("narrow"));
+        CliFailure.mergeFails(1, MergeFixtures.yaml(dir, "9.yml", config("tokenizer_source: union\n").replace(b.toString(), narrow.toString())),
+                dir.resolve("o9"), List.of(a, narrow, c), List.of(), "model.embed_tokens.weight", "[12, 8]", "widths must match");
     }
 
     /** The merged rows, written out token by token from the rules (independent of the code under test). */
