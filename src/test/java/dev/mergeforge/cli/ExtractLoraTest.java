@@ -194,6 +194,13 @@ class ExtractLoraTest {
         CliFailure.assertOneLine(r, 2, "--max-rank");
         r = MergeFixtures.cli("extract-lora", "--model", ft.toString(), "--base-model", base.toString(), "--out-path", dir.resolve("z").toString(), "-i", "nothing-matches");
         CliFailure.assertOneLine(r, 2, "no weight was decomposed");
+        r = MergeFixtures.cli("extract-lora", "--model", ft + "+" + dir, "--base-model", base.toString(), "--out-path", dir.resolve("p").toString());
+        CliFailure.assertOneLine(r, 2, "extract-lora reads full checkpoints");
+        r = MergeFixtures.cli("extract-lora", "--model", ft.toString(), "--base-model", base.toString(), "--out-path", dir.resolve("p").toString(), "-e", "(");
+        CliFailure.assertOneLine(r, 2, "--exclude-regex", "'('");
+        r = MergeFixtures.cli("extract-lora", "--model", ft.toString(), "--base-model", base.toString(), "--out-path", dir.resolve("p").toString(), "--sv-epsilon", "-1");
+        CliFailure.assertOneLine(r, 2, "--sv-epsilon");
+        CliFailure.assertNothingWritten(dir.resolve("p"));
         CliFailure.assertNothingWritten(dir.resolve("z"));
     }
 

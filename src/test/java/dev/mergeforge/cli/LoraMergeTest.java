@@ -172,6 +172,8 @@ class LoraMergeTest {
         Path untargeted = adapter(dir, "untargeted", "{\"r\": 4, \"target_modules\": [\"v_proj\"]}",
                 List.of(random(q + ".lora_A.weight", rnd, 4, 16), random(q + ".lora_B.weight", rnd, 16, 4)));
         fails(untargeted, "target_modules", "q_proj");
+        Path wide = adapter(dir, "wide", "{\"r\": 4}", List.of(random(q + ".lora_A.weight", rnd, 4, 16), random(q + ".lora_B.weight", rnd, 24, 4)));
+        fails(wide, "q_proj.weight", "[24, 16]", "[16, 16]");
     }
 
     private void fails(Path adapter, String... mustContain) throws IOException {

@@ -280,6 +280,7 @@ class ConfigErrorsTest {
         has(error("merge_method: ties\nbase_model: m@main\nmodels: [{model: a, parameters: {weight: 1}}]\n"),
                 "base_model: 'm@main' names a hub revision", "download that revision and give its directory");
         assertEquals("a+l", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: a, lora: l}, parameters: {weight: 1}}]\n").models().getFirst().model());
+        has(error("merge_method: linear\nmodels: [{model: {model: a, lora: 3}, parameters: {weight: 1}}]\n"), "models[0].model.lora: must be a LoRA adapter directory");
         has(error("merge_method: linear\nmodels: [{model: 3.5, parameters: {weight: 1}}]\n"),
                 "models[0].model: must be a model directory (a string), got '3.5'");
         // the bad reference is the only problem: no follow-on "no models" or "base_model missing"
