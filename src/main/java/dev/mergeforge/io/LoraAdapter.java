@@ -23,6 +23,8 @@ import java.util.regex.PatternSyntaxException;
  * ({@code lora_embedding_A/B}) add the transposed product; {@code lora_B.bias} adds s·Δb to the
  * module's bias; {@code modules_to_save} and saved biases replace the base tensor. See docs/io.md, "LoRA adapters".
  *
+ * The adapter is a local directory or a hub id found in the local Hugging Face cache, as models are.
+ *
  * <p>Lifetime: the adapter's file is mapped until {@link #close()}.
  */
 public final class LoraAdapter implements AutoCloseable {
@@ -48,9 +50,16 @@ public final class LoraAdapter implements AutoCloseable {
     public static boolean isAdapter(Path dir) { return Files.isRegularFile(dir.resolve("adapter_config.json")); }
 
     /** Reads and checks the adapter; every problem is a {@link CheckpointException} naming the file, key or tensor. */
-    public static LoraAdapter open(String ref) {
+    public static LoraAdapter open(String ref) { return open(ref, HfCache.defaultRoot()); }
+
+    /** As {@link #open(String)}, looking hub ids {@code org/name[@revision]} up in the cache rooted at {@code hfCacheRoot}. */
+    public static LoraAdapter open(String ref, Path hfCacheRoot) {
         Path dir = Path.of(ref.startsWith("~/") ? System.getProperty("user.home") + ref.substring(1) : ref).toAbsolutePath().normalize();
-        if (!Files.isDirectory(dir)) throw new CheckpointException("LoRA adapter '" + ref + "' not found: no directory " + dir + "; give the adapter's directory");
+        if (!Files.isDirectory(dir)) {
+            HfCache.HubId id = Files.exists(dir) ? null : HfCache.parse(ref);
+            if (id == null) throw new CheckpointException("LoRA adapter '" + ref + "' not found: no directory " + dir + "; give the adapter's directory");
+            dir = HfCache.resolve(id, hfCacheRoot, ref).toAbsolutePath().normalize();
+        }
         Path cfgPath = dir.resolve("adapter_config.json");
         if (!Files.isRegularFile(cfgPath)) throw new CheckpointException("LoRA adapter " + dir + " has no adapter_config.json; give a PEFT adapter directory (save_pretrained of a PeftModel)");
         JsonNode cfg;

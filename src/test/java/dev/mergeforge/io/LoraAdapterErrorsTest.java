@@ -79,6 +79,20 @@ class LoraAdapterErrorsTest {
     }
 
     @Test
+    void anAdapterIsFoundInTheHuggingFaceCacheLikeAModel() throws IOException {
+        Path src = adapter("src", "{\"r\": 2}", pair(2));
+        Path snap = Files.createDirectories(dir.resolve("hub/models--acme--lora/snapshots/c0ffee"));
+        Files.createDirectories(dir.resolve("hub/models--acme--lora/refs"));
+        Files.writeString(dir.resolve("hub/models--acme--lora/refs/main"), "c0ffee");
+        for (String f : List.of("adapter_config.json", "adapter_model.safetensors")) Files.copy(src.resolve(f), snap.resolve(f));
+        try (LoraAdapter a = LoraAdapter.open("acme/lora", dir.resolve("hub"))) {
+            assertTrue(a.touches("model.layers.0.self_attn.q_proj.weight"));
+        }
+        CheckpointException e = assertThrows(CheckpointException.class, () -> LoraAdapter.open("acme/other", dir.resolve("hub")));
+        assertTrue(e.getMessage().contains("acme/other"), e.getMessage());
+    }
+
+    @Test
     void targetModulesAsARegexAndAllLinear() throws IOException {
         LoraAdapter.open(adapter("regex", "{\"r\": 2, \"target_modules\": \".*self_attn\\\\.(q|v)_proj\"}", pair(2)).toString()).close();
         LoraAdapter.open(adapter("all", "{\"r\": 2, \"target_modules\": \"all-linear\"}", pair(2)).toString()).close();
