@@ -183,6 +183,34 @@ class TokenizerMergeTest {
     }
 
     @Test
+    void embeddingRowsPastTheTokenizerAreDroppedAndPaddingRestoresAMultiple() throws Exception {
+        // like Qwen2: 16 embedding rows, 12 tokens (A's vocabulary below its rows)
+        Path e = model("E", 16, 6, List.of("a", "b", "c", "d", "ab", "bc", "<im>", "zz"), Set.of("<im>"), List.of());
+        String cfg = "merge_method: linear\nmodels:\n  - {model: " + e + ", parameters: {weight: 0.5}}\n  - {model: " + a
+                + ", parameters: {weight: 0.5}}\ndtype: float32\ntokenizer:\n  source: base\n";
+        for (int pad : new int[] {1, 16}) {
+            Path out = dir.resolve("pad" + pad);
+            var r = MergeFixtures.cli("merge", MergeFixtures.yaml(dir, "e" + pad + ".yml", cfg + "  pad_to_multiple_of: " + pad + "\n").toString(),
+                    out.toString(), "-q", "--backend", "java");
+            assertEquals(0, r.exit(), r.err());
+            int rows = pad == 1 ? 12 : 16;
+            assertEquals(rows, JSON.readTree(Files.readString(out.resolve("config.json"))).get("vocab_size").asInt());
+            double[] got = MergeFixtures.values(out, "lm_head.weight"), we = MergeFixtures.values(e, "lm_head.weight"), wa = MergeFixtures.values(a, "lm_head.weight");
+            assertEquals(rows * HIDDEN, got.length);
+            for (int j = 0; j < HIDDEN; j++) {
+                double mean = 0;
+                for (int t = 0; t < 12; t++) {
+                    double want = 0.5 * we[t * HIDDEN + j] + 0.5 * wa[t * HIDDEN + j];
+                    assertEquals(want, got[t * HIDDEN + j], 1e-6, "row " + t);
+                    mean += want / 12;
+                }
+                // padding rows: each model's mean row, merged (linear: the mean of the merged rows)
+                for (int t = 12; t < rows; t++) assertEquals(mean, got[t * HIDDEN + j], 1e-6, "padding row " + t);
+            }
+        }
+    }
+
+    @Test
     void aModelsTokenizerIsTakenAsItIs() throws Exception {
         Path out = dir.resolve("out");
         var r = MergeFixtures.cli("merge", MergeFixtures.yaml(dir, "m.yml", config("tokenizer_source: " + b + "\n")).toString(), out.toString(), "-q", "--backend", "java");
