@@ -27,6 +27,7 @@ import java.util.function.Function;
  * {@code chat_template}, the copied tokenizer with that template.
  */
 public final class TokenizerPlan {
+    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(TokenizerPlan.class.getName());
     private final OutputVocab vocab;
     private final TokenSettings settings;
     private final String baseRef;
@@ -49,7 +50,20 @@ public final class TokenizerPlan {
         List<String> refs = referenced(cfg);
         String baseRef = cfg.baseModel() != null ? cfg.baseModel() : refs.getFirst();
         Map<String, Vocab> vocabs = new LinkedHashMap<>();
-        for (String r : refs) vocabs.put(r, read(open.apply(r)));
+        Vocab base = read(open.apply(baseRef));
+        vocabs.put(baseRef, base);
+        for (String r : refs) {
+            if (r.equals(baseRef)) continue;
+            Checkpoint c = open.apply(r);
+            if (Files.isRegularFile(c.dir().resolve("tokenizer.json"))) {
+                vocabs.put(r, read(c));
+            } else {
+                // as mergekit: a model without a tokenizer is taken to share the base's (its own rows bound it)
+                LOG.warning("model " + r + " has no tokenizer.json; its vocabulary is taken to be the base model's (as mergekit assumes)");
+                Vocab b = base.stripped();
+                vocabs.put(r, new Vocab(c.dir(), b.json(), b.ids(), b.added(), rowsOf(c, b)));
+            }
+        }
         Vocab explicit = source.equals("base") || source.equals("union") ? null : read(open.apply(source));
         OutputVocab ov = OutputVocab.build(source, baseRef, vocabs, explicit, List.copyOf(ts.tokens().keySet()));
         return new TokenizerPlan(ov, ts, cfg.baseModel(), vocabs, open.apply(source.equals("base") || source.equals("union") ? baseRef : source));
@@ -58,6 +72,11 @@ public final class TokenizerPlan {
     private static Vocab read(Checkpoint c) {
         JsonNode vs = c.config().get("vocab_size");
         return Vocab.read(c.dir(), vs != null && vs.canConvertToInt() ? vs.asInt() : -1);
+    }
+
+    private static int rowsOf(Checkpoint c, Vocab fallback) {
+        JsonNode vs = c.config().get("vocab_size");
+        return vs != null && vs.canConvertToInt() ? vs.asInt() : fallback.rows();
     }
 
     /** Every model the config names, base first, then in config order, each once. */

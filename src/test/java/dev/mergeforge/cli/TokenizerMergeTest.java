@@ -211,6 +211,20 @@ class TokenizerMergeTest {
     }
 
     @Test
+    void aModelWithoutATokenizerSharesTheBasesVocabulary() throws Exception {
+        // A without its tokenizer files, merged onto B's: A's rows are read as if in B's vocabulary
+        Path bare = dir.resolve("bare");
+        StSurgery.copy(b, bare);
+        Files.delete(bare.resolve("tokenizer.json"));
+        Path out = dir.resolve("out");
+        String cfg = "merge_method: linear\nbase_model: " + b + "\nmodels:\n  - {model: " + b + ", parameters: {weight: 0.5}}\n  - {model: " + bare
+                + ", parameters: {weight: 0.5}}\ndtype: float32\ntokenizer_source: union\n";
+        var r = MergeFixtures.cli("merge", MergeFixtures.yaml(dir, "bare.yml", cfg).toString(), out.toString(), "-q", "--backend", "java");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals(java.util.Arrays.toString(MergeFixtures.values(b, "lm_head.weight")), java.util.Arrays.toString(MergeFixtures.values(out, "lm_head.weight")));
+    }
+
+    @Test
     void aModelsTokenizerIsTakenAsItIs() throws Exception {
         Path out = dir.resolve("out");
         var r = MergeFixtures.cli("merge", MergeFixtures.yaml(dir, "m.yml", config("tokenizer_source: " + b + "\n")).toString(), out.toString(), "-q", "--backend", "java");
