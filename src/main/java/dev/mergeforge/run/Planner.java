@@ -13,8 +13,12 @@ import dev.mergeforge.io.TensorView;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.Params;
 import dev.mergeforge.tensor.DType;
+import dev.mergeforge.io.DerivedTensors;
+import dev.mergeforge.io.LoraAdapter;
+import dev.mergeforge.tokenizer.TokenizerPlan;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -33,6 +37,9 @@ public final class Planner {
     /** The opened input models, closed together. */
     public static final class Inputs implements AutoCloseable {
         private final Map<String, Checkpoint> byRef = new LinkedHashMap<>();
+        private final DerivedTensors derived = new DerivedTensors();
+        private final Map<Checkpoint, LoraAdapter> adapters = new java.util.IdentityHashMap<>();
+        private final Map<Checkpoint, Map<String, TensorView>> adapted = new java.util.IdentityHashMap<>();
         private ModelStats stats;
         private java.util.function.Consumer<String> crimes;
 
@@ -45,16 +52,49 @@ public final class Planner {
             return this;
         }
 
+        private TokenizerPlan tokenizer;
+        private boolean tokenizerPlanned;
+
         public Checkpoint get(String ref) {
             Checkpoint c = byRef.get(ref);
             if (c == null) {
-                c = Checkpoint.open(ref);
+                int plus = ref.indexOf('+');
+                // mergekit's base+adapter: the base, read through the adapter (docs/io.md, "LoRA adapters")
+                c = Checkpoint.open(plus < 0 ? ref : ref.substring(0, plus));
                 byRef.put(ref, c);
+                if (plus >= 0) {
+                    LoraAdapter a = LoraAdapter.open(ref.substring(plus + 1));
+                    adapters.put(c, a);
+                    a.checkAgainst(c);
+                }
             }
             return c;
         }
 
         public List<Checkpoint> all() { return List.copyOf(byRef.values()); }
+
+        /** Tensor {@code name} of an opened model, as the merge reads it. */
+        public TensorView tensor(Checkpoint c, String name) {
+            LoraAdapter a = adapters.get(c);
+            if (a == null || !a.touches(name)) return c.tensor(name);
+            // one adapted view per (model, tensor) within a planned tensor: a derived view belongs to one planned tensor
+            return adapted.computeIfAbsent(c, k -> new HashMap<>()).computeIfAbsent(name, k -> a.apply(derived, c.tensor(name)));
+        }
+
+        /** Starts the inputs of the next planned tensor (adapted views are not shared between planned tensors). */
+        void beginTensor() { adapted.clear(); }
+
+        /** Inputs computed while the merge reads them (permuted embeddings, adapted weights); see {@link DerivedTensors}. */
+        public DerivedTensors derived() { return derived; }
+
+        /** The tokenizer plan of {@code cfg} (null without a tokenizer source), built on first use. */
+        public TokenizerPlan tokenizer(MergeConfig cfg) {
+            if (!tokenizerPlanned) {
+                tokenizer = TokenizerPlan.of(cfg, this::get);
+                tokenizerPlanned = true;
+            }
+            return tokenizer;
+        }
 
         /** The per-model statistics files of a data-informed merge, opened by the planner and closed with the models. */
         ModelStats stats(MethodSpec.Stats kind) {
@@ -65,6 +105,9 @@ public final class Planner {
         @Override public void close() {
             if (stats != null) stats.close();
             stats = null;
+            derived.close();
+            for (LoraAdapter a : adapters.values()) a.close();
+            adapters.clear();
             for (Checkpoint c : byRef.values()) c.close();
             byRef.clear();
         }
@@ -88,9 +131,10 @@ public final class Planner {
     /** As {@link #plan(MergeConfig, Inputs)}, finding data-informed methods' per-model statistics with {@code locator}. */
     public static Plan plan(MergeConfig cfg, Inputs inputs, StatsLocator locator) {
         Plan plan = cfg.slices().isEmpty() ? planModels(cfg, inputs, locator) : planSlices(cfg, inputs, locator);
-        // the tokenizer is copied after the last tensor: refuse an unusable source now, not hours later
+        // the tokenizer is written after the last tensor: refuse an unusable source or chat template now, not hours later
         OutputFiles.tokenizerSource(cfg, plan, inputs);
         OutputFiles.outputConfig(plan, DType.F32);
+        OutputFiles.chatTemplate(cfg, inputs);
         return plan;
     }
 
@@ -114,17 +158,29 @@ public final class Planner {
             stats.add(models.get(i), m.calibration() != null ? m.calibration() : cfg.calibration(), "models[" + i + "]", locator);
         }
         int layers = numLayers(ref);
+        TokenizerPlan tok = in.tokenizer(cfg);
         List<PlannedTensor> out = new ArrayList<>();
         for (String name : ref.names()) {
-            TensorView r = ref.tensor(name);
+            in.beginTensor();
+            TensorView r = in.tensor(ref, name);
             int layer = LayerNames.layerOf(name);
             if (layer >= layers) throw beyondStack(ref, name, layer, layers);
             double t = ConfigReader.layerT(name, layer, layers, cfg.postWeightsT());
-            TensorView b = base == null ? null : base.tensor(name);
+            TensorView b = base == null ? null : in.tensor(base, name);
             List<TensorView> views = new ArrayList<>();
             List<Params> params = new ArrayList<>();
+            Map<String, TensorView> permuted = null;
+            if (tok != null && TokenizerPlan.isVocabTensor(name)) {
+                // rows laid out in the merged vocabulary (docs/config.md, "Tokenizers and vocabularies")
+                Map<String, TensorView> srcs = new LinkedHashMap<>();
+                if (base != null) srcs.put(cfg.baseModel(), b);
+                for (int i = 0; i < models.size(); i++) srcs.putIfAbsent(refs.get(i), present(in, models.get(i), name));
+                permuted = tok.permute(in.derived(), name, srcs);
+                r = permuted.get(base != null ? cfg.baseModel() : refs.getFirst());
+                if (base != null) b = permuted.get(cfg.baseModel());
+            }
             for (int i = 0; i < models.size(); i++) {
-                views.add(sameShape(ref, r, models.get(i), name));
+                views.add(permuted != null ? permuted.get(refs.get(i)) : sameShape(in, ref, r, models.get(i), name));
                 params.add(cfg.modelParams(i, name, t));
             }
             out.add(tensor(cfg, spec, name, r, b, views, params, cfg.globalParams(name, t), baseIndex, layer, stats, refs));
@@ -226,12 +282,22 @@ public final class Planner {
         List<String> refs = new ArrayList<>();
         int baseIndex = -1;
         TensorView first = null;
+        in.beginTensor();
+        TokenizerPlan tok = idx < 0 && TokenizerPlan.isVocabTensor(templateName) ? in.tokenizer(cfg) : null;
+        Map<String, TensorView> permuted = null;
+        if (tok != null) {
+            // rows laid out in the merged vocabulary (docs/config.md, "Tokenizers and vocabularies")
+            Map<String, TensorView> srcs = new LinkedHashMap<>();
+            if (base != null) srcs.put(baseRef, present(in, base, templateName));
+            for (SliceSource src : s.sources()) srcs.putIfAbsent(src.model(), present(in, in.get(src.model()), templateName));
+            permuted = tok.permute(in.derived(), templateName, srcs);
+        }
         for (int j = 0; j < s.sources().size(); j++) {
             SliceSource src = s.sources().get(j);
             Checkpoint c = in.get(src.model());
             String inName = idx < 0 ? templateName : LayerNames.withLayer(templateName, src.layerStart() + idx);
             if (!c.contains(inName)) throw missing(c, inName);
-            TensorView v = c.tensor(inName);
+            TensorView v = permuted != null ? permuted.get(src.model()) : in.tensor(c, inName);
             if (first == null) first = v;
             else if (!v.shape().equals(first.shape())) throw shapeMismatch(inName, first, v);
             views.add(v);
@@ -245,7 +311,7 @@ public final class Planner {
                     .mapToInt(x -> x.layerStart() + idx).findFirst().orElse(s.sources().getFirst().layerStart() + idx);
             String bn = idx < 0 ? templateName : LayerNames.withLayer(templateName, baseLayerIdx);
             if (!base.contains(bn)) throw missing(base, bn);
-            b = base.tensor(bn);
+            b = permuted != null ? permuted.get(baseRef) : in.tensor(base, bn);
         }
         ModelStats stats = spec.stats() == MethodSpec.Stats.NONE ? null : in.stats(spec.stats());
         return tensor(cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.sliceGlobalParams(si, outName, t), baseIndex,
@@ -266,9 +332,14 @@ public final class Planner {
         return new PlannedTensor(name, ref.shape(), out, base, views, withNorms, global, baseIndex, layer, false, stats.views(refs, views));
     }
 
-    private static TensorView sameShape(Checkpoint ref, TensorView r, Checkpoint other, String name) {
+    private static TensorView present(Inputs in, Checkpoint c, String name) {
+        if (!c.contains(name)) throw missing(c, name);
+        return in.tensor(c, name);
+    }
+
+    private static TensorView sameShape(Inputs in, Checkpoint ref, TensorView r, Checkpoint other, String name) {
         if (!other.contains(name)) throw missing(other, name);
-        TensorView v = other.tensor(name);
+        TensorView v = in.tensor(other, name);
         if (!v.shape().equals(r.shape())) throw shapeMismatch(name, r, v);
         return v;
     }
@@ -293,7 +364,7 @@ public final class Planner {
         return new CheckpointException("tensor '" + name + "' has shape " + a.shape() + " in " + a.source() + " but "
                 + b.shape() + " in " + b.source() + (vocab
                 ? "; the vocabularies differ (" + a.shape().dim(0) + " vs " + b.shape().dim(0)
-                        + " tokens): merge models that share one tokenizer, or resize one model's embeddings to the other's first"
+                        + " tokens): set tokenizer_source (base, union or a model) to lay the rows out in one vocabulary, or merge models that share one tokenizer"
                 : "; the models are not fine-tunes of one architecture and size"));
     }
 

@@ -273,18 +273,21 @@ class ConfigErrorsTest {
     }
 
     @Test
-    void loraIsRefusedWithTheFixAndARevisionIsKept() {
-        has(error("merge_method: linear\nmodels: [{model: org/base+org/lora, parameters: {weight: 1}}]\n"),
-                "models[0].model: 'org/base+org/lora' asks for LoRA adapter 'org/lora' on 'org/base'", "merge_and_unload");
-        has(error("merge_method: linear\nmodels: [{model: {model: a, lora: l}, parameters: {weight: 1}}]\n"),
-                "models[0].model.lora: LoRA adapter 'l' is not supported");
+    void loraIsKeptAsModelPlusAdapterAndARevisionIsKept() {
+        // LoRA references are mergekit's model+lora (applied while reading: LoraMergeTest); a malformed one is refused
+        assertEquals("org/base+org/lora", TestSpecs.parse("merge_method: linear\nmodels: [{model: org/base+org/lora, parameters: {weight: 1}}]\n").models().getFirst().model());
+        has(error("merge_method: linear\nmodels: [{model: a+b+c, parameters: {weight: 1}}]\n"), "models[0].model: 'a+b+c' is not model+adapter");
+        assertEquals("a+l", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: a, lora: l}, parameters: {weight: 1}}]\n").models().getFirst().model());
+        has(error("merge_method: linear\nmodels: [{model: {model: a, lora: 3}, parameters: {weight: 1}}]\n"), "models[0].model.lora: must be a LoRA adapter directory");
         has(error("merge_method: linear\nmodels: [{model: 3.5, parameters: {weight: 1}}]\n"),
                 "models[0].model: must be a model directory (a string), got '3.5'");
         // the bad reference is the only problem: no follow-on "no models" or "base_model missing"
-        assertFalse(error("merge_method: linear\nmodels: [{model: a+b, parameters: {weight: 1}}]\n").contains("problems"));
-        // a hub revision is kept for the cache lookup (docs/io.md), in either spelling
+        assertFalse(error("merge_method: linear\nmodels: [{model: a+b+c, parameters: {weight: 1}}]\n").contains("problems"));
+        // a hub revision is kept for the cache lookup (docs/io.md), in either spelling, with or without an adapter
         assertEquals("org/m@v2", TestSpecs.parse("merge_method: ties\nbase_model: org/m@v2\nmodels: [{model: a, parameters: {weight: 1}}]\n").baseModel());
         assertEquals("org/m@v2", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: {path: org/m, revision: v2}}, parameters: {weight: 1}}]\n").models().getFirst().model());
+        assertEquals("org/m@v2+l", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: {path: org/m, revision: v2}, lora: l}, parameters: {weight: 1}}]\n").models().getFirst().model());
+        assertEquals("org/m+l", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: {path: org/m}, lora: l}, parameters: {weight: 1}}]\n").models().getFirst().model());
         has(error("merge_method: linear\nmodels: [{model: {model: {path: org/m@v1, revision: v2}}, parameters: {weight: 1}}]\n"),
                 "models[0].model.model.revision: must be a branch, tag or commit (a string) for a path without '@'");
         assertEquals("a", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: a}, parameters: {weight: 1}}]\n").models().getFirst().model());
