@@ -1,5 +1,6 @@
 package dev.mergeforge.config;
 
+import dev.mergeforge.arch.UnknownArchitecture;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.merge.MethodRegistry;
 import dev.mergeforge.merge.MethodSpec;
@@ -12,8 +13,6 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Reads a mergekit YAML config (mergekit 0.1.x semantics) plus our {@code aim:} and
@@ -22,8 +21,6 @@ import java.util.regex.Pattern;
  * See docs/config.md for the keys, the precedence and the differences from mergekit.
  */
 public final class ConfigReader {
-    private static final Pattern LAYER = Pattern.compile("(?:^|\\.)(?:layers|layer|h|blocks|block)\\.(\\d+)\\.");
-
     private ConfigReader() {}
 
     /** Reads and validates a config file against the registered methods. */
@@ -55,40 +52,35 @@ public final class ConfigReader {
     /**
      * mergekit's interpolation position t for one tensor of a {@code models:} config (one slice over
      * all layers): layer/(numLayers−1) for a layer tensor (1 when there is one layer), 0 for pre
-     * weights (embeddings), 1 for post weights (final norm, lm_head).
-     *
-     * <p>{@code layer} is the decoder layer index, or negative for a tensor outside the layers; then
-     * the index is read from the name ({@code .layers.N.}, {@code .h.N.}, {@code .layer.N.},
-     * {@code .blocks.N.}) and, failing that, a name containing "embed", "wte" or "wpe" is a pre
-     * weight and anything else a post weight.
+     * weights (embeddings), 1 for post weights (final norm, lm_head). The planner passes the layer
+     * and pre/post role its model's architecture descriptor gives ({@code dev.mergeforge.arch}).
      *
      * <p>Post weights at t = 1 follow mergekit up to 0.1.1 (and its evident intent); mergekit 0.1.2+
      * evaluates them at t = 0 as a side effect of its multi-module refactor. Slices configs use
      * {@link MergeConfig#sliceLayer} instead (t restarts in every slice).
+     *
+     * @param layer the decoder layer index, or negative for a tensor outside the layers
+     * @param pre   for a tensor outside the layers: true before them (embeddings), false after
+     */
+    public static double layerT(int layer, boolean pre, int numLayers) {
+        if (numLayers < 1) throw new IllegalArgumentException("numLayers must be >= 1, got " + numLayers);
+        if (layer >= numLayers) throw new IllegalArgumentException("layer " + layer + " is outside 0.." + (numLayers - 1));
+        // t = layer/(numLayers−1), 1 for a single layer (mergekit plan_slice)
+        if (layer >= 0) return numLayers > 1 ? (double) layer / (numLayers - 1) : 1.0;
+        return pre ? 0.0 : 1.0;
+    }
+
+    /**
+     * {@link #layerT(int, boolean, int)} for a tensor named in the common Hugging Face style when
+     * no model is at hand ({@link UnknownArchitecture}'s conventions): the layer is read from the
+     * name when {@code layer} is negative.
      */
     public static double layerT(String tensorName, int layer, int numLayers) {
-        if (numLayers < 1) throw new IllegalArgumentException("numLayers must be >= 1, got " + numLayers);
-        int idx = layer >= 0 ? layer : layerIndexOf(tensorName);
-        if (idx >= numLayers) {
+        UnknownArchitecture names = new UnknownArchitecture("(by name)", null);
+        int idx = layer >= 0 ? layer : names.layerOf(tensorName);
+        if (idx >= numLayers && numLayers >= 1) {
             throw new IllegalArgumentException("layer " + idx + " of tensor '" + tensorName + "' is outside 0.." + (numLayers - 1));
         }
-        if (idx >= 0) {
-            // t = layer/(numLayers−1), 1 for a single layer (mergekit plan_slice)
-            return numLayers > 1 ? (double) idx / (numLayers - 1) : 1.0;
-        }
-        return isPreWeight(tensorName) ? 0.0 : 1.0;
-    }
-
-    /** The decoder layer index in a tensor name, or -1 when the tensor is outside the layers. */
-    public static int layerIndexOf(String tensorName) {
-        Matcher m = LAYER.matcher(tensorName);
-        return m.find() ? Integer.parseInt(m.group(1)) : -1;
-    }
-
-    /** True for tensors before the layers (token and position embeddings). */
-    public static boolean isPreWeight(String tensorName) {
-        String n = tensorName.toLowerCase(java.util.Locale.ROOT);
-        // GPT-NeoX calls its output head embed_out: that one is a post weight
-        return (n.contains("embed") && !n.contains("embed_out")) || n.contains("wte.") || n.contains("wpe.");
+        return layerT(idx, names.isPre(tensorName), numLayers);
     }
 }

@@ -1,6 +1,8 @@
 package dev.mergeforge.run;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.mergeforge.arch.Architectures;
+import dev.mergeforge.arch.TensorRoles;
 import dev.mergeforge.config.ConfigReader;
 import dev.mergeforge.config.MergeConfig;
 import dev.mergeforge.config.ModelEntry;
@@ -103,19 +105,20 @@ public final class Planner {
             stats.add(models.get(i), m.calibration() != null ? m.calibration() : cfg.calibration(), "models[" + i + "]", locator);
         }
         int layers = numLayers(ref);
+        TensorRoles roles = Architectures.roles(ref.config());
         List<PlannedTensor> out = new ArrayList<>();
         for (String name : ref.names()) {
             TensorView r = ref.tensor(name);
-            int layer = LayerNames.layerOf(name);
-            double t = ConfigReader.layerT(name, layer, layers);
+            int layer = roles.layerOf(name);
+            double t = ConfigReader.layerT(layer, roles.isPre(name), layers);
             TensorView b = base == null ? null : base.tensor(name);
             List<TensorView> views = new ArrayList<>();
             List<Params> params = new ArrayList<>();
             for (int i = 0; i < models.size(); i++) {
-                views.add(sameShape(ref, r, models.get(i), name));
+                views.add(sameShape(roles, r, models.get(i), name));
                 params.add(cfg.modelParams(i, name, t));
             }
-            out.add(tensor(cfg, spec, name, r, b, views, params, cfg.globalParams(name, t), baseIndex, layer, stats, refs));
+            out.add(tensor(roles, cfg, spec, name, r, b, views, params, cfg.globalParams(name, t), baseIndex, layer, stats, refs));
         }
         return new Plan(cfg, out, ref, layers);
     }
@@ -133,6 +136,7 @@ public final class Planner {
             for (Slice s : slices) for (SliceSource src : s.sources()) in.stats(spec.stats()).add(in.get(src.model()), cfg.calibration(), "calibration (top level)", locator);
         }
         int refLayers = numLayers(ref);
+        TensorRoles roles = Architectures.roles(ref.config());
         List<PlannedTensor> pre = new ArrayList<>(), layerTensors = new ArrayList<>(), post = new ArrayList<>();
         int outLayer = 0;
         for (int si = 0; si < slices.size(); si++) {
@@ -152,18 +156,18 @@ public final class Planner {
             for (int idx = 0; idx < len; idx++, outLayer++) {
                 double t = len > 1 ? (double) idx / (len - 1) : 1.0;
                 for (String name : ref.names()) {
-                    if (LayerNames.layerOf(name) != 0) continue; // layer 0 is the template of every layer's tensor names
-                    String outName = LayerNames.withLayer(name, outLayer);
-                    layerTensors.add(sliceTensor(cfg, spec, in, si, s, idx, t, name, outName, outLayer));
+                    if (roles.layerOf(name) != 0) continue; // layer 0 is the template of every layer's tensor names
+                    String outName = roles.withLayer(name, outLayer);
+                    layerTensors.add(sliceTensor(roles, cfg, spec, in, si, s, idx, t, name, outName, outLayer));
                 }
             }
         }
         for (String name : ref.names()) {
-            if (LayerNames.layerOf(name) >= 0) continue;
-            boolean isPre = LayerNames.isPre(name);
+            if (roles.layerOf(name) >= 0) continue;
+            boolean isPre = roles.isPre(name);
             int si = isPre ? 0 : slices.size() - 1;
             double t = isPre ? 0.0 : 1.0;
-            (isPre ? pre : post).add(sliceTensor(cfg, spec, in, si, slices.get(si), -1, t, name, name, -1));
+            (isPre ? pre : post).add(sliceTensor(roles, cfg, spec, in, si, slices.get(si), -1, t, name, name, -1));
         }
         List<PlannedTensor> all = new ArrayList<>(pre);
         all.addAll(layerTensors);
@@ -172,7 +176,7 @@ public final class Planner {
         return new Plan(cfg, all, ref, outLayer);
     }
 
-    private static PlannedTensor sliceTensor(MergeConfig cfg, MethodSpec spec, Inputs in, int si, Slice s, int idx, double t,
+    private static PlannedTensor sliceTensor(TensorRoles roles, MergeConfig cfg, MethodSpec spec, Inputs in, int si, Slice s, int idx, double t,
                                              String templateName, String outName, int outLayer) {
         String baseRef = cfg.sliceBaseModel(si);
         Checkpoint base = baseRef == null ? null : in.get(baseRef);
@@ -184,11 +188,11 @@ public final class Planner {
         for (int j = 0; j < s.sources().size(); j++) {
             SliceSource src = s.sources().get(j);
             Checkpoint c = in.get(src.model());
-            String inName = idx < 0 ? templateName : LayerNames.withLayer(templateName, src.layerStart() + idx);
+            String inName = idx < 0 ? templateName : roles.withLayer(templateName, src.layerStart() + idx);
             if (!c.contains(inName)) throw missing(c, inName);
             TensorView v = c.tensor(inName);
             if (first == null) first = v;
-            else if (!v.shape().equals(first.shape())) throw shapeMismatch(inName, first, v);
+            else if (!v.shape().equals(first.shape())) throw shapeMismatch(roles, inName, first, v);
             views.add(v);
             refs.add(src.model());
             params.add(cfg.sliceSourceParams(si, j, inName, t));
@@ -198,33 +202,33 @@ public final class Planner {
         if (base != null) {
             int baseLayerIdx = idx < 0 ? -1 : s.sources().stream().filter(x -> x.model().equals(baseRef))
                     .mapToInt(x -> x.layerStart() + idx).findFirst().orElse(s.sources().getFirst().layerStart() + idx);
-            String bn = idx < 0 ? templateName : LayerNames.withLayer(templateName, baseLayerIdx);
+            String bn = idx < 0 ? templateName : roles.withLayer(templateName, baseLayerIdx);
             if (!base.contains(bn)) throw missing(base, bn);
             b = base.tensor(bn);
         }
         ModelStats stats = spec.stats() == MethodSpec.Stats.NONE ? null : in.stats(spec.stats());
-        return tensor(cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.sliceGlobalParams(si, outName, t), baseIndex,
+        return tensor(roles, cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.sliceGlobalParams(si, outName, t), baseIndex,
                 outLayer, stats, refs);
     }
 
-    private static PlannedTensor tensor(MergeConfig cfg, MethodSpec spec, String name, TensorView ref, TensorView base,
+    private static PlannedTensor tensor(TensorRoles roles, MergeConfig cfg, MethodSpec spec, String name, TensorView ref, TensorView base,
                                         List<TensorView> views, List<Params> params, Params global, int baseIndex, int layer,
                                         ModelStats stats, List<String> refs) {
         boolean copyOnly = !ref.dtype().isFloat();
         DType out = copyOnly ? ref.dtype() : (cfg.outDtype() != null ? cfg.outDtype() : cfg.dtype() != null ? cfg.dtype()
                 : base != null ? base.dtype() : ref.dtype());
         if (out == DType.F64 && !copyOnly) out = DType.F32;
-        if (base != null && !base.shape().equals(ref.shape())) throw shapeMismatch(name, ref, base);
+        if (base != null && !base.shape().equals(ref.shape())) throw shapeMismatch(roles, name, ref, base);
         if (stats == null || copyOnly) return new PlannedTensor(name, ref.shape(), out, base, views, params, global, baseIndex, layer, copyOnly);
         List<Params> withNorms = new ArrayList<>();
         for (int i = 0; i < params.size(); i++) withNorms.add(stats.withNorm(params.get(i), refs.get(i), global.flag("normalize", true)));
         return new PlannedTensor(name, ref.shape(), out, base, views, withNorms, global, baseIndex, layer, false, stats.views(refs, views));
     }
 
-    private static TensorView sameShape(Checkpoint ref, TensorView r, Checkpoint other, String name) {
+    private static TensorView sameShape(TensorRoles roles, TensorView r, Checkpoint other, String name) {
         if (!other.contains(name)) throw missing(other, name);
         TensorView v = other.tensor(name);
-        if (!v.shape().equals(r.shape())) throw shapeMismatch(name, r, v);
+        if (!v.shape().equals(r.shape())) throw shapeMismatch(roles, name, r, v);
         return v;
     }
 
@@ -233,9 +237,9 @@ public final class Planner {
                 + "; all merged models must have the same tensors (check that they share one architecture)");
     }
 
-    static CheckpointException shapeMismatch(String name, TensorView a, TensorView b) {
+    static CheckpointException shapeMismatch(TensorRoles roles, String name, TensorView a, TensorView b) {
         // a vocabulary difference: an embedding or output head whose shapes differ in the rows only
-        boolean vocab = (LayerNames.isEmbedding(name) || name.contains("lm_head")) && a.shape().rank() == b.shape().rank()
+        boolean vocab = (roles.isEmbedding(name) || roles.isHead(name)) && a.shape().rank() == b.shape().rank()
                 && a.shape().rank() >= 1 && a.shape().dim(0) != b.shape().dim(0)
                 && java.util.Arrays.equals(a.shape().dims(), 1, a.shape().rank(), b.shape().dims(), 1, b.shape().rank());
         return new CheckpointException("tensor '" + name + "' has shape " + a.shape() + " in " + a.source() + " but "
@@ -264,14 +268,13 @@ public final class Planner {
         return mt == null ? null : mt.asText();
     }
 
-    /** Decoder layers from config.json (num_hidden_layers, n_layer or num_layers), else from the tensor names. */
+    /** Decoder layers from config.json (the key the family's descriptor names), else from the tensor names. */
     public static int numLayers(Checkpoint c) {
-        JsonNode cfg = c.config();
-        for (String k : List.of("num_hidden_layers", "n_layer", "num_layers")) {
-            if (cfg.has(k) && cfg.get(k).canConvertToInt()) return cfg.get(k).asInt();
-        }
+        TensorRoles roles = Architectures.roles(c.config());
+        int n = roles.layerCount(c.config());
+        if (n >= 0) return n;
         int max = -1;
-        for (String n : c.names()) max = Math.max(max, LayerNames.layerOf(n));
+        for (String name : c.names()) max = Math.max(max, roles.layerOf(name));
         return max + 1;
     }
 }
