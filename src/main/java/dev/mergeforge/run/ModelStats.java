@@ -2,6 +2,8 @@ package dev.mergeforge.run;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mergeforge.arch.Architectures;
+import dev.mergeforge.arch.TensorRoles;
 import dev.mergeforge.config.CalibrationSettings;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
@@ -41,6 +43,12 @@ final class ModelStats implements AutoCloseable {
         if (settings == null) {
             throw new ConfigException(where + ": " + (kind == MethodSpec.Stats.GRAM ? "regmean" : "fisher") + " needs statistics of "
                     + model.ref() + "; add calibration: {stats: FILE} or calibration: {data: FILE} under it or at the top level");
+        }
+        TensorRoles roles = Architectures.roles(model.config());
+        if (kind == MethodSpec.Stats.GRAM && roles.storedInOut("")) {
+            // RegMean's solve reads W as [out, in]; a Conv1D stores Wᵀ (the descriptor says so)
+            throw new ConfigException(where + ": regmean does not support " + roles.family() + ", whose linears are stored (in, out) as Conv1D; "
+                    + "merge " + model.ref() + " with a method that needs no Grams");
         }
         Path p = locator.locate(model, settings, kind, where + ".calibration");
         SafetensorsFile f = SafetensorsFile.open(p);
