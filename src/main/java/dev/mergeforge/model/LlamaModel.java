@@ -179,13 +179,27 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
     @Override
     public float[][] hiddenStates(int[][] sequences, ActivationObserver obs) { return hiddenStates(sequences, obs, null); }
 
-    /** Sees the residual stream of one sequence after a decoder layer (for tests against transformers' hidden states). */
-    interface LayerOutputs {
+    /** Sees the residual stream of one sequence after a decoder layer. */
+    public interface LayerOutputs {
         void accept(int layer, int sequence, float[] h);
     }
 
+    /**
+     * The residual stream entering each decoder layer for one sequence, [layers][len·hidden]: the
+     * embeddings for layer 0, layer i−1's output for layer i (transformers' hidden_states[i]).
+     */
+    public float[][] layerInputs(int[] ids) {
+        int layers = config.layers();
+        float[][] out = new float[layers][];
+        out[0] = embed(ids, 0, ids.length);
+        hiddenStates(new int[][] {ids}, ActivationObserver.NONE, (i, b, h) -> {
+            if (i + 1 < layers) out[i + 1] = h.clone();
+        });
+        return out;
+    }
+
     /** {@link #hiddenStates(int[][], ActivationObserver)}, showing {@code after} each layer's output (may be null). */
-    float[][] hiddenStates(int[][] sequences, ActivationObserver obs, LayerOutputs after) {
+    public float[][] hiddenStates(int[][] sequences, ActivationObserver obs, LayerOutputs after) {
         int hd = config.hiddenSize(), kvd = config.kvDim();
         int maxLen = Arrays.stream(sequences).mapToInt(s -> s.length).max().orElse(0);
         float[][] h = new float[sequences.length][];

@@ -2,7 +2,6 @@ package dev.mergeforge.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mergeforge.arch.Architecture;
 import dev.mergeforge.arch.Architectures;
 import dev.mergeforge.io.SafetensorsFile;
@@ -15,8 +14,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -163,53 +160,5 @@ class FamilyCommandsTest {
         }
     }
 
-    /** A copy of the fixture with a tokenizer; weights scaled by 1 + eps·sin(i) (eps 0: the fixture itself). */
-    private static Path model(Path fixture, Path dir, double eps) throws IOException {
-        Files.createDirectories(dir);
-        Files.copy(fixture.resolve("config.json"), dir.resolve("config.json"));
-        byte[] st = Files.readAllBytes(fixture.resolve("model.safetensors"));
-        if (eps != 0) {
-            ByteBuffer bb = ByteBuffer.wrap(st).order(ByteOrder.LITTLE_ENDIAN);
-            int data = (int) (8 + bb.getLong(0));
-            // every stored tensor is F32: perturb each value in place, keeping the header
-            for (int at = data, i = 0; at + 4 <= st.length; at += 4, i++) bb.putFloat(at, (float) (bb.getFloat(at) * (1 + eps * Math.sin(i))));
-        }
-        Files.write(dir.resolve("model.safetensors"), st);
-        ObjectNode tc = JSON.createObjectNode();
-        tc.putNull("bos_token");
-        tc.put("eos_token", "</s>");
-        Files.writeString(dir.resolve("tokenizer_config.json"), tc.toString());
-        Files.writeString(dir.resolve("tokenizer.json"), TOKENIZER);
-        return dir;
-    }
-
-    /** A character-level BPE tokenizer (no merges) over ids below every fixture's vocabulary of 160. */
-    private static final String TOKENIZER;
-
-    static {
-        ObjectNode t = JSON.createObjectNode();
-        t.put("version", "1.0");
-        t.putNull("truncation");
-        t.putNull("padding");
-        t.putArray("added_tokens").addObject().put("id", 0).put("content", "</s>").put("single_word", false).put("lstrip", false)
-                .put("rstrip", false).put("normalized", false).put("special", true);
-        t.putNull("normalizer");
-        t.putNull("pre_tokenizer");
-        t.putNull("post_processor");
-        t.putObject("decoder").put("type", "Fuse");
-        ObjectNode m = t.putObject("model");
-        m.put("type", "BPE");
-        m.putNull("dropout");
-        m.putNull("unk_token");
-        m.putNull("continuing_subword_prefix");
-        m.putNull("end_of_word_suffix");
-        m.put("fuse_unk", false);
-        m.put("byte_fallback", false);
-        m.put("ignore_merges", false);
-        ObjectNode v = m.putObject("vocab");
-        v.put("</s>", 0);
-        for (int ch = 32; ch < 127; ch++) v.put(String.valueOf((char) ch), ch - 31);
-        m.putArray("merges");
-        TOKENIZER = t.toString();
-    }
+    private static Path model(Path fixture, Path dir, double eps) throws IOException { return ArchFixtures.copy(fixture, dir, eps); }
 }
