@@ -38,7 +38,16 @@ public record Architecture(String family, List<String> classNames, List<String> 
         if (!layerPrefix.endsWith(".")) throw new IllegalArgumentException(family + ": layer prefix must end in '.'");
     }
 
-    private Pattern layerPattern() { return Pattern.compile("^" + Pattern.quote(layerPrefix) + "(\\d+)\\.(.+)$"); }
+    /** Compiled name patterns (layer prefixes, expert templates), shared by every descriptor. */
+    private static final Map<String, Pattern> PATTERNS = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private Pattern layerPattern() {
+        return PATTERNS.computeIfAbsent("layer:" + layerPrefix, k -> Pattern.compile("^" + Pattern.quote(layerPrefix) + "(\\d+)\\.(.+)$"));
+    }
+
+    private static Pattern expertPattern(String template) {
+        return PATTERNS.computeIfAbsent("expert:" + template, k -> Pattern.compile(Pattern.quote(template).replace("{e}", "\\E\\d+\\Q")));
+    }
 
     /** The weight's own name when {@code name} is its bias. */
     private static String owner(String name) {
@@ -54,7 +63,7 @@ public record Architecture(String family, List<String> classNames, List<String> 
         if (!m.matches()) return null;
         String rest = m.group(2);
         for (WeightSpec s : layer) {
-            if (s.role().isExpert() ? rest.matches(Pattern.quote(s.name()).replace("{e}", "\\E\\d+\\Q")) : s.name().equals(rest)) return s;
+            if (s.role().isExpert() ? expertPattern(s.name()).matcher(rest).matches() : s.name().equals(rest)) return s;
         }
         return null;
     }

@@ -95,7 +95,7 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
     /**
      * The id that starts every sequence, or −1: config.json's {@code bos_token_id}, unless
      * tokenizer_config.json says {@code "bos_token": null} (Qwen2, whose config names a BOS id
-     * its tokenizer never adds).
+     * its tokenizer never adds) or {@code "add_bos_token": false} (GPT-2, GPT-NeoX).
      */
     public int bosTokenId() { return bos; }
 
@@ -104,7 +104,9 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         if (!Files.isRegularFile(tc)) return true;
         try {
             JsonNode n = new ObjectMapper().readTree(tc.toFile());
-            return n == null || !n.has("bos_token") || !n.get("bos_token").isNull();
+            if (n == null) return true;
+            if (n.has("add_bos_token") && n.get("add_bos_token").isBoolean() && !n.get("add_bos_token").asBoolean()) return false;
+            return !n.has("bos_token") || !n.get("bos_token").isNull();
         } catch (IOException e) {
             throw new CheckpointException(tc + ": cannot read (" + e.getMessage() + "); fix or remove the file", e);
         }

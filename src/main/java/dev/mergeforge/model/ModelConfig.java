@@ -168,7 +168,8 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
             scaling = RopeScaling.parse(rp, where);
             partial = rp.path("partial_rotary_factor").asDouble(partial);
         } else {
-            theta = c.path("rope_theta").asDouble(10000.0);
+            // GPT-NeoX configs before transformers 5 call the base rotary_emb_base
+            theta = c.path("rope_theta").asDouble(c.path("rotary_emb_base").asDouble(10000.0));
             local = c.path("rope_local_base_freq").asDouble(theta);
             scaling = RopeScaling.parse(c.get("rope_scaling"), where);
         }

@@ -97,4 +97,58 @@ final class GateVectors {
         for (int j = 0; j < v.length; j++) out[j] = v[j] / n;
         return out;
     }
+
+    /**
+     * The 2-norm condition number σmax/σmin of one layer's router rows [experts, hidden] (infinite
+     * when they are dependent): √(λmax/λmin) of their Gram R·Rᵀ, eigenvalues by cyclic Jacobi.
+     * mergekit warns above 5: prompts too alike route tokens to too few experts.
+     */
+    static double condition(float[] rows, int experts, int hd) {
+        double[][] g = new double[experts][experts];
+        for (int a = 0; a < experts; a++) {
+            for (int b = 0; b < experts; b++) {
+                double s = 0;
+                for (int j = 0; j < hd; j++) s += (double) rows[a * hd + j] * rows[b * hd + j];
+                g[a][b] = s;
+            }
+        }
+        for (int sweep = 0; sweep < 100; sweep++) {
+            double off = 0;
+            for (int p = 0; p < experts; p++) for (int q = p + 1; q < experts; q++) off += g[p][q] * g[p][q];
+            if (off < 1e-30) break;
+            for (int p = 0; p < experts; p++) {
+                for (int q = p + 1; q < experts; q++) {
+                    if (g[p][q] == 0) continue;
+                    // rotate (p, q) so that g[p][q] becomes 0
+                    double theta = (g[q][q] - g[p][p]) / (2 * g[p][q]);
+                    double t = Math.signum(theta) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+                    if (theta == 0) t = 1;
+                    double c = 1 / Math.sqrt(t * t + 1), sn = t * c;
+                    for (int k = 0; k < experts; k++) {
+                        double gp = g[k][p], gq = g[k][q];
+                        g[k][p] = c * gp - sn * gq;
+                        g[k][q] = sn * gp + c * gq;
+                    }
+                    for (int k = 0; k < experts; k++) {
+                        double gp = g[p][k], gq = g[q][k];
+                        g[p][k] = c * gp - sn * gq;
+                        g[q][k] = sn * gp + c * gq;
+                    }
+                }
+            }
+        }
+        double max = 0, min = Double.POSITIVE_INFINITY;
+        for (int k = 0; k < experts; k++) {
+            max = Math.max(max, g[k][k]);
+            min = Math.min(min, g[k][k]);
+        }
+        return min <= 1e-12 * Math.max(max, 1e-300) ? Double.POSITIVE_INFINITY : Math.sqrt(max / min);
+    }
+
+    /** The layers whose router rows have a condition number above {@code threshold}. */
+    static java.util.List<Integer> degenerateLayers(float[][] rows, int experts, double threshold) {
+        java.util.List<Integer> out = new java.util.ArrayList<>();
+        for (int l = 0; l < rows.length; l++) if (condition(rows[l], experts, rows[l].length / experts) > threshold) out.add(l);
+        return out;
+    }
 }

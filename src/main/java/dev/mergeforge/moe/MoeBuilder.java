@@ -38,6 +38,8 @@ import java.util.Map;
  * appears only when complete.
  */
 public final class MoeBuilder {
+    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(MoeBuilder.class.getName());
+
     private MoeBuilder() {}
 
     /** The MoE layout a dense base family becomes, or a one-line error naming the supported pairs. */
@@ -79,6 +81,11 @@ public final class MoeBuilder {
             DType dtype = cfg.dtype() == null ? null : DType.parseUserName(cfg.dtype());
             if (cfg.dtype() != null && dtype == null) throw new ConfigException(where + ": dtype '" + cfg.dtype() + "' is not float32, float16 or bfloat16");
             float[][] gates = gates(cfg, base, par, seed);
+            List<Integer> degenerate = cfg.gateMode().equals("random") ? List.of() : GateVectors.degenerateLayers(gates, experts.size(), 5.0);
+            if (!degenerate.isEmpty()) {
+                LOG.warning("layers " + degenerate + " have nearly dependent router rows (condition number > 5): the experts' prompts "
+                        + "are too alike, so some experts will be underused; give them more distinct prompts");
+            }
             write(cfg, base, experts, in, out, dtype, gates, target, overwrite, open);
             return target;
         } finally {
