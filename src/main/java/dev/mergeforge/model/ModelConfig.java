@@ -149,30 +149,7 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
         int headDim = c.hasNonNull("head_dim") ? integer(c, "head_dim", where) : hidden / Math.max(1, heads);
         int inter = has(c, k.intermediate()) ? firstInt(c, k.intermediate(), where) : 4 * hidden;
         double eps = has(c, k.eps()) ? c.get(first(c, k.eps())).asDouble() : 1e-6;
-        // transformers 5 keeps theta and scaling in rope_parameters (per layer type for Gemma 3); 4.x uses rope_theta + rope_scaling
-        JsonNode rp = c.get("rope_parameters");
-        double theta, local;
-        RopeScaling scaling;
-        double partial = c.path("partial_rotary_factor").asDouble(c.path("rotary_pct").asDouble(1.0));
-        if (rp != null && rp.isObject() && rp.has("full_attention")) {
-            JsonNode full = rp.get("full_attention"), sl = rp.path("sliding_attention");
-            theta = full.path("rope_theta").asDouble(10000.0);
-            local = sl.path("rope_theta").asDouble(theta);
-            scaling = RopeScaling.parse(full, where);
-            if (RopeScaling.parse(sl, where).type() != RopeScaling.Type.NONE) {
-                throw new ConfigException(where + ": rope scaling of sliding layers is not supported; remove it from rope_parameters.sliding_attention");
-            }
-        } else if (rp != null && rp.isObject()) {
-            theta = rp.path("rope_theta").asDouble(c.path("rope_theta").asDouble(10000.0));
-            local = c.path("rope_local_base_freq").asDouble(theta);
-            scaling = RopeScaling.parse(rp, where);
-            partial = rp.path("partial_rotary_factor").asDouble(partial);
-        } else {
-            // GPT-NeoX configs before transformers 5 call the base rotary_emb_base
-            theta = c.path("rope_theta").asDouble(c.path("rotary_emb_base").asDouble(10000.0));
-            local = c.path("rope_local_base_freq").asDouble(theta);
-            scaling = RopeScaling.parse(c.get("rope_scaling"), where);
-        }
+        RopeSpec rope = RopeSpec.parse(c, where);
         boolean[] sliding = slidingLayers(c, arch, layers, where);
         int window = 0;
         for (boolean b : sliding) if (b) window = integer(c, "sliding_window", where);
@@ -196,13 +173,38 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
         boolean parallel = arch.forward().residual() == Components.Residual.PARALLEL && c.path("use_parallel_residual").asBoolean(true);
         int maxPos = arch.forward().positions() == Components.Positions.LEARNED ? firstInt(c, List.of("n_positions", "max_position_embeddings"), where) : 0;
         try {
-            int rot = arch.forward().positions() == Components.Positions.ROPE ? (int) (headDim * partial) : 0;
+            int rot = arch.forward().positions() == Components.Positions.ROPE ? (int) (headDim * rope.partial()) : 0;
             Variant v = new Variant(act, scale, c.path("attn_logit_softcapping").asDouble(0), c.path("final_logit_softcapping").asDouble(0),
-                    sliding, local, rot, parallel, experts, topK, expertInter, renorm, maxPos);
-            return new ModelConfig(type, hidden, inter, layers, heads, kv, headDim, integer(c, "vocab_size", where), eps, theta, scaling,
+                    sliding, rope.local(), rot, parallel, experts, topK, expertInter, renorm, maxPos);
+            return new ModelConfig(type, hidden, inter, layers, heads, kv, headDim, integer(c, "vocab_size", where), eps, rope.theta(), rope.scaling(),
                     arch.tiedHead(c), window, firstId(c.get("bos_token_id")), firstId(c.get("eos_token_id")), arch, v);
         } catch (IllegalArgumentException e) {
             throw new ConfigException(where + ": " + e.getMessage());
+        }
+    }
+
+    /** Rotary settings: the global base and scaling, the local base of sliding layers, the rotating share of a head. */
+    private record RopeSpec(double theta, double local, RopeScaling scaling, double partial) {
+        /** transformers 5 keeps them in rope_parameters (per layer type for Gemma 3); 4.x in rope_theta + rope_scaling. */
+        static RopeSpec parse(JsonNode c, String where) {
+            JsonNode rp = c.get("rope_parameters");
+            double partial = c.path("partial_rotary_factor").asDouble(c.path("rotary_pct").asDouble(1.0));
+            if (rp != null && rp.isObject() && rp.has("full_attention")) {
+                JsonNode full = rp.get("full_attention"), sl = rp.path("sliding_attention");
+                double theta = full.path("rope_theta").asDouble(10000.0);
+                if (RopeScaling.parse(sl, where).type() != RopeScaling.Type.NONE) {
+                    throw new ConfigException(where + ": rope scaling of sliding layers is not supported; remove it from rope_parameters.sliding_attention");
+                }
+                return new RopeSpec(theta, sl.path("rope_theta").asDouble(theta), RopeScaling.parse(full, where), partial);
+            }
+            if (rp != null && rp.isObject()) {
+                double theta = rp.path("rope_theta").asDouble(c.path("rope_theta").asDouble(10000.0));
+                return new RopeSpec(theta, c.path("rope_local_base_freq").asDouble(theta), RopeScaling.parse(rp, where),
+                        rp.path("partial_rotary_factor").asDouble(partial));
+            }
+            // GPT-NeoX configs before transformers 5 call the base rotary_emb_base
+            double theta = c.path("rope_theta").asDouble(c.path("rotary_emb_base").asDouble(10000.0));
+            return new RopeSpec(theta, c.path("rope_local_base_freq").asDouble(theta), RopeScaling.parse(c.get("rope_scaling"), where), partial);
         }
     }
 
