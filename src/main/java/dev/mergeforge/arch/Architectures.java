@@ -64,12 +64,13 @@ public final class Architectures {
     private static final ConfigKeys GEMMA_KEYS = ConfigKeys.HF.withActivation("hidden_activation", "hidden_act");
 
     public static final Architecture GEMMA2 = new Architecture("gemma2", List.of("Gemma2ForCausalLM"), List.of("gemma2"), "model.layers.",
-            GEMMA_KEYS, LLAMA_PRE, layer(GEMMA2_NORMS_ATTN, ATTN, O_PROJ, gemmaSandwich()), LLAMA_POST, false, true,
+            GEMMA_KEYS.withWindows(ConfigKeys.Windows.EVEN), LLAMA_PRE, layer(GEMMA2_NORMS_ATTN, ATTN, O_PROJ, gemmaSandwich()), LLAMA_POST, false, true,
             List.of("layer_types"),
             new Components(Norm.RMS_ONE_PLUS, Attention.SEPARATE, QkNorm.NONE, Mlp.GATED, Positions.ROPE, Residual.SEQUENTIAL, true, Routing.NONE));
 
     public static final Architecture GEMMA3_TEXT = new Architecture("gemma3_text", List.of("Gemma3ForCausalLM"), List.of("gemma3_text"),
-            "model.layers.", GEMMA_KEYS, LLAMA_PRE, layer(GEMMA2_NORMS_ATTN, ATTN, QK_NORMS, O_PROJ, gemmaSandwich()), LLAMA_POST, false,
+            "model.layers.", GEMMA_KEYS.withWindows(ConfigKeys.Windows.PATTERN), LLAMA_PRE, layer(GEMMA2_NORMS_ATTN, ATTN, QK_NORMS, O_PROJ,
+            gemmaSandwich()), LLAMA_POST, false,
             true, List.of("layer_types"),
             new Components(Norm.RMS_ONE_PLUS, Attention.SEPARATE, QkNorm.PER_HEAD, Mlp.GATED, Positions.ROPE, Residual.SEQUENTIAL, true, Routing.NONE));
 
@@ -80,7 +81,7 @@ public final class Architectures {
 
     public static final Architecture GPT2 = new Architecture("gpt2", List.of("GPT2LMHeadModel"), List.of("gpt2"), "transformer.h.",
             new ConfigKeys(List.of("n_embd"), List.of("n_layer"), List.of("n_head"), List.of(), List.of("n_inner"),
-                    List.of("layer_norm_epsilon"), List.of("activation_function")),
+                    List.of("layer_norm_epsilon"), List.of("activation_function"), ConfigKeys.Windows.ALL),
             List.of(of("transformer.wte.weight", Role.EMBEDDING), of("transformer.wpe.weight", Role.POSITION_EMBEDDING)),
             layer(of("ln_1.weight", Role.ATTN_NORM), linear("attn.c_attn.weight", Role.QKV, "attn_in"),
                     linear("attn.c_proj.weight", Role.O, "attn_out"), of("ln_2.weight", Role.MLP_NORM),

@@ -210,8 +210,9 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
 
     /**
      * Which layers use the sliding window: layer_types where the config has it; else Qwen's
-     * use_sliding_window (refused when true); else Gemma 2's alternation and Gemma 3's pattern;
-     * else every layer when sliding_window is set (Mistral, Mixtral, Phi-3).
+     * use_sliding_window (refused when true); else, when sliding_window is set, the layers the
+     * descriptor's {@link ConfigKeys.Windows} names (every layer for Mistral, Mixtral, Phi-3; Gemma 2's
+     * even layers; Gemma 3's pattern).
      */
     private static boolean[] slidingLayers(JsonNode c, Architecture arch, int layers, String where) {
         boolean[] s = new boolean[Math.max(0, layers)];
@@ -232,10 +233,13 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
             return s;
         }
         if (c.has("use_sliding_window") || !c.hasNonNull("sliding_window")) return s;
+        int pattern = c.path("sliding_window_pattern").asInt(c.path("_sliding_window_pattern").asInt(6));
         for (int i = 0; i < layers; i++) {
-            if (arch == Architectures.GEMMA2) s[i] = i % 2 == 0;
-            else if (arch == Architectures.GEMMA3_TEXT) s[i] = (i + 1) % c.path("sliding_window_pattern").asInt(c.path("_sliding_window_pattern").asInt(6)) != 0;
-            else s[i] = true;
+            s[i] = switch (arch.keys().windows()) {
+                case ALL -> true;
+                case EVEN -> i % 2 == 0;
+                case PATTERN -> (i + 1) % pattern != 0;
+            };
         }
         return s;
     }

@@ -52,6 +52,25 @@ class ConfigSpellingsTest {
     }
 
     @Test
+    void gemmaWindowsWithoutLayerTypesFollowTheFamilysRule() throws IOException {
+        for (String family : new String[] {"gemma2", "gemma3"}) {
+            Path src = ArchFixtures.dir(family), d = Files.createDirectories(dir.resolve(family));
+            Files.copy(src.resolve("model.safetensors"), d.resolve("model.safetensors"));
+            ObjectNode c = (ObjectNode) JSON.readTree(src.resolve("config.json").toFile());
+            // the fixtures' layer_types are [sliding, full]: Gemma 2's even layers, Gemma 3 with a pattern of 2
+            c.remove("layer_types");
+            c.put("sliding_window_pattern", 2);
+            Files.writeString(d.resolve("config.json"), c.toString());
+            try (SafetensorsFile ref = SafetensorsFile.open(src.resolve("reference.safetensors"))) {
+                assertTrue(worstLogit(d, ref) < 1e-4, family + " without layer_types");
+                c.put("sliding_window", 2);
+                Files.writeString(d.resolve("config.json"), c.toString());
+                assertTrue(worstLogit(d, ref) > 1e-3, family + ": the window is applied");
+            }
+        }
+    }
+
+    @Test
     void bosComesFromConfigUnlessTheTokenizerSaysNone() throws IOException {
         Path src = ArchFixtures.dir("llama3");
         Files.copy(src.resolve("model.safetensors"), dir.resolve("model.safetensors"));
