@@ -74,6 +74,45 @@ class MoeRoutingTest {
     }
 
     @Test
+    void regmeanAveragesAnExpertNoTokenReachedInsteadOfZeroingIt() throws IOException {
+        Path base = dir.resolve("base");
+        Files.createDirectories(base);
+        expertsNoTokenReachedGetZerosAndANote();   // writes the zero-router Mixtral into dir
+        Files.move(dir.resolve("config.json"), base.resolve("config.json"));
+        Files.move(dir.resolve("model.safetensors"), base.resolve("model.safetensors"));
+        Path ft = ArchFixtures.copy(base, dir.resolve("ft"), 0.05);
+        Path ids = dir.resolve("ids.jsonl");
+        try (SafetensorsFile ref = SafetensorsFile.open(ArchFixtures.dir("mixtral").resolve("reference.safetensors"))) {
+            StringBuilder b = new StringBuilder();
+            for (int[] s : ArchFixtures.inputIds(ref)) b.append(new ObjectMapper().writeValueAsString(Map.of("input_ids", s))).append('\n');
+            Files.writeString(ids, b);
+        }
+        Path cfg = dev.mergeforge.run.MergeFixtures.yaml(dir, "rm.yml", """
+                merge_method: regmean
+                models:
+                  - {model: %1$s, parameters: {weight: 1.0}}
+                  - {model: %2$s, parameters: {weight: 1.0}}
+                calibration: {data: %3$s, samples: 2, seq_len: 24}
+                dtype: float32
+                """.formatted(base, ft, ids));
+        var r = dev.mergeforge.run.MergeFixtures.cli("merge", cfg.toString(), dir.resolve("out").toString(), "-q");
+        assertEquals(0, r.exit(), r.err());
+        try (SafetensorsFile out = SafetensorsFile.open(dir.resolve("out/model.safetensors"));
+             SafetensorsFile a = SafetensorsFile.open(base.resolve("model.safetensors"));
+             SafetensorsFile b = SafetensorsFile.open(ft.resolve("model.safetensors"))) {
+            String n = "model.layers.1.block_sparse_moe.experts.3.w2.weight";
+            float[] o = Zoo.floats(out.tensor(n)), x = Zoo.floats(a.tensor(n)), y = Zoo.floats(b.tensor(n));
+            // (x + y) / 2, not zeros
+            for (int i = 0; i < o.length; i++) assertEquals((x[i] + y[i]) / 2, o[i], 1e-6f, n);
+            String reached = "model.layers.1.block_sparse_moe.experts.0.w2.weight";
+            float[] p = Zoo.floats(out.tensor(reached)), q = Zoo.floats(a.tensor(reached)), z = Zoo.floats(b.tensor(reached));
+            double off = 0;
+            for (int i = 0; i < p.length; i++) off = Math.max(off, Math.abs(p[i] - (q[i] + z[i]) / 2));
+            assertTrue(off > 1e-6, "a reached expert is solved with its Grams, not averaged");
+        }
+    }
+
+    @Test
     void moeLayoutsWeCannotRunAreRefusedNamingTheKey() throws IOException {
         ObjectMapper json = new ObjectMapper();
         var c = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(ArchFixtures.dir("qwen3_moe").resolve("config.json").toFile());
