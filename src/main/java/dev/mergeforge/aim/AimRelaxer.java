@@ -1,11 +1,11 @@
 package dev.mergeforge.aim;
 
+import dev.mergeforge.arch.TensorRoles;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.SafetensorsFile;
 import dev.mergeforge.io.TensorView;
-import dev.mergeforge.run.LayerNames;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;
@@ -45,17 +45,18 @@ public final class AimRelaxer implements AutoCloseable {
 
     private final SafetensorsFile stats;
     private final Settings settings;
-    private final boolean conv1d;
+    private final TensorRoles roles;
     private final boolean tiedHead;
 
     /**
-     * @param conv1d   true for GPT-2-style checkpoints whose 2-D weights are stored (in, out)
-     * @param tiedHead true when lm_head is tied to the embeddings (it then follows them: untouched)
+     * @param roles    the base model's architecture: which tensors are embeddings and the head, and
+     *                 which axis of a weight holds its input channels (GPT-2's Conv1D stores (in, out))
+     * @param tiedHead true when the head is tied to the embeddings (it then follows them: untouched)
      */
-    public AimRelaxer(Path statsFile, Settings settings, boolean conv1d, boolean tiedHead) {
+    public AimRelaxer(Path statsFile, Settings settings, TensorRoles roles, boolean tiedHead) {
         this.stats = SafetensorsFile.open(statsFile);
         this.settings = settings;
-        this.conv1d = conv1d;
+        this.roles = roles;
         this.tiedHead = tiedHead;
     }
 
@@ -65,23 +66,23 @@ public final class AimRelaxer implements AutoCloseable {
 
     /** True when this tensor is relaxed: it has a statistic, passes the filters and is not an embedding, bias or tied head. */
     public boolean applies(String name) {
-        if (LayerNames.isEmbedding(name) || name.endsWith(".bias")) return false;
-        if (tiedHead && name.startsWith("lm_head")) return false;
+        if (roles.isEmbedding(name) || name.endsWith(".bias")) return false;
+        if (tiedHead && roles.isHead(name)) return false;
         if (!settings.include().isEmpty() && settings.include().stream().noneMatch(name::contains)) return false;
         if (settings.exclude().stream().anyMatch(name::contains)) return false;
         return stats.contains(name);
     }
 
     /** Which axis of this tensor holds the input channels. */
-    public Backend.Axis axis(Shape shape) {
+    public Backend.Axis axis(String name, Shape shape) {
         if (shape.rank() <= 1) return Backend.Axis.ELEMENTS;
-        return conv1d ? Backend.Axis.ROWS : Backend.Axis.COLUMNS;
+        return roles.storedInOut(name) ? Backend.Axis.ROWS : Backend.Axis.COLUMNS;
     }
 
     /** Relaxes {@code merged} toward {@code base} in place when the tensor {@link #applies}. */
     public void apply(Backend be, String name, Shape shape, Tile base, Tile merged) {
         if (!applies(name)) return;
-        Backend.Axis axis = axis(shape);
+        Backend.Axis axis = axis(name, shape);
         float[] imp = importance(name, shape, axis);
         be.relax(base, merged, Tile.ofArray(imp), (float) settings.omega(), axis, merged);
     }
@@ -92,7 +93,7 @@ public final class AimRelaxer implements AutoCloseable {
      */
     public dev.mergeforge.backend.Combination.Relax relaxation(String name, Shape shape) {
         if (!applies(name)) return null;
-        Backend.Axis axis = axis(shape);
+        Backend.Axis axis = axis(name, shape);
         return new dev.mergeforge.backend.Combination.Relax(importance(name, shape, axis), (float) settings.omega(), axis, Math.max(1, shape.cols()));
     }
 

@@ -46,14 +46,19 @@ public final class ActMeanStats implements AbsSumObserver {
     /** Number of tokens seen by the named module (0 if none). */
     public synchronized long tokens(String weightName) { return tokens.getOrDefault(weightName, 0L); }
 
+    /** Modules that saw no token (MoE experts the router never chose), in sorted order: their statistic is zeros. */
+    public synchronized java.util.List<String> unreached() {
+        return tokens.entrySet().stream().filter(e -> e.getValue() == 0).map(Map.Entry::getKey).toList();
+    }
+
     /** mean|x| per input channel, keyed by weight name in sorted order. */
     public synchronized Map<String, float[]> means() {
         Map<String, float[]> out = new TreeMap<>();
         sums.forEach((name, s) -> {
             long n = tokens.get(name);
             float[] m = new float[s.length];
-            // s[j] = Σ|x_j| / tokens
-            for (int j = 0; j < s.length; j++) m[j] = (float) (s[j] / n);
+            // s[j] = Σ|x_j| / tokens; zeros for an expert no token reached (see unreached())
+            if (n > 0) for (int j = 0; j < s.length; j++) m[j] = (float) (s[j] / n);
             out.put(name, m);
         });
         return out;

@@ -33,6 +33,8 @@ import java.util.stream.Stream;
 public final class Calibrator {
     private static final Logger LOG = Logger.getLogger(Calibrator.class.getName());
     static final String FORMAT = "mergeforge-stats/1";
+    /** Metadata key: comma-separated weights no calibration token reached (MoE experts); their statistic is zeros. */
+    public static final String UNREACHED = "unreached";
 
     private Calibrator() {}
 
@@ -140,6 +142,12 @@ public final class Calibrator {
         meta.put(StatsFile.SAMPLES, Integer.toString(blocks.samples()));
         meta.put(StatsFile.SEQ_LEN, Integer.toString(blocks.seqLen()));
         meta.put("data", blocks.source());
+        List<String> unreached = stats.unreached();
+        if (!unreached.isEmpty()) {
+            // an expert no calibration token was routed to: zeros (AIM then keeps its whole delta)
+            LOG.warning(unreached.size() + " module(s) saw no calibration token, their statistic is zeros: " + String.join(", ", unreached));
+            meta.put(UNREACHED, String.join(",", unreached));
+        }
         return new StatsFile(stats.means(), meta);
     }
 

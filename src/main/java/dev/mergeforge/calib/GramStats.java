@@ -1,5 +1,7 @@
 package dev.mergeforge.calib;
 
+import dev.mergeforge.arch.Role;
+import dev.mergeforge.arch.TensorRoles;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.model.ActivationObserver;
 import dev.mergeforge.model.ModelConfig;
@@ -29,6 +31,7 @@ import java.util.function.Function;
  * next layer; then they are written to their slots (via {@code sink}) and dropped.
  */
 public final class GramStats implements ActivationObserver {
+    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(GramStats.class.getName());
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** One stored Gram: the weight name it is keyed by and its width (in_features). */
@@ -36,6 +39,7 @@ public final class GramStats implements ActivationObserver {
         public Shape shape() { return Shape.of(width, width); }
     }
 
+    private final TensorRoles roles;
     private final Map<String, Integer> widths = new LinkedHashMap<>();
     private final Map<String, String> shared;
     private final Parallel par;
@@ -47,34 +51,39 @@ public final class GramStats implements ActivationObserver {
 
     /** @param sink the little-endian float32 slot [width, width] of a stored Gram's name */
     public GramStats(ModelConfig c, Parallel par, Function<String, MemorySegment> sink) {
+        this.roles = c.arch();
         for (Entry e : entries(c)) widths.put(e.name(), e.width());
         this.shared = sharedInputs(c);
         this.par = par;
         this.sink = sink;
     }
 
-    /** The stored Grams of a model, in the order the forward pass finishes them. */
+    /** The stored Grams of a model, layer by layer in its descriptor's order, then an untied head. */
     public static List<Entry> entries(ModelConfig c) {
         List<Entry> out = new ArrayList<>();
         for (int i = 0; i < c.layers(); i++) {
-            String p = "model.layers." + i + ".";
-            out.add(new Entry(p + "self_attn.q_proj.weight", c.hiddenSize()));
-            out.add(new Entry(p + "self_attn.o_proj.weight", c.qDim()));
-            out.add(new Entry(p + "mlp.gate_proj.weight", c.hiddenSize()));
-            out.add(new Entry(p + "mlp.down_proj.weight", c.intermediateSize()));
+            java.util.Set<String> seen = new java.util.HashSet<>();
+            for (var e : c.arch().layerLinearInputs(i, c.variant().experts()).entrySet()) {
+                if (seen.add(e.getValue())) out.add(new Entry(e.getKey(), c.inputWidth(c.arch().specOf(e.getKey()).role())));
+            }
         }
-        if (!c.tieWordEmbeddings()) out.add(new Entry("lm_head.weight", c.hiddenSize()));
+        if (!c.tieWordEmbeddings()) out.add(new Entry(c.arch().globalName(Role.HEAD), c.hiddenSize()));
         return out;
     }
 
-    /** {other weight name: the stored name whose Gram it shares} (k/v_proj → q_proj, up_proj → gate_proj). */
+    /**
+     * {other weight name: the stored name whose Gram it shares}: the linears that read the same
+     * input as an earlier one in the descriptor (k/v_proj → q_proj, up_proj → gate_proj, an
+     * expert's up → its gate).
+     */
     public static Map<String, String> sharedInputs(ModelConfig c) {
         Map<String, String> m = new LinkedHashMap<>();
         for (int i = 0; i < c.layers(); i++) {
-            String p = "model.layers." + i + ".";
-            m.put(p + "self_attn.k_proj.weight", p + "self_attn.q_proj.weight");
-            m.put(p + "self_attn.v_proj.weight", p + "self_attn.q_proj.weight");
-            m.put(p + "mlp.up_proj.weight", p + "mlp.gate_proj.weight");
+            Map<String, String> firstByInput = new LinkedHashMap<>();
+            for (var e : c.arch().layerLinearInputs(i, c.variant().experts()).entrySet()) {
+                String stored = firstByInput.putIfAbsent(e.getValue(), e.getKey());
+                if (stored != null) m.put(e.getKey(), stored);
+            }
         }
         return m;
     }
@@ -107,6 +116,9 @@ public final class GramStats implements ActivationObserver {
         for (String name : widths.keySet()) {
             if (!written.contains(name)) throw new IllegalStateException("no input was observed for " + name);
         }
+        for (String name : written) {
+            if (tokens.getOrDefault(name, 0L) == 0) LOG.warning(name + ": no calibration token reached it (an expert the router never chose); its Gram is zeros");
+        }
         return List.copyOf(written);
     }
 
@@ -117,7 +129,7 @@ public final class GramStats implements ActivationObserver {
         for (var it = acc.entrySet().iterator(); it.hasNext(); ) {
             var e = it.next();
             if (layerOf(e.getKey()) >= layer) continue;
-            write(e.getKey(), e.getValue(), tokens.get(e.getKey()));
+            write(e.getKey(), e.getValue(), tokens.getOrDefault(e.getKey(), 0L));
             written.add(e.getKey());
             it.remove();
         }
@@ -129,18 +141,18 @@ public final class GramStats implements ActivationObserver {
         // G[i][j] = G[j][i] = total[i][j] / tokens, from the lower triangle
         for (int i = 0; i < w; i++) {
             for (int j = 0; j <= i; j++) {
-                float v = (float) (g[i * w + j] / n);
+                // an expert no token reached: zeros, not 0/0
+                float v = n == 0 ? 0f : (float) (g[i * w + j] / n);
                 slot.setAtIndex(F32, (long) i * w + j, v);
                 slot.setAtIndex(F32, (long) j * w + i, v);
             }
         }
     }
 
-    /** Decoder layer of a weight name, Integer.MAX_VALUE - 1 after the layers (lm_head). */
-    static int layerOf(String name) {
-        if (!name.startsWith("model.layers.")) return Integer.MAX_VALUE - 1;
-        int end = name.indexOf('.', 13);
-        return Integer.parseInt(name.substring(13, end));
+    /** Decoder layer of a weight name, Integer.MAX_VALUE - 1 after the layers (the head). */
+    private int layerOf(String name) {
+        int l = roles.layerOf(name);
+        return l < 0 ? Integer.MAX_VALUE - 1 : l;
     }
 
     /**

@@ -1,7 +1,8 @@
 package dev.mergeforge.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import dev.mergeforge.aim.AimRelaxer;
+import dev.mergeforge.arch.Architectures;
+import dev.mergeforge.arch.TensorRoles;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.config.AimSettings;
 import dev.mergeforge.config.MergeConfig;
@@ -27,7 +28,8 @@ final class AimSupport {
         }
         Checkpoint base = inputs.get(cfg.baseModel());
         Path stats = statsFile(a, base, backend, ev);
-        return new AimRelaxer(stats, settings(a), isConv1d(base.config()), isTied(base.config()));
+        TensorRoles roles = Architectures.roles(base.config());
+        return new AimRelaxer(stats, settings(a), roles, roles.tiedHead(base.config()));
     }
 
     static AimRelaxer.Settings settings(AimSettings a) {
@@ -49,17 +51,5 @@ final class AimSupport {
         }
         if (a.calibration() != null) return Calibration.statsFor(base, a.calibration(), backend, ev);
         throw new ConfigException("aim: needs either stats: FILE or calibration: {data: ...}; see `mergeforge calibrate --help`");
-    }
-
-    /** GPT-2 stores its Linear weights transposed (Conv1D, in x out). */
-    static boolean isConv1d(JsonNode config) {
-        return config.path("model_type").asText("").equals("gpt2");
-    }
-
-    static boolean isTied(JsonNode config) {
-        JsonNode t = config.get("tie_word_embeddings");
-        if (t != null) return t.asBoolean();
-        String mt = config.path("model_type").asText("");
-        return mt.equals("gpt2") || mt.startsWith("gemma");
     }
 }

@@ -18,7 +18,7 @@ import java.util.concurrent.Callable;
 final class CalibrateCommand implements Callable<Integer> {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "MODEL", description = "Model directory or HF cache id (Llama, Mistral, Qwen2 families).")
+    @Parameters(index = "0", paramLabel = "MODEL", description = "Model directory or HF cache id (families with a forward pass: docs/architectures.md).")
     String model;
 
     @Option(names = "--stat", defaultValue = "act_mean", description = "Statistic (default: ${DEFAULT-VALUE}): act_mean (mean |input| per input channel, for AIM) or gram (X^T X / tokens per Linear input, for regmean).")

@@ -1,5 +1,6 @@
 package dev.mergeforge.config;
 
+import dev.mergeforge.arch.UnknownArchitecture;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.merge.MethodRegistry;
 import dev.mergeforge.merge.MethodSpec;
@@ -12,8 +13,6 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Reads a mergekit YAML config (mergekit 0.1.x semantics) plus our {@code aim:} and
@@ -22,8 +21,6 @@ import java.util.regex.Pattern;
  * See docs/config.md for the keys, the precedence and the differences from mergekit.
  */
 public final class ConfigReader {
-    private static final Pattern LAYER = Pattern.compile("(?:^|\\.)(?:layers|layer|h|blocks|block)\\.(\\d+)\\.");
-
     private ConfigReader() {}
 
     /** Reads and validates a config file against the registered methods. */
@@ -55,47 +52,44 @@ public final class ConfigReader {
     /**
      * mergekit's interpolation position t for one tensor of a {@code models:} config (one slice over
      * all layers): layer/(numLayers−1) for a layer tensor (1 when there is one layer), 0 for pre
-     * weights (embeddings) and for post weights (final norm, lm_head), as mergekit 0.1.2–0.1.4 do —
-     * see {@link #layerT(String, int, int, double)} for mergekit 0.1.0–0.1.1's t = 1 on post weights.
+     * weights (embeddings), and {@code postT} for post weights (final norm, lm_head): 0 as mergekit
+     * 0.1.2–0.1.4 (the default; a side effect of its multi-module refactor), 1 as mergekit ≤ 0.1.1 —
+     * the config's {@code post_weights_t}. The planner passes the layer and pre/post role its model's
+     * architecture descriptor gives ({@code dev.mergeforge.arch}). Slices configs use
+     * {@link MergeConfig#sliceLayer} instead (t restarts in every slice).
+     *
+     * @param layer the decoder layer index, or negative for a tensor outside the layers
+     * @param pre   for a tensor outside the layers: true before them (embeddings), false after
      */
-    public static double layerT(String tensorName, int layer, int numLayers) {
-        return layerT(tensorName, layer, numLayers, 0.0);
+    public static double layerT(int layer, boolean pre, int numLayers, double postT) {
+        if (numLayers < 1) throw new IllegalArgumentException("numLayers must be >= 1, got " + numLayers);
+        if (layer >= numLayers) throw new IllegalArgumentException("layer " + layer + " is outside 0.." + (numLayers - 1));
+        // t = layer/(numLayers−1), 1 for a single layer (mergekit plan_slice)
+        if (layer >= 0) return numLayers > 1 ? (double) layer / (numLayers - 1) : 1.0;
+        return pre ? 0.0 : postT;
+    }
+
+    /** {@link #layerT(int, boolean, int, double)} with post weights at mergekit 0.1.2+'s t = 0. */
+    public static double layerT(int layer, boolean pre, int numLayers) {
+        return layerT(layer, pre, numLayers, 0.0);
     }
 
     /**
-     * As {@link #layerT(String, int, int)}, with post weights at {@code postT} (the config's
-     * {@code post_weights_t}: 0, or 1 as mergekit ≤ 0.1.1).
-     *
-     * <p>{@code layer} is the decoder layer index, or negative for a tensor outside the layers; then
-     * the index is read from the name ({@code .layers.N.}, {@code .h.N.}, {@code .layer.N.},
-     * {@code .blocks.N.}) and, failing that, a name containing "embed", "wte" or "wpe" is a pre
-     * weight and anything else a post weight. Slices configs use {@link MergeConfig#sliceLayer}
-     * instead (t restarts in every slice).
+     * {@link #layerT(int, boolean, int, double)} for a tensor named in the common Hugging Face style
+     * when no model is at hand ({@link UnknownArchitecture}'s conventions): the layer is read from the
+     * name when {@code layer} is negative.
      */
     public static double layerT(String tensorName, int layer, int numLayers, double postT) {
-        if (numLayers < 1) throw new IllegalArgumentException("numLayers must be >= 1, got " + numLayers);
-        int idx = layer >= 0 ? layer : layerIndexOf(tensorName);
-        if (idx >= numLayers) {
+        UnknownArchitecture names = new UnknownArchitecture("(by name)", null);
+        int idx = layer >= 0 ? layer : names.layerOf(tensorName);
+        if (idx >= numLayers && numLayers >= 1) {
             throw new IllegalArgumentException("layer " + idx + " of tensor '" + tensorName + "' is outside 0.." + (numLayers - 1));
         }
-        if (idx >= 0) {
-            // t = layer/(numLayers−1), 1 for a single layer (mergekit plan_slice)
-            return numLayers > 1 ? (double) idx / (numLayers - 1) : 1.0;
-        }
-        // mergekit 0.1.2+ plans pre and post weights with its module-level reader, whose t is 0
-        return isPreWeight(tensorName) ? 0.0 : postT;
+        return layerT(idx, names.isPre(tensorName), numLayers, postT);
     }
 
-    /** The decoder layer index in a tensor name, or -1 when the tensor is outside the layers. */
-    public static int layerIndexOf(String tensorName) {
-        Matcher m = LAYER.matcher(tensorName);
-        return m.find() ? Integer.parseInt(m.group(1)) : -1;
-    }
-
-    /** True for tensors before the layers (token and position embeddings). */
-    public static boolean isPreWeight(String tensorName) {
-        String n = tensorName.toLowerCase(java.util.Locale.ROOT);
-        // GPT-NeoX calls its output head embed_out: that one is a post weight
-        return (n.contains("embed") && !n.contains("embed_out")) || n.contains("wte.") || n.contains("wpe.");
+    /** {@link #layerT(String, int, int, double)} with post weights at t = 0. */
+    public static double layerT(String tensorName, int layer, int numLayers) {
+        return layerT(tensorName, layer, numLayers, 0.0);
     }
 }

@@ -3,6 +3,8 @@ package dev.mergeforge.lora;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mergeforge.arch.Architectures;
+import dev.mergeforge.arch.TensorRoles;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
@@ -74,7 +76,7 @@ public final class LoraExtractor {
 
     /** Writes adapter_model.safetensors and adapter_config.json into {@code out} (an empty directory). */
     public static Summary extract(Checkpoint base, Checkpoint ft, String baseRef, Options o, Path out) throws IOException {
-        boolean conv1d = "gpt2".equals(ft.config().path("model_type").asText());
+        TensorRoles roles = Architectures.roles(ft.config());
         List<String> toSave = new ArrayList<>(o.saveModules());
         Map<String, Integer> ranks = new LinkedHashMap<>();
         List<Part> parts = new ArrayList<>();
@@ -90,7 +92,8 @@ public final class LoraExtractor {
                 String biasName = module + ".bias";
                 TensorView bias = ft.contains(biasName) ? ft.tensor(biasName) : null;
                 if (bias != null) biasesDone.add(biasName);
-                boolean embedding = TokenizerPlan.isVocabTensor(name) || dev.mergeforge.run.LayerNames.isEmbedding(name);
+                boolean embedding = TokenizerPlan.isVocabTensor(name) || roles.isEmbedding(name);
+                boolean conv1d = roles.storedInOut(name);
                 boolean vocabDiffers = embedding && base.contains(name) && !base.tensor(name).shape().equals(w.shape());
                 if ((!o.embedLora() || vocabDiffers) && embedding && !matches(o.exclude(), module) && !toSave.contains(key)) {
                     LOG.warning("adding " + key + " to modules_to_save" + (vocabDiffers ? " (its rows differ from the base's)" : ""));

@@ -30,17 +30,17 @@ public final class Decoding {
             throw new IllegalArgumentException("decoding capacity " + capacity + " exceeded (" + length + " + " + n + ")");
         }
         int hd = c.hiddenSize();
-        float[] h = model.embed(ids, from, n);
+        float[] h = model.embed(ids, from, n, length);
         DecoderLayer.Scratch s = new DecoderLayer.Scratch(c, n);
         for (int i = 0; i < c.layers(); i++) {
-            model.decoderLayer().forward(model.layerWeights(i), h, n, length, kCache[i], vCache[i], s, ActivationObserver.NONE);
+            model.decoderLayer().forward(model.layerTensors(i), h, n, length, kCache[i], vCache[i], s, ActivationObserver.NONE);
         }
         length += n;
         // only the last position's row is normed and projected
         float[] last = new float[hd];
         System.arraycopy(h, (n - 1) * hd, last, 0, hd);
         float[] normed = new float[hd];
-        DecoderLayer.rmsNorm(last, 1, hd, model.finalNorm(), c.rmsNormEps(), normed);
+        model.finalNorm(last, 1, normed, ActivationObserver.NONE);
         return model.logits(normed, 1);
     }
 }

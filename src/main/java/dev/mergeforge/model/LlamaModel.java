@@ -2,6 +2,9 @@ package dev.mergeforge.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mergeforge.arch.Architecture;
+import dev.mergeforge.arch.Components;
+import dev.mergeforge.arch.Role;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
@@ -13,8 +16,11 @@ import java.nio.file.Path;
 import java.util.Arrays;
 
 /**
- * A Llama-family decoder (Llama 2/3, Mistral, Qwen2; Touvron et al. 2023, arXiv 2307.09288)
- * read from a Hugging Face directory, computed in float32 as transformers does.
+ * A decoder of any family with a forward pass here (see {@link dev.mergeforge.arch.Architectures}:
+ * Llama 2/3, Mistral, Qwen2/3, Gemma 2/3, Phi-3, OLMo 2, GPT-2, GPT-NeoX, Mixtral, Qwen3-MoE;
+ * Touvron et al. 2023, arXiv 2307.09288, for the Llama layout the others vary) read from a
+ * Hugging Face directory, computed in float32 as transformers does, from the components its
+ * family's descriptor names. (The class keeps its historical name.)
  *
  * <p>Memory: tensors stay in the memory-mapped safetensors files; a decoder layer is converted to
  * float32 only while it runs. {@link #hiddenStates} carries all sequences through one layer before
@@ -30,11 +36,14 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
     private final ModelConfig config;
     private final Parallel par;
     private final DecoderLayer layer;
-    private final LayerWeights[] resident;
+    private final LayerTensors[] resident;
     private final boolean keepLayers;
     private final TensorView embed;
+    private final TensorView positions;
+    private final float embedScale;
     private final TensorView lmHead;
     private final float[] finalNorm;
+    private final float[] finalNormBias;
     private final int bos;
     private float[] lmHeadResident;
 
@@ -43,20 +52,30 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         this.config = ModelConfig.fromJson(weights.config(), weights.describe() + "/config.json");
         this.par = par;
         this.keepLayers = keepLayers;
-        this.layer = new DecoderLayer(config, new Rope(config), par);
-        this.resident = new LayerWeights[config.layers()];
-        this.embed = weights.tensor("model.embed_tokens.weight");
+        Architecture arch = config.arch();
+        this.layer = new DecoderLayer(config, par);
+        this.resident = new LayerTensors[config.layers()];
+        this.embed = weights.tensor(arch.globalName(Role.EMBEDDING));
         Floats32.checkShape(embed, config.vocabSize(), config.hiddenSize());
-        if (weights.contains("lm_head.weight")) {
-            lmHead = weights.tensor("lm_head.weight");
+        String pos = arch.globalName(Role.POSITION_EMBEDDING);
+        this.positions = config.parts().positions() == Components.Positions.LEARNED ? weights.tensor(pos) : null;
+        if (positions != null) Floats32.checkShape(positions, config.variant().maxPositions(), config.hiddenSize());
+        // Gemma scales embeddings by √hidden, rounded to float32 as transformers does
+        this.embedScale = config.parts().scaleEmbedding() ? (float) Math.sqrt(config.hiddenSize()) : 1f;
+        String head = arch.globalName(Role.HEAD);
+        if (weights.contains(head)) {
+            lmHead = weights.tensor(head);
         } else if (config.tieWordEmbeddings()) {
             lmHead = embed;
         } else {
-            throw new CheckpointException(weights.describe() + ": no lm_head.weight and tie_word_embeddings is false; "
+            throw new CheckpointException(weights.describe() + ": no " + head + " and tie_word_embeddings is false; "
                     + "the checkpoint is incomplete");
         }
         Floats32.checkShape(lmHead, config.vocabSize(), config.hiddenSize());
-        this.finalNorm = Floats32.read(weights.tensor("model.norm.weight"), config.hiddenSize());
+        String norm = arch.globalName(Role.FINAL_NORM);
+        this.finalNorm = Floats32.read(weights.tensor(norm), config.hiddenSize());
+        String normBias = norm.substring(0, norm.length() - ".weight".length()) + ".bias";
+        this.finalNormBias = weights.contains(normBias) ? Floats32.read(weights.tensor(normBias), config.hiddenSize()) : null;
         this.bos = tokenizerHasBos ? config.bosTokenId() : -1;
     }
 
@@ -76,7 +95,7 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
     /**
      * The id that starts every sequence, or −1: config.json's {@code bos_token_id}, unless
      * tokenizer_config.json says {@code "bos_token": null} (Qwen2, whose config names a BOS id
-     * its tokenizer never adds).
+     * its tokenizer never adds) or {@code "add_bos_token": false} (GPT-2, GPT-NeoX).
      */
     public int bosTokenId() { return bos; }
 
@@ -85,7 +104,9 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         if (!Files.isRegularFile(tc)) return true;
         try {
             JsonNode n = new ObjectMapper().readTree(tc.toFile());
-            return n == null || !n.has("bos_token") || !n.get("bos_token").isNull();
+            if (n == null) return true;
+            if (n.has("add_bos_token") && n.get("add_bos_token").isBoolean() && !n.get("add_bos_token").asBoolean()) return false;
+            return !n.has("bos_token") || !n.get("bos_token").isNull();
         } catch (IOException e) {
             throw new CheckpointException(tc + ": cannot read (" + e.getMessage() + "); fix or remove the file", e);
         }
@@ -96,16 +117,19 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
 
     public Parallel parallel() { return par; }
 
-    /** Layer {@code i}'s weights in float32 (converted now unless kept resident); a device pass uploads them. */
-    public LayerWeights layerWeights(int i) {
-        LayerWeights w = resident[i];
+    /** Layer {@code i}'s weights in the Llama layout a device pass uploads (Llama, Mistral, Qwen2 only). */
+    public LayerWeights layerWeights(int i) { return LayerWeights.of(layerTensors(i)); }
+
+    /** Layer {@code i}'s weights in float32 by role (converted now unless kept resident). */
+    LayerTensors layerTensors(int i) {
+        LayerTensors w = resident[i];
         if (w != null) return w;
-        w = LayerWeights.load(weights, config, i);
+        w = LayerTensors.load(weights, config, i);
         if (keepLayers) resident[i] = w;
         return w;
     }
 
-    /** The final norm's weight (model.norm.weight) in float32. */
+    /** The final norm's weight in float32. */
     public float[] finalNormWeight() { return finalNorm.clone(); }
 
     /** Rows [r0, r0 + n) of lm_head (or the tied embeddings) as float32 into out[0..n·hidden). */
@@ -119,10 +143,14 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
      */
     public float[][] ropeTables(int positions) { return layer.rope().tables(positions); }
 
-    /** h[t] = embed_tokens[ids[t]] for a sequence. */
-    public float[] embed(int[] ids, int from, int n) {
+    /** h[t] = embed_tokens[ids[t]] for a sequence that starts at position 0. */
+    public float[] embed(int[] ids, int from, int n) { return embed(ids, from, n, 0); }
+
+    /** h[t] = embed[ids[t]]·scale (+ positions[pos0 + t] for learned positions), token t at position pos0 + t. */
+    float[] embed(int[] ids, int from, int n, int pos0) {
         int hd = config.hiddenSize();
         float[] h = new float[n * hd];
+        float[] p = positions == null ? null : new float[hd];
         for (int t = 0; t < n; t++) {
             int id = ids[from + t];
             if (id < 0 || id >= config.vocabSize()) {
@@ -130,6 +158,17 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
                         + "); the data was tokenized for another model");
             }
             Floats32.copy(embed, (long) id * hd, h, t * hd, hd);
+            if (embedScale != 1f) for (int j = 0; j < hd; j++) h[t * hd + j] *= embedScale;
+            if (p != null) {
+                int at = pos0 + t;
+                if (at >= config.variant().maxPositions()) {
+                    throw new ConfigException(name() + ": position " + at + " is beyond the " + config.variant().maxPositions()
+                            + " learned positions; use sequences of at most that many tokens");
+                }
+                Floats32.copy(positions, (long) at * hd, p, 0, hd);
+                // h = wte[id] + wpe[pos]
+                for (int j = 0; j < hd; j++) h[t * hd + j] += p[j];
+            }
         }
         return h;
     }
@@ -140,7 +179,29 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
      * final normed hidden states [len, hidden] (the input of lm_head).
      */
     @Override
-    public float[][] hiddenStates(int[][] sequences, ActivationObserver obs) {
+    public float[][] hiddenStates(int[][] sequences, ActivationObserver obs) { return hiddenStates(sequences, obs, null); }
+
+    /** Sees the residual stream of one sequence after a decoder layer. */
+    public interface LayerOutputs {
+        void accept(int layer, int sequence, float[] h);
+    }
+
+    /**
+     * The residual stream entering each decoder layer for one sequence, [layers][len·hidden]: the
+     * embeddings for layer 0, layer i−1's output for layer i (transformers' hidden_states[i]).
+     */
+    public float[][] layerInputs(int[] ids) {
+        int layers = config.layers();
+        float[][] out = new float[layers][];
+        out[0] = embed(ids, 0, ids.length);
+        hiddenStates(new int[][] {ids}, ActivationObserver.NONE, (i, b, h) -> {
+            if (i + 1 < layers) out[i + 1] = h.clone();
+        });
+        return out;
+    }
+
+    /** {@link #hiddenStates(int[][], ActivationObserver)}, showing {@code after} each layer's output (may be null). */
+    public float[][] hiddenStates(int[][] sequences, ActivationObserver obs, LayerOutputs after) {
         int hd = config.hiddenSize(), kvd = config.kvDim();
         int maxLen = Arrays.stream(sequences).mapToInt(s -> s.length).max().orElse(0);
         float[][] h = new float[sequences.length][];
@@ -148,18 +209,28 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         DecoderLayer.Scratch s = new DecoderLayer.Scratch(config, maxLen);
         float[] kc = new float[maxLen * kvd], vc = new float[maxLen * kvd];
         for (int i = 0; i < config.layers(); i++) {
-            LayerWeights w = layerWeights(i);
-            for (int b = 0; b < sequences.length; b++) layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
+            LayerTensors w = layerTensors(i);
+            for (int b = 0; b < sequences.length; b++) {
+                layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
+                if (after != null) after.accept(i, b, h[b]);
+            }
         }
         for (int b = 0; b < sequences.length; b++) {
             int n = sequences[b].length;
-            obs.accept("model.norm.weight", h[b], 0, n, hd);
             float[] out = new float[n * hd];
-            DecoderLayer.rmsNorm(h[b], n, hd, finalNorm, config.rmsNormEps(), out);
-            obs.accept("lm_head.weight", out, 0, n, hd);
+            finalNorm(h[b], n, out, obs);
             h[b] = out;
         }
         return h;
+    }
+
+    /** out = final_norm(h) for n rows, reporting the norm's and the head's inputs. */
+    void finalNorm(float[] h, int n, float[] out, ActivationObserver obs) {
+        int hd = config.hiddenSize();
+        Architecture arch = config.arch();
+        obs.accept(arch.globalName(Role.FINAL_NORM), h, 0, n, hd);
+        Norms.apply(config.parts().norm(), h, n, hd, finalNorm, finalNormBias, config.rmsNormEps(), out);
+        obs.accept(arch.globalName(Role.HEAD), out, 0, n, hd);
     }
 
     /** logits [tokens, vocab] = normed·lm_headᵀ, lm_head converted a slab of rows at a time. */
@@ -168,7 +239,7 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         float[] out = new float[tokens * vocab];
         if (lmHeadResident != null) {
             MatMul.linear(par, normed, 0, tokens, hd, lmHeadResident, 0, vocab, null, out, 0, vocab);
-            return out;
+            return softcap(out);
         }
         int rows = (int) Math.max(1, Math.min(vocab, LM_HEAD_CHUNK_FLOATS / hd));
         if (keepLayers && rows == vocab) {
@@ -182,7 +253,14 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
             // out[:, r0 + o] = normed · slab[o]
             MatMul.linear(par, normed, 0, tokens, hd, slab, 0, n, null, out, r0, vocab);
         }
-        return out;
+        return softcap(out);
+    }
+
+    /** logits = cap·tanh(logits/cap) where the family caps them (Gemma 2's final_logit_softcapping). */
+    private float[] softcap(float[] logits) {
+        float cap = (float) config.variant().finalSoftcap();
+        if (cap > 0) for (int i = 0; i < logits.length; i++) logits[i] = (float) Math.tanh(logits[i] / cap) * cap;
+        return logits;
     }
 
     /** Logits of every position of every sequence (each [len, vocab]). */
@@ -201,8 +279,6 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
 
     @Override
     public String describe() { return "cpu (" + par.threads() + " threads)"; }
-
-    float[] finalNorm() { return finalNorm; }
 
     @Override
     public void close() {

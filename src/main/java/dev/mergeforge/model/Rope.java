@@ -2,20 +2,26 @@ package dev.mergeforge.model;
 
 /**
  * Rotary position embedding in transformers' "rotate half" layout (Su et al. 2021,
- * arXiv 2104.09864): for pair i of a head, x[i] and x[i + d/2] rotate by angle pos·inv_freq[i].
+ * arXiv 2104.09864): for pair i of the rotating part of a head (its first {@code rot} dims,
+ * all of them unless the family rotates partially), x[i] and x[i + rot/2] rotate by angle
+ * pos·inv_freq[i]; the other dims pass through.
  */
 final class Rope {
     private final float[] invFreq;
     private final int headDim;
+    private final int rot;
 
-    Rope(ModelConfig c) {
+    Rope(ModelConfig c) { this(c, c.ropeTheta(), c.ropeScaling()); }
+
+    Rope(ModelConfig c, double theta, RopeScaling scaling) {
         this.headDim = c.headDim();
-        this.invFreq = c.ropeScaling().inverseFrequencies(c.ropeTheta(), c.headDim());
+        this.rot = c.variant().rotaryDims();
+        this.invFreq = scaling.inverseFrequencies(theta, rot);
     }
 
-    /** cos and sin of the angles of position pos into cos[at..at+d/2), sin[at..at+d/2). */
+    /** cos and sin of the angles of position pos into cos[at..at+rot/2), sin[at..at+rot/2). */
     private void angles(int pos, float[] cos, float[] sin, int at) {
-        for (int i = 0; i < headDim / 2; i++) {
+        for (int i = 0; i < rot / 2; i++) {
             // angle = pos·inv_freq[i], in float32 as transformers computes it
             float a = (float) pos * invFreq[i];
             cos[at + i] = (float) Math.cos(a);
@@ -23,9 +29,9 @@ final class Rope {
         }
     }
 
-    /** {cos, sin} tables [positions, d/2] of positions 0..positions-1 (for a device forward pass). */
+    /** {cos, sin} tables [positions, d/2] of positions 0..positions-1 (for a device forward pass; full rotation only). */
     float[][] tables(int positions) {
-        int half = headDim / 2;
+        int half = rot / 2;
         float[] cos = new float[positions * half], sin = new float[positions * half];
         for (int p = 0; p < positions; p++) angles(p, cos, sin, p * half);
         return new float[][] {cos, sin};
@@ -33,7 +39,7 @@ final class Rope {
 
     /** Rotates x [tokens, heads·d] in place; token t sits at position pos0 + t. */
     void apply(float[] x, int tokens, int heads, int pos0) {
-        int half = headDim / 2, width = heads * headDim;
+        int half = rot / 2, width = heads * headDim;
         float[] cos = new float[half], sin = new float[half];
         for (int t = 0; t < tokens; t++) {
             angles(pos0 + t, cos, sin, 0);

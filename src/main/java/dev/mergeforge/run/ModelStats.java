@@ -2,6 +2,8 @@ package dev.mergeforge.run;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.mergeforge.arch.Architectures;
+import dev.mergeforge.arch.TensorRoles;
 import dev.mergeforge.config.CalibrationSettings;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
@@ -42,6 +44,12 @@ final class ModelStats implements AutoCloseable {
             throw new ConfigException(where + ": " + (kind == MethodSpec.Stats.GRAM ? "regmean" : "fisher") + " needs statistics of "
                     + model.ref() + "; add calibration: {stats: FILE} or calibration: {data: FILE} under it or at the top level");
         }
+        TensorRoles roles = Architectures.roles(model.config());
+        if (kind == MethodSpec.Stats.GRAM && roles.storedInOut("")) {
+            // RegMean's solve reads W as [out, in]; a Conv1D stores Wᵀ (the descriptor says so)
+            throw new ConfigException(where + ": regmean does not support " + roles.family() + ", whose linears are stored (in, out) as Conv1D; "
+                    + "merge " + model.ref() + " with a method that needs no Grams");
+        }
         Path p = locator.locate(model, settings, kind, where + ".calibration");
         SafetensorsFile f = SafetensorsFile.open(p);
         files.put(model.ref(), f);
@@ -80,12 +88,24 @@ final class ModelStats implements AutoCloseable {
         }
         long found = out.stream().filter(x -> x != null).count();
         if (found == 0) return List.of();
+        // a Gram of zeros (an MoE expert no calibration token reached) carries no information:
+        // the tensor is merged as if it had no Grams (weighted average) rather than solved to zero
+        if (kind == MethodSpec.Stats.GRAM && found == out.size() && out.stream().anyMatch(ModelStats::zeroGram)) return List.of();
         if (found < out.size()) {
             int have = out.indexOf(out.stream().filter(x -> x != null).findFirst().orElseThrow()), miss = out.indexOf(null);
             throw new CheckpointException("tensor '" + inputs.get(miss).name() + "' has a Gram in " + files.get(refs.get(have)).path()
                     + " but none in " + files.get(refs.get(miss)).path() + "; compute every model's Grams the same way");
         }
         return out;
+    }
+
+    /** True when a float32 Gram's diagonal is all zero (no token reached its linear). */
+    private static boolean zeroGram(TensorView g) {
+        if (g.dtype() != dev.mergeforge.tensor.DType.F32) return false;
+        long n = g.shape().dim(0);
+        var f32 = java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (long i = 0; i < n; i++) if (g.data().getAtIndex(f32, i * n + i) != 0f) return false;
+        return true;
     }
 
     private TensorView find(String ref, TensorView w) {

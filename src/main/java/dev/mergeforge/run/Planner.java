@@ -1,6 +1,8 @@
 package dev.mergeforge.run;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.mergeforge.arch.Architectures;
+import dev.mergeforge.arch.TensorRoles;
 import dev.mergeforge.config.ConfigReader;
 import dev.mergeforge.config.MergeConfig;
 import dev.mergeforge.config.ModelEntry;
@@ -158,14 +160,15 @@ public final class Planner {
             stats.add(models.get(i), m.calibration() != null ? m.calibration() : cfg.calibration(), "models[" + i + "]", locator);
         }
         int layers = numLayers(ref);
+        TensorRoles roles = Architectures.roles(ref.config());
         TokenizerPlan tok = in.tokenizer(cfg);
         List<PlannedTensor> out = new ArrayList<>();
         for (String name : ref.names()) {
             in.beginTensor();
             TensorView r = in.tensor(ref, name);
-            int layer = LayerNames.layerOf(name);
+            int layer = roles.layerOf(name);
             if (layer >= layers) throw beyondStack(ref, name, layer, layers);
-            double t = ConfigReader.layerT(name, layer, layers, cfg.postWeightsT());
+            double t = ConfigReader.layerT(layer, roles.isPre(name), layers, cfg.postWeightsT());
             TensorView b = base == null ? null : in.tensor(base, name);
             List<TensorView> views = new ArrayList<>();
             List<Params> params = new ArrayList<>();
@@ -180,10 +183,10 @@ public final class Planner {
                 if (base != null) b = permuted.get(cfg.baseModel());
             }
             for (int i = 0; i < models.size(); i++) {
-                views.add(permuted != null ? permuted.get(refs.get(i)) : sameShape(in, ref, r, models.get(i), name));
+                views.add(permuted != null ? permuted.get(refs.get(i)) : sameShape(in, roles, r, models.get(i), name));
                 params.add(cfg.modelParams(i, name, t));
             }
-            out.add(tensor(cfg, spec, name, r, b, views, params, cfg.globalParams(name, t), baseIndex, layer, stats, refs));
+            out.add(tensor(roles, cfg, spec, name, r, b, views, params, cfg.globalParams(name, t), baseIndex, layer, stats, refs));
         }
         return new Plan(cfg, out, ref, layers);
     }
@@ -201,6 +204,7 @@ public final class Planner {
             for (Slice s : slices) for (SliceSource src : s.sources()) in.stats(spec.stats()).add(in.get(src.model()), cfg.calibration(), "calibration (top level)", locator);
         }
         int refLayers = numLayers(ref);
+        TensorRoles roles = Architectures.roles(ref.config());
         List<PlannedTensor> pre = new ArrayList<>(), layerTensors = new ArrayList<>(), post = new ArrayList<>();
         int outLayer = 0;
         for (int si = 0; si < slices.size(); si++) {
@@ -220,19 +224,19 @@ public final class Planner {
             for (int idx = 0; idx < len; idx++, outLayer++) {
                 double t = len > 1 ? (double) idx / (len - 1) : 1.0;
                 // each output layer takes its tensor set from its own source layer: stacks may differ per layer (dense, then MoE)
-                for (String name : layerNames(in, s, idx, si)) {
-                    String outName = LayerNames.withLayer(name, outLayer);
-                    layerTensors.add(sliceTensor(cfg, spec, in, si, s, idx, t, name, outName, outLayer));
+                for (String name : layerNames(in, roles, s, idx, si)) {
+                    String outName = roles.withLayer(name, outLayer);
+                    layerTensors.add(sliceTensor(roles, cfg, spec, in, si, s, idx, t, name, outName, outLayer));
                 }
             }
         }
         for (String name : ref.names()) {
-            if (LayerNames.layerOf(name) >= refLayers) throw beyondStack(ref, name, LayerNames.layerOf(name), refLayers);
-            if (LayerNames.layerOf(name) >= 0) continue;
-            boolean isPre = LayerNames.isPre(name);
+            if (roles.layerOf(name) >= refLayers) throw beyondStack(ref, name, roles.layerOf(name), refLayers);
+            if (roles.layerOf(name) >= 0) continue;
+            boolean isPre = roles.isPre(name);
             int si = isPre ? 0 : slices.size() - 1;
             double t = isPre ? 0.0 : cfg.postWeightsT();
-            (isPre ? pre : post).add(sliceTensor(cfg, spec, in, si, slices.get(si), -1, t, name, name, -1));
+            (isPre ? pre : post).add(sliceTensor(roles, cfg, spec, in, si, slices.get(si), -1, t, name, name, -1));
         }
         List<PlannedTensor> all = new ArrayList<>(pre);
         all.addAll(layerTensors);
@@ -245,12 +249,12 @@ public final class Planner {
      * The tensor names of the layer at {@code offset} of slice {@code s}, read from its first source
      * (in that source's layer numbering); every other source must hold the same set at its own layer.
      */
-    private static List<String> layerNames(Inputs in, Slice s, int offset, int si) {
+    private static List<String> layerNames(Inputs in, TensorRoles roles, Slice s, int offset, int si) {
         List<List<String>> sets = new ArrayList<>();
         for (SliceSource src : s.sources()) {
             int layer = src.layerStart() + offset;
             List<String> names = new ArrayList<>();
-            for (String n : in.get(src.model()).names()) if (LayerNames.layerOf(n) == layer) names.add(n);
+            for (String n : in.get(src.model()).names()) if (roles.layerOf(n) == layer) names.add(n);
             if (names.isEmpty()) {
                 throw new CheckpointException(src.model() + " has no tensors for layer " + layer + " (slices[" + si
                         + "]); check the layer_range against the model's layers");
@@ -262,7 +266,7 @@ public final class Planner {
         for (int j = 1; j < sets.size(); j++) {
             int layer = s.sources().get(j).layerStart() + offset;
             java.util.Set<String> want = new java.util.HashSet<>();
-            for (String n : first) want.add(LayerNames.withLayer(n, layer));
+            for (String n : first) want.add(roles.withLayer(n, layer));
             for (String n : sets.get(j)) {
                 if (!want.contains(n)) {
                     throw new CheckpointException("slices[" + si + "]: " + s.sources().get(j).model() + " has '" + n + "' but layer "
@@ -273,7 +277,7 @@ public final class Planner {
         return first;
     }
 
-    private static PlannedTensor sliceTensor(MergeConfig cfg, MethodSpec spec, Inputs in, int si, Slice s, int idx, double t,
+    private static PlannedTensor sliceTensor(TensorRoles roles, MergeConfig cfg, MethodSpec spec, Inputs in, int si, Slice s, int idx, double t,
                                              String templateName, String outName, int outLayer) {
         String baseRef = cfg.sliceBaseModel(si);
         Checkpoint base = baseRef == null ? null : in.get(baseRef);
@@ -295,11 +299,11 @@ public final class Planner {
         for (int j = 0; j < s.sources().size(); j++) {
             SliceSource src = s.sources().get(j);
             Checkpoint c = in.get(src.model());
-            String inName = idx < 0 ? templateName : LayerNames.withLayer(templateName, src.layerStart() + idx);
+            String inName = idx < 0 ? templateName : roles.withLayer(templateName, src.layerStart() + idx);
             if (!c.contains(inName)) throw missing(c, inName);
             TensorView v = permuted != null ? permuted.get(src.model()) : in.tensor(c, inName);
             if (first == null) first = v;
-            else if (!v.shape().equals(first.shape())) throw shapeMismatch(inName, first, v);
+            else if (!v.shape().equals(first.shape())) throw shapeMismatch(roles, inName, first, v);
             views.add(v);
             refs.add(src.model());
             params.add(cfg.sliceSourceParams(si, j, inName, t));
@@ -309,23 +313,23 @@ public final class Planner {
         if (base != null) {
             int baseLayerIdx = idx < 0 ? -1 : s.sources().stream().filter(x -> x.model().equals(baseRef))
                     .mapToInt(x -> x.layerStart() + idx).findFirst().orElse(s.sources().getFirst().layerStart() + idx);
-            String bn = idx < 0 ? templateName : LayerNames.withLayer(templateName, baseLayerIdx);
+            String bn = idx < 0 ? templateName : roles.withLayer(templateName, baseLayerIdx);
             if (!base.contains(bn)) throw missing(base, bn);
             b = permuted != null ? permuted.get(baseRef) : in.tensor(base, bn);
         }
         ModelStats stats = spec.stats() == MethodSpec.Stats.NONE ? null : in.stats(spec.stats());
-        return tensor(cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.sliceGlobalParams(si, outName, t), baseIndex,
+        return tensor(roles, cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.sliceGlobalParams(si, outName, t), baseIndex,
                 outLayer, stats, refs);
     }
 
-    private static PlannedTensor tensor(MergeConfig cfg, MethodSpec spec, String name, TensorView ref, TensorView base,
+    private static PlannedTensor tensor(TensorRoles roles, MergeConfig cfg, MethodSpec spec, String name, TensorView ref, TensorView base,
                                         List<TensorView> views, List<Params> params, Params global, int baseIndex, int layer,
                                         ModelStats stats, List<String> refs) {
         boolean copyOnly = !ref.dtype().isFloat();
         DType out = copyOnly ? ref.dtype() : (cfg.outDtype() != null ? cfg.outDtype() : cfg.dtype() != null ? cfg.dtype()
                 : base != null ? base.dtype() : ref.dtype());
         if (out == DType.F64 && !copyOnly) out = DType.F32;
-        if (base != null && !base.shape().equals(ref.shape())) throw shapeMismatch(name, ref, base);
+        if (base != null && !base.shape().equals(ref.shape())) throw shapeMismatch(roles, name, ref, base);
         if (stats == null || copyOnly) return new PlannedTensor(name, ref.shape(), out, base, views, params, global, baseIndex, layer, copyOnly);
         List<Params> withNorms = new ArrayList<>();
         for (int i = 0; i < params.size(); i++) withNorms.add(stats.withNorm(params.get(i), refs.get(i), global.flag("normalize", true)));
@@ -337,10 +341,10 @@ public final class Planner {
         return in.tensor(c, name);
     }
 
-    private static TensorView sameShape(Inputs in, Checkpoint ref, TensorView r, Checkpoint other, String name) {
+    private static TensorView sameShape(Inputs in, TensorRoles roles, TensorView r, Checkpoint other, String name) {
         if (!other.contains(name)) throw missing(other, name);
         TensorView v = in.tensor(other, name);
-        if (!v.shape().equals(r.shape())) throw shapeMismatch(name, r, v);
+        if (!v.shape().equals(r.shape())) throw shapeMismatch(roles, name, r, v);
         return v;
     }
 
@@ -356,9 +360,9 @@ public final class Planner {
                 + "; all merged models must have the same tensors (check that they share one architecture)");
     }
 
-    static CheckpointException shapeMismatch(String name, TensorView a, TensorView b) {
+    static CheckpointException shapeMismatch(TensorRoles roles, String name, TensorView a, TensorView b) {
         // a vocabulary difference: an embedding or output head whose shapes differ in the rows only
-        boolean vocab = (LayerNames.isEmbedding(name) || name.contains("lm_head")) && a.shape().rank() == b.shape().rank()
+        boolean vocab = (roles.isEmbedding(name) || roles.isHead(name)) && a.shape().rank() == b.shape().rank()
                 && a.shape().rank() >= 1 && a.shape().dim(0) != b.shape().dim(0)
                 && java.util.Arrays.equals(a.shape().dims(), 1, a.shape().rank(), b.shape().dims(), 1, b.shape().rank());
         return new CheckpointException("tensor '" + name + "' has shape " + a.shape() + " in " + a.source() + " but "
@@ -391,14 +395,13 @@ public final class Planner {
         return mt == null ? null : mt.asText();
     }
 
-    /** Decoder layers from config.json (num_hidden_layers, n_layer or num_layers), else from the tensor names. */
+    /** Decoder layers from config.json (the key the family's descriptor names), else from the tensor names. */
     public static int numLayers(Checkpoint c) {
-        JsonNode cfg = c.config();
-        for (String k : List.of("num_hidden_layers", "n_layer", "num_layers")) {
-            if (cfg.has(k) && cfg.get(k).canConvertToInt()) return cfg.get(k).asInt();
-        }
+        TensorRoles roles = Architectures.roles(c.config());
+        int n = roles.layerCount(c.config());
+        if (n >= 0) return n;
         int max = -1;
-        for (String n : c.names()) max = Math.max(max, LayerNames.layerOf(n));
+        for (String name : c.names()) max = Math.max(max, roles.layerOf(name));
         return max + 1;
     }
 }

@@ -1,5 +1,6 @@
 package dev.mergeforge.aim;
 
+import dev.mergeforge.arch.Architectures;
 import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.io.SafetensorsWriter;
@@ -74,7 +75,7 @@ class AimRelaxerTest {
         Path p = stats(Map.of("model.layers.0.mlp.down_proj.weight", s));
         float[] base = random(r, rows * cols), merged = random(r, rows * cols);
         for (double omega : new double[] {0.0, 0.2, 0.4, 1.0}) {
-            try (AimRelaxer aim = new AimRelaxer(p, AimRelaxer.Settings.of(omega), false, false)) {
+            try (AimRelaxer aim = new AimRelaxer(p, AimRelaxer.Settings.of(omega), Architectures.LLAMA, false)) {
                 Tile b = Tile.ofArray(Shape.of(rows, cols), base.clone()), m = Tile.ofArray(Shape.of(rows, cols), merged.clone());
                 aim.apply(BE, "model.layers.0.mlp.down_proj.weight", b.shape(), b, m);
                 double[] ref = reference(base, merged, s, omega, rows, cols, false);
@@ -90,8 +91,8 @@ class AimRelaxerTest {
         float[] s = {0.1f, 0.5f, 3.0f, 0.2f, 0.0f, 1.0f, 2.0f, 0.3f}; // channel 2 is the most important
         Path p = stats(Map.of("model.layers.1.self_attn.q_proj.weight", s));
         float[] base = random(r, rows * cols), merged = random(r, rows * cols);
-        try (AimRelaxer one = new AimRelaxer(p, AimRelaxer.Settings.of(1.0), false, false);
-             AimRelaxer zero = new AimRelaxer(p, AimRelaxer.Settings.of(0.0), false, false)) {
+        try (AimRelaxer one = new AimRelaxer(p, AimRelaxer.Settings.of(1.0), Architectures.LLAMA, false);
+             AimRelaxer zero = new AimRelaxer(p, AimRelaxer.Settings.of(0.0), Architectures.LLAMA, false)) {
             Tile b = Tile.ofArray(Shape.of(rows, cols), base.clone()), m = Tile.ofArray(Shape.of(rows, cols), merged.clone());
             one.apply(BE, "model.layers.1.self_attn.q_proj.weight", b.shape(), b, m);
             for (int i = 0; i < merged.length; i++) assertEquals(Float.floatToRawIntBits(merged[i]), Float.floatToRawIntBits(m.get(i)));
@@ -116,7 +117,7 @@ class AimRelaxerTest {
         v.put("transformer.h.0.ln_1.weight", sNorm);
         Path p = stats(v);
         float[] base = random(r, rows * cols), merged = random(r, rows * cols);
-        try (AimRelaxer aim = new AimRelaxer(p, AimRelaxer.Settings.of(0.4), true, true)) {
+        try (AimRelaxer aim = new AimRelaxer(p, AimRelaxer.Settings.of(0.4), Architectures.GPT2, true)) {
             Tile b = Tile.ofArray(Shape.of(rows, cols), base.clone()), m = Tile.ofArray(Shape.of(rows, cols), merged.clone());
             aim.apply(BE, "transformer.h.0.mlp.c_fc.weight", b.shape(), b, m);
             double[] ref = reference(base, merged, sIn, 0.4, rows, cols, true);
@@ -133,8 +134,8 @@ class AimRelaxerTest {
     void embeddingsBiasesTiedHeadAndFilteredTensorsAreUntouched() {
         Path p = stats(Map.of("lm_head.weight", new float[] {1, 2}, "model.layers.0.self_attn.q_proj.bias", new float[] {1, 2},
                 "model.embed_tokens.weight", new float[] {1, 2}, "model.layers.0.mlp.up_proj.weight", new float[] {1, 2}));
-        try (AimRelaxer tied = new AimRelaxer(p, AimRelaxer.Settings.of(0.4), false, true);
-             AimRelaxer filtered = new AimRelaxer(p, new AimRelaxer.Settings(0.4, AimRelaxer.Scaling.IDENTITY, 1, List.of(), List.of("mlp")), false, false)) {
+        try (AimRelaxer tied = new AimRelaxer(p, AimRelaxer.Settings.of(0.4), Architectures.LLAMA, true);
+             AimRelaxer filtered = new AimRelaxer(p, new AimRelaxer.Settings(0.4, AimRelaxer.Scaling.IDENTITY, 1, List.of(), List.of("mlp")), Architectures.LLAMA, false)) {
             assertFalse(tied.applies("lm_head.weight"));
             assertFalse(tied.applies("model.embed_tokens.weight"));
             assertFalse(tied.applies("model.layers.0.self_attn.q_proj.bias"));
@@ -148,7 +149,7 @@ class AimRelaxerTest {
     void powerScalingRaisesTheImportance() {
         float[] s = {1, 2, 4};
         Path p = stats(Map.of("model.norm.weight", s));
-        try (AimRelaxer aim = new AimRelaxer(p, new AimRelaxer.Settings(0.5, AimRelaxer.Scaling.POWER, 2.0, List.of(), List.of()), false, false)) {
+        try (AimRelaxer aim = new AimRelaxer(p, new AimRelaxer.Settings(0.5, AimRelaxer.Scaling.POWER, 2.0, List.of(), List.of()), Architectures.LLAMA, false)) {
             Tile b = Tile.ofArray(0, 0, 0), m = Tile.ofArray(1, 1, 1);
             aim.apply(BE, "model.norm.weight", b.shape(), b, m);
             for (int j = 0; j < 3; j++) {
@@ -161,7 +162,7 @@ class AimRelaxerTest {
     @Test
     void aStatisticOfTheWrongLengthNamesTheTensorAndTheFile() {
         Path p = stats(Map.of("model.layers.0.mlp.down_proj.weight", new float[] {1, 2, 3}));
-        try (AimRelaxer aim = new AimRelaxer(p, AimRelaxer.Settings.of(0.4), false, false)) {
+        try (AimRelaxer aim = new AimRelaxer(p, AimRelaxer.Settings.of(0.4), Architectures.LLAMA, false)) {
             Tile b = Tile.ofArray(Shape.of(2, 4), new float[8]), m = Tile.ofArray(Shape.of(2, 4), new float[8]);
             CheckpointException e = assertThrows(CheckpointException.class, () -> aim.apply(BE, "model.layers.0.mlp.down_proj.weight", b.shape(), b, m));
             assertTrue(e.getMessage().contains("model.layers.0.mlp.down_proj.weight") && e.getMessage().contains("stats.safetensors")

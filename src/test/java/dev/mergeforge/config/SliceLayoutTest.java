@@ -153,10 +153,11 @@ class SliceLayoutTest {
 
     @Test
     void layerIndexOfNames() {
-        assertEquals(12, ConfigReader.layerIndexOf("model.layers.12.mlp.down_proj.weight"));
-        assertEquals(3, ConfigReader.layerIndexOf("transformer.h.3.ln_1.weight"));
-        assertEquals(0, ConfigReader.layerIndexOf("bert.encoder.layer.0.attention.self.query.weight"));
-        assertEquals(-1, ConfigReader.layerIndexOf("model.norm.weight"));
-        assertEquals(-1, ConfigReader.layerIndexOf("lm_head.weight"));
+        var names = new dev.mergeforge.arch.UnknownArchitecture("(test)", null);
+        assertEquals(12, names.layerOf("model.layers.12.mlp.down_proj.weight"));
+        assertEquals(3, names.layerOf("transformer.h.3.ln_1.weight"));
+        assertEquals(0, names.layerOf("bert.encoder.layer.0.attention.self.query.weight"));
+        assertEquals(-1, names.layerOf("model.norm.weight"));
+        assertEquals(-1, names.layerOf("lm_head.weight"));
     }
 }

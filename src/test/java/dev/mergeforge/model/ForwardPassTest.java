@@ -124,7 +124,7 @@ public class ForwardPassTest {
     @Test
     void refusesUnsupportedModelsWithTheKeyNamed(@TempDir Path dir) throws IOException {
         TinyModel tiny = qwen2();
-        tiny.config.put("hidden_act", "gelu");
+        tiny.config.put("hidden_act", "relu");
         tiny.write(dir, DType.F32);
         ConfigException e = assertThrows(ConfigException.class, () -> LlamaModel.open(dir, PAR, false));
         assertTrue(e.getMessage().contains("hidden_act"), e.getMessage());

@@ -44,7 +44,7 @@ class FusedChunksTest {
         Path cfg = Files.writeString(dir.resolve(name + ".yml"), yaml);
         Path out = dir.resolve(name + "-" + be.name() + "-" + chunk);
         try (Planner.Inputs in = new Planner.Inputs();
-             AimRelaxer aim = act == null ? null : new AimRelaxer(act, AimRelaxer.Settings.of(0.3), false, false)) {
+             AimRelaxer aim = act == null ? null : new AimRelaxer(act, AimRelaxer.Settings.of(0.3), dev.mergeforge.arch.Architectures.LLAMA, false)) {
             Planner.Plan plan = Planner.plan(ConfigReader.read(cfg), in);
             Merger.run(plan, in, out, new Merger.Options(be, 0, 1L << 40, true, false, aim, Events.NONE, chunk));
         }

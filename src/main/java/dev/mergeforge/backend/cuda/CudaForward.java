@@ -116,8 +116,15 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
         this.ownsDevice = ownsDevice;
     }
 
-    /** Throws naming the model unless the kernels handle its shape (head_dim up to the attention kernel's 256). */
+    /** The families whose forward pass the kernels implement (Llama layout, one window for all layers). */
+    static final java.util.List<String> COVERED = java.util.List.of("llama", "mistral", "qwen2");
+
+    /** Throws naming the model unless the kernels handle its family and shape (head_dim up to the attention kernel's 256). */
     static void checkSupported(ModelConfig c, String name) {
+        if (!COVERED.contains(c.arch().family())) {
+            throw new ConfigException(name + ": the CUDA forward pass covers " + String.join(", ", COVERED) + ", not "
+                    + c.arch().family() + "; use --device cpu");
+        }
         if (c.headDim() > ForwardOps.MAX_HEAD_DIM) {
             throw new ConfigException(name + ": head_dim " + c.headDim() + " is larger than the CUDA attention kernel's "
                     + ForwardOps.MAX_HEAD_DIM + "; use --device cpu");
@@ -211,7 +218,7 @@ public final class CudaForward implements ForwardPass, AutoCloseable {
     private void layer(DeviceLayer w, DeviceBuffer h, ForwardPlan.Chunk ch, Work s, DeviceObservation ob) {
         int hd = c.hiddenSize(), qd = c.qDim(), kvd = c.kvDim(), f = c.intermediateSize(), rows = ch.tokens();
         DeviceBuffer pos = s.pos.slice(4L * ch.row0(), 4L * rows);
-        String p = LayerWeights.prefix(w.index);
+        String p = c.arch().layerPrefix() + w.index + ".";
         ob.see(h, ch, hd, p + "input_layernorm.weight");
         // xn = h / sqrt(mean(h²) + eps) ⊙ g
         fops.rmsNorm(h, w.inputNorm, c.rmsNormEps(), hd, s.xn, rows);

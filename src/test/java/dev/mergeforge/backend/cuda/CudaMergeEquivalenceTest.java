@@ -159,7 +159,7 @@ class CudaMergeEquivalenceTest {
         MergeConfig cfg = ConfigReader.read(cfgFile);
         Path out = dir.resolve(name + "-" + be.name());
         try (Planner.Inputs in = new Planner.Inputs();
-             AimRelaxer relax = aim ? new AimRelaxer(act, AimRelaxer.Settings.of(0.3), false, false) : null) {
+             AimRelaxer relax = aim ? new AimRelaxer(act, AimRelaxer.Settings.of(0.3), dev.mergeforge.arch.Architectures.LLAMA, false) : null) {
             Planner.Plan plan = Planner.plan(cfg, in, StatsLocator.calibrating(null, n -> { }));
             Merger.run(plan, in, out, new Merger.Options(be, 3, 1L << 40, true, false, relax, Events.NONE));
         }

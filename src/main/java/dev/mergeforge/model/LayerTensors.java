@@ -1,0 +1,111 @@
+package dev.mergeforge.model;
+
+import dev.mergeforge.arch.Architecture;
+import dev.mergeforge.arch.Components;
+import dev.mergeforge.arch.Role;
+import dev.mergeforge.arch.WeightSpec;
+import dev.mergeforge.io.TensorView;
+
+import java.util.EnumMap;
+import java.util.Map;
+
+/**
+ * One decoder layer's weights in float32 by {@link Role}, as its family's descriptor lists them:
+ * projections row-major [out, in] (a Conv1D (in, out) weight is transposed on load), biases
+ * where the checkpoint has them, experts' weights per expert. Also the weight names the forward
+ * pass reports module inputs under.
+ */
+final class LayerTensors {
+    final int index;
+    private final Map<Role, float[]> weights = new EnumMap<>(Role.class);
+    private final Map<Role, float[]> biases = new EnumMap<>(Role.class);
+    private final Map<Role, String> names = new EnumMap<>(Role.class);
+    /** [expert][0 gate, 1 up, 2 down] */
+    final float[][][] experts;
+    final String[][] expertNames;
+
+    private LayerTensors(int index, int experts) {
+        this.index = index;
+        this.experts = new float[experts][3][];
+        this.expertNames = new String[experts][3];
+    }
+
+    float[] w(Role r) { return weights.get(r); }
+
+    float[] b(Role r) { return biases.get(r); }
+
+    boolean has(Role r) { return weights.containsKey(r); }
+
+    /** The stored name of the weight with this role (what the observer is told). */
+    String name(Role r) { return names.get(r); }
+
+    /** Reads and converts layer {@code i}, checking every shape against the config. */
+    static LayerTensors load(WeightSource src, ModelConfig c, int i) {
+        Architecture a = c.arch();
+        LayerTensors t = new LayerTensors(i, c.variant().experts());
+        for (WeightSpec s : a.layer()) {
+            if (s.role().isExpert()) {
+                int slot = switch (s.role()) {
+                    case EXPERT_GATE -> 0;
+                    case EXPERT_UP -> 1;
+                    default -> 2;
+                };
+                for (int e = 0; e < c.variant().experts(); e++) {
+                    String n = a.layerName(i, s, e);
+                    t.experts[e][slot] = read(src, n, dims(c, s.role()), a.storedInOut());
+                    t.expertNames[e][slot] = n;
+                }
+                continue;
+            }
+            String n = a.layerName(i, s, -1);
+            long[] d = dims(c, s.role());
+            t.names.put(s.role(), n);
+            t.weights.put(s.role(), read(src, n, d, a.storedInOut() && d.length == 2));
+            String bias = n.substring(0, n.length() - ".weight".length()) + ".bias";
+            if (src.contains(bias)) t.biases.put(s.role(), Floats32.read(src.tensor(bias), d[0]));
+        }
+        return t;
+    }
+
+    private static float[] read(WeightSource src, String name, long[] d, boolean transposed) {
+        TensorView v = src.tensor(name);
+        if (!transposed) return Floats32.read(v, d);
+        float[] io = Floats32.read(v, d[1], d[0]);
+        int out = (int) d[0], in = (int) d[1];
+        float[] oi = new float[io.length];
+        // W[o][i] = stored[i][o]
+        for (int r = 0; r < in; r++) for (int o = 0; o < out; o++) oi[o * in + r] = io[r * out + o];
+        return oi;
+    }
+
+    /** The [out, in] (or [width]) shape config.json implies for a role. */
+    static long[] dims(ModelConfig c, Role r) {
+        long h = c.hiddenSize(), q = c.qDim(), kv = c.kvDim(), f = c.intermediateSize(), fe = c.variant().expertIntermediate();
+        boolean perHead = c.parts().qkNorm() == Components.QkNorm.PER_HEAD;
+        return switch (r) {
+            case ATTN_NORM, ATTN_OUT_NORM, MLP_NORM, MLP_OUT_NORM, FINAL_NORM -> new long[] {h};
+            case Q_NORM -> new long[] {perHead ? c.headDim() : q};
+            case K_NORM -> new long[] {perHead ? c.headDim() : kv};
+            case Q -> new long[] {q, h};
+            case K, V -> new long[] {kv, h};
+            case QKV -> new long[] {q + 2 * kv, h};
+            case O -> new long[] {h, q};
+            case GATE, UP -> new long[] {f, h};
+            case GATE_UP -> new long[] {2 * f, h};
+            case DOWN -> new long[] {h, f};
+            case ROUTER -> new long[] {c.variant().experts(), h};
+            case EXPERT_GATE, EXPERT_UP -> new long[] {fe, h};
+            case EXPERT_DOWN -> new long[] {h, fe};
+            case EMBEDDING, POSITION_EMBEDDING, HEAD -> throw new IllegalArgumentException(r + " is not a layer weight");
+        };
+    }
+
+    /** Bytes of float32 this layer holds (for memory budgeting). */
+    long bytes() {
+        long n = 0;
+        for (float[] x : weights.values()) n += 4L * x.length;
+        for (float[] x : biases.values()) n += 4L * x.length;
+        for (float[][] e : experts) for (float[] x : e) if (x != null) n += 4L * x.length;
+        return n;
+    }
+}
