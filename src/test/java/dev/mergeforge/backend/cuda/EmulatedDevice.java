@@ -306,8 +306,9 @@ final class EmulatedDevice implements Device {
             done[s.ordinal()]++;
         }
 
+        /** The sticky failure, as a new exception each time (a caller may see it more than once). */
         private void rethrow() {
-            if (failure != null) throw failure;
+            if (failure != null) throw new IllegalStateException(failure.getMessage(), failure);
         }
     }
 }
