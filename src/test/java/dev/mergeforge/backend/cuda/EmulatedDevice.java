@@ -34,9 +34,10 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * kernel reading bytes nobody wrote shows up as a mismatch.
  *
  * <p>The two streams are real queues that complete <em>out of order</em>: every upload, zero,
- * launch and prefetch is queued on its stream, and after each call a seeded random number of
- * ready operations of either stream run, so the copy stream may run ahead of or behind the compute
- * stream unless an event ({@link #await}) orders them. {@link #download} and {@link #sync} run the
+ * launch and prefetch is queued on its stream, and after each call some ready operations run, so
+ * the copy stream may run ahead of or behind the compute stream unless an event ({@link #await})
+ * orders them. How they progress is a {@link StreamOrder}; devices take the three in turn (from
+ * the seed), so a suite meets each. {@link #download} and {@link #sync} run the
  * compute stream to its end (and the copy-stream work it waits for); {@link #free} and
  * {@link #close} run everything first, as cuMemFree synchronises. A kernel's failure is sticky and
  * surfaces at the next compute-stream call, as on a GPU. The seed is {@code -Dmergeforge.emu.seed}
@@ -46,6 +47,18 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 final class EmulatedDevice implements Device {
     /** Seed of the kernel interleavings and stream orders; printed in every emulator failure. */
     static final long SEED = Long.getLong("mergeforge.emu.seed", System.nanoTime() & 0xffffffffL);
+    private static final java.util.concurrent.atomic.AtomicInteger DEVICES = new java.util.concurrent.atomic.AtomicInteger();
+    private static final java.util.concurrent.atomic.AtomicBoolean SEED_SHOWN = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** How the queued work of the two streams progresses between the calls that force it. */
+    enum StreamOrder {
+        /** after each call, a seeded random number of ready operations of either stream */
+        RANDOM,
+        /** compute work runs at once, the copy stream only when something waits for it: a missing wait for a prefetch shows */
+        COPY_LAGS,
+        /** copies run at once, compute work only when forced: a copy overwriting memory queued work still reads shows */
+        COMPUTE_LAGS
+    }
     private static Optional<String> buildError;
     private static Path library;
 
@@ -54,7 +67,7 @@ final class EmulatedDevice implements Device {
     private final HostMemory memory = new HostMemory();
     private final AtomicLong toDevice = new AtomicLong(), prefetched = new AtomicLong(), toHost = new AtomicLong();
     private final Set<Event> liveEvents = ConcurrentHashMap.newKeySet();
-    private final Queues queues = new Queues();
+    private final Queues queues;
 
     /** Builds the emulator once; empty when it is ready, else why not (no g++). A compile error fails the test. */
     static synchronized Optional<String> unavailableReason() {
@@ -94,8 +107,21 @@ final class EmulatedDevice implements Device {
         this(requireLibrary());
     }
 
+    EmulatedDevice(StreamOrder order) {
+        this(requireLibrary(), order);
+    }
+
     /** A device on an emulator library built by {@link #build} (the mutation test's mutants). */
     EmulatedDevice(Path lib) {
+        this(lib, StreamOrder.values()[(int) Math.floorMod(SEED + DEVICES.getAndIncrement(), 3L)]);
+    }
+
+    EmulatedDevice(Path lib, StreamOrder order) {
+        if (SEED_SHOWN.compareAndSet(false, true)) {
+            System.out.println("EmulatedDevice: seed " + SEED + " (-Dmergeforge.emu.seed=" + SEED
+                    + " repeats this run's kernel interleavings and stream orders)");
+        }
+        queues = new Queues(order);
         SymbolLookup l = SymbolLookup.libraryLookup(lib, libArena);
         Linker linker = Linker.nativeLinker();
         launch = linker.downcallHandle(l.find("emu_launch").orElseThrow(),
@@ -248,7 +274,10 @@ final class EmulatedDevice implements Device {
         private final List<ArrayDeque<Op>> q = List.of(new ArrayDeque<>(), new ArrayDeque<>());
         private final long[] queued = new long[2], done = new long[2];
         private final SplittableRandom random = new SplittableRandom(SEED);
+        private final StreamOrder order;
         private RuntimeException failure;
+
+        Queues(StreamOrder order) { this.order = order; }
 
         synchronized void enqueue(Stream s, String what, Runnable body) {
             rethrow();
@@ -273,6 +302,11 @@ final class EmulatedDevice implements Device {
         private void add(Stream s, Op op) {
             q.get(s.ordinal()).add(op);
             queued[s.ordinal()]++;
+            if (order != StreamOrder.RANDOM) {
+                Stream eager = order == StreamOrder.COPY_LAGS ? Stream.COMPUTE : Stream.COPY;
+                while (failure == null && ready(eager)) runHead(eager);
+                return;
+            }
             // a random amount of progress, on whichever streams can progress
             while (failure == null && random.nextInt(3) != 0) {
                 List<Stream> ready = new ArrayList<>(2);
