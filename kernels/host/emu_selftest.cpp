@@ -3,7 +3,7 @@
 // then sees every fiber as a thread and reports races on global memory too, which the emulator's
 // own checks (shared memory only) cannot see. CudaEmulatorSelfTest builds and runs it, plain and
 // under ThreadSanitizer.
-// Build: g++ -std=c++17 -O1 -ffp-contract=off [-fsanitize=thread] -o emu_selftest emu_selftest.cpp
+// Build: g++ -std=c++17 -O1 -ffp-contract=off -DMFEMU_SELECT_ONLY [-fsanitize=thread] -o emu_selftest emu_selftest.cpp
 // Run: emu_selftest [seed]            -> one line per check, exit status 1 if any failed
 //      emu_selftest --global-race     -> a kernel with a race on global memory (ThreadSanitizer must report it)
 #include "cuda_host_shim.h"

@@ -59,6 +59,9 @@ class CudaEmulatorMutationTest {
             new Mutant("__ballot_sync mask of half a warp", "select.cu",
                     "__ballot_sync(0xffffffffu, eu)", "__ballot_sync(0x0000ffffu, eu)"));
 
+    /** Every mutant is in select.cu: build only its kernels (a third faster). */
+    static final String SELECT_ONLY = "-DMFEMU_SELECT_ONLY";
+
     @Test
     void everyPlantedBugFailsTheEmulatedTestsAndTheUnmutatedKernelsPass() throws Exception {
         Optional<String> why = EmulatedDevice.unavailableReason();
@@ -68,12 +71,12 @@ class CudaEmulatorMutationTest {
         ExecutorService pool = Executors.newFixedThreadPool(2);
         try {
             libs.put("unmutated", pool.submit(() -> EmulatedDevice.build(copyKernels(root.resolve("unmutated"), null),
-                    root.resolve("unmutated").resolve("libmfemu.so"))));
+                    root.resolve("unmutated").resolve("libmfemu.so"), SELECT_ONLY)));
             for (int i = 0; i < MUTANTS.size(); i++) {
                 Mutant m = MUTANTS.get(i);
                 Path dir = root.resolve("m" + i);
                 Path kernels = copyKernels(dir, m);   // anchors are checked here, before any build
-                libs.put(m.name(), pool.submit(() -> EmulatedDevice.build(kernels, dir.resolve("libmfemu.so"))));
+                libs.put(m.name(), pool.submit(() -> EmulatedDevice.build(kernels, dir.resolve("libmfemu.so"), SELECT_ONLY)));
             }
             Optional<String> control = selectFailure(libs.get("unmutated").get());
             assertTrue(control.isEmpty(), () -> "the unmutated kernels fail the mutation harness: " + control.get());

@@ -44,7 +44,7 @@ class CudaEmulatorSelfTest {
     static Path build(String name, String... extra) throws IOException, InterruptedException {
         Files.createDirectories(OUT);
         Path exe = OUT.resolve(name).toAbsolutePath();
-        List<String> cmd = new ArrayList<>(List.of("g++", "-std=c++17", "-O1", "-ffp-contract=off"));
+        List<String> cmd = new ArrayList<>(List.of("g++", "-std=c++17", "-O1", "-ffp-contract=off", "-DMFEMU_SELECT_ONLY"));
         cmd.addAll(List.of(extra));
         cmd.addAll(List.of("-o", exe.toString(), "kernels/host/emu_selftest.cpp"));
         Run r = run(Map.of(), cmd.toArray(String[]::new));

@@ -37,11 +37,12 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * launch and prefetch is queued on its stream, and after each call some ready operations run, so
  * the copy stream may run ahead of or behind the compute stream unless an event ({@link #await})
  * orders them. How they progress is a {@link StreamOrder}; devices take the three in turn (from
- * the seed), so a suite meets each. {@link #download} and {@link #sync} run the
+ * the seed), so a suite meets each; whatever the order, work that uses memory the other stream
+ * also uses with no event or host wait between them fails when queued. {@link #download} and {@link #sync} run the
  * compute stream to its end (and the copy-stream work it waits for); {@link #free} and
  * {@link #close} run everything first, as cuMemFree synchronises. A kernel's failure is sticky and
  * surfaces at the next compute-stream call, as on a GPU. The seed is {@code -Dmergeforge.emu.seed}
- * (random when unset) and is named in every failure so that the run can be repeated. Bytes copied
+ * (random when unset); it is printed once per JVM and named in every kernel failure. Bytes copied
  * each way are counted (the prefetching copy stream separately), to check what stays resident.
  */
 final class EmulatedDevice implements Device {
@@ -82,12 +83,17 @@ final class EmulatedDevice implements Device {
         return buildError;
     }
 
-    /** Builds kernelsDir/host/mf_emulator.cpp (with the kernels beside it) into lib; a compile error fails the test. */
-    static Path build(Path kernelsDir, Path lib) throws IOException {
+    /**
+     * Builds kernelsDir/host/mf_emulator.cpp (with the kernels beside it) into lib, with extra g++
+     * arguments (-DMFEMU_SELECT_ONLY: only select.cu's kernels); a compile error fails the test.
+     */
+    static Path build(Path kernelsDir, Path lib, String... extra) throws IOException {
         Files.createDirectories(lib.getParent());
         Path out = lib.toAbsolutePath();
-        Process p = new ProcessBuilder("g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off",
-                "-o", out.toString(), kernelsDir.resolve("host/mf_emulator.cpp").toString()).redirectErrorStream(true).start();
+        List<String> cmd = new ArrayList<>(List.of("g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off"));
+        cmd.addAll(List.of(extra));
+        cmd.addAll(List.of("-o", out.toString(), kernelsDir.resolve("host/mf_emulator.cpp").toString()));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         try {
             if (!p.waitFor(180, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
@@ -152,7 +158,7 @@ final class EmulatedDevice implements Device {
         if (src.byteSize() > dst.capacity) throw new IllegalArgumentException(src.byteSize() + " bytes do not fit " + dst);
         byte[] staged = src.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
         toDevice.addAndGet(src.byteSize());
-        queues.enqueue(Stream.COMPUTE, "upload", () -> HostMemory.upload(MemorySegment.ofArray(staged), dst));
+        queues.enqueue(Stream.COMPUTE, "upload", List.of(dst), () -> HostMemory.upload(MemorySegment.ofArray(staged), dst));
     }
 
     @Override
@@ -161,11 +167,12 @@ final class EmulatedDevice implements Device {
         byte[] staged = src.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
         toDevice.addAndGet(src.byteSize());
         prefetched.addAndGet(src.byteSize());
-        queues.enqueue(Stream.COPY, "prefetch", () -> HostMemory.upload(MemorySegment.ofArray(staged), dst));
+        queues.enqueue(Stream.COPY, "prefetch", List.of(dst), () -> HostMemory.upload(MemorySegment.ofArray(staged), dst));
     }
 
     @Override
     public void download(DeviceBuffer src, MemorySegment dst) {
+        queues.hostRead(src);
         queues.drain(Stream.COMPUTE);
         HostMemory.download(src, dst);
         toHost.addAndGet(dst.byteSize());
@@ -206,7 +213,7 @@ final class EmulatedDevice implements Device {
     }
 
     @Override
-    public void zero(DeviceBuffer b, long bytes) { queues.enqueue(Stream.COMPUTE, "zero", () -> HostMemory.zero(b, bytes)); }
+    public void zero(DeviceBuffer b, long bytes) { queues.enqueue(Stream.COMPUTE, "zero", List.of(b), () -> HostMemory.zero(b, bytes)); }
 
     @Override public void sync() { queues.drain(Stream.COMPUTE); }
 
@@ -219,7 +226,9 @@ final class EmulatedDevice implements Device {
         k.checkArgs(args);
         if (grid < 1 || grid > Integer.MAX_VALUE) throw new IllegalArgumentException("grid of " + grid + " blocks for " + k.entry);
         Object[] values = args.clone();
-        queues.enqueue(Stream.COMPUTE, k.entry, () -> run(k, (int) grid, block, values));
+        List<DeviceBuffer> buffers = new ArrayList<>();
+        for (Object a : values) if (a instanceof DeviceBuffer b) buffers.add(b);
+        queues.enqueue(Stream.COMPUTE, k.entry, buffers, () -> run(k, (int) grid, block, values));
     }
 
     private void run(Kernel k, int grid, int block, Object[] args) {
@@ -269,34 +278,75 @@ final class EmulatedDevice implements Device {
     /** One queued operation; a wait is ready once its mark's stream has run that far. */
     private record Op(String what, Mark waitFor, Runnable body) { }
 
-    /** The two in-order queues, run in a seeded random interleaving that respects events. */
+    /** Device memory [from, to) used by the {@code pos}-th operation queued on {@code stream}. */
+    private record Use(Stream stream, long pos, String what, long from, long to) { }
+
+    /**
+     * The two in-order queues, run in a seeded random interleaving that respects events. Work is
+     * also checked when it is queued, whatever order it later runs in: an operation that uses
+     * device memory which an operation of the other stream also uses, with no event or host wait
+     * ordering the two, fails at once (every queued use may write: copies, zeroing, kernels).
+     */
     private static final class Queues {
         private final List<ArrayDeque<Op>> q = List.of(new ArrayDeque<>(), new ArrayDeque<>());
         private final long[] queued = new long[2], done = new long[2];
+        /** known[s][t]: every operation queued on s from now on follows the first known[s][t] of stream t */
+        private final long[][] known = new long[2][2];
+        private final List<Use> unordered = new ArrayList<>();
         private final SplittableRandom random = new SplittableRandom(SEED);
         private final StreamOrder order;
         private RuntimeException failure;
 
         Queues(StreamOrder order) { this.order = order; }
 
-        synchronized void enqueue(Stream s, String what, Runnable body) {
+        synchronized void enqueue(Stream s, String what, List<DeviceBuffer> uses, Runnable body) {
             rethrow();
+            for (DeviceBuffer b : uses) use(s, queued[s.ordinal()] + 1, what, b);
             add(s, new Op(what, null, body));
         }
 
         synchronized Mark record(Stream s) { return new Mark(s, queued[s.ordinal()]); }
 
-        synchronized void await(Stream waiter, Mark m) { add(waiter, new Op("wait", m, () -> { })); }
+        synchronized void await(Stream waiter, Mark m) {
+            int w = waiter.ordinal(), t = m.stream.ordinal();
+            if (w != t) known[w][t] = Math.max(known[w][t], m.count);
+            settle();
+            add(waiter, new Op("wait", m, () -> { }));
+        }
 
-        /** Runs stream s to its end, and whatever it waits for. */
+        /** A download of b: it reads b after the compute stream's queued work. */
+        synchronized void hostRead(DeviceBuffer b) { use(Stream.COMPUTE, queued[Stream.COMPUTE.ordinal()], "download", b); }
+
+        /** Runs stream s to its end, and whatever it waits for; the host has then waited for all of s. */
         synchronized void drain(Stream s) {
             while (!q.get(s.ordinal()).isEmpty() && failure == null) step(s);
             rethrow();
+            for (Stream t : Stream.values()) if (t != s) known[t.ordinal()][s.ordinal()] = queued[s.ordinal()];
+            settle();
         }
 
         synchronized void drainAll() {
             drain(Stream.COPY);
             drain(Stream.COMPUTE);
+        }
+
+        private static Stream other(Stream s) { return s == Stream.COMPUTE ? Stream.COPY : Stream.COMPUTE; }
+
+        private void use(Stream s, long pos, String what, DeviceBuffer b) {
+            Stream o = other(s);
+            for (Use u : unordered) {
+                if (u.stream == o && u.pos > known[s.ordinal()][o.ordinal()] && u.from < b.address + b.capacity && b.address < u.to) {
+                    throw new IllegalStateException("emulated streams: " + what + " on the " + s + " stream uses device memory that "
+                            + u.what + " on the " + o + " stream also uses, and no event orders them (a missing Device.await, i.e. "
+                            + "cuStreamWaitEvent)");
+                }
+            }
+            unordered.add(new Use(s, pos, what, b.address, b.address + b.capacity));
+        }
+
+        /** Forgets uses the other stream is now ordered after. */
+        private void settle() {
+            unordered.removeIf(u -> u.pos <= known[other(u.stream).ordinal()][u.stream.ordinal()]);
         }
 
         private void add(Stream s, Op op) {
