@@ -107,6 +107,19 @@ extern "C" __global__ void t_shared_plain_increment(int* out) {
     if (threadIdx.x == 0) out[0] = count;
 }
 
+// lanes 0-15 wait at a warp sync naming the whole warp while lanes 16-31 wait at a barrier: neither can go on
+extern "C" __global__ void t_deadlock(int* out) {
+    if (threadIdx.x % 32 < 16) __syncwarp();
+    __syncthreads();
+    out[threadIdx.x] = 1;
+}
+
+// half the warp shuffles from the other half, which does not take part
+extern "C" __global__ void t_shfl_from_absent_lane(int* out) {
+    unsigned int lane = threadIdx.x % 32;
+    if (lane < 16) out[threadIdx.x] = __shfl_sync(0x0000ffffu, (int) lane, (int) lane + 16);
+}
+
 // two threads of a block write one global word with no order: only ThreadSanitizer can see it
 extern "C" __global__ void t_global_race(int* out) {
     if (threadIdx.x < 2) out[0] = (int) threadIdx.x;
@@ -122,7 +135,8 @@ extern "C" __global__ void t_global_race(int* out) {
     {"t_out_of_bounds_shared", entry(t_out_of_bounds_shared, true)}, {"t_shuffles", entry(t_shuffles, true)},    \
     {"t_shared_atomics", entry(t_shared_atomics, true)},                                                         \
     {"t_shared_plain_increment", entry(t_shared_plain_increment, true)},                                         \
-    {"t_global_race", entry(t_global_race, true)},
+    {"t_global_race", entry(t_global_race, true)}, {"t_deadlock", entry(t_deadlock, true)},                     \
+    {"t_shfl_from_absent_lane", entry(t_shfl_from_absent_lane, true)},
 #include "mf_emulator.cpp"
 
 namespace {
@@ -262,6 +276,8 @@ int main(int argc, char** argv) {
     expectError("t_uninitialised_shared", 64, "before any thread of the block wrote it");
     expectError("t_out_of_bounds_shared", 64, "out-of-bounds shared memory: writes s[64]");
     expectError("t_shared_plain_increment", 64, "data race on shared count[0]");
+    expectError("t_deadlock", 64, "deadlock: ");
+    expectError("t_shfl_from_absent_lane", 32, "which does not take part");
     std::printf("%s: %d failed\n", failures ? "FAILED" : "PASSED", failures);
     return failures ? 1 : 0;
 }

@@ -18,7 +18,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * kernels/host/emu_selftest.cpp: the emulator's own rules (a thread exiting before a barrier, threads
  * at different barriers, a ballot outside its mask, races that only a warp sync or only a barrier
- * orders, shared memory read before written or out of bounds, shuffles' lanes, masked ballots)
+ * orders, shared memory read before written or out of bounds, shuffles' lanes and a shuffle from
+ * a lane that takes no part, masked ballots, a deadlock between a warp sync and a barrier)
  * and every cooperating kernel (select.cu) against serial references — built plainly, and built
  * with -fsanitize=thread so that ThreadSanitizer sees each emulated GPU thread as a thread and
  * checks global memory as well. Where the compiler cannot build or run ThreadSanitizer programs,
