@@ -97,6 +97,14 @@ MF_HD void mf_philox(mf_u32 c0, mf_u32 c1, mf_u32 k0, mf_u32 k1, mf_u32 out[4]) 
 }
 
 #ifdef __CUDACC__
+// Shared memory is declared through these, never with a bare __shared__: on the GPU they are plain
+// __shared__ declarations; the host emulator (kernels/host/cuda_host_shim.h) defines them as a
+// per-block array whose every access is bounds- and race-checked.
+#ifndef MF_EMULATOR
+#define MF_SHARED(T, name, n) __shared__ T name[n]
+#define MF_SHARED_VAR(T, name) __shared__ T name
+#endif
+
 // Grid-stride loop over [0, n) with 64-bit indices.
 #define MF_FOR(i, n) for (long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
                           i += (long long) gridDim.x * blockDim.x)

@@ -18,7 +18,7 @@ __device__ __forceinline__ mf_u32 mf_abs_bits(float v) { return __float_as_uint(
 // for targets t < ntargets (1 or 2); shift + bits <= 31, bits <= 11. hist is zeroed by the caller.
 extern "C" __global__ void mf_radix_hist(const float* __restrict__ x, long long n, int shift, int bits,
                                          mf_u32 prefix0, mf_u32 prefix1, int ntargets, unsigned long long* hist) {
-    __shared__ unsigned int h[2 * MF_HIST_BINS];
+    MF_SHARED(unsigned int, h, 2 * MF_HIST_BINS);
     for (int j = threadIdx.x; j < 2 * MF_HIST_BINS; j += blockDim.x) h[j] = 0;
     __syncthreads();
     int top = shift + bits;
@@ -39,7 +39,8 @@ extern "C" __global__ void mf_radix_hist(const float* __restrict__ x, long long 
 // cntUp[c], cntDn[c] = how many |x_i| in chunk c (4096 elements) equal vUp (only if hasUpper) and vDn
 extern "C" __global__ void mf_eq_count(const float* __restrict__ x, long long n, mf_u32 vUp, int hasUpper,
                                        mf_u32 vDn, long long* cntUp, long long* cntDn) {
-    __shared__ unsigned int su, sd;
+    MF_SHARED_VAR(unsigned int, su);
+    MF_SHARED_VAR(unsigned int, sd);
     if (threadIdx.x == 0) { su = 0; sd = 0; }
     __syncthreads();
     long long lo = (long long) blockIdx.x * MF_CHUNK;
@@ -65,7 +66,8 @@ extern "C" __global__ void mf_eq_count(const float* __restrict__ x, long long n,
 extern "C" __global__ void mf_keep_rank_mask(float* x, long long n, mf_u32 vUp, int hasUpper, long long skipUp,
                                              mf_u32 vDn, long long keepDn,
                                              const long long* startUp, const long long* startDn) {
-    __shared__ unsigned int wUp[MF_CHUNK_THREADS / 32], wDn[MF_CHUNK_THREADS / 32];
+    MF_SHARED(unsigned int, wUp, MF_CHUNK_THREADS / 32);
+    MF_SHARED(unsigned int, wDn, MF_CHUNK_THREADS / 32);
     long long lo = (long long) blockIdx.x * MF_CHUNK;
     long long cu = startUp[blockIdx.x], cd = startDn[blockIdx.x];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;

@@ -10,8 +10,8 @@ import java.lang.foreign.MemorySegment;
  * <p>Two in-order queues ({@link Stream}): kernels, {@link #upload}, {@link #download} and
  * {@link #zero} go on COMPUTE; {@link #prefetchUpload} goes on COPY, which runs beside it. Work on
  * one stream waits for the other only through an {@link Event} ({@link #await}). {@link #download}
- * and {@link #sync} wait for the compute stream. An implementation that runs everything at once
- * in call order (the emulator) satisfies this contract trivially.
+ * and {@link #sync} wait for the compute stream. The tests' emulator runs the two queues out of
+ * order within exactly these rules, so host code that leans on anything more fails there.
  */
 interface Device extends Launcher, AutoCloseable {
     /** The device's queues: COMPUTE for kernels and their copies, COPY for prefetching copies to the device. */

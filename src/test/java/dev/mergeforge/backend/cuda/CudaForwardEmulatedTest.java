@@ -59,7 +59,8 @@ class CudaForwardEmulatedTest {
     }
 
     static CudaForward emulated(LlamaModel model, long budget) {
-        return new CudaForward(model, new EmulatedDevice(), new HostGemm(), budget, true);
+        EmulatedDevice dev = new EmulatedDevice();
+        return new CudaForward(model, dev, new HostGemm(dev), budget, true);
     }
 
     static void near(double expect, double got, String what) {

@@ -181,7 +181,10 @@ class CudaMergeEquivalenceTest {
     /** Why the CUDA backend cannot run here, if so (the GPU variant overrides both). */
     Optional<String> unavailable() { return EmulatedDevice.unavailableReason(); }
 
-    CudaBackend open() { return new CudaBackend(new EmulatedDevice(), HostLapack::new); }
+    CudaBackend open() {
+        EmulatedDevice dev = new EmulatedDevice();
+        return new CudaBackend(dev, () -> new HostLapack(dev));
+    }
 
     void sameBytes(String method, boolean aim) throws Exception {
         assumeTrue(unavailable().isEmpty(), () -> unavailable().orElse(""));

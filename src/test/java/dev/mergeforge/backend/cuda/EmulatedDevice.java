@@ -11,11 +11,15 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.SplittableRandom;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
@@ -29,11 +33,33 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * convention. Device memory is {@link HostMemory}, filled with 0xA5 garbage when allocated so that a
  * kernel reading bytes nobody wrote shows up as a mismatch.
  *
- * <p>Everything runs at once in call order, so both streams and their events are trivially
- * satisfied; the events are still counted so a test can check that every one is destroyed. Bytes
- * copied each way are counted (the prefetching copy stream separately), to check what stays resident.
+ * <p>The two streams are real queues that complete <em>out of order</em>: every upload, zero,
+ * launch and prefetch is queued on its stream, and after each call some ready operations run, so
+ * the copy stream may run ahead of or behind the compute stream unless an event ({@link #await})
+ * orders them. How they progress is a {@link StreamOrder}; devices take the three in turn (from
+ * the seed), so a suite meets each; whatever the order, work that uses memory the other stream
+ * also uses with no event or host wait between them fails when queued. {@link #download} and {@link #sync} run the
+ * compute stream to its end (and the copy-stream work it waits for); {@link #free} and
+ * {@link #close} run everything first, as cuMemFree synchronises. A kernel's failure is sticky and
+ * surfaces at the next compute-stream call, as on a GPU. The seed is {@code -Dmergeforge.emu.seed}
+ * (random when unset); it is printed once per JVM and named in every kernel failure. Bytes copied
+ * each way are counted (the prefetching copy stream separately), to check what stays resident.
  */
 final class EmulatedDevice implements Device {
+    /** Seed of the kernel interleavings and stream orders; printed in every emulator failure. */
+    static final long SEED = Long.getLong("mergeforge.emu.seed", System.nanoTime() & 0xffffffffL);
+    private static final java.util.concurrent.atomic.AtomicInteger DEVICES = new java.util.concurrent.atomic.AtomicInteger();
+    private static final java.util.concurrent.atomic.AtomicBoolean SEED_SHOWN = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** How the queued work of the two streams progresses between the calls that force it. */
+    enum StreamOrder {
+        /** after each call, a seeded random number of ready operations of either stream */
+        RANDOM,
+        /** compute work runs at once, the copy stream only when something waits for it: a missing wait for a prefetch shows */
+        COPY_LAGS,
+        /** copies run at once, compute work only when forced: a copy overwriting memory queued work still reads shows */
+        COMPUTE_LAGS
+    }
     private static Optional<String> buildError;
     private static Path library;
 
@@ -42,59 +68,112 @@ final class EmulatedDevice implements Device {
     private final HostMemory memory = new HostMemory();
     private final AtomicLong toDevice = new AtomicLong(), prefetched = new AtomicLong(), toHost = new AtomicLong();
     private final Set<Event> liveEvents = ConcurrentHashMap.newKeySet();
+    private final Queues queues;
 
-    /** Builds the emulator once; empty when it is ready, else why not (no g++, compile error). */
+    /** Builds the emulator once; empty when it is ready, else why not (no g++). A compile error fails the test. */
     static synchronized Optional<String> unavailableReason() {
-        if (buildError == null) buildError = build();
+        if (buildError == null) {
+            try {
+                library = build(Path.of("kernels"), Path.of("target", "test-native", "libmfemu.so"));
+                buildError = Optional.empty();
+            } catch (IOException e) {
+                buildError = Optional.of("g++ is not installed, so the kernels cannot be emulated on the host: " + e.getMessage());
+            }
+        }
         return buildError;
     }
 
-    private static Optional<String> build() {
+    /**
+     * Builds kernelsDir/host/mf_emulator.cpp (with the kernels beside it) into lib, with extra g++
+     * arguments (-DMFEMU_SELECT_ONLY: only select.cu's kernels); a compile error fails the test.
+     */
+    static Path build(Path kernelsDir, Path lib, String... extra) throws IOException {
+        Files.createDirectories(lib.getParent());
+        Path out = lib.toAbsolutePath();
+        List<String> cmd = new ArrayList<>(List.of("g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off"));
+        cmd.addAll(List.of(extra));
+        cmd.addAll(List.of("-o", out.toString(), kernelsDir.resolve("host/mf_emulator.cpp").toString()));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         try {
-            Path out = Path.of("target", "test-native");
-            Files.createDirectories(out);
-            Path lib = out.resolve("libmfemu.so").toAbsolutePath();
-            Process p = new ProcessBuilder("g++", "-std=c++17", "-O0", "-shared", "-fPIC", "-ffp-contract=off",
-                    "-o", lib.toString(), "kernels/host/mf_emulator.cpp").redirectErrorStream(true).start();
-            if (!p.waitFor(120, TimeUnit.SECONDS)) return Optional.of("g++ timed out building the kernel emulator");
-            String log = new String(p.getInputStream().readAllBytes());
-            // a compile error in the kernels is a test failure, not a reason to skip
-            Assertions.assertEquals(0, p.exitValue(), "g++ failed on kernels/host/mf_emulator.cpp:\n" + log);
-            library = lib;
-            return Optional.empty();
-        } catch (IOException e) {
-            return Optional.of("g++ is not installed, so the kernels cannot be emulated on the host: " + e.getMessage());
+            if (!p.waitFor(180, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                Assertions.fail("g++ took over 180 s building " + kernelsDir + "/host/mf_emulator.cpp");
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            return Optional.of("interrupted building the kernel emulator");
+            throw new IOException("interrupted building the kernel emulator", e);
         }
+        String log = new String(p.getInputStream().readAllBytes());
+        // a compile error in the kernels is a test failure, not a reason to skip
+        Assertions.assertEquals(0, p.exitValue(), "g++ failed on " + kernelsDir + "/host/mf_emulator.cpp:\n" + log);
+        return out;
     }
 
     EmulatedDevice() {
-        if (unavailableReason().isPresent()) throw new IllegalStateException(buildError.get());
-        SymbolLookup l = SymbolLookup.libraryLookup(library, libArena);
-        launch = Linker.nativeLinker().downcallHandle(l.find("emu_launch").orElseThrow(),
+        this(requireLibrary());
+    }
+
+    EmulatedDevice(StreamOrder order) {
+        this(requireLibrary(), order);
+    }
+
+    /** A device on an emulator library built by {@link #build} (the mutation test's mutants). */
+    EmulatedDevice(Path lib) {
+        this(lib, StreamOrder.values()[(int) Math.floorMod(SEED + DEVICES.getAndIncrement(), 3L)]);
+    }
+
+    EmulatedDevice(Path lib, StreamOrder order) {
+        if (SEED_SHOWN.compareAndSet(false, true)) {
+            System.out.println("EmulatedDevice: seed " + SEED + " (-Dmergeforge.emu.seed=" + SEED
+                    + " repeats this run's kernel interleavings and stream orders)");
+        }
+        queues = new Queues(order);
+        SymbolLookup l = SymbolLookup.libraryLookup(lib, libArena);
+        Linker linker = Linker.nativeLinker();
+        launch = linker.downcallHandle(l.find("emu_launch").orElseThrow(),
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+        MethodHandle seed = linker.downcallHandle(l.find("emu_set_seed").orElseThrow(), FunctionDescriptor.ofVoid(JAVA_LONG));
+        try {
+            seed.invokeExact(SEED);
+        } catch (Throwable t) {
+            throw new IllegalStateException(t);
+        }
+    }
+
+    private static Path requireLibrary() {
+        if (unavailableReason().isPresent()) throw new IllegalStateException(buildError.get());
+        return library;
     }
 
     @Override public DeviceBuffer tryAllocate(long bytes) { return memory.allocate(bytes); }
 
-    @Override public void free(DeviceBuffer b) { memory.free(b); }
+    @Override
+    public void free(DeviceBuffer b) {
+        queues.drainAll();
+        memory.free(b);
+    }
 
     @Override
     public void upload(MemorySegment src, DeviceBuffer dst) {
-        HostMemory.upload(src, dst);
+        if (src.byteSize() > dst.capacity) throw new IllegalArgumentException(src.byteSize() + " bytes do not fit " + dst);
+        byte[] staged = src.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
         toDevice.addAndGet(src.byteSize());
+        queues.enqueue(Stream.COMPUTE, "upload", List.of(dst), () -> HostMemory.upload(MemorySegment.ofArray(staged), dst));
     }
 
     @Override
     public void prefetchUpload(MemorySegment src, DeviceBuffer dst) {
-        upload(src, dst);
+        if (src.byteSize() > dst.capacity) throw new IllegalArgumentException(src.byteSize() + " bytes do not fit " + dst);
+        byte[] staged = src.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+        toDevice.addAndGet(src.byteSize());
         prefetched.addAndGet(src.byteSize());
+        queues.enqueue(Stream.COPY, "prefetch", List.of(dst), () -> HostMemory.upload(MemorySegment.ofArray(staged), dst));
     }
 
     @Override
     public void download(DeviceBuffer src, MemorySegment dst) {
+        queues.hostRead(src);
+        queues.drain(Stream.COMPUTE);
         HostMemory.download(src, dst);
         toHost.addAndGet(dst.byteSize());
     }
@@ -117,7 +196,7 @@ final class EmulatedDevice implements Device {
 
     @Override
     public Event record(Stream s) {
-        Event e = new Event() { };
+        Event e = queues.record(s);
         liveEvents.add(e);
         return e;
     }
@@ -125,6 +204,7 @@ final class EmulatedDevice implements Device {
     @Override
     public void await(Stream waiter, Event e) {
         if (!liveEvents.contains(e)) throw new IllegalStateException("wait on an event already destroyed");
+        queues.await(waiter, (Mark) e);
     }
 
     @Override
@@ -133,9 +213,9 @@ final class EmulatedDevice implements Device {
     }
 
     @Override
-    public void zero(DeviceBuffer b, long bytes) { HostMemory.zero(b, bytes); }
+    public void zero(DeviceBuffer b, long bytes) { queues.enqueue(Stream.COMPUTE, "zero", List.of(b), () -> HostMemory.zero(b, bytes)); }
 
-    @Override public void sync() { }
+    @Override public void sync() { queues.drain(Stream.COMPUTE); }
 
     @Override public void makeCurrent() { }
 
@@ -145,6 +225,13 @@ final class EmulatedDevice implements Device {
     public void launch(Kernel k, long grid, int block, Object... args) {
         k.checkArgs(args);
         if (grid < 1 || grid > Integer.MAX_VALUE) throw new IllegalArgumentException("grid of " + grid + " blocks for " + k.entry);
+        Object[] values = args.clone();
+        List<DeviceBuffer> buffers = new ArrayList<>();
+        for (Object a : values) if (a instanceof DeviceBuffer b) buffers.add(b);
+        queues.enqueue(Stream.COMPUTE, k.entry, buffers, () -> run(k, (int) grid, block, values));
+    }
+
+    private void run(Kernel k, int grid, int block, Object[] args) {
         try (Arena call = Arena.ofConfined()) {
             MemorySegment params = call.allocate(ADDRESS, args.length);
             for (int i = 0; i < args.length; i++) {
@@ -159,9 +246,9 @@ final class EmulatedDevice implements Device {
                 }
                 params.setAtIndex(ADDRESS, i, v);
             }
-            MemorySegment err = call.allocate(256);
-            int rc = (int) launch.invokeExact(call.allocateFrom(k.entry), (int) grid, block, params, err, 256);
-            if (rc != 0) throw new IllegalStateException("emulated " + k.entry + ": " + err.getString(0));
+            MemorySegment err = call.allocate(1024);
+            int rc = (int) launch.invokeExact(call.allocateFrom(k.entry), grid, block, params, err, 1024);
+            if (rc != 0) throw new IllegalStateException("emulated " + err.getString(0) + "; rerun with -Dmergeforge.emu.seed=" + SEED);
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
@@ -171,8 +258,141 @@ final class EmulatedDevice implements Device {
 
     @Override
     public void close() {
+        queues.drainAll();
         if (memory.outstanding() > 0) throw new IllegalStateException(memory.outstanding() + " emulated device buffers not freed");
         if (!liveEvents.isEmpty()) throw new IllegalStateException(liveEvents.size() + " emulated events not destroyed");
         libArena.close();
+    }
+
+    /** An event: the point after the first {@code count} operations queued on {@code stream}. */
+    private static final class Mark implements Event {
+        final Stream stream;
+        final long count;
+
+        Mark(Stream stream, long count) {
+            this.stream = stream;
+            this.count = count;
+        }
+    }
+
+    /** One queued operation; a wait is ready once its mark's stream has run that far. */
+    private record Op(String what, Mark waitFor, Runnable body) { }
+
+    /** Device memory [from, to) used by the {@code pos}-th operation queued on {@code stream}. */
+    private record Use(Stream stream, long pos, String what, long from, long to) { }
+
+    /**
+     * The two in-order queues, run in a seeded random interleaving that respects events. Work is
+     * also checked when it is queued, whatever order it later runs in: an operation that uses
+     * device memory which an operation of the other stream also uses, with no event or host wait
+     * ordering the two, fails at once (every queued use may write: copies, zeroing, kernels).
+     */
+    private static final class Queues {
+        private final List<ArrayDeque<Op>> q = List.of(new ArrayDeque<>(), new ArrayDeque<>());
+        private final long[] queued = new long[2], done = new long[2];
+        /** known[s][t]: every operation queued on s from now on follows the first known[s][t] of stream t */
+        private final long[][] known = new long[2][2];
+        private final List<Use> unordered = new ArrayList<>();
+        private final SplittableRandom random = new SplittableRandom(SEED);
+        private final StreamOrder order;
+        private RuntimeException failure;
+
+        Queues(StreamOrder order) { this.order = order; }
+
+        synchronized void enqueue(Stream s, String what, List<DeviceBuffer> uses, Runnable body) {
+            rethrow();
+            for (DeviceBuffer b : uses) use(s, queued[s.ordinal()] + 1, what, b);
+            add(s, new Op(what, null, body));
+        }
+
+        synchronized Mark record(Stream s) { return new Mark(s, queued[s.ordinal()]); }
+
+        synchronized void await(Stream waiter, Mark m) {
+            int w = waiter.ordinal(), t = m.stream.ordinal();
+            if (w != t) known[w][t] = Math.max(known[w][t], m.count);
+            settle();
+            add(waiter, new Op("wait", m, () -> { }));
+        }
+
+        /** A download of b: it reads b after the compute stream's queued work. */
+        synchronized void hostRead(DeviceBuffer b) { use(Stream.COMPUTE, queued[Stream.COMPUTE.ordinal()], "download", b); }
+
+        /** Runs stream s to its end, and whatever it waits for; the host has then waited for all of s. */
+        synchronized void drain(Stream s) {
+            while (!q.get(s.ordinal()).isEmpty() && failure == null) step(s);
+            rethrow();
+            for (Stream t : Stream.values()) if (t != s) known[t.ordinal()][s.ordinal()] = queued[s.ordinal()];
+            settle();
+        }
+
+        synchronized void drainAll() {
+            drain(Stream.COPY);
+            drain(Stream.COMPUTE);
+        }
+
+        private static Stream other(Stream s) { return s == Stream.COMPUTE ? Stream.COPY : Stream.COMPUTE; }
+
+        private void use(Stream s, long pos, String what, DeviceBuffer b) {
+            Stream o = other(s);
+            for (Use u : unordered) {
+                if (u.stream == o && u.pos > known[s.ordinal()][o.ordinal()] && u.from < b.address + b.capacity && b.address < u.to) {
+                    throw new IllegalStateException("emulated streams: " + what + " on the " + s + " stream uses device memory that "
+                            + u.what + " on the " + o + " stream also uses, and no event orders them (a missing Device.await, i.e. "
+                            + "cuStreamWaitEvent)");
+                }
+            }
+            unordered.add(new Use(s, pos, what, b.address, b.address + b.capacity));
+        }
+
+        /** Forgets uses the other stream is now ordered after. */
+        private void settle() {
+            unordered.removeIf(u -> u.pos <= known[other(u.stream).ordinal()][u.stream.ordinal()]);
+        }
+
+        private void add(Stream s, Op op) {
+            q.get(s.ordinal()).add(op);
+            queued[s.ordinal()]++;
+            if (order != StreamOrder.RANDOM) {
+                Stream eager = order == StreamOrder.COPY_LAGS ? Stream.COMPUTE : Stream.COPY;
+                while (failure == null && ready(eager)) runHead(eager);
+                return;
+            }
+            // a random amount of progress, on whichever streams can progress
+            while (failure == null && random.nextInt(3) != 0) {
+                List<Stream> ready = new ArrayList<>(2);
+                for (Stream t : Stream.values()) if (ready(t)) ready.add(t);
+                if (ready.isEmpty()) break;
+                runHead(ready.get(random.nextInt(ready.size())));
+            }
+        }
+
+        private boolean ready(Stream s) {
+            Op head = q.get(s.ordinal()).peek();
+            return head != null && (head.waitFor == null || done[head.waitFor.stream.ordinal()] >= head.waitFor.count);
+        }
+
+        /** Runs the head of s, or first what it waits for. */
+        private void step(Stream s) {
+            if (ready(s)) { runHead(s); return; }
+            Stream other = s == Stream.COMPUTE ? Stream.COPY : Stream.COMPUTE;
+            if (!ready(other)) throw new IllegalStateException("the emulated streams wait on each other: deadlock");
+            runHead(other);
+        }
+
+        private void runHead(Stream s) {
+            Op op = q.get(s.ordinal()).poll();
+            try {
+                op.body.run();
+            } catch (RuntimeException e) {
+                failure = e;
+                q.forEach(ArrayDeque::clear);   // a failed kernel leaves the context unusable, as on a GPU
+            }
+            done[s.ordinal()]++;
+        }
+
+        /** The sticky failure, as a new exception each time (a caller may see it more than once). */
+        private void rethrow() {
+            if (failure != null) throw new IllegalStateException(failure.getMessage(), failure);
+        }
     }
 }

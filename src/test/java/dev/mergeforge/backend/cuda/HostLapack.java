@@ -9,9 +9,18 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * cuSOLVER's potrf/potrs and cuBLAS's dgemm and strided copy as plain host loops over "device" addresses
  * that are host memory ({@link HostDevice}), column-major with leading dimension n, following
  * LAPACK's reference dpotf2/dpotrs: info = j + 1 at the first pivot that is not positive or is NaN.
+ * Like the libraries on the compute stream, each call runs after the work queued there before it
+ * (it waits for {@code dev}, when given one, then computes at once).
  */
 final class HostLapack implements DeviceLapack {
+    private final Device dev;
     int gemmCalls, potrfCalls, potrsCalls;
+
+    HostLapack() { this(null); }
+
+    HostLapack(Device dev) { this.dev = dev; }
+
+    private void queued() { if (dev != null) dev.sync(); }
 
     private static MemorySegment at(long address, long doubles) { return MemorySegment.ofAddress(address).reinterpret(8 * doubles); }
 
@@ -20,6 +29,7 @@ final class HostLapack implements DeviceLapack {
     @Override
     public void gemm(int m, int n, int k, double alpha, long a, long b, double beta, long c) {
         gemmCalls++;
+        queued();
         MemorySegment am = at(a, (long) m * k), bm = at(b, (long) k * n), cm = at(c, (long) m * n);
         for (int i = 0; i < m; i++) for (int j = 0; j < n; j++) {
             // C[i][j] = α·Σ_p A[i][p]·B[p][j] + β·C[i][j]
@@ -34,6 +44,7 @@ final class HostLapack implements DeviceLapack {
     @Override
     public void potrf(int n, long a, long work, int lwork, long info) {
         potrfCalls++;
+        queued();
         MemorySegment m = at(a, (long) n * n);
         at(work, lwork).fill((byte) 0x5A);   // the workspace is scratch: garbage must not matter
         int rc = 0;
@@ -56,6 +67,7 @@ final class HostLapack implements DeviceLapack {
     @Override
     public void potrs(int n, int nrhs, long a, long b, long info) {
         potrsCalls++;
+        queued();
         MemorySegment l = at(a, (long) n * n), x = at(b, (long) n * nrhs);
         for (int c = 0; c < nrhs; c++) {
             // L·y = b, then Lᵀ·x = y, column c
@@ -75,6 +87,7 @@ final class HostLapack implements DeviceLapack {
 
     @Override
     public void diagonal(int k, int ld, long a, long out) {
+        queued();
         MemorySegment m = at(a, (long) ld * ld), o = at(out, k);
         for (int i = 0; i < k; i++) o.setAtIndex(JAVA_DOUBLE, i, m.getAtIndex(JAVA_DOUBLE, (long) i * (ld + 1)));
     }
