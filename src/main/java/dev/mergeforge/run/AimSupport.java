@@ -1,4 +1,4 @@
-package dev.mergeforge.cli;
+package dev.mergeforge.run;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.mergeforge.aim.AimRelaxer;
@@ -7,19 +7,17 @@ import dev.mergeforge.config.AimSettings;
 import dev.mergeforge.config.MergeConfig;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
-import dev.mergeforge.run.Events;
-import dev.mergeforge.run.Planner;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 
 /** Builds the AIM relaxer a config asks for (from a stats file, or by calibrating the base model). */
-final class AimSupport {
+public final class AimSupport {
     private AimSupport() {}
 
     /** The relaxer for {@code cfg.aim()}, or null when the config has no aim: block. */
-    static AimRelaxer relaxer(MergeConfig cfg, Planner.Plan plan, Planner.Inputs inputs, Backend backend, Events ev) {
+    public static AimRelaxer relaxer(MergeConfig cfg, Planner.Plan plan, Planner.Inputs inputs, Backend backend, Events ev) {
         AimSettings a = cfg.aim();
         if (a == null) return null;
         if (cfg.baseModel() == null) {
@@ -30,7 +28,7 @@ final class AimSupport {
         return new AimRelaxer(stats, settings(a), isConv1d(base.config()), isTied(base.config()));
     }
 
-    static AimRelaxer.Settings settings(AimSettings a) {
+    public static AimRelaxer.Settings settings(AimSettings a) {
         AimRelaxer.Scaling scaling = switch (a.scaling() == null ? "identity" : a.scaling().toLowerCase(Locale.ROOT)) {
             case "identity" -> AimRelaxer.Scaling.IDENTITY;
             case "power" -> AimRelaxer.Scaling.POWER;
@@ -39,7 +37,7 @@ final class AimSupport {
         return new AimRelaxer.Settings(a.omega(), scaling, a.power(), a.include(), a.exclude());
     }
 
-    static Path statsFile(AimSettings a, Checkpoint base, Backend backend, Events ev) {
+    public static Path statsFile(AimSettings a, Checkpoint base, Backend backend, Events ev) {
         if (a.stats() != null) {
             Path p = Path.of(a.stats());
             if (!Files.isRegularFile(p)) {
@@ -52,11 +50,11 @@ final class AimSupport {
     }
 
     /** GPT-2 stores its Linear weights transposed (Conv1D, in x out). */
-    static boolean isConv1d(JsonNode config) {
+    public static boolean isConv1d(JsonNode config) {
         return config.path("model_type").asText("").equals("gpt2");
     }
 
-    static boolean isTied(JsonNode config) {
+    public static boolean isTied(JsonNode config) {
         JsonNode t = config.get("tie_word_embeddings");
         if (t != null) return t.asBoolean();
         String mt = config.path("model_type").asText("");
