@@ -1,12 +1,11 @@
 package dev.mergeforge.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mergeforge.api.CancellationToken;
 import dev.mergeforge.api.EvalRequest;
 import dev.mergeforge.api.EvalResult;
 import dev.mergeforge.api.EventListener;
 import dev.mergeforge.api.Mergeforge;
+import dev.mergeforge.serve.Json;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -56,23 +55,19 @@ final class EvalCommand implements Callable<Integer> {
     public Integer call() {
         EvalResult r = Mergeforge.eval(new EvalRequest(model, text, tasks, maxTokens, rows, device, threads), EventListener.NONE, new CancellationToken());
         PrintWriter out = spec.commandLine().getOut();
-        ObjectNode result = new ObjectMapper().createObjectNode();
-        result.put("model", r.model());
-        if (r.text() != null) {
-            EvalResult.TextResult l = r.text();
-            result.putObject("text").put("file", l.file().toString()).put("mean_nll", l.meanNll()).put("perplexity", l.perplexity())
-                    .put("tokens", l.tokens()).put("documents", l.documents());
-            if (!json) out.printf(Locale.ROOT, "%s: mean token NLL %.4f, perplexity %.3f over %d tokens of %d documents%n",
-                    l.file(), l.meanNll(), l.perplexity(), l.tokens(), l.documents());
+        if (json) {
+            out.println(Json.eval(r).toString());
+        } else {
+            if (r.text() != null) {
+                EvalResult.TextResult l = r.text();
+                out.printf(Locale.ROOT, "%s: mean token NLL %.4f, perplexity %.3f over %d tokens of %d documents%n",
+                        l.file(), l.meanNll(), l.perplexity(), l.tokens(), l.documents());
+            }
+            for (EvalResult.TaskResult s : r.tasks()) {
+                out.printf(Locale.ROOT, "%s: exact match %.3f (%d rows), answer NLL %.4f (%d rows)%n",
+                        s.file(), s.accuracy(), s.accuracyRows(), s.answerNll(), s.nllRows());
+            }
         }
-        ObjectNode ts = result.putObject("tasks");
-        for (EvalResult.TaskResult s : r.tasks()) {
-            ts.putObject(s.file().getFileName().toString()).put("accuracy", s.accuracy()).put("accuracy_rows", s.accuracyRows())
-                    .put("answer_nll", s.answerNll()).put("nll_rows", s.nllRows());
-            if (!json) out.printf(Locale.ROOT, "%s: exact match %.3f (%d rows), answer NLL %.4f (%d rows)%n",
-                    s.file(), s.accuracy(), s.accuracyRows(), s.answerNll(), s.nllRows());
-        }
-        if (json) out.println(result.toString());
         out.flush();
         return 0;
     }
