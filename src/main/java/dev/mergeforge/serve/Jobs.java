@@ -117,8 +117,10 @@ public final class Jobs {
             jobs.put(r.id(), j);
             forgetOld();
             active++;
-            if (!(r instanceof Request.Plan)) queue.addLast(j);
-            sink.send(line(r.id(), "queued").put("op", r.op()).put("position", queue.size() - 1));
+            if (!(r instanceof Request.Plan)) {
+                queue.addLast(j);
+                sink.send(line(r.id(), "queued").put("op", r.op()).put("position", queue.size() - 1));
+            }
         }
         Thread.ofPlatform().name("mergeforge-job-" + r.id()).daemon(true).start(() -> run(j));
         return true;
