@@ -177,4 +177,45 @@ public final class Mergeforge {
             throw MergeforgeError.of(e);
         }
     }
+
+    /**
+     * Merges a candidate and evaluates it without a checkpoint on disk: the merged model is written
+     * to a scratch folder on a RAM-backed file system ({@code /dev/shm} where it exists with room for
+     * it; otherwise the temporary folder, said in a note), read from there by the forward pass through
+     * memory maps, and removed before this returns, whatever happens. Memory: the merged model's size
+     * on top of the merge and the eval. The scores equal those of {@link #merge} to disk followed by
+     * {@link #eval}.
+     */
+    public static MergeEvalResult mergeAndEval(MergeEvalRequest req, EventListener listener, CancellationToken cancel) {
+        Path scratch;
+        try {
+            scratch = Files.createTempDirectory(memoryRoot(listener), "mergeforge-candidate-");
+        } catch (IOException e) {
+            throw MergeforgeError.of(new UncheckedIOException("cannot create a scratch folder for the candidate: " + e.getMessage()
+                    + "; set java.io.tmpdir to a writable folder", e));
+        }
+        try {
+            listener.on(new Event.Note("candidate in " + scratch));
+            MergeResult m = merge(req.merge(scratch.resolve("merged")), listener, cancel);
+            long t0 = System.nanoTime();
+            EvalResult e = eval(req.eval(m.output()), listener, cancel);
+            return new MergeEvalResult(e, m.tensors(), m.seconds(), (System.nanoTime() - t0) / 1e9, m.peakWorkingBytes());
+        } finally {
+            OutputDir.deleteTree(scratch);
+        }
+    }
+
+    /** The dry run of a candidate's merge (its output would be a scratch folder). */
+    public static PlanResult plan(MergeEvalRequest req, EventListener listener) {
+        return plan(req.merge(Path.of(System.getProperty("java.io.tmpdir"), "mergeforge-candidate-plan")), listener);
+    }
+
+    /** /dev/shm when it is a writable folder, else java.io.tmpdir (with a note that the candidate then goes through it). */
+    private static Path memoryRoot(EventListener listener) {
+        Path shm = Path.of("/dev/shm");
+        if (Files.isDirectory(shm) && Files.isWritable(shm)) return shm;
+        Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+        listener.on(new Event.Note("no RAM-backed /dev/shm: the candidate is written to " + tmp + " and removed after its eval"));
+        return tmp;
+    }
 }

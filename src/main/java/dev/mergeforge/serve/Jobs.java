@@ -7,6 +7,7 @@ import dev.mergeforge.api.Event;
 import dev.mergeforge.api.EventListener;
 import dev.mergeforge.api.Mergeforge;
 import dev.mergeforge.api.MergeforgeError;
+import dev.mergeforge.api.PlanResult;
 import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.run.JsonEvents;
@@ -25,7 +26,8 @@ import java.util.stream.Stream;
 /**
  * The server's job table and admission rule (docs/protocol.md). Each merge, calibrate or eval
  * request becomes a job on its own thread: it estimates its working memory (a merge: the dry run's
- * peak estimate; calibrate and eval: twice the model's safetensors bytes, its float32 weights),
+ * peak estimate; calibrate and eval: twice the model's safetensors bytes, its float32 weights;
+ * merge_eval: the merge's estimate plus three times the merged model's bytes),
  * waits in a first-in-first-out queue until it is at the head, fewer than {@code maxJobs} jobs run
  * and its estimate fits in what the running jobs leave of the budget, then runs through
  * {@link Mergeforge}. A job that alone exceeds the budget is refused. Plans run at once, cancel and
@@ -100,6 +102,7 @@ public final class Jobs {
             case Request.Plan p -> { return start(p, sink); }
             case Request.Calibrate c -> { return start(c, sink); }
             case Request.Eval e -> { return start(e, sink); }
+            case Request.MergeEval m -> { return start(m, sink); }
         }
         return true;
     }
@@ -172,6 +175,7 @@ public final class Jobs {
                 case Request.Merge m -> Json.merge(Mergeforge.merge(m.request(), listener(j), j.cancel));
                 case Request.Calibrate c -> Json.calibrate(Mergeforge.calibrate(c.request(), listener(j), j.cancel));
                 case Request.Eval e -> Json.eval(Mergeforge.eval(e.request(), listener(j), j.cancel));
+                case Request.MergeEval m -> Json.mergeEval(Mergeforge.mergeAndEval(m.request(), listener(j), j.cancel));
                 case Request.Plan p -> throw new IllegalStateException("plan " + p.id() + " is not admitted");
                 case Request.Cancel c -> throw new IllegalStateException("cancel " + c.id() + " is not a job");
                 case Request.Status s -> throw new IllegalStateException("status " + s.id() + " is not a job");
@@ -215,6 +219,11 @@ public final class Jobs {
             case Request.Merge m -> Mergeforge.plan(m.request(), EventListener.NONE).peakWorkingBytes();
             case Request.Calibrate c -> 2 * weightBytes(c.request().model());
             case Request.Eval e -> 2 * weightBytes(e.request().model());
+            case Request.MergeEval m -> {
+                // the merge's working memory plus the candidate in memory: its file and its weights widened to float32
+                PlanResult p = Mergeforge.plan(m.request(), EventListener.NONE);
+                yield p.peakWorkingBytes() + 3 * p.bytesOut();
+            }
             case Request.Plan p -> 0;
             case Request.Cancel c -> 0;
             case Request.Status s -> 0;

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mergeforge.api.CalibrateResult;
 import dev.mergeforge.api.EvalResult;
+import dev.mergeforge.api.MergeEvalResult;
 import dev.mergeforge.api.MergeResult;
 import dev.mergeforge.api.PlanResult;
 
@@ -29,6 +30,13 @@ public final class Json {
         n.put("peak_working_bytes", p.peakWorkingBytes());
         if (p.aimOmega() != null) n.put("aim_omega", p.aimOmega());
         return n;
+    }
+
+    static ObjectNode mergeEval(MergeEvalResult r) {
+        ObjectNode n = MAPPER.createObjectNode();
+        n.set("eval", eval(r.eval()));
+        return n.put("tensors", r.tensors()).put("merge_seconds", r.mergeSeconds()).put("eval_seconds", r.evalSeconds())
+                .put("peak_working_bytes", r.peakWorkingBytes());
     }
 
     static ObjectNode calibrate(CalibrateResult r) {

@@ -2,6 +2,7 @@ package dev.mergeforge.serve;
 
 import dev.mergeforge.api.CalibrateRequest;
 import dev.mergeforge.api.EvalRequest;
+import dev.mergeforge.api.MergeEvalRequest;
 import dev.mergeforge.api.MergeRequest;
 
 /** One request of the serve protocol (docs/protocol.md), parsed and validated; {@code id} tags every response line. */
@@ -25,6 +26,10 @@ sealed interface Request {
 
     record Eval(String id, EvalRequest request) implements Request {
         public String op() { return "eval"; }
+    }
+
+    record MergeEval(String id, MergeEvalRequest request) implements Request {
+        public String op() { return "merge_eval"; }
     }
 
     /** Cancels the job {@code target} (queued or running). */

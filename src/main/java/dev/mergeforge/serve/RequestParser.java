@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.api.BackendChoice;
 import dev.mergeforge.api.CalibrateRequest;
 import dev.mergeforge.api.EvalRequest;
+import dev.mergeforge.api.MergeEvalRequest;
 import dev.mergeforge.api.MergeRequest;
 import dev.mergeforge.errors.ConfigException;
 
@@ -26,6 +27,8 @@ final class RequestParser {
     private static final List<String> BACKEND_KEYS = List.of("backend", "device", "threads");
     private static final List<String> MERGE_KEYS = List.of("config", "config_yaml", "output", "seed", "out_shard_size", "overwrite", "allow_nonfinite");
     private static final List<String> CALIBRATE_KEYS = List.of("model", "output", "stat", "data", "samples", "seq_len", "seed", "device", "threads", "cache");
+    private static final List<String> MERGE_EVAL_KEYS = List.of("config", "config_yaml", "seed", "backend", "threads", "text", "tasks",
+            "max_tokens", "rows");
     private static final List<String> EVAL_KEYS = List.of("model", "text", "tasks", "max_tokens", "rows", "device", "threads");
 
     private RequestParser() {}
@@ -60,6 +63,7 @@ final class RequestParser {
                 case "plan" -> new Request.Plan(id, merge(n, id));
                 case "calibrate" -> new Request.Calibrate(id, calibrate(n, id));
                 case "eval" -> new Request.Eval(id, eval(n, id));
+                case "merge_eval" -> new Request.MergeEval(id, mergeEval(n, id));
                 case "cancel" -> {
                     keys(n, id, List.of("target"));
                     yield new Request.Cancel(id, text(n, id, "target", true));
@@ -69,7 +73,7 @@ final class RequestParser {
                     yield new Request.Status(id, text(n, id, "target", false));
                 }
                 default -> throw new BadRequest(id, "\"op\": " + (op.isEmpty() ? "missing" : "'" + op + "' is unknown")
-                        + "; valid: merge, plan, calibrate, eval, cancel, status");
+                        + "; valid: merge, plan, calibrate, eval, merge_eval, cancel, status");
             };
         } catch (BadRequest e) {
             throw e;
@@ -78,10 +82,10 @@ final class RequestParser {
         }
     }
 
-    private static MergeRequest merge(JsonNode n, String id) {
-        List<String> valid = new ArrayList<>(MERGE_KEYS);
-        valid.addAll(BACKEND_KEYS);
-        keys(n, id, valid);
+    /** The config as a file path or as YAML text (a JSON object is YAML too). */
+    private record Config(Path file, String yaml) {}
+
+    private static Config config(JsonNode n, String id) {
         JsonNode cfg = n.get("config");
         Path file = null;
         String yaml = text(n, id, "config_yaml", false);
@@ -89,9 +93,20 @@ final class RequestParser {
             if (yaml != null) throw new BadRequest(id, "give \"config\" or \"config_yaml\", not both");
             yaml = cfg.toString(); // JSON is YAML: a mergekit config given as an object
         } else if (cfg != null) {
+            if (yaml != null) throw new BadRequest(id, "give \"config\" or \"config_yaml\", not both");
             file = Path.of(text(n, id, "config", true));
         }
         if (file == null && yaml == null) throw new BadRequest(id, "\"config\" is missing: give a config file path, a config object or \"config_yaml\" text");
+        return new Config(file, yaml);
+    }
+
+    private static MergeRequest merge(JsonNode n, String id) {
+        List<String> valid = new ArrayList<>(MERGE_KEYS);
+        valid.addAll(BACKEND_KEYS);
+        keys(n, id, valid);
+        Config c = config(n, id);
+        Path file = c.file();
+        String yaml = c.yaml();
         return new MergeRequest(file, yaml, Path.of(text(n, id, "output", true)), integer(n, id, "seed", 0),
                 integer(n, id, "out_shard_size", MergeRequest.DEFAULT_SHARD_BYTES), bool(n, id, "overwrite", false),
                 bool(n, id, "allow_nonfinite", false), backend(n, id));
@@ -111,8 +126,16 @@ final class RequestParser {
                 bool(n, id, "cache", true), Path.of(text(n, id, "output", true)));
     }
 
-    private static EvalRequest eval(JsonNode n, String id) {
-        keys(n, id, EVAL_KEYS);
+    private static MergeEvalRequest mergeEval(JsonNode n, String id) {
+        keys(n, id, MERGE_EVAL_KEYS);
+        Config c = config(n, id);
+        String text = text(n, id, "text", false);
+        return new MergeEvalRequest(c.file(), c.yaml(), integer(n, id, "seed", 0),
+                new BackendChoice(n.has("backend") ? text(n, id, "backend", true) : "auto", "cpu", int32(n, id, "threads", 0)),
+                text == null ? null : Path.of(text), tasks(n, id), int32(n, id, "max_tokens", 128), int32(n, id, "rows", 100));
+    }
+
+    private static List<Path> tasks(JsonNode n, String id) {
         List<Path> tasks = new ArrayList<>();
         JsonNode t = n.get("tasks");
         if (t != null) {
@@ -122,6 +145,12 @@ final class RequestParser {
                 tasks.add(Path.of(p.asText()));
             }
         }
+        return tasks;
+    }
+
+    private static EvalRequest eval(JsonNode n, String id) {
+        keys(n, id, EVAL_KEYS);
+        List<Path> tasks = tasks(n, id);
         String text = text(n, id, "text", false);
         return new EvalRequest(text(n, id, "model", true), text == null ? null : Path.of(text), tasks,
                 int32(n, id, "max_tokens", 128), int32(n, id, "rows", 100),

@@ -147,4 +147,34 @@ class MergeforgeApiTest {
         assertEquals(2, missing.exitCode());
         assertTrue(missing.getMessage().contains("missing.txt"), missing.getMessage());
     }
+
+    @Test
+    void mergeAndEvalScoresLikeAMergeToDiskThenAnEvalAndLeavesNoScratch() throws IOException {
+        Path text = MergeFixtures.yaml(root, "sweep.txt", "a candidate is scored\non this text\n");
+        Path disk = root.resolve("sweep-disk");
+        Mergeforge.merge(MergeRequest.of(config, disk).withBackend(JAVA), EventListener.NONE, new CancellationToken());
+        EvalResult ref = Mergeforge.eval(new EvalRequest(disk.toString(), text, List.of(), 32, 10, "cpu", 1), EventListener.NONE, new CancellationToken());
+
+        List<Event> events = new ArrayList<>();
+        MergeEvalRequest req = new MergeEvalRequest(config, null, 0, JAVA, text, List.of(), 32, 10);
+        MergeEvalResult r = Mergeforge.mergeAndEval(req, events::add, new CancellationToken());
+        assertEquals(ref.text().meanNll(), r.eval().text().meanNll(), "bit for bit the same scores");
+        assertEquals(ref.text().tokens(), r.eval().text().tokens());
+        Path scratch = scratchOf(events);
+        assertFalse(Files.exists(scratch), "the candidate is gone: " + scratch);
+
+        CancellationToken cancel = new CancellationToken();
+        List<Event> cancelled = new ArrayList<>();
+        MergeforgeError e = assertThrows(MergeforgeError.class, () -> Mergeforge.mergeAndEval(req, ev -> {
+            cancelled.add(ev);
+            if (ev instanceof Event.TensorWritten) cancel.cancel();
+        }, cancel));
+        assertTrue(e.cancelled());
+        assertFalse(Files.exists(scratchOf(cancelled)));
+    }
+
+    private static Path scratchOf(List<Event> events) {
+        return events.stream().filter(ev -> ev instanceof Event.Note n && n.message().startsWith("candidate in "))
+                .map(ev -> Path.of(((Event.Note) ev).message().substring("candidate in ".length()))).findFirst().orElseThrow();
+    }
 }

@@ -118,8 +118,10 @@ class HttpServeTest {
         assertEquals("result", cal.path("event").asText(), cal.toString());
         JsonNode ev = call(fx.eval("e")).getLast();
         assertTrue(ev.at("/result/text/perplexity").asDouble() > 1, ev.toString());
+        JsonNode me = call(fx.mergeEval("me")).getLast();
+        assertEquals("result", me.path("event").asText(), me.toString());
         JsonNode st = call("{\"id\":\"s\",\"op\":\"status\"}").getLast();
-        assertEquals(List.of("p", "m", "c", "e"), st.at("/result/jobs").findValuesAsText("id"));
+        assertEquals(List.of("p", "m", "c", "e", "me"), st.at("/result/jobs").findValuesAsText("id"));
         JsonNode cancel = call("{\"id\":\"x\",\"op\":\"cancel\",\"target\":\"m\"}").getLast();
         assertEquals("done", cancel.at("/result/state").asText());
 

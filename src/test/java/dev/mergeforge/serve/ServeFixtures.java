@@ -53,6 +53,11 @@ final class ServeFixtures {
         return "{\"id\":\"%s\",\"op\":\"eval\",\"model\":\"%s\",\"text\":\"%s\",\"max_tokens\":32,\"threads\":1}".formatted(id, fam.base(), text);
     }
 
+    String mergeEval(String id) {
+        return "{\"id\":\"%s\",\"op\":\"merge_eval\",\"config\":\"%s\",\"text\":\"%s\",\"max_tokens\":32,\"backend\":\"java\",\"threads\":1}"
+                .formatted(id, config, text);
+    }
+
     static JsonNode parse(String line) {
         try {
             return JSON.readTree(line);
