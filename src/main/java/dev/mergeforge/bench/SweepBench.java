@@ -28,8 +28,9 @@ import java.util.Locale;
  * family, each candidate merged and scored on the same text, three ways: (A) a `mergeforge merge`
  * and a `mergeforge eval` process per candidate with the checkpoint on disk; (B) one warm JVM calling
  * {@link Mergeforge#merge} to disk then {@link Mergeforge#eval}; (C) one warm JVM calling
- * {@link Mergeforge#mergeAndEval} (the candidate in /dev/shm). Checks that the three give the same
- * scores and prints a markdown table.
+ * {@link Mergeforge#mergeAndEval} (the candidate in /dev/shm). B and C each score one untimed
+ * candidate first and then alternate; A runs last. Checks that the three give the same scores and
+ * prints a markdown table. "merges" is everything but the eval (planning and writing included).
  *
  * <pre>java -Xmx3g --enable-native-access=ALL-UNNAMED -cp target/mergeforge.jar dev.mergeforge.bench.SweepBench [DIR] [LAUNCHER]</pre>
  */
@@ -59,38 +60,24 @@ public final class SweepBench {
         List<Path> inputs = List.of(f.base(), f.fineTunes().get(0), f.fineTunes().get(1));
 
         Family.warm(inputs);
-        long t0 = System.nanoTime();
-        double[] c = new double[CANDIDATES];
-        double cMerge = 0, cEval = 0;
+        // one untimed candidate each way first: class loading, JIT and the native kernels' start-up
+        candidateInMemory(configs.getFirst(), text);
+        candidateOnDisk(configs.getFirst(), text, work.resolve("b-candidate"));
+        // then B and C alternate candidate by candidate (B first on even ones), so load drift on a shared machine hits both alike
+        double[] b = new double[CANDIDATES], c = new double[CANDIDATES];
+        double[] bTimes = new double[3], cTimes = new double[3];
         for (int i = 0; i < CANDIDATES; i++) {
-            MergeEvalRequest req = new MergeEvalRequest(null, configs.get(i), 0, BackendChoice.AUTO, text, List.of(), MAX_TOKENS, 100);
-            MergeEvalResult r = Mergeforge.mergeAndEval(req, EventListener.NONE, new CancellationToken());
-            c[i] = r.eval().text().meanNll();
-            cMerge += r.mergeSeconds();
-            cEval += r.evalSeconds();
+            for (int k = 0; k < 2; k++) {
+                if ((i + k) % 2 == 0) b[i] = candidateOnDisk(configs.get(i), text, work.resolve("b-candidate"), bTimes);
+                else c[i] = candidateInMemory(configs.get(i), text, cTimes);
+            }
         }
-        double cTotal = (System.nanoTime() - t0) / 1e9;
+        double bTotal = bTimes[0], bMerge = bTimes[1], bEval = bTimes[2];
+        double cTotal = cTimes[0], cMerge = cTimes[1], cEval = cTimes[2];
         long cRss = ProcessStats.peakRssBytes();
 
         Family.warm(inputs);
-        t0 = System.nanoTime();
-        double[] b = new double[CANDIDATES];
-        double bMerge = 0, bEval = 0;
-        for (int i = 0; i < CANDIDATES; i++) {
-            Path out = work.resolve("b-candidate");
-            long m0 = System.nanoTime();
-            Mergeforge.merge(MergeRequest.ofYaml(configs.get(i), out).withOverwrite(true), EventListener.NONE, new CancellationToken());
-            long e0 = System.nanoTime();
-            EvalResult r = Mergeforge.eval(new EvalRequest(out.toString(), text, List.of(), MAX_TOKENS, 100, "cpu", 0), EventListener.NONE,
-                    new CancellationToken());
-            bEval += (System.nanoTime() - e0) / 1e9;
-            bMerge += (e0 - m0) / 1e9;
-            b[i] = r.text().meanNll();
-        }
-        double bTotal = (System.nanoTime() - t0) / 1e9;
-
-        Family.warm(inputs);
-        t0 = System.nanoTime();
+        long t0 = System.nanoTime();
         double[] a = new double[CANDIDATES];
         double aMerge = 0, aEval = 0;
         for (int i = 0; i < CANDIDATES; i++) {
@@ -119,6 +106,36 @@ public final class SweepBench {
         out.printf(Locale.ROOT, "%nlargest score difference between the ways: %.3g (mean token NLL); peak RSS of the warm JVM after C: %.0f MB%n",
                 diff, cRss / 1e6);
         if (diff != 0) throw new IllegalStateException("the three ways disagree on the scores by " + diff);
+    }
+
+    /** Scores one candidate through {@link Mergeforge#mergeAndEval}; adds total, merge and eval seconds to {@code times}. */
+    private static double candidateInMemory(String config, Path text, double... times) {
+        long t0 = System.nanoTime();
+        MergeEvalRequest req = new MergeEvalRequest(null, config, 0, BackendChoice.AUTO, text, List.of(), MAX_TOKENS, 100);
+        MergeEvalResult r = Mergeforge.mergeAndEval(req, EventListener.NONE, new CancellationToken());
+        if (times.length == 3) {
+            double total = (System.nanoTime() - t0) / 1e9;
+            times[0] += total;
+            times[1] += total - r.evalSeconds(); // planning, merging and the scratch folder, as B's merge column
+            times[2] += r.evalSeconds();
+        }
+        return r.eval().text().meanNll();
+    }
+
+    /** Scores one candidate by a merge to {@code out} on disk and an eval of it; adds total, merge and eval seconds to {@code times}. */
+    private static double candidateOnDisk(String config, Path text, Path out, double... times) {
+        long m0 = System.nanoTime();
+        Mergeforge.merge(MergeRequest.ofYaml(config, out).withOverwrite(true), EventListener.NONE, new CancellationToken());
+        long e0 = System.nanoTime();
+        EvalResult r = Mergeforge.eval(new EvalRequest(out.toString(), text, List.of(), MAX_TOKENS, 100, "cpu", 0), EventListener.NONE,
+                new CancellationToken());
+        long e1 = System.nanoTime();
+        if (times.length == 3) {
+            times[0] += (e1 - m0) / 1e9;
+            times[1] += (e0 - m0) / 1e9;
+            times[2] += (e1 - e0) / 1e9;
+        }
+        return r.text().meanNll();
     }
 
     private static String run(String... cmd) throws IOException, InterruptedException {

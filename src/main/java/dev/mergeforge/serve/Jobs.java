@@ -120,7 +120,9 @@ public final class Jobs {
             jobs.put(r.id(), j);
             forgetOld();
             active++;
-            if (!(r instanceof Request.Plan)) {
+            if (r instanceof Request.Plan) {
+                j.state = State.RUNNING; // plans run at once, outside the queue
+            } else {
                 queue.addLast(j);
                 sink.send(line(r.id(), "queued").put("op", r.op()).put("position", queue.size() - 1));
             }
@@ -255,7 +257,8 @@ public final class Jobs {
     private synchronized ObjectNode cancel(Request.Cancel c) {
         Job j = jobs.get(c.target());
         if (j == null) return error(c.id(), "cancel: no job with id '" + c.target() + "'; send {\"op\": \"status\"} to list the jobs", 2, false);
-        boolean live = j.state == State.QUEUED || j.state == State.RUNNING;
+        // a plan is not stopped (it reads headers only and answers quickly)
+        boolean live = (j.state == State.QUEUED || j.state == State.RUNNING) && !(j.request instanceof Request.Plan);
         if (live) {
             j.cancel.cancel();
             notifyAll();

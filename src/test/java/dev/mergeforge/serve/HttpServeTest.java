@@ -102,6 +102,11 @@ class HttpServeTest {
                 HttpResponse.BodyHandlers.ofString());
         assertEquals(405, get.statusCode());
         assertEquals(404, client.send(HttpRequest.newBuilder(uri("/nope")).build(), HttpResponse.BodyHandlers.ofString()).statusCode());
+        HttpResponse<String> big = client.send(HttpRequest.newBuilder(uri("/v1/requests")).header("Authorization", "Bearer " + TOKEN)
+                .POST(HttpRequest.BodyPublishers.ofString("{\"id\":\"" + "x".repeat(1 << 20) + "\",\"op\":\"status\"}")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(413, big.statusCode());
+        assertTrue(ServeFixtures.parse(big.body()).path("message").asText().contains("request body over"), big.body());
     }
 
     @Test
