@@ -17,6 +17,7 @@ public interface EventListener {
                 case Event.Started s -> sink.start(s.method(), s.tensors(), s.bytesIn(), s.bytesOut(), s.backend());
                 case Event.TensorWritten t -> sink.tensor(t.index(), t.total(), t.name(), t.bytesIn(), t.bytesOut(), t.elapsedSeconds());
                 case Event.Note n -> sink.note(n.message());
+                case Event.Warning w -> sink.note("warning: " + w.message());
                 case Event.Finished f -> sink.done(f.output(), f.tensors(), f.bytesIn(), f.bytesOut(), f.seconds(), f.peakWorkingBytes(), f.peakRssBytes());
                 case Event.Failed f -> sink.error(f.message(), f.exitCode());
             }

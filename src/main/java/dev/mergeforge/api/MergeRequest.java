@@ -15,9 +15,10 @@ import java.nio.file.Path;
  * @param maxShardBytes  largest output shard in bytes
  * @param overwrite      replace {@code output} if it exists
  * @param allowNonFinite merge even if an input holds NaN or Inf
+ * @param allowCrimes    merge models of different architectures (mergekit's --allow-crimes), each reported as a {@link Event.Warning}
  */
 public record MergeRequest(Path configFile, String configYaml, Path output, long seed, long maxShardBytes, boolean overwrite,
-                           boolean allowNonFinite, BackendChoice backend) {
+                           boolean allowNonFinite, boolean allowCrimes, BackendChoice backend) {
     /** 5 GB, the default shard size (as mergekit's). */
     public static final long DEFAULT_SHARD_BYTES = 5_000_000_000L;
 
@@ -31,25 +32,30 @@ public record MergeRequest(Path configFile, String configYaml, Path output, long
     }
 
     public static MergeRequest of(Path configFile, Path output) {
-        return new MergeRequest(configFile, null, output, 0, DEFAULT_SHARD_BYTES, false, false, BackendChoice.AUTO);
+        return new MergeRequest(configFile, null, output, 0, DEFAULT_SHARD_BYTES, false, false, false, BackendChoice.AUTO);
     }
 
     public static MergeRequest ofYaml(String configYaml, Path output) {
-        return new MergeRequest(null, configYaml, output, 0, DEFAULT_SHARD_BYTES, false, false, BackendChoice.AUTO);
+        return new MergeRequest(null, configYaml, output, 0, DEFAULT_SHARD_BYTES, false, false, false, BackendChoice.AUTO);
     }
 
-    public MergeRequest withSeed(long s) { return new MergeRequest(configFile, configYaml, output, s, maxShardBytes, overwrite, allowNonFinite, backend); }
+    public MergeRequest withSeed(long s) { return new MergeRequest(configFile, configYaml, output, s, maxShardBytes, overwrite, allowNonFinite, allowCrimes, backend); }
 
-    public MergeRequest withMaxShardBytes(long b) { return new MergeRequest(configFile, configYaml, output, seed, b, overwrite, allowNonFinite, backend); }
+    public MergeRequest withMaxShardBytes(long b) { return new MergeRequest(configFile, configYaml, output, seed, b, overwrite, allowNonFinite, allowCrimes, backend); }
 
-    public MergeRequest withOverwrite(boolean o) { return new MergeRequest(configFile, configYaml, output, seed, maxShardBytes, o, allowNonFinite, backend); }
+    public MergeRequest withOverwrite(boolean o) { return new MergeRequest(configFile, configYaml, output, seed, maxShardBytes, o, allowNonFinite, allowCrimes, backend); }
 
-    public MergeRequest withAllowNonFinite(boolean a) { return new MergeRequest(configFile, configYaml, output, seed, maxShardBytes, overwrite, a, backend); }
+    public MergeRequest withAllowNonFinite(boolean a) { return new MergeRequest(configFile, configYaml, output, seed, maxShardBytes, overwrite, a, allowCrimes, backend); }
 
-    public MergeRequest withBackend(BackendChoice b) { return new MergeRequest(configFile, configYaml, output, seed, maxShardBytes, overwrite, allowNonFinite, b); }
+    public MergeRequest withAllowCrimes(boolean c) { return new MergeRequest(configFile, configYaml, output, seed, maxShardBytes, overwrite, allowNonFinite, c, backend); }
+
+    public MergeRequest withBackend(BackendChoice b) { return new MergeRequest(configFile, configYaml, output, seed, maxShardBytes, overwrite, allowNonFinite, allowCrimes, b); }
 
     /** Reads and validates the config (all problems in one ConfigException). */
     MergeConfig readConfig() {
-        return configFile != null ? ConfigReader.read(configFile) : ConfigReader.parse(configYaml, "<config>");
+        return configFile != null ? ConfigReader.read(configFile) : ConfigReader.parse(configYaml, source());
     }
+
+    /** How messages name the config: its file, or "&lt;config&gt;" for text. */
+    String source() { return configFile != null ? configFile.toString() : "<config>"; }
 }

@@ -6,6 +6,7 @@ import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.cuda.CudaForward;
 import dev.mergeforge.calib.Calibrator;
 import dev.mergeforge.calib.GramCalibrator;
+import dev.mergeforge.config.ConfigKeys;
 import dev.mergeforge.config.MergeConfig;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.eval.Evaluator;
@@ -55,8 +56,8 @@ public final class Mergeforge {
         Events ev = new ListenerEvents(listener, cancel, what);
         try {
             cancel.check(what);
-            MergeConfig cfg = req.readConfig();
-            try (Planner.Inputs inputs = new Planner.Inputs()) {
+            MergeConfig cfg = read(req, listener);
+            try (Planner.Inputs inputs = inputs(req, listener)) {
                 Planner.Plan plan = Planner.plan(cfg, inputs, StatsLocator.calibrating(Calibration.cacheDir(), ev::note));
                 cancel.check(what);
                 try (Backend backend = req.backend().create();
@@ -81,8 +82,8 @@ public final class Mergeforge {
      */
     public static PlanResult plan(MergeRequest req, EventListener listener) {
         try {
-            MergeConfig cfg = req.readConfig();
-            try (Planner.Inputs inputs = new Planner.Inputs()) {
+            MergeConfig cfg = read(req, listener);
+            try (Planner.Inputs inputs = inputs(req, listener)) {
                 Planner.Plan plan = Planner.plan(cfg, inputs, StatsLocator.calibrating(Calibration.cacheDir(), m -> listener.on(new Event.Note(m))));
                 OutputDir.check(req.output(), req.overwrite(), inputs.all().stream().map(c -> c.dir()).toList());
                 return summary(plan, req.maxShardBytes());
@@ -90,6 +91,21 @@ public final class Mergeforge {
         } catch (RuntimeException e) {
             throw MergeforgeError.of(e);
         }
+    }
+
+    /** The validated config; keys accepted for mergekit compatibility that change nothing are never ignored silently (docs/config.md). */
+    private static MergeConfig read(MergeRequest req, EventListener listener) {
+        MergeConfig cfg = req.readConfig();
+        for (String key : ConfigKeys.notActedOn(cfg.raw())) {
+            listener.on(new Event.Warning(req.source() + ": " + key + " is accepted for mergekit compatibility but changes nothing in mergeforge's output"));
+        }
+        return cfg;
+    }
+
+    private static Planner.Inputs inputs(MergeRequest req, EventListener listener) {
+        Planner.Inputs inputs = new Planner.Inputs();
+        if (req.allowCrimes()) inputs.allowCrimes(m -> listener.on(new Event.Warning(m.startsWith("warning: ") ? m.substring(9) : m)));
+        return inputs;
     }
 
     private static PlanResult summary(Planner.Plan plan, long maxShard) {

@@ -42,6 +42,9 @@ final class MergeCommand implements Callable<Integer> {
     @Option(names = "--allow-nonfinite", description = "Merge even if an input holds NaN or Inf.")
     boolean allowNonFinite;
 
+    @Option(names = "--allow-crimes", description = "Merge models of different architectures (mergekit's flag): a warning instead of an error.")
+    boolean allowCrimes;
+
     @Mixin OutputOptions outputOptions;
 
     @Mixin BackendOptions backendOptions;
@@ -53,12 +56,21 @@ final class MergeCommand implements Callable<Integer> {
         MergeRequest req;
         try {
             req = new MergeRequest(config, null, output, seed, Sizes.parse("--out-shard-size", shardSize), outputOptions.overwrite,
-                    allowNonFinite, backendOptions.choice());
+                    allowNonFinite, allowCrimes, backendOptions.choice());
         } catch (MergeforgeException e) {
             ev.error(e.getMessage(), e.exitCode());
             throw e;
         }
-        EventListener forward = EventListener.of(ev);
+        EventListener events = EventListener.of(ev);
+        // warnings go to stderr whatever the event format, as the rest of the command line's warnings
+        EventListener forward = e -> {
+            if (e instanceof Event.Warning w) {
+                err.println("warning: " + w.message());
+                err.flush();
+            } else {
+                events.on(e);
+            }
+        };
         if (dryRun) {
             try {
                 printPlan(out, Mergeforge.plan(req, forward));

@@ -12,9 +12,12 @@ import java.util.Map;
 public final class ConfigKeys {
     private ConfigKeys() {}
 
-    /** Top-level keys we act on (the last two are ours, not mergekit's). */
+    /** Ours: where gradients are evaluated on post-layer weights (0 as mergekit 0.1.2+, 1 as mergekit 0.1.0-0.1.1). */
+    public static final String POST_WEIGHTS_T = "post_weights_t";
+
+    /** Top-level keys we act on (the last three are ours, not mergekit's). */
     public static final List<String> TOP_LEVEL = List.of("merge_method", "base_model", "models", "slices", "parameters",
-            "dtype", "out_dtype", "tokenizer_source", "tokenizer", "chat_template", "aim", "calibration");
+            "dtype", "out_dtype", "tokenizer_source", "tokenizer", "chat_template", "aim", "calibration", POST_WEIGHTS_T);
 
     /** mergekit keys we know but refuse, with why. */
     public static final Map<String, String> REFUSED = Map.of(

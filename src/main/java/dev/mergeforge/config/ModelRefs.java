@@ -5,7 +5,8 @@ import java.util.Map;
 /**
  * Checks a model reference as mergekit's ModelReference spells it: {@code path}, {@code path@revision},
  * {@code path+lora}, or a mapping {@code {model: path, lora: ..., override_architecture: ...}}.
- * We merge local full checkpoints only, so a LoRA or a hub revision is refused with the fix.
+ * We merge full checkpoints only, so a LoRA is refused with the fix; a hub revision is kept as
+ * {@code repo@revision}, which {@link dev.mergeforge.io.Checkpoint#open} reads from the local cache.
  */
 final class ModelRefs {
     private ModelRefs() {}
@@ -24,10 +25,7 @@ final class ModelRefs {
                     + "' (mergekit's model+lora syntax); mergeforge merges full checkpoints only: merge the adapter into its model first (peft merge_and_unload) and list that directory");
             return null;
         }
-        if (s.indexOf('@') >= 0) {
-            problems.add(path, "'" + s + "' names a hub revision (model@revision); mergeforge reads local directories only: download that revision and give its directory");
-            return null;
-        }
+        // org/name@revision is read from the local Hugging Face cache's snapshot of that revision (docs/io.md)
         return s;
     }
 
@@ -49,11 +47,14 @@ final class ModelRefs {
         Object inner = m.get("model");
         if (inner instanceof Map<?, ?> p) {
             // mergekit's ModelPath mapping: {path, revision}
-            if (p.get("revision") != null) {
-                problems.add(path + ".model.revision", "hub revisions are not supported; mergeforge reads local directories only: download that revision and give its directory");
+            String repo = check(p.get("path"), path + ".model.path", problems);
+            Object rev = p.get("revision");
+            if (rev == null || repo == null) return repo;
+            if (!(rev instanceof String r) || r.isBlank() || repo.indexOf('@') >= 0) {
+                problems.add(path + ".model.revision", "must be a branch, tag or commit (a string) for a path without '@', got '" + rev + "'");
                 return null;
             }
-            return check(p.get("path"), path + ".model.path", problems);
+            return repo + "@" + r;
         }
         return check(inner, path + ".model", problems);
     }

@@ -27,15 +27,9 @@ final class OutputFiles {
 
     static void write(Path dir, Planner.Plan plan, Planner.Inputs inputs, long seed, DType outDtype) throws IOException {
         MergeConfig cfg = plan.config();
-        // config.json: the reference model's, with the output dtype and (for slices) the new layer count
+        // config.json: the reference model's, with the output dtype and (for slices) the stack following the slices
         ObjectMapper json = new ObjectMapper();
-        ObjectNode conf = plan.reference().config().deepCopy();
-        conf.put("torch_dtype", outDtype.torchName());
-        if (!cfg.slices().isEmpty()) {
-            for (String k : List.of("num_hidden_layers", "n_layer", "num_layers")) {
-                if (conf.has(k)) conf.put(k, plan.outLayers());
-            }
-        }
+        ObjectNode conf = outputConfig(plan, outDtype);
         Files.writeString(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsString(conf));
         Checkpoint tok = tokenizerSource(cfg, plan, inputs);
         for (String f : TOKENIZER_FILES) {
@@ -48,6 +42,11 @@ final class OutputFiles {
         o.setDefaultFlowStyle(DumperOptions.FlowStyle.BLOCK);
         Files.writeString(dir.resolve("mergeforge_config.yml"), new Yaml(o).dump(resolved));
         Files.writeString(dir.resolve("README.md"), modelCard(cfg, new Yaml(o).dump(cfg.raw()), seed));
+    }
+
+    /** The output's config.json (also built while planning, so a stack config.json cannot describe is refused before any merging). */
+    static ObjectNode outputConfig(Planner.Plan plan, DType outDtype) {
+        return OutputConfig.rewrite(plan.reference().config(), OutputConfig.sourceLayers(plan.config(), plan.reference().ref()), outDtype);
     }
 
     static Checkpoint tokenizerSource(MergeConfig cfg, Planner.Plan plan, Planner.Inputs inputs) {

@@ -34,6 +34,16 @@ public final class Planner {
     public static final class Inputs implements AutoCloseable {
         private final Map<String, Checkpoint> byRef = new LinkedHashMap<>();
         private ModelStats stats;
+        private java.util.function.Consumer<String> crimes;
+
+        /**
+         * mergekit's {@code --allow-crimes}: models of different architectures are merged anyway,
+         * the difference reported through {@code warn} instead of refused.
+         */
+        public Inputs allowCrimes(java.util.function.Consumer<String> warn) {
+            crimes = Objects.requireNonNull(warn);
+            return this;
+        }
 
         public Checkpoint get(String ref) {
             Checkpoint c = byRef.get(ref);
@@ -80,6 +90,7 @@ public final class Planner {
         Plan plan = cfg.slices().isEmpty() ? planModels(cfg, inputs, locator) : planSlices(cfg, inputs, locator);
         // the tokenizer is copied after the last tensor: refuse an unusable source now, not hours later
         OutputFiles.tokenizerSource(cfg, plan, inputs);
+        OutputFiles.outputConfig(plan, DType.F32);
         return plan;
     }
 
@@ -95,7 +106,7 @@ public final class Planner {
             if (m.model().equals(cfg.baseModel())) baseIndex = i;
         }
         Checkpoint ref = base != null ? base : models.getFirst();
-        checkArchitectures(ref, in.all());
+        checkArchitectures(ref, in.all(), in.crimes);
         List<String> refs = cfg.models().stream().map(ModelEntry::model).toList();
         ModelStats stats = spec.stats() == MethodSpec.Stats.NONE ? null : in.stats(spec.stats());
         for (int i = 0; stats != null && i < models.size(); i++) {
@@ -107,7 +118,8 @@ public final class Planner {
         for (String name : ref.names()) {
             TensorView r = ref.tensor(name);
             int layer = LayerNames.layerOf(name);
-            double t = ConfigReader.layerT(name, layer, layers);
+            if (layer >= layers) throw beyondStack(ref, name, layer, layers);
+            double t = ConfigReader.layerT(name, layer, layers, cfg.postWeightsT());
             TensorView b = base == null ? null : base.tensor(name);
             List<TensorView> views = new ArrayList<>();
             List<Params> params = new ArrayList<>();
@@ -127,7 +139,7 @@ public final class Planner {
         Checkpoint first = in.get(slices.getFirst().sources().getFirst().model());
         Checkpoint ref = cfg.baseModel() != null ? in.get(cfg.baseModel()) : first;
         for (Slice s : slices) for (SliceSource src : s.sources()) in.get(src.model());
-        checkArchitectures(ref, in.all());
+        checkArchitectures(ref, in.all(), in.crimes);
         if (spec.stats() != MethodSpec.Stats.NONE) {
             // slice sources have no calibration block of their own: the top-level one serves every source model
             for (Slice s : slices) for (SliceSource src : s.sources()) in.stats(spec.stats()).add(in.get(src.model()), cfg.calibration(), "calibration (top level)", locator);
@@ -151,18 +163,19 @@ public final class Planner {
             }
             for (int idx = 0; idx < len; idx++, outLayer++) {
                 double t = len > 1 ? (double) idx / (len - 1) : 1.0;
-                for (String name : ref.names()) {
-                    if (LayerNames.layerOf(name) != 0) continue; // layer 0 is the template of every layer's tensor names
+                // each output layer takes its tensor set from its own source layer: stacks may differ per layer (dense, then MoE)
+                for (String name : layerNames(in, s, idx, si)) {
                     String outName = LayerNames.withLayer(name, outLayer);
                     layerTensors.add(sliceTensor(cfg, spec, in, si, s, idx, t, name, outName, outLayer));
                 }
             }
         }
         for (String name : ref.names()) {
+            if (LayerNames.layerOf(name) >= refLayers) throw beyondStack(ref, name, LayerNames.layerOf(name), refLayers);
             if (LayerNames.layerOf(name) >= 0) continue;
             boolean isPre = LayerNames.isPre(name);
             int si = isPre ? 0 : slices.size() - 1;
-            double t = isPre ? 0.0 : 1.0;
+            double t = isPre ? 0.0 : cfg.postWeightsT();
             (isPre ? pre : post).add(sliceTensor(cfg, spec, in, si, slices.get(si), -1, t, name, name, -1));
         }
         List<PlannedTensor> all = new ArrayList<>(pre);
@@ -170,6 +183,38 @@ public final class Planner {
         all.addAll(post);
         if (refLayers <= 0) throw new CheckpointException(ref.dir() + ": config.json has no layer count (num_hidden_layers); slices need one");
         return new Plan(cfg, all, ref, outLayer);
+    }
+
+    /**
+     * The tensor names of the layer at {@code offset} of slice {@code s}, read from its first source
+     * (in that source's layer numbering); every other source must hold the same set at its own layer.
+     */
+    private static List<String> layerNames(Inputs in, Slice s, int offset, int si) {
+        List<List<String>> sets = new ArrayList<>();
+        for (SliceSource src : s.sources()) {
+            int layer = src.layerStart() + offset;
+            List<String> names = new ArrayList<>();
+            for (String n : in.get(src.model()).names()) if (LayerNames.layerOf(n) == layer) names.add(n);
+            if (names.isEmpty()) {
+                throw new CheckpointException(src.model() + " has no tensors for layer " + layer + " (slices[" + si
+                        + "]); check the layer_range against the model's layers");
+            }
+            sets.add(names);
+        }
+        List<String> first = sets.getFirst();
+        int firstLayer = s.sources().getFirst().layerStart() + offset;
+        for (int j = 1; j < sets.size(); j++) {
+            int layer = s.sources().get(j).layerStart() + offset;
+            java.util.Set<String> want = new java.util.HashSet<>();
+            for (String n : first) want.add(LayerNames.withLayer(n, layer));
+            for (String n : sets.get(j)) {
+                if (!want.contains(n)) {
+                    throw new CheckpointException("slices[" + si + "]: " + s.sources().get(j).model() + " has '" + n + "' but layer "
+                            + firstLayer + " of " + s.sources().getFirst().model() + " has no such tensor; a slice must merge layers of one kind (e.g. dense with dense, MoE with MoE)");
+                }
+            }
+        }
+        return first;
     }
 
     private static PlannedTensor sliceTensor(MergeConfig cfg, MethodSpec spec, Inputs in, int si, Slice s, int idx, double t,
@@ -228,6 +273,13 @@ public final class Planner {
         return v;
     }
 
+    /** A layer tensor past config.json's layer count (e.g. DeepSeek-V3's multi-token-prediction layer): refused, never skipped or guessed. */
+    static CheckpointException beyondStack(Checkpoint c, String name, int layer, int layers) {
+        return new CheckpointException("tensor '" + name + "' of " + c.ref() + " is in layer " + layer + " but its config.json counts "
+                + layers + " decoder layers; layers past the stack (e.g. multi-token-prediction layers, num_nextn_predict_layers) "
+                + "are not supported yet: remove those tensors from a copy of the checkpoint, or fix the layer count");
+    }
+
     static CheckpointException missing(Checkpoint c, String name) {
         return new CheckpointException("tensor '" + name + "' is missing from " + c.ref()
                 + "; all merged models must have the same tensors (check that they share one architecture)");
@@ -245,13 +297,17 @@ public final class Planner {
                 : "; the models are not fine-tunes of one architecture and size"));
     }
 
-    static void checkArchitectures(Checkpoint ref, List<Checkpoint> all) {
+    /** Refuses models of another architecture than ref's, or with {@code crimes} (--allow-crimes) reports each and goes on. */
+    static void checkArchitectures(Checkpoint ref, List<Checkpoint> all, java.util.function.Consumer<String> crimes) {
         String a = architecture(ref);
         for (Checkpoint c : all) {
             String b = architecture(c);
             if (a != null && b != null && !a.equals(b)) {
-                throw new CheckpointException("architectures differ: " + ref.ref() + " is " + a + " but " + c.ref() + " is " + b
-                        + "; only models of one architecture can be merged");
+                String what = "architectures differ: " + ref.ref() + " is " + a + " but " + c.ref() + " is " + b;
+                if (crimes == null) {
+                    throw new CheckpointException(what + "; only models of one architecture can be merged (pass --allow-crimes to merge them anyway)");
+                }
+                crimes.accept("warning: " + what + "; merging anyway (--allow-crimes): tensors must still match by name and shape");
             }
         }
     }
