@@ -6,6 +6,7 @@ import dev.mergeforge.config.ConfigReader;
 import dev.mergeforge.config.MergeConfig;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
+import dev.mergeforge.run.AimSupport;
 import dev.mergeforge.run.Events;
 import dev.mergeforge.run.Merger;
 import dev.mergeforge.run.Planner;

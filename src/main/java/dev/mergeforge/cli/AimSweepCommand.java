@@ -14,6 +14,8 @@ import dev.mergeforge.eval.TextLoss;
 import dev.mergeforge.io.OutputDir;
 import dev.mergeforge.model.LlamaModel;
 import dev.mergeforge.model.TextTokenizer;
+import dev.mergeforge.run.AimSupport;
+import dev.mergeforge.run.Calibration;
 import dev.mergeforge.run.Events;
 import dev.mergeforge.run.Merger;
 import dev.mergeforge.run.Planner;

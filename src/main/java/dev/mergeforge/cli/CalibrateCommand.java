@@ -1,15 +1,15 @@
 package dev.mergeforge.cli;
 
-import dev.mergeforge.calib.Calibrator;
-import dev.mergeforge.calib.GramCalibrator;
-import dev.mergeforge.errors.ConfigException;
-import dev.mergeforge.io.Checkpoint;
+import dev.mergeforge.api.CalibrateRequest;
+import dev.mergeforge.api.CalibrateResult;
+import dev.mergeforge.api.CancellationToken;
+import dev.mergeforge.api.EventListener;
+import dev.mergeforge.api.Mergeforge;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -54,21 +54,9 @@ final class CalibrateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (!stat.equals("act_mean") && !stat.equals("gram")) {
-            throw new ConfigException("--stat " + stat + ": unknown statistic; valid: act_mean, gram");
-        }
-        if (data != null && !Files.isRegularFile(data)) {
-            throw new ConfigException("--data " + data + ": file not found; give a text file, JSONL with \"text\" or with \"input_ids\"");
-        }
-        Calibrator.Settings s = new Calibrator.Settings(samples, seqLen, seed, threads, noCache ? null : Calibration.cacheDir(), device);
-        Path dir;
-        try (Checkpoint c = Checkpoint.open(model)) {
-            dir = c.dir();
-        }
-        long t0 = System.nanoTime();
-        if (stat.equals("gram")) GramCalibrator.calibrate(dir, data, s, output);
-        else Calibrator.calibrate(dir, data, s, output);
-        spec.commandLine().getErr().printf("wrote %s (%.1f s)%n", output, (System.nanoTime() - t0) / 1e9);
+        CalibrateResult r = Mergeforge.calibrate(new CalibrateRequest(model, stat, data, samples, seqLen, seed, device, threads, !noCache, output),
+                EventListener.NONE, new CancellationToken());
+        spec.commandLine().getErr().printf("wrote %s (%.1f s)%n", r.output(), r.seconds());
         return 0;
     }
 }

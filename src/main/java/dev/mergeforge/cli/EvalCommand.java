@@ -1,25 +1,17 @@
 package dev.mergeforge.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.mergeforge.backend.Parallel;
-import dev.mergeforge.backend.cuda.CudaForward;
-import dev.mergeforge.errors.ConfigException;
-import dev.mergeforge.eval.Evaluator;
-import dev.mergeforge.eval.PromptAnswer;
-import dev.mergeforge.eval.TaskScore;
-import dev.mergeforge.eval.TextLoss;
-import dev.mergeforge.io.Checkpoint;
-import dev.mergeforge.model.ForwardPass;
-import dev.mergeforge.model.LlamaModel;
-import dev.mergeforge.model.TextTokenizer;
+import dev.mergeforge.api.CancellationToken;
+import dev.mergeforge.api.EvalRequest;
+import dev.mergeforge.api.EvalResult;
+import dev.mergeforge.api.EventListener;
+import dev.mergeforge.api.Mergeforge;
+import dev.mergeforge.serve.Json;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -61,51 +53,22 @@ final class EvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (text == null && tasks.isEmpty()) throw new ConfigException("mergeforge eval: give --text FILE and/or --tasks FILE.jsonl");
-        for (Path p : concat()) {
-            if (!Files.isRegularFile(p)) throw new ConfigException("mergeforge eval: file " + p + " not found; check the path");
-        }
-        if (rows <= 0 || maxTokens < 2) throw new ConfigException("--rows must be > 0 and --max-tokens >= 2");
-        CudaForward.checkDevice(device);
+        EvalResult r = Mergeforge.eval(new EvalRequest(model, text, tasks, maxTokens, rows, device, threads), EventListener.NONE, new CancellationToken());
         PrintWriter out = spec.commandLine().getOut();
-        ObjectNode result = new ObjectMapper().createObjectNode();
-        Parallel par = new Parallel(threads);
-        try (Checkpoint c = Checkpoint.open(model);
-             LlamaModel m = LlamaModel.open(c.dir(), par, true);
-             TextTokenizer tok = TextTokenizer.open(c.dir())) {
-            result.put("model", c.ref());
-            CudaForward.apply(m, device, f -> score(m, f, tok, result, out));
-        } finally {
-            par.shutdown();
+        if (json) {
+            out.println(Json.eval(r).toString());
+        } else {
+            if (r.text() != null) {
+                EvalResult.TextResult l = r.text();
+                out.printf(Locale.ROOT, "%s: mean token NLL %.4f, perplexity %.3f over %d tokens of %d documents%n",
+                        l.file(), l.meanNll(), l.perplexity(), l.tokens(), l.documents());
+            }
+            for (EvalResult.TaskResult s : r.tasks()) {
+                out.printf(Locale.ROOT, "%s: exact match %.3f (%d rows), answer NLL %.4f (%d rows)%n",
+                        s.file(), s.accuracy(), s.accuracyRows(), s.answerNll(), s.nllRows());
+            }
         }
-        if (json) out.println(result.toString());
         out.flush();
         return 0;
-    }
-
-    /** Scores the text and tasks into {@code result} (and prints them unless --json); returns it. */
-    private ObjectNode score(LlamaModel m, ForwardPass f, TextTokenizer tok, ObjectNode result, PrintWriter out) {
-        if (text != null) {
-            TextLoss l = Evaluator.textLoss(m, f, tok, Evaluator.readDocuments(text), maxTokens);
-            result.putObject("text").put("file", text.toString()).put("mean_nll", l.meanNll()).put("perplexity", l.perplexity())
-                    .put("tokens", l.tokens()).put("documents", l.documents());
-            if (!json) out.printf(Locale.ROOT, "%s: mean token NLL %.4f, perplexity %.3f over %d tokens of %d documents%n",
-                    text, l.meanNll(), l.perplexity(), l.tokens(), l.documents());
-        }
-        ObjectNode ts = result.putObject("tasks");
-        for (Path p : tasks) {
-            TaskScore s = Evaluator.taskScore(m, f, tok, PromptAnswer.readJsonl(p), rows, rows);
-            ts.putObject(p.getFileName().toString()).put("accuracy", s.accuracy()).put("accuracy_rows", s.accuracyRows())
-                    .put("answer_nll", s.answerNll()).put("nll_rows", s.nllRows());
-            if (!json) out.printf(Locale.ROOT, "%s: exact match %.3f (%d rows), answer NLL %.4f (%d rows)%n",
-                    p, s.accuracy(), s.accuracyRows(), s.answerNll(), s.nllRows());
-        }
-        return result;
-    }
-
-    private List<Path> concat() {
-        List<Path> all = new ArrayList<>(tasks);
-        if (text != null) all.add(text);
-        return all;
     }
 }

@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "mergeforge", mixinStandardHelpOptions = true, version = "mergeforge 0.1.0",
         description = "Merge fine-tuned LLM checkpoints tensor by tensor.",
         subcommands = {MergeCommand.class, AimCommand.class, CalibrateCommand.class, EvalCommand.class, MethodsCommand.class, DemoCommand.class, BenchCommand.class, AimSweepCommand.class, CalibBenchCommand.class,
-                MergekitYamlCommand.class, FixtureCommand.class, ExtractLoraCommand.class, MoeCommand.class})
+                MergekitYamlCommand.class, FixtureCommand.class, ExtractLoraCommand.class, MoeCommand.class, ServeCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

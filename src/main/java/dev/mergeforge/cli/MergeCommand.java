@@ -1,15 +1,13 @@
 package dev.mergeforge.cli;
 
-import dev.mergeforge.aim.AimRelaxer;
-import dev.mergeforge.backend.Backend;
-import dev.mergeforge.config.ConfigReader;
-import dev.mergeforge.config.MergeConfig;
+import dev.mergeforge.api.CancellationToken;
+import dev.mergeforge.api.Event;
+import dev.mergeforge.api.EventListener;
+import dev.mergeforge.api.MergeRequest;
+import dev.mergeforge.api.Mergeforge;
+import dev.mergeforge.api.PlanResult;
 import dev.mergeforge.errors.MergeforgeException;
-import dev.mergeforge.io.OutputDir;
-import dev.mergeforge.io.ShardPlan;
 import dev.mergeforge.run.Events;
-import dev.mergeforge.run.Merger;
-import dev.mergeforge.run.Planner;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -55,54 +53,54 @@ final class MergeCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         Events ev = outputOptions.events(out, err);
+        MergeRequest req;
         try {
-            return run(out, err, ev);
+            req = new MergeRequest(config, null, output, seed, Sizes.parse("--out-shard-size", shardSize), outputOptions.overwrite,
+                    allowNonFinite, allowCrimes, backendOptions.choice());
         } catch (MergeforgeException e) {
             ev.error(e.getMessage(), e.exitCode());
             throw e;
         }
-    }
-
-    private int run(PrintWriter out, PrintWriter err, Events ev) {
-        long maxShard = Sizes.parse("--out-shard-size", shardSize);
-        MergeConfig cfg = ConfigReader.read(config);
-        // valid mergekit keys we accept but do not act on are never ignored silently (docs/config.md)
-        for (String key : dev.mergeforge.config.ConfigKeys.notActedOn(cfg.raw())) {
-            err.println("warning: " + config + ": " + key + " is accepted for mergekit compatibility but changes nothing in mergeforge's output");
-        }
-        err.flush();
-        try (Planner.Inputs inputs = new Planner.Inputs()) {
-            if (allowCrimes) inputs.allowCrimes(m -> { err.println(m); err.flush(); });
-            Planner.Plan plan = Planner.plan(cfg, inputs, dev.mergeforge.run.StatsLocator.calibrating(Calibration.cacheDir(), ev::note));
-            if (dryRun) {
-                OutputDir.check(output, outputOptions.overwrite, inputs.all().stream().map(c -> c.dir()).toList());
-                printPlan(out, plan, maxShard);
-                return 0;
+        EventListener events = EventListener.of(ev);
+        // warnings go to stderr whatever the event format, as the rest of the command line's warnings
+        EventListener forward = e -> {
+            if (e instanceof Event.Warning w) {
+                err.println("warning: " + w.message());
+                err.flush();
+            } else {
+                events.on(e);
             }
-            try (Backend backend = backendOptions.create();
-                 AimRelaxer aim = AimSupport.relaxer(cfg, plan, inputs, backend, ev)) {
-                if (outputOptions.chatty()) err.println("backend: " + backend.name());
-                Merger.run(plan, inputs, output, new Merger.Options(backend, seed, maxShard, outputOptions.overwrite, allowNonFinite, aim, ev));
+        };
+        if (dryRun) {
+            try {
+                printPlan(out, Mergeforge.plan(req, forward));
+            } catch (MergeforgeException e) {
+                ev.error(e.getMessage(), e.exitCode());
+                throw e;
             }
             return 0;
         }
+        // the merge itself reports its failure as an event (and throws)
+        Mergeforge.merge(req, e -> {
+            if (e instanceof Event.Started s && outputOptions.chatty()) err.println("backend: " + s.backend());
+            forward.on(e);
+        }, new CancellationToken());
+        return 0;
     }
 
-    private static void printPlan(PrintWriter out, Planner.Plan plan, long maxShard) {
-        ShardPlan shards = Merger.shards(plan, maxShard);
-        MergeConfig cfg = plan.config();
-        out.printf(Locale.ROOT, "plan: %s%n", cfg.method().name());
-        if (cfg.baseModel() != null) out.printf("  base model: %s%n", cfg.baseModel());
-        cfg.models().forEach(m -> out.printf("  model: %s%n", m.model()));
-        cfg.slices().forEach(s -> s.sources().forEach(src -> out.printf("  slice source: %s layers [%d, %d)%n", src.model(), src.layerStart(), src.layerEnd())));
-        out.printf(Locale.ROOT, "  tensors: %d (%d layers out)%n", plan.tensors().size(), plan.outLayers());
-        out.printf(Locale.ROOT, "  bytes to read: %d (%.3f GB)%n", plan.inBytes(), plan.inBytes() / 1e9);
-        out.printf(Locale.ROOT, "  bytes to write: %d (%.3f GB) in %d shard(s): %s%n", shards.totalFileBytes(), shards.totalFileBytes() / 1e9,
-                shards.shards().size(), String.join(", ", shards.fileNames()));
-        long work = Merger.workingBytesEstimate(plan);
+    private static void printPlan(PrintWriter out, PlanResult plan) {
+        out.printf(Locale.ROOT, "plan: %s%n", plan.method());
+        if (plan.baseModel() != null) out.printf("  base model: %s%n", plan.baseModel());
+        plan.models().forEach(m -> out.printf("  model: %s%n", m));
+        plan.sliceSources().forEach(src -> out.printf("  slice source: %s layers [%d, %d)%n", src.model(), src.layerStart(), src.layerEnd()));
+        out.printf(Locale.ROOT, "  tensors: %d (%d layers out)%n", plan.tensors(), plan.outLayers());
+        out.printf(Locale.ROOT, "  bytes to read: %d (%.3f GB)%n", plan.bytesIn(), plan.bytesIn() / 1e9);
+        out.printf(Locale.ROOT, "  bytes to write: %d (%.3f GB) in %d shard(s): %s%n", plan.bytesOut(), plan.bytesOut() / 1e9,
+                plan.shardFiles().size(), String.join(", ", plan.shardFiles()));
+        long work = plan.peakWorkingBytes();
         out.printf(Locale.ROOT, "  peak working memory estimate: %d bytes (%.3f GB): (%d inputs + 3) x largest tensor of %d float32 elements%n",
                 work, work / 1e9, plan.maxInputs(), plan.largestElements());
-        if (cfg.aim() != null) out.printf(Locale.ROOT, "  aim: omega %.3f%n", cfg.aim().omega());
+        if (plan.aimOmega() != null) out.printf(Locale.ROOT, "  aim: omega %.3f%n", plan.aimOmega());
         out.println("dry run: nothing written");
         out.flush();
     }

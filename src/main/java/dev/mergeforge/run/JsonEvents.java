@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import java.io.PrintWriter;
+import java.util.function.Consumer;
 
 /**
  * Machine-readable events, one JSON object per line on the given writer (stdout for
@@ -12,9 +13,17 @@ import java.io.PrintWriter;
  */
 public final class JsonEvents implements Events {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private final PrintWriter out;
+    private final Consumer<ObjectNode> sink;
 
-    public JsonEvents(PrintWriter out) { this.out = out; }
+    public JsonEvents(PrintWriter out) {
+        this(n -> {
+            out.println(n.toString());
+            out.flush();
+        });
+    }
+
+    /** Events handed over as objects (the server adds a request id before sending them). */
+    public JsonEvents(Consumer<ObjectNode> sink) { this.sink = sink; }
 
     private ObjectNode event(String kind) {
         ObjectNode n = JSON.createObjectNode();
@@ -23,10 +32,7 @@ public final class JsonEvents implements Events {
         return n;
     }
 
-    private synchronized void emit(ObjectNode n) {
-        out.println(n.toString());
-        out.flush();
-    }
+    private synchronized void emit(ObjectNode n) { sink.accept(n); }
 
     @Override public void start(String method, int tensors, long bytesIn, long bytesOut, String backend) {
         emit(event("start").put("method", method).put("tensors", tensors).put("bytes_in", bytesIn)

@@ -1,25 +1,23 @@
-package dev.mergeforge.cli;
+package dev.mergeforge.run;
 
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.calib.Calibrator;
 import dev.mergeforge.config.CalibrationSettings;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
-import dev.mergeforge.run.Events;
-import dev.mergeforge.run.StatsLocator;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Runs (or reuses from the cache) the base model's AIM calibration for a merge config. */
-final class Calibration {
+public final class Calibration {
     private Calibration() {}
 
     /** Where calibration results are cached (see {@link StatsLocator#defaultCacheDir()}). */
-    static Path cacheDir() { return StatsLocator.defaultCacheDir(); }
+    public static Path cacheDir() { return StatsLocator.defaultCacheDir(); }
 
     /** The stats file for {@code base}: given by the settings, or calibrated now (cached across runs). */
-    static Path statsFor(Checkpoint base, CalibrationSettings c, Backend backend, Events ev) {
+    public static Path statsFor(Checkpoint base, CalibrationSettings c, Backend backend, Events ev) {
         if (c.stats() != null) {
             Path p = Path.of(c.stats());
             if (!Files.isRegularFile(p)) throw new ConfigException("calibration.stats: file " + p + " not found; run `mergeforge calibrate` to make it");

@@ -1,4 +1,4 @@
-package dev.mergeforge.cli;
+package dev.mergeforge.run;
 
 import dev.mergeforge.aim.AimRelaxer;
 import dev.mergeforge.arch.Architectures;
@@ -8,19 +8,17 @@ import dev.mergeforge.config.AimSettings;
 import dev.mergeforge.config.MergeConfig;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
-import dev.mergeforge.run.Events;
-import dev.mergeforge.run.Planner;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 
 /** Builds the AIM relaxer a config asks for (from a stats file, or by calibrating the base model). */
-final class AimSupport {
+public final class AimSupport {
     private AimSupport() {}
 
     /** The relaxer for {@code cfg.aim()}, or null when the config has no aim: block. */
-    static AimRelaxer relaxer(MergeConfig cfg, Planner.Plan plan, Planner.Inputs inputs, Backend backend, Events ev) {
+    public static AimRelaxer relaxer(MergeConfig cfg, Planner.Plan plan, Planner.Inputs inputs, Backend backend, Events ev) {
         AimSettings a = cfg.aim();
         if (a == null) return null;
         if (cfg.baseModel() == null) {
@@ -32,7 +30,7 @@ final class AimSupport {
         return new AimRelaxer(stats, settings(a), roles, roles.tiedHead(base.config()));
     }
 
-    static AimRelaxer.Settings settings(AimSettings a) {
+    public static AimRelaxer.Settings settings(AimSettings a) {
         AimRelaxer.Scaling scaling = switch (a.scaling() == null ? "identity" : a.scaling().toLowerCase(Locale.ROOT)) {
             case "identity" -> AimRelaxer.Scaling.IDENTITY;
             case "power" -> AimRelaxer.Scaling.POWER;
@@ -41,7 +39,7 @@ final class AimSupport {
         return new AimRelaxer.Settings(a.omega(), scaling, a.power(), a.include(), a.exclude());
     }
 
-    static Path statsFile(AimSettings a, Checkpoint base, Backend backend, Events ev) {
+    public static Path statsFile(AimSettings a, Checkpoint base, Backend backend, Events ev) {
         if (a.stats() != null) {
             Path p = Path.of(a.stats());
             if (!Files.isRegularFile(p)) {

@@ -1,0 +1,237 @@
+package dev.mergeforge.api;
+
+import dev.mergeforge.aim.AimRelaxer;
+import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.cuda.CudaForward;
+import dev.mergeforge.calib.Calibrator;
+import dev.mergeforge.calib.GramCalibrator;
+import dev.mergeforge.config.ConfigKeys;
+import dev.mergeforge.config.MergeConfig;
+import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.eval.Evaluator;
+import dev.mergeforge.eval.PromptAnswer;
+import dev.mergeforge.eval.TaskScore;
+import dev.mergeforge.eval.TextLoss;
+import dev.mergeforge.io.Checkpoint;
+import dev.mergeforge.io.OutputDir;
+import dev.mergeforge.io.ShardPlan;
+import dev.mergeforge.model.LlamaModel;
+import dev.mergeforge.model.TextTokenizer;
+import dev.mergeforge.run.AimSupport;
+import dev.mergeforge.run.Calibration;
+import dev.mergeforge.run.Events;
+import dev.mergeforge.run.Merger;
+import dev.mergeforge.run.Planner;
+import dev.mergeforge.run.ProcessStats;
+import dev.mergeforge.run.StatsLocator;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The Java entry points: what the command line, {@code mergeforge serve} and JVM callers share.
+ * Every call reports to an {@link EventListener} on the calling thread, stops when its
+ * {@link CancellationToken} asks (leaving nothing at its output), and fails with a
+ * {@link MergeforgeError} carrying the one-line message and exit code the command line would print.
+ * A failed merge also reports {@link Event.Failed}. Calls are independent and may run on several
+ * threads at once. See docs/protocol.md for the same calls over the server.
+ *
+ * <pre>{@code
+ * MergeResult r = Mergeforge.merge(MergeRequest.of(Path.of("ties.yml"), Path.of("out")),
+ *         e -> System.out.println(e), new CancellationToken());
+ * }</pre>
+ */
+public final class Mergeforge {
+    private Mergeforge() {}
+
+    /** Merges per the request's config into its output directory, written atomically. */
+    public static MergeResult merge(MergeRequest req, EventListener listener, CancellationToken cancel) {
+        String what = "merge into " + req.output();
+        Events ev = new ListenerEvents(listener, cancel, what);
+        try {
+            cancel.check(what);
+            MergeConfig cfg = read(req, listener);
+            try (Planner.Inputs inputs = inputs(req, listener)) {
+                Planner.Plan plan = Planner.plan(cfg, inputs, StatsLocator.calibrating(Calibration.cacheDir(), ev::note));
+                cancel.check(what);
+                try (Backend backend = req.backend().create();
+                     AimRelaxer aim = AimSupport.relaxer(cfg, plan, inputs, backend, ev)) {
+                    Merger.Result r = Merger.run(plan, inputs, req.output(), new Merger.Options(backend, req.seed(), req.maxShardBytes(),
+                            req.overwrite(), req.allowNonFinite(), aim, ev));
+                    return new MergeResult(r.output(), r.tensors(), r.bytesIn(), r.bytesOut(), r.seconds(), r.peakWorkingBytes(),
+                            ProcessStats.peakRssBytes());
+                }
+            }
+        } catch (RuntimeException e) {
+            MergeforgeError err = MergeforgeError.of(e);
+            listener.on(new Event.Failed(err.getMessage(), err.exitCode()));
+            throw err;
+        }
+    }
+
+    /**
+     * The dry run: validates the config, the inputs and the output path and returns the plan with
+     * byte counts and the peak working-memory estimate; writes nothing (except that an {@code aim:}
+     * config whose statistic is not cached yet is calibrated, into the cache, as a merge would).
+     */
+    public static PlanResult plan(MergeRequest req, EventListener listener) {
+        try {
+            MergeConfig cfg = read(req, listener);
+            try (Planner.Inputs inputs = inputs(req, listener)) {
+                Planner.Plan plan = Planner.plan(cfg, inputs, StatsLocator.calibrating(Calibration.cacheDir(), m -> listener.on(new Event.Note(m))));
+                OutputDir.check(req.output(), req.overwrite(), inputs.all().stream().map(c -> c.dir()).toList());
+                return summary(plan, req.maxShardBytes());
+            }
+        } catch (RuntimeException e) {
+            throw MergeforgeError.of(e);
+        }
+    }
+
+    /** The validated config; keys accepted for mergekit compatibility that change nothing are never ignored silently (docs/config.md). */
+    private static MergeConfig read(MergeRequest req, EventListener listener) {
+        MergeConfig cfg = req.readConfig();
+        for (String key : ConfigKeys.notActedOn(cfg.raw())) {
+            listener.on(new Event.Warning(req.source() + ": " + key + " is accepted for mergekit compatibility but changes nothing in mergeforge's output"));
+        }
+        return cfg;
+    }
+
+    private static Planner.Inputs inputs(MergeRequest req, EventListener listener) {
+        Planner.Inputs inputs = new Planner.Inputs();
+        if (req.allowCrimes()) inputs.allowCrimes(m -> listener.on(new Event.Warning(m.startsWith("warning: ") ? m.substring(9) : m)));
+        return inputs;
+    }
+
+    private static PlanResult summary(Planner.Plan plan, long maxShard) {
+        ShardPlan shards = Merger.shards(plan, maxShard);
+        MergeConfig cfg = plan.config();
+        List<PlanResult.SliceSource> slices = new ArrayList<>();
+        cfg.slices().forEach(s -> s.sources().forEach(src -> slices.add(new PlanResult.SliceSource(src.model(), src.layerStart(), src.layerEnd()))));
+        return new PlanResult(cfg.method().name(), cfg.baseModel(), cfg.models().stream().map(m -> m.model()).toList(), slices,
+                plan.tensors().size(), plan.outLayers(), plan.inBytes(), shards.totalFileBytes(), shards.fileNames(),
+                Merger.workingBytesEstimate(plan), plan.maxInputs(), plan.largestElements(), cfg.aim() == null ? null : cfg.aim().omega());
+    }
+
+    /** Computes the request's statistic and writes it to its output (atomically: a temporary file renamed at the end). */
+    public static CalibrateResult calibrate(CalibrateRequest req, EventListener listener, CancellationToken cancel) {
+        String what = "calibration of " + req.model();
+        Path tmp = req.output().toAbsolutePath().resolveSibling("." + req.output().getFileName() + ".mergeforge-tmp-" + ProcessHandle.current().pid()
+                + "-" + Thread.currentThread().threadId());
+        try {
+            cancel.check(what);
+            if (req.data() != null && !Files.isRegularFile(req.data())) {
+                throw new ConfigException("--data " + req.data() + ": file not found; give a text file, JSONL with \"text\" or with \"input_ids\"");
+            }
+            Calibrator.Settings s = new Calibrator.Settings(req.samples(), req.seqLen(), req.seed(), req.threads(),
+                    req.useCache() ? Calibration.cacheDir() : null, req.device());
+            Path dir;
+            try (Checkpoint c = Checkpoint.open(req.model())) {
+                dir = c.dir();
+            }
+            long t0 = System.nanoTime();
+            listener.on(new Event.Note("calibrating " + dir + " (" + req.stat() + ")"));
+            if (req.stat().equals("gram")) GramCalibrator.calibrate(dir, req.data(), s, tmp);
+            else Calibrator.calibrate(dir, req.data(), s, tmp);
+            cancel.check(what);
+            Files.move(tmp, req.output(), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            return new CalibrateResult(req.output(), (System.nanoTime() - t0) / 1e9);
+        } catch (IOException e) {
+            throw MergeforgeError.of(new UncheckedIOException("cannot move the stats file into " + req.output() + ": " + e.getMessage()
+                    + "; check the permissions of its folder", e));
+        } catch (RuntimeException e) {
+            throw MergeforgeError.of(e);
+        } finally {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException ignored) {
+                // best effort: the name says what it is
+            }
+        }
+    }
+
+    /** Scores the model on the request's text and task files. */
+    public static EvalResult eval(EvalRequest req, EventListener listener, CancellationToken cancel) {
+        String what = "eval of " + req.model();
+        try {
+            cancel.check(what);
+            List<Path> files = new ArrayList<>(req.tasks());
+            if (req.text() != null) files.add(req.text());
+            for (Path p : files) {
+                if (!Files.isRegularFile(p)) throw new ConfigException("mergeforge eval: file " + p + " not found; check the path");
+            }
+            CudaForward.checkDevice(req.device());
+            Parallel par = new Parallel(req.threads());
+            try (Checkpoint c = Checkpoint.open(req.model());
+                 LlamaModel m = LlamaModel.open(c.dir(), par, true);
+                 TextTokenizer tok = TextTokenizer.open(c.dir())) {
+                return CudaForward.apply(m, req.device(), f -> {
+                    EvalResult.TextResult text = null;
+                    if (req.text() != null) {
+                        TextLoss l = Evaluator.textLoss(m, f, tok, Evaluator.readDocuments(req.text()), req.maxTokens());
+                        text = new EvalResult.TextResult(req.text(), l.meanNll(), l.perplexity(), l.tokens(), l.documents());
+                        listener.on(new Event.Note("scored " + req.text()));
+                    }
+                    List<EvalResult.TaskResult> tasks = new ArrayList<>();
+                    for (Path p : req.tasks()) {
+                        cancel.check(what);
+                        TaskScore s = Evaluator.taskScore(m, f, tok, PromptAnswer.readJsonl(p), req.rows(), req.rows());
+                        tasks.add(new EvalResult.TaskResult(p, s.accuracy(), s.accuracyRows(), s.answerNll(), s.nllRows()));
+                        listener.on(new Event.Note("scored " + p));
+                    }
+                    return new EvalResult(c.ref(), text, tasks);
+                });
+            } finally {
+                par.shutdown();
+            }
+        } catch (RuntimeException e) {
+            throw MergeforgeError.of(e);
+        }
+    }
+
+    /**
+     * Merges a candidate and evaluates it without a checkpoint on disk: the merged model is written
+     * to a scratch folder on a RAM-backed file system ({@code /dev/shm} where it exists with room for
+     * it; otherwise the temporary folder, said in a note), read from there by the forward pass through
+     * memory maps, and removed before this returns, whatever happens. Memory: the merged model's size
+     * on top of the merge and the eval. The scores equal those of {@link #merge} to disk followed by
+     * {@link #eval}.
+     */
+    public static MergeEvalResult mergeAndEval(MergeEvalRequest req, EventListener listener, CancellationToken cancel) {
+        Path scratch;
+        try {
+            scratch = Files.createTempDirectory(memoryRoot(listener), "mergeforge-candidate-");
+        } catch (IOException e) {
+            throw MergeforgeError.of(new UncheckedIOException("cannot create a scratch folder for the candidate: " + e.getMessage()
+                    + "; set java.io.tmpdir to a writable folder", e));
+        }
+        try {
+            listener.on(new Event.Note("candidate in " + scratch));
+            MergeResult m = merge(req.merge(scratch.resolve("merged")), listener, cancel);
+            long t0 = System.nanoTime();
+            EvalResult e = eval(req.eval(m.output()), listener, cancel);
+            return new MergeEvalResult(e, m.tensors(), m.seconds(), (System.nanoTime() - t0) / 1e9, m.peakWorkingBytes());
+        } finally {
+            OutputDir.deleteTree(scratch);
+        }
+    }
+
+    /** The dry run of a candidate's merge (its output would be a scratch folder). */
+    public static PlanResult plan(MergeEvalRequest req, EventListener listener) {
+        return plan(req.merge(Path.of(System.getProperty("java.io.tmpdir"), "mergeforge-candidate-plan")), listener);
+    }
+
+    /** /dev/shm when it is a writable folder, else java.io.tmpdir (with a note that the candidate then goes through it). */
+    private static Path memoryRoot(EventListener listener) {
+        Path shm = Path.of("/dev/shm");
+        if (Files.isDirectory(shm) && Files.isWritable(shm)) return shm;
+        Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+        listener.on(new Event.Note("no RAM-backed /dev/shm: the candidate is written to " + tmp + " and removed after its eval"));
+        return tmp;
+    }
+}
