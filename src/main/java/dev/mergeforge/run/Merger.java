@@ -2,6 +2,7 @@ package dev.mergeforge.run;
 
 import dev.mergeforge.aim.AimRelaxer;
 import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.NonFinite;
 import dev.mergeforge.errors.CheckpointException;
@@ -16,6 +17,10 @@ import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkRunner;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;
@@ -50,11 +55,22 @@ public final class Merger {
      * elements per chunk in which fused tensors read their inputs.
      */
     public record Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite,
-                          AimRelaxer aim, Events events, long fusedChunk) {
+                          AimRelaxer aim, Events events, long fusedChunk, long streamChunk) {
+        public Options {
+            if (fusedChunk < 1 || streamChunk < 1) throw new IllegalArgumentException("chunks of " + fusedChunk + " / " + streamChunk + " elements");
+        }
+
+        public Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim, Events events, long fusedChunk) {
+            this(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, fusedChunk, STREAM_CHUNK);
+        }
+
         public Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim, Events events) {
             this(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, InputChunks.CHUNK);
         }
     }
+
+    /** Elements per chunk of a chunked method when no budget says otherwise (4 MiB per float32 chunk). */
+    public static final long STREAM_CHUNK = 1L << 20;
 
     /** What a finished merge reports. */
     public record Result(Path output, int tensors, long bytesIn, long bytesOut, double seconds, long peakWorkingBytes) {}
@@ -179,6 +195,14 @@ public final class Merger {
             return;
         }
         MergeMethod method = spec.factory().create(t.global());
+        if (a.chunked()) {
+            ChunkProgram program = ((ChunkedMethod) method).program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(),
+                    t.base() != null, o.seed(), ctx.log()));
+            if (program != null) {
+                mergeChunked(ctx, program, t, writer, o);
+                return;
+            }
+        }
         Backend be = ctx.backend();
         TilePool pool = ctx.pool();
         List<Tile> held = new ArrayList<>();
@@ -225,6 +249,57 @@ public final class Merger {
     private static void load(Backend be, TensorView v, Tile tile, Options o) {
         if (o.allowNonFinite()) be.load(v, tile);
         else if (be.loadChecked(v, tile)) requireFinite(be, v);
+    }
+
+    /**
+     * Whether {@code t} runs as passes over chunks: its method is a {@link ChunkedMethod}, the tensor
+     * has no statistics, the backend has chunk ops and AIM does not relax it (the relaxation runs on
+     * whole tiles for now). Decided by the read-ahead, which then leaves the pages to the passes.
+     */
+    static boolean chunked(MethodSpec spec, PlannedTensor t, Options o) {
+        if (t.copyOnly() || !t.stats().isEmpty() || t.shape().numel() == 0 || o.backend().chunkOps().isEmpty()) return false;
+        if (!(spec.factory().create(t.global()) instanceof ChunkedMethod)) return false;
+        return o.aim() == null || t.base() == null || o.aim().relaxation(t.name(), t.shape()) == null;
+    }
+
+    /**
+     * Merges one tensor as its method's passes over chunks ({@link ChunkRunner}): the reduction passes,
+     * then the combine pass straight into the writer, one output chunk at a time through a staging
+     * chunk in the output dtype. NaN/Inf seen in a loaded chunk is confirmed on the stored bits.
+     */
+    private static void mergeChunked(MergeContext ctx, ChunkProgram program, PlannedTensor t, StreamingWriter writer, Options o) {
+        ChunkOps ops = o.backend().chunkOps().orElseThrow();
+        long es = t.outDtype().byteSize();
+        try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.shape(), o.streamChunk(), ctx.pool())) {
+            r.reduce();
+            if (r.sawNonFinite()) requireFinite(t, o);
+            long cb = r.chunkElements() * es;
+            Tile staging = ctx.pool().borrow(Shape.of((Math.min(r.chunkElements(), t.shape().numel()) * es + 3) / 4));
+            try {
+                long[] current = {-1};
+                // θ chunk by chunk: computed when the writer first asks for its bytes, then copied piece by piece
+                boolean filled = writer.fill(t.name(), 1, cb, (offset, dst) -> {
+                    long k = offset / cb;
+                    if (k != current[0]) {
+                        Tile out = r.combine(k);
+                        ops.store(out, t.outDtype(), staging.data().asSlice(0, out.size() * es));
+                        current[0] = k;
+                    }
+                    MemorySegment.copy(staging.data(), offset - k * cb, dst, 0, dst.byteSize());
+                    return true;
+                });
+                if (!filled) throw new IllegalStateException("the writer refused byte pieces of " + t.name());
+            } finally {
+                ctx.pool().release(staging);
+            }
+            if (r.sawNonFinite()) requireFinite(t, o);
+        }
+    }
+
+    private static void requireFinite(PlannedTensor t, Options o) {
+        if (o.allowNonFinite()) return;
+        if (t.base() != null) requireFinite(o.backend(), t.base());
+        for (TensorView v : t.inputs()) requireFinite(o.backend(), v);
     }
 
     /** A tensor the backend merges fused: the method's {@link Combination} over the inputs it reads. */
@@ -342,7 +417,7 @@ public final class Merger {
      * fused path (null: the tile path) and for a fused tensor its inputs' staged chunk 0 (identity
      * map from view to copy; null when its inputs are read from the mappings).
      */
-    private record Ahead(PlannedTensor tensor, List<Tile> staging, Fused fused, Map<TensorView, TensorView> head) {}
+    private record Ahead(PlannedTensor tensor, List<Tile> staging, Fused fused, Map<TensorView, TensorView> head, boolean chunked) {}
 
     /**
      * The read-ahead of one tensor. A tensor the backend merges fused has the first chunk of each
@@ -357,6 +432,7 @@ public final class Merger {
         Backend be = o.backend();
         return () -> {
             Fused fused = t.copyOnly() ? null : fused(spec, t, o);
+            boolean chunked = fused == null && chunked(spec, t, o);
             List<Tile> staging = new ArrayList<>();
             Map<TensorView, TensorView> head = null;
             try {
@@ -381,10 +457,11 @@ public final class Merger {
             for (TensorView v : views) {
                 boolean fusedReads = fused != null
                         && ((fused.combination().readsBase() && v == t.base()) || fused.models().stream().anyMatch(m -> m == v));
-                if (head == null || !fusedReads) touch(v.data());
+                // a chunked tensor maps its pages chunk by chunk in each pass instead
+                if (!chunked && (head == null || !fusedReads)) touch(v.data());
             }
             if (!t.copyOnly()) be.prefetch(views);
-            return new Ahead(t, staging, fused, head);
+            return new Ahead(t, staging, fused, head, chunked);
         };
     }
 
