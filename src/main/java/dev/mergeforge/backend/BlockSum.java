@@ -12,6 +12,21 @@ public final class BlockSum {
     private long next = 0;
     private boolean hasOpen;
 
+    /** A reduction from index 0. */
+    public BlockSum() {}
+
+    /**
+     * A reduction over a window of a tensor that starts at tensor index {@code start}, the elements
+     * before it counting as zeros: the state the whole-tensor reduction is in at {@code start}.
+     */
+    public static BlockSum at(long start) {
+        if (start < 0) throw new IllegalArgumentException("start " + start);
+        BlockSum s = new BlockSum();
+        s.next = start;
+        s.hasOpen = start % Reductions.BLOCK != 0;
+        return s;
+    }
+
     /** The tensor index the next term must have. */
     public long next() { return next; }
 

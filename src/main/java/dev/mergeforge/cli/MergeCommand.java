@@ -8,6 +8,7 @@ import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.io.OutputDir;
 import dev.mergeforge.io.ShardPlan;
 import dev.mergeforge.run.Events;
+import dev.mergeforge.run.MemoryBudget;
 import dev.mergeforge.run.Merger;
 import dev.mergeforge.run.Planner;
 import picocli.CommandLine;
@@ -41,6 +42,10 @@ final class MergeCommand implements Callable<Integer> {
     @Option(names = "--dry-run", description = "Validate everything, print the plan and estimates, write nothing.")
     boolean dryRun;
 
+    @Option(names = "--max-memory", paramLabel = "SIZE",
+            description = "Memory the merge may use (e.g. 1GB, 800MB); chunk sizes follow from it. Default: a quarter of RAM, at most 2 GiB.")
+    String maxMemory;
+
     @Option(names = "--allow-nonfinite", description = "Merge even if an input holds NaN or Inf.")
     boolean allowNonFinite;
 
@@ -65,21 +70,27 @@ final class MergeCommand implements Callable<Integer> {
         MergeConfig cfg = ConfigReader.read(config);
         try (Planner.Inputs inputs = new Planner.Inputs()) {
             Planner.Plan plan = Planner.plan(cfg, inputs, dev.mergeforge.run.StatsLocator.calibrating(Calibration.cacheDir(), ev::note));
+            long budget = maxMemory == null ? MemoryBudget.defaultBytes() : Sizes.parse("--max-memory", maxMemory);
             if (dryRun) {
                 OutputDir.check(output, outputOptions.overwrite, inputs.all().stream().map(c -> c.dir()).toList());
-                printPlan(out, plan, maxShard);
+                String be = backendOptions.backend;
+                printPlan(out, plan, maxShard, MemoryBudget.estimate(plan, budget, maxMemory != null, !be.equals("cuda"), !be.equals("java"), cfg.aim() != null));
                 return 0;
             }
             try (Backend backend = backendOptions.create();
                  AimRelaxer aim = AimSupport.relaxer(cfg, plan, inputs, backend, ev)) {
                 if (outputOptions.chatty()) err.println("backend: " + backend.name());
-                Merger.run(plan, inputs, output, new Merger.Options(backend, seed, maxShard, outputOptions.overwrite, allowNonFinite, aim, ev));
+                MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget, maxMemory != null, backend.chunkOps().isPresent(),
+                        !backend.name().equals("java"), aim != null);
+                ev.note(mem.describe());
+                Merger.run(plan, inputs, output, new Merger.Options(backend, seed, maxShard, outputOptions.overwrite, allowNonFinite, aim, ev,
+                        Merger.FUSED_CHUNK, mem.chunkElements()));
             }
             return 0;
         }
     }
 
-    private static void printPlan(PrintWriter out, Planner.Plan plan, long maxShard) {
+    private static void printPlan(PrintWriter out, Planner.Plan plan, long maxShard, MemoryBudget.Estimate mem) {
         ShardPlan shards = Merger.shards(plan, maxShard);
         MergeConfig cfg = plan.config();
         out.printf(Locale.ROOT, "plan: %s%n", cfg.method().name());
@@ -93,6 +104,7 @@ final class MergeCommand implements Callable<Integer> {
         long work = Merger.workingBytesEstimate(plan);
         out.printf(Locale.ROOT, "  peak working memory estimate: %d bytes (%.3f GB): (%d inputs + 3) x largest tensor of %d float32 elements%n",
                 work, work / 1e9, plan.maxInputs(), plan.largestElements());
+        out.printf(Locale.ROOT, "  %s%n", mem.describe());
         if (cfg.aim() != null) out.printf(Locale.ROOT, "  aim: omega %.3f%n", cfg.aim().omega());
         out.println("dry run: nothing written");
         out.flush();

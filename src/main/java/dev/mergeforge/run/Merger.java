@@ -72,6 +72,9 @@ public final class Merger {
     /** Elements per chunk of a chunked method when no budget says otherwise (4 MiB per float32 chunk). */
     public static final long STREAM_CHUNK = 1L << 20;
 
+    /** Elements per chunk in which fused tensors read their inputs, by default. */
+    public static final long FUSED_CHUNK = InputChunks.CHUNK;
+
     /** What a finished merge reports. */
     public record Result(Path output, int tensors, long bytesIn, long bytesOut, double seconds, long peakWorkingBytes) {}
 
@@ -134,6 +137,9 @@ public final class Merger {
                     writers.add(w);
                     for (SafetensorsWriter.Entry e : shards.shards().get(s)) writerOf.put(e.name(), w);
                 }
+                // tensors still to write per shard: a finished shard's writer frees its blocks at once
+                Map<StreamingWriter, Integer> left = new HashMap<>();
+                for (int s = 0; s < writers.size(); s++) left.put(writers.get(s), shards.shards().get(s).size());
                 MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
                 List<PlannedTensor> tensors = plan.tensors();
                 MethodSpec spec = plan.config().method();
@@ -149,6 +155,7 @@ public final class Merger {
                             stagingPool.releaseAll(a.staging());
                         }
                         dropPages(t);
+                        finishIfComplete(writerOf.get(t.name()), writers, left);
                         ev.tensor(i, tensors.size(), t.name(), t.inBytes(), t.outBytes(), (System.nanoTime() - t0) / 1e9);
                     }
                 } finally {
@@ -178,6 +185,22 @@ public final class Merger {
         } finally {
             reader.shutdownNow();
             reader2.shutdownNow();
+        }
+    }
+
+    /**
+     * Finishes and closes {@code w} once its last tensor is written, so that writer blocks do not
+     * stay resident for every shard of a large model; it leaves {@code open} (closed writers are not
+     * closed again).
+     */
+    private static void finishIfComplete(StreamingWriter w, List<StreamingWriter> open, Map<StreamingWriter, Integer> left) {
+        int n = left.merge(w, -1, Integer::sum);
+        if (n > 0) return;
+        open.remove(w);
+        try {
+            w.finish();
+        } finally {
+            w.close();
         }
     }
 
