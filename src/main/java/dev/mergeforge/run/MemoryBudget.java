@@ -35,16 +35,17 @@ public final class MemoryBudget {
      *
      * @param budget        the bytes allowed
      * @param fromUser      whether --max-memory set it (else the machine default)
+     * @param raised        whether the default was too small and was raised to the smallest that works
      * @param chunkElements elements per chunk of a chunked method
      * @param peakBytes     predicted peak resident memory
      * @param smallestBytes the smallest budget this merge runs under
      * @param largest       the tensor whose working set sets the peak, and its path
      */
-    public record Estimate(long budget, boolean fromUser, long chunkElements, long peakBytes, long smallestBytes, String largest) {
+    public record Estimate(long budget, boolean fromUser, boolean raised, long chunkElements, long peakBytes, long smallestBytes, String largest) {
         /** One line for the log and the plan. */
         public String describe() {
             return String.format(Locale.ROOT, "memory budget %s (%s); chunks of %d elements; predicted peak %s (largest: %s)",
-                    gb(budget), fromUser ? "--max-memory" : "default: a quarter of RAM, at most 2 GiB", chunkElements, gb(peakBytes), largest);
+                    gb(budget), fromUser ? "--max-memory" : raised ? "default, raised to the smallest that works" : "default: a quarter of RAM, at most 2 GiB", chunkElements, gb(peakBytes), largest);
         }
     }
 
@@ -78,15 +79,12 @@ public final class MemoryBudget {
         String tileName = null, chunkName = null;
         for (PlannedTensor t : plan.tensors()) {
             if (t.copyOnly()) continue;
-            boolean chunked = streams && t.stats().isEmpty() && !(aim && t.base() != null)
-                    && spec.factory().create(t.global()) instanceof ChunkedMethod;
-            if (fuses && t.stats().isEmpty() && spec.factory().create(t.global()) instanceof CombinationMethod) {
+            if (fused(t, spec, fuses)) {
                 // the fused pass: each input's current and next chunk staged
                 long b = 2L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
                 if (b > tiles) { tiles = b; tileName = t.name() + " (fused)"; }
-            } else if (chunked) {
-                // per element: a float32 chunk per input, base, scratch and output, the staged output and one input's mapped pages
-                long pe = 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 2) + t.outDtype().byteSize() + maxInputBytes(t);
+            } else if (chunked(t, spec, streams, fuses, aim)) {
+                long pe = perElement(t);
                 if (pe > perElement) { perElement = pe; chunkName = t.name(); }
                 long min = pe * Math.max(MIN_CHUNK, t.shape().cols());
                 minChunkBytes = Math.max(minChunkBytes, min);
@@ -107,10 +105,30 @@ public final class MemoryBudget {
             use = smallest;
         }
         long chunk = perElement == 0 ? MAX_CHUNK : Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, (use - fixed) / perElement));
-        long chunkBytes = perElement * chunk;
+        // a tensor smaller than a chunk is one chunk of its own size
+        long chunkBytes = 0;
+        for (PlannedTensor t : plan.tensors()) {
+            if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim)) continue;
+            long b = perElement(t) * Math.min(t.shape().numel(), Math.max(chunk, t.shape().cols()));
+            if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
+        }
         long peak = fixed + Math.max(tiles, chunkBytes);
         String largest = tiles >= chunkBytes ? (tileName == null ? "nothing to merge" : tileName + ", whole-tensor tiles") : chunkName + ", in chunks";
-        return new Estimate(use, fromUser && use == budget, chunk, peak, smallest, largest);
+        return new Estimate(use, fromUser, use > budget, chunk, peak, smallest, largest);
+    }
+
+    private static boolean fused(PlannedTensor t, MethodSpec spec, boolean fuses) {
+        return fuses && t.stats().isEmpty() && spec.factory().create(t.global()) instanceof CombinationMethod;
+    }
+
+    private static boolean chunked(PlannedTensor t, MethodSpec spec, boolean streams, boolean fuses, boolean aim) {
+        return streams && !fused(t, spec, fuses) && t.stats().isEmpty() && !(aim && t.base() != null)
+                && spec.factory().create(t.global()) instanceof ChunkedMethod;
+    }
+
+    /** Bytes per element of a chunked tensor: a float32 chunk per input, base, scratch and output, the staged output and one input's mapped pages. */
+    private static long perElement(PlannedTensor t) {
+        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 2) + t.outDtype().byteSize() + maxInputBytes(t);
     }
 
     private static long maxInputBytes(PlannedTensor t) {
