@@ -82,12 +82,26 @@ final class MergeCommand implements Callable<Integer> {
                 if (outputOptions.chatty()) err.println("backend: " + backend.name());
                 MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget, maxMemory != null, backend.chunkOps().isPresent(),
                         !backend.name().equals("java"), aim != null);
-                ev.note(mem.describe());
-                Merger.run(plan, inputs, output, new Merger.Options(backend, seed, maxShard, outputOptions.overwrite, allowNonFinite, aim, ev,
+                Merger.run(plan, inputs, output, new Merger.Options(backend, seed, maxShard, outputOptions.overwrite, allowNonFinite, aim,
+                        outputOptions.chatty() ? noteAfterStart(ev, mem.describe()) : ev,
                         Merger.FUSED_CHUNK, mem.chunkElements()));
             }
             return 0;
         }
+    }
+
+    /** The events of the merge with one note right after {@code start} (the stream must begin with start). */
+    private static Events noteAfterStart(Events ev, String note) {
+        return new Events() {
+            @Override public void start(String method, int tensors, long bytesIn, long bytesOut, String backend) {
+                ev.start(method, tensors, bytesIn, bytesOut, backend);
+                ev.note(note);
+            }
+            @Override public void tensor(int i, int total, String name, long bi, long bo, double s) { ev.tensor(i, total, name, bi, bo, s); }
+            @Override public void note(String message) { ev.note(message); }
+            @Override public void done(String o, int t, long bi, long bo, double s, long pw, long pr) { ev.done(o, t, bi, bo, s, pw, pr); }
+            @Override public void error(String message, int exitCode) { ev.error(message, exitCode); }
+        };
     }
 
     private static void printPlan(PrintWriter out, Planner.Plan plan, long maxShard, MemoryBudget.Estimate mem) {

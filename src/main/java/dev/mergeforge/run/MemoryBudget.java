@@ -82,7 +82,7 @@ public final class MemoryBudget {
             if (fused(t, spec, fuses)) {
                 // the fused pass: each input's current and next chunk staged
                 long b = 2L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
-                if (b > tiles) { tiles = b; tileName = t.name() + " (fused)"; }
+                if (b > tiles) { tiles = b; tileName = t.name() + ", fused: staged input chunks"; }
             } else if (chunked(t, spec, streams, fuses, aim)) {
                 long pe = perElement(t);
                 if (pe > perElement) { perElement = pe; chunkName = t.name(); }
@@ -91,7 +91,7 @@ public final class MemoryBudget {
             } else {
                 long b = (t.inputs().size() + 3L) * t.shape().numel() * 4L;
                 for (TensorView s : t.stats()) b += s.numel() * 4L;
-                if (b > tiles) { tiles = b; tileName = t.name(); }
+                if (b > tiles) { tiles = b; tileName = t.name() + ", whole-tensor tiles"; }
             }
         }
         long smallest = fixed + Math.max(tiles, minChunkBytes);
@@ -99,7 +99,7 @@ public final class MemoryBudget {
         if (budget < smallest) {
             if (fromUser) {
                 throw new ConfigException("--max-memory " + gb(budget) + " is too small for this merge: it needs at least " + gb(smallest)
-                        + (tiles >= minChunkBytes && tileName != null ? " (tensor " + tileName + " is merged whole)" : "")
+                        + (tiles >= minChunkBytes && tileName != null ? " (tensor " + tileName + ")" : "")
                         + "; raise --max-memory to " + (smallest + (1L << 20) - 1) / (1L << 20) + "MiB or more");
             }
             use = smallest;
@@ -113,7 +113,7 @@ public final class MemoryBudget {
             if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
         }
         long peak = fixed + Math.max(tiles, chunkBytes);
-        String largest = tiles >= chunkBytes ? (tileName == null ? "nothing to merge" : tileName + ", whole-tensor tiles") : chunkName + ", in chunks";
+        String largest = tiles >= chunkBytes ? (tileName == null ? "nothing to merge" : tileName) : chunkName + ", in chunks";
         return new Estimate(use, fromUser, use > budget, chunk, peak, smallest, largest);
     }
 

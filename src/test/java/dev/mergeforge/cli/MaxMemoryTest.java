@@ -61,6 +61,6 @@ class MaxMemoryTest {
     void mergeUnderABudgetLogsIt() throws Exception {
         MergeFixtures.Run r = MergeFixtures.cli("merge", ties().toString(), dir.resolve("out").toString(), "--max-memory", "400MB");
         assertEquals(0, r.exit(), r.err());
-        assertTrue(r.err().contains("memory budget 0.40 GB (--max-memory)"), r.err());
+        assertTrue(r.err().contains("memory budget 0.40 GB (--max-memory)") && r.err().contains("in chunks"), r.err());
     }
 }
