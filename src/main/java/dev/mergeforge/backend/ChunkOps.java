@@ -53,6 +53,9 @@ public interface ChunkOps {
     /** out[i] = x[i] / d (float32 division, not a reciprocal). */
     void divide(Tile x, float d, Tile out);
 
+    /** out[i] = (a * x[i]) + b — the product rounded, then the sum. */
+    void affine(Tile x, float a, float b, Tile out);
+
     /** As {@link Backend#weightedSum}. */
     void weightedSum(List<Tile> xs, float[] w, Tile out);
 
@@ -87,6 +90,19 @@ public interface ChunkOps {
      * the chunks before this one, advanced by this chunk's counts. Inputs are finite.
      */
     void keepRanks(Tile x, RankWindow w, long[] seen);
+
+    /**
+     * Magnitude rank of every element within its lane, as {@link Backend#laneRanks}: lanes lie
+     * wholly inside the chunk. {@code out} must not alias {@code x}.
+     */
+    void laneRanks(Tile x, Lanes lanes, Tile out);
+
+    /**
+     * DELLA's drop: element i (tensor index offset + i) is kept iff
+     * {@code Philox.uniform24(key, offset + i) < Philox.threshold24(p[i])} (p[i] widened to double);
+     * dropped entries become +0.0. {@code p} must not alias {@code x}.
+     */
+    void dropByProbability(Tile x, Tile p, long offset, long key);
 
     /**
      * DARE drop: element i (tensor index offset + i) is kept iff

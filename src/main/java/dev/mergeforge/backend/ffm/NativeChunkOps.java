@@ -2,6 +2,7 @@ package dev.mergeforge.backend.ffm;
 
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.Reductions;
@@ -57,6 +58,16 @@ final class NativeChunkOps implements ChunkOps {
         if (x.size() != out.size()) throw new IllegalArgumentException("size mismatch: " + x + " vs " + out);
         MemorySegment a = x.data(), o = out.data();
         for (long i = 0, n = x.size(); i < n; i++) o.setAtIndex(F, i, a.getAtIndex(F, i) / d);
+    }
+
+    @Override
+    public void affine(Tile x, float a, float b, Tile out) {
+        if (x.size() != out.size()) throw new IllegalArgumentException("size mismatch: " + x + " vs " + out);
+        MemorySegment s = x.data(), o = out.data();
+        for (long i = 0, n = x.size(); i < n; i++) {
+            float p = a * s.getAtIndex(F, i);
+            o.setAtIndex(F, i, p + b);
+        }
     }
 
     @Override public void weightedSum(List<Tile> xs, float[] w, Tile out) { nb.weightedSum(xs, w, out); }
@@ -132,6 +143,33 @@ final class NativeChunkOps implements ChunkOps {
         }
         seen[0] = cu;
         seen[1] = cd;
+    }
+
+    /** Ranks by sorting each lane's (descending |x| bits, index) keys: a plain comparison sort, independent of the reference's radix sort. */
+    @Override
+    public void laneRanks(Tile x, Lanes lanes, Tile out) {
+        if (x.size() != out.size() || lanes.numel() != x.size()) throw new IllegalArgumentException("laneRanks: " + x + ", " + out + " and lanes " + lanes + " disagree");
+        if (lanes.length() > (1L << 24)) throw new IllegalArgumentException("lane of " + lanes.length() + " elements is too long for float ranks");
+        MemorySegment s = x.data(), o = out.data();
+        int len = (int) lanes.length();
+        long[] keys = new long[len];
+        for (long v = 0, n = lanes.count(); v < n; v++) {
+            for (int k = 0; k < len; k++) {
+                long bits = s.getAtIndex(I, lanes.index(v, k)) & 0x7fffffffL;
+                keys[k] = ((0x7fffffffL - bits) << 32) | k;
+            }
+            java.util.Arrays.sort(keys);
+            for (int r = 0; r < len; r++) o.setAtIndex(F, lanes.index(v, (int) keys[r]), (float) r);
+        }
+    }
+
+    @Override
+    public void dropByProbability(Tile x, Tile p, long offset, long key) {
+        if (x.size() != p.size()) throw new IllegalArgumentException("size mismatch: " + x + " vs " + p);
+        MemorySegment a = x.data(), pr = p.data();
+        for (long i = 0, n = x.size(); i < n; i++) {
+            if (Philox.uniform24(key, offset + i) >= Philox.threshold24(pr.getAtIndex(F, i))) a.setAtIndex(F, i, 0f);
+        }
     }
 
     @Override

@@ -2,6 +2,8 @@ package dev.mergeforge.backend.java;
 
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.LaneRanks;
+import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.RankWindow;
@@ -97,6 +99,18 @@ public final class JavaChunkOps implements ChunkOps {
         sameSize(x, out);
         MemorySegment a = x.data(), o = out.data();
         par.forRange(x.size(), (lo, hi) -> { for (long i = lo; i < hi; i++) o.setAtIndex(F, i, a.getAtIndex(F, i) / d); });
+    }
+
+    @Override
+    public void affine(Tile x, float a, float b, Tile out) {
+        sameSize(x, out);
+        MemorySegment s = x.data(), o = out.data();
+        par.forRange(x.size(), (lo, hi) -> {
+            for (long i = lo; i < hi; i++) {
+                float p = a * s.getAtIndex(F, i);
+                o.setAtIndex(F, i, p + b);
+            }
+        });
     }
 
     @Override
@@ -274,6 +288,21 @@ public final class JavaChunkOps implements ChunkOps {
         });
         seen[0] = u;
         seen[1] = d;
+    }
+
+    @Override
+    public void laneRanks(Tile x, Lanes lanes, Tile out) { LaneRanks.run(par, x, lanes, out); }
+
+    @Override
+    public void dropByProbability(Tile x, Tile p, long offset, long key) {
+        sameSize(x, p);
+        MemorySegment a = x.data(), pr = p.data();
+        par.forRange(x.size(), (lo, hi) -> {
+            Philox.Cursor draws = new Philox.Cursor(key);
+            for (long i = lo; i < hi; i++) {
+                if (draws.uniform24(offset + i) >= Philox.threshold24(pr.getAtIndex(F, i))) a.setAtIndex(F, i, 0f);
+            }
+        });
     }
 
     @Override

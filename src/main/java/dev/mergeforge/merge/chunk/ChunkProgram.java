@@ -10,13 +10,14 @@ import java.util.List;
  * once, in order, and may use what the passes before it found), then one combine pass that writes
  * each output chunk. The runner loads every input into the chunk before each pass.
  *
- * @param rowAligned whether chunks must hold whole rows (the method works per row)
+ * @param align      chunks hold a multiple of this many elements (1: any cut; the method's row or slab otherwise)
  * @param scratch    scratch chunk tiles the passes use ({@link Chunk#scratch})
  * @param reductions the reduction passes
  * @param combine    the combine pass
  */
-public record ChunkProgram(boolean rowAligned, int scratch, List<Pass> reductions, Combine combine) {
+public record ChunkProgram(long align, int scratch, List<Pass> reductions, Combine combine) {
     public ChunkProgram {
+        if (align < 1) throw new IllegalArgumentException("chunk alignment " + align);
         if (scratch < 0) throw new IllegalArgumentException("scratch tiles: " + scratch);
         reductions = List.copyOf(reductions);
     }

@@ -34,7 +34,7 @@ public final class ChunkRunner implements AutoCloseable {
     /**
      * @param base          the base input, or null
      * @param models        the models in config order (aligned with the program's params)
-     * @param chunkElements elements per chunk wanted (rounded down to whole rows, at least one row, for a row-aligned program)
+     * @param chunkElements elements per chunk wanted (rounded down to the program's alignment, at least one multiple)
      */
     public ChunkRunner(ChunkOps ops, ChunkProgram program, TensorView base, List<TensorView> models, Shape shape, long chunkElements,
                        TilePool pool) {
@@ -44,7 +44,7 @@ public final class ChunkRunner implements AutoCloseable {
         this.models = List.copyOf(models);
         this.numel = shape.numel();
         this.pool = pool;
-        this.chunk = chunkFor(program.rowAligned(), shape, chunkElements);
+        this.chunk = chunkFor(program.align(), chunkElements);
         Shape cs = Shape.of(Math.max(1, Math.min(chunk, numel)));
         try {
             baseTile = base == null ? null : borrow(cs);
@@ -57,12 +57,10 @@ public final class ChunkRunner implements AutoCloseable {
         }
     }
 
-    /** Elements per chunk: {@code wanted}, rounded down to whole rows (at least one) when rows must stay whole. */
-    public static long chunkFor(boolean rowAligned, Shape shape, long wanted) {
-        if (wanted < 1) throw new IllegalArgumentException("chunk of " + wanted + " elements");
-        if (!rowAligned) return wanted;
-        long cols = Math.max(1, shape.cols());
-        return Math.max(1, wanted / cols) * cols;
+    /** Elements per chunk: {@code wanted}, rounded down to a multiple of {@code align} (at least one). */
+    public static long chunkFor(long align, long wanted) {
+        if (wanted < 1 || align < 1) throw new IllegalArgumentException("chunk of " + wanted + " elements aligned to " + align);
+        return Math.max(1, wanted / align) * align;
     }
 
     /** Number of chunks a tensor of {@code numel} elements is cut into ({@code long}: no 2^31 limit). */

@@ -67,7 +67,7 @@ public record Slerp(double t) implements ChunkedMethod {
     public ChunkProgram program(TensorSetup in) {
         if (!in.hasBase()) throw new ConfigException("slerp needs base_model (tensor " + in.tensor() + "); add base_model: to the config");
         int[] idx = in.nonBase();
-        if (idx.length == 0) return new ChunkProgram(false, 0, List.of(), (ops, c, out) -> ops.scale(c.base(), 1f, out));
+        if (idx.length == 0) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.base(), 1f, out));
         int j = idx[0];
         BlockSum aa = new BlockSum(), bb = new BlockSum(), ab = new BlockSum();
         float[] s = new float[2];
@@ -94,7 +94,7 @@ public record Slerp(double t) implements ChunkedMethod {
                 s[1] = (float) (Math.sin(theta * t) / sinTheta);
             }
         };
-        return new ChunkProgram(false, 0, List.of(norms), (ops, c, out) -> {
+        return new ChunkProgram(1, 0, List.of(norms), (ops, c, out) -> {
             // nearly colinear: out = (1−t)a + tb; else out = sin((1−t)θ)/sinθ · a + sin(tθ)/sinθ · b
             if (lerp[0]) ops.lerp(c.base(), c.model(j), (float) t, out);
             else ops.weightedSum(List.of(c.base(), c.model(j)), s, out);

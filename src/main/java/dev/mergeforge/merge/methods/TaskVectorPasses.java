@@ -3,6 +3,7 @@ package dev.mergeforge.merge.methods;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.merge.chunk.Chunk;
@@ -44,6 +45,9 @@ final class TaskVectorPasses {
     /** mergekit's {@code bernoulli} (DARE): keep each entry with probability d. */
     record Random(Backend.Rescale mode) implements Sparsifier {}
 
+    /** mergekit's {@code della_magprune}: per row, keep rank r with probability (d + ε) − 2ε·r/(L−1). */
+    record Della(boolean rescale) implements Sparsifier {}
+
     /** One task vector's sparsification, with what its passes find. */
     private static final class Model {
         final int index;
@@ -51,6 +55,8 @@ final class TaskVectorPasses {
         boolean touched;            // density < 1: the sparsification applies
         RankSelection select;       // magnitude / outliers
         float density;              // random
+        Lanes lanes;                // della: the tensor's rows (lanes along axis 1)
+        float slope, top;           // della: p = top + slope · rank
         long key;                   // random
         Backend.Rescale rescale = Backend.Rescale.NONE;
         final BlockSum before = new BlockSum(), after = new BlockSum();
@@ -73,11 +79,14 @@ final class TaskVectorPasses {
         int[] idx = in.nonBase();
         if (idx.length == 0) {
             // no task vectors: the base itself
-            return new ChunkProgram(false, 0, List.of(), (ops, c, out) -> ops.scale(c.base(), 1f, out));
+            return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.base(), 1f, out));
         }
         float[] w = Weights.of(in.params(), idx, "weight");
         List<Model> models = new ArrayList<>();
         for (int k = 0; k < idx.length; k++) models.add(setup(in, idx[k], w[k], sparsifier));
+        // DELLA ranks within rows: chunks hold whole slabs of rows (a 1-D tensor is one row)
+        Lanes rows = Lanes.along(in.shape(), 1);
+        long align = sparsifier instanceof Della ? Math.max(1, rows.length() * rows.inner()) : 1;
         List<ChunkProgram.Pass> passes = List.of(magnitudes(models), selection(models), rescale(models));
         ChunkProgram.Combine combine = (ops, c, out) -> {
             List<Tile> tvs = taskVectors(ops, c, models);
@@ -101,7 +110,7 @@ final class TaskVectorPasses {
             // θ = θ₀ + Δ
             ops.add(c.base(), out, out);
         };
-        return new ChunkProgram(false, consensus ? 1 : 0, passes, combine);
+        return new ChunkProgram(align, consensus || sparsifier instanceof Della ? 1 : 0, passes, combine);
     }
 
     /** What one model's sparsification needs, from its parameters; logs the notes the whole-tensor path logs. */
@@ -139,6 +148,22 @@ final class TaskVectorPasses {
                 m.select = new RankSelection(n, top, top + target);
                 if (out.rescale()) m.rescale = Backend.Rescale.L1;
             }
+            case Della d -> {
+                if (density >= 1) break;
+                double epsilon = in.params().get(j).number("epsilon", 0.15);
+                if (density + epsilon >= 1 || density - epsilon <= 0) {
+                    throw new ConfigException(in.params().get(j).where() + ": della needs density ± epsilon inside (0, 1), got density "
+                            + density + " and epsilon " + epsilon + " for tensor " + in.tensor() + "; lower epsilon");
+                }
+                m.touched = true;
+                m.lanes = Lanes.along(in.shape(), 1);
+                long len = m.lanes.length();
+                // p = (d + ε) − r · 2ε/(len − 1); a row of one element keeps with p = d
+                m.slope = len > 1 ? (float) (-2 * epsilon / (len - 1)) : 0f;
+                m.top = len > 1 ? (float) (density + epsilon) : (float) density;
+                m.key = Philox.key(in.seed(), in.tensor(), j);
+                if (d.rescale()) m.rescale = Backend.Rescale.L1;
+            }
             case Random r -> {
                 if (density >= 1) break;
                 m.touched = true;
@@ -165,8 +190,18 @@ final class TaskVectorPasses {
     /** τ̂ = the sparsified τ of one chunk, rescaled once the factor is known. */
     private static void sparsify(ChunkOps ops, Chunk c, Model m, Tile t, long[] seen) {
         if (!m.touched) return;
-        if (m.select != null) ops.keepRanks(t, m.select.window(), seen);
-        else ops.dropRandom(t, c.offset(), m.density, m.key);
+        if (m.select != null) {
+            ops.keepRanks(t, m.select.window(), seen);
+        } else if (m.lanes != null) {
+            // the chunk's whole rows: ranks within each, keep probabilities, the drop
+            Lanes rows = new Lanes(c.size() / (m.lanes.length() * m.lanes.inner()), m.lanes.length(), m.lanes.inner());
+            Tile p = c.scratch(0);
+            ops.laneRanks(t, rows, p);
+            ops.affine(p, m.slope, m.top, p);
+            ops.dropByProbability(t, p, c.offset(), m.key);
+        } else {
+            ops.dropRandom(t, c.offset(), m.density, m.key);
+        }
         switch (m.rescale) {
             case NONE -> { }
             case DENSITY -> ops.divide(t, m.density, t);

@@ -92,6 +92,11 @@ class ChunkedEquivalenceTest {
             cs.add(new Case("breadcrumbs", m("rescale", true, "normalize", true), List.of(m("weight", 0.7, "density", 0.5, "gamma", 0.0), m("weight", 0.5, "density", 0.6, "gamma", 0.7)), flat, in, DType.F32, false));
             cs.add(new Case("breadcrumbs_ties", m(), List.of(m("weight", 0.7, "density", 0.3, "gamma", 0.1), m("weight", 0.5, "density", 0.5, "gamma", 0.01), m("weight", 0.2, "density", 0.1, "gamma", 0.3)), big, in, DType.BF16, false));
         }
+        long[] cube = {7, 13, 29};
+        cs.add(new Case("della", m(), List.of(m("weight", 0.7, "density", 0.4, "epsilon", 0.1), m("weight", 0.5, "density", 0.6, "epsilon", 0.2)), big, DType.BF16, DType.BF16, false));
+        cs.add(new Case("della", m("rescale", false), List.of(m("weight", 0.7, "density", 0.4), m("weight", 0.5, "density", 1.0)), cube, DType.F32, DType.F32, false));
+        cs.add(new Case("della_linear", m(), List.of(m("weight", 0.7, "density", 0.3, "epsilon", 0.05), m("weight", 0.5, "density", 0.5)), big, DType.F32, DType.BF16, false));
+        cs.add(new Case("della_linear", m("normalize", true), List.of(m("weight", 0.7, "density", 0.3), m("weight", 0.5, "density", 0.5)), flat, DType.BF16, DType.F32, false));
         for (double t : new double[] {0.3, 0.85}) {
             cs.add(new Case("slerp", m("t", t), List.of(m()), big, DType.BF16, DType.BF16, false));
             cs.add(new Case("slerp", m("t", t), List.of(m()), flat, DType.F32, DType.F32, false));
@@ -190,7 +195,7 @@ class ChunkedEquivalenceTest {
         byte[] out = new byte[(int) (shape.numel() * es)];
         MemorySegment dst = MemorySegment.ofArray(out);
         try (TilePool pool = new TilePool(); ChunkRunner r = new ChunkRunner(ops, p, s.base(), s.models(), shape, chunk, pool)) {
-            assertTrue(r.chunks() > 1 || shape.numel() <= chunk, "the case must cut the tensor into several chunks");
+            assertTrue(r.chunks() > 1 || shape.numel() <= r.chunkElements(), "the case must cut the tensor into several chunks");
             r.reduce();
             for (long k = 0; k < r.chunks(); k++) {
                 Tile t = r.combine(k);
