@@ -53,6 +53,21 @@ public interface ChunkOps {
     /** out[i] = x[i] / d (float32 division, not a reciprocal). */
     void divide(Tile x, float d, Tile out);
 
+    /** out[i] = a[i] * b[i] */
+    void mul(Tile a, Tile b, Tile out);
+
+    /** out[i] = a[i] / b[i] (IEEE). */
+    void div(Tile a, Tile b, Tile out);
+
+    /** out[i] = |x[i]| (clears the sign bit). */
+    void abs(Tile x, Tile out);
+
+    /** As {@link Backend#clamp}: NaN kept; lo &lt;= hi. */
+    void clamp(Tile x, float lo, float hi, Tile out);
+
+    /** x[i] = v */
+    void fill(Tile x, float v);
+
     /** out[i] = (a * x[i]) + b — the product rounded, then the sum. */
     void affine(Tile x, float a, float b, Tile out);
 

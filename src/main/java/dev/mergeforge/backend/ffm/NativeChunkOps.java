@@ -60,6 +60,41 @@ final class NativeChunkOps implements ChunkOps {
         for (long i = 0, n = x.size(); i < n; i++) o.setAtIndex(F, i, a.getAtIndex(F, i) / d);
     }
 
+    @FunctionalInterface private interface Binary { float at(float a, float b); }
+
+    @FunctionalInterface private interface Unary { float at(float a); }
+
+    private static void each(Tile a, Tile b, Tile out, Binary f) {
+        if (a.size() != b.size() || a.size() != out.size()) throw new IllegalArgumentException("size mismatch: " + a + ", " + b + ", " + out);
+        MemorySegment x = a.data(), y = b.data(), o = out.data();
+        for (long i = 0, n = a.size(); i < n; i++) o.setAtIndex(F, i, f.at(x.getAtIndex(F, i), y.getAtIndex(F, i)));
+    }
+
+    private static void each(Tile a, Tile out, Unary f) {
+        if (a.size() != out.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + out);
+        MemorySegment x = a.data(), o = out.data();
+        for (long i = 0, n = a.size(); i < n; i++) o.setAtIndex(F, i, f.at(x.getAtIndex(F, i)));
+    }
+
+    @Override public void mul(Tile a, Tile b, Tile out) { each(a, b, out, (x, y) -> x * y); }
+
+    @Override public void div(Tile a, Tile b, Tile out) { each(a, b, out, (x, y) -> x / y); }
+
+    @Override public void abs(Tile x, Tile out) { each(x, out, v -> Math.abs(v)); }
+
+    @Override
+    public void clamp(Tile x, float lo, float hi, Tile out) {
+        if (!(lo <= hi)) throw new IllegalArgumentException("clamp bounds " + lo + " > " + hi);
+        // comparisons, not min/max: -0.0 against a bound of 0 stays -0.0, and NaN fails both and is kept
+        each(x, out, v -> v < lo ? lo : (v > hi ? hi : v));
+    }
+
+    @Override
+    public void fill(Tile x, float v) {
+        MemorySegment o = x.data();
+        for (long i = 0, n = x.size(); i < n; i++) o.setAtIndex(F, i, v);
+    }
+
     @Override
     public void affine(Tile x, float a, float b, Tile out) {
         if (x.size() != out.size()) throw new IllegalArgumentException("size mismatch: " + x + " vs " + out);

@@ -6,6 +6,7 @@ import dev.mergeforge.backend.LaneRanks;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.Philox;
+import dev.mergeforge.backend.PortableOps;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.Reductions;
 import dev.mergeforge.io.TensorView;
@@ -100,6 +101,16 @@ public final class JavaChunkOps implements ChunkOps {
         MemorySegment a = x.data(), o = out.data();
         par.forRange(x.size(), (lo, hi) -> { for (long i = lo; i < hi; i++) o.setAtIndex(F, i, a.getAtIndex(F, i) / d); });
     }
+
+    @Override public void mul(Tile a, Tile b, Tile out) { PortableOps.mul(par, a, b, out); }
+
+    @Override public void div(Tile a, Tile b, Tile out) { PortableOps.div(par, a, b, out); }
+
+    @Override public void abs(Tile x, Tile out) { PortableOps.abs(par, x, out); }
+
+    @Override public void clamp(Tile x, float lo, float hi, Tile out) { PortableOps.clamp(par, x, lo, hi, out); }
+
+    @Override public void fill(Tile x, float v) { PortableOps.fill(par, x, v); }
 
     @Override
     public void affine(Tile x, float a, float b, Tile out) {

@@ -79,7 +79,7 @@ class ChunkedEquivalenceTest {
     }
 
     static Stream<Arguments> cases() {
-        long[] big = {37, 531}, flat = {19_999}, tiny = {5};
+        long[] big = {23, 531}, flat = {12_345}, tiny = {5};
         List<Case> cs = new ArrayList<>();
         for (DType in : List.of(DType.F32, DType.BF16)) {
             cs.add(new Case("ties", m(), List.of(m("weight", 0.7, "density", 0.3), m("weight", 0.5, "density", 0.55), m("weight", 1.0, "density", 0.9)), big, in, DType.BF16, false));
@@ -97,6 +97,8 @@ class ChunkedEquivalenceTest {
         cs.add(new Case("della", m("rescale", false), List.of(m("weight", 0.7, "density", 0.4), m("weight", 0.5, "density", 1.0)), cube, DType.F32, DType.F32, false));
         cs.add(new Case("della_linear", m(), List.of(m("weight", 0.7, "density", 0.3, "epsilon", 0.05), m("weight", 0.5, "density", 0.5)), big, DType.F32, DType.BF16, false));
         cs.add(new Case("della_linear", m("normalize", true), List.of(m("weight", 0.7, "density", 0.3), m("weight", 0.5, "density", 0.5)), flat, DType.BF16, DType.F32, false));
+        cs.add(new Case("nearswap", m("t", 0.5), List.of(m()), big, DType.BF16, DType.BF16, false));
+        cs.add(new Case("nearswap", m("t", 0.001), List.of(m()), flat, DType.F32, DType.F32, false));
         for (double t : new double[] {0.3, 0.85}) {
             cs.add(new Case("slerp", m("t", t), List.of(m()), big, DType.BF16, DType.BF16, false));
             cs.add(new Case("slerp", m("t", t), List.of(m()), flat, DType.F32, DType.F32, false));
