@@ -106,6 +106,12 @@ public interface ChunkOps {
      */
     void keepRanks(Tile x, RankWindow w, long[] seen);
 
+    /** As {@link Backend#laneDots}, over lanes lying wholly inside the chunk. */
+    void laneDots(Tile a, Tile b, Lanes lanes, double[] out);
+
+    /** As {@link Backend#laneScale}, over lanes lying wholly inside the chunk. */
+    void laneScale(Tile x, float[] s, Lanes lanes, Tile out);
+
     /**
      * Magnitude rank of every element within its lane, as {@link Backend#laneRanks}: lanes lie
      * wholly inside the chunk. {@code out} must not alias {@code x}.

@@ -180,6 +180,34 @@ final class NativeChunkOps implements ChunkOps {
         seen[1] = cd;
     }
 
+    @Override
+    public void laneDots(Tile a, Tile b, Lanes lanes, double[] out) {
+        if (a.size() != b.size() || lanes.numel() != a.size() || out.length < lanes.count()) throw new IllegalArgumentException("laneDots: " + a + ", " + b + ", " + lanes);
+        MemorySegment x = a.data(), y = b.data();
+        for (long v = 0, n = lanes.count(); v < n; v++) {
+            // the lane's own elements in blocks of BLOCK, each summed from 0.0, the block sums added from 0.0
+            double total = 0.0, block = 0.0;
+            for (long k = 0, len = lanes.length(); k < len; k++) {
+                if (k > 0 && k % Reductions.BLOCK == 0) { total += block; block = 0.0; }
+                long i = lanes.index(v, k);
+                block += (double) x.getAtIndex(F, i) * (double) y.getAtIndex(F, i);
+            }
+            out[(int) v] = lanes.length() == 0 ? 0.0 : total + block;
+        }
+    }
+
+    @Override
+    public void laneScale(Tile x, float[] s, Lanes lanes, Tile out) {
+        if (x.size() != out.size() || lanes.numel() != x.size() || s.length < lanes.count()) throw new IllegalArgumentException("laneScale: " + x + ", " + lanes);
+        MemorySegment a = x.data(), o = out.data();
+        for (long v = 0, n = lanes.count(); v < n; v++) {
+            for (long k = 0, len = lanes.length(); k < len; k++) {
+                long i = lanes.index(v, k);
+                o.setAtIndex(F, i, s[(int) v] * a.getAtIndex(F, i));
+            }
+        }
+    }
+
     /** Ranks by sorting each lane's (descending |x| bits, index) keys: a plain comparison sort, independent of the reference's radix sort. */
     @Override
     public void laneRanks(Tile x, Lanes lanes, Tile out) {

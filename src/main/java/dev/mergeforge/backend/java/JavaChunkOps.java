@@ -301,6 +301,10 @@ public final class JavaChunkOps implements ChunkOps {
         seen[1] = d;
     }
 
+    @Override public void laneDots(Tile a, Tile b, Lanes lanes, double[] out) { PortableOps.laneDots(par, a, b, lanes, out); }
+
+    @Override public void laneScale(Tile x, float[] s, Lanes lanes, Tile out) { PortableOps.laneScale(par, x, s, lanes, out); }
+
     @Override
     public void laneRanks(Tile x, Lanes lanes, Tile out) { LaneRanks.run(par, x, lanes, out); }
 

@@ -97,7 +97,19 @@ class ChunkedEquivalenceTest {
         cs.add(new Case("della", m("rescale", false), List.of(m("weight", 0.7, "density", 0.4), m("weight", 0.5, "density", 1.0)), cube, DType.F32, DType.F32, false));
         cs.add(new Case("della_linear", m(), List.of(m("weight", 0.7, "density", 0.3, "epsilon", 0.05), m("weight", 0.5, "density", 0.5)), big, DType.F32, DType.BF16, false));
         cs.add(new Case("della_linear", m("normalize", true), List.of(m("weight", 0.7, "density", 0.3), m("weight", 0.5, "density", 0.5)), flat, DType.BF16, DType.F32, false));
+        cs.add(new Case("model_stock", m(), List.of(m(), m(), m()), big, DType.BF16, DType.BF16, false));
+        cs.add(new Case("model_stock", m("filter_wise", true), List.of(m(), m()), big, DType.F32, DType.F32, false));
+        cs.add(new Case("model_stock", m("filter_wise", true), List.of(m(), m(), m()), cube, DType.BF16, DType.F32, false));
+        cs.add(new Case("nuslerp", m(), List.of(m("weight", 0.3), m("weight", 0.7)), flat, DType.BF16, DType.BF16, false));
+        cs.add(new Case("nuslerp", m("nuslerp_flatten", false), List.of(m("weight", 0.3), m("weight", 0.7)), big, DType.F32, DType.F32, false));
+        cs.add(new Case("nuslerp", m("nuslerp_flatten", false), List.of(m("weight", 1.0), m("weight", 0.25)), cube, DType.BF16, DType.F32, false));
         cs.add(new Case("nearswap", m("t", 0.5), List.of(m()), big, DType.BF16, DType.BF16, false));
+        cs.add(new Case("model_stock", m(), List.of(m(), m(), m()), big, DType.BF16, DType.BF16, false));
+        cs.add(new Case("model_stock", m("filter_wise", true), List.of(m(), m()), big, DType.F32, DType.F32, false));
+        cs.add(new Case("model_stock", m("filter_wise", true), List.of(m(), m(), m()), cube, DType.BF16, DType.F32, false));
+        cs.add(new Case("nuslerp", m(), List.of(m("weight", 0.3), m("weight", 0.7)), flat, DType.BF16, DType.BF16, false));
+        cs.add(new Case("nuslerp", m("nuslerp_flatten", false), List.of(m("weight", 0.3), m("weight", 0.7)), big, DType.F32, DType.F32, false));
+        cs.add(new Case("nuslerp", m("nuslerp_flatten", false), List.of(m("weight", 1.0), m("weight", 0.25)), cube, DType.BF16, DType.F32, false));
         cs.add(new Case("nearswap", m("t", 0.001), List.of(m()), flat, DType.F32, DType.F32, false));
         for (double t : new double[] {0.3, 0.85}) {
             cs.add(new Case("slerp", m("t", t), List.of(m()), big, DType.BF16, DType.BF16, false));
