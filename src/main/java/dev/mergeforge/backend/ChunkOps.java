@@ -83,6 +83,12 @@ public interface ChunkOps {
     /** As {@link Backend#disjointMerge}. */
     void disjointMerge(List<Tile> weighted, float[] w, Tile sign, boolean normalize, Tile out);
 
+    /** As {@link Backend#disjointDivisor}. */
+    void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out);
+
+    /** out[i] = ref[i] == 0 (either sign) ? +0.0 : x[i]. */
+    void keepWhereNonZero(Tile x, Tile ref, Tile out);
+
     /** Adds |x[i]| (in double) for the elements at tensor indices [offset, offset + size) to {@code acc}. */
     void sumAbs(Tile x, long offset, BlockSum acc);
 

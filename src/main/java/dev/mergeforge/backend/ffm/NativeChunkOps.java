@@ -76,6 +76,23 @@ final class NativeChunkOps implements ChunkOps {
         for (long i = 0, n = a.size(); i < n; i++) o.setAtIndex(F, i, f.at(x.getAtIndex(F, i)));
     }
 
+    @Override
+    public void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) {
+        if (weighted.size() != w.length) throw new IllegalArgumentException("disjointDivisor needs one weight per input");
+        MemorySegment sg = sign.data(), o = out.data();
+        for (long i = 0, n = out.size(); i < n; i++) {
+            float s = sg.getAtIndex(F, i), div = 0f;
+            for (int j = 0; j < w.length; j++) {
+                float v = weighted.get(j).data().getAtIndex(F, i);
+                // the sign of v (0 for either zero) against the elected sign
+                if (Math.signum(v) == s && v == v) div = div + w[j];
+            }
+            o.setAtIndex(F, i, div);
+        }
+    }
+
+    @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { each(x, ref, out, (v, r) -> r == 0f ? 0f : v); }
+
     @Override public void mul(Tile a, Tile b, Tile out) { each(a, b, out, (x, y) -> x * y); }
 
     @Override public void div(Tile a, Tile b, Tile out) { each(a, b, out, (x, y) -> x / y); }

@@ -102,6 +102,10 @@ public final class JavaChunkOps implements ChunkOps {
         par.forRange(x.size(), (lo, hi) -> { for (long i = lo; i < hi; i++) o.setAtIndex(F, i, a.getAtIndex(F, i) / d); });
     }
 
+    @Override public void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) { PortableOps.disjointDivisor(par, weighted, w, sign, out); }
+
+    @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { PortableOps.keepWhereNonZero(par, x, ref, out); }
+
     @Override public void mul(Tile a, Tile b, Tile out) { PortableOps.mul(par, a, b, out); }
 
     @Override public void div(Tile a, Tile b, Tile out) { PortableOps.div(par, a, b, out); }

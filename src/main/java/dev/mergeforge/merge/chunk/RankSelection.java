@@ -36,6 +36,12 @@ public final class RankSelection {
     /** Whether histogram passes are needed (false: the window is known already). */
     public boolean needsPasses() { return window == null; }
 
+    /** First pass done elsewhere: adopts a high-bit histogram of the whole vector (2^15 bins). */
+    public void high(long[] hist) {
+        if (hist.length != HIGH_BINS) throw new IllegalArgumentException("high-bit histogram of " + hist.length + " bins");
+        System.arraycopy(hist, 0, high, 0, HIGH_BINS);
+    }
+
     /** First pass: the high bits of one chunk. */
     public void high(ChunkOps ops, Tile x) { ops.absHistogram(x, -1, high); }
 

@@ -103,6 +103,10 @@ class ChunkedEquivalenceTest {
         cs.add(new Case("nuslerp", m(), List.of(m("weight", 0.3), m("weight", 0.7)), flat, DType.BF16, DType.BF16, false));
         cs.add(new Case("nuslerp", m("nuslerp_flatten", false), List.of(m("weight", 0.3), m("weight", 0.7)), big, DType.F32, DType.F32, false));
         cs.add(new Case("nuslerp", m("nuslerp_flatten", false), List.of(m("weight", 1.0), m("weight", 0.25)), cube, DType.BF16, DType.F32, false));
+        cs.add(new Case("sce", m(), List.of(m(), m(), m()), big, DType.BF16, DType.BF16, false));
+        cs.add(new Case("sce", m("select_topk", 0.3), List.of(m(), m(), m()), big, DType.BF16, DType.F32, false));
+        cs.add(new Case("sce", m("select_topk", 0.55), List.of(m(), m()), flat, DType.F32, DType.F32, false));
+        cs.add(new Case("sce", m("select_topk", 0.00001), List.of(m(), m()), tiny, DType.F32, DType.F32, false));
         cs.add(new Case("nearswap", m("t", 0.5), List.of(m()), big, DType.BF16, DType.BF16, false));
         cs.add(new Case("model_stock", m(), List.of(m(), m(), m()), big, DType.BF16, DType.BF16, false));
         cs.add(new Case("model_stock", m("filter_wise", true), List.of(m(), m()), big, DType.F32, DType.F32, false));
