@@ -107,6 +107,9 @@ class ChunkedEquivalenceTest {
         cs.add(new Case("sce", m("select_topk", 0.3), List.of(m(), m(), m()), big, DType.BF16, DType.F32, false));
         cs.add(new Case("sce", m("select_topk", 0.55), List.of(m(), m()), flat, DType.F32, DType.F32, false));
         cs.add(new Case("sce", m("select_topk", 0.00001), List.of(m(), m()), tiny, DType.F32, DType.F32, false));
+        cs.add(new Case("linear", m(), List.of(m("weight", 0.2), m("weight", 0.5), m("weight", 0.9)), big, DType.BF16, DType.BF16, false));
+        cs.add(new Case("task_arithmetic", m("lambda", 0.8, "normalize", true), List.of(m("weight", 0.6), m("weight", 1.1)), flat, DType.F32, DType.F16, false));
+        cs.add(new Case("task_arithmetic", m(), List.of(m("weight", 0.6), m("weight", 1.0), m("weight", 1.1)), big, DType.BF16, DType.BF16, true));
         cs.add(new Case("nearswap", m("t", 0.5), List.of(m()), big, DType.BF16, DType.BF16, false));
         cs.add(new Case("model_stock", m(), List.of(m(), m(), m()), big, DType.BF16, DType.BF16, false));
         cs.add(new Case("model_stock", m("filter_wise", true), List.of(m(), m()), big, DType.F32, DType.F32, false));
