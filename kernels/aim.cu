@@ -1,4 +1,4 @@
-// AIM relaxation (METHODS.md section 4): out = base + ((merged - base) * f), f = 1 - keep * imp[c];
+// AIM relaxation (docs/aim.md, "The relaxation"): out = base + ((merged - base) * f), f = 1 - keep * imp[c];
 // exactly merged where f == 1 and exactly base where f == 0.
 #include "mf_common.cuh"
 

@@ -119,9 +119,7 @@ static void drop_task(void *c, int w, int64_t lo, int64_t hi) {
 int32_t mo_drop_rescale(float *x, int64_t n, float density, int64_t key, int32_t mode, int32_t threads) {
     if (mode != MO_RESCALE_NONE && mode != MO_RESCALE_DENSITY && mode != MO_RESCALE_L1) return MO_ERR_ARG;
     if (n <= 0) return MO_OK;
-    int err = MO_OK;
-    double before = mode == MO_RESCALE_L1 ? mo_sum_abs_impl(x, n, threads, &err) : 0.0;
-    if (err) return err;
+    double before = mode == MO_RESCALE_L1 ? mo_sum_abs(x, n, threads) : 0.0;
     // T = ceil(density * 2^24) in double, clamped to [0, 2^24]
     double dd = (double)density;
     int64_t thr = !(dd >= 0) ? 0 : (int64_t)fmin(16777216.0, ceil(dd * 16777216.0));
@@ -129,8 +127,7 @@ int32_t mo_drop_rescale(float *x, int64_t n, float density, int64_t key, int32_t
                  .divide = mode == MO_RESCALE_DENSITY, .density = density };
     mo_parallel_for(n, MO_CHUNK, threads, drop_task, &d);
     if (mode == MO_RESCALE_L1) {
-        double after = mo_sum_abs_impl(x, n, threads, &err);
-        if (err) return err;
+        double after = mo_sum_abs(x, n, threads);
         if (!(before < 1e-7 || after < 1e-7)) {
             // x = (float)(before / after) * x
             mo_scale(x, (float)(before / after), x, n, threads);

@@ -5,6 +5,7 @@
  * rounding, not bit for bit. The portable path is a plain loop in the same lane order.
  */
 #include <immintrin.h>
+#include <pthread.h>
 #include "mo_internal.h"
 
 typedef struct {
@@ -72,21 +73,25 @@ static void block_portable(const gemm_t *g, int64_t o0, int64_t o1) {
             g->y[t * g->ldy + o] = dot_portable(g->x + t * g->in, g->w + o * g->in, g->in) + (g->bias ? g->bias[o] : 0.0f);
 }
 
-static int have_fma(void) {
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cached;
+/* Detected once (pthread_once) before the first product; worker threads only read it. */
+static pthread_once_t fma_once = PTHREAD_ONCE_INIT;
+static int fma_detected;
+
+static void detect_fma(void) {
+    __builtin_cpu_init();
+    fma_detected = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
 static void gemm_task(void *ctx, int worker, int64_t lo, int64_t hi) {
     (void)worker;
     const gemm_t *g = ctx;
-    if (mo_use_avx2() && have_fma()) block_avx2(g, lo, hi); else block_portable(g, lo, hi);
+    if (mo_use_avx2() && fma_detected) block_avx2(g, lo, hi); else block_portable(g, lo, hi);
 }
 
 int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias,
                     float *y, int64_t ldy, int32_t threads) {
     if (tokens < 0 || in < 0 || out < 0 || ldy < out || !x || !w || !y) return MO_ERR_ARG;
+    pthread_once(&fma_once, detect_fma);
     gemm_t g = { .x = x, .w = w, .bias = bias, .y = y, .tokens = tokens, .in = in, .ldy = ldy };
     mo_parallel_for(out, 16, threads, gemm_task, &g);
     return MO_OK;

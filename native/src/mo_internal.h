@@ -20,14 +20,12 @@ typedef void (*mo_body)(void *ctx, int worker, int64_t lo, int64_t hi);
 int mo_workers(int64_t n, int64_t chunk, int32_t threads);
 
 /* Runs body over [0, n) in tasks of `chunk` elements (task boundaries are multiples of chunk),
-   on mo_workers(n, chunk, threads) workers: the calling thread plus short-lived pthreads. */
+   on mo_workers(n, chunk, threads) workers: the calling thread plus helpers from a persistent pool
+   (fewer when the pool is busy with other calls; the tasks, and so the results, stay the same). */
 void mo_parallel_for(int64_t n, int64_t chunk, int32_t threads, mo_body body, void *ctx);
 
 /* Nonzero when the AVX2 paths are in use. */
 int mo_use_avx2(void);
-
-/* Canonical sum of |x| over [0, n) (shared by mo_sum_abs and the L1 rescale of mo_drop_rescale). */
-double mo_sum_abs_impl(const float *x, int64_t n, int32_t threads, int *err);
 
 /* Converts m elements between a stored dtype (MO_DTYPE_*) and float32, on the AVX2 path when in use;
    src/dst point at the first element of the run (convert.c). */

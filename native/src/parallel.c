@@ -1,4 +1,4 @@
-/* Per-call worker threads over fixed chunk boundaries, and the SIMD dispatch switch. */
+/* A persistent worker pool over fixed chunk boundaries, and the SIMD dispatch switch. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -6,17 +6,19 @@
 
 #define MO_MAX_THREADS 256
 
-typedef struct {
+/* One mo_parallel_for call. Lives on its caller's stack; pool workers join it under the pool lock
+   while it is listed, and the caller unlists it and waits until every joined worker has left. */
+typedef struct job {
     int64_t n, chunk, tasks;
     atomic_llong next;
     mo_body body;
     void *ctx;
+    int wanted;      /* helpers this call may use: workers - 1 */
+    int joined;      /* helpers that joined (worker ids 1..joined) */
+    int running;     /* joined helpers not yet finished */
+    pthread_cond_t done;
+    struct job *prev, *nextjob;
 } job_t;
-
-typedef struct {
-    job_t *job;
-    int worker;
-} worker_t;
 
 /* Workers take the next unclaimed task until none is left; which worker runs a task never
    changes what the task computes. */
@@ -30,10 +32,50 @@ static void drain(job_t *job, int worker) {
     }
 }
 
-static void *run_worker(void *arg) {
-    worker_t *w = arg;
-    drain(w->job, w->worker);
+/* The pool: threads started on demand (never more than a call asked for, at most MO_MAX_THREADS - 1),
+   kept for the life of the process, idle on `work` until a listed job has room for a helper.
+   Concurrent calls from several Java threads each get their own job; helpers spread over them. */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
+static job_t *jobs;          /* listed jobs, newest first */
+static int pool_threads;     /* helpers started so far */
+
+/* A listed job with room for one more helper and a task left to claim, or NULL. Under pool_lock. */
+static job_t *job_with_room(void) {
+    for (job_t *j = jobs; j; j = j->nextjob)
+        if (j->joined < j->wanted && atomic_load_explicit(&j->next, memory_order_relaxed) < j->tasks) return j;
     return NULL;
+}
+
+static void *pool_worker(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&pool_lock);
+    for (;;) {
+        job_t *j = job_with_room();
+        if (!j) { pthread_cond_wait(&work, &pool_lock); continue; }
+        int id = ++j->joined;
+        j->running++;
+        pthread_mutex_unlock(&pool_lock);
+        drain(j, id);
+        pthread_mutex_lock(&pool_lock);
+        if (--j->running == 0) pthread_cond_signal(&j->done);
+    }
+    return NULL;
+}
+
+/* Starts helpers until `want` exist (fewer if the system refuses: the call's own thread still
+   finishes the job). Under pool_lock. */
+static void grow_pool(int want) {
+    while (pool_threads < want) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, pool_worker, NULL);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) return;
+        pool_threads++;
+    }
 }
 
 int mo_workers(int64_t n, int64_t chunk, int32_t threads) {
@@ -50,29 +92,45 @@ void mo_parallel_for(int64_t n, int64_t chunk, int32_t threads, mo_body body, vo
     if (n <= 0) return;
     job_t job = { .n = n, .chunk = chunk, .tasks = (n + chunk - 1) / chunk, .body = body, .ctx = ctx };
     atomic_init(&job.next, 0);
-    int workers = mo_workers(n, chunk, threads);
-    pthread_t tid[MO_MAX_THREADS];
-    worker_t args[MO_MAX_THREADS];
-    int started = 0;
-    for (int w = 1; w < workers; w++) {
-        args[w] = (worker_t){ .job = &job, .worker = w };
-        if (pthread_create(&tid[w], NULL, run_worker, &args[w]) != 0) break;  // fewer threads still finish the job
-        started = w;
+    job.wanted = mo_workers(n, chunk, threads) - 1;
+    if (job.wanted > 0) {
+        pthread_cond_init(&job.done, NULL);
+        pthread_mutex_lock(&pool_lock);
+        grow_pool(job.wanted);
+        job.nextjob = jobs;
+        if (jobs) jobs->prev = &job;
+        jobs = &job;
+        pthread_cond_broadcast(&work);
+        pthread_mutex_unlock(&pool_lock);
     }
     drain(&job, 0);
-    for (int w = 1; w <= started; w++) pthread_join(tid[w], NULL);
+    if (job.wanted > 0) {
+        pthread_mutex_lock(&pool_lock);
+        // unlist: no helper joins any more; then wait for those that did
+        if (job.prev) job.prev->nextjob = job.nextjob; else jobs = job.nextjob;
+        if (job.nextjob) job.nextjob->prev = job.prev;
+        while (job.running > 0) pthread_cond_wait(&job.done, &pool_lock);
+        pthread_mutex_unlock(&pool_lock);
+        pthread_cond_destroy(&job.done);
+    }
 }
 
 /* ---------------------------------------------------------------- dispatch */
 
-static int simd_detected = -1;
-static int simd_level = -1;
+/* Detected once (pthread_once), before any kernel reads it; the level in use is atomic because
+   worker threads read it while mo_set_simd_level (tests only) may write it. */
+static pthread_once_t simd_once = PTHREAD_ONCE_INIT;
+static int simd_detected;
+static atomic_int simd_level;
+
+static void detect_once(void) {
+    __builtin_cpu_init();
+    simd_detected = __builtin_cpu_supports("avx2") ? MO_SIMD_AVX2 : MO_SIMD_PORTABLE;
+    atomic_store(&simd_level, simd_detected);
+}
 
 static int detect(void) {
-    if (simd_detected < 0) {
-        __builtin_cpu_init();
-        simd_detected = __builtin_cpu_supports("avx2") ? MO_SIMD_AVX2 : MO_SIMD_PORTABLE;
-    }
+    pthread_once(&simd_once, detect_once);
     return simd_detected;
 }
 
@@ -81,14 +139,15 @@ int32_t mo_abi_version(void) { return MO_ABI_VERSION; }
 int32_t mo_simd_detected(void) { return detect(); }
 
 int32_t mo_simd_level(void) {
-    if (simd_level < 0) simd_level = detect();
-    return simd_level;
+    detect();
+    return atomic_load_explicit(&simd_level, memory_order_relaxed);
 }
 
 int32_t mo_set_simd_level(int32_t level) {
     int d = detect();
-    simd_level = level < MO_SIMD_PORTABLE ? MO_SIMD_PORTABLE : (level > d ? d : level);
-    return simd_level;
+    int l = level < MO_SIMD_PORTABLE ? MO_SIMD_PORTABLE : (level > d ? d : level);
+    atomic_store(&simd_level, l);
+    return l;
 }
 
 int mo_use_avx2(void) { return mo_simd_level() == MO_SIMD_AVX2; }

@@ -3,14 +3,18 @@
  * consecutive elements, each summed left to right in double from 0.0, then the block sums added
  * left to right. The AVX2 path never reorders a sum: it runs four blocks side by side, one per
  * double lane (a 4x4 transpose feeds lane j the next element of block j), so each lane is exactly
- * the sequential sum of its block.
+ * the sequential sum of its block. The block sums are computed a window of MO_WINDOW blocks at a
+ * time into a fixed buffer on the stack and folded into the total in block order, so a reduction
+ * allocates nothing (it cannot fail, and its memory does not grow with n).
  */
 #include <immintrin.h>
 #include <math.h>
-#include <stdlib.h>
 #include "mo_internal.h"
 
 enum { SUM_ABS, SUM_SQUARES, DOT };
+
+/* Blocks per window: 4096 block sums (32 KiB of stack), 16M elements, 256 parallel tasks. */
+#define MO_WINDOW ((int64_t)4096)
 
 typedef struct {
     int kind;
@@ -93,7 +97,7 @@ MO_AVX2 static void blocks8_avx2(int kind, const float *a, const float *b, int64
 
 static void reduce_task(void *ctx, int w, int64_t lo, int64_t hi) {
     reduce_t *r = ctx; (void)w;
-    // lo, hi are block indices here
+    // lo, hi are block indices within the window; partial[k] is block k of the window
     int64_t blk = lo;
     if (mo_use_avx2()) {
         if (r->kind == DOT) {
@@ -108,25 +112,23 @@ static void reduce_task(void *ctx, int w, int64_t lo, int64_t hi) {
     }
 }
 
-static double reduce(int kind, const float *a, const float *b, int64_t n, int32_t threads, int *err) {
-    if (n <= 0) return 0.0;
-    int64_t nb = (n + MO_BLOCK - 1) / MO_BLOCK;
-    double stackbuf[64];
-    double *partial = nb <= 64 ? stackbuf : malloc((size_t)nb * sizeof(double));
-    if (!partial) { if (err) *err = MO_ERR_NOMEM; return NAN; }
-    reduce_t r = { .kind = kind, .a = a, .b = b, .n = n, .partial = partial };
-    mo_parallel_for(nb, MO_CHUNK / MO_BLOCK, threads, reduce_task, &r);
-    // the block sums, left to right
+static double reduce(int kind, const float *a, const float *b, int64_t n, int32_t threads) {
+    double partial[MO_WINDOW];
     double s = 0.0;
-    for (int64_t k = 0; k < nb; k++) s += partial[k];
-    if (partial != stackbuf) free(partial);
+    for (int64_t w0 = 0; w0 < n; w0 += MO_WINDOW * MO_BLOCK) {
+        // the window's elements [w0, w0 + wn), as blocks 0..nb-1 of its own
+        int64_t wn = n - w0 < MO_WINDOW * MO_BLOCK ? n - w0 : MO_WINDOW * MO_BLOCK;
+        int64_t nb = (wn + MO_BLOCK - 1) / MO_BLOCK;
+        reduce_t r = { .kind = kind, .a = a + w0, .b = b ? b + w0 : NULL, .n = wn, .partial = partial };
+        mo_parallel_for(nb, MO_CHUNK / MO_BLOCK, threads, reduce_task, &r);
+        // the block sums, left to right
+        for (int64_t k = 0; k < nb; k++) s += partial[k];
+    }
     return s;
 }
 
-double mo_sum_abs_impl(const float *x, int64_t n, int32_t threads, int *err) { return reduce(SUM_ABS, x, NULL, n, threads, err); }
+double mo_sum_abs(const float *x, int64_t n, int32_t threads) { return reduce(SUM_ABS, x, NULL, n, threads); }
 
-double mo_sum_abs(const float *x, int64_t n, int32_t threads) { return reduce(SUM_ABS, x, NULL, n, threads, NULL); }
+double mo_sum_squares(const float *x, int64_t n, int32_t threads) { return reduce(SUM_SQUARES, x, NULL, n, threads); }
 
-double mo_sum_squares(const float *x, int64_t n, int32_t threads) { return reduce(SUM_SQUARES, x, NULL, n, threads, NULL); }
-
-double mo_dot(const float *a, const float *b, int64_t n, int32_t threads) { return reduce(DOT, a, b, n, threads, NULL); }
+double mo_dot(const float *a, const float *b, int64_t n, int32_t threads) { return reduce(DOT, a, b, n, threads); }

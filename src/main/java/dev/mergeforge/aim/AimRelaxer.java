@@ -15,7 +15,7 @@ import java.util.List;
 
 /**
  * Activation-Informed Merging (Nobari et al. 2025, arXiv 2502.02421), the relaxation of
- * METHODS.md §4 applied after any method: with s the base model's mean |input| per input channel
+ * docs/aim.md applied after any method: with s the base model's mean |input| per input channel
  * (from a stats file), I = s / max(s) (optionally I^p), and
  * theta = theta_0 + (theta_merged - theta_0) * (1 - (1 - omega) * I) along the input-channel axis.
  * Embeddings, biases and a tied lm_head are left as merged.

@@ -220,7 +220,7 @@ public interface Backend extends AutoCloseable {
     // ---------------------------------------------------------------- AIM
 
     /**
-     * Activation-informed relaxation (METHODS.md §4), the last step of any method:
+     * Activation-informed relaxation (docs/aim.md, "The relaxation"), the last step of any method:
      * f = 1 - ((1 - omega) * imp[c]) and out = base + ((merged - base) * f), all float32, except that
      * out = merged exactly where f == 1 and out = base exactly where f == 0; c is the
      * input channel of element i: for {@link Axis#COLUMNS} (nn.Linear, out×in) c = i mod cols; for

@@ -15,7 +15,7 @@ import java.util.List;
 import java.util.logging.Logger;
 
 /**
- * Reads calibration data (METHODS.md §5) into blocks: plain text (one document a line), JSONL
+ * Reads calibration data (docs/calibration.md, "Calibration data") into blocks: plain text (one document a line), JSONL
  * with a {@code text} field, or JSONL with pre-tokenized {@code input_ids}.
  *
  * <p>Text: documents are joined by single spaces and tokenized with the model's tokenizer.json

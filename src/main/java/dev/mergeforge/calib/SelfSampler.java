@@ -7,7 +7,7 @@ import dev.mergeforge.model.LlamaModel;
 import java.util.SplittableRandom;
 
 /**
- * Task-agnostic calibration data when none is given (METHODS.md §5): the base model samples
+ * Task-agnostic calibration data when none is given (docs/calibration.md, "Calibration data"): the base model samples
  * its own text, temperature 1, from BOS (or EOS when the model has no BOS). Block b draws from
  * its own random stream split off {@code seed}, so the blocks depend only on (model, seed).
  */

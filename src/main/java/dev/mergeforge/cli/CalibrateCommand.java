@@ -21,7 +21,7 @@ final class CalibrateCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "MODEL", description = "Model directory or HF cache id (Llama, Mistral, Qwen2 families).")
     String model;
 
-    @Option(names = "--stat", defaultValue = "act_mean", description = "Statistic: act_mean (mean |input| per input channel, for AIM) or gram (X^T X / tokens per Linear input, for regmean).")
+    @Option(names = "--stat", defaultValue = "act_mean", description = "Statistic (default: ${DEFAULT-VALUE}): act_mean (mean |input| per input channel, for AIM) or gram (X^T X / tokens per Linear input, for regmean).")
     String stat;
 
     @Option(names = "--data", description = "Text (one document a line), JSONL with \"text\", or JSONL with \"input_ids\". Default: samples from the model itself.")

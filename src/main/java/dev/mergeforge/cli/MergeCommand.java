@@ -49,6 +49,9 @@ final class MergeCommand implements Callable<Integer> {
     @Option(names = "--allow-nonfinite", description = "Merge even if an input holds NaN or Inf.")
     boolean allowNonFinite;
 
+    @Option(names = "--allow-crimes", description = "Merge models of different architectures (mergekit's flag): a warning instead of an error.")
+    boolean allowCrimes;
+
     @Mixin OutputOptions outputOptions;
 
     @Mixin BackendOptions backendOptions;
@@ -68,7 +71,13 @@ final class MergeCommand implements Callable<Integer> {
     private int run(PrintWriter out, PrintWriter err, Events ev) {
         long maxShard = Sizes.parse("--out-shard-size", shardSize);
         MergeConfig cfg = ConfigReader.read(config);
+        // valid mergekit keys we accept but do not act on are never ignored silently (docs/config.md)
+        for (String key : dev.mergeforge.config.ConfigKeys.notActedOn(cfg.raw())) {
+            err.println("warning: " + config + ": " + key + " is accepted for mergekit compatibility but changes nothing in mergeforge's output");
+        }
+        err.flush();
         try (Planner.Inputs inputs = new Planner.Inputs()) {
+            if (allowCrimes) inputs.allowCrimes(m -> { err.println(m); err.flush(); });
             Planner.Plan plan = Planner.plan(cfg, inputs, dev.mergeforge.run.StatsLocator.calibrating(Calibration.cacheDir(), ev::note));
             long budget = maxMemory == null ? MemoryBudget.defaultBytes() : Sizes.parse("--max-memory", maxMemory);
             if (dryRun) {

@@ -30,6 +30,9 @@ final class MethodsCommand implements Callable<Integer> {
     }
 
     private static String describe(ParamSpec p) {
-        return p.required() ? "required" : "default " + p.dflt();
+        if (p.required()) return "required";
+        // whole numbers print as integers (max_iter 10, not 10.0)
+        if (p.dflt() instanceof Double d && d == Math.rint(d) && Math.abs(d) < 1e15) return "default " + (long) (double) d;
+        return "default " + p.dflt();
     }
 }

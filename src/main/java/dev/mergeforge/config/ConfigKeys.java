@@ -12,9 +12,12 @@ import java.util.Map;
 public final class ConfigKeys {
     private ConfigKeys() {}
 
-    /** Top-level keys we act on (the last two are ours, not mergekit's). */
+    /** Ours: where gradients are evaluated on post-layer weights (0 as mergekit 0.1.2+, 1 as mergekit 0.1.0-0.1.1). */
+    public static final String POST_WEIGHTS_T = "post_weights_t";
+
+    /** Top-level keys we act on (the last three are ours, not mergekit's). */
     public static final List<String> TOP_LEVEL = List.of("merge_method", "base_model", "models", "slices", "parameters",
-            "dtype", "out_dtype", "tokenizer_source", "tokenizer", "chat_template", "aim", "calibration");
+            "dtype", "out_dtype", "tokenizer_source", "tokenizer", "chat_template", "aim", "calibration", POST_WEIGHTS_T);
 
     /** mergekit keys we know but refuse, with why. */
     public static final Map<String, String> REFUSED = Map.of(
@@ -29,15 +32,11 @@ public final class ConfigKeys {
 
     /**
      * Key paths present in {@code raw} that are valid mergekit but change nothing in our output yet:
-     * {@code chat_template}, {@code tokenizer.tokens}, {@code tokenizer.pad_to_multiple_of} and
-     * {@code slices[i].residual_weight} (which mergekit itself never reads).
+     * {@code slices[i].residual_weight} (which mergekit itself never reads). The tokenizer keys and
+     * {@code chat_template} are acted on (docs/config.md, "Tokenizers and vocabularies").
      */
     public static List<String> notActedOn(Map<String, Object> raw) {
         List<String> out = new ArrayList<>();
-        if (raw.containsKey("chat_template")) out.add("chat_template");
-        if (raw.get("tokenizer") instanceof Map<?, ?> tok) {
-            for (String k : List.of("tokens", "pad_to_multiple_of")) if (tok.containsKey(k)) out.add("tokenizer." + k);
-        }
         if (raw.get("slices") instanceof List<?> slices) {
             for (int i = 0; i < slices.size(); i++) {
                 if (slices.get(i) instanceof Map<?, ?> s && s.containsKey("residual_weight")) out.add("slices[" + i + "].residual_weight");

@@ -59,6 +59,10 @@ final class ConfigParser {
         String tok = extras.tokenizerSource(root.get("tokenizer_source"), root.get("tokenizer"));
         Object chat = root.get("chat_template");
         if (chat != null && !(chat instanceof String)) problems.add("chat_template", "must be a template name or Jinja text (a string), got '" + chat + "'");
+        Object postT = root.get(ConfigKeys.POST_WEIGHTS_T);
+        if (postT != null && !(postT instanceof Number n && (n.doubleValue() == 0 || n.doubleValue() == 1))) {
+            problems.add(ConfigKeys.POST_WEIGHTS_T, "must be 0 (mergekit 0.1.2+, the default) or 1 (mergekit 0.1.0-0.1.1), got '" + postT + "'");
+        }
         AimSettings aim = extras.aim(root.get("aim"));
         CalibrationSettings cal = root.get("calibration") == null ? null : extras.calibration(root.get("calibration"), "calibration");
 

@@ -55,18 +55,24 @@ public final class ConfigReader {
     /**
      * mergekit's interpolation position t for one tensor of a {@code models:} config (one slice over
      * all layers): layer/(numLayers−1) for a layer tensor (1 when there is one layer), 0 for pre
-     * weights (embeddings), 1 for post weights (final norm, lm_head).
+     * weights (embeddings) and for post weights (final norm, lm_head), as mergekit 0.1.2–0.1.4 do —
+     * see {@link #layerT(String, int, int, double)} for mergekit 0.1.0–0.1.1's t = 1 on post weights.
+     */
+    public static double layerT(String tensorName, int layer, int numLayers) {
+        return layerT(tensorName, layer, numLayers, 0.0);
+    }
+
+    /**
+     * As {@link #layerT(String, int, int)}, with post weights at {@code postT} (the config's
+     * {@code post_weights_t}: 0, or 1 as mergekit ≤ 0.1.1).
      *
      * <p>{@code layer} is the decoder layer index, or negative for a tensor outside the layers; then
      * the index is read from the name ({@code .layers.N.}, {@code .h.N.}, {@code .layer.N.},
      * {@code .blocks.N.}) and, failing that, a name containing "embed", "wte" or "wpe" is a pre
-     * weight and anything else a post weight.
-     *
-     * <p>Post weights at t = 1 follow mergekit up to 0.1.1 (and its evident intent); mergekit 0.1.2+
-     * evaluates them at t = 0 as a side effect of its multi-module refactor. Slices configs use
-     * {@link MergeConfig#sliceLayer} instead (t restarts in every slice).
+     * weight and anything else a post weight. Slices configs use {@link MergeConfig#sliceLayer}
+     * instead (t restarts in every slice).
      */
-    public static double layerT(String tensorName, int layer, int numLayers) {
+    public static double layerT(String tensorName, int layer, int numLayers, double postT) {
         if (numLayers < 1) throw new IllegalArgumentException("numLayers must be >= 1, got " + numLayers);
         int idx = layer >= 0 ? layer : layerIndexOf(tensorName);
         if (idx >= numLayers) {
@@ -76,7 +82,8 @@ public final class ConfigReader {
             // t = layer/(numLayers−1), 1 for a single layer (mergekit plan_slice)
             return numLayers > 1 ? (double) idx / (numLayers - 1) : 1.0;
         }
-        return isPreWeight(tensorName) ? 0.0 : 1.0;
+        // mergekit 0.1.2+ plans pre and post weights with its module-level reader, whose t is 0
+        return isPreWeight(tensorName) ? 0.0 : postT;
     }
 
     /** The decoder layer index in a tensor name, or -1 when the tensor is outside the layers. */

@@ -88,6 +88,15 @@ public record MergeConfig(MethodSpec method, String baseModel, List<ModelEntry> 
         return b != null ? b : baseModel;
     }
 
+    /**
+     * Where gradients are evaluated on post-layer weights (final norm, lm_head): 0 by default, as
+     * mergekit 0.1.2+ does; 1 with {@code post_weights_t: 1}, as mergekit 0.1.0-0.1.1 did
+     * (docs/config.md). Pre-layer weights (embeddings) are always at t = 0.
+     */
+    public double postWeightsT() {
+        return raw.get(ConfigKeys.POST_WEIGHTS_T) instanceof Number n ? n.doubleValue() : 0.0;
+    }
+
     /** Number of output layers of a slices config (sum of the slice lengths). */
     public int numOutputLayers() {
         return slices.stream().mapToInt(Slice::length).sum();
@@ -96,7 +105,7 @@ public record MergeConfig(MethodSpec method, String baseModel, List<ModelEntry> 
     /**
      * Where output layer {@code outLayer} of a slices config comes from, with mergekit's t (position
      * inside its own slice). Pre weights (embeddings) come from slices[0] at t = 0, post weights
-     * (final norm, lm_head) from the last slice at t = 1 — see {@link ConfigReader#layerT}.
+     * (final norm, lm_head) from the last slice at t = {@link #postWeightsT()} (0 unless post_weights_t: 1) — see {@link ConfigReader#layerT}.
      */
     public SliceLayer sliceLayer(int outLayer) {
         if (outLayer < 0) throw new IllegalArgumentException("output layer must be >= 0, got " + outLayer);

@@ -5,7 +5,9 @@ import java.util.Map;
 /**
  * Checks a model reference as mergekit's ModelReference spells it: {@code path}, {@code path@revision},
  * {@code path+lora}, or a mapping {@code {model: path, lora: ..., override_architecture: ...}}.
- * We merge local full checkpoints only, so a LoRA or a hub revision is refused with the fix.
+ * A LoRA reference stays {@code model+lora} (applied while reading: docs/io.md, "LoRA adapters");
+ * a hub revision is kept as {@code repo@revision}, which {@link dev.mergeforge.io.Checkpoint#open}
+ * reads from the local cache.
  */
 final class ModelRefs {
     private ModelRefs() {}
@@ -18,17 +20,17 @@ final class ModelRefs {
             return null;
         }
         int plus = s.indexOf('+');
-        if (plus >= 0) {
-            String model = s.substring(0, plus), lora = s.substring(plus + 1);
-            problems.add(path, "'" + s + "' asks for LoRA adapter '" + lora + "' on '" + model
-                    + "' (mergekit's model+lora syntax); mergeforge merges full checkpoints only: merge the adapter into its model first (peft merge_and_unload) and list that directory");
+        if (plus >= 0 && (plus == 0 || plus == s.length() - 1 || s.indexOf('+', plus + 1) >= 0)) {
+            problems.add(path, "'" + s + "' is not model+adapter (mergekit's LoRA syntax: one '+' between the base model and the adapter directory); fix the reference");
             return null;
         }
-        if (s.indexOf('@') >= 0) {
-            problems.add(path, "'" + s + "' names a hub revision (model@revision); mergeforge reads local directories only: download that revision and give its directory");
-            return null;
-        }
+        // org/name@revision is read from the local Hugging Face cache's snapshot of that revision (docs/io.md)
         return s;
+    }
+
+    /** {@code {model, lora}} as the equivalent string reference model+lora. */
+    private static String withLora(String model, Object lora) {
+        return model == null || lora == null ? model : model + "+" + lora;
     }
 
     private static String mapping(Map<?, ?> m, String path, Problems problems) {
@@ -38,8 +40,9 @@ final class ModelRefs {
                 return null;
             }
         }
-        if (m.get("lora") != null) {
-            problems.add(path + ".lora", "LoRA adapter '" + m.get("lora") + "' is not supported; mergeforge merges full checkpoints only: merge the adapter into its model first (peft merge_and_unload) and list that directory");
+        Object lora = m.get("lora");
+        if (lora != null && !(lora instanceof String l && !l.isBlank() && !l.contains("+"))) {
+            problems.add(path + ".lora", "must be a LoRA adapter directory (a string), got '" + lora + "'");
             return null;
         }
         if (m.get("override_architecture") != null) {
@@ -49,12 +52,16 @@ final class ModelRefs {
         Object inner = m.get("model");
         if (inner instanceof Map<?, ?> p) {
             // mergekit's ModelPath mapping: {path, revision}
-            if (p.get("revision") != null) {
-                problems.add(path + ".model.revision", "hub revisions are not supported; mergeforge reads local directories only: download that revision and give its directory");
+            String repo = check(p.get("path"), path + ".model.path", problems);
+            Object rev = p.get("revision");
+            if (repo == null) return null;
+            if (rev == null) return withLora(repo, lora);
+            if (!(rev instanceof String r) || r.isBlank() || repo.indexOf('@') >= 0) {
+                problems.add(path + ".model.revision", "must be a branch, tag or commit (a string) for a path without '@', got '" + rev + "'");
                 return null;
             }
-            return check(p.get("path"), path + ".model.path", problems);
+            return withLora(repo + "@" + r, lora);
         }
-        return check(inner, path + ".model", problems);
+        return withLora(check(inner, path + ".model", problems), lora);
     }
 }

@@ -37,6 +37,16 @@ public final class Checkpoint implements AutoCloseable {
     private Checkpoint(String ref, Path dir) {
         this.ref = ref;
         this.dir = dir;
+        if (LoraAdapter.isAdapter(dir) && !Files.isRegularFile(dir.resolve("config.json"))) {
+            String base = "BASE";
+            try {
+                base = SafetensorsFile.JSON.readTree(Files.readString(dir.resolve("adapter_config.json"))).path("base_model_name_or_path").asText("BASE");
+            } catch (IOException | RuntimeException e) {
+                // the hint falls back to a placeholder
+            }
+            throw new CheckpointException("'" + ref + "' is a PEFT LoRA adapter (adapter_config.json), not a model; write it as "
+                    + base + "+" + ref + " (mergekit's base+adapter syntax) with its base model's directory first");
+        }
         this.weights = WeightFiles.locate(dir, ref);
         if (weights.index() != null) {
             this.fileOf = weights.fileOf();

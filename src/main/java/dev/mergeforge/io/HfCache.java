@@ -104,7 +104,8 @@ public final class HfCache {
         String seen = Files.isDirectory(repoDir) ? " (cached revisions: " + available(repoDir) + ")" : "";
         throw new CheckpointException("model '" + ref + "' not found: no local directory '" + Path.of(ref).toAbsolutePath()
                 + "' and no revision '" + id.revision() + "' in the Hugging Face cache at " + repoDir + seen
-                + "; download it first (hf download " + id.repo() + ") or pass a local model directory");
+                + "; download it first (hf download " + id.repo() + (id.revision().equals("main") ? "" : " --revision " + id.revision())
+                + ") or pass a local model directory");
     }
 
     private static String available(Path repoDir) {

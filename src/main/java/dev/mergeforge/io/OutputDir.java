@@ -54,11 +54,27 @@ public final class OutputDir implements AutoCloseable {
                 throw new MergeforgeException("not enough disk space in " + parent + ": the merge writes " + human(bytesNeeded)
                         + " (plus 64 MB of margin) but only " + human(free) + " are free; free some space or choose another OUTPUT_DIR");
             }
-            Path tmp = Files.createTempDirectory(parent, "." + abs.getFileName() + ".mergeforge-tmp-");
-            return new OutputDir(abs, tmp, overwrite);
+            return new OutputDir(abs, createTemp(parent, "." + abs.getFileName() + ".mergeforge-tmp-"), overwrite);
         } catch (IOException e) {
             throw new MergeforgeException("cannot create the output directory beside " + abs + ": " + e.getMessage()
                     + "; check that its parent is writable", e);
+        }
+    }
+
+    /**
+     * A fresh directory {@code prefix + random} in parent, created without explicit permissions so
+     * the umask decides them (as mergekit's output; Files.createTempDirectory would make it
+     * drwx------, and the rename would carry that onto OUTPUT_DIR).
+     */
+    static Path createTemp(Path parent, String prefix) throws IOException {
+        java.security.SecureRandom rnd = new java.security.SecureRandom();
+        for (int attempt = 0; ; attempt++) {
+            Path p = parent.resolve(prefix + Long.toUnsignedString(rnd.nextLong(), 36));
+            try {
+                return Files.createDirectory(p);
+            } catch (java.nio.file.FileAlreadyExistsException e) {
+                if (attempt >= 100) throw e;
+            }
         }
     }
 

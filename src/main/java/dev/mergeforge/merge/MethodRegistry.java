@@ -6,7 +6,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** The one table of merge methods: every method is registered here and nowhere else. */
+/** The one table of merge methods, by name: built from {@code Methods.all()}, where every method is listed, and read by everyone else. */
 public final class MethodRegistry {
     private static final Map<String, MethodSpec> METHODS = new LinkedHashMap<>();
 

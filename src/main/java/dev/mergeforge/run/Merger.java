@@ -454,6 +454,8 @@ public final class Merger {
                                                                   Options o) {
         Backend be = o.backend();
         return () -> {
+            // inputs computed on the fly (permuted embeddings, adapted weights) get their bytes now
+            inputs.derived().prepare(t.base() == null ? t.inputs() : java.util.stream.Stream.concat(t.inputs().stream(), java.util.stream.Stream.of(t.base())).toList());
             Fused fused = t.copyOnly() ? null : fused(spec, t, o);
             boolean chunked = fused == null && chunked(spec, t, o);
             List<Tile> staging = new ArrayList<>();

@@ -3,9 +3,10 @@ package dev.mergeforge.run;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mergeforge.config.MergeConfig;
-import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tokenizer.ChatTemplates;
+import dev.mergeforge.tokenizer.TokenizerPlan;
 import org.yaml.snakeyaml.DumperOptions;
 import org.yaml.snakeyaml.Yaml;
 
@@ -27,20 +28,24 @@ final class OutputFiles {
 
     static void write(Path dir, Planner.Plan plan, Planner.Inputs inputs, long seed, DType outDtype) throws IOException {
         MergeConfig cfg = plan.config();
-        // config.json: the reference model's, with the output dtype and (for slices) the new layer count
+        // config.json: the reference model's, with the output dtype and (for slices) the stack following the slices
         ObjectMapper json = new ObjectMapper();
-        ObjectNode conf = plan.reference().config().deepCopy();
-        conf.put("torch_dtype", outDtype.torchName());
-        if (!cfg.slices().isEmpty()) {
-            for (String k : List.of("num_hidden_layers", "n_layer", "num_layers")) {
-                if (conf.has(k)) conf.put(k, plan.outLayers());
-            }
+        ObjectNode conf = outputConfig(plan, outDtype);
+        TokenizerPlan tp = inputs.tokenizer(cfg);
+        // the merged vocabulary's size, padded (mergekit writes it under the architecture's vocab key)
+        if (tp != null) {
+            conf.put("vocab_size", tp.rows());
+            if (conf.get("text_config") instanceof ObjectNode text && text.has("vocab_size")) text.put("vocab_size", tp.rows());
         }
         Files.writeString(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsString(conf));
-        Checkpoint tok = tokenizerSource(cfg, plan, inputs);
-        for (String f : TOKENIZER_FILES) {
-            Path src = tok.dir().resolve(f);
-            if (Files.isRegularFile(src)) Files.copy(src, dir.resolve(f), StandardCopyOption.COPY_ATTRIBUTES);
+        String chat = chatTemplate(cfg, inputs);
+        if (tp != null) {
+            tp.write(dir, chat);
+            copy(tokenizerSource(cfg, plan, inputs).dir(), dir, "generation_config.json");
+        } else {
+            Checkpoint tok = tokenizerSource(cfg, plan, inputs);
+            for (String f : TOKENIZER_FILES) copy(tok.dir(), dir, f);
+            if (chat != null) TokenizerPlan.setChatTemplate(dir, chat);
         }
         Map<String, Object> resolved = new LinkedHashMap<>(cfg.raw());
         resolved.put("mergeforge", Map.of("seed", seed, "version", "0.1.0"));
@@ -50,13 +55,29 @@ final class OutputFiles {
         Files.writeString(dir.resolve("README.md"), modelCard(cfg, new Yaml(o).dump(cfg.raw()), seed));
     }
 
+    /** The output's config.json (also built while planning, so a stack config.json cannot describe is refused before any merging). */
+    static ObjectNode outputConfig(Planner.Plan plan, DType outDtype) {
+        return OutputConfig.rewrite(plan.reference().config(), OutputConfig.sourceLayers(plan.config(), plan.reference().ref()), outDtype);
+    }
+
+    private static void copy(Path from, Path to, String f) throws IOException {
+        Path src = from.resolve(f);
+        if (Files.isRegularFile(src)) Files.copy(src, to.resolve(f), StandardCopyOption.COPY_ATTRIBUTES);
+    }
+
+    /** The model whose tokenizer files (or, with a tokenizer source, whose tokenizer_config.json) the output starts from. */
     static Checkpoint tokenizerSource(MergeConfig cfg, Planner.Plan plan, Planner.Inputs inputs) {
         String src = cfg.tokenizerSource();
-        if (src == null || src.equals("base")) return plan.reference();
-        if (src.equals("union")) {
-            throw new ConfigException("tokenizer_source: 'union' (merging vocabularies) is not supported; use 'base' or a model's path");
-        }
+        if (src == null || src.equals("base") || src.equals("union")) return plan.reference();
         return inputs.get(src);
+    }
+
+    /** The chat template text to write, or null (docs/config.md, "Tokenizers and vocabularies"). */
+    static String chatTemplate(MergeConfig cfg, Planner.Inputs inputs) {
+        Object raw = cfg.raw().get("chat_template");
+        if (raw == null) return null;
+        List<Path> dirs = TokenizerPlan.referenced(cfg).stream().map(r -> inputs.get(r).dir()).toList();
+        return ChatTemplates.resolve(String.valueOf(raw), dirs);
     }
 
     static String modelCard(MergeConfig cfg, String yaml, long seed) {

@@ -13,8 +13,12 @@ import dev.mergeforge.io.TensorView;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.Params;
 import dev.mergeforge.tensor.DType;
+import dev.mergeforge.io.DerivedTensors;
+import dev.mergeforge.io.LoraAdapter;
+import dev.mergeforge.tokenizer.TokenizerPlan;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -33,18 +37,64 @@ public final class Planner {
     /** The opened input models, closed together. */
     public static final class Inputs implements AutoCloseable {
         private final Map<String, Checkpoint> byRef = new LinkedHashMap<>();
+        private final DerivedTensors derived = new DerivedTensors();
+        private final Map<Checkpoint, LoraAdapter> adapters = new java.util.IdentityHashMap<>();
+        private final Map<Checkpoint, Map<String, TensorView>> adapted = new java.util.IdentityHashMap<>();
         private ModelStats stats;
+        private java.util.function.Consumer<String> crimes;
+
+        /**
+         * mergekit's {@code --allow-crimes}: models of different architectures are merged anyway,
+         * the difference reported through {@code warn} instead of refused.
+         */
+        public Inputs allowCrimes(java.util.function.Consumer<String> warn) {
+            crimes = Objects.requireNonNull(warn);
+            return this;
+        }
+
+        private TokenizerPlan tokenizer;
+        private boolean tokenizerPlanned;
 
         public Checkpoint get(String ref) {
             Checkpoint c = byRef.get(ref);
             if (c == null) {
-                c = Checkpoint.open(ref);
+                int plus = ref.indexOf('+');
+                // mergekit's base+adapter: the base, read through the adapter (docs/io.md, "LoRA adapters")
+                c = Checkpoint.open(plus < 0 ? ref : ref.substring(0, plus));
                 byRef.put(ref, c);
+                if (plus >= 0) {
+                    LoraAdapter a = LoraAdapter.open(ref.substring(plus + 1));
+                    adapters.put(c, a);
+                    a.checkAgainst(c);
+                }
             }
             return c;
         }
 
         public List<Checkpoint> all() { return List.copyOf(byRef.values()); }
+
+        /** Tensor {@code name} of an opened model, as the merge reads it. */
+        public TensorView tensor(Checkpoint c, String name) {
+            LoraAdapter a = adapters.get(c);
+            if (a == null || !a.touches(name)) return c.tensor(name);
+            // one adapted view per (model, tensor) within a planned tensor: a derived view belongs to one planned tensor
+            return adapted.computeIfAbsent(c, k -> new HashMap<>()).computeIfAbsent(name, k -> a.apply(derived, c.tensor(name)));
+        }
+
+        /** Starts the inputs of the next planned tensor (adapted views are not shared between planned tensors). */
+        void beginTensor() { adapted.clear(); }
+
+        /** Inputs computed while the merge reads them (permuted embeddings, adapted weights); see {@link DerivedTensors}. */
+        public DerivedTensors derived() { return derived; }
+
+        /** The tokenizer plan of {@code cfg} (null without a tokenizer source), built on first use. */
+        public TokenizerPlan tokenizer(MergeConfig cfg) {
+            if (!tokenizerPlanned) {
+                tokenizer = TokenizerPlan.of(cfg, this::get);
+                tokenizerPlanned = true;
+            }
+            return tokenizer;
+        }
 
         /** The per-model statistics files of a data-informed merge, opened by the planner and closed with the models. */
         ModelStats stats(MethodSpec.Stats kind) {
@@ -55,6 +105,9 @@ public final class Planner {
         @Override public void close() {
             if (stats != null) stats.close();
             stats = null;
+            derived.close();
+            for (LoraAdapter a : adapters.values()) a.close();
+            adapters.clear();
             for (Checkpoint c : byRef.values()) c.close();
             byRef.clear();
         }
@@ -78,8 +131,10 @@ public final class Planner {
     /** As {@link #plan(MergeConfig, Inputs)}, finding data-informed methods' per-model statistics with {@code locator}. */
     public static Plan plan(MergeConfig cfg, Inputs inputs, StatsLocator locator) {
         Plan plan = cfg.slices().isEmpty() ? planModels(cfg, inputs, locator) : planSlices(cfg, inputs, locator);
-        // the tokenizer is copied after the last tensor: refuse an unusable source now, not hours later
+        // the tokenizer is written after the last tensor: refuse an unusable source or chat template now, not hours later
         OutputFiles.tokenizerSource(cfg, plan, inputs);
+        OutputFiles.outputConfig(plan, DType.F32);
+        OutputFiles.chatTemplate(cfg, inputs);
         return plan;
     }
 
@@ -95,7 +150,7 @@ public final class Planner {
             if (m.model().equals(cfg.baseModel())) baseIndex = i;
         }
         Checkpoint ref = base != null ? base : models.getFirst();
-        checkArchitectures(ref, in.all());
+        checkArchitectures(ref, in.all(), in.crimes);
         List<String> refs = cfg.models().stream().map(ModelEntry::model).toList();
         ModelStats stats = spec.stats() == MethodSpec.Stats.NONE ? null : in.stats(spec.stats());
         for (int i = 0; stats != null && i < models.size(); i++) {
@@ -103,16 +158,29 @@ public final class Planner {
             stats.add(models.get(i), m.calibration() != null ? m.calibration() : cfg.calibration(), "models[" + i + "]", locator);
         }
         int layers = numLayers(ref);
+        TokenizerPlan tok = in.tokenizer(cfg);
         List<PlannedTensor> out = new ArrayList<>();
         for (String name : ref.names()) {
-            TensorView r = ref.tensor(name);
+            in.beginTensor();
+            TensorView r = in.tensor(ref, name);
             int layer = LayerNames.layerOf(name);
-            double t = ConfigReader.layerT(name, layer, layers);
-            TensorView b = base == null ? null : base.tensor(name);
+            if (layer >= layers) throw beyondStack(ref, name, layer, layers);
+            double t = ConfigReader.layerT(name, layer, layers, cfg.postWeightsT());
+            TensorView b = base == null ? null : in.tensor(base, name);
             List<TensorView> views = new ArrayList<>();
             List<Params> params = new ArrayList<>();
+            Map<String, TensorView> permuted = null;
+            if (tok != null && TokenizerPlan.isVocabTensor(name)) {
+                // rows laid out in the merged vocabulary (docs/config.md, "Tokenizers and vocabularies")
+                Map<String, TensorView> srcs = new LinkedHashMap<>();
+                if (base != null) srcs.put(cfg.baseModel(), b);
+                for (int i = 0; i < models.size(); i++) srcs.putIfAbsent(refs.get(i), present(in, models.get(i), name));
+                permuted = tok.permute(in.derived(), name, srcs);
+                r = permuted.get(base != null ? cfg.baseModel() : refs.getFirst());
+                if (base != null) b = permuted.get(cfg.baseModel());
+            }
             for (int i = 0; i < models.size(); i++) {
-                views.add(sameShape(ref, r, models.get(i), name));
+                views.add(permuted != null ? permuted.get(refs.get(i)) : sameShape(in, ref, r, models.get(i), name));
                 params.add(cfg.modelParams(i, name, t));
             }
             out.add(tensor(cfg, spec, name, r, b, views, params, cfg.globalParams(name, t), baseIndex, layer, stats, refs));
@@ -127,7 +195,7 @@ public final class Planner {
         Checkpoint first = in.get(slices.getFirst().sources().getFirst().model());
         Checkpoint ref = cfg.baseModel() != null ? in.get(cfg.baseModel()) : first;
         for (Slice s : slices) for (SliceSource src : s.sources()) in.get(src.model());
-        checkArchitectures(ref, in.all());
+        checkArchitectures(ref, in.all(), in.crimes);
         if (spec.stats() != MethodSpec.Stats.NONE) {
             // slice sources have no calibration block of their own: the top-level one serves every source model
             for (Slice s : slices) for (SliceSource src : s.sources()) in.stats(spec.stats()).add(in.get(src.model()), cfg.calibration(), "calibration (top level)", locator);
@@ -151,18 +219,19 @@ public final class Planner {
             }
             for (int idx = 0; idx < len; idx++, outLayer++) {
                 double t = len > 1 ? (double) idx / (len - 1) : 1.0;
-                for (String name : ref.names()) {
-                    if (LayerNames.layerOf(name) != 0) continue; // layer 0 is the template of every layer's tensor names
+                // each output layer takes its tensor set from its own source layer: stacks may differ per layer (dense, then MoE)
+                for (String name : layerNames(in, s, idx, si)) {
                     String outName = LayerNames.withLayer(name, outLayer);
                     layerTensors.add(sliceTensor(cfg, spec, in, si, s, idx, t, name, outName, outLayer));
                 }
             }
         }
         for (String name : ref.names()) {
+            if (LayerNames.layerOf(name) >= refLayers) throw beyondStack(ref, name, LayerNames.layerOf(name), refLayers);
             if (LayerNames.layerOf(name) >= 0) continue;
             boolean isPre = LayerNames.isPre(name);
             int si = isPre ? 0 : slices.size() - 1;
-            double t = isPre ? 0.0 : 1.0;
+            double t = isPre ? 0.0 : cfg.postWeightsT();
             (isPre ? pre : post).add(sliceTensor(cfg, spec, in, si, slices.get(si), -1, t, name, name, -1));
         }
         List<PlannedTensor> all = new ArrayList<>(pre);
@@ -170,6 +239,38 @@ public final class Planner {
         all.addAll(post);
         if (refLayers <= 0) throw new CheckpointException(ref.dir() + ": config.json has no layer count (num_hidden_layers); slices need one");
         return new Plan(cfg, all, ref, outLayer);
+    }
+
+    /**
+     * The tensor names of the layer at {@code offset} of slice {@code s}, read from its first source
+     * (in that source's layer numbering); every other source must hold the same set at its own layer.
+     */
+    private static List<String> layerNames(Inputs in, Slice s, int offset, int si) {
+        List<List<String>> sets = new ArrayList<>();
+        for (SliceSource src : s.sources()) {
+            int layer = src.layerStart() + offset;
+            List<String> names = new ArrayList<>();
+            for (String n : in.get(src.model()).names()) if (LayerNames.layerOf(n) == layer) names.add(n);
+            if (names.isEmpty()) {
+                throw new CheckpointException(src.model() + " has no tensors for layer " + layer + " (slices[" + si
+                        + "]); check the layer_range against the model's layers");
+            }
+            sets.add(names);
+        }
+        List<String> first = sets.getFirst();
+        int firstLayer = s.sources().getFirst().layerStart() + offset;
+        for (int j = 1; j < sets.size(); j++) {
+            int layer = s.sources().get(j).layerStart() + offset;
+            java.util.Set<String> want = new java.util.HashSet<>();
+            for (String n : first) want.add(LayerNames.withLayer(n, layer));
+            for (String n : sets.get(j)) {
+                if (!want.contains(n)) {
+                    throw new CheckpointException("slices[" + si + "]: " + s.sources().get(j).model() + " has '" + n + "' but layer "
+                            + firstLayer + " of " + s.sources().getFirst().model() + " has no such tensor; a slice must merge layers of one kind (e.g. dense with dense, MoE with MoE)");
+                }
+            }
+        }
+        return first;
     }
 
     private static PlannedTensor sliceTensor(MergeConfig cfg, MethodSpec spec, Inputs in, int si, Slice s, int idx, double t,
@@ -181,12 +282,22 @@ public final class Planner {
         List<String> refs = new ArrayList<>();
         int baseIndex = -1;
         TensorView first = null;
+        in.beginTensor();
+        TokenizerPlan tok = idx < 0 && TokenizerPlan.isVocabTensor(templateName) ? in.tokenizer(cfg) : null;
+        Map<String, TensorView> permuted = null;
+        if (tok != null) {
+            // rows laid out in the merged vocabulary (docs/config.md, "Tokenizers and vocabularies")
+            Map<String, TensorView> srcs = new LinkedHashMap<>();
+            if (base != null) srcs.put(baseRef, present(in, base, templateName));
+            for (SliceSource src : s.sources()) srcs.putIfAbsent(src.model(), present(in, in.get(src.model()), templateName));
+            permuted = tok.permute(in.derived(), templateName, srcs);
+        }
         for (int j = 0; j < s.sources().size(); j++) {
             SliceSource src = s.sources().get(j);
             Checkpoint c = in.get(src.model());
             String inName = idx < 0 ? templateName : LayerNames.withLayer(templateName, src.layerStart() + idx);
             if (!c.contains(inName)) throw missing(c, inName);
-            TensorView v = c.tensor(inName);
+            TensorView v = permuted != null ? permuted.get(src.model()) : in.tensor(c, inName);
             if (first == null) first = v;
             else if (!v.shape().equals(first.shape())) throw shapeMismatch(inName, first, v);
             views.add(v);
@@ -200,7 +311,7 @@ public final class Planner {
                     .mapToInt(x -> x.layerStart() + idx).findFirst().orElse(s.sources().getFirst().layerStart() + idx);
             String bn = idx < 0 ? templateName : LayerNames.withLayer(templateName, baseLayerIdx);
             if (!base.contains(bn)) throw missing(base, bn);
-            b = base.tensor(bn);
+            b = permuted != null ? permuted.get(baseRef) : in.tensor(base, bn);
         }
         ModelStats stats = spec.stats() == MethodSpec.Stats.NONE ? null : in.stats(spec.stats());
         return tensor(cfg, spec, outName, Objects.requireNonNull(first), b, views, params, cfg.sliceGlobalParams(si, outName, t), baseIndex,
@@ -221,11 +332,23 @@ public final class Planner {
         return new PlannedTensor(name, ref.shape(), out, base, views, withNorms, global, baseIndex, layer, false, stats.views(refs, views));
     }
 
-    private static TensorView sameShape(Checkpoint ref, TensorView r, Checkpoint other, String name) {
+    private static TensorView present(Inputs in, Checkpoint c, String name) {
+        if (!c.contains(name)) throw missing(c, name);
+        return in.tensor(c, name);
+    }
+
+    private static TensorView sameShape(Inputs in, Checkpoint ref, TensorView r, Checkpoint other, String name) {
         if (!other.contains(name)) throw missing(other, name);
-        TensorView v = other.tensor(name);
+        TensorView v = in.tensor(other, name);
         if (!v.shape().equals(r.shape())) throw shapeMismatch(name, r, v);
         return v;
+    }
+
+    /** A layer tensor past config.json's layer count (e.g. DeepSeek-V3's multi-token-prediction layer): refused, never skipped or guessed. */
+    static CheckpointException beyondStack(Checkpoint c, String name, int layer, int layers) {
+        return new CheckpointException("tensor '" + name + "' of " + c.ref() + " is in layer " + layer + " but its config.json counts "
+                + layers + " decoder layers; layers past the stack (e.g. multi-token-prediction layers, num_nextn_predict_layers) "
+                + "are not supported yet: remove those tensors from a copy of the checkpoint, or fix the layer count");
     }
 
     static CheckpointException missing(Checkpoint c, String name) {
@@ -241,17 +364,21 @@ public final class Planner {
         return new CheckpointException("tensor '" + name + "' has shape " + a.shape() + " in " + a.source() + " but "
                 + b.shape() + " in " + b.source() + (vocab
                 ? "; the vocabularies differ (" + a.shape().dim(0) + " vs " + b.shape().dim(0)
-                        + " tokens): merge models that share one tokenizer, or resize one model's embeddings to the other's first"
+                        + " tokens): set tokenizer_source (base, union or a model) to lay the rows out in one vocabulary, or merge models that share one tokenizer"
                 : "; the models are not fine-tunes of one architecture and size"));
     }
 
-    static void checkArchitectures(Checkpoint ref, List<Checkpoint> all) {
+    /** Refuses models of another architecture than ref's, or with {@code crimes} (--allow-crimes) reports each and goes on. */
+    static void checkArchitectures(Checkpoint ref, List<Checkpoint> all, java.util.function.Consumer<String> crimes) {
         String a = architecture(ref);
         for (Checkpoint c : all) {
             String b = architecture(c);
             if (a != null && b != null && !a.equals(b)) {
-                throw new CheckpointException("architectures differ: " + ref.ref() + " is " + a + " but " + c.ref() + " is " + b
-                        + "; only models of one architecture can be merged");
+                String what = "architectures differ: " + ref.ref() + " is " + a + " but " + c.ref() + " is " + b;
+                if (crimes == null) {
+                    throw new CheckpointException(what + "; only models of one architecture can be merged (pass --allow-crimes to merge them anyway)");
+                }
+                crimes.accept("warning: " + what + "; merging anyway (--allow-crimes): tensors must still match by name and shape");
             }
         }
     }

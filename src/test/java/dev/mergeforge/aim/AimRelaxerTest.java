@@ -50,7 +50,7 @@ class AimRelaxerTest {
         return a;
     }
 
-    /** The relaxation in double, straight from METHODS.md §4, input channel given by a function of (row, col). */
+    /** The relaxation in double, straight from docs/aim.md ("The relaxation"), input channel given by a function of (row, col). */
     static double[] reference(float[] base, float[] merged, float[] s, double omega, int rows, int cols, boolean conv1d) {
         double max = 0;
         for (float v : s) max = Math.max(max, v);

@@ -155,7 +155,7 @@ class CliConfigErrorsTest {
     }
 
     @Test
-    void anUnsupportedTokenizerSourceIsRefusedBeforeTheFirstTensor() throws Exception {
+    void aBadTokenizerSettingIsRefusedBeforeTheFirstTensor() throws Exception {
         MergeFixtures.Run r = fails("""
                 merge_method: linear
                 models:
@@ -164,10 +164,11 @@ class CliConfigErrorsTest {
                   - model: FT1
                     parameters: {weight: 1.0}
                 tokenizer_source: union
-                """, List.of(), "tokenizer_source", "union", "base");
+                chat_template: chatmll
+                """, List.of(), "chat_template", "chatmll", "chatml");
         MergeFixtures.Run ev = MergeFixtures.cli("merge", dir.resolve("cfg.yml").toString(), dir.resolve("out").toString(), "--events", "json");
         assertTrue(ev.out().lines().noneMatch(l -> l.contains("\"event\":\"tensor\"")), "refused before merging: " + ev.out());
         MergeFixtures.Run dry = MergeFixtures.cli("merge", dir.resolve("cfg.yml").toString(), dir.resolve("out").toString(), "--dry-run");
-        CliFailure.assertOneLine(dry, 2, "tokenizer_source");
+        CliFailure.assertOneLine(dry, 2, "chat_template");
     }
 }

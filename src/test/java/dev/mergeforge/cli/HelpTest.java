@@ -27,6 +27,6 @@ class HelpTest {
             assertTrue(r.out().contains(m.name() + " — "), m.name());
             for (var p : m.global()) assertTrue(r.out().contains("parameters." + p.name()), m.name() + "." + p.name());
         }
-        assertTrue(r.out().contains("models[].parameters.density (default 1.0)"), r.out());
+        assertTrue(r.out().contains("models[].parameters.density (default 1)"), r.out());
     }
 }

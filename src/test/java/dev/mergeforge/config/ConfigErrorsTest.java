@@ -273,18 +273,23 @@ class ConfigErrorsTest {
     }
 
     @Test
-    void loraAndRevisionAreRefusedWithTheFix() {
-        has(error("merge_method: linear\nmodels: [{model: org/base+org/lora, parameters: {weight: 1}}]\n"),
-                "models[0].model: 'org/base+org/lora' asks for LoRA adapter 'org/lora' on 'org/base'", "merge_and_unload");
-        has(error("merge_method: ties\nbase_model: m@main\nmodels: [{model: a, parameters: {weight: 1}}]\n"),
-                "base_model: 'm@main' names a hub revision", "download that revision and give its directory");
-        has(error("merge_method: linear\nmodels: [{model: {model: a, lora: l}, parameters: {weight: 1}}]\n"),
-                "models[0].model.lora: LoRA adapter 'l' is not supported");
+    void loraIsKeptAsModelPlusAdapterAndARevisionIsKept() {
+        // LoRA references are mergekit's model+lora (applied while reading: LoraMergeTest); a malformed one is refused
+        assertEquals("org/base+org/lora", TestSpecs.parse("merge_method: linear\nmodels: [{model: org/base+org/lora, parameters: {weight: 1}}]\n").models().getFirst().model());
+        has(error("merge_method: linear\nmodels: [{model: a+b+c, parameters: {weight: 1}}]\n"), "models[0].model: 'a+b+c' is not model+adapter");
+        assertEquals("a+l", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: a, lora: l}, parameters: {weight: 1}}]\n").models().getFirst().model());
+        has(error("merge_method: linear\nmodels: [{model: {model: a, lora: 3}, parameters: {weight: 1}}]\n"), "models[0].model.lora: must be a LoRA adapter directory");
         has(error("merge_method: linear\nmodels: [{model: 3.5, parameters: {weight: 1}}]\n"),
                 "models[0].model: must be a model directory (a string), got '3.5'");
         // the bad reference is the only problem: no follow-on "no models" or "base_model missing"
-        assertFalse(error("merge_method: linear\nmodels: [{model: a+b, parameters: {weight: 1}}]\n").contains("problems"));
-        assertFalse(error("merge_method: ties\nbase_model: m@main\nmodels: [{model: a, parameters: {weight: 1}}]\n").contains("problems"));
+        assertFalse(error("merge_method: linear\nmodels: [{model: a+b+c, parameters: {weight: 1}}]\n").contains("problems"));
+        // a hub revision is kept for the cache lookup (docs/io.md), in either spelling, with or without an adapter
+        assertEquals("org/m@v2", TestSpecs.parse("merge_method: ties\nbase_model: org/m@v2\nmodels: [{model: a, parameters: {weight: 1}}]\n").baseModel());
+        assertEquals("org/m@v2", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: {path: org/m, revision: v2}}, parameters: {weight: 1}}]\n").models().getFirst().model());
+        assertEquals("org/m@v2+l", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: {path: org/m, revision: v2}, lora: l}, parameters: {weight: 1}}]\n").models().getFirst().model());
+        assertEquals("org/m+l", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: {path: org/m}, lora: l}, parameters: {weight: 1}}]\n").models().getFirst().model());
+        has(error("merge_method: linear\nmodels: [{model: {model: {path: org/m@v1, revision: v2}}, parameters: {weight: 1}}]\n"),
+                "models[0].model.model.revision: must be a branch, tag or commit (a string) for a path without '@'");
         assertEquals("a", TestSpecs.parse("merge_method: linear\nmodels: [{model: {model: a}, parameters: {weight: 1}}]\n").models().getFirst().model());
     }
 
@@ -314,5 +319,15 @@ class ConfigErrorsTest {
         has(m, "test.yaml: 5 problems: colour: unknown top-level key");
         assertTrue(m.indexOf("models[0].model") < m.indexOf("models[1].parameters.density"), m);
         assertEquals(5, m.split("; (?=[a-z_]+[\\[.:])").length, m);
+    }
+
+    @Test
+    void postWeightsTIsZeroOrOne() {
+        for (String v : new String[]{"0.5", "'last'", "2"}) {
+            has(error("merge_method: linear\nmodels:\n  - {model: a, parameters: {weight: 1}}\npost_weights_t: " + v + "\n"),
+                    "post_weights_t: must be 0 (mergekit 0.1.2+, the default) or 1 (mergekit 0.1.0-0.1.1)");
+        }
+        assertEquals(1.0, TestSpecs.parse("merge_method: linear\nmodels:\n  - {model: a, parameters: {weight: 1}}\npost_weights_t: 1\n").postWeightsT());
+        assertEquals(0.0, TestSpecs.parse("merge_method: linear\nmodels:\n  - {model: a, parameters: {weight: 1}}\n").postWeightsT());
     }
 }

@@ -80,10 +80,13 @@ class ParamResolutionTest {
             assertEquals(SettingTest.handGradient(w, t), c.modelParams(1, Q.formatted(l), t).number("weight"), 1e-12, "layer " + l);
             assertEquals(0.5, c.modelParams(1, Q.formatted(l), t).number("density"));
         }
-        // embeddings at t = 0, final norm and lm_head at t = 1
+        // embeddings, final norm and lm_head at t = 0 (mergekit 0.1.2+); post weights at t = 1 with post_weights_t: 1 (mergekit <= 0.1.1)
         assertEquals(1.0, c.modelParams(0, "model.embed_tokens.weight", ConfigReader.layerT("model.embed_tokens.weight", -1, layers)).number("density"));
-        assertEquals(0.1, c.modelParams(0, "lm_head.weight", ConfigReader.layerT("lm_head.weight", -1, layers)).number("density"), 1e-12);
-        assertEquals(1.0, c.modelParams(1, "model.norm.weight", ConfigReader.layerT("model.norm.weight", -1, layers)).number("weight"), 1e-12);
+        assertEquals(1.0, c.modelParams(0, "lm_head.weight", ConfigReader.layerT("lm_head.weight", -1, layers)).number("density"), 1e-12);
+        assertEquals(0.0, c.modelParams(1, "model.norm.weight", ConfigReader.layerT("model.norm.weight", -1, layers)).number("weight"), 1e-12);
+        assertEquals(0.1, c.modelParams(0, "lm_head.weight", ConfigReader.layerT("lm_head.weight", -1, layers, 1.0)).number("density"), 1e-12);
+        assertEquals(1.0, c.modelParams(1, "model.norm.weight", ConfigReader.layerT("model.norm.weight", -1, layers, 1.0)).number("weight"), 1e-12);
+        assertEquals(1.0, c.modelParams(0, "model.embed_tokens.weight", ConfigReader.layerT("model.embed_tokens.weight", -1, layers, 1.0)).number("density"));
     }
 
     @Test

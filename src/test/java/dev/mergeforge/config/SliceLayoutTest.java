@@ -136,14 +136,17 @@ class SliceLayoutTest {
         // index read from the name when not given
         assertEquals(2.0 / 3, ConfigReader.layerT("model.layers.2.self_attn.v_proj.weight", -1, 4), 1e-15);
         assertEquals(0.5, ConfigReader.layerT("transformer.h.1.attn.c_attn.weight", -1, 3), 1e-15);
-        // pre weights at 0, post weights at 1
-        assertEquals(0.0, ConfigReader.layerT("model.embed_tokens.weight", -1, 4));
-        assertEquals(0.0, ConfigReader.layerT("transformer.wte.weight", -1, 4));
-        assertEquals(0.0, ConfigReader.layerT("transformer.wpe.weight", -1, 4));
-        assertEquals(1.0, ConfigReader.layerT("model.norm.weight", -1, 4));
-        assertEquals(1.0, ConfigReader.layerT("lm_head.weight", -1, 4));
-        assertEquals(1.0, ConfigReader.layerT("transformer.ln_f.weight", -1, 4));
-        assertEquals(1.0, ConfigReader.layerT("embed_out.weight", -1, 4));
+        // pre weights always at 0; post weights at post_weights_t (1 here, to tell them apart)
+        assertEquals(0.0, ConfigReader.layerT("model.embed_tokens.weight", -1, 4, 1.0));
+        assertEquals(0.0, ConfigReader.layerT("transformer.wte.weight", -1, 4, 1.0));
+        assertEquals(0.0, ConfigReader.layerT("transformer.wpe.weight", -1, 4, 1.0));
+        assertEquals(1.0, ConfigReader.layerT("model.norm.weight", -1, 4, 1.0));
+        assertEquals(1.0, ConfigReader.layerT("lm_head.weight", -1, 4, 1.0));
+        assertEquals(1.0, ConfigReader.layerT("transformer.ln_f.weight", -1, 4, 1.0));
+        assertEquals(1.0, ConfigReader.layerT("embed_out.weight", -1, 4, 1.0));
+        // by default (mergekit 0.1.2+) post weights are at 0 too
+        assertEquals(0.0, ConfigReader.layerT("lm_head.weight", -1, 4));
+        assertEquals(0.0, ConfigReader.layerT("model.norm.weight", -1, 4));
         assertThrows(IllegalArgumentException.class, () -> ConfigReader.layerT("model.layers.4.mlp.up_proj.weight", -1, 4));
         assertThrows(IllegalArgumentException.class, () -> ConfigReader.layerT("x", 0, 0));
     }

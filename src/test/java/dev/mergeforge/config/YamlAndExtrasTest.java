@@ -84,18 +84,18 @@ class YamlAndExtrasTest {
         // mergekit's tokenizer: block; its source defaults to union
         MergeConfig c = TestSpecs.parse(MODELS + "tokenizer:\n  source: base\n  pad_to_multiple_of: 64\n  tokens:\n    <x>: {source: a}\n");
         assertEquals("base", c.tokenizerSource());
-        assertEquals(List.of("tokenizer.tokens", "tokenizer.pad_to_multiple_of"), ConfigKeys.notActedOn(c.raw()));
+        assertEquals(List.of(), ConfigKeys.notActedOn(c.raw())); // acted on: see TokenizerMergeTest
         assertEquals("union", TestSpecs.parse(MODELS + "tokenizer: {pad_to_multiple_of: 8}\n").tokenizerSource());
         has(error(MODELS + "tokenizer_source: base\ntokenizer: {source: union}\n"), "tokenizer_source: give tokenizer_source or a tokenizer: block, not both");
         has(error(MODELS + "tokenizer: {sauce: base}\n"), "tokenizer.sauce: unknown key; valid keys here: source, tokens, pad_to_multiple_of");
-        has(error(MODELS + "tokenizer_source: a+l\n"), "tokenizer_source: 'a+l' asks for LoRA adapter");
+        assertEquals("a+l", TestSpecs.parse(MODELS + "tokenizer_source: a+l\n").tokenizerSource()); // a LoRA'd model's tokenizer is its base's
     }
 
     @Test
     void chatTemplateAndResidualWeightAreAcceptedAndListedAsNotActedOn() {
         MergeConfig c = TestSpecs.parse(MODELS + "chat_template: chatml\n");
         assertEquals("chatml", c.raw().get("chat_template"));
-        assertEquals(List.of("chat_template"), ConfigKeys.notActedOn(c.raw()));
+        assertEquals(List.of(), ConfigKeys.notActedOn(c.raw())); // acted on: see TokenizerMergeTest
         MergeConfig s = TestSpecs.parse("merge_method: passthrough\nslices: [{sources: [{model: a, layer_range: [0, 2]}], residual_weight: 0.5}]\n");
         assertEquals(List.of("slices[0].residual_weight"), ConfigKeys.notActedOn(s.raw()));
         assertEquals(List.of(), ConfigKeys.notActedOn(TestSpecs.parse(MODELS).raw()));

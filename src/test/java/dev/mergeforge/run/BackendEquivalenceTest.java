@@ -49,7 +49,9 @@ class BackendEquivalenceTest {
                 new String[] {"multislerp", "", "weight: 1.0"},
                 new String[] {"karcher", "", ""},
                 new String[] {"model_stock", "", ""},
-                new String[] {"sce", "select_topk: 0.5", ""});
+                new String[] {"sce", "select_topk: 0.5", ""},
+                new String[] {"ram", "", ""},
+                new String[] {"ramplus_tl", "r: 0.5, alpha: 1.0", ""});
     }
 
     static String yaml(String method, String global, String perModel, boolean withBase) {
@@ -99,6 +101,7 @@ class BackendEquivalenceTest {
         Path ft = f.fineTunes().getFirst();
         String[][] cases = {
                 {"slerp", "merge_method: slerp\nbase_model: %1$s\nmodels:\n  - model: %1$s\n  - model: %2$s\nparameters: {t: [0.1, 0.9]}\n"},
+                {"arcee_fusion", "merge_method: arcee_fusion\nbase_model: %1$s\nmodels:\n  - model: %1$s\n  - model: %2$s\n"},
                 {"nearswap", "merge_method: nearswap\nbase_model: %1$s\nmodels:\n  - model: %1$s\n  - model: %2$s\nparameters: {t: 0.01}\n"},
                 {"nuslerp", "merge_method: nuslerp\nmodels:\n  - model: %1$s\n    parameters: {weight: 0.3}\n  - model: %2$s\n    parameters: {weight: 0.7}\n"},
                 {"passthrough", "merge_method: passthrough\nmodels:\n  - model: %2$s\n    parameters: {scale: 0.5}\n"}};

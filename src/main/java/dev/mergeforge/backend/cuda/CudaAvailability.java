@@ -48,7 +48,7 @@ final class CudaAvailability {
         return Arrays.stream(Kernel.values()).map(Kernel::resource).distinct()
                 .filter(r -> CudaAvailability.class.getResource(r) == null).findFirst()
                 .map(r -> "CUDA kernels are not in this build (no " + r + " on the class path; nvcc was missing when it was built):"
-                        + " rebuild with make ptx where nvcc is installed, or use --backend java");
+                        + " rebuild with make build where nvcc is installed, or use --backend java");
     }
 
     /** True when the dynamic linker finds the driver library (FFM lookup, closed again at once). */

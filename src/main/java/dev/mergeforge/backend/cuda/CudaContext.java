@@ -99,7 +99,7 @@ final class CudaContext implements Device {
     /** The PTX text of a module, NUL-terminated as cuModuleLoadData wants it. */
     static byte[] ptx(String resource) {
         try (InputStream in = CudaContext.class.getResourceAsStream(resource)) {
-            if (in == null) throw new MergeforgeException("CUDA kernels missing from the build (" + resource + "): rebuild with make ptx");
+            if (in == null) throw new MergeforgeException("CUDA kernels missing from the build (" + resource + "): rebuild with make build where nvcc is installed");
             byte[] text = in.readAllBytes();
             byte[] z = new byte[text.length + 1];
             System.arraycopy(text, 0, z, 0, text.length);

@@ -2,7 +2,7 @@ package dev.mergeforge.backend.cuda;
 
 /**
  * Every kernel entry point the Java side launches, with the PTX module (kernels/&lt;module&gt;.cu,
- * built into {@code /ptx/&lt;module&gt;.ptx} of the jar by {@code make ptx}) that defines it.
+ * built by {@code make ptx} and packaged as {@code /ptx/&lt;module&gt;.ptx} in the jar) that defines it.
  */
 enum Kernel {
     LOAD_BF16("convert", "mf_load_bf16", "ppl"),

@@ -14,7 +14,7 @@ import java.util.List;
 /**
  * The native CPU backend: the hot ops run in libmergeops (C, AVX2 where the CPU has it, split over
  * {@code threads} worker threads at fixed chunk boundaries) through the generated FFM bindings in
- * {@code dev.mergeforge.bindings}; this is the only class that imports them. Every op gives the same
+ * {@code dev.mergeforge.bindings}; with {@link NativeMatMul} the only classes that import them. Every op gives the same
  * bits as {@link JavaBackend}, which also serves the ops not overridden here.
  *
  * <p>Before every native call the Java side checks each segment against the element count it
@@ -293,26 +293,20 @@ public class NativeBackend extends JavaBackend {
     @Override
     public double sumAbs(Tile x) {
         long n = x.size();
-        double r;
-        try (Staging st = new Staging()) { r = MergeOps.mo_sum_abs(st.in(x.data(), n * F32, "sumAbs x"), n, nativeThreads); }
-        return Double.isNaN(r) ? super.sumAbs(x) : r; // NaN: NaN input, or native scratch allocation failed
+        try (Staging st = new Staging()) { return MergeOps.mo_sum_abs(st.in(x.data(), n * F32, "sumAbs x"), n, nativeThreads); }
     }
 
     @Override
     public double sumSquares(Tile x) {
         long n = x.size();
-        double r;
-        try (Staging st = new Staging()) { r = MergeOps.mo_sum_squares(st.in(x.data(), n * F32, "sumSquares x"), n, nativeThreads); }
-        return Double.isNaN(r) ? super.sumSquares(x) : r;
+        try (Staging st = new Staging()) { return MergeOps.mo_sum_squares(st.in(x.data(), n * F32, "sumSquares x"), n, nativeThreads); }
     }
 
     @Override
     public double dot(Tile a, Tile b) {
         sameSize(a, b);
         long n = a.size();
-        double r;
-        try (Staging st = new Staging()) { r = MergeOps.mo_dot(st.in(a.data(), n * F32, "dot a"), st.in(b.data(), n * F32, "dot b"), n, nativeThreads); }
-        return Double.isNaN(r) ? super.dot(a, b) : r;
+        try (Staging st = new Staging()) { return MergeOps.mo_dot(st.in(a.data(), n * F32, "dot a"), st.in(b.data(), n * F32, "dot b"), n, nativeThreads); }
     }
 
     // ---------------------------------------------------------------- sparsification

@@ -13,7 +13,7 @@ import java.util.List;
 
 /**
  * Fisher-weighted averaging (Matena &amp; Raffel 2022, "Merging Models with Fisher-Weighted
- * Averaging", arXiv 2111.09832), METHODS.md §3: per element
+ * Averaging", arXiv 2111.09832), docs/data-informed.md "What is computed": per element
  * θ* = Σ cᵢwᵢ(Fᵢ+ε)θᵢ / Σ cᵢwᵢ(Fᵢ+ε), Fᵢ the diagonal Fisher of model i (its stats file, same
  * name and shape as the tensor). With normalize, cᵢ = (1/‖Fᵢ‖₂)/Σⱼ(1/‖Fⱼ‖₂) from the model-wide
  * norms in each file's metadata key {@code norm} (the planner passes them as the per-model value

@@ -12,6 +12,6 @@ public final class Methods {
         return List.of(Linear.SPEC, TaskArithmetic.SPEC, Ties.SPEC, DareLinear.SPEC, DareTies.SPEC,
                 Breadcrumbs.SPEC, BreadcrumbsTies.SPEC, Della.SPEC, DellaLinear.SPEC,
                 Slerp.SPEC, NuSlerp.SPEC, MultiSlerp.SPEC, Karcher.SPEC, ModelStock.SPEC, Nearswap.SPEC,
-                Sce.SPEC, Passthrough.SPEC, Fisher.SPEC, RegMean.SPEC);
+                Sce.SPEC, Passthrough.SPEC, ArceeFusion.SPEC, Ram.SPEC, RamPlusTl.SPEC, Fisher.SPEC, RegMean.SPEC);
     }
 }

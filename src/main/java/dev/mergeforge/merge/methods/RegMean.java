@@ -18,7 +18,7 @@ import java.util.Locale;
 
 /**
  * RegMean (Jin et al. 2023, "Dataless Knowledge Fusion by Merging Weights of Language Models",
- * arXiv 2212.09849), METHODS.md §3. For every nn.Linear weight W [out, in] with per-model Grams
+ * arXiv 2212.09849), docs/data-informed.md "What is computed". For every nn.Linear weight W [out, in] with per-model Grams
  * Gᵢ = XᵢᵀXᵢ/tokens [in, in]:
  * G̃ᵢ = αGᵢ + (1−α)diag(Gᵢ) and W* = [(Σwᵢ G̃ᵢ + ρ·mean(diag)·I)⁻¹ · Σwᵢ G̃ᵢWᵢᵀ]ᵀ, the
  * minimiser of Σᵢ wᵢ‖XᵢWᵀ − XᵢWᵢᵀ‖² for α = 1, ρ = 0. Solved in float64 by Cholesky

@@ -19,7 +19,7 @@ class CudaAvailabilityTest {
         assertEquals(r, CudaBackend.unavailableReason(), "the answer is computed once");
         r.ifPresent(s -> {
             assertTrue(!s.isBlank() && !s.contains("\n"), "one-line reason: " + s);
-            assertTrue(s.contains("--backend java") || s.contains("make ptx"), "the reason names a fix: " + s);
+            assertTrue(s.contains("--backend java") || s.contains("make build"), "the reason names a fix: " + s);
         });
     }
 
@@ -59,11 +59,5 @@ class CudaAvailabilityTest {
             ConfigException e = assertThrows(ConfigException.class, () -> CudaBackend.deviceIndex(bad));
             assertTrue(e.getMessage().startsWith("--device " + bad + ": expected cuda or cuda:N"), e.getMessage());
         }
-    }
-
-    @Test
-    void jcublasProbeNeverThrows() {
-        Optional<String> r = JCublasProbe.unavailableReason();
-        r.ifPresent(s -> assertTrue(s.contains("libcublas.so.12") && !s.contains("\n"), s));
     }
 }

@@ -115,6 +115,9 @@ class CudaMergeEquivalenceTest {
             case "multislerp" -> common(method, "", "weight: 1.0", aim);
             case "karcher", "model_stock" -> common(method, "", "", aim);
             case "sce" -> common(method, "select_topk: 0.5", "", aim);
+            case "ram" -> common(method, "", "", aim);
+            case "ramplus_tl" -> common(method, "r: 0.5, alpha: 1.0", "", aim);
+            case "arcee_fusion" -> "merge_method: arcee_fusion\nbase_model: " + base + "\nmodels:\n  - model: " + base + "\n  - model: " + a + "\n";
             case "slerp" -> "merge_method: slerp\nbase_model: " + base + "\nmodels:\n  - model: " + base + "\n  - model: " + a + "\nparameters: {t: [0.1, 0.9]}\n";
             case "nearswap" -> "merge_method: nearswap\nbase_model: " + base + "\nmodels:\n  - model: " + base + "\n  - model: " + a + "\nparameters: {t: 0.01}\n";
             case "nuslerp" -> "merge_method: nuslerp\n" + (aim ? "base_model: " + base + "\n" : "") + "models:\n  - model: " + a

@@ -9,8 +9,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -18,9 +21,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
- * Runs without a GPU: the PTX that {@code make ptx} puts in target/classes/ptx defines every entry
- * the Java side launches, with the parameter types the launch passes, and obeys the numeric rules
- * (no fused multiply-add, no approximate division or reciprocal).
+ * Runs without a GPU: the PTX that {@code make ptx} builds (Maven copies it to target/classes/ptx and
+ * the jar) defines every entry the Java side launches, with the parameter types the launch passes,
+ * obeys the numeric rules (no fused multiply-add, no approximate division or reciprocal), is stamped
+ * no newer than the PTX ISA the Makefile promises and assembles with ptxas for every GPU it claims.
  */
 class CudaPtxTest {
     static final Path PTX_DIR = Path.of("target", "classes", "ptx");
@@ -28,10 +32,8 @@ class CudaPtxTest {
     @BeforeAll
     static void ptxBuilt() {
         if (Files.isDirectory(PTX_DIR)) return;
-        boolean nvcc = System.getenv().getOrDefault("PATH", "").lines().flatMap(p -> List.of(p.split(":")).stream())
-                .anyMatch(d -> Files.isExecutable(Path.of(d, "nvcc")));
-        Assumptions.assumeTrue(nvcc, "nvcc is not installed, so the build has no PTX to check");
-        fail(PTX_DIR + " is missing although nvcc is installed: run `make ptx` (make test does) before this test");
+        Assumptions.assumeTrue(onPath("nvcc").isPresent(), "nvcc is not installed, so the build has no PTX to check");
+        fail(PTX_DIR + " is missing although nvcc is installed: run `make build` (make test does) before this test");
     }
 
     static String ptx(String module) throws IOException {
@@ -87,7 +89,7 @@ class CudaPtxTest {
     @Test
     void noFusedMultiplyAddOrApproximateDivision() throws IOException {
         Pattern banned = Pattern.compile("\\b(fma\\.rn\\.f(32|64)|fma\\.f(32|64)|mad\\.(rn\\.)?f(32|64)|div\\.(approx|full)\\.f32|rcp\\.approx|ex2\\.approx)\\b");
-        for (String module : List.of(Kernel.values()).stream().map(k -> k.module).distinct().toList()) {
+        for (String module : modules()) {
             Matcher m = banned.matcher(ptx(module));
             assertFalse(m.find(), module + ".ptx contains " + (m.hitEnd() ? "" : m.group()) + ": build with -fmad=false -prec-div=true and use __f*_rn intrinsics");
         }
@@ -96,13 +98,54 @@ class CudaPtxTest {
         assertTrue(ptx("ties").contains("div.rn.f32"), "mf_disjoint_merge must use div.rn.f32");
     }
 
+    /** The value of {@code NAME := value} in the Makefile: the one place the PTX's promises are written. */
+    static String makeVariable(String name) throws IOException {
+        Matcher m = Pattern.compile("(?m)^" + name + " := (.+)$").matcher(Files.readString(Path.of("Makefile")));
+        assertTrue(m.find(), "Makefile defines no " + name);
+        return m.group(1).strip();
+    }
+
+    static List<String> modules() {
+        return List.of(Kernel.values()).stream().map(k -> k.module).distinct().toList();
+    }
+
     @Test
-    void ptxTargetsComputeCapability80WithIsa70() throws IOException {
-        for (String module : List.of(Kernel.values()).stream().map(k -> k.module).distinct().toList()) {
+    void ptxTargetsComputeCapability80WithAnIsaOldDriversLoad() throws IOException {
+        String promised = makeVariable("PTX_ISA");
+        for (String module : modules()) {
             String text = ptx(module);
             assertTrue(text.contains(".target sm_80"), module + ".ptx is not built for compute_80");
-            // stamped by make ptx so that drivers older than the build's nvcc load it (ptxas checked it)
-            assertTrue(text.contains("\n.version 7.0\n"), module + ".ptx is not stamped PTX ISA 7.0: rebuild with make ptx");
+            Matcher v = Pattern.compile("(?m)^\\.version (\\d+)\\.(\\d+)$").matcher(text);
+            assertTrue(v.find(), module + ".ptx has no .version line");
+            String[] max = promised.split("\\.");
+            int cmp = Integer.compare(Integer.parseInt(v.group(1)), Integer.parseInt(max[0]));
+            if (cmp == 0) cmp = Integer.compare(Integer.parseInt(v.group(2)), Integer.parseInt(max[1]));
+            // make ptx restamps newer ISAs so that drivers older than the build's nvcc load it
+            assertTrue(cmp <= 0, module + ".ptx is PTX ISA " + v.group(1) + "." + v.group(2) + ", newer than the " + promised + " the Makefile promises: rebuild with make build");
         }
+    }
+
+    @Test
+    void everyShippedPtxAssemblesForEveryClaimedGpu() throws Exception {
+        Optional<Path> ptxas = onPath("ptxas");
+        Assumptions.assumeTrue(ptxas.isPresent(), "ptxas (CUDA toolkit) is not installed: cannot assemble the PTX here");
+        List<String> sms = List.of(makeVariable("PTX_SMS").split("\\s+"));
+        assertTrue(sms.contains("80") && sms.contains("90"), "PTX_SMS must claim at least Ampere and Hopper: " + sms);
+        List<String> failures = modules().parallelStream().flatMap(module -> sms.stream().map(sm -> {
+            try {
+                Process p = new ProcessBuilder(ptxas.get().toString(), "-arch=sm_" + sm, "-o", "/dev/null",
+                        PTX_DIR.resolve(module + ".ptx").toString()).redirectErrorStream(true).start();
+                String out = new String(p.getInputStream().readAllBytes()).strip();
+                return p.waitFor() == 0 ? null : module + ".ptx for sm_" + sm + ": " + out;
+            } catch (IOException | InterruptedException e) {
+                return module + ".ptx for sm_" + sm + ": " + e;
+            }
+        })).filter(Objects::nonNull).toList();
+        assertEquals(List.of(), failures, "ptxas rejects shipped PTX");
+    }
+
+    static Optional<Path> onPath(String tool) {
+        return Stream.of(System.getenv().getOrDefault("PATH", "").split(":"))
+                .map(d -> Path.of(d, tool)).filter(Files::isExecutable).findFirst();
     }
 }

@@ -6,10 +6,16 @@ import dev.mergeforge.backend.ffm.NativeFixtures.Case;
 import dev.mergeforge.tensor.Tile;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import java.util.List;
 import java.util.function.BiConsumer;
 
@@ -18,6 +24,8 @@ import static dev.mergeforge.backend.ffm.NativeFixtures.java;
 import static dev.mergeforge.backend.ffm.NativeFixtures.nat;
 import static dev.mergeforge.backend.ffm.NativeFixtures.random;
 import static dev.mergeforge.backend.ffm.NativeFixtures.tile;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Elementwise ops and reductions: NativeBackend against JavaBackend bit for bit, and both against a
@@ -97,10 +105,78 @@ class NativeElementwiseTest {
 
     @ParameterizedTest @MethodSource("dev.mergeforge.backend.ffm.NativeFixtures#cases")
     void reductions(Case c) {
-        int n = (int) c.n();
+        checkReductions(c);
+    }
+
+    /**
+     * Past the 4096-block window reduce.c sums at a time (16,777,216 elements), ending in a partial
+     * block: one data set, the double reference once, then each kernel variant.
+     */
+    @Test
+    void reductionsPastOneWindowKeepTheCanonicalOrder() {
+        int n = 16_777_216 + 65_536 + 4097;
         float[] a = random(7, n), b = random(8, n);
+        double[] refs = canonicalSums(a, b);
+        try (Arena arena = Arena.ofShared()) {
+            Tile ta = tile(arena, a), tb = tile(arena, b);
+            for (Case c : List.of(new Case(n, 1, true), new Case(n, 3, true), new Case(n, 2, false))) {
+                Backend nb = nat(c);
+                double[] nv = {nb.sumAbs(ta), nb.sumSquares(ta), nb.dot(ta, tb)};
+                for (int k = 0; k < 3; k++) assertBits(refs[k], nv[k], REDUCTIONS[k] + " native vs double reference, " + c);
+            }
+        }
+    }
+
+    /**
+     * The worker pool serves calls from several Java threads at once (each call its own job, helpers
+     * spread over them): every call still gives the single-thread bits, and none hangs.
+     */
+    @Test
+    void concurrentCallsFromManyJavaThreadsGiveTheSingleThreadBits() throws Exception {
+        int n = 300_007;
+        float[] a = random(11, n), b = random(12, n);
+        try (Arena arena = Arena.ofShared(); ExecutorService callers = Executors.newFixedThreadPool(4)) {
+            Tile ta = tile(arena, a), tb = tile(arena, b);
+            Backend one = nat(new Case(n, 1, true)), three = nat(new Case(n, 3, true));
+            double want = one.dot(ta, tb);
+            Tile sum = tile(arena, new float[n]);
+            one.add(ta, tb, sum);
+            List<Future<String>> results = new ArrayList<>();
+            for (int c = 0; c < 4; c++) {
+                results.add(callers.submit(() -> {
+                    Tile out = tile(arena, new float[n]);
+                    for (int it = 0; it < 20; it++) {
+                        if (Double.doubleToRawLongBits(three.dot(ta, tb)) != Double.doubleToRawLongBits(want)) return "dot differs";
+                        three.add(ta, tb, out);
+                        if (out.data().mismatch(sum.data()) != -1) return "add differs";
+                    }
+                    return "ok";
+                }));
+            }
+            for (Future<String> f : results) assertEquals("ok", f.get(120, TimeUnit.SECONDS));
+        }
+    }
+
+    @ParameterizedTest @MethodSource("dev.mergeforge.backend.ffm.NativeFixtures#cases")
+    void aNaNInputSumsToNaN(Case c) {
+        // NaN is a result, never an error signal: the native sums propagate it as the Java ones do
+        int n = (int) c.n();
+        float[] a = random(9, n), b = random(10, n);
+        a[n - 1] = Float.NaN;
+        try (Arena arena = Arena.ofShared()) {
+            Tile ta = tile(arena, a), tb = tile(arena, b);
+            Backend nb = nat(c);
+            assertTrue(Double.isNaN(nb.sumAbs(ta)) && Double.isNaN(nb.sumSquares(ta)) && Double.isNaN(nb.dot(tb, ta)),
+                    "NaN at the last element, " + c);
+        }
+    }
+
+    private static final String[] REDUCTIONS = {"sumAbs", "sumSquares", "dot"};
+
+    /** sum |a|, sum a², sum a·b in the canonical order: blocks of 4096 summed left to right in double, then the block sums left to right. */
+    private static double[] canonicalSums(float[] a, float[] b) {
+        int n = a.length;
         double[] refs = new double[3];
-        // canonical order: blocks of 4096 summed left to right in double, then the block sums left to right
         for (int lo = 0; lo < n; lo += Reductions.BLOCK) {
             double sa = 0, ss = 0, sd = 0;
             for (int i = lo; i < Math.min(n, lo + Reductions.BLOCK); i++) {
@@ -112,15 +188,21 @@ class NativeElementwiseTest {
             refs[1] += ss;
             refs[2] += sd;
         }
+        return refs;
+    }
+
+    private static void checkReductions(Case c) {
+        int n = (int) c.n();
+        float[] a = random(7, n), b = random(8, n);
+        double[] refs = canonicalSums(a, b);
         try (Arena arena = Arena.ofShared()) {
             Tile ta = tile(arena, a), tb = tile(arena, b);
             Backend nb = nat(c);
-            String[] names = {"sumAbs", "sumSquares", "dot"};
             double[] jv = {java().sumAbs(ta), java().sumSquares(ta), java().dot(ta, tb)};
             double[] nv = {nb.sumAbs(ta), nb.sumSquares(ta), nb.dot(ta, tb)};
             for (int k = 0; k < 3; k++) {
-                assertBits(jv[k], nv[k], names[k] + " native vs java, " + c);
-                assertBits(refs[k], nv[k], names[k] + " native vs double reference, " + c);
+                assertBits(jv[k], nv[k], REDUCTIONS[k] + " native vs java, " + c);
+                assertBits(refs[k], nv[k], REDUCTIONS[k] + " native vs double reference, " + c);
             }
         }
     }

@@ -44,6 +44,9 @@ class MethodSpecsTest {
         want.put("nearswap", new String[] {"t=null", ""});
         want.put("sce", new String[] {"int8_mask=false,select_topk=1.0", ""});
         want.put("passthrough", new String[] {"", "scale=1.0"});
+        want.put("arcee_fusion", new String[] {"", ""});
+        want.put("ram", new String[] {"epsilon=1.0E-5", ""});
+        want.put("ramplus_tl", new String[] {"alpha=0.2,epsilon=1.0E-5,r=0.1", ""});
         for (var e : want.entrySet()) {
             MethodSpec s = MethodRegistry.get(e.getKey());
             assertEquals(e.getValue()[0], describe(s.global()), e.getKey() + " global parameters");

@@ -16,7 +16,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 /**
  * A minimal FFM binding of cuBLAS — single-precision GEMM for calibration; for RegMean's float64
  * algebra on the GPU, double GEMM, the stream and the strided copy that reads a factor's
- * diagonal — independent of JCublas:
+ * diagonal — the one route to cuBLAS (docs/cuda.md: the JCublas dependency was dropped):
  * it loads libcublas.so.13 or else libcublas.so.12 (whichever the machine has), so it works with
  * CUDA 12 and 13 installs alike. Matrices are column-major device addresses (e.g. from the CUDA
  * backend's buffers) in the context current on the calling thread (cuBLAS uses the device's
