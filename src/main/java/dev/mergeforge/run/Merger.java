@@ -47,6 +47,12 @@ import java.util.concurrent.Future;
  * {@code prefetch} (the CUDA backend starts copying them to the GPU); finished inputs are dropped
  * from this process's resident memory. The tile pool tells the backend of every release, so a
  * backend that keeps its own copies of tiles forgets them before the memory is borrowed again.
+ *
+ * <p>Two paths skip the whole-tensor tiles: a tensor the backend fuses (linear, task arithmetic on
+ * native / CUDA) is one pass over its stored bytes, and a tensor of a {@link ChunkedMethod} (on a
+ * backend with chunk ops) runs as its method's passes over chunks ({@link ChunkRunner}), the
+ * combine pass writing into the writer; its chunk size comes from {@link Options#streamChunk},
+ * which the CLI derives from {@code --max-memory} ({@link MemoryBudget}).
  */
 public final class Merger {
 
