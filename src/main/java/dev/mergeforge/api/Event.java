@@ -19,6 +19,12 @@ public sealed interface Event {
      */
     record Warning(String message) implements Event {}
 
+    /**
+     * The memory budget a merge runs under (docs/io.md, "Memory budget"), sent before the first
+     * tensor: {@code line} as the log prints it, the budget, the chunk size it gives and the peak it predicts.
+     */
+    record Budget(String line, long budgetBytes, long chunkElements, long predictedPeakBytes) implements Event {}
+
     record Finished(String output, int tensors, long bytesIn, long bytesOut, double seconds, long peakWorkingBytes, long peakRssBytes)
             implements Event {}
 

@@ -18,6 +18,7 @@ public interface EventListener {
                 case Event.TensorWritten t -> sink.tensor(t.index(), t.total(), t.name(), t.bytesIn(), t.bytesOut(), t.elapsedSeconds());
                 case Event.Note n -> sink.note(n.message());
                 case Event.Warning w -> sink.note("warning: " + w.message());
+                case Event.Budget b -> sink.note(b.line());
                 case Event.Finished f -> sink.done(f.output(), f.tensors(), f.bytesIn(), f.bytesOut(), f.seconds(), f.peakWorkingBytes(), f.peakRssBytes());
                 case Event.Failed f -> sink.error(f.message(), f.exitCode());
             }

@@ -29,7 +29,7 @@ public record MergeEvalRequest(Path configFile, String configYaml, long seed, Ba
 
     /** The merge half, into {@code output}. */
     MergeRequest merge(Path output) {
-        return new MergeRequest(configFile, configYaml, output, seed, MergeRequest.DEFAULT_SHARD_BYTES, false, false, false, backend);
+        return new MergeRequest(configFile, configYaml, output, seed, MergeRequest.DEFAULT_SHARD_BYTES, false, false, false, backend, 0);
     }
 
     /** The eval half, of {@code model}, with the backend's thread count. */

@@ -19,6 +19,7 @@ import dev.mergeforge.io.ShardPlan;
 import dev.mergeforge.model.LlamaModel;
 import dev.mergeforge.model.TextTokenizer;
 import dev.mergeforge.run.AimSupport;
+import dev.mergeforge.run.MemoryBudget;
 import dev.mergeforge.run.Calibration;
 import dev.mergeforge.run.Events;
 import dev.mergeforge.run.Merger;
@@ -62,8 +63,11 @@ public final class Mergeforge {
                 cancel.check(what);
                 try (Backend backend = req.backend().create();
                      AimRelaxer aim = AimSupport.relaxer(cfg, plan, inputs, backend, ev)) {
+                    // chunk sizes follow from the memory budget; its line is the first note after start
+                    MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(req), req.maxMemoryBytes() > 0,
+                            backend.chunkOps().isPresent(), !backend.name().equals("java"), aim != null);
                     Merger.Result r = Merger.run(plan, inputs, req.output(), new Merger.Options(backend, req.seed(), req.maxShardBytes(),
-                            req.overwrite(), req.allowNonFinite(), aim, ev));
+                            req.overwrite(), req.allowNonFinite(), aim, budgetBeforeFirstTensor(ev, () -> listener.on(new Event.Budget(mem.describe(), mem.budget(), mem.chunkElements(), mem.peakBytes()))), Merger.FUSED_CHUNK, mem.chunkElements()));
                     return new MergeResult(r.output(), r.tensors(), r.bytesIn(), r.bytesOut(), r.seconds(), r.peakWorkingBytes(),
                             ProcessStats.peakRssBytes());
                 }
@@ -86,7 +90,11 @@ public final class Mergeforge {
             try (Planner.Inputs inputs = inputs(req, listener)) {
                 Planner.Plan plan = Planner.plan(cfg, inputs, StatsLocator.calibrating(Calibration.cacheDir(), m -> listener.on(new Event.Note(m))));
                 OutputDir.check(req.output(), req.overwrite(), inputs.all().stream().map(c -> c.dir()).toList());
-                return summary(plan, req.maxShardBytes());
+                // the backend is not opened for a plan: its kind says whether it streams chunks and fuses linear merges
+                String be = req.backend().backend();
+                MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(req), req.maxMemoryBytes() > 0,
+                        !be.equals("cuda"), !be.equals("java"), cfg.aim() != null);
+                return summary(plan, req.maxShardBytes(), mem);
             }
         } catch (RuntimeException e) {
             throw MergeforgeError.of(e);
@@ -108,14 +116,40 @@ public final class Mergeforge {
         return inputs;
     }
 
-    private static PlanResult summary(Planner.Plan plan, long maxShard) {
+    private static long budget(MergeRequest req) {
+        return req.maxMemoryBytes() > 0 ? req.maxMemoryBytes() : MemoryBudget.defaultBytes();
+    }
+
+    /**
+     * The merge's events with {@code budget} sent before the first tensor (or before done, with none):
+     * a merge refused before it writes anything (an existing output, say) says only its error.
+     */
+    private static Events budgetBeforeFirstTensor(Events ev, Runnable budget) {
+        return new Events() {
+            private boolean pending = true;
+
+            private void flush() {
+                if (pending) budget.run();
+                pending = false;
+            }
+
+            @Override public void start(String method, int tensors, long bytesIn, long bytesOut, String backend) { ev.start(method, tensors, bytesIn, bytesOut, backend); }
+            @Override public void tensor(int i, int total, String name, long bi, long bo, double s) { flush(); ev.tensor(i, total, name, bi, bo, s); }
+            @Override public void note(String message) { ev.note(message); }
+            @Override public void done(String o, int t, long bi, long bo, double s, long pw, long pr) { flush(); ev.done(o, t, bi, bo, s, pw, pr); }
+            @Override public void error(String message, int exitCode) { ev.error(message, exitCode); }
+        };
+    }
+
+    private static PlanResult summary(Planner.Plan plan, long maxShard, MemoryBudget.Estimate mem) {
         ShardPlan shards = Merger.shards(plan, maxShard);
         MergeConfig cfg = plan.config();
         List<PlanResult.SliceSource> slices = new ArrayList<>();
         cfg.slices().forEach(s -> s.sources().forEach(src -> slices.add(new PlanResult.SliceSource(src.model(), src.layerStart(), src.layerEnd()))));
         return new PlanResult(cfg.method().name(), cfg.baseModel(), cfg.models().stream().map(m -> m.model()).toList(), slices,
                 plan.tensors().size(), plan.outLayers(), plan.inBytes(), shards.totalFileBytes(), shards.fileNames(),
-                Merger.workingBytesEstimate(plan), plan.maxInputs(), plan.largestElements(), cfg.aim() == null ? null : cfg.aim().omega());
+                Merger.workingBytesEstimate(plan), plan.maxInputs(), plan.largestElements(), cfg.aim() == null ? null : cfg.aim().omega(),
+                mem.peakBytes(), mem.describe());
     }
 
     /** Computes the request's statistic and writes it to its output (atomically: a temporary file renamed at the end). */

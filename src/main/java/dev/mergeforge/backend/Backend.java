@@ -252,6 +252,15 @@ public interface Backend extends AutoCloseable {
      */
     default Optional<DenseSolver> denseSolver() { return Optional.empty(); }
 
+    // ---------------------------------------------------------------- chunked methods
+
+    /**
+     * The narrow chunk ops methods written as passes over chunks run on ({@link ChunkOps}), or
+     * empty when this backend merges such methods through whole-tensor tiles (CUDA, for now).
+     * Every backend answers explicitly: no default.
+     */
+    Optional<ChunkOps> chunkOps();
+
     // ---------------------------------------------------------------- residency hooks (no-ops for host backends)
 
     /**

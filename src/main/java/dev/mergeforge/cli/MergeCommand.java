@@ -39,6 +39,10 @@ final class MergeCommand implements Callable<Integer> {
     @Option(names = "--dry-run", description = "Validate everything, print the plan and estimates, write nothing.")
     boolean dryRun;
 
+    @Option(names = "--max-memory", paramLabel = "SIZE",
+            description = "Memory the merge may use (e.g. 1GB, 800MB); chunk sizes follow from it. Default: a quarter of RAM, at most 2 GiB.")
+    String maxMemory;
+
     @Option(names = "--allow-nonfinite", description = "Merge even if an input holds NaN or Inf.")
     boolean allowNonFinite;
 
@@ -56,7 +60,8 @@ final class MergeCommand implements Callable<Integer> {
         MergeRequest req;
         try {
             req = new MergeRequest(config, null, output, seed, Sizes.parse("--out-shard-size", shardSize), outputOptions.overwrite,
-                    allowNonFinite, allowCrimes, backendOptions.choice());
+                    allowNonFinite, allowCrimes, backendOptions.choice(),
+                    maxMemory == null ? 0 : Sizes.parse("--max-memory", maxMemory));
         } catch (MergeforgeException e) {
             ev.error(e.getMessage(), e.exitCode());
             throw e;
@@ -67,6 +72,8 @@ final class MergeCommand implements Callable<Integer> {
             if (e instanceof Event.Warning w) {
                 err.println("warning: " + w.message());
                 err.flush();
+            } else if (e instanceof Event.Budget && !outputOptions.chatty()) {
+                // the budget line is for a person reading the log (JSON consumers have the plan's fields)
             } else {
                 events.on(e);
             }
@@ -100,6 +107,7 @@ final class MergeCommand implements Callable<Integer> {
         long work = plan.peakWorkingBytes();
         out.printf(Locale.ROOT, "  peak working memory estimate: %d bytes (%.3f GB): (%d inputs + 3) x largest tensor of %d float32 elements%n",
                 work, work / 1e9, plan.maxInputs(), plan.largestElements());
+        out.printf(Locale.ROOT, "  %s%n", plan.memoryBudget());
         if (plan.aimOmega() != null) out.printf(Locale.ROOT, "  aim: omega %.3f%n", plan.aimOmega());
         out.println("dry run: nothing written");
         out.flush();

@@ -31,7 +31,7 @@ import java.util.concurrent.Future;
  */
 public final class StreamingWriter implements AutoCloseable {
     private static final long ALIGN = 4096;
-    static final long BLOCK = 32L << 20;
+    public static final long BLOCK = 32L << 20;
 
     private final Path path;
     private final List<SafetensorsWriter.Entry> entries;

@@ -2,6 +2,7 @@ package dev.mergeforge.run;
 
 import dev.mergeforge.aim.AimRelaxer;
 import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.NonFinite;
 import dev.mergeforge.errors.CheckpointException;
@@ -16,6 +17,10 @@ import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkRunner;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;
@@ -42,6 +47,12 @@ import java.util.concurrent.Future;
  * {@code prefetch} (the CUDA backend starts copying them to the GPU); finished inputs are dropped
  * from this process's resident memory. The tile pool tells the backend of every release, so a
  * backend that keeps its own copies of tiles forgets them before the memory is borrowed again.
+ *
+ * <p>Two paths skip the whole-tensor tiles: a tensor the backend fuses (linear, task arithmetic on
+ * native / CUDA) is one pass over its stored bytes, and a tensor of a {@link ChunkedMethod} (on a
+ * backend with chunk ops) runs as its method's passes over chunks ({@link ChunkRunner}), the
+ * combine pass writing into the writer; its chunk size comes from {@link Options#streamChunk},
+ * which the CLI derives from {@code --max-memory} ({@link MemoryBudget}).
  */
 public final class Merger {
 
@@ -50,11 +61,25 @@ public final class Merger {
      * elements per chunk in which fused tensors read their inputs.
      */
     public record Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite,
-                          AimRelaxer aim, Events events, long fusedChunk) {
+                          AimRelaxer aim, Events events, long fusedChunk, long streamChunk) {
+        public Options {
+            if (fusedChunk < 1 || streamChunk < 1) throw new IllegalArgumentException("chunks of " + fusedChunk + " / " + streamChunk + " elements");
+        }
+
+        public Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim, Events events, long fusedChunk) {
+            this(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, fusedChunk, STREAM_CHUNK);
+        }
+
         public Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim, Events events) {
             this(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, InputChunks.CHUNK);
         }
     }
+
+    /** Elements per chunk of a chunked method when no budget says otherwise (4 MiB per float32 chunk). */
+    public static final long STREAM_CHUNK = 1L << 20;
+
+    /** Elements per chunk in which fused tensors read their inputs, by default. */
+    public static final long FUSED_CHUNK = InputChunks.CHUNK;
 
     /** What a finished merge reports. */
     public record Result(Path output, int tensors, long bytesIn, long bytesOut, double seconds, long peakWorkingBytes) {}
@@ -118,6 +143,9 @@ public final class Merger {
                     writers.add(w);
                     for (SafetensorsWriter.Entry e : shards.shards().get(s)) writerOf.put(e.name(), w);
                 }
+                // tensors still to write per shard: a finished shard's writer frees its blocks at once
+                Map<StreamingWriter, Integer> left = new HashMap<>();
+                for (int s = 0; s < writers.size(); s++) left.put(writers.get(s), shards.shards().get(s).size());
                 MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
                 List<PlannedTensor> tensors = plan.tensors();
                 MethodSpec spec = plan.config().method();
@@ -133,6 +161,7 @@ public final class Merger {
                             stagingPool.releaseAll(a.staging());
                         }
                         dropPages(t);
+                        finishIfComplete(writerOf.get(t.name()), writers, left);
                         ev.tensor(i, tensors.size(), t.name(), t.inBytes(), t.outBytes(), (System.nanoTime() - t0) / 1e9);
                     }
                 } finally {
@@ -165,6 +194,22 @@ public final class Merger {
         }
     }
 
+    /**
+     * Finishes and closes {@code w} once its last tensor is written, so that writer blocks do not
+     * stay resident for every shard of a large model; it leaves {@code open} (closed writers are not
+     * closed again).
+     */
+    private static void finishIfComplete(StreamingWriter w, List<StreamingWriter> open, Map<StreamingWriter, Integer> left) {
+        int n = left.merge(w, -1, Integer::sum);
+        if (n > 0) return;
+        open.remove(w);
+        try {
+            w.finish();
+        } finally {
+            w.close();
+        }
+    }
+
     /** Merges one tensor into its output slot. */
     private static void mergeOne(MergeContext ctx, MethodSpec spec, Ahead a, InputChunks chunks, StreamingWriter writer, Options o)
             throws InterruptedException, java.util.concurrent.ExecutionException {
@@ -179,6 +224,14 @@ public final class Merger {
             return;
         }
         MergeMethod method = spec.factory().create(t.global());
+        if (a.chunked()) {
+            ChunkProgram program = ((ChunkedMethod) method).program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(),
+                    t.base() != null, o.seed(), ctx.log()));
+            if (program != null) {
+                mergeChunked(ctx, program, t, writer, o);
+                return;
+            }
+        }
         Backend be = ctx.backend();
         TilePool pool = ctx.pool();
         List<Tile> held = new ArrayList<>();
@@ -225,6 +278,57 @@ public final class Merger {
     private static void load(Backend be, TensorView v, Tile tile, Options o) {
         if (o.allowNonFinite()) be.load(v, tile);
         else if (be.loadChecked(v, tile)) requireFinite(be, v);
+    }
+
+    /**
+     * Whether {@code t} runs as passes over chunks: its method is a {@link ChunkedMethod}, the tensor
+     * has no statistics, the backend has chunk ops and AIM does not relax it (the relaxation runs on
+     * whole tiles for now). Decided by the read-ahead, which then leaves the pages to the passes.
+     */
+    static boolean chunked(MethodSpec spec, PlannedTensor t, Options o) {
+        if (t.copyOnly() || !t.stats().isEmpty() || t.shape().numel() == 0 || o.backend().chunkOps().isEmpty()) return false;
+        if (!(spec.factory().create(t.global()) instanceof ChunkedMethod)) return false;
+        return o.aim() == null || t.base() == null || o.aim().relaxation(t.name(), t.shape()) == null;
+    }
+
+    /**
+     * Merges one tensor as its method's passes over chunks ({@link ChunkRunner}): the reduction passes,
+     * then the combine pass straight into the writer, one output chunk at a time through a staging
+     * chunk in the output dtype. NaN/Inf seen in a loaded chunk is confirmed on the stored bits.
+     */
+    private static void mergeChunked(MergeContext ctx, ChunkProgram program, PlannedTensor t, StreamingWriter writer, Options o) {
+        ChunkOps ops = o.backend().chunkOps().orElseThrow();
+        long es = t.outDtype().byteSize();
+        try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.shape(), o.streamChunk(), ctx.pool())) {
+            r.reduce();
+            if (r.sawNonFinite()) requireFinite(t, o);
+            long cb = r.chunkElements() * es;
+            Tile staging = ctx.pool().borrow(Shape.of((Math.min(r.chunkElements(), t.shape().numel()) * es + 3) / 4));
+            try {
+                long[] current = {-1};
+                // θ chunk by chunk: computed when the writer first asks for its bytes, then copied piece by piece
+                boolean filled = writer.fill(t.name(), 1, cb, (offset, dst) -> {
+                    long k = offset / cb;
+                    if (k != current[0]) {
+                        Tile out = r.combine(k);
+                        ops.store(out, t.outDtype(), staging.data().asSlice(0, out.size() * es));
+                        current[0] = k;
+                    }
+                    MemorySegment.copy(staging.data(), offset - k * cb, dst, 0, dst.byteSize());
+                    return true;
+                });
+                if (!filled) throw new IllegalStateException("the writer refused byte pieces of " + t.name());
+            } finally {
+                ctx.pool().release(staging);
+            }
+            if (r.sawNonFinite()) requireFinite(t, o);
+        }
+    }
+
+    private static void requireFinite(PlannedTensor t, Options o) {
+        if (o.allowNonFinite()) return;
+        if (t.base() != null) requireFinite(o.backend(), t.base());
+        for (TensorView v : t.inputs()) requireFinite(o.backend(), v);
     }
 
     /** A tensor the backend merges fused: the method's {@link Combination} over the inputs it reads. */
@@ -342,7 +446,7 @@ public final class Merger {
      * fused path (null: the tile path) and for a fused tensor its inputs' staged chunk 0 (identity
      * map from view to copy; null when its inputs are read from the mappings).
      */
-    private record Ahead(PlannedTensor tensor, List<Tile> staging, Fused fused, Map<TensorView, TensorView> head) {}
+    private record Ahead(PlannedTensor tensor, List<Tile> staging, Fused fused, Map<TensorView, TensorView> head, boolean chunked) {}
 
     /**
      * The read-ahead of one tensor. A tensor the backend merges fused has the first chunk of each
@@ -359,6 +463,7 @@ public final class Merger {
             // inputs computed on the fly (permuted embeddings, adapted weights) get their bytes now
             inputs.derived().prepare(t.base() == null ? t.inputs() : java.util.stream.Stream.concat(t.inputs().stream(), java.util.stream.Stream.of(t.base())).toList());
             Fused fused = t.copyOnly() ? null : fused(spec, t, o);
+            boolean chunked = fused == null && chunked(spec, t, o);
             List<Tile> staging = new ArrayList<>();
             Map<TensorView, TensorView> head = null;
             try {
@@ -383,10 +488,11 @@ public final class Merger {
             for (TensorView v : views) {
                 boolean fusedReads = fused != null
                         && ((fused.combination().readsBase() && v == t.base()) || fused.models().stream().anyMatch(m -> m == v));
-                if (head == null || !fusedReads) touch(v.data());
+                // a chunked tensor maps its pages chunk by chunk in each pass instead
+                if (!chunked && (head == null || !fusedReads)) touch(v.data());
             }
             if (!t.copyOnly()) be.prefetch(views);
-            return new Ahead(t, staging, fused, head);
+            return new Ahead(t, staging, fused, head, chunked);
         };
     }
 

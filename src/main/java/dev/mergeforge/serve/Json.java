@@ -27,7 +27,7 @@ public final class Json {
         p.sliceSources().forEach(s -> slices.addObject().put("model", s.model()).put("layer_start", s.layerStart()).put("layer_end", s.layerEnd()));
         n.put("tensors", p.tensors()).put("out_layers", p.outLayers()).put("bytes_in", p.bytesIn()).put("bytes_out", p.bytesOut());
         p.shardFiles().forEach(n.putArray("shards")::add);
-        n.put("peak_working_bytes", p.peakWorkingBytes());
+        n.put("peak_working_bytes", p.peakWorkingBytes()).put("predicted_peak_bytes", p.predictedPeakBytes()).put("memory_budget", p.memoryBudget());
         if (p.aimOmega() != null) n.put("aim_omega", p.aimOmega());
         return n;
     }

@@ -26,7 +26,7 @@ final class RequestParser {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final List<String> BACKEND_KEYS = List.of("backend", "device", "threads");
     private static final List<String> MERGE_KEYS = List.of("config", "config_yaml", "output", "seed", "out_shard_size", "overwrite", "allow_nonfinite",
-            "allow_crimes");
+            "allow_crimes", "max_memory");
     private static final List<String> CALIBRATE_KEYS = List.of("model", "output", "stat", "data", "samples", "seq_len", "seed", "device", "threads", "cache");
     private static final List<String> MERGE_EVAL_KEYS = List.of("config", "config_yaml", "seed", "backend", "threads", "text", "tasks",
             "max_tokens", "rows");
@@ -110,7 +110,8 @@ final class RequestParser {
         String yaml = c.yaml();
         return new MergeRequest(file, yaml, Path.of(text(n, id, "output", true)), integer(n, id, "seed", 0),
                 integer(n, id, "out_shard_size", MergeRequest.DEFAULT_SHARD_BYTES), bool(n, id, "overwrite", false),
-                bool(n, id, "allow_nonfinite", false), bool(n, id, "allow_crimes", false), backend(n, id));
+                bool(n, id, "allow_nonfinite", false), bool(n, id, "allow_crimes", false), backend(n, id),
+                integer(n, id, "max_memory", 0));
     }
 
     private static BackendChoice backend(JsonNode n, String id) {

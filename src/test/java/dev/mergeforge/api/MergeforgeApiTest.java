@@ -112,7 +112,7 @@ class MergeforgeApiTest {
 
     @Test
     void requestsAreValidatedWhenBuilt() {
-        assertThrows(ConfigException.class, () -> new MergeRequest(config, "merge_method: linear", root, 0, 1, false, false, false, BackendChoice.AUTO));
+        assertThrows(ConfigException.class, () -> new MergeRequest(config, "merge_method: linear", root, 0, 1, false, false, false, BackendChoice.AUTO, 0));
         assertThrows(ConfigException.class, () -> MergeRequest.of(config, root).withMaxShardBytes(0));
         assertThrows(ConfigException.class, () -> new BackendChoice("java", "cuda:0", 0));
         assertThrows(ConfigException.class, () -> new BackendChoice("auto", "cpu", -1));

@@ -89,6 +89,9 @@ public class CudaBackend extends HostFallbacks {
 
     @Override public String name() { return "cuda"; }
 
+    /** Not yet: chunked methods take the whole-tensor tile path on CUDA (docs/cuda.md). */
+    @Override public java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.empty(); }
+
     /** "cuda:0 (NVIDIA H100 80GB HBM3, 79 GiB)" for the log. */
     public String describe() { return dev.describe(); }
 

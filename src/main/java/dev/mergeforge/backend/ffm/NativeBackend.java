@@ -54,6 +54,11 @@ public class NativeBackend extends JavaBackend {
 
     @Override public String name() { return "native"; }
 
+    private final NativeChunkOps chunkOps = new NativeChunkOps(this);
+
+    /** The native chunk ops: its own class, which delegates to this backend's native ops and never to the Java reference's. */
+    @Override public java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.of(chunkOps); }
+
     /** "avx2" or "portable": the kernel variant in use. */
     public static String simd() { return MergeOps.mo_simd_level() == MergeOps.MO_SIMD_AVX2() ? "avx2" : "portable"; }
 

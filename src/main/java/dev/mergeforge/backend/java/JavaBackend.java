@@ -28,11 +28,15 @@ public class JavaBackend implements Backend {
     static final ValueLayout.OfDouble F64LE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     protected final Parallel par;
+    private final JavaChunkOps chunkOps;
 
     /** @param threads worker threads; 0 or less means one per core */
     public JavaBackend(int threads) {
         this.par = new Parallel(threads);
+        this.chunkOps = new JavaChunkOps(par);
     }
+
+    @Override public java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.of(chunkOps); }
 
     public JavaBackend() { this(0); }
 

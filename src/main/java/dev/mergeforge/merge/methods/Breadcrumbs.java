@@ -2,7 +2,9 @@ package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.tensor.Tile;
 
@@ -16,7 +18,7 @@ import java.util.List;
  * smaller than 1/γ elements) mergekit&#39;s slice {@code indices[n_bot:-0]} is empty and zeroes the whole
  * task vector; we keep its ⌊d·n⌋ largest entries as intended. Ties in magnitude keep the lower index.
  */
-public record Breadcrumbs(boolean normalize, boolean rescale, double lambda) implements MergeMethod {
+public record Breadcrumbs(boolean normalize, boolean rescale, double lambda) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("breadcrumbs",
             "Model Breadcrumbs: drop the largest gamma and smallest entries of each task vector, then task arithmetic",
@@ -32,5 +34,10 @@ public record Breadcrumbs(boolean normalize, boolean rescale, double lambda) imp
     @Override
     public void merge(MergeContext ctx, MergeInputs in, Tile out) {
         TaskVectors.merge(ctx, in, out, "breadcrumbs", (c, i, m, tv) -> Sparsify.outliers(c, i, m, tv, i.params().get(m).number("density", 1.0), i.params().get(m).number("gamma", 0.01), rescale), false, normalize, lambda);
+    }
+
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        return TaskVectorPasses.program(in, "breadcrumbs", new TaskVectorPasses.Outliers(rescale), false, normalize, lambda);
     }
 }

@@ -2,7 +2,9 @@ package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.tensor.Tile;
 
@@ -13,7 +15,7 @@ import java.util.List;
  * sparsification of {@link Breadcrumbs} (same deliberate difference for ⌊γ·n⌋ = 0), then
  * W_i = w_i·τ̂_i, sign election and the disjoint sum, normalize default false as in mergekit.
  */
-public record BreadcrumbsTies(boolean normalize, boolean rescale, double lambda) implements MergeMethod {
+public record BreadcrumbsTies(boolean normalize, boolean rescale, double lambda) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("breadcrumbs_ties",
             "Model Breadcrumbs sparsification followed by TIES sign election",
@@ -29,5 +31,10 @@ public record BreadcrumbsTies(boolean normalize, boolean rescale, double lambda)
     @Override
     public void merge(MergeContext ctx, MergeInputs in, Tile out) {
         TaskVectors.merge(ctx, in, out, "breadcrumbs_ties", (c, i, m, tv) -> Sparsify.outliers(c, i, m, tv, i.params().get(m).number("density", 1.0), i.params().get(m).number("gamma", 0.01), rescale), true, normalize, lambda);
+    }
+
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        return TaskVectorPasses.program(in, "breadcrumbs_ties", new TaskVectorPasses.Outliers(rescale), true, normalize, lambda);
     }
 }

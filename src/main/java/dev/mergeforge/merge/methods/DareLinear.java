@@ -3,7 +3,9 @@ package dev.mergeforge.merge.methods;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.tensor.Tile;
 
@@ -18,7 +20,7 @@ import java.util.Objects;
  * {@code rescale} also takes {@code density} (divide each kept entry by d, the DARE paper's rule)
  * besides mergekit's true (restore ‖τ‖₁, default) and false.
  */
-public record DareLinear(boolean normalize, Backend.Rescale rescale, double lambda) implements MergeMethod {
+public record DareLinear(boolean normalize, Backend.Rescale rescale, double lambda) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("dare_linear",
             "DARE random drop and rescale of each task vector, then their weighted sum",
@@ -37,5 +39,10 @@ public record DareLinear(boolean normalize, Backend.Rescale rescale, double lamb
         TaskVectors.merge(ctx, in, out, "dare_linear",
                 (c, i, m, tv) -> Sparsify.random(c, i, m, tv, i.params().get(m).number("density", 1.0), rescale),
                 false, normalize, lambda);
+    }
+
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        return TaskVectorPasses.program(in, "dare_linear", new TaskVectorPasses.Random(rescale), false, normalize, lambda);
     }
 }

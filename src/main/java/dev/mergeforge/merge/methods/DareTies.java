@@ -3,7 +3,9 @@ package dev.mergeforge.merge.methods;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.tensor.Tile;
 
@@ -19,7 +21,7 @@ import java.util.Objects;
  * {@code rescale} also takes {@code density} (divide each kept entry by d, the DARE paper's rule)
  * besides mergekit's true (restore ‖τ‖₁, default) and false.
  */
-public record DareTies(boolean normalize, Backend.Rescale rescale, double lambda) implements MergeMethod {
+public record DareTies(boolean normalize, Backend.Rescale rescale, double lambda) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("dare_ties",
             "DARE random drop and rescale, then TIES sign election and disjoint sum",
@@ -38,5 +40,10 @@ public record DareTies(boolean normalize, Backend.Rescale rescale, double lambda
         TaskVectors.merge(ctx, in, out, "dare_ties",
                 (c, i, m, tv) -> Sparsify.random(c, i, m, tv, i.params().get(m).number("density", 1.0), rescale),
                 true, normalize, lambda);
+    }
+
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        return TaskVectorPasses.program(in, "dare_ties", new TaskVectorPasses.Random(rescale), true, normalize, lambda);
     }
 }

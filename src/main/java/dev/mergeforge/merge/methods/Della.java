@@ -2,7 +2,9 @@ package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.tensor.Tile;
 
@@ -18,7 +20,7 @@ import java.util.List;
  * torch&#39;s global RNG, so no two runs of it agree); ties in magnitude rank by lower index; a row of one
  * element uses p = d (mergekit computes 0/0); ranks are computed in float32 whatever the dtype.
  */
-public record Della(boolean normalize, boolean rescale, double lambda) implements MergeMethod {
+public record Della(boolean normalize, boolean rescale, double lambda) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("della",
             "DELLA: magnitude-ranked random drop per row, L1 rescale, TIES sign election",
@@ -34,5 +36,10 @@ public record Della(boolean normalize, boolean rescale, double lambda) implement
     @Override
     public void merge(MergeContext ctx, MergeInputs in, Tile out) {
         TaskVectors.merge(ctx, in, out, "della", (c, i, m, tv) -> Sparsify.della(c, i, m, tv, i.params().get(m).number("density", 1.0), i.params().get(m).number("epsilon", 0.15), rescale), true, normalize, lambda);
+    }
+
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        return TaskVectorPasses.program(in, "della", new TaskVectorPasses.Della(rescale), true, normalize, lambda);
     }
 }

@@ -2,7 +2,9 @@ package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.tensor.Tile;
 
@@ -12,7 +14,7 @@ import java.util.List;
  * Linear DELLA (arXiv 2406.11617): the DELLA drop and rescale of {@link Della} without sign
  * election — θ₀ + λ·Σ w_i τ̂_i (normalize default false, rescale default true, as in mergekit).
  */
-public record DellaLinear(boolean normalize, boolean rescale, double lambda) implements MergeMethod {
+public record DellaLinear(boolean normalize, boolean rescale, double lambda) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("della_linear",
             "DELLA drop and L1 rescale, then a plain weighted sum of task vectors",
@@ -28,5 +30,10 @@ public record DellaLinear(boolean normalize, boolean rescale, double lambda) imp
     @Override
     public void merge(MergeContext ctx, MergeInputs in, Tile out) {
         TaskVectors.merge(ctx, in, out, "della_linear", (c, i, m, tv) -> Sparsify.della(c, i, m, tv, i.params().get(m).number("density", 1.0), i.params().get(m).number("epsilon", 0.15), rescale), false, normalize, lambda);
+    }
+
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        return TaskVectorPasses.program(in, "della_linear", new TaskVectorPasses.Della(rescale), false, normalize, lambda);
     }
 }

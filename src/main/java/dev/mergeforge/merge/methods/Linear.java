@@ -2,6 +2,9 @@ package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.merge.CombinationMethod;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.MethodSpec;
@@ -18,7 +21,7 @@ import java.util.List;
  * Σw. Difference: when Σw = 0 mergekit divides by zero (inf/NaN tensors); we keep the plain sum.
  * The division is a multiplication by the float32 reciprocal (within 1 ulp of mergekit's divide).
  */
-public record Linear(boolean normalize) implements CombinationMethod {
+public record Linear(boolean normalize) implements CombinationMethod, ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("linear",
             "weighted average of the models: sum(w_i * theta_i) / sum(w_i)",
@@ -41,4 +44,14 @@ public record Linear(boolean normalize) implements CombinationMethod {
     public void mergeOther(MergeContext ctx, MergeInputs in, Tile out) {
         throw new IllegalStateException("linear always has a program");
     }
+
+    /** The combination as one combine pass, for backends that do not fuse it (the merger asks only then). */
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        Program p = program(in.tensor(), in.params(), in.baseIndex(), in.hasBase());
+        return p == null ? null : CombinationPasses.program(p);
+    }
+
+    @Override
+    public void merge(MergeContext ctx, MergeInputs in, Tile out) { CombinationMethod.super.merge(ctx, in, out); }
 }

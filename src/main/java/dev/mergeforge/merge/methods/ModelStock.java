@@ -4,7 +4,11 @@ import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.merge.chunk.Chunk;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.ParamSpec;
 import dev.mergeforge.tensor.Tile;
@@ -20,7 +24,7 @@ import java.util.List;
  * along the last axis; a 1-D tensor is one row) with {@code filter_wise}. Like mergekit, c = −1/(N−1)
  * divides by zero.
  */
-public record ModelStock(boolean filterWise) implements MergeMethod {
+public record ModelStock(boolean filterWise) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("model_stock",
             "interpolate between the base and the average of the fine-tunes by their task-vector angles",
@@ -79,5 +83,74 @@ public record ModelStock(boolean filterWise) implements MergeMethod {
         b.laneScale(out, t, lanes, out);
         b.laneScale(base, u, lanes, tmp);
         b.add(out, tmp, out);
+    }
+
+    /** One reduction pass for ‖τ_i‖² and τ_i·τ_j per vector, then the combine. */
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        if (!in.hasBase()) throw new dev.mergeforge.errors.ConfigException("model_stock needs base_model (tensor " + in.tensor() + "); add base_model: to the config");
+        int[] idx = in.nonBase();
+        if (idx.length == 0) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.base(), 1f, out));
+        if (idx.length < 2) {
+            throw new dev.mergeforge.errors.ConfigException("model_stock needs at least two models besides the base, got "
+                    + idx.length + " for tensor " + in.tensor() + "; add another model");
+        }
+        int n = idx.length;
+        VectorLanes vl = VectorLanes.of(in.shape(), filterWise);
+        VectorLanes.Dots[] sq = new VectorLanes.Dots[n];
+        VectorLanes.Dots[][] dot = new VectorLanes.Dots[n][n];
+        for (int i = 0; i < n; i++) {
+            sq[i] = vl.dots();
+            for (int j = i + 1; j < n; j++) dot[i][j] = vl.dots();
+        }
+        float[] t = new float[vl.count], u = new float[vl.count];
+        ChunkProgram.Pass angles = new ChunkProgram.Pass() {
+            @Override public boolean needed() { return true; }
+
+            @Override public void chunk(ChunkOps ops, Chunk c) {
+                // τ_i = θ_i − θ₀
+                for (int j : idx) ops.sub(c.model(j), c.base(), c.model(j));
+                for (int i = 0; i < n; i++) {
+                    sq[i].add(ops, c, c.model(idx[i]), c.model(idx[i]));
+                    for (int j = i + 1; j < n; j++) dot[i][j].add(ops, c, c.model(idx[i]), c.model(idx[j]));
+                }
+            }
+
+            @Override public void end() {
+                double[] cosSum = new double[vl.count];
+                int pairs = 0;
+                for (int i = 0; i < n; i++) {
+                    for (int j = i + 1; j < n; j++) {
+                        double[] si = sq[i].values(), sj = sq[j].values(), d = dot[i][j].values();
+                        for (int v = 0; v < vl.count; v++) {
+                            // cos_ij = clamp(τ_i·τ_j / max(‖τ_i‖‖τ_j‖, 1e-6), −1, 1)
+                            double np = Math.max(Math.sqrt(si[v]) * Math.sqrt(sj[v]), 1e-6);
+                            cosSum[v] += Math.max(-1, Math.min(1, d[v] / np));
+                        }
+                        pairs++;
+                    }
+                }
+                for (int v = 0; v < vl.count; v++) {
+                    // t = N c / (1 + (N−1) c)
+                    double cc = cosSum[v] / pairs;
+                    t[v] = (float) (n * cc / (1 + (n - 1) * cc));
+                    u[v] = 1f - t[v];
+                }
+            }
+        };
+        float[] ones = new float[n];
+        java.util.Arrays.fill(ones, 1f);
+        return new ChunkProgram(vl.align(), 0, List.of(angles), (ops, c, out) -> {
+            List<Tile> ws = new ArrayList<>(n);
+            for (int j : idx) ws.add(c.model(j));
+            // w̄ = Σ θ_i / N
+            ops.weightedSum(ws, ones, out);
+            ops.scale(out, 1f / n, out);
+            // out = t·w̄ + (1 − t)·θ₀
+            Tile tmp = ws.get(0);
+            vl.scale(ops, c, out, t, out);
+            vl.scale(ops, c, c.base(), u, tmp);
+            ops.add(out, tmp, out);
+        });
     }
 }

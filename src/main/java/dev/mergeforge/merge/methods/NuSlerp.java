@@ -4,7 +4,11 @@ import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.merge.chunk.Chunk;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.ParamSpec;
 import dev.mergeforge.tensor.Tile;
@@ -20,7 +24,7 @@ import java.util.List;
  * u = v/max(‖v‖, 1e-7), θ = acos(clamp(u₀·u₁, −1, 1)), and out = (sin((1−t)θ)v₀ + sin(tθ)v₁)/sin θ,
  * or the lerp (1−t)v₀ + t v₁ where |sin θ| &lt; 1e-8. The per-vector scalars are computed in double.
  */
-public record NuSlerp(boolean rowWise, boolean flatten) implements MergeMethod {
+public record NuSlerp(boolean rowWise, boolean flatten) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("nuslerp",
             "slerp of two models (or of their task vectors with a base) at t = w2 / (w1 + w2)",
@@ -76,5 +80,70 @@ public record NuSlerp(boolean rowWise, boolean flatten) implements MergeMethod {
         b.add(out, v1, out);
         // + θ₀
         if (base != null) b.add(base, out, out);
+    }
+
+    /**
+     * One reduction pass for the per-vector dots, then the combine; vectors along axis 0
+     * ({@code nuslerp_row_wise} without flatten) span every chunk and take the whole-tensor path.
+     */
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        if (!flatten && rowWise && in.shape().rank() >= 2) return null;
+        int[] idx = in.nonBase();
+        if (idx.length == 1) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.model(idx[0]), 1f, out));
+        if (idx.length != 2) {
+            throw new dev.mergeforge.errors.ConfigException("nuslerp merges exactly two models besides the base, got " + idx.length
+                    + " for tensor " + in.tensor() + "; list two models");
+        }
+        double w0 = in.params().get(idx[0]).number("weight"), w1 = in.params().get(idx[1]).number("weight");
+        // t = w₁ / (w₀ + w₁), 0.5 when the sum is ~0
+        double t = Math.abs(w0 + w1) < 1e-6 ? 0.5 : w1 / (w0 + w1);
+        boolean hasBase = in.hasBase();
+        VectorLanes vl = VectorLanes.of(in.shape(), !flatten);
+        VectorLanes.Dots d00 = vl.dots(), d11 = vl.dots(), d01 = vl.dots();
+        float[] c0 = new float[vl.count], c1 = new float[vl.count];
+        ChunkProgram.Pass dots = new ChunkProgram.Pass() {
+            @Override public boolean needed() { return true; }
+
+            @Override public void chunk(ChunkOps ops, Chunk c) {
+                Tile v0 = vectors(ops, c, idx[0], hasBase), v1 = vectors(ops, c, idx[1], hasBase);
+                d00.add(ops, c, v0, v0);
+                d11.add(ops, c, v1, v1);
+                d01.add(ops, c, v0, v1);
+            }
+
+            @Override public void end() {
+                double[] a = d00.values(), b = d11.values(), ab = d01.values();
+                for (int v = 0; v < vl.count; v++) {
+                    // cos θ = (v₀/max(‖v₀‖,1e-7)) · (v₁/max(‖v₁‖,1e-7))
+                    double n0 = Math.max(Math.sqrt(a[v]), 1e-7), n1 = Math.max(Math.sqrt(b[v]), 1e-7);
+                    double cos = Math.max(-1, Math.min(1, ab[v] / (n0 * n1)));
+                    double theta = Math.acos(cos), sin = Math.sin(theta);
+                    if (Math.abs(sin) < 1e-8) {
+                        c0[v] = (float) (1 - t);
+                        c1[v] = (float) t;
+                    } else {
+                        c0[v] = (float) (Math.sin((1 - t) * theta) / sin);
+                        c1[v] = (float) (Math.sin(t * theta) / sin);
+                    }
+                }
+            }
+        };
+        return new ChunkProgram(vl.align(), 0, List.of(dots), (ops, c, out) -> {
+            Tile v0 = vectors(ops, c, idx[0], hasBase), v1 = vectors(ops, c, idx[1], hasBase);
+            // out = c₀·v₀ + c₁·v₁ per vector
+            vl.scale(ops, c, v0, c0, out);
+            vl.scale(ops, c, v1, c1, v1);
+            ops.add(out, v1, out);
+            // + θ₀
+            if (hasBase) ops.add(c.base(), out, out);
+        });
+    }
+
+    /** v_i = θ_i − θ₀ with a base (in place in the model's chunk), else θ_i. */
+    private static Tile vectors(ChunkOps ops, Chunk c, int j, boolean hasBase) {
+        Tile v = c.model(j);
+        if (hasBase) ops.sub(v, c.base(), v);
+        return v;
     }
 }

@@ -3,7 +3,14 @@ package dev.mergeforge.merge.methods;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.backend.BlockSum;
+import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.RankWindow;
+import dev.mergeforge.merge.chunk.Chunk;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.RankSelection;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.ParamSpec;
 import dev.mergeforge.tensor.Tile;
@@ -19,7 +26,7 @@ import java.util.List;
  * θ₀ + Σ kept w_i τ_i / max(Σ kept w_i, 1e-6). Ties in variance keep the lower index (torch.topk leaves
  * them unspecified); the variance is ranked without its 1/N factor, which does not change the order.
  */
-public record Sce(double selectTopk) implements MergeMethod {
+public record Sce(double selectTopk) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("sce",
             "select high-variance positions, weight task vectors by mean square, erase minority signs",
@@ -100,5 +107,128 @@ public record Sce(double selectTopk) implements MergeMethod {
         // keep τ_i only at the k largest variances
         b.keepRankRange(var, 0, k);
         for (Tile tv : tvs) b.keepWhereNonZero(tv, var, tv);
+    }
+
+    /**
+     * As passes: (with select_topk &lt; 1) the variance's high-bit histogram and its zero count, then
+     * the low bits at the k-th variance; the mean squares of the selected task vectors; the combine.
+     * The variance is recomputed from the inputs in each pass.
+     */
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        if (!in.hasBase()) throw new dev.mergeforge.errors.ConfigException("sce needs base_model (tensor " + in.tensor() + "); add base_model: to the config");
+        int[] idx = in.nonBase();
+        if (idx.length == 0) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.base(), 1f, out));
+        int n = idx.length;
+        long numel = in.numel();
+        boolean select = selectTopk < 1;
+        long[] high = new long[1 << 15], zeroLow = new long[1 << 16];
+        RankSelection[] sel = new RankSelection[1];
+        BlockSum[] sq = new BlockSum[n];
+        for (int i = 0; i < n; i++) sq[i] = new BlockSum();
+        float[] w = new float[n];
+        long[] seenSquares = new long[2], seenCombine = new long[2];
+        ChunkProgram.Pass variances = new ChunkProgram.Pass() {
+            @Override public boolean needed() { return select; }
+
+            @Override public void chunk(ChunkOps ops, Chunk c) {
+                Tile var = variance(ops, c, idx);
+                ops.absHistogram(var, -1, high);
+                // exact zeros: the low bits of the elements in high bin 0
+                ops.absHistogram(var, 0, zeroLow);
+            }
+
+            @Override public void end() {
+                // k = ⌊select_topk · nnz(var)⌋ with the product in float32
+                long k = (long) ((float) (numel - zeroLow[0]) * (float) selectTopk);
+                sel[0] = new RankSelection(numel, 0, k);
+                if (sel[0].needsPasses()) {
+                    sel[0].high(high);
+                    sel[0].endHigh();
+                }
+            }
+        };
+        ChunkProgram.Pass selection = new ChunkProgram.Pass() {
+            @Override public boolean needed() { return select && sel[0].needsPasses(); }
+
+            @Override public void chunk(ChunkOps ops, Chunk c) { sel[0].low(ops, variance(ops, c, idx)); }
+
+            @Override public void end() { sel[0].endLow(); }
+        };
+        ChunkProgram.Pass squares = new ChunkProgram.Pass() {
+            @Override public boolean needed() { return true; }
+
+            @Override public void chunk(ChunkOps ops, Chunk c) {
+                List<Tile> tvs = selected(ops, c, idx, select ? sel[0].window() : null, seenSquares);
+                for (int i = 0; i < n; i++) ops.sumSquares(tvs.get(i), c.offset(), sq[i]);
+            }
+
+            @Override public void end() {
+                // w_i = mean(τ_i²) / Σ_j mean(τ_j²)
+                double[] ms = new double[n];
+                double sum = 0;
+                for (int i = 0; i < n; i++) {
+                    ms[i] = sq[i].value() / numel;
+                    sum += ms[i];
+                }
+                for (int i = 0; i < n; i++) w[i] = Math.abs(sum) < 1e-6 ? (float) (1.0 / n) : (float) (ms[i] / sum);
+            }
+        };
+        return new ChunkProgram(1, 3, List.of(variances, selection, squares), (ops, c, out) -> {
+            List<Tile> tvs = selected(ops, c, idx, select ? sel[0].window() : null, seenCombine);
+            Tile sign = c.scratch(0);
+            // s = sign(Σ τ_i)
+            ops.electSign(tvs, sign);
+            // W_i = w_i τ_i
+            for (int i = 0; i < n; i++) ops.scale(tvs.get(i), w[i], tvs.get(i));
+            // Δ = Σ kept W_i / max(Σ kept w_i, 1e-6)
+            ops.disjointMerge(tvs, w, sign, false, out);
+            Tile div = tvs.getFirst();
+            ops.disjointDivisor(tvs, w, sign, div);
+            ops.clamp(div, 1e-6f, Float.POSITIVE_INFINITY, div);
+            ops.div(out, div, out);
+            // θ = θ₀ + Δ
+            ops.add(c.base(), out, out);
+        });
+    }
+
+    /** τ_i = θ_i − θ₀ of one chunk, in place in the model chunks. */
+    private static List<Tile> deltas(ChunkOps ops, Chunk c, int[] idx) {
+        List<Tile> tvs = new java.util.ArrayList<>(idx.length);
+        for (int j : idx) {
+            ops.sub(c.model(j), c.base(), c.model(j));
+            tvs.add(c.model(j));
+        }
+        return tvs;
+    }
+
+    /** N·var = Σ (τ_i − μ)², μ = Σ τ_i / N, of one chunk into scratch 0 (scratch 1, 2: μ and a square); leaves τ_i in the model chunks. */
+    private static Tile variance(ChunkOps ops, Chunk c, int[] idx) { return variance(ops, c, deltas(ops, c, idx)); }
+
+    private static Tile variance(ChunkOps ops, Chunk c, List<Tile> tvs) {
+        Tile var = c.scratch(0), mean = c.scratch(1), d = c.scratch(2);
+        float[] ones = new float[tvs.size()];
+        java.util.Arrays.fill(ones, 1f);
+        // μ = Σ τ_i / N
+        ops.weightedSum(tvs, ones, mean);
+        ops.scale(mean, 1f / tvs.size(), mean);
+        // N·var = Σ (τ_i − μ)²
+        ops.fill(var, 0f);
+        for (Tile tv : tvs) {
+            ops.sub(tv, mean, d);
+            ops.mul(d, d, d);
+            ops.add(var, d, var);
+        }
+        return var;
+    }
+
+    /** The task vectors of one chunk, zeroed outside the selected variances when {@code window} is set. */
+    private static List<Tile> selected(ChunkOps ops, Chunk c, int[] idx, RankWindow window, long[] seen) {
+        List<Tile> tvs = deltas(ops, c, idx);
+        if (window == null) return tvs;
+        Tile var = variance(ops, c, tvs);
+        ops.keepRanks(var, window, seen);
+        for (Tile tv : tvs) ops.keepWhereNonZero(tv, var, tv);
+        return tvs;
     }
 }

@@ -2,6 +2,9 @@ package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.merge.CombinationMethod;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.MethodSpec;
@@ -17,7 +20,7 @@ import java.util.List;
  * consensus: the base entry of {@code models} is skipped; {@code density} and {@code rescale} are
  * accepted and have no effect, as in mergekit.
  */
-public record TaskArithmetic(boolean normalize, double lambda) implements CombinationMethod {
+public record TaskArithmetic(boolean normalize, double lambda) implements CombinationMethod, ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("task_arithmetic",
             "base plus the weighted sum of task vectors: theta_0 + lambda * sum(w_i * tau_i)",
@@ -49,4 +52,14 @@ public record TaskArithmetic(boolean normalize, double lambda) implements Combin
     public void mergeOther(MergeContext ctx, MergeInputs in, Tile out) {
         TaskVectors.merge(ctx, in, out, "task_arithmetic", TaskVectors.NONE, false, normalize, lambda);
     }
+
+    /** The combination as one combine pass, for backends that do not fuse it (the merger asks only then). */
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        Program p = program(in.tensor(), in.params(), in.baseIndex(), in.hasBase());
+        return p == null ? TaskVectorPasses.program(in, "task_arithmetic", new TaskVectorPasses.None(), false, normalize, lambda) : CombinationPasses.program(p);
+    }
+
+    @Override
+    public void merge(MergeContext ctx, MergeInputs in, Tile out) { CombinationMethod.super.merge(ctx, in, out); }
 }

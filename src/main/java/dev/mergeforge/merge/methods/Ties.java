@@ -2,7 +2,9 @@ package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.tensor.Tile;
 
@@ -17,7 +19,7 @@ import java.util.List;
  * order unspecified); ⌊d·n⌋ = 0 drops that model for that tensor with a log note where mergekit
  * stops on an assert.
  */
-public record Ties(boolean normalize, boolean rescale, double lambda) implements MergeMethod {
+public record Ties(boolean normalize, boolean rescale, double lambda) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("ties",
             "TIES: trim each task vector to its density, elect signs, disjoint mean",
@@ -33,5 +35,10 @@ public record Ties(boolean normalize, boolean rescale, double lambda) implements
     @Override
     public void merge(MergeContext ctx, MergeInputs in, Tile out) {
         TaskVectors.merge(ctx, in, out, "ties", (c, i, m, tv) -> Sparsify.magnitude(c, i, m, tv, i.params().get(m).number("density", 1.0), rescale), true, normalize, lambda);
+    }
+
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        return TaskVectorPasses.program(in, "ties", new TaskVectorPasses.Magnitude(rescale), true, normalize, lambda);
     }
 }

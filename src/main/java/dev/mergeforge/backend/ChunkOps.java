@@ -1,0 +1,139 @@
+package dev.mergeforge.backend;
+
+import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.Tile;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+
+/**
+ * The narrow core of chunk ops that merge methods written as passes over chunks are built from
+ * (see {@code dev.mergeforge.merge.chunk}). A chunk is a {@link Tile} holding elements
+ * [offset, offset + size) of a tensor, in float32 in host memory; ops never allocate their outputs.
+ * Every backend that streams implements every op: there are no defaults, so no op can silently run
+ * on memory the backend does not own. Optional capabilities (fused stored combine, dense solves)
+ * stay separate interfaces.
+ *
+ * <p>Exact semantics are those of {@link Backend}: float32 elementwise ops rounded as written, no
+ * fused multiply-add. What chunking adds:
+ * <ul>
+ *   <li>Reductions continue a {@link BlockSum} in the canonical order of {@link Reductions}, with
+ *       blocks placed by the element's index in the whole tensor, so a sum over chunks of any size
+ *       gives the bits of the whole-tensor {@link Backend#sumAbs}.</li>
+ *   <li>Random drops draw {@link Philox} at the element's index in the whole tensor.</li>
+ *   <li>Magnitude selection is a {@link RankWindow} found from histograms of the |x| bits
+ *       ({@link #absHistogram}) and applied in chunk order with carried tie counts.</li>
+ * </ul>
+ * Aliasing: an output may be the same tile as an input of the same op unless the op says otherwise.
+ */
+public interface ChunkOps {
+
+    /** Short name of the backend these ops run on. */
+    String name();
+
+    /**
+     * dst[i] = float32(src[from + i]) for i &lt; dst.size(). Returns whether a loaded value is NaN or
+     * ±Inf (or a float64 beyond the float range): the caller confirms on the stored bits.
+     */
+    boolean load(TensorView src, long from, Tile dst);
+
+    /** dst = src converted to dtype (round to nearest even for bf16/f16); dst holds size*dtype.byteSize bytes. */
+    void store(Tile src, DType dtype, MemorySegment dst);
+
+    /** out[i] = a[i] - b[i] */
+    void sub(Tile a, Tile b, Tile out);
+
+    /** out[i] = a[i] + b[i] */
+    void add(Tile a, Tile b, Tile out);
+
+    /** out[i] = s * x[i] */
+    void scale(Tile x, float s, Tile out);
+
+    /** out[i] = x[i] / d (float32 division, not a reciprocal). */
+    void divide(Tile x, float d, Tile out);
+
+    /** out[i] = a[i] * b[i] */
+    void mul(Tile a, Tile b, Tile out);
+
+    /** out[i] = a[i] / b[i] (IEEE). */
+    void div(Tile a, Tile b, Tile out);
+
+    /** out[i] = |x[i]| (clears the sign bit). */
+    void abs(Tile x, Tile out);
+
+    /** As {@link Backend#clamp}: NaN kept; lo &lt;= hi. */
+    void clamp(Tile x, float lo, float hi, Tile out);
+
+    /** x[i] = v */
+    void fill(Tile x, float v);
+
+    /** out[i] = (a * x[i]) + b — the product rounded, then the sum. */
+    void affine(Tile x, float a, float b, Tile out);
+
+    /** As {@link Backend#weightedSum}. */
+    void weightedSum(List<Tile> xs, float[] w, Tile out);
+
+    /** As {@link Backend#lerp}. */
+    void lerp(Tile a, Tile b, float t, Tile out);
+
+    /** As {@link Backend#electSign}. */
+    void electSign(List<Tile> weighted, Tile sign);
+
+    /** As {@link Backend#disjointMerge}. */
+    void disjointMerge(List<Tile> weighted, float[] w, Tile sign, boolean normalize, Tile out);
+
+    /** As {@link Backend#disjointDivisor}. */
+    void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out);
+
+    /** out[i] = ref[i] == 0 (either sign) ? +0.0 : x[i]. */
+    void keepWhereNonZero(Tile x, Tile ref, Tile out);
+
+    /** Adds |x[i]| (in double) for the elements at tensor indices [offset, offset + size) to {@code acc}. */
+    void sumAbs(Tile x, long offset, BlockSum acc);
+
+    /** Adds x[i]² (each square in double) to {@code acc}, as {@link #sumAbs}. */
+    void sumSquares(Tile x, long offset, BlockSum acc);
+
+    /** Adds a[i]·b[i] (each product in double) to {@code acc}, as {@link #sumAbs}. */
+    void dot(Tile a, Tile b, long offset, BlockSum acc);
+
+    /**
+     * Histogram of the |x| bits (sign cleared, which orders like the magnitude): with
+     * {@code high < 0}, hist[bits >>> 16] += 1 (2^15 bins); otherwise, for the elements whose
+     * bits >>> 16 equal {@code high}, hist[bits &amp; 0xffff] += 1 (2^16 bins).
+     */
+    void absHistogram(Tile x, int high, long[] hist);
+
+    /**
+     * Keeps the elements of the magnitude rank window {@code w} and sets the others to +0.0, in
+     * chunk order: {@code seen} = {equal-to-upper seen so far, equal-to-lower seen so far} in
+     * the chunks before this one, advanced by this chunk's counts. Inputs are finite.
+     */
+    void keepRanks(Tile x, RankWindow w, long[] seen);
+
+    /** As {@link Backend#laneDots}, over lanes lying wholly inside the chunk. */
+    void laneDots(Tile a, Tile b, Lanes lanes, double[] out);
+
+    /** As {@link Backend#laneScale}, over lanes lying wholly inside the chunk. */
+    void laneScale(Tile x, float[] s, Lanes lanes, Tile out);
+
+    /**
+     * Magnitude rank of every element within its lane, as {@link Backend#laneRanks}: lanes lie
+     * wholly inside the chunk. {@code out} must not alias {@code x}.
+     */
+    void laneRanks(Tile x, Lanes lanes, Tile out);
+
+    /**
+     * DELLA's drop: element i (tensor index offset + i) is kept iff
+     * {@code Philox.uniform24(key, offset + i) < Philox.threshold24(p[i])} (p[i] widened to double);
+     * dropped entries become +0.0. {@code p} must not alias {@code x}.
+     */
+    void dropByProbability(Tile x, Tile p, long offset, long key);
+
+    /**
+     * DARE drop: element i (tensor index offset + i) is kept iff
+     * {@code Philox.uniform24(key, offset + i) < Philox.threshold24(density)}; dropped entries become +0.0.
+     */
+    void dropRandom(Tile x, long offset, float density, long key);
+}

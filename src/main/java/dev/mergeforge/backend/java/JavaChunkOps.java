@@ -1,0 +1,336 @@
+package dev.mergeforge.backend.java;
+
+import dev.mergeforge.backend.BlockSum;
+import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.LaneRanks;
+import dev.mergeforge.backend.Lanes;
+import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.Philox;
+import dev.mergeforge.backend.PortableOps;
+import dev.mergeforge.backend.RankWindow;
+import dev.mergeforge.backend.Reductions;
+import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.Floats;
+import dev.mergeforge.tensor.Tile;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.List;
+
+/**
+ * The reference chunk ops: plain Java loops split across threads at fixed boundaries, so results
+ * do not depend on the thread count. Every other backend's chunk ops are tested against these, bit
+ * for bit.
+ */
+public final class JavaChunkOps implements ChunkOps {
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfShort S16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat F32LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfDouble F64LE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final Parallel par;
+
+    /** @param par the worker threads (owned by the caller) */
+    public JavaChunkOps(Parallel par) { this.par = par; }
+
+    @Override public String name() { return "java"; }
+
+    private static void sameSize(Tile a, Tile b) {
+        if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
+    }
+
+    @Override
+    public boolean load(TensorView src, long from, Tile dst) {
+        long n = dst.size();
+        if (from < 0 || from + n > src.numel()) throw new IllegalArgumentException("load " + src.name() + " [" + from + ", " + (from + n) + ") of " + src.numel());
+        MemorySegment s = src.data(), d = dst.data();
+        boolean[] bad = new boolean[1];
+        Parallel.Body body = switch (src.dtype()) {
+            case F32 -> (lo, hi) -> { boolean b = false; for (long i = lo; i < hi; i++) { float v = s.getAtIndex(F32LE, from + i); b |= !Float.isFinite(v); d.setAtIndex(F, i, v); } if (b) bad[0] = true; };
+            case BF16 -> (lo, hi) -> { boolean b = false; for (long i = lo; i < hi; i++) { float v = Floats.bf16ToFloat(s.getAtIndex(S16, from + i)); b |= !Float.isFinite(v); d.setAtIndex(F, i, v); } if (b) bad[0] = true; };
+            case F16 -> (lo, hi) -> { boolean b = false; for (long i = lo; i < hi; i++) { float v = Floats.f16ToFloat(s.getAtIndex(S16, from + i)); b |= !Float.isFinite(v); d.setAtIndex(F, i, v); } if (b) bad[0] = true; };
+            case F64 -> (lo, hi) -> { boolean b = false; for (long i = lo; i < hi; i++) { float v = (float) s.getAtIndex(F64LE, from + i); b |= !Float.isFinite(v); d.setAtIndex(F, i, v); } if (b) bad[0] = true; };
+            case I64, I32, I16, I8, U8, BOOL -> throw new IllegalArgumentException(
+                    "tensor " + src.name() + " in " + src.source() + " is " + src.dtype() + ", not a float type; it cannot be merged");
+        };
+        par.forRange(n, body);
+        return bad[0];
+    }
+
+    @Override
+    public void store(Tile src, DType dtype, MemorySegment dst) {
+        long n = src.size();
+        if (dst.byteSize() != n * dtype.byteSize()) throw new IllegalArgumentException("store " + src + " as " + dtype + " into " + dst.byteSize() + " bytes");
+        MemorySegment s = src.data();
+        switch (dtype) {
+            case F32 -> par.forRange(n, (lo, hi) -> { for (long i = lo; i < hi; i++) dst.setAtIndex(F32LE, i, s.getAtIndex(F, i)); });
+            case BF16 -> par.forRange(n, (lo, hi) -> { for (long i = lo; i < hi; i++) dst.setAtIndex(S16, i, Floats.floatToBf16(s.getAtIndex(F, i))); });
+            case F16 -> par.forRange(n, (lo, hi) -> { for (long i = lo; i < hi; i++) dst.setAtIndex(S16, i, Floats.floatToF16(s.getAtIndex(F, i))); });
+            case F64 -> par.forRange(n, (lo, hi) -> { for (long i = lo; i < hi; i++) dst.setAtIndex(F64LE, i, s.getAtIndex(F, i)); });
+            case I64, I32, I16, I8, U8, BOOL -> throw new IllegalArgumentException("cannot store a merged tensor as " + dtype);
+        }
+    }
+
+    @Override
+    public void sub(Tile a, Tile b, Tile out) {
+        sameSize(a, b); sameSize(a, out);
+        MemorySegment x = a.data(), y = b.data(), o = out.data();
+        par.forRange(a.size(), (lo, hi) -> { for (long i = lo; i < hi; i++) o.setAtIndex(F, i, x.getAtIndex(F, i) - y.getAtIndex(F, i)); });
+    }
+
+    @Override
+    public void add(Tile a, Tile b, Tile out) {
+        sameSize(a, b); sameSize(a, out);
+        MemorySegment x = a.data(), y = b.data(), o = out.data();
+        par.forRange(a.size(), (lo, hi) -> { for (long i = lo; i < hi; i++) o.setAtIndex(F, i, x.getAtIndex(F, i) + y.getAtIndex(F, i)); });
+    }
+
+    @Override
+    public void scale(Tile x, float s, Tile out) {
+        sameSize(x, out);
+        MemorySegment a = x.data(), o = out.data();
+        par.forRange(x.size(), (lo, hi) -> { for (long i = lo; i < hi; i++) o.setAtIndex(F, i, s * a.getAtIndex(F, i)); });
+    }
+
+    @Override
+    public void divide(Tile x, float d, Tile out) {
+        sameSize(x, out);
+        MemorySegment a = x.data(), o = out.data();
+        par.forRange(x.size(), (lo, hi) -> { for (long i = lo; i < hi; i++) o.setAtIndex(F, i, a.getAtIndex(F, i) / d); });
+    }
+
+    @Override public void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) { PortableOps.disjointDivisor(par, weighted, w, sign, out); }
+
+    @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { PortableOps.keepWhereNonZero(par, x, ref, out); }
+
+    @Override public void mul(Tile a, Tile b, Tile out) { PortableOps.mul(par, a, b, out); }
+
+    @Override public void div(Tile a, Tile b, Tile out) { PortableOps.div(par, a, b, out); }
+
+    @Override public void abs(Tile x, Tile out) { PortableOps.abs(par, x, out); }
+
+    @Override public void clamp(Tile x, float lo, float hi, Tile out) { PortableOps.clamp(par, x, lo, hi, out); }
+
+    @Override public void fill(Tile x, float v) { PortableOps.fill(par, x, v); }
+
+    @Override
+    public void affine(Tile x, float a, float b, Tile out) {
+        sameSize(x, out);
+        MemorySegment s = x.data(), o = out.data();
+        par.forRange(x.size(), (lo, hi) -> {
+            for (long i = lo; i < hi; i++) {
+                float p = a * s.getAtIndex(F, i);
+                o.setAtIndex(F, i, p + b);
+            }
+        });
+    }
+
+    @Override
+    public void weightedSum(List<Tile> xs, float[] w, Tile out) {
+        if (xs.isEmpty() || xs.size() != w.length) throw new IllegalArgumentException("weightedSum needs one weight per input, got " + xs.size() + " inputs and " + w.length + " weights");
+        for (Tile t : xs) sameSize(t, out);
+        MemorySegment[] in = xs.stream().map(Tile::data).toArray(MemorySegment[]::new);
+        MemorySegment o = out.data();
+        par.forRange(out.size(), (lo, hi) -> {
+            for (long i = lo; i < hi; i++) {
+                float acc = w[0] * in[0].getAtIndex(F, i);
+                for (int j = 1; j < in.length; j++) {
+                    float p = w[j] * in[j].getAtIndex(F, i);
+                    acc = acc + p;
+                }
+                o.setAtIndex(F, i, acc);
+            }
+        });
+    }
+
+    @Override
+    public void lerp(Tile a, Tile b, float t, Tile out) {
+        sameSize(a, b); sameSize(a, out);
+        float u = 1f - t;
+        MemorySegment x = a.data(), y = b.data(), o = out.data();
+        par.forRange(a.size(), (lo, hi) -> {
+            for (long i = lo; i < hi; i++) {
+                float p = u * x.getAtIndex(F, i);
+                float q = t * y.getAtIndex(F, i);
+                o.setAtIndex(F, i, p + q);
+            }
+        });
+    }
+
+    @Override
+    public void electSign(List<Tile> weighted, Tile sign) {
+        for (Tile t : weighted) sameSize(t, sign);
+        MemorySegment[] in = weighted.stream().map(Tile::data).toArray(MemorySegment[]::new);
+        MemorySegment o = sign.data();
+        par.forRange(sign.size(), (lo, hi) -> {
+            for (long i = lo; i < hi; i++) {
+                float s = in[0].getAtIndex(F, i);
+                for (int j = 1; j < in.length; j++) s = s + in[j].getAtIndex(F, i);
+                o.setAtIndex(F, i, s >= 0f ? 1f : -1f);
+            }
+        });
+    }
+
+    @Override
+    public void disjointMerge(List<Tile> weighted, float[] w, Tile sign, boolean normalize, Tile out) {
+        if (weighted.size() != w.length) throw new IllegalArgumentException("disjointMerge needs one weight per input");
+        for (Tile t : weighted) sameSize(t, out);
+        sameSize(sign, out);
+        MemorySegment[] in = weighted.stream().map(Tile::data).toArray(MemorySegment[]::new);
+        MemorySegment sg = sign.data(), o = out.data();
+        par.forRange(out.size(), (lo, hi) -> {
+            for (long i = lo; i < hi; i++) {
+                float s = sg.getAtIndex(F, i);
+                float acc = 0f, div = 0f;
+                for (int j = 0; j < in.length; j++) {
+                    float v = in[j].getAtIndex(F, i);
+                    float sv = v > 0f ? 1f : (v < 0f ? -1f : 0f);
+                    if (sv == s) {
+                        acc = acc + v;
+                        div = div + w[j];
+                    }
+                }
+                if (normalize) acc = acc / (div == 0f ? 1f : div);
+                o.setAtIndex(F, i, acc);
+            }
+        });
+    }
+
+    /** A per-element double term of a reduction (chunk index). */
+    @FunctionalInterface
+    private interface Term { double at(long i); }
+
+    /** Feeds terms [0, n) of a chunk at tensor index offset into acc: runs cut at block edges, summed in parallel, added in order. */
+    private void reduce(long n, long offset, BlockSum acc, Term term) {
+        if (n == 0) return;
+        long first = Math.min(n, Reductions.BLOCK - offset % Reductions.BLOCK);
+        long runs = 1 + Reductions.blocks(n - first);
+        if (runs > Integer.MAX_VALUE - 8) throw new IllegalArgumentException("chunk too large for one reduction: " + n);
+        double[] partial = new double[(int) runs];
+        double start = acc.start();
+        par.forRange(runs, Math.max(1, Parallel.CHUNK / Reductions.BLOCK), (r0, r1) -> {
+            for (long r = r0; r < r1; r++) {
+                long lo = r == 0 ? 0 : first + (r - 1) * Reductions.BLOCK, hi = r == 0 ? first : Math.min(n, lo + Reductions.BLOCK);
+                double s = r == 0 ? start : 0.0;
+                for (long i = lo; i < hi; i++) s += term.at(i);
+                partial[(int) r] = s;
+            }
+        });
+        for (int r = 0; r < runs; r++) {
+            long lo = r == 0 ? 0 : first + (long) (r - 1) * Reductions.BLOCK, hi = r == 0 ? first : Math.min(n, lo + Reductions.BLOCK);
+            acc.addRun(offset + lo, hi - lo, partial[r]);
+        }
+    }
+
+    @Override
+    public void sumAbs(Tile x, long offset, BlockSum acc) {
+        MemorySegment a = x.data();
+        reduce(x.size(), offset, acc, i -> Math.abs((double) a.getAtIndex(F, i)));
+    }
+
+    @Override
+    public void sumSquares(Tile x, long offset, BlockSum acc) {
+        MemorySegment a = x.data();
+        reduce(x.size(), offset, acc, i -> {
+            double v = a.getAtIndex(F, i);
+            return v * v;
+        });
+    }
+
+    @Override
+    public void dot(Tile x, Tile y, long offset, BlockSum acc) {
+        sameSize(x, y);
+        MemorySegment a = x.data(), b = y.data();
+        reduce(x.size(), offset, acc, i -> (double) a.getAtIndex(F, i) * (double) b.getAtIndex(F, i));
+    }
+
+    @Override
+    public void absHistogram(Tile x, int high, long[] hist) {
+        int bins = high < 0 ? 1 << 15 : 1 << 16;
+        if (hist.length != bins) throw new IllegalArgumentException("histogram of " + hist.length + " bins, need " + bins);
+        MemorySegment s = x.data();
+        par.forRange(x.size(), (lo, hi) -> {
+            long[] h = new long[bins];
+            boolean any = false;
+            for (long i = lo; i < hi; i++) {
+                int a = s.getAtIndex(I, i) & 0x7fffffff;
+                if (high < 0) { h[a >>> 16]++; any = true; }
+                else if ((a >>> 16) == high) { h[a & 0xffff]++; any = true; }
+            }
+            if (any) synchronized (hist) { for (int b = 0; b < bins; b++) hist[b] += h[b]; }
+        });
+    }
+
+    @Override
+    public void keepRanks(Tile x, RankWindow w, long[] seen) {
+        MemorySegment s = x.data();
+        long n = x.size(), chunk = Parallel.CHUNK;
+        if (w.all()) return;
+        if (w.none()) {
+            par.forRange(n, (lo, hi) -> { for (long i = lo; i < hi; i++) s.setAtIndex(F, i, 0f); });
+            return;
+        }
+        int pieces = (int) ((n + chunk - 1) / chunk);
+        long[] eqUp = new long[pieces], eqDn = new long[pieces];
+        // how many equal to each end lie in each piece, then where each piece starts counting
+        par.forRange(n, chunk, (lo, hi) -> {
+            long cu = 0, cd = 0;
+            for (long i = lo; i < hi; i++) {
+                int a = s.getAtIndex(I, i) & 0x7fffffff;
+                if (a == w.upper()) cu++;
+                if (a == w.lower()) cd++;
+            }
+            eqUp[(int) (lo / chunk)] = cu;
+            eqDn[(int) (lo / chunk)] = cd;
+        });
+        long[] startUp = new long[pieces], startDn = new long[pieces];
+        long u = seen[0], d = seen[1];
+        for (int p = 0; p < pieces; p++) {
+            startUp[p] = u; startDn[p] = d;
+            u += eqUp[p]; d += eqDn[p];
+        }
+        par.forRange(n, chunk, (lo, hi) -> {
+            long cu = startUp[(int) (lo / chunk)], cd = startDn[(int) (lo / chunk)];
+            for (long i = lo; i < hi; i++) {
+                int a = s.getAtIndex(I, i) & 0x7fffffff;
+                if (!w.keeps(a, cu, cd)) s.setAtIndex(F, i, 0f);
+                if (a == w.upper()) cu++;
+                if (a == w.lower()) cd++;
+            }
+        });
+        seen[0] = u;
+        seen[1] = d;
+    }
+
+    @Override public void laneDots(Tile a, Tile b, Lanes lanes, double[] out) { PortableOps.laneDots(par, a, b, lanes, out); }
+
+    @Override public void laneScale(Tile x, float[] s, Lanes lanes, Tile out) { PortableOps.laneScale(par, x, s, lanes, out); }
+
+    @Override
+    public void laneRanks(Tile x, Lanes lanes, Tile out) { LaneRanks.run(par, x, lanes, out); }
+
+    @Override
+    public void dropByProbability(Tile x, Tile p, long offset, long key) {
+        sameSize(x, p);
+        MemorySegment a = x.data(), pr = p.data();
+        par.forRange(x.size(), (lo, hi) -> {
+            Philox.Cursor draws = new Philox.Cursor(key);
+            for (long i = lo; i < hi; i++) {
+                if (draws.uniform24(offset + i) >= Philox.threshold24(pr.getAtIndex(F, i))) a.setAtIndex(F, i, 0f);
+            }
+        });
+    }
+
+    @Override
+    public void dropRandom(Tile x, long offset, float density, long key) {
+        MemorySegment a = x.data();
+        long thr = Philox.threshold24(density);
+        par.forRange(x.size(), (lo, hi) -> {
+            Philox.Cursor draws = new Philox.Cursor(key);
+            for (long i = lo; i < hi; i++) if (draws.uniform24(offset + i) >= thr) a.setAtIndex(F, i, 0f);
+        });
+    }
+}

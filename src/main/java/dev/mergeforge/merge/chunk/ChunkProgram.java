@@ -1,0 +1,42 @@
+package dev.mergeforge.merge.chunk;
+
+import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.tensor.Tile;
+
+import java.util.List;
+
+/**
+ * One tensor's merge as passes over chunks: the reduction passes in order (each sees every chunk
+ * once, in order, and may use what the passes before it found), then one combine pass that writes
+ * each output chunk. The runner loads every input into the chunk before each pass.
+ *
+ * @param align      chunks hold a multiple of this many elements (1: any cut; the method's row or slab otherwise)
+ * @param scratch    scratch chunk tiles the passes use ({@link Chunk#scratch})
+ * @param reductions the reduction passes
+ * @param combine    the combine pass
+ */
+public record ChunkProgram(long align, int scratch, List<Pass> reductions, Combine combine) {
+    public ChunkProgram {
+        if (align < 1) throw new IllegalArgumentException("chunk alignment " + align);
+        if (scratch < 0) throw new IllegalArgumentException("scratch tiles: " + scratch);
+        reductions = List.copyOf(reductions);
+    }
+
+    /** A reduction pass. */
+    public interface Pass {
+        /** Whether the pass has work for this tensor (asked right before it would run). */
+        boolean needed();
+
+        /** Visits one chunk. Model tiles may be overwritten; the base tile must not be. */
+        void chunk(ChunkOps ops, Chunk c);
+
+        /** After the last chunk. */
+        void end();
+    }
+
+    /** The combine pass: writes the merged values of a chunk into {@code out}. */
+    @FunctionalInterface
+    public interface Combine {
+        void chunk(ChunkOps ops, Chunk c, Tile out);
+    }
+}

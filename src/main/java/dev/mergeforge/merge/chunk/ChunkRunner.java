@@ -1,0 +1,140 @@
+package dev.mergeforge.merge.chunk;
+
+import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.io.Madvise;
+import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.Shape;
+import dev.mergeforge.tensor.Tile;
+import dev.mergeforge.tensor.TilePool;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Runs a {@link ChunkProgram} over one tensor's stored inputs: the reduction passes chunk by chunk,
+ * then the combine pass one output chunk at a time, as the caller asks for them (the merger hands
+ * them to the writer). In memory: one float32 chunk per input, per scratch tile and for the output
+ * ({@link #workingBytes}); each input's pages are mapped in for the chunk being read and dropped
+ * from this process behind it (they stay in the page cache for the next pass). Chunk bookkeeping is
+ * in {@code long}: tensors past 2^31 elements are cut like any other.
+ */
+public final class ChunkRunner implements AutoCloseable {
+    private final ChunkOps ops;
+    private final ChunkProgram program;
+    private final TensorView base;
+    private final List<TensorView> models;
+    private final long numel, chunk;
+    private final TilePool pool;
+    private final List<Tile> held = new ArrayList<>();
+    private final Tile baseTile, outTile;
+    private final List<Tile> modelTiles = new ArrayList<>(), scratchTiles = new ArrayList<>();
+    private boolean nonFinite;
+
+    /**
+     * @param base          the base input, or null
+     * @param models        the models in config order (aligned with the program's params)
+     * @param chunkElements elements per chunk wanted (rounded down to the program's alignment, at least one multiple)
+     */
+    public ChunkRunner(ChunkOps ops, ChunkProgram program, TensorView base, List<TensorView> models, Shape shape, long chunkElements,
+                       TilePool pool) {
+        this.ops = ops;
+        this.program = program;
+        this.base = base;
+        this.models = List.copyOf(models);
+        this.numel = shape.numel();
+        this.pool = pool;
+        this.chunk = chunkFor(program.align(), chunkElements);
+        Shape cs = Shape.of(Math.max(1, Math.min(chunk, numel)));
+        try {
+            baseTile = base == null ? null : borrow(cs);
+            for (int j = 0; j < models.size(); j++) modelTiles.add(borrow(cs));
+            for (int k = 0; k < program.scratch(); k++) scratchTiles.add(borrow(cs));
+            outTile = borrow(cs);
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    /** Elements per chunk: {@code wanted}, rounded down to a multiple of {@code align} (at least one). */
+    public static long chunkFor(long align, long wanted) {
+        if (wanted < 1 || align < 1) throw new IllegalArgumentException("chunk of " + wanted + " elements aligned to " + align);
+        return Math.max(1, wanted / align) * align;
+    }
+
+    /** Number of chunks a tensor of {@code numel} elements is cut into ({@code long}: no 2^31 limit). */
+    public static long chunks(long numel, long chunk) { return numel == 0 ? 0 : (numel - 1) / chunk + 1; }
+
+    /** Elements of chunk {@code k}: all but the last are full. */
+    public static long chunkSize(long numel, long chunk, long k) { return Math.min(chunk, numel - k * chunk); }
+
+    /** Working bytes of a program over {@code inputs} stored inputs with chunks of {@code chunk} elements. */
+    public static long workingBytes(int inputs, int scratch, long chunk) { return (inputs + scratch + 1L) * chunk * 4L; }
+
+    private Tile borrow(Shape s) {
+        Tile t = pool.borrow(s);
+        held.add(t);
+        return t;
+    }
+
+    public long chunkElements() { return chunk; }
+
+    public long chunks() { return chunks(numel, chunk); }
+
+    /** Whether some loaded input value was NaN or ±Inf (confirm on the stored bits). */
+    public boolean sawNonFinite() { return nonFinite; }
+
+    /** Runs every reduction pass the program needs, in order. */
+    public void reduce() {
+        for (ChunkProgram.Pass p : program.reductions()) {
+            if (!p.needed()) continue;
+            for (long k = 0, nk = chunks(); k < nk; k++) p.chunk(ops, load(k));
+            p.end();
+        }
+    }
+
+    /** Computes output chunk {@code k}: the returned tile holds its values until the next call. */
+    public Tile combine(long k) {
+        Chunk c = load(k);
+        Tile out = view(outTile, c.size());
+        program.combine().chunk(ops, c, out);
+        return out;
+    }
+
+    /** Elements the output chunk {@code k} starts at. */
+    public long offsetOf(long k) { return k * chunk; }
+
+    private static Tile view(Tile t, long n) { return n == t.size() ? t : new Tile(t.data(), Shape.of(n)); }
+
+    private Chunk load(long k) {
+        long off = k * chunk, n = chunkSize(numel, chunk, k);
+        Tile b = null;
+        if (base != null) {
+            b = view(baseTile, n);
+            nonFinite |= loadFrom(base, off, b);
+        }
+        List<Tile> ms = new ArrayList<>(models.size());
+        for (int j = 0; j < models.size(); j++) {
+            Tile m = view(modelTiles.get(j), n);
+            nonFinite |= loadFrom(models.get(j), off, m);
+            ms.add(m);
+        }
+        List<Tile> ss = new ArrayList<>(scratchTiles.size());
+        for (Tile s : scratchTiles) ss.add(view(s, n));
+        return new Chunk(off, n, b, ms, ss);
+    }
+
+    /** Loads elements [off, off + dst.size()) of v, mapping its pages in first and dropping them from this process after. */
+    private boolean loadFrom(TensorView v, long off, Tile dst) {
+        long es = v.dtype().byteSize();
+        MemorySegment bytes = v.data().asSlice(off * es, dst.size() * es);
+        if (bytes.isMapped()) Madvise.populate(bytes);
+        boolean bad = ops.load(v, off, dst);
+        if (bytes.isMapped()) Madvise.dontNeed(bytes);
+        return bad;
+    }
+
+    @Override
+    public void close() { pool.releaseAll(held); held.clear(); }
+}

@@ -1,0 +1,33 @@
+package dev.mergeforge.merge.chunk;
+
+import dev.mergeforge.merge.Params;
+import dev.mergeforge.tensor.Shape;
+
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * What a chunked method knows of one tensor when it plans its passes: everything but the values.
+ *
+ * @param tensor    output tensor name (for messages and random keys)
+ * @param shape     the tensor's shape
+ * @param params    per-model parameters, aligned with the models
+ * @param baseIndex index of the model that is the base model, or -1
+ * @param hasBase   whether the tensor has a base input
+ * @param seed      the run's seed
+ * @param log       one-line notes for the merge log
+ */
+public record TensorSetup(String tensor, Shape shape, List<Params> params, int baseIndex, boolean hasBase, long seed, Consumer<String> log) {
+    public TensorSetup {
+        params = List.copyOf(params);
+    }
+
+    /** Indices of the models that are not the base (the ones with task vectors). */
+    public int[] nonBase() {
+        return java.util.stream.IntStream.range(0, params.size()).filter(i -> i != baseIndex).toArray();
+    }
+
+    public long numel() { return shape.numel(); }
+
+    public void note(String message) { log.accept(message); }
+}

@@ -1,0 +1,139 @@
+package dev.mergeforge.run;
+
+import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.io.StreamingWriter;
+import dev.mergeforge.io.TensorView;
+import dev.mergeforge.merge.CombinationMethod;
+import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+
+import java.lang.management.ManagementFactory;
+import java.util.Locale;
+
+/**
+ * The memory a merge may use ({@code --max-memory}) and what the merge does with it
+ * (docs/io.md, "Memory budget"): the chunk size of the methods that run as passes over chunks
+ * follows from the budget; tensors that still take the whole-tensor path need their tiles whole.
+ * The peak is predicted as the fixed part (the JVM and libraries, the writer's two blocks) plus the
+ * largest per-tensor working set; a budget below the smallest workable one is a one-line error
+ * naming it. Sizes are {@code long} throughout.
+ */
+public final class MemoryBudget {
+    /** The JVM, code, the native library, histograms and other small state: measured on a tiny merge with margin. */
+    public static final long BASELINE = 192L << 20;
+    /** The writer's two blocks. */
+    public static final long WRITER = 2 * StreamingWriter.BLOCK;
+    /** Fewest elements per chunk (or one row, for methods that work per row). */
+    public static final long MIN_CHUNK = 4096;
+    /** Most elements per chunk: larger chunks gain nothing. */
+    public static final long MAX_CHUNK = 16L << 20;
+
+    private MemoryBudget() {}
+
+    /**
+     * What a merge under a budget does.
+     *
+     * @param budget        the bytes allowed
+     * @param fromUser      whether --max-memory set it (else the machine default)
+     * @param raised        whether the default was too small and was raised to the smallest that works
+     * @param chunkElements elements per chunk of a chunked method
+     * @param peakBytes     predicted peak resident memory
+     * @param smallestBytes the smallest budget this merge runs under
+     * @param largest       the tensor whose working set sets the peak, and its path
+     */
+    public record Estimate(long budget, boolean fromUser, boolean raised, long chunkElements, long peakBytes, long smallestBytes, String largest) {
+        /** One line for the log and the plan. */
+        public String describe() {
+            return String.format(Locale.ROOT, "memory budget %s (%s); chunks of %d elements; predicted peak %s (largest: %s)",
+                    gb(budget), fromUser ? "--max-memory" : raised ? "default, raised to the smallest that works" : "default: a quarter of RAM, at most 2 GiB", chunkElements, gb(peakBytes), largest);
+        }
+    }
+
+    static String gb(long b) { return String.format(Locale.ROOT, "%.2f GB", b / 1e9); }
+
+    /** The default: a quarter of physical memory, between 512 MiB and 2 GiB. */
+    public static long defaultBytes() {
+        long ram = physical();
+        return Math.max(512L << 20, Math.min(2L << 30, ram / 4));
+    }
+
+    private static long physical() {
+        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) return os.getTotalMemorySize();
+        return 8L << 30;
+    }
+
+    /**
+     * The estimate for {@code plan} under {@code budget}. With a budget from the user that cannot run
+     * the merge, a {@link ConfigException} naming the smallest that can; the default budget is raised to
+     * it instead (the log says so).
+     *
+     * @param streams whether the backend runs chunked methods in chunks (false: CUDA, every tensor whole)
+     * @param fuses   whether the backend fuses linear / task_arithmetic (false: the Java reference merges them whole)
+     * @param aim     whether AIM relaxes tensors (they take the whole-tensor path)
+     */
+    public static Estimate estimate(Planner.Plan plan, long budget, boolean fromUser, boolean streams, boolean fuses, boolean aim) {
+        long fixed = BASELINE + WRITER;
+        MethodSpec spec = plan.config().method();
+        // the whole-tensor path: inputs, base, output and two scratch tiles, plus statistics
+        long tiles = 0, perElement = 0, minChunkBytes = 0;
+        String tileName = null, chunkName = null;
+        for (PlannedTensor t : plan.tensors()) {
+            if (t.copyOnly()) continue;
+            if (fused(t, spec, fuses)) {
+                // the fused pass: each input's current and next chunk staged
+                long b = 2L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
+                if (b > tiles) { tiles = b; tileName = t.name() + ", fused: staged input chunks"; }
+            } else if (chunked(t, spec, streams, fuses, aim)) {
+                long pe = perElement(t);
+                if (pe > perElement) { perElement = pe; chunkName = t.name(); }
+                long min = pe * Math.max(MIN_CHUNK, t.shape().cols());
+                minChunkBytes = Math.max(minChunkBytes, min);
+            } else {
+                long b = (t.inputs().size() + 3L) * t.shape().numel() * 4L;
+                for (TensorView s : t.stats()) b += s.numel() * 4L;
+                if (b > tiles) { tiles = b; tileName = t.name() + ", whole-tensor tiles"; }
+            }
+        }
+        long smallest = fixed + Math.max(tiles, minChunkBytes);
+        long use = budget;
+        if (budget < smallest) {
+            if (fromUser) {
+                throw new ConfigException("--max-memory " + gb(budget) + " is too small for this merge: it needs at least " + gb(smallest)
+                        + (tiles >= minChunkBytes && tileName != null ? " (tensor " + tileName + ")" : "")
+                        + "; raise --max-memory to " + (smallest + (1L << 20) - 1) / (1L << 20) + "MiB or more");
+            }
+            use = smallest;
+        }
+        long chunk = perElement == 0 ? MAX_CHUNK : Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, (use - fixed) / perElement));
+        // a tensor smaller than a chunk is one chunk of its own size
+        long chunkBytes = 0;
+        for (PlannedTensor t : plan.tensors()) {
+            if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim)) continue;
+            long b = perElement(t) * Math.min(t.shape().numel(), Math.max(chunk, t.shape().cols()));
+            if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
+        }
+        long peak = fixed + Math.max(tiles, chunkBytes);
+        String largest = tiles >= chunkBytes ? (tileName == null ? "nothing to merge" : tileName) : chunkName + ", in chunks";
+        return new Estimate(use, fromUser, use > budget, chunk, peak, smallest, largest);
+    }
+
+    private static boolean fused(PlannedTensor t, MethodSpec spec, boolean fuses) {
+        return fuses && t.stats().isEmpty() && spec.factory().create(t.global()) instanceof CombinationMethod;
+    }
+
+    private static boolean chunked(PlannedTensor t, MethodSpec spec, boolean streams, boolean fuses, boolean aim) {
+        return streams && !fused(t, spec, fuses) && t.stats().isEmpty() && !(aim && t.base() != null)
+                && spec.factory().create(t.global()) instanceof ChunkedMethod;
+    }
+
+    /** Bytes per element of a chunked tensor: a float32 chunk per input, base, scratch and output, the staged output and one input's mapped pages. */
+    private static long perElement(PlannedTensor t) {
+        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 2) + t.outDtype().byteSize() + maxInputBytes(t);
+    }
+
+    private static long maxInputBytes(PlannedTensor t) {
+        long b = t.base() == null ? 0 : t.base().dtype().byteSize();
+        for (TensorView v : t.inputs()) b = Math.max(b, v.dtype().byteSize());
+        return b;
+    }
+}
