@@ -137,34 +137,12 @@ public class JavaBackend implements Backend {
 
     @Override
     public void weightedSum(List<Tile> xs, float[] w, Tile out) {
-        if (xs.isEmpty() || xs.size() != w.length) throw new IllegalArgumentException("weightedSum needs one weight per input, got " + xs.size() + " inputs and " + w.length + " weights");
-        for (Tile t : xs) sameSize(t, out);
-        MemorySegment[] in = xs.stream().map(Tile::data).toArray(MemorySegment[]::new);
-        MemorySegment o = out.data();
-        par.forRange(out.size(), (lo, hi) -> {
-            for (long i = lo; i < hi; i++) {
-                float acc = w[0] * in[0].getAtIndex(F, i);
-                for (int j = 1; j < in.length; j++) {
-                    float p = w[j] * in[j].getAtIndex(F, i);
-                    acc = acc + p;
-                }
-                o.setAtIndex(F, i, acc);
-            }
-        });
+        chunkOps.weightedSum(xs, w, out); // one body for the tile and the chunk path
     }
 
     @Override
     public void lerp(Tile a, Tile b, float t, Tile out) {
-        sameSize(a, b); sameSize(a, out);
-        float u = 1f - t;
-        MemorySegment x = a.data(), y = b.data(), o = out.data();
-        par.forRange(a.size(), (lo, hi) -> {
-            for (long i = lo; i < hi; i++) {
-                float p = u * x.getAtIndex(F, i);
-                float q = t * y.getAtIndex(F, i);
-                o.setAtIndex(F, i, p + q);
-            }
-        });
+        chunkOps.lerp(a, b, t, out); // one body for the tile and the chunk path
     }
 
     // ---------------------------------------------------------------- reductions
@@ -250,41 +228,12 @@ public class JavaBackend implements Backend {
 
     @Override
     public void electSign(List<Tile> weighted, Tile sign) {
-        for (Tile t : weighted) sameSize(t, sign);
-        MemorySegment[] in = weighted.stream().map(Tile::data).toArray(MemorySegment[]::new);
-        MemorySegment o = sign.data();
-        par.forRange(sign.size(), (lo, hi) -> {
-            for (long i = lo; i < hi; i++) {
-                float s = in[0].getAtIndex(F, i);
-                for (int j = 1; j < in.length; j++) s = s + in[j].getAtIndex(F, i);
-                o.setAtIndex(F, i, s >= 0f ? 1f : -1f);
-            }
-        });
+        chunkOps.electSign(weighted, sign); // one body for the tile and the chunk path
     }
 
     @Override
     public void disjointMerge(List<Tile> weighted, float[] w, Tile sign, boolean normalize, Tile out) {
-        if (weighted.size() != w.length) throw new IllegalArgumentException("disjointMerge needs one weight per input");
-        for (Tile t : weighted) sameSize(t, out);
-        sameSize(sign, out);
-        MemorySegment[] in = weighted.stream().map(Tile::data).toArray(MemorySegment[]::new);
-        MemorySegment sg = sign.data(), o = out.data();
-        par.forRange(out.size(), (lo, hi) -> {
-            for (long i = lo; i < hi; i++) {
-                float s = sg.getAtIndex(F, i);
-                float acc = 0f, div = 0f;
-                for (int j = 0; j < in.length; j++) {
-                    float v = in[j].getAtIndex(F, i);
-                    float sv = v > 0f ? 1f : (v < 0f ? -1f : 0f);
-                    if (sv == s) {
-                        acc = acc + v;
-                        div = div + w[j];
-                    }
-                }
-                if (normalize) acc = acc / (div == 0f ? 1f : div);
-                o.setAtIndex(F, i, acc);
-            }
-        });
+        chunkOps.disjointMerge(weighted, w, sign, normalize, out); // one body for the tile and the chunk path
     }
 
     // ---------------------------------------------------------------- ops with portable reference loops (run on our threads)
