@@ -40,8 +40,9 @@ class Conv1dRegMeanMergeTest {
         try (SafetensorsFile f = SafetensorsFile.open(model.resolve("model.safetensors"))) {
             for (String n : f.names()) {
                 TensorView v = f.tensor(n);
-                if (v.shape().rank() != 2 || !n.contains(".h.")) continue;
-                int in = (int) v.shape().dim(0), tokens = 2 * in;
+                if (v.shape().rank() != 2 || n.contains(".wte.") || n.contains(".wpe.")) continue;
+                // Conv1D [in, out] in the layers; an untied lm_head is nn.Linear [vocab, hidden]
+                int in = (int) v.shape().dim(n.equals("lm_head.weight") ? 1 : 0), tokens = 2 * in;
                 float[] x = new float[tokens * in];
                 for (int i = 0; i < x.length; i++) x[i] = (float) (r.nextGaussian() * (1 + (i % in) % 3));
                 float[] gm = new float[in * in];
@@ -57,12 +58,15 @@ class Conv1dRegMeanMergeTest {
         return g;
     }
 
-    /** V* for one Conv1D weight: W_i = V_iᵀ; A = Σ w G~; B = Σ w G~ W_iᵀ; W* = (A⁻¹B)ᵀ; returned as V* = W*ᵀ [in, out]. */
-    static double[] reference(List<double[]> vs, List<float[]> gs, int in, int out) {
+    /**
+     * The merged stored tensor: W_i = V_iᵀ for a Conv1D (inOut), W_i as stored otherwise; A = Σ w G~;
+     * B = Σ w G~ W_iᵀ; W* = (A⁻¹B)ᵀ; returned as stored (V* = W*ᵀ [in, out] for a Conv1D).
+     */
+    static double[] reference(List<double[]> vs, List<float[]> gs, int in, int out, boolean inOut) {
         double[] a = new double[in * in], b = new double[in * out];
         for (int m = 0; m < vs.size(); m++) {
             double[] w = new double[out * in];
-            for (int i = 0; i < in; i++) for (int o = 0; o < out; o++) w[o * in + i] = vs.get(m)[i * out + o];
+            for (int i = 0; i < in; i++) for (int o = 0; o < out; o++) w[o * in + i] = inOut ? vs.get(m)[i * out + o] : vs.get(m)[o * in + i];
             for (int i = 0; i < in; i++) for (int j = 0; j < in; j++) {
                 // G~ = αG + (1−α)diag(G)
                 double g = gs.get(m)[i * in + j] * (i == j ? 1 : ALPHA);
@@ -73,6 +77,7 @@ class Conv1dRegMeanMergeTest {
         double[] x = SpdSolverTestAccess.gauss(a, in, b, out);   // x = A⁻¹B = W*ᵀ [in, out]
         double[] wStar = new double[out * in];
         for (int i = 0; i < in; i++) for (int o = 0; o < out; o++) wStar[o * in + i] = x[i * out + o];
+        if (!inOut) return wStar;
         double[] v = new double[in * out];
         for (int o = 0; o < out; o++) for (int i = 0; i < in; i++) v[i * out + o] = wStar[o * in + i];
         return v;
@@ -80,7 +85,9 @@ class Conv1dRegMeanMergeTest {
 
     @Test
     void regmeanMergesGpt2Conv1dWeightsAgainstTheReference() throws Exception {
-        RandomModels.Family fam = MergeFixtures.family(Arch.GPT2, DType.F32, 2, 1, tmp.resolve("m"));
+        // untied, so the (out, in) lm_head sits beside the Conv1D weights
+        RandomModels.Family fam = RandomModels.family(RandomModels.builder().arch(Arch.GPT2).hidden(32).intermediate(48).layers(3).heads(4)
+                .kvHeads(4).vocab(64).maxPositions(64).tieEmbeddings(false).seed(7), 2, 0.02, tmp.resolve("m"));
         Path a = fam.fineTunes().get(0), b = fam.fineTunes().get(1);
         Map<String, Shape> shapes = new LinkedHashMap<>();
         Map<String, float[]> ga = grams(a, 11, shapes), gb = grams(b, 12, shapes);
@@ -108,7 +115,8 @@ class Conv1dRegMeanMergeTest {
                 double[] expect;
                 if (ga.containsKey(n)) {
                     long[] d = f.tensor(n).shape().dims();
-                    expect = reference(List.of(va, vb), List.of(ga.get(n), gb.get(n)), (int) d[0], (int) d[1]);
+                    boolean inOut = !n.equals("lm_head.weight");
+                    expect = reference(List.of(va, vb), List.of(ga.get(n), gb.get(n)), (int) d[inOut ? 0 : 1], (int) d[inOut ? 1 : 0], inOut);
                     double avgDiff = 0;
                     for (int i = 0; i < got.length; i++) avgDiff = Math.max(avgDiff, Math.abs(got[i] - (W[0] * va[i] + W[1] * vb[i]) / 3));
                     assertTrue(avgDiff > 1e-4, n + ": the Grams changed the result (max difference from the average " + avgDiff + ")");
@@ -120,8 +128,8 @@ class Conv1dRegMeanMergeTest {
                 for (int i = 0; i < got.length; i++) assertEquals(expect[i], got[i], 2e-5 * (1 + Math.abs(expect[i])), n + "[" + i + "]");
             }
         }
-        // c_attn, attn.c_proj, c_fc, mlp.c_proj in each of the 3 layers
-        assertEquals(12, solved);
+        // c_attn, attn.c_proj, c_fc, mlp.c_proj in each of the 3 layers, and lm_head
+        assertEquals(13, solved);
     }
 
     @Test
