@@ -99,8 +99,9 @@ public record Architecture(String family, List<String> classNames, List<String> 
         return s != null && s.role() == Role.HEAD;
     }
 
+    /** The family's Conv1D layout applies to its layer linears; embedding tables and an untied head are nn.Linear / nn.Embedding (out, in). */
     @Override
-    public boolean storedInOut(String name) { return storedInOut; }
+    public boolean storedInOut(String name) { return storedInOut && !isHead(name) && !isEmbedding(name); }
 
     @Override
     public boolean tiedHead(JsonNode config) {

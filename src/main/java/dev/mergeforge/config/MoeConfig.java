@@ -56,7 +56,9 @@ public record MoeConfig(String baseModel, List<Expert> experts, String gateMode,
             }
         }
         if (root.get("shared_experts") instanceof List<?> l && !l.isEmpty()) {
-            throw new ConfigException(src + ": shared_experts: the Mixtral and Qwen3-MoE layouts have no shared experts; remove the key");
+            // mergekit-moe reads shared_experts only for its Qwen2-MoE and DeepSeek-MoE outputs (docs/moe.md), which we do not build
+            throw new ConfigException(src + ": shared_experts: a shared expert needs the Qwen2-MoE (Qwen2MoeForCausalLM) or DeepSeek-MoE output layout, "
+                    + "which mergeforge does not build yet; remove the key to build a Mixtral (llama or mistral base) or Qwen3-MoE (qwen3 base) mixture");
         }
         String base = text(root, "base_model", src, true);
         String mode = root.containsKey("gate_mode") ? text(root, "gate_mode", src, true) : "hidden";

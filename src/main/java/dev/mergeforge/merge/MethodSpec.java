@@ -31,6 +31,12 @@ public record MethodSpec(String name, String summary, String paper, BaseUse base
     /** Per-model value the planner adds for FISHER methods: the model-wide L2 norm from the Fisher file's metadata. */
     public static final String FISHER_NORM_PARAM = "fisher_norm";
 
+    /**
+     * Global value the planner sets for every tensor of a GRAM method that has Grams: true when the
+     * architecture descriptor says the weight is stored (in, out) (GPT-2's Conv1D), false for (out, in).
+     */
+    public static final String STORED_IN_OUT_PARAM = "stored_in_out";
+
     @FunctionalInterface
     public interface Factory { MergeMethod create(Params global); }
 

@@ -2,8 +2,6 @@ package dev.mergeforge.run;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.mergeforge.arch.Architectures;
-import dev.mergeforge.arch.TensorRoles;
 import dev.mergeforge.config.CalibrationSettings;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
@@ -23,8 +21,9 @@ import java.util.Map;
 /**
  * The opened per-model statistics files of a data-informed merge (docs/data-informed.md), keyed
  * by model reference, and the rule that picks each tensor's statistic: Fisher — the tensor's own
- * name and shape; Gram — for a 2-D weight [out, in], the [in, in] Gram stored under its name or
- * under the name {@code shared_inputs} maps it to; nothing for other tensors. Owns the files.
+ * name and shape; Gram — for a 2-D weight [out, in] (or [in, out] where the architecture
+ * descriptor says it is stored (in, out), GPT-2's Conv1D), the [in, in] Gram stored under its name
+ * or under the name {@code shared_inputs} maps it to; nothing for other tensors. Owns the files.
  */
 final class ModelStats implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -43,12 +42,6 @@ final class ModelStats implements AutoCloseable {
         if (settings == null) {
             throw new ConfigException(where + ": " + (kind == MethodSpec.Stats.GRAM ? "regmean" : "fisher") + " needs statistics of "
                     + model.ref() + "; add calibration: {stats: FILE} or calibration: {data: FILE} under it or at the top level");
-        }
-        TensorRoles roles = Architectures.roles(model.config());
-        if (kind == MethodSpec.Stats.GRAM && roles.storedInOut("")) {
-            // RegMean's solve reads W as [out, in]; a Conv1D stores Wᵀ (the descriptor says so)
-            throw new ConfigException(where + ": regmean does not support " + roles.family() + ", whose linears are stored (in, out) as Conv1D; "
-                    + "merge " + model.ref() + " with a method that needs no Grams");
         }
         Path p = locator.locate(model, settings, kind, where + ".calibration");
         SafetensorsFile f = SafetensorsFile.open(p);
@@ -75,11 +68,14 @@ final class ModelStats implements AutoCloseable {
         return m;
     }
 
-    /** The per-model statistic views of one weight (its inputs' own names), or empty when it has none. */
-    List<TensorView> views(List<String> refs, List<TensorView> inputs) {
+    /**
+     * The per-model statistic views of one weight (its inputs' own names), or empty when it has none;
+     * {@code storedInOut}: the weight is stored (in, out), so its Gram is [dim 0, dim 0].
+     */
+    List<TensorView> views(List<String> refs, List<TensorView> inputs, boolean storedInOut) {
         List<TensorView> out = new ArrayList<>();
         for (int i = 0; i < inputs.size(); i++) {
-            TensorView v = inputs.get(i), s = find(refs.get(i), v);
+            TensorView v = inputs.get(i), s = find(refs.get(i), v, storedInOut);
             if (s == null && kind == MethodSpec.Stats.FISHER) {
                 throw new CheckpointException("Fisher file " + files.get(refs.get(i)).path() + " has no tensor '" + v.name()
                         + "'; every merged parameter of " + refs.get(i) + " needs its Fisher values");
@@ -108,7 +104,7 @@ final class ModelStats implements AutoCloseable {
         return true;
     }
 
-    private TensorView find(String ref, TensorView w) {
+    private TensorView find(String ref, TensorView w, boolean storedInOut) {
         SafetensorsFile f = files.get(ref);
         long[] d = w.shape().dims();
         return switch (kind) {
@@ -124,12 +120,14 @@ final class ModelStats implements AutoCloseable {
             }
             case GRAM -> {
                 if (d.length != 2) yield null;
+                long in = storedInOut ? d[0] : d[1];
                 String stored = f.contains(w.name()) ? w.name() : shared.get(ref).get(w.name());
                 if (stored == null || !f.contains(stored)) yield null;
                 TensorView s = f.tensor(stored);
-                if (!s.shape().equals(dev.mergeforge.tensor.Shape.of(d[1], d[1]))) {
+                if (!s.shape().equals(dev.mergeforge.tensor.Shape.of(in, in))) {
                     throw new CheckpointException(f.path() + ": Gram '" + stored + "' for '" + w.name() + "' has shape " + s.shape()
-                            + " but the weight is " + w.shape() + ", so it needs [" + d[1] + ", " + d[1] + "]; the stats file belongs to another model");
+                            + " but the weight is " + w.shape() + (storedInOut ? " stored (in, out)" : "") + ", so it needs [" + in + ", " + in
+                            + "]; the stats file belongs to another model");
                 }
                 yield s;
             }

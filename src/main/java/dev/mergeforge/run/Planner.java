@@ -333,7 +333,15 @@ public final class Planner {
         if (stats == null || copyOnly) return new PlannedTensor(name, ref.shape(), out, base, views, params, global, baseIndex, layer, copyOnly);
         List<Params> withNorms = new ArrayList<>();
         for (int i = 0; i < params.size(); i++) withNorms.add(stats.withNorm(params.get(i), refs.get(i), global.flag("normalize", true)));
-        return new PlannedTensor(name, ref.shape(), out, base, views, withNorms, global, baseIndex, layer, false, stats.views(refs, views));
+        boolean inOut = stats.kind() == MethodSpec.Stats.GRAM && roles.storedInOut(name);
+        List<TensorView> statViews = stats.views(refs, views, inOut);
+        if (stats.kind() == MethodSpec.Stats.GRAM && !statViews.isEmpty()) {
+            // the solve's layout comes from the descriptor (GPT-2's Conv1D stores Wᵀ), never from the shape
+            Map<String, Object> g = new LinkedHashMap<>(global.values());
+            g.put(MethodSpec.STORED_IN_OUT_PARAM, inOut);
+            global = new Params(g, global.where());
+        }
+        return new PlannedTensor(name, ref.shape(), out, base, views, withNorms, global, baseIndex, layer, false, statViews);
     }
 
     private static TensorView present(Inputs in, Checkpoint c, String name) {

@@ -16,6 +16,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -112,19 +113,78 @@ class FamilyCommandsTest {
                 dtype: float32
                 """.formatted(base, ft, ids));
         m = MergeFixtures.cli("merge", rcfg.toString(), tmp.resolve("regmean").toString(), "-q");
-        if (a.storedInOut("")) {
-            // GPT-2's Conv1D weights are Wᵀ: refused in one line naming the family, nothing written
-            assertEquals(2, m.exit(), m.err());
-            assertTrue(m.err().contains("regmean does not support gpt2"), m.err());
-            assertTrue(Files.notExists(tmp.resolve("regmean/model.safetensors")));
-            return;
-        }
         assertEquals(0, m.exit(), m.err());
-        try (SafetensorsFile out = SafetensorsFile.open(tmp.resolve("regmean/model.safetensors"));
-             SafetensorsFile b = SafetensorsFile.open(base.resolve("model.safetensors"))) {
-            assertEquals(b.names(), out.names());
-            for (String n : out.names()) for (float v : Zoo.floats(out.tensor(n))) assertTrue(Float.isFinite(v), n);
+        // the same Grams by `calibrate` (base's above, ft's now): the merge against a float64 reference
+        Path ftGram = tmp.resolve("ft-gram.safetensors");
+        c = MergeFixtures.cli("calibrate", ft.toString(), "--stat", "gram", "--data", ids.toString(), "--samples", "2", "--seq-len", "24",
+                "--no-cache", "--threads", "2", "-o", ftGram.toString());
+        assertEquals(0, c.exit(), c.err());
+        checkRegMean(a, base, ft, tmp.resolve("regmean"), gram, ftGram);
+    }
+
+    /**
+     * Every tensor of the RegMean merge (weights 1, 1; α = 0.9): where both Gram files hold a non-zero
+     * Gram for it (own name or {@code shared_inputs}), W* = [A⁻¹ Σ G̃ᵢWᵢᵀ]ᵀ in the (out, in) convention,
+     * a Conv1D weight stored (in, out) being read as W = Vᵀ and compared as W*ᵀ; elsewhere the mean.
+     */
+    private static void checkRegMean(Architecture a, Path base, Path ft, Path out, Path gramBase, Path gramFt) throws IOException {
+        try (SafetensorsFile o = SafetensorsFile.open(out.resolve("model.safetensors"));
+             SafetensorsFile b = SafetensorsFile.open(base.resolve("model.safetensors"));
+             SafetensorsFile f = SafetensorsFile.open(ft.resolve("model.safetensors"));
+             SafetensorsFile g0 = SafetensorsFile.open(gramBase); SafetensorsFile g1 = SafetensorsFile.open(gramFt)) {
+            assertEquals(b.names(), o.names());
+            String sharedJson = g0.metadata().get("shared_inputs");
+            JsonNode shared = sharedJson == null ? JSON.createObjectNode() : JSON.readTree(sharedJson);
+            int solved = 0;
+            for (String n : b.names()) {
+                float[] got = Zoo.floats(o.tensor(n)), w0 = Zoo.floats(b.tensor(n)), w1 = Zoo.floats(f.tensor(n));
+                long[] d = b.tensor(n).shape().dims();
+                String gn = g0.names().contains(n) ? n : shared.path(n).asText(null);
+                float[] gA = d.length == 2 && gn != null && g0.names().contains(gn) ? Zoo.floats(g0.tensor(gn)) : null;
+                float[] gB = gA == null ? null : Zoo.floats(g1.tensor(gn));
+                double[] expect;
+                if (gA != null && !zeroDiagonal(gA) && !zeroDiagonal(gB)) {
+                    boolean inOut = a.storedInOut(n);
+                    int rows = (int) d[inOut ? 1 : 0], in = (int) d[inOut ? 0 : 1];
+                    double[] x = solve(List.of(linear(w0, inOut, rows, in), linear(w1, inOut, rows, in)), List.of(gA, gB), rows, in, 0.9);
+                    expect = new double[got.length];
+                    // x = A⁻¹B = W*ᵀ [in, out]: stored as is for (in, out), transposed for (out, in)
+                    for (int r = 0; r < rows; r++) for (int j = 0; j < in; j++) expect[inOut ? j * rows + r : r * in + j] = x[j * rows + r];
+                    solved++;
+                } else {
+                    expect = new double[got.length];
+                    for (int i = 0; i < got.length; i++) expect[i] = ((double) w0[i] + w1[i]) / 2;
+                }
+                double scale = 0;
+                for (double e : expect) scale = Math.max(scale, Math.abs(e));
+                for (int i = 0; i < got.length; i++) assertEquals(expect[i], got[i], 1e-4 * scale + 1e-7, n + "[" + i + "]");
+            }
+            assertTrue(solved > 0, "some tensors were solved with their Grams");
         }
+    }
+
+    /** W [out, in] from a stored weight: itself, or the transpose of a Conv1D's V [in, out]. */
+    private static double[] linear(float[] stored, boolean inOut, int rows, int in) {
+        double[] w = new double[rows * in];
+        for (int r = 0; r < rows; r++) for (int j = 0; j < in; j++) w[r * in + j] = inOut ? stored[j * rows + r] : stored[r * in + j];
+        return w;
+    }
+
+    /** A⁻¹B with A = Σ G̃ᵢ, B = Σ G̃ᵢWᵢᵀ, G̃ = αG + (1−α)diag(G), by Gaussian elimination in double: [in, out]. */
+    private static double[] solve(List<double[]> ws, List<float[]> gs, int rows, int in, double alpha) {
+        double[] am = new double[in * in], bm = new double[in * rows];
+        for (int m = 0; m < ws.size(); m++) for (int i = 0; i < in; i++) for (int j = 0; j < in; j++) {
+            double g = gs.get(m)[i * in + j] * (i == j ? 1 : alpha);
+            am[i * in + j] += g;
+            for (int r = 0; r < rows; r++) bm[i * rows + r] += g * ws.get(m)[r * in + j];
+        }
+        return dev.mergeforge.linalg.SpdSolverTestAccess.gauss(am, in, bm, rows);
+    }
+
+    private static boolean zeroDiagonal(float[] g) {
+        int n = (int) Math.round(Math.sqrt(g.length));
+        for (int i = 0; i < n; i++) if (g[i * n + i] != 0f) return false;
+        return true;
     }
 
     /** Every tensor of the AIM merge: base + δ·(1 − (1 − ω)·s/max s) along its input axis where it has a statistic, base + δ elsewhere. */

@@ -198,7 +198,11 @@ class MoeBuilderTest {
                 {"base_model: %s\nexperts_per_token: 3\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n".formatted(llama, llama),
                         "experts_per_token 3 exceeds the 1 experts"},
                 {"base_model: %s\nshared_experts: [{source_model: %s}]\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n".formatted(llama, llama, llama),
-                        "shared_experts"},
+                        "shared_experts: a shared expert needs the Qwen2-MoE (Qwen2MoeForCausalLM) or DeepSeek-MoE output layout, which mergeforge does not build yet; "
+                                + "remove the key"},
+                {"base_model: %s\narchitecture: qwen2_moe\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n  - {source_model: %s, positive_prompts: [b]}\n"
+                        .formatted(llama, llama, llama),
+                        "architecture 'qwen2_moe': the Qwen2-MoE layout (with its shared expert) is not built yet"},
         };
         for (String[] c : cases) {
             Path cfg = yaml(c[0]);

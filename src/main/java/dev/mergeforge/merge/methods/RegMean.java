@@ -30,8 +30,15 @@ import java.util.Locale;
  *
  * <p>Like the paper's code, the (1−α) shrink applies to each model's Gram before the sum and
  * ρ·mean(diag) is added after it; α = 0 gives a per-input-channel weighted average of the rows.
+ *
+ * <p>A weight stored (in, out) (GPT-2's Conv1D, {@code storedInOut}; the planner sets it from the
+ * architecture descriptor through {@link MethodSpec#STORED_IN_OUT_PARAM}) holds V = Wᵀ, so the
+ * same formula reads V* = W*ᵀ = A⁻¹ · Σwᵢ G̃ᵢVᵢ: the stored tensor is the right-hand side and the
+ * solution as they are, with no transpose (docs/data-informed.md).
+ *
+ * @param storedInOut true when the weights are stored (in, out) rather than nn.Linear's (out, in)
  */
-public record RegMean(double alpha, double ridge) implements MergeMethod {
+public record RegMean(double alpha, double ridge, boolean storedInOut) implements MergeMethod {
     private static final Parallel PAR = new Parallel(0);
 
     public static final MethodSpec SPEC = new MethodSpec("regmean",
@@ -40,7 +47,11 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
             List.of(ParamSpec.number("alpha", 0.9, 0, 1, false, "share of the Gram's off-diagonal kept (G~ = alpha*G + (1-alpha)*diag(G))"),
                     ParamSpec.number("ridge", 0.0, 0, Double.NaN, false, "add ridge * mean(diag) to the diagonal of the summed Gram")),
             List.of(ParamSpec.number("weight", 1.0, 0, Double.NaN, false, "weight of this model, >= 0")),
-            g -> new RegMean(g.number("alpha", 0.9), g.number("ridge", 0.0)), MethodSpec.Stats.GRAM);
+            g -> new RegMean(g.number("alpha", 0.9), g.number("ridge", 0.0), g.flag(MethodSpec.STORED_IN_OUT_PARAM, false)),
+            MethodSpec.Stats.GRAM);
+
+    /** RegMean on nn.Linear weights stored (out, in). */
+    public RegMean(double alpha, double ridge) { this(alpha, ridge, false); }
 
     @Override
     public void merge(MergeContext ctx, MergeInputs in, Tile out) {
@@ -55,7 +66,8 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
         if (out.shape().rank() != 2) {
             throw new CheckpointException("regmean: tensor '" + in.tensor() + "' has shape " + out.shape() + " but a Gram; Grams belong to 2-D Linear weights only");
         }
-        int rows = Math.toIntExact(out.shape().dim(0)), n = Math.toIntExact(out.shape().dim(1));
+        // n = in, rows = out: W [out, in], or V = Wᵀ [in, out] when stored (in, out)
+        int rows = Math.toIntExact(out.shape().dim(storedInOut ? 1 : 0)), n = Math.toIntExact(out.shape().dim(storedInOut ? 0 : 1));
         DenseSolver solver = solver(ctx.backend());
         // the float64 solve reads and writes tile memory itself, not through the backend's ops
         ctx.hostAccess(in.models(), in.stats(), List.of(out));
@@ -63,7 +75,7 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
         for (int i = 0; i < w.length; i++) {
             if (w[i] == 0f) continue;
             double[] g = shrunkGram(in.stats().get(i), n);
-            double[] wt = transpose(in.models().get(i), rows, n);
+            double[] wt = storedInOut ? asDoubles(in.models().get(i), n, rows) : transpose(in.models().get(i), rows, n);
             // B += w_i·G~_i·W_iᵀ   [in, out]
             solver.addProduct(w[i], g, n, wt, b, rows);
         }
@@ -72,6 +84,13 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
         if (!o.positiveDefinite()) {
             ctx.note(String.format(Locale.ROOT, "regmean: '%s': the summed Gram is not positive definite (pivot %d of %d, rank %d); "
                     + "used a least-squares solution instead; set ridge > 0 (e.g. 1e-4) to regularise", in.tensor(), o.badPivot(), n, o.rank()));
+        }
+        if (storedInOut) {
+            // V* = W*ᵀ = X, already in the stored (in, out) layout
+            PAR.forRange(n, 64, (lo, hi) -> {
+                for (long j = lo; j < hi; j++) for (int r = 0; r < rows; r++) out.set(j * rows + r, (float) b[(int) j * rows + r]);
+            });
+            return;
         }
         // W* = Xᵀ
         PAR.forRange(rows, 64, (lo, hi) -> {
@@ -122,6 +141,15 @@ public record RegMean(double alpha, double ridge) implements MergeMethod {
             }
         });
         return out;
+    }
+
+    /** V [in, out] as float64 from a weight already stored (in, out). */
+    private static double[] asDoubles(Tile v, int n, int rows) {
+        double[] t = new double[n * rows];
+        PAR.forRange(n, 64, (lo, hi) -> {
+            for (int j = (int) lo; j < hi; j++) for (int r = 0; r < rows; r++) t[j * rows + r] = v.get((long) j * rows + r);
+        });
+        return t;
     }
 
     /** Wᵀ [in, out] as float64 from W [out, in]. */

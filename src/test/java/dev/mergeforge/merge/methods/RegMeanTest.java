@@ -115,6 +115,41 @@ class RegMeanTest {
     }
 
     @Test
+    void conv1dWeightsStoredInOutSolveTheTransposedSystem() {
+        // GPT-2's Conv1D stores V = Wᵀ [in, out]; out != in so a transposition bug cannot pass
+        int out = 6, in = 11, tokens = 40;
+        Random r = new Random(7);
+        List<float[]> xs = new ArrayList<>(), ws = new ArrayList<>(), vs = new ArrayList<>(), gs = new ArrayList<>();
+        for (int m = 0; m < 2; m++) {
+            float[] x = gaussian(tokens * in, r);
+            for (int t = 0; t < tokens; t++) for (int i = 0; i < in; i++) x[t * in + i] *= 0.3f + (float) ((i * (m + 2)) % 4);
+            xs.add(x);
+            float[] w = gaussian(out * in, r), v = new float[in * out];
+            for (int o = 0; o < out; o++) for (int i = 0; i < in; i++) v[i * out + o] = w[o * in + i];
+            ws.add(w);
+            vs.add(v);
+            gs.add(gram(x, tokens, in));
+        }
+        List<Tile> models = new ArrayList<>(), stats = new ArrayList<>();
+        for (int m = 0; m < 2; m++) {
+            models.add(Tile.ofArray(Shape.of(in, out), vs.get(m).clone()));
+            stats.add(Tile.ofArray(Shape.of(in, in), gs.get(m).clone()));
+        }
+        Tile got = Tile.ofArray(Shape.of(in, out), new float[in * out]);
+        List<String> notes = new ArrayList<>();
+        try (TilePool pool = new TilePool()) {
+            new RegMean(1.0, 0.0, true).merge(new MergeContext(BE, pool, 0, notes::add),
+                    new MergeInputs("transformer.h.0.mlp.c_fc.weight", null, models, List.of(weight(1), weight(1)), -1, 0, stats), got);
+        }
+        // the (out, in) least-squares merge of the Linears W_i = V_iᵀ, stored back as W*ᵀ
+        double[][] expect = leastSquares(xs, tokens, ws, out, in);
+        for (int o = 0; o < out; o++) for (int i = 0; i < in; i++) {
+            assertEquals(expect[o][i], got.get((long) i * out + o), 2e-4 * (1 + Math.abs(expect[o][i])), "V*[" + i + "][" + o + "]");
+        }
+        assertTrue(notes.isEmpty(), notes.toString());
+    }
+
+    @Test
     void alphaZeroIsTheDiagonalWeightedAverage() {
         int out = 5, in = 9;
         Random r = new Random(2);
