@@ -76,10 +76,14 @@ class ChunkedMergeTest {
         String models = "base_model: %1$s\nmodels:\n  - model: %2$s\n    parameters: {weight: 0.6, density: 0.3, gamma: 0.05}\n"
                 + "  - model: %3$s\n    parameters: {weight: 0.9, density: 0.5, gamma: 0.1}\n";
         String noGamma = models.replace(", gamma: 0.05", "").replace(", gamma: 0.1", "");
+        String plain = "base_model: %1$s\nmodels:\n  - model: %2$s\n  - model: %3$s\n";
         String[][] configs = {
                 {"ties", "merge_method: ties\n" + noGamma + "dtype: bfloat16\n"},
                 {"dare_ties", "merge_method: dare_ties\n" + noGamma + "dtype: float32\n"},
                 {"breadcrumbs_ties", "merge_method: breadcrumbs_ties\n" + models + "parameters: {rescale: true}\ndtype: float16\n"},
+                {"arcee_fusion", "merge_method: arcee_fusion\nbase_model: %1$s\nmodels:\n  - model: %2$s\ndtype: bfloat16\n"},
+                {"ram", "merge_method: ram\n" + plain + "dtype: float32\n"},
+                {"ramplus_tl", "merge_method: ramplus_tl\n" + plain + "parameters: {r: 0.5, alpha: 50.0}\ndtype: bfloat16\n"},
         };
         try (JavaBackend java = new JavaBackend(2)) {
             List<Backend> streams = new ArrayList<>(List.of(java));
@@ -103,6 +107,23 @@ class ChunkedMergeTest {
                 }
             } finally {
                 if (nat != null) nat.close();
+            }
+        }
+    }
+
+    /** arcee_fusion (chunks of whole rows), ram and ramplus_tl (any cut) hold chunks, not whole-tensor tiles. */
+    @Test
+    void fusionAndRamHoldChunksNotTiles() throws Exception {
+        String[] yamls = {
+                "merge_method: arcee_fusion\nbase_model: %1$s\nmodels:\n  - model: %2$s\n",
+                "merge_method: ram\nbase_model: %1$s\nmodels:\n  - model: %2$s\n  - model: %3$s\n",
+                "merge_method: ramplus_tl\nbase_model: %1$s\nmodels:\n  - model: %2$s\n  - model: %3$s\n"};
+        try (JavaBackend java = new JavaBackend(2)) {
+            for (String y : yamls) {
+                String yaml = y.formatted(f.base(), f.fineTunes().get(0), f.fineTunes().get(1));
+                Merger.Result chunked = run("fr", yaml, java, 97, new ArrayList<>()), tiles = run("fr", yaml, tilesOnly(java), Merger.STREAM_CHUNK, new ArrayList<>());
+                assertTrue(chunked.peakWorkingBytes() * 4 < tiles.peakWorkingBytes(), yaml.lines().findFirst().orElseThrow() + ": working memory "
+                        + chunked.peakWorkingBytes() + " vs the tile path's " + tiles.peakWorkingBytes());
             }
         }
     }

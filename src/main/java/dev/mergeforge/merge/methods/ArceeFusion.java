@@ -1,9 +1,14 @@
 package dev.mergeforge.merge.methods;
 
+import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.chunk.Chunk;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.Tile;
 
 import java.util.List;
@@ -17,8 +22,10 @@ import java.util.List;
  * θ₀ + (θ₁ − θ₀)·[importance ≥ threshold]. The quantiles are exact (an O(n) radix select):
  * mergekit estimates them from 1M randomly sampled elements when a tensor has more. Softmax and
  * KL are computed in double, the importance rounded to float32; the rest is float32 as mergekit.
+ * As passes over chunks of whole rows ({@link #program}): the quantiles' high-bit histogram, their
+ * low bits, then the combine; each pass recomputes the chunk's importance.
  */
-public record ArceeFusion() implements MergeMethod {
+public record ArceeFusion() implements ChunkedMethod {
     static final double EPS = 1e-8;
 
     public static final MethodSpec SPEC = new MethodSpec("arcee_fusion",
@@ -35,7 +42,7 @@ public record ArceeFusion() implements MergeMethod {
         try {
             // the loops below read and write tile memory themselves, not through the backend's ops
             ctx.hostAccess(List.of(base, other, imp, out));
-            importance(base, other, imp);
+            importance(base, other, imp, out.shape().cols());
             long n = imp.size();
             float median = FloatSelect.kthSmallest(imp, quantileIndex(0.5, n));
             float q1 = FloatSelect.kthSmallest(imp, quantileIndex(0.25, n));
@@ -56,9 +63,57 @@ public record ArceeFusion() implements MergeMethod {
     /** mergekit's quantile index: ⌊q·(n−1)⌋ (exact in double for the q used here). */
     static long quantileIndex(double q, long n) { return (long) (q * (n - 1)); }
 
-    /** imp = |θ₁ − θ₀|·KL(p ‖ q) per row, p = softmax(θ₁ row) + ε, q = softmax(θ₀ row) + ε. */
-    private static void importance(Tile base, Tile other, Tile imp) {
-        long rows = imp.shape().rows(), cols = imp.shape().cols();
+    /**
+     * The whole-tensor path's maths on chunks holding whole rows (a 1-D tensor is one row, so one
+     * chunk): pass 1 histograms the high bits of the importances' order keys, pass 2 the low bits at
+     * Q1, the median and Q3 ({@link FloatRanks}, the exact values {@link FloatSelect} finds), then the
+     * combine masks. Same bytes as {@link #merge} on any backend: every step is the same host loop.
+     */
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        if (!in.hasBase()) throw new ConfigException("arcee_fusion needs base_model (tensor " + in.tensor() + "); add base_model: to the config");
+        int[] idx = in.nonBase();
+        if (idx.length == 0) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.base(), 1f, out));
+        int other = idx[0];
+        long n = in.numel(), cols = Math.max(1, in.shape().cols());
+        FloatRanks q = new FloatRanks(n, quantileIndex(0.25, n), quantileIndex(0.5, n), quantileIndex(0.75, n));
+        float[] threshold = new float[1];
+        ChunkProgram.Pass high = new ChunkProgram.Pass() {
+            @Override public boolean needed() { return true; }
+            @Override public void chunk(ChunkOps ops, Chunk c) { q.high(importance(c, other, cols), c.size()); }
+            @Override public void end() { q.endHigh(); }
+        };
+        ChunkProgram.Pass low = new ChunkProgram.Pass() {
+            @Override public boolean needed() { return true; }
+            @Override public void chunk(ChunkOps ops, Chunk c) { q.low(importance(c, other, cols), c.size()); }
+            @Override public void end() {
+                q.endLow();
+                // threshold = median + 1.5·(Q3 − Q1), in float32
+                float iqr = q.value(2) - q.value(0);
+                threshold[0] = q.value(1) + 1.5f * iqr;
+            }
+        };
+        return new ChunkProgram(cols, 1, List.of(high, low), (ops, c, out) -> {
+            Tile imp = importance(c, other, cols), b = c.base(), o = c.model(other);
+            float t = threshold[0];
+            for (long e = 0, m = c.size(); e < m; e++) {
+                float be = b.get(e);
+                // θ = θ₀ + (θ₁ − θ₀)·mask
+                out.set(e, be + (o.get(e) - be) * (imp.get(e) >= t ? 1f : 0f));
+            }
+        });
+    }
+
+    /** The chunk's importances, in its scratch tile. */
+    private static Tile importance(Chunk c, int other, long cols) {
+        Tile imp = c.scratch(0);
+        importance(c.base(), c.model(other), imp, cols);
+        return imp;
+    }
+
+    /** imp = |θ₁ − θ₀|·KL(p ‖ q) per row of {@code cols} elements, p = softmax(θ₁ row) + ε, q = softmax(θ₀ row) + ε. */
+    private static void importance(Tile base, Tile other, Tile imp, long cols) {
+        long rows = imp.size() / cols;
         for (long r = 0; r < rows; r++) {
             long o = r * cols;
             double mb = Double.NEGATIVE_INFINITY, mo = Double.NEGATIVE_INFINITY;

@@ -2,9 +2,11 @@ package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.ParamSpec;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.Tile;
 
 import java.util.List;
@@ -15,9 +17,10 @@ import java.util.List;
  * |τ_i| &gt; ε; c = number of contributors. Out = θ₀ + Σ_i τ_i·[contributes]·(1 if c = 1, 1/c if
  * c &gt; 1): a value only one model changed is kept whole, shared changes are averaged over the
  * models that made them. All float32, ε rounded to float32 as torch compares; the sum runs over
- * the models in config order (mergekit's order is its set's iteration order).
+ * the models in config order (mergekit's order is its set's iteration order). Passes over chunks:
+ * one combine pass ({@link RamPass#program}).
  */
-public record Ram(double epsilon) implements MergeMethod {
+public record Ram(double epsilon) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("ram",
             "keep values only one model changed whole, average values several models changed",
@@ -33,5 +36,10 @@ public record Ram(double epsilon) implements MergeMethod {
     @Override
     public void merge(MergeContext ctx, MergeInputs in, Tile out) {
         RamPass.merge(ctx, in, out, "ram", (float) epsilon, null);
+    }
+
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        return RamPass.program(in, "ram", (float) epsilon, null);
     }
 }

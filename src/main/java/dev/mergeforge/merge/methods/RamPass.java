@@ -1,17 +1,25 @@
 package dev.mergeforge.merge.methods;
 
+import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
+import dev.mergeforge.merge.chunk.Chunk;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.Tile;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * The passes RAM and RAM+ share, element by element on host memory (no tile beyond the output):
- * an optional counting pass (RAM+'s per-model shared/unique counts), then the combine pass.
+ * an optional counting pass (RAM+'s per-model shared/unique counts), then the combine pass. The
+ * whole-tensor path runs them over whole tiles; {@link #program} runs the same loops over chunks
+ * (the counts are integers, so summing them chunk by chunk changes nothing: the same bytes).
  */
 final class RamPass {
     private static final Parallel PAR = new Parallel(0);
@@ -26,30 +34,72 @@ final class RamPass {
         int n = ms.size();
         // the loops below read and write tile memory themselves, not through the backend's ops
         ctx.hostAccess(List.of(base), ms, List.of(out));
-        float[] lambda = new float[n];
-        java.util.Arrays.fill(lambda, 1f);
+        float[] lambda = ones(n);
         if (plus != null) {
-            // S_i = #positions model i shares (c > 1), U_i = #positions only model i changed (c = 1)
             AtomicLongArray shared = new AtomicLongArray(n), unique = new AtomicLongArray(n);
-            PAR.forRange(out.size(), (lo, hi) -> {
-                long[] s = new long[n], u = new long[n];
-                for (long e = lo; e < hi; e++) {
-                    float b = base.get(e);
-                    int c = 0;
-                    for (Tile m : ms) if (Math.abs(m.get(e) - b) > eps) c++;
-                    if (c == 0) continue;
-                    for (int i = 0; i < n; i++) {
-                        if (Math.abs(ms.get(i).get(e) - b) > eps) { if (c > 1) s[i]++; else u[i]++; }
-                    }
-                }
-                for (int i = 0; i < n; i++) { shared.addAndGet(i, s[i]); unique.addAndGet(i, u[i]); }
-            });
-            for (int i = 0; i < n; i++) {
-                // ρ_i = S_i / max(U_i, ε); λ_i = 1 + r·clamp(ρ_i, 0, α)
-                float rho = (float) shared.get(i) / Math.max((float) unique.get(i), eps);
-                lambda[i] = 1f + plus[0] * Math.min(Math.max(rho, 0f), plus[1]);
-            }
+            count(base, ms, eps, shared, unique);
+            lambda = lambda(shared, unique, eps, plus);
         }
+        combine(base, ms, eps, lambda, out);
+    }
+
+    /** The same loops as passes over chunks of any cut: RAM+'s counting pass, then the combine. */
+    static ChunkProgram program(TensorSetup in, String method, float eps, float[] plus) {
+        if (!in.hasBase()) throw new ConfigException(method + " needs base_model (tensor " + in.tensor() + "); add base_model: to the config");
+        int[] idx = in.nonBase();
+        int n = idx.length;
+        float[][] lambda = {ones(n)};
+        AtomicLongArray shared = new AtomicLongArray(n), unique = new AtomicLongArray(n);
+        ChunkProgram.Pass counts = new ChunkProgram.Pass() {
+            @Override public boolean needed() { return plus != null; }
+            @Override public void chunk(ChunkOps ops, Chunk c) { count(c.base(), models(c, idx), eps, shared, unique); }
+            @Override public void end() { lambda[0] = lambda(shared, unique, eps, plus); }
+        };
+        return new ChunkProgram(1, 0, List.of(counts), (ops, c, out) -> combine(c.base(), models(c, idx), eps, lambda[0], out));
+    }
+
+    private static List<Tile> models(Chunk c, int[] idx) {
+        List<Tile> ms = new ArrayList<>(idx.length);
+        for (int j : idx) ms.add(c.model(j));
+        return ms;
+    }
+
+    private static float[] ones(int n) {
+        float[] x = new float[n];
+        Arrays.fill(x, 1f);
+        return x;
+    }
+
+    /** Adds S_i = #positions model i shares (c > 1) and U_i = #positions only model i changed (c = 1). */
+    private static void count(Tile base, List<Tile> ms, float eps, AtomicLongArray shared, AtomicLongArray unique) {
+        int n = ms.size();
+        PAR.forRange(base.size(), (lo, hi) -> {
+            long[] s = new long[n], u = new long[n];
+            for (long e = lo; e < hi; e++) {
+                float b = base.get(e);
+                int c = 0;
+                for (Tile m : ms) if (Math.abs(m.get(e) - b) > eps) c++;
+                if (c == 0) continue;
+                for (int i = 0; i < n; i++) {
+                    if (Math.abs(ms.get(i).get(e) - b) > eps) { if (c > 1) s[i]++; else u[i]++; }
+                }
+            }
+            for (int i = 0; i < n; i++) { shared.addAndGet(i, s[i]); unique.addAndGet(i, u[i]); }
+        });
+    }
+
+    private static float[] lambda(AtomicLongArray shared, AtomicLongArray unique, float eps, float[] plus) {
+        float[] lambda = new float[shared.length()];
+        for (int i = 0; i < lambda.length; i++) {
+            // ρ_i = S_i / max(U_i, ε); λ_i = 1 + r·clamp(ρ_i, 0, α)
+            float rho = (float) shared.get(i) / Math.max((float) unique.get(i), eps);
+            lambda[i] = 1f + plus[0] * Math.min(Math.max(rho, 0f), plus[1]);
+        }
+        return lambda;
+    }
+
+    private static void combine(Tile base, List<Tile> ms, float eps, float[] lambda, Tile out) {
+        int n = ms.size();
         PAR.forRange(out.size(), (lo, hi) -> {
             for (long e = lo; e < hi; e++) {
                 float b = base.get(e);

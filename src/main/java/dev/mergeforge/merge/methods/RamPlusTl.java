@@ -2,9 +2,11 @@ package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.ParamSpec;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.Tile;
 
 import java.util.List;
@@ -15,8 +17,9 @@ import java.util.List;
  * tensor, model i has S_i positions it shares with another model and U_i it changed alone;
  * ρ_i = S_i / max(U_i, ε), λ_i = 1 + r·clamp(ρ_i, 0, α); out = θ₀ + Σ_i τ_i·[contributes]·(λ_i if
  * c = 1, 1/c if c &gt; 1). All float32 as mergekit (r, α, ε rounded to float32).
+ * Passes over chunks: the counting pass, then the combine ({@link RamPass#program}).
  */
-public record RamPlusTl(double r, double alpha, double epsilon) implements MergeMethod {
+public record RamPlusTl(double r, double alpha, double epsilon) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("ramplus_tl",
             "RAM with each model's unique values scaled up by how much it overlaps the others",
@@ -36,5 +39,10 @@ public record RamPlusTl(double r, double alpha, double epsilon) implements Merge
     @Override
     public void merge(MergeContext ctx, MergeInputs in, Tile out) {
         RamPass.merge(ctx, in, out, "ramplus_tl", (float) epsilon, new float[]{(float) r, (float) alpha});
+    }
+
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        return RamPass.program(in, "ramplus_tl", (float) epsilon, new float[]{(float) r, (float) alpha});
     }
 }

@@ -122,6 +122,19 @@ class ChunkedEquivalenceTest {
             cs.add(new Case("slerp", m("t", t), List.of(m()), big, DType.BF16, DType.BF16, false));
             cs.add(new Case("slerp", m("t", t), List.of(m()), flat, DType.F32, DType.F32, false));
         }
+        // arcee_fusion: chunks of whole rows (1 or 3 of 531, the last one partial; 2 of 29 in the cube), a 1-D tensor as one chunk
+        cs.add(new Case("arcee_fusion", m(), List.of(m()), big, DType.BF16, DType.BF16, false));
+        cs.add(new Case("arcee_fusion", m(), List.of(m(), m()), big, DType.F32, DType.F32, true));
+        cs.add(new Case("arcee_fusion", m(), List.of(m()), cube, DType.F32, DType.BF16, false));
+        cs.add(new Case("arcee_fusion", m(), List.of(m()), flat, DType.F32, DType.F32, false));
+        cs.add(new Case("arcee_fusion", m(), List.of(m()), tiny, DType.F32, DType.F32, false));
+        // ram / ramplus_tl: any cut; epsilon 0.25 equals many |τ| (the > at the boundary); alpha large so λ follows the tensor's counts
+        cs.add(new Case("ram", m(), List.of(m(), m(), m()), big, DType.BF16, DType.BF16, false));
+        cs.add(new Case("ram", m("epsilon", 0.25), List.of(m(), m()), flat, DType.F32, DType.F32, false));
+        cs.add(new Case("ram", m(), List.of(m(), m(), m()), big, DType.F32, DType.BF16, true));
+        cs.add(new Case("ramplus_tl", m("r", 0.5, "alpha", 100.0), List.of(m(), m(), m()), big, DType.BF16, DType.F32, false));
+        cs.add(new Case("ramplus_tl", m("r", 0.3, "alpha", 100.0, "epsilon", 0.25), List.of(m(), m()), flat, DType.F32, DType.F32, false));
+        cs.add(new Case("ramplus_tl", m(), List.of(m(), m()), tiny, DType.F32, DType.F32, false));
         // the base listed among the models (skipped, as mergekit), a density that keeps nothing, a tensor smaller than a chunk
         cs.add(new Case("ties", m(), List.of(m("weight", 0.7, "density", 0.3), m("weight", 1.0), m("weight", 0.5, "density", 0.5)), big, DType.BF16, DType.BF16, true));
         cs.add(new Case("ties", m(), List.of(m("weight", 0.7, "density", 0.00001), m("weight", 0.5, "density", 0.5)), big, DType.F32, DType.F32, false));
@@ -134,6 +147,7 @@ class ChunkedEquivalenceTest {
      * Stored inputs whose task vectors repeat few magnitudes: base on a 1/16 grid, τ = (k/8)·(1 + j/1024)
      * with k in [-16, 16] and j in [0, 4), so many |τ| are equal (ties at every threshold) and equal
      * high bits hide different low bits (the low-bit pass matters). Exact in float32; bf16 rounds them alike.
+     * For arcee_fusion half the changes are uniform in [-2, 2) instead and most are scaled down, so the mask is mixed.
      */
     private static List<TensorView> inputs(Case c, int count, Arena arena, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
@@ -141,12 +155,17 @@ class ChunkedEquivalenceTest {
         int n = (int) shape.numel();
         float[] base = new float[n];
         for (int i = 0; i < n; i++) base[i] = (r.nextInt(64) - 32) / 16f;
+        boolean dense = c.method().equals("arcee_fusion");
         List<TensorView> vs = new ArrayList<>();
         vs.add(view("base", base, c.in(), shape, arena));
         for (int j = 0; j < count; j++) {
             float[] x = new float[n];
             for (int i = 0; i < n; i++) {
                 float tau = r.nextInt(10) == 0 ? 0f : ((r.nextInt(33) - 16) / 8f) * (1f + r.nextInt(4) / 1024f);
+                // arcee_fusion: half the changes off the grid, so importances lie dense around its threshold, and
+                // all but one in eight scaled by 1/16 (exactly), so the large ones are outliers the mask takes
+                if (dense && r.nextBoolean()) tau = (float) (r.nextDouble() * 4 - 2);
+                if (dense && r.nextInt(8) != 0) tau /= 16;
                 x[i] = base[i] + tau;
             }
             vs.add(view("m" + j, x, c.in(), shape, arena));
@@ -242,6 +261,14 @@ class ChunkedEquivalenceTest {
                     same(expect, got, c.out(), be.name() + " chunks of " + chunk);
                     assertEquals(expectNotes, notes, "the chunked path logs the notes of the whole-tensor path");
                 }
+            }
+            // arcee_fusion: the case must take θ₁ at some positions and keep θ₀ at others, or its threshold is untested
+            if (c.method().equals("arcee_fusion") && c.in() == c.out() && Shape.of(c.dims()).numel() > 100) {
+                byte[] base = s.base().data().toArray(ValueLayout.JAVA_BYTE);
+                int es = c.out().byteSize();
+                long kept = 0, n = expect.length / es;
+                for (int i = 0; i < expect.length; i += es) if (java.util.Arrays.equals(expect, i, i + es, base, i, i + es)) kept++;
+                assertTrue(kept > 0 && kept < n, "arcee_fusion keeps θ₀ at " + kept + " of " + n + " positions: the mask must be mixed");
             }
             // the random drops depend on the seed: a check that the cases exercise them
             if (c.method().startsWith("dare") && Shape.of(c.dims()).numel() > 100) {

@@ -204,4 +204,15 @@ class FusionAndRamTest {
             }
         }
     }
+
+    /** The chunked programs refuse a tensor without a base as the whole-tensor path does: one line naming method, tensor and fix. */
+    @Test
+    void chunkedProgramsNeedABaseTensor() {
+        dev.mergeforge.merge.chunk.TensorSetup noBase = new dev.mergeforge.merge.chunk.TensorSetup("model.norm.weight",
+                dev.mergeforge.tensor.Shape.of(8), List.of(dev.mergeforge.merge.Params.empty("models[0]")), -1, false, 1, m -> {});
+        for (dev.mergeforge.merge.chunk.ChunkedMethod m : List.of(new ArceeFusion(), new Ram(1e-5), new RamPlusTl(0.1, 0.2, 1e-5))) {
+            Exception e = assertThrows(dev.mergeforge.errors.ConfigException.class, () -> m.program(noBase));
+            assertTrue(e.getMessage().contains("needs base_model (tensor model.norm.weight); add base_model:"), e.getMessage());
+        }
+    }
 }
