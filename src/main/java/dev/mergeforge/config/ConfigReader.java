@@ -62,11 +62,11 @@ public final class ConfigReader {
      * @param pre   for a tensor outside the layers: true before them (embeddings), false after
      */
     public static double layerT(int layer, boolean pre, int numLayers, double postT) {
-        if (numLayers < 1) throw new IllegalArgumentException("numLayers must be >= 1, got " + numLayers);
+        // a tensor outside the layers needs no layer count (a config.json counting 0 layers still plans its embeddings and head)
+        if (layer < 0) return pre ? 0.0 : postT;
         if (layer >= numLayers) throw new IllegalArgumentException("layer " + layer + " is outside 0.." + (numLayers - 1));
         // t = layer/(numLayers−1), 1 for a single layer (mergekit plan_slice)
-        if (layer >= 0) return numLayers > 1 ? (double) layer / (numLayers - 1) : 1.0;
-        return pre ? 0.0 : postT;
+        return numLayers > 1 ? (double) layer / (numLayers - 1) : 1.0;
     }
 
     /** {@link #layerT(int, boolean, int, double)} with post weights at mergekit 0.1.2+'s t = 0. */

@@ -87,6 +87,11 @@ class ParamResolutionTest {
         assertEquals(0.1, c.modelParams(0, "lm_head.weight", ConfigReader.layerT("lm_head.weight", -1, layers, 1.0)).number("density"), 1e-12);
         assertEquals(1.0, c.modelParams(1, "model.norm.weight", ConfigReader.layerT("model.norm.weight", -1, layers, 1.0)).number("weight"), 1e-12);
         assertEquals(1.0, c.modelParams(0, "model.embed_tokens.weight", ConfigReader.layerT("model.embed_tokens.weight", -1, layers, 1.0)).number("density"));
+        // a config.json counting no layers still places its pre and post weights (it used to stop on an internal error)
+        assertEquals(0.0, ConfigReader.layerT(-1, true, 0, 1.0));
+        assertEquals(1.0, ConfigReader.layerT(-1, false, 0, 1.0));
+        assertEquals(0.0, ConfigReader.layerT(-1, false, 0, 0.0));
+        assertThrows(IllegalArgumentException.class, () -> ConfigReader.layerT(0, false, 0, 0.0));
     }
 
     @Test
