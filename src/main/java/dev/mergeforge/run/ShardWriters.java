@@ -58,7 +58,18 @@ final class ShardWriters implements TensorSink, AutoCloseable {
         }
     }
 
-    @Override public void finish() { for (StreamingWriter w : open) w.finish(); }
+    /** Finishes and closes the shards still open (every tensor is written by now). */
+    @Override
+    public void finish() {
+        while (!open.isEmpty()) {
+            StreamingWriter w = open.removeFirst();
+            try {
+                w.finish();
+            } finally {
+                w.close();
+            }
+        }
+    }
 
     @Override
     public void close() {
