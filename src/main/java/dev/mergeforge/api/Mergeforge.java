@@ -20,6 +20,7 @@ import dev.mergeforge.model.LlamaModel;
 import dev.mergeforge.model.TextTokenizer;
 import dev.mergeforge.run.AimSupport;
 import dev.mergeforge.run.MemoryBudget;
+import dev.mergeforge.run.MemoryModel;
 import dev.mergeforge.run.Calibration;
 import dev.mergeforge.run.Events;
 import dev.mergeforge.run.Merger;
@@ -53,7 +54,24 @@ public final class Mergeforge {
 
     /** Merges per the request's config into its output directory, written atomically. */
     public static MergeResult merge(MergeRequest req, EventListener listener, CancellationToken cancel) {
-        String what = "merge into " + req.output();
+        return merging(req, "merge into " + req.output(), listener, cancel, (plan, inputs, o) -> {
+            Merger.Result r = Merger.run(plan, inputs, req.output(), o);
+            return new MergeResult(r.output(), r.tensors(), r.bytesIn(), r.bytesOut(), r.seconds(), r.peakWorkingBytes(),
+                    ProcessStats.peakRssBytes());
+        });
+    }
+
+    /** What a merge does once its plan, inputs and options are ready. */
+    private interface MergeStep<T> {
+        T run(Planner.Plan plan, Planner.Inputs inputs, Merger.Options o);
+    }
+
+    /**
+     * Reads the request's config, plans it, opens its backend (and AIM) and runs {@code step} with the
+     * options a merge of the request takes; a failure is reported as {@link Event.Failed} and thrown
+     * as a {@link MergeforgeError}.
+     */
+    private static <T> T merging(MergeRequest req, String what, EventListener listener, CancellationToken cancel, MergeStep<T> step) {
         Events ev = new ListenerEvents(listener, cancel, what);
         try {
             cancel.check(what);
@@ -66,10 +84,8 @@ public final class Mergeforge {
                     // chunk sizes follow from the memory budget; its line is the first note after start
                     MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(req), req.maxMemoryBytes() > 0,
                             backend.chunkOps().isPresent(), !backend.name().equals("java"), aim != null);
-                    Merger.Result r = Merger.run(plan, inputs, req.output(), new Merger.Options(backend, req.seed(), req.maxShardBytes(),
+                    return step.run(plan, inputs, new Merger.Options(backend, req.seed(), req.maxShardBytes(),
                             req.overwrite(), req.allowNonFinite(), aim, budgetBeforeFirstTensor(ev, () -> listener.on(new Event.Budget(mem.describe(), mem.budget(), mem.chunkElements(), mem.peakBytes()))), Merger.FUSED_CHUNK, mem.chunkElements()));
-                    return new MergeResult(r.output(), r.tensors(), r.bytesIn(), r.bytesOut(), r.seconds(), r.peakWorkingBytes(),
-                            ProcessStats.peakRssBytes());
                 }
             }
         } catch (RuntimeException e) {
@@ -194,32 +210,12 @@ public final class Mergeforge {
         String what = "eval of " + req.model();
         try {
             cancel.check(what);
-            List<Path> files = new ArrayList<>(req.tasks());
-            if (req.text() != null) files.add(req.text());
-            for (Path p : files) {
-                if (!Files.isRegularFile(p)) throw new ConfigException("mergeforge eval: file " + p + " not found; check the path");
-            }
-            CudaForward.checkDevice(req.device());
+            checkEvalFiles(req);
             Parallel par = new Parallel(req.threads());
             try (Checkpoint c = Checkpoint.open(req.model());
                  LlamaModel m = LlamaModel.open(c.dir(), par, true);
                  TextTokenizer tok = TextTokenizer.open(c.dir())) {
-                return CudaForward.apply(m, req.device(), f -> {
-                    EvalResult.TextResult text = null;
-                    if (req.text() != null) {
-                        TextLoss l = Evaluator.textLoss(m, f, tok, Evaluator.readDocuments(req.text()), req.maxTokens());
-                        text = new EvalResult.TextResult(req.text(), l.meanNll(), l.perplexity(), l.tokens(), l.documents());
-                        listener.on(new Event.Note("scored " + req.text()));
-                    }
-                    List<EvalResult.TaskResult> tasks = new ArrayList<>();
-                    for (Path p : req.tasks()) {
-                        cancel.check(what);
-                        TaskScore s = Evaluator.taskScore(m, f, tok, PromptAnswer.readJsonl(p), req.rows(), req.rows());
-                        tasks.add(new EvalResult.TaskResult(p, s.accuracy(), s.accuracyRows(), s.answerNll(), s.nllRows()));
-                        listener.on(new Event.Note("scored " + p));
-                    }
-                    return new EvalResult(c.ref(), text, tasks);
-                });
+                return score(m, tok, c.ref(), req, listener, cancel, what);
             } finally {
                 par.shutdown();
             }
@@ -228,36 +224,115 @@ public final class Mergeforge {
         }
     }
 
+    /** Refuses missing text or task files and an unusable device before any work. */
+    private static void checkEvalFiles(EvalRequest req) {
+        List<Path> files = new ArrayList<>(req.tasks());
+        if (req.text() != null) files.add(req.text());
+        for (Path p : files) {
+            if (!Files.isRegularFile(p)) throw new ConfigException("mergeforge eval: file " + p + " not found; check the path");
+        }
+        CudaForward.checkDevice(req.device());
+    }
+
+    /** Scores the open model {@code m} (named {@code ref} in the result) on the request's text and task files. */
+    private static EvalResult score(LlamaModel m, TextTokenizer tok, String ref, EvalRequest req, EventListener listener,
+                                    CancellationToken cancel, String what) {
+        return CudaForward.apply(m, req.device(), f -> {
+            EvalResult.TextResult text = null;
+            if (req.text() != null) {
+                TextLoss l = Evaluator.textLoss(m, f, tok, Evaluator.readDocuments(req.text()), req.maxTokens());
+                text = new EvalResult.TextResult(req.text(), l.meanNll(), l.perplexity(), l.tokens(), l.documents());
+                listener.on(new Event.Note("scored " + req.text()));
+            }
+            List<EvalResult.TaskResult> tasks = new ArrayList<>();
+            for (Path p : req.tasks()) {
+                cancel.check(what);
+                TaskScore s = Evaluator.taskScore(m, f, tok, PromptAnswer.readJsonl(p), req.rows(), req.rows());
+                tasks.add(new EvalResult.TaskResult(p, s.accuracy(), s.accuracyRows(), s.answerNll(), s.nllRows()));
+                listener.on(new Event.Note("scored " + p));
+            }
+            return new EvalResult(ref, text, tasks);
+        });
+    }
+
+    /** What a candidate is called in events and in its {@link EvalResult}. */
+    static final String IN_MEMORY = "(merged candidate in memory)";
+
     /**
-     * Merges a candidate and evaluates it without a checkpoint on disk: the merged model is written
-     * to a scratch folder on a RAM-backed file system ({@code /dev/shm} where it exists with room for
-     * it; otherwise the temporary folder, said in a note), read from there by the forward pass through
-     * memory maps, and removed before this returns, whatever happens. Memory: the merged model's size
-     * on top of the merge and the eval. The scores equal those of {@link #merge} to disk followed by
-     * {@link #eval}.
+     * Merges a candidate and evaluates it without a checkpoint: the merged tensors are held in
+     * memory in their output dtypes (off-heap, {@link MemoryModel}) and the forward pass reads them
+     * there; nothing is written to any disk, and the memory is freed before this returns, whatever
+     * happens. Memory: the merged model's size on top of the merge and the eval. The scores equal
+     * those of {@link #merge} to disk followed by {@link #eval}.
+     *
+     * <p>A config whose tokenizer source builds a new vocabulary (tokenizer files written by the
+     * merge) is merged to a scratch folder on the RAM-backed {@code /dev/shm} instead (the temporary
+     * folder where there is none, said in a note), read from there and removed before this returns.
      */
     public static MergeEvalResult mergeAndEval(MergeEvalRequest req, EventListener listener, CancellationToken cancel) {
-        Path scratch;
         try {
-            scratch = Files.createTempDirectory(memoryRoot(listener), "mergeforge-candidate-");
-        } catch (IOException e) {
-            throw MergeforgeError.of(new UncheckedIOException("cannot create a scratch folder for the candidate: " + e.getMessage()
-                    + "; set java.io.tmpdir to a writable folder", e));
+            checkEvalFiles(req.eval(Path.of(IN_MEMORY)));
+        } catch (RuntimeException e) {
+            throw MergeforgeError.of(e);
         }
+        Path[] scratch = {null};
         try {
-            listener.on(new Event.Note("candidate in " + scratch));
-            MergeResult m = merge(req.merge(scratch.resolve("merged")), listener, cancel);
-            long t0 = System.nanoTime();
-            EvalResult e = eval(req.eval(m.output()), listener, cancel);
-            return new MergeEvalResult(e, m.tensors(), m.seconds(), (System.nanoTime() - t0) / 1e9, m.peakWorkingBytes());
+            Candidate c = merging(req.merge(Path.of(IN_MEMORY)), "merge of a candidate", listener, cancel, (plan, inputs, o) -> {
+                if (Merger.inMemoryTokenizer(plan, inputs) != null) return new Candidate(Merger.runInMemory(plan, inputs, o), null);
+                scratch[0] = scratchFolder(listener);
+                listener.on(new Event.Note("candidate in " + scratch[0]));
+                Merger.Result r = Merger.run(plan, inputs, scratch[0].resolve("merged"), o);
+                return new Candidate(null, r);
+            });
+            try (c) {
+                Merger.Result m = c.result();
+                long t0 = System.nanoTime();
+                EvalResult e = c.memory() == null ? eval(req.eval(m.output()), listener, cancel) : evalInMemory(c.memory().model(), req, listener, cancel);
+                return new MergeEvalResult(e, m.tensors(), m.seconds(), (System.nanoTime() - t0) / 1e9, m.peakWorkingBytes());
+            }
         } finally {
-            OutputDir.deleteTree(scratch);
+            if (scratch[0] != null) OutputDir.deleteTree(scratch[0]);
+        }
+    }
+
+    /** A merged candidate: in memory, or (null memory) in a scratch folder. */
+    private record Candidate(Merger.InMemory memory, Merger.Result folder) implements AutoCloseable {
+        Merger.Result result() { return memory != null ? memory.result() : folder; }
+
+        @Override public void close() { if (memory != null) memory.close(); }
+    }
+
+    /** {@link #eval} of a merged model held in memory. */
+    private static EvalResult evalInMemory(MemoryModel mm, MergeEvalRequest mreq, EventListener listener, CancellationToken cancel) {
+        EvalRequest req = mreq.eval(Path.of(IN_MEMORY));
+        String what = "eval of the merged candidate";
+        try {
+            cancel.check(what);
+            Parallel par = new Parallel(req.threads());
+            try (LlamaModel m = LlamaModel.inMemory(mm.config(), mm.tensors(), IN_MEMORY, mm.tokenizerDir(), par, true);
+                 TextTokenizer tok = TextTokenizer.open(mm.tokenizerDir())) {
+                return score(m, tok, IN_MEMORY, req, listener, cancel, what);
+            } finally {
+                par.shutdown();
+            }
+        } catch (RuntimeException e) {
+            throw MergeforgeError.of(e);
         }
     }
 
     /** The dry run of a candidate's merge (its output would be a scratch folder). */
     public static PlanResult plan(MergeEvalRequest req, EventListener listener) {
         return plan(req.merge(Path.of(System.getProperty("java.io.tmpdir"), "mergeforge-candidate-plan")), listener);
+    }
+
+    /** A new scratch folder for a candidate, under {@link #memoryRoot}. */
+    private static Path scratchFolder(EventListener listener) {
+        try {
+            return Files.createTempDirectory(memoryRoot(listener), "mergeforge-candidate-");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create a scratch folder for the candidate: " + e.getMessage()
+                    + "; set java.io.tmpdir to a writable folder", e);
+        }
     }
 
     /** /dev/shm when it is a writable folder, else java.io.tmpdir (with a note that the candidate then goes through it). */

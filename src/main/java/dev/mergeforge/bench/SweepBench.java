@@ -28,7 +28,7 @@ import java.util.Locale;
  * family, each candidate merged and scored on the same text, three ways: (A) a `mergeforge merge`
  * and a `mergeforge eval` process per candidate with the checkpoint on disk; (B) one warm JVM calling
  * {@link Mergeforge#merge} to disk then {@link Mergeforge#eval}; (C) one warm JVM calling
- * {@link Mergeforge#mergeAndEval} (the candidate in /dev/shm). B and C each score one untimed
+ * {@link Mergeforge#mergeAndEval} (the candidate's tensors in memory, no file). B and C each score one untimed
  * candidate first and then alternate; A runs last. Checks that the three give the same scores and
  * prints a markdown table. "merges" is everything but the eval (planning and writing included).
  *
@@ -116,7 +116,7 @@ public final class SweepBench {
         if (times.length == 3) {
             double total = (System.nanoTime() - t0) / 1e9;
             times[0] += total;
-            times[1] += total - r.evalSeconds(); // planning, merging and the scratch folder, as B's merge column
+            times[1] += total - r.evalSeconds(); // planning and merging into memory, as B's merge column
             times[2] += r.evalSeconds();
         }
         return r.eval().text().meanNll();

@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Map;
 
 /**
  * A decoder of any family with a forward pass here (see {@link dev.mergeforge.arch.Architectures}:
@@ -88,6 +89,16 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
             w.close();
             throw e;
         }
+    }
+
+    /**
+     * A model whose tensors are already in memory ({@code tensors}, in their stored dtypes, valid
+     * until this model is closed; closing it leaves them to their owner), with its config.json as
+     * {@code config} and its tokenizer files in {@code tokenizerDir}; {@code name} names it in messages.
+     */
+    public static LlamaModel inMemory(JsonNode config, Map<String, TensorView> tensors, String name, Path tokenizerDir, Parallel par,
+                                      boolean keepLayers) {
+        return new LlamaModel(new MemoryWeights(config, tensors, name), par, keepLayers, tokenizerHasBos(tokenizerDir));
     }
 
     public ModelConfig config() { return config; }

@@ -4,9 +4,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.mergeforge.io.TensorView;
 
 /**
- * Where a model's config and tensors come from. Package-private on purpose: the one
- * implementation ({@link SafetensorsWeights}) is the single place to swap for the project's
- * checkpoint reader. Views stay valid until {@link #close()}.
+ * Where a model's config and tensors come from. Package-private on purpose: a checkpoint folder
+ * ({@link SafetensorsWeights}, the single place to swap for the project's checkpoint reader) or
+ * tensors already in memory ({@link MemoryWeights}, a merged candidate). Views stay valid until
+ * {@link #close()}.
  */
 interface WeightSource extends AutoCloseable {
     JsonNode config();

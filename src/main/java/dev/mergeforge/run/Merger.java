@@ -10,7 +10,6 @@ import dev.mergeforge.io.Madvise;
 import dev.mergeforge.io.OutputDir;
 import dev.mergeforge.io.SafetensorsWriter;
 import dev.mergeforge.io.ShardPlan;
-import dev.mergeforge.io.StreamingWriter;
 import dev.mergeforge.io.TensorView;
 import dev.mergeforge.merge.CombinationMethod;
 import dev.mergeforge.merge.MergeContext;
@@ -53,6 +52,10 @@ import java.util.concurrent.Future;
  * backend with chunk ops) runs as its method's passes over chunks ({@link ChunkRunner}), the
  * combine pass writing into the writer; its chunk size comes from {@link Options#streamChunk},
  * which the CLI derives from {@code --max-memory} ({@link MemoryBudget}).
+ *
+ * <p>The merged bytes go to a {@link TensorSink}: the output folder's shard writers
+ * ({@link ShardWriters}), or memory ({@link MemoryModel}, {@link #runInMemory}) for a candidate
+ * evaluated without a checkpoint. The sink does not change a byte of the result.
  */
 public final class Merger {
 
@@ -81,8 +84,13 @@ public final class Merger {
     /** Elements per chunk in which fused tensors read their inputs, by default. */
     public static final long FUSED_CHUNK = InputChunks.CHUNK;
 
-    /** What a finished merge reports. */
+    /** What a finished merge reports ({@code output} null for a merge into memory). */
     public record Result(Path output, int tensors, long bytesIn, long bytesOut, double seconds, long peakWorkingBytes) {}
+
+    /** A merge into memory: its report and the merged model, which closing this frees. */
+    public record InMemory(Result result, MemoryModel model) implements AutoCloseable {
+        @Override public void close() { model.close(); }
+    }
 
     private Merger() {}
 
@@ -117,8 +125,72 @@ public final class Merger {
         long t0 = System.nanoTime();
         ShardPlan shards = shards(plan, o.maxShardBytes());
         List<Path> inputDirs = inputs.all().stream().map(c -> c.dir()).toList();
+        o.events().start(plan.config().method().name(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), o.backend().name());
+        try (OutputDir out = OutputDir.create(outputDir, o.overwrite(), inputDirs, shards.totalFileBytes());
+             ShardWriters sink = new ShardWriters(out.temp(), shards)) {
+            long peak = stream(plan, inputs, sink, o, t0);
+            shards.writeIndex(out.temp());
+            OutputFiles.write(out.temp(), plan, inputs, o.seed(), dominantDtype(plan));
+            out.commit();
+            return done(plan, out.target(), t0, peak, o);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the merged model beside " + outputDir + ": " + e.getMessage()
+                    + "; check free disk space and permissions", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CheckpointException("merge interrupted; nothing was written to " + outputDir);
+        }
+    }
+
+    /**
+     * The merge into memory instead of a folder: the same tensors, byte for byte, as {@link #run}
+     * would write, held by the returned {@link MemoryModel} (the caller closes the result), with the
+     * config.json the folder would get. Only for plans whose tokenizer is copied as is (no
+     * tokenizer source building a new vocabulary): {@link #inMemoryTokenizer} says which.
+     */
+    public static InMemory runInMemory(Planner.Plan plan, Planner.Inputs inputs, Options o) {
+        Path tokenizer = inMemoryTokenizer(plan, inputs);
+        if (tokenizer == null) throw new IllegalArgumentException("the plan builds a tokenizer; merge it to a folder");
+        long t0 = System.nanoTime();
+        o.events().start(plan.config().method().name(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), o.backend().name());
+        MemoryModel m = new MemoryModel(plan.tensors(), OutputFiles.outputConfig(plan, dominantDtype(plan)), tokenizer);
+        try {
+            return new InMemory(done(plan, null, t0, stream(plan, inputs, m, o, t0), o), m);
+        } catch (InterruptedException e) {
+            m.close();
+            Thread.currentThread().interrupt();
+            throw new CheckpointException("merge interrupted; the candidate in memory was dropped");
+        } catch (RuntimeException | Error e) {
+            m.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The folder whose tokenizer files a merged model held in memory uses, or null when the output
+     * folder would get tokenizer files built by the merge (a tokenizer source's new vocabulary).
+     */
+    public static Path inMemoryTokenizer(Planner.Plan plan, Planner.Inputs inputs) {
+        if (inputs.tokenizer(plan.config()) != null) return null;
+        return OutputFiles.tokenizerSource(plan.config(), plan, inputs).dir();
+    }
+
+    /** Reports the finished merge ({@code output} null: in memory). */
+    private static Result done(Planner.Plan plan, Path output, long t0, long peak, Options o) {
+        double secs = (System.nanoTime() - t0) / 1e9;
+        Result r = new Result(output, plan.tensors().size(), plan.inBytes(), plan.outBytes(), secs, peak);
+        o.events().done(output == null ? "(in memory)" : output.toString(), r.tensors(), r.bytesIn(), r.bytesOut(), secs, peak,
+                ProcessStats.peakRssBytes());
+        return r;
+    }
+
+    /**
+     * Merges every tensor of the plan into {@code sink}, in plan order, and finishes it; returns the
+     * peak working bytes (float32 tiles and staged input copies, never both at their peak together,
+     * so an upper bound).
+     */
+    private static long stream(Planner.Plan plan, Planner.Inputs inputs, TensorSink sink, Options o, long t0) throws InterruptedException {
         Events ev = o.events();
-        ev.start(plan.config().method().name(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), o.backend().name());
         ExecutorService reader = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "mergeforge-readahead");
             t.setDaemon(true);
@@ -130,62 +202,32 @@ public final class Merger {
             t.setDaemon(true);
             return t;
         });
-        try (OutputDir out = OutputDir.create(outputDir, o.overwrite(), inputDirs, shards.totalFileBytes());
-             TilePool pool = new TilePool(Long.MAX_VALUE, o.backend()::released);
+        try (TilePool pool = new TilePool(Long.MAX_VALUE, o.backend()::released);
              TilePool stagingPool = new TilePool(Long.MAX_VALUE, t -> { }, true);
              InputChunks chunks = new InputChunks(inputs, reader2, o.fusedChunk())) {
-            Map<String, StreamingWriter> writerOf = new HashMap<>();
-            List<StreamingWriter> writers = new ArrayList<>();
+            MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
+            List<PlannedTensor> tensors = plan.tensors();
+            MethodSpec spec = plan.config().method();
+            Future<Ahead> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(spec, tensors.getFirst(), inputs, stagingPool, o));
             try {
-                for (int s = 0; s < shards.shards().size(); s++) {
-                    StreamingWriter w = new StreamingWriter(out.temp().resolve(shards.fileNames().get(s)), shards.shards().get(s),
-                            Map.of("format", "pt"));
-                    writers.add(w);
-                    for (SafetensorsWriter.Entry e : shards.shards().get(s)) writerOf.put(e.name(), w);
-                }
-                // tensors still to write per shard: a finished shard's writer frees its blocks at once
-                Map<StreamingWriter, Integer> left = new HashMap<>();
-                for (int s = 0; s < writers.size(); s++) left.put(writers.get(s), shards.shards().get(s).size());
-                MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
-                List<PlannedTensor> tensors = plan.tensors();
-                MethodSpec spec = plan.config().method();
-                Future<Ahead> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(spec, tensors.getFirst(), inputs, stagingPool, o));
-                try {
-                    for (int i = 0; i < tensors.size(); i++) {
-                        Ahead a = ahead.get(); // tensor i's pages are in, or its first chunk staged
-                        ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, tensors.get(i + 1), inputs, stagingPool, o)) : null;
-                        PlannedTensor t = tensors.get(i);
-                        try {
-                            mergeOne(ctx, spec, a, chunks, writerOf.get(t.name()), o);
-                        } finally {
-                            stagingPool.releaseAll(a.staging());
-                        }
-                        dropPages(t);
-                        finishIfComplete(writerOf.get(t.name()), writers, left);
-                        ev.tensor(i, tensors.size(), t.name(), t.inBytes(), t.outBytes(), (System.nanoTime() - t0) / 1e9);
+                for (int i = 0; i < tensors.size(); i++) {
+                    Ahead a = ahead.get(); // tensor i's pages are in, or its first chunk staged
+                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, tensors.get(i + 1), inputs, stagingPool, o)) : null;
+                    PlannedTensor t = tensors.get(i);
+                    try {
+                        mergeOne(ctx, spec, a, chunks, sink, o);
+                    } finally {
+                        stagingPool.releaseAll(a.staging());
                     }
-                } finally {
-                    settle(ahead, stagingPool);
+                    dropPages(t);
+                    sink.written(t.name());
+                    ev.tensor(i, tensors.size(), t.name(), t.inBytes(), t.outBytes(), (System.nanoTime() - t0) / 1e9);
                 }
-                for (StreamingWriter w : writers) w.finish();
             } finally {
-                for (StreamingWriter w : writers) w.close();
+                settle(ahead, stagingPool);
             }
-            shards.writeIndex(out.temp());
-            OutputFiles.write(out.temp(), plan, inputs, o.seed(), dominantDtype(plan));
-            out.commit();
-            double secs = (System.nanoTime() - t0) / 1e9;
-            // working memory: float32 tiles and staged input copies (never both at their peak together, so an upper bound)
-            Result r = new Result(out.target(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), secs,
-                    pool.peakBorrowedBytes() + stagingPool.peakBorrowedBytes());
-            ev.done(r.output().toString(), r.tensors(), r.bytesIn(), r.bytesOut(), secs, r.peakWorkingBytes(), ProcessStats.peakRssBytes());
-            return r;
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the merged model beside " + outputDir + ": " + e.getMessage()
-                    + "; check free disk space and permissions", e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CheckpointException("merge interrupted; nothing was written to " + outputDir);
+            sink.finish();
+            return pool.peakBorrowedBytes() + stagingPool.peakBorrowedBytes();
         } catch (java.util.concurrent.ExecutionException e) {
             throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
         } finally {
@@ -194,24 +236,8 @@ public final class Merger {
         }
     }
 
-    /**
-     * Finishes and closes {@code w} once its last tensor is written, so that writer blocks do not
-     * stay resident for every shard of a large model; it leaves {@code open} (closed writers are not
-     * closed again).
-     */
-    private static void finishIfComplete(StreamingWriter w, List<StreamingWriter> open, Map<StreamingWriter, Integer> left) {
-        int n = left.merge(w, -1, Integer::sum);
-        if (n > 0) return;
-        open.remove(w);
-        try {
-            w.finish();
-        } finally {
-            w.close();
-        }
-    }
-
     /** Merges one tensor into its output slot. */
-    private static void mergeOne(MergeContext ctx, MethodSpec spec, Ahead a, InputChunks chunks, StreamingWriter writer, Options o)
+    private static void mergeOne(MergeContext ctx, MethodSpec spec, Ahead a, InputChunks chunks, TensorSink writer, Options o)
             throws InterruptedException, java.util.concurrent.ExecutionException {
         PlannedTensor t = a.tensor();
         if (t.copyOnly()) {
@@ -296,7 +322,7 @@ public final class Merger {
      * then the combine pass straight into the writer, one output chunk at a time through a staging
      * chunk in the output dtype. NaN/Inf seen in a loaded chunk is confirmed on the stored bits.
      */
-    private static void mergeChunked(MergeContext ctx, ChunkProgram program, PlannedTensor t, StreamingWriter writer, Options o) {
+    private static void mergeChunked(MergeContext ctx, ChunkProgram program, PlannedTensor t, TensorSink writer, Options o) {
         ChunkOps ops = o.backend().chunkOps().orElseThrow();
         long es = t.outDtype().byteSize();
         try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.shape(), o.streamChunk(), ctx.pool())) {
@@ -366,7 +392,7 @@ public final class Merger {
      * tile path.
      */
     private static void mergeFused(MergeContext ctx, Fused f, PlannedTensor t, Map<TensorView, TensorView> head, InputChunks chunks,
-                                   StreamingWriter writer, Options o) throws InterruptedException, java.util.concurrent.ExecutionException {
+                                   TensorSink writer, Options o) throws InterruptedException, java.util.concurrent.ExecutionException {
         Backend be = ctx.backend();
         long size = t.outDtype().byteSize();
         boolean[] sawNonFinite = {false};

@@ -149,19 +149,31 @@ class MergeforgeApiTest {
     }
 
     @Test
-    void mergeAndEvalScoresLikeAMergeToDiskThenAnEvalAndLeavesNoScratch() throws IOException {
+    void mergeAndEvalScoresFromMemoryLikeAMergeToDiskThenAnEvalAndWritesNoFile() throws IOException {
         Path text = MergeFixtures.yaml(root, "sweep.txt", "a candidate is scored\non this text\n");
         Path disk = root.resolve("sweep-disk");
         Mergeforge.merge(MergeRequest.of(config, disk).withBackend(JAVA), EventListener.NONE, new CancellationToken());
         EvalResult ref = Mergeforge.eval(new EvalRequest(disk.toString(), text, List.of(), 32, 10, "cpu", 1), EventListener.NONE, new CancellationToken());
 
+        // the scratch roots and this process's open and mapped files are listed while the candidate merges (each tensor)
+        // and is scored (each note): no mergeforge entry may appear
+        List<String> before = scratchEntries();
+        List<String> seen = new ArrayList<>();
         List<Event> events = new ArrayList<>();
         MergeEvalRequest req = new MergeEvalRequest(config, null, 0, JAVA, text, List.of(), 32, 10);
-        MergeEvalResult r = Mergeforge.mergeAndEval(req, events::add, new CancellationToken());
+        MergeEvalResult r = Mergeforge.mergeAndEval(req, ev -> {
+            events.add(ev);
+            if (ev instanceof Event.TensorWritten || ev instanceof Event.Note) seen.addAll(newEntries(before));
+        }, new CancellationToken());
+        assertEquals(List.of(), seen, "no file written while merging or scoring");
+        assertEquals(List.of(), newEntries(before), "no file left");
         assertEquals(ref.text().meanNll(), r.eval().text().meanNll(), "bit for bit the same scores");
         assertEquals(ref.text().tokens(), r.eval().text().tokens());
-        Path scratch = scratchOf(events);
-        assertFalse(Files.exists(scratch), "the candidate is gone: " + scratch);
+        assertEquals(Mergeforge.IN_MEMORY, r.eval().model());
+        assertTrue(events.stream().anyMatch(ev -> ev instanceof Event.Note n && n.message().startsWith("scored ")), "listened during the eval");
+        assertTrue(events.stream().noneMatch(ev -> ev instanceof Event.Note n && n.message().startsWith("candidate in ")), "no scratch folder");
+        assertEquals("(in memory)", events.stream().filter(ev -> ev instanceof Event.Finished).map(ev -> ((Event.Finished) ev).output())
+                .findFirst().orElseThrow());
 
         CancellationToken cancel = new CancellationToken();
         List<Event> cancelled = new ArrayList<>();
@@ -170,7 +182,72 @@ class MergeforgeApiTest {
             if (ev instanceof Event.TensorWritten) cancel.cancel();
         }, cancel));
         assertTrue(e.cancelled());
-        assertFalse(Files.exists(scratchOf(cancelled)));
+        assertEquals(1, cancelled.stream().filter(ev -> ev instanceof Event.TensorWritten).count(), "stopped after the first tensor");
+        assertEquals(List.of(), newEntries(before));
+    }
+
+    @Test
+    void aCandidateWithABuiltTokenizerGoesThroughAScratchFolderThatIsRemoved() throws IOException {
+        Path text = MergeFixtures.yaml(root, "sweep-tok.txt", "a candidate is scored\non this text\n");
+        Path tokConfig = MergeFixtures.yaml(root, "ties-tok.yml", Files.readString(config) + "tokenizer_source: base\n");
+        Path disk = root.resolve("sweep-tok-disk");
+        Mergeforge.merge(MergeRequest.of(tokConfig, disk).withBackend(JAVA), EventListener.NONE, new CancellationToken());
+        EvalResult ref = Mergeforge.eval(new EvalRequest(disk.toString(), text, List.of(), 32, 10, "cpu", 1), EventListener.NONE, new CancellationToken());
+
+        List<Event> events = new ArrayList<>();
+        MergeEvalResult r = Mergeforge.mergeAndEval(new MergeEvalRequest(tokConfig, null, 0, JAVA, text, List.of(), 32, 10), events::add,
+                new CancellationToken());
+        assertEquals(ref.text().meanNll(), r.eval().text().meanNll(), "bit for bit the same scores");
+        Path scratch = scratchOf(events);
+        assertFalse(Files.exists(scratch), "the candidate is gone: " + scratch);
+    }
+
+    /**
+     * Names under /dev/shm and the temporary folder that mention mergeforge, less the temporary files
+     * other processes on this machine mark with their pid (".tmp-PID"), and the files under those
+     * folders this process has open or mapped now (from /proc/self where there is one).
+     */
+    private static List<String> scratchEntries() throws IOException {
+        List<Path> roots = List.of(Path.of("/dev/shm"), Path.of(System.getProperty("java.io.tmpdir")).toAbsolutePath());
+        List<String> out = new ArrayList<>();
+        for (Path dir : roots) {
+            if (!Files.isDirectory(dir)) continue;
+            try (Stream<Path> s = Files.list(dir)) {
+                s.map(Path::toString).filter(n -> n.contains("mergeforge") && !otherProcess(n)).forEach(out::add);
+            }
+        }
+        Path fds = Path.of("/proc/self/fd");
+        if (Files.isDirectory(fds)) {
+            try (Stream<Path> s = Files.list(fds)) {
+                s.forEach(fd -> {
+                    try {
+                        String target = Files.readSymbolicLink(fd).toString();
+                        if (roots.stream().anyMatch(r -> target.startsWith(r.toString())) && target.contains("mergeforge")) out.add("open: " + target);
+                    } catch (IOException gone) {
+                        // closed while listed
+                    }
+                });
+            }
+            for (String line : Files.readAllLines(Path.of("/proc/self/maps"))) {
+                if (roots.stream().anyMatch(r -> line.contains(" " + r)) && line.contains("mergeforge")) out.add("mapped: " + line);
+            }
+        }
+        return out;
+    }
+
+    private static boolean otherProcess(String name) {
+        int at = name.lastIndexOf(".tmp-");
+        return at >= 0 && !name.substring(at + 5).equals(String.valueOf(ProcessHandle.current().pid()));
+    }
+
+    private static List<String> newEntries(List<String> before) {
+        try {
+            List<String> now = new ArrayList<>(scratchEntries());
+            now.removeAll(before);
+            return now;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     private static Path scratchOf(List<Event> events) {
