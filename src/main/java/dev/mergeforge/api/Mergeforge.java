@@ -67,7 +67,8 @@ public final class Mergeforge {
                     MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(req), req.maxMemoryBytes() > 0,
                             backend.chunkOps().isPresent(), !backend.name().equals("java"), aim != null);
                     Merger.Result r = Merger.run(plan, inputs, req.output(), new Merger.Options(backend, req.seed(), req.maxShardBytes(),
-                            req.overwrite(), req.allowNonFinite(), aim, budgetBeforeFirstTensor(ev, () -> listener.on(new Event.Budget(mem.describe(), mem.budget(), mem.chunkElements(), mem.peakBytes()))), Merger.FUSED_CHUNK, mem.chunkElements()));
+                            req.overwrite(), req.allowNonFinite(), aim, budgetBeforeFirstTensor(ev, () -> listener.on(new Event.Budget(mem.describe(), mem.budget(), mem.chunkElements(), mem.peakBytes()))), Merger.FUSED_CHUNK, mem.chunkElements(),
+                            MemoryBudget.pageCacheRoom(mem.budget())));
                     return new MergeResult(r.output(), r.tensors(), r.bytesIn(), r.bytesOut(), r.seconds(), r.peakWorkingBytes(),
                             ProcessStats.peakRssBytes());
                 }
