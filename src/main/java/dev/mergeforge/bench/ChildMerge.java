@@ -23,6 +23,11 @@ public final class ChildMerge {
     private ChildMerge() {}
 
     public static Figures run(Path config, Path out, String backend, long seed) {
+        return run(config, out, backend, seed, List.of());
+    }
+
+    /** As {@link #run(Path, Path, String, long)}, with {@code extra} merge options (e.g. --max-memory SIZE). */
+    public static Figures run(Path config, Path out, String backend, long seed, List<String> extra) {
         List<String> cmd = new ArrayList<>();
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
         cmd.add("--enable-native-access=ALL-UNNAMED");
@@ -35,6 +40,7 @@ public final class ChildMerge {
         cmd.add("dev.mergeforge.cli.Main");
         cmd.addAll(List.of("merge", config.toString(), out.toString(), "--events", "json", "--overwrite", "--backend", backend,
                 "--seed", Long.toString(seed)));
+        cmd.addAll(extra);
         ObjectMapper json = new ObjectMapper();
         try {
             Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.INHERIT).start();

@@ -5,8 +5,10 @@ import dev.mergeforge.bench.CopyBandwidth;
 import dev.mergeforge.bench.IoFloor;
 import dev.mergeforge.bench.EndToEnd;
 import dev.mergeforge.bench.Family;
+import dev.mergeforge.bench.SliceBench;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.fixtures.RandomModels;
+import dev.mergeforge.fixtures.SliceModels;
 import dev.mergeforge.merge.MethodRegistry;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -52,10 +54,24 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--debug", description = "Print stack traces with errors.")
     boolean debug;
 
+    @Option(names = "--shape", paramLabel = "70b|405b", description = "Bench a slice of a 70B or 405B checkpoint at its real tensor shapes instead of a --params family (bench/SliceBench; default methods linear, ties).")
+    String shape;
+
+    @Option(names = "--scale", defaultValue = "1", description = "With --shape: multiply every matrix's row count by this (0 < F <= 1; e.g. 0.01 for a quick run).")
+    double scale;
+
+    @Option(names = "--max-memory", paramLabel = "SIZE", description = "With --shape: passed to every merge as its --max-memory (default: the merge's own default).")
+    String maxMemory;
+
+    @Option(names = "--keep", description = "With --shape: keep the generated models in --dir (default: deleted at the end).")
+    boolean keep;
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         if (fineTunes < 1) throw new ConfigException("--fine-tunes must be >= 1, got " + fineTunes);
+        if (shape != null) return slice(out, err);
+        if (maxMemory != null || keep || scale != 1) throw new ConfigException("--scale, --max-memory and --keep go with --shape 70b|405b");
         Parallel par = new Parallel(0);
         try {
             RandomModels.Builder b = Family.shapeFor(params, par);
@@ -83,5 +99,25 @@ final class BenchCommand implements Callable<Integer> {
         } finally {
             par.shutdown();
         }
+    }
+
+    /** `bench --shape`: the slice family, merged once per method and backend under --max-memory. */
+    private int slice(PrintWriter out, PrintWriter err) {
+        if (mergekit != null) throw new ConfigException("--mergekit does not go with --shape yet; run mergekit on the kept (--keep) models' configs by hand");
+        SliceModels.Slice s;
+        try {
+            s = SliceModels.of(shape, scale);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(e.getMessage());
+        }
+        if (maxMemory != null) Sizes.parse("--max-memory", maxMemory);
+        List<String> known = List.copyOf(EndToEnd.configs(Path.of("base"), List.of(Path.of("ft1"))).keySet());
+        List<String> ms = methods != null ? methods : List.of("linear", "ties");
+        for (String m : ms) if (!known.contains(m)) throw new ConfigException("--methods: no benchmark config for '" + m + "'; choose from " + known);
+        SliceBench.Report r = SliceBench.run(s, fineTunes, ms, backends != null ? backends : DemoCommand.available(), maxMemory, dir, keep, seed, err);
+        out.print(r.markdown());
+        if (keep) out.printf("%nmodels kept in %s%n", r.models());
+        out.flush();
+        return 0;
     }
 }

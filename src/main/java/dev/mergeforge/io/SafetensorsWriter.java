@@ -124,12 +124,25 @@ public final class SafetensorsWriter implements AutoCloseable {
         if (bytes.byteSize() != x[1]) {
             throw new IllegalArgumentException("tensor '" + name + "' is " + x[1] + " bytes in " + path + ", got " + bytes.byteSize());
         }
+        write(name, 0, bytes);
+    }
+
+    /**
+     * Writes {@code bytes} at byte {@code offset} of the named tensor's place with positional writes:
+     * a tensor written block by block never sits whole in memory.
+     */
+    public void write(String name, long offset, MemorySegment bytes) {
+        long[] x = extent(name);
+        if (offset < 0 || offset > x[1] - bytes.byteSize()) {
+            throw new IllegalArgumentException("bytes [" + offset + ", " + (offset + bytes.byteSize()) + ") are outside tensor '" + name
+                    + "' (" + x[1] + " bytes) in " + path);
+        }
         try {
-            long done = 0;
-            while (done < x[1]) {
-                long n = Math.min(1L << 30, x[1] - done);
+            long done = 0, size = bytes.byteSize();
+            while (done < size) {
+                long n = Math.min(1L << 30, size - done);
                 java.nio.ByteBuffer b = bytes.asSlice(done, n).asByteBuffer();
-                while (b.hasRemaining()) channel.write(b, x[0] + done + b.position());
+                while (b.hasRemaining()) channel.write(b, x[0] + offset + done + b.position());
                 done += n;
             }
         } catch (IOException e) {

@@ -57,7 +57,15 @@ public final class MemoryBudget {
         return Math.max(512L << 20, Math.min(2L << 30, ram / 4));
     }
 
-    private static long physical() {
+    /**
+     * The page cache a merge under {@code budget} leaves for re-reading its inputs: physical memory
+     * less the budget (at most 0 when the budget claims it all). A multi-pass tensor whose inputs
+     * exceed it reads them from disk again on every pass after the first.
+     */
+    public static long pageCacheRoom(long budget) { return physical() - budget; }
+
+    /** Physical memory of the machine (8 GiB where the JVM cannot tell). */
+    public static long physical() {
         if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) return os.getTotalMemorySize();
         return 8L << 30;
     }

@@ -64,9 +64,15 @@ public final class Merger {
      * elements per chunk in which fused tensors read their inputs.
      */
     public record Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite,
-                          AimRelaxer aim, Events events, long fusedChunk, long streamChunk) {
+                          AimRelaxer aim, Events events, long fusedChunk, long streamChunk, long pageCacheRoom) {
         public Options {
             if (fusedChunk < 1 || streamChunk < 1) throw new IllegalArgumentException("chunks of " + fusedChunk + " / " + streamChunk + " elements");
+        }
+
+        /** Without a page-cache estimate ({@code pageCacheRoom} unbounded: no note about passes going back to disk). */
+        public Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim, Events events,
+                       long fusedChunk, long streamChunk) {
+            this(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, fusedChunk, streamChunk, Long.MAX_VALUE);
         }
 
         public Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim, Events events, long fusedChunk) {
@@ -206,6 +212,7 @@ public final class Merger {
              TilePool stagingPool = new TilePool(Long.MAX_VALUE, t -> { }, true);
              InputChunks chunks = new InputChunks(inputs, reader2, o.fusedChunk())) {
             MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
+            RereadNote rereads = new RereadNote(o.pageCacheRoom());
             List<PlannedTensor> tensors = plan.tensors();
             MethodSpec spec = plan.config().method();
             Future<Ahead> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(spec, tensors.getFirst(), inputs, stagingPool, o));
@@ -215,7 +222,7 @@ public final class Merger {
                     ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, tensors.get(i + 1), inputs, stagingPool, o)) : null;
                     PlannedTensor t = tensors.get(i);
                     try {
-                        mergeOne(ctx, spec, a, chunks, sink, o);
+                        mergeOne(ctx, spec, a, chunks, sink, o, rereads);
                     } finally {
                         stagingPool.releaseAll(a.staging());
                     }
@@ -237,7 +244,8 @@ public final class Merger {
     }
 
     /** Merges one tensor into its output slot. */
-    private static void mergeOne(MergeContext ctx, MethodSpec spec, Ahead a, InputChunks chunks, TensorSink writer, Options o)
+    private static void mergeOne(MergeContext ctx, MethodSpec spec, Ahead a, InputChunks chunks, TensorSink writer, Options o,
+                                 RereadNote rereads)
             throws InterruptedException, java.util.concurrent.ExecutionException {
         PlannedTensor t = a.tensor();
         if (t.copyOnly()) {
@@ -254,7 +262,7 @@ public final class Merger {
             ChunkProgram program = ((ChunkedMethod) method).program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(),
                     t.base() != null, o.seed(), ctx.log()));
             if (program != null) {
-                mergeChunked(ctx, program, t, writer, o);
+                mergeChunked(ctx, program, t, writer, o, rereads);
                 return;
             }
         }
@@ -322,11 +330,13 @@ public final class Merger {
      * then the combine pass straight into the writer, one output chunk at a time through a staging
      * chunk in the output dtype. NaN/Inf seen in a loaded chunk is confirmed on the stored bits.
      */
-    private static void mergeChunked(MergeContext ctx, ChunkProgram program, PlannedTensor t, TensorSink writer, Options o) {
+    private static void mergeChunked(MergeContext ctx, ChunkProgram program, PlannedTensor t, TensorSink writer, Options o,
+                                     RereadNote rereads) {
         ChunkOps ops = o.backend().chunkOps().orElseThrow();
         long es = t.outDtype().byteSize();
         try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.shape(), o.streamChunk(), ctx.pool())) {
             r.reduce();
+            rereads.afterReductions(t, r.reductionPasses(), ctx.log());
             if (r.sawNonFinite()) requireFinite(t, o);
             long cb = r.chunkElements() * es;
             Tile staging = ctx.pool().borrow(Shape.of((Math.min(r.chunkElements(), t.shape().numel()) * es + 3) / 4));
@@ -348,6 +358,32 @@ public final class Merger {
                 ctx.pool().release(staging);
             }
             if (r.sawNonFinite()) requireFinite(t, o);
+        }
+    }
+
+    /**
+     * The log's one note (per merge) that a multi-pass tensor's later passes go back to disk: its
+     * stored inputs exceed the page cache the memory budget leaves (docs/io.md, "Memory budget"),
+     * so each pass after the first finds the first chunks evicted by the last ones.
+     */
+    private static final class RereadNote {
+        private final long room;
+        private boolean said;
+
+        RereadNote(long room) { this.room = room; }
+
+        void afterReductions(PlannedTensor t, int passes, java.util.function.Consumer<String> log) {
+            if (said || passes == 0) return;
+            java.util.Set<TensorView> distinct = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+            if (t.base() != null) distinct.add(t.base());
+            distinct.addAll(t.inputs());
+            long bytes = 0;
+            for (TensorView v : distinct) bytes += v.data().byteSize();
+            if (bytes <= room) return;
+            said = true;
+            log.accept(String.format(java.util.Locale.ROOT, "tensor %s: its inputs (%.2f GB) exceed the page cache the memory budget leaves"
+                    + " (%.2f GB), so its %d later pass%s read them from disk again (and so may other tensors of this merge); a smaller"
+                    + " --max-memory leaves more", t.name(), bytes / 1e9, Math.max(0, room) / 1e9, passes, passes == 1 ? "" : "es"));
         }
     }
 

@@ -30,6 +30,7 @@ public final class ChunkRunner implements AutoCloseable {
     private final Tile baseTile, outTile;
     private final List<Tile> modelTiles = new ArrayList<>(), scratchTiles = new ArrayList<>();
     private boolean nonFinite;
+    private int reductionPasses;
 
     /**
      * @param base          the base input, or null
@@ -85,10 +86,14 @@ public final class ChunkRunner implements AutoCloseable {
     /** Whether some loaded input value was NaN or ±Inf (confirm on the stored bits). */
     public boolean sawNonFinite() { return nonFinite; }
 
+    /** Reduction passes run so far: the combine pass reads the inputs once more after each tensor's first. */
+    public int reductionPasses() { return reductionPasses; }
+
     /** Runs every reduction pass the program needs, in order. */
     public void reduce() {
         for (ChunkProgram.Pass p : program.reductions()) {
             if (!p.needed()) continue;
+            reductionPasses++;
             for (long k = 0, nk = chunks(); k < nk; k++) p.chunk(ops, load(k));
             p.end();
         }
