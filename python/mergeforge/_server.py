@@ -149,6 +149,17 @@ class Server:
             keys["tasks"] = [os.fspath(t) for t in tasks]
         return self.request("eval", progress, request_id, model=os.fspath(model), **keys)[0]
 
+    def merge_eval(self, config, *, text=None, tasks=None, progress=None, request_id=None, **options):
+        """One search-loop candidate: merges ``config`` in the server's memory and evaluates it there,
+        writing no checkpoint (the ``merge_eval`` request, docs/protocol.md). Returns the result dict:
+        ``eval`` (as :meth:`eval`'s), ``tensors``, ``merge_seconds``, ``eval_seconds``, ``peak_working_bytes``."""
+        if isinstance(tasks, (str, os.PathLike)):
+            tasks = [tasks]
+        keys = self._paths(dict(text=text, **options))
+        if tasks is not None:
+            keys["tasks"] = [os.fspath(t) for t in tasks]
+        return self.request("merge_eval", progress, request_id, **self._config_keys(config), **keys)[0]
+
     def cancel(self, request_id):
         """Asks the job ``request_id`` to stop; its own call then raises with ``cancelled`` True."""
         return self.request("cancel", None, None, target=request_id)[0]

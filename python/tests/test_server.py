@@ -41,6 +41,20 @@ class ServerTest(unittest.TestCase):
         _server.merge(mergeforge.to_yaml(support.ties_config(support.family())), out2, out_shard_size=support.SHARD)
         self.assertEqual(support.weight_files(out), support.weight_files(out2))
 
+    def test_merge_eval_scores_like_a_merge_then_an_eval_and_writes_nothing(self):
+        d = support.workdir()
+        text = d / "sweep.txt"
+        text.write_text("the cat sat on the mat\nhello world\n")
+        before = set(os.listdir(d))
+        r = _server.merge_eval(support.ties_config(support.family()), text=text, max_tokens=16)
+        self.assertEqual(set(os.listdir(d)), before, "no checkpoint written")
+        self.assertGreater(r["tensors"], 0)
+        out = d / "sweep-on-disk"
+        _server.merge(support.ties_config(support.family()), out)
+        e = _server.eval(out, text=text, max_tokens=16)
+        self.assertEqual(e["text"]["mean_nll"], r["eval"]["text"]["mean_nll"])
+        self.assertEqual(e["text"]["tokens"], r["eval"]["text"]["tokens"])
+
     def test_plan_and_errors(self):
         p = _server.plan(support.ties_config(support.family()), support.workdir() / "never")
         self.assertEqual("ties", p["method"])
