@@ -61,19 +61,7 @@ public record NuSlerp(boolean rowWise, boolean flatten) implements ChunkedMethod
         b.laneDots(v1, v1, lanes, d11);
         b.laneDots(v0, v1, lanes, d01);
         float[] c0 = new float[count], c1 = new float[count];
-        for (int v = 0; v < count; v++) {
-            // cos θ = (v₀/max(‖v₀‖,1e-7)) · (v₁/max(‖v₁‖,1e-7))
-            double n0 = Math.max(Math.sqrt(d00[v]), 1e-7), n1 = Math.max(Math.sqrt(d11[v]), 1e-7);
-            double cos = Math.max(-1, Math.min(1, d01[v] / (n0 * n1)));
-            double theta = Math.acos(cos), sin = Math.sin(theta);
-            if (Math.abs(sin) < 1e-8) {
-                c0[v] = (float) (1 - t);
-                c1[v] = (float) t;
-            } else {
-                c0[v] = (float) (Math.sin((1 - t) * theta) / sin);
-                c1[v] = (float) (Math.sin(t * theta) / sin);
-            }
-        }
+        coefficients(d00, d11, d01, count, t, c0, c1);
         // out = c₀·v₀ + c₁·v₁ per vector
         b.laneScale(v0, c0, lanes, out);
         b.laneScale(v1, c1, lanes, v1);
@@ -113,20 +101,7 @@ public record NuSlerp(boolean rowWise, boolean flatten) implements ChunkedMethod
             }
 
             @Override public void end() {
-                double[] a = d00.values(), b = d11.values(), ab = d01.values();
-                for (int v = 0; v < vl.count; v++) {
-                    // cos θ = (v₀/max(‖v₀‖,1e-7)) · (v₁/max(‖v₁‖,1e-7))
-                    double n0 = Math.max(Math.sqrt(a[v]), 1e-7), n1 = Math.max(Math.sqrt(b[v]), 1e-7);
-                    double cos = Math.max(-1, Math.min(1, ab[v] / (n0 * n1)));
-                    double theta = Math.acos(cos), sin = Math.sin(theta);
-                    if (Math.abs(sin) < 1e-8) {
-                        c0[v] = (float) (1 - t);
-                        c1[v] = (float) t;
-                    } else {
-                        c0[v] = (float) (Math.sin((1 - t) * theta) / sin);
-                        c1[v] = (float) (Math.sin(t * theta) / sin);
-                    }
-                }
+                coefficients(d00.values(), d11.values(), d01.values(), vl.count, t, c0, c1);
             }
         };
         return new ChunkProgram(vl.align(), 0, List.of(dots), (ops, c, out) -> {
@@ -145,5 +120,22 @@ public record NuSlerp(boolean rowWise, boolean flatten) implements ChunkedMethod
         Tile v = c.model(j);
         if (hasBase) ops.sub(v, c.base(), v);
         return v;
+    }
+
+    /** The slerp coefficients of each vector from its dot products (v₀·v₀, v₁·v₁, v₀·v₁), one rule for the tile and the chunk path. */
+    private static void coefficients(double[] d00, double[] d11, double[] d01, int count, double t, float[] c0, float[] c1) {
+        for (int v = 0; v < count; v++) {
+            // cos θ = (v₀/max(‖v₀‖,1e-7)) · (v₁/max(‖v₁‖,1e-7))
+            double n0 = Math.max(Math.sqrt(d00[v]), 1e-7), n1 = Math.max(Math.sqrt(d11[v]), 1e-7);
+            double cos = Math.max(-1, Math.min(1, d01[v] / (n0 * n1)));
+            double theta = Math.acos(cos), sin = Math.sin(theta);
+            if (Math.abs(sin) < 1e-8) {
+                c0[v] = (float) (1 - t);
+                c1[v] = (float) t;
+            } else {
+                c0[v] = (float) (Math.sin((1 - t) * theta) / sin);
+                c1[v] = (float) (Math.sin(t * theta) / sin);
+            }
+        }
     }
 }
