@@ -56,6 +56,9 @@ public class NativeBackend extends JavaBackend {
 
     private final NativeChunkOps chunkOps = new NativeChunkOps(this);
 
+    /** The worker threads the chunk ops' own loops run on (the same as this backend's). */
+    dev.mergeforge.backend.Parallel parallel() { return par; }
+
     /** The native chunk ops: its own class, which delegates to this backend's native ops and never to the Java reference's. */
     @Override public java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.of(chunkOps); }
 

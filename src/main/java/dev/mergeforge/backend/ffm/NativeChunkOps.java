@@ -247,15 +247,20 @@ final class NativeChunkOps implements ChunkOps {
     public void dropByProbability(Tile x, Tile p, long offset, long key) {
         if (x.size() != p.size()) throw new IllegalArgumentException("size mismatch: " + x + " vs " + p);
         MemorySegment a = x.data(), pr = p.data();
-        for (long i = 0, n = x.size(); i < n; i++) {
-            if (Philox.uniform24(key, offset + i) >= Philox.threshold24(pr.getAtIndex(F, i))) a.setAtIndex(F, i, 0f);
-        }
+        // each element's draw depends only on (key, offset + i): any split over threads gives the same bits
+        nb.parallel().forRange(x.size(), (lo, hi) -> {
+            Philox.Cursor draws = new Philox.Cursor(key);
+            for (long i = lo; i < hi; i++) if (draws.uniform24(offset + i) >= Philox.threshold24(pr.getAtIndex(F, i))) a.setAtIndex(F, i, 0f);
+        });
     }
 
     @Override
     public void dropRandom(Tile x, long offset, float density, long key) {
         MemorySegment a = x.data();
         long thr = Philox.threshold24(density);
-        for (long i = 0, n = x.size(); i < n; i++) if (Philox.uniform24(key, offset + i) >= thr) a.setAtIndex(F, i, 0f);
+        nb.parallel().forRange(x.size(), (lo, hi) -> {
+            Philox.Cursor draws = new Philox.Cursor(key);
+            for (long i = lo; i < hi; i++) if (draws.uniform24(offset + i) >= thr) a.setAtIndex(F, i, 0f);
+        });
     }
 }
