@@ -2,6 +2,7 @@ package dev.mergeforge.model;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mergeforge.fixtures.HfFiles;
 import dev.mergeforge.io.SafetensorsFile;
 
 import java.io.IOException;
@@ -9,6 +10,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * The tiny per-family checkpoints made by transformers, with its logits, hidden states and AIM
@@ -55,37 +57,8 @@ public final class ArchFixtures {
         tc.putNull("bos_token");
         tc.put("eos_token", "</s>");
         Files.writeString(dir.resolve("tokenizer_config.json"), tc.toString());
-        Files.writeString(dir.resolve("tokenizer.json"), TOKENIZER);
+        // a character-level tokenizer over ids below every fixture's vocabulary of 160
+        Files.writeString(dir.resolve("tokenizer.json"), HfFiles.charTokenizer(List.of("</s>"), null, Integer.MAX_VALUE).toString());
         return dir;
-    }
-
-    /** A character-level BPE tokenizer (no merges) over ids below every fixture's vocabulary of 160. */
-    private static final String TOKENIZER;
-
-    static {
-        ObjectNode t = JSON.createObjectNode();
-        t.put("version", "1.0");
-        t.putNull("truncation");
-        t.putNull("padding");
-        t.putArray("added_tokens").addObject().put("id", 0).put("content", "</s>").put("single_word", false).put("lstrip", false)
-                .put("rstrip", false).put("normalized", false).put("special", true);
-        t.putNull("normalizer");
-        t.putNull("pre_tokenizer");
-        t.putNull("post_processor");
-        t.putObject("decoder").put("type", "Fuse");
-        ObjectNode m = t.putObject("model");
-        m.put("type", "BPE");
-        m.putNull("dropout");
-        m.putNull("unk_token");
-        m.putNull("continuing_subword_prefix");
-        m.putNull("end_of_word_suffix");
-        m.put("fuse_unk", false);
-        m.put("byte_fallback", false);
-        m.put("ignore_merges", false);
-        ObjectNode v = m.putObject("vocab");
-        v.put("</s>", 0);
-        for (int ch = 32; ch < 127; ch++) v.put(String.valueOf((char) ch), ch - 31);
-        m.putArray("merges");
-        TOKENIZER = t.toString();
     }
 }
