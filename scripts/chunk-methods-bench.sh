@@ -2,7 +2,7 @@
 # Times whole `mergeforge merge` commands, one per method and backend, on the demo family
 # (target/demo/models: base + ft1..ft3, made by `bin/mergeforge demo`), page cache warm.
 # Usage: scripts/chunk-methods-bench.sh [backends (default "native java")] [methods]
-# Prints one markdown row per merge: method | backend | seconds (wall, the whole JVM command).
+# Prints one markdown row per merge: method | backend | wall seconds | CPU seconds (user + sys) of the whole JVM command.
 set -euo pipefail
 M=${MODELS:-target/demo/models}
 W=${WORK:-target/chunk-bench}
@@ -40,10 +40,10 @@ cat "$M"/*/model.safetensors > /dev/null   # page cache warm
 for m in $METHODS; do
   config "$m" > "$W/$m.yml"
   for be in $BACKENDS; do
-    t0=$(date +%s.%N)
-    ${MF:-bin/mergeforge} merge -q --overwrite --backend "$be" "$W/$m.yml" "$W/out-$m-$be" > "$W/$m-$be.log" 2>&1 || { echo "| $m | $be | FAILED (see $W/$m-$be.log) |"; continue; }
-    t1=$(date +%s.%N)
-    printf '| %s | %s | %.2f |\n' "$m" "$be" "$(echo "$t1 - $t0" | bc)"
+    /usr/bin/time -f '%e %U %S' -o "$W/$m-$be.time" ${MF:-bin/mergeforge} merge -q --overwrite --backend "$be" "$W/$m.yml" "$W/out-$m-$be" > "$W/$m-$be.log" 2>&1 \
+      || { echo "| $m | $be | FAILED (see $W/$m-$be.log) |"; continue; }
+    read -r wall user sys < "$W/$m-$be.time"
+    printf '| %s | %s | %.2f | %.2f |\n' "$m" "$be" "$wall" "$(echo "$user + $sys" | bc)"
   done
   if [ -n "${KEEP:-}" ]; then :; else
     for be in $BACKENDS; do [ -d "$W/out-$m-$be" ] && [ "$be" != "$(echo $BACKENDS | cut -d' ' -f1)" ] && { cmp -s "$W/out-$m-$be/model.safetensors" "$W/out-$m-$(echo $BACKENDS | cut -d' ' -f1)/model.safetensors" && echo "  ($m: $be output identical)" || echo "  ($m: $be output DIFFERS)"; }; done

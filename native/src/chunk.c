@@ -292,7 +292,25 @@ INLINE void divisor_kernel(const divisor_t *c, int64_t lo, int64_t hi) {
 }
 
 static void divisor_portable(const divisor_t *c, int64_t lo, int64_t hi) { divisor_kernel(c, lo, hi); }
-MO_AVX2 static void divisor_avx2(const divisor_t *c, int64_t lo, int64_t hi) { divisor_kernel(c, lo, hi); }
+
+/* The same selection with explicit masks: sign(v) as (v > 0 & 1) | (v < 0 & -1), w_j added where it
+   equals the elected sign; every input of a group is read before its output is stored. */
+MO_AVX2 static void divisor_avx2(const divisor_t *c, int64_t lo, int64_t hi) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), minus = _mm256_set1_ps(-1.0f);
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        __m256 s = _mm256_loadu_ps(c->sign + i), div = zero;
+        for (int32_t j = 0; j < c->k; j++) {
+            __m256 v = _mm256_loadu_ps(c->xs[j] + i);
+            __m256 sv = _mm256_or_ps(_mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), one),
+                                     _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), minus));
+            // div += w_j where sign(v) == sign
+            div = _mm256_blendv_ps(div, _mm256_add_ps(div, _mm256_set1_ps(c->w[j])), _mm256_cmp_ps(sv, s, _CMP_EQ_OQ));
+        }
+        _mm256_storeu_ps(c->out + i, div);
+    }
+    divisor_kernel(c, i, hi);
+}
 
 static void divisor_task(void *c, int w, int64_t lo, int64_t hi) {
     (void)w;

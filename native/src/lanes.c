@@ -95,46 +95,55 @@ int32_t mo_lane_scale(const float *x, const float *s, int64_t outer, int64_t len
 
 /* ---------------------------------------------------------------- ranks */
 
-/* Per task scratch: keys and indices, twice (a stable least-significant-digit radix sort). */
-#define RADIX_BITS 11
-#define RADIX (1 << RADIX_BITS)
+/* Per lane: a stable least-significant-digit radix sort of (key << 32 | k), key = 0x7fffffff - |x| bits
+   (ascending keys are descending magnitudes; stability keeps lower k first), four passes of 8 bits, a
+   pass skipped when every key has the same digit. Each pass counts and scatters the current order as
+   WAYS contiguous parts interleaved, each part with its own counters (part w's entries of a digit go
+   after part w-1's: still stable), so runs of one digit - common in the high digits, where magnitudes
+   share exponents - do not serialise on one counter. */
+#define WAYS 4
 
 static void ranks_task(void *c, int w, int64_t v0, int64_t v1) {
     lanes_t *l = c; (void)w;
     int64_t len = l->length, st = l->inner;
-    uint32_t *buf = malloc((size_t)len * 4 * sizeof(uint32_t));
-    uint32_t *count = malloc(RADIX * sizeof(uint32_t));
-    if (!buf || !count) { free(buf); free(count); atomic_store(&l->failed, 1); return; }
+    uint64_t *buf = malloc((size_t)len * 2 * sizeof(uint64_t));
+    if (!buf) { atomic_store(&l->failed, 1); return; }
+    uint32_t count[WAYS][256];
+    int64_t part[WAYS + 1], m = len / WAYS;
+    for (int q = 0; q <= WAYS; q++) part[q] = q * len / WAYS;
     for (int64_t v = v0; v < v1; v++) {
         const float *x = l->a + lane_start(l, v);
         float *o = l->out + lane_start(l, v);
-        uint32_t *key = buf, *idx = buf + len, *nkey = buf + 2 * len, *nidx = buf + 3 * len;
-        // key = 0x7fffffff - |x| bits: ascending keys are descending magnitudes
+        uint64_t *cur = buf, *nxt = buf + len;
+        uint32_t any = 0, all = 0xffffffffu;
         for (int64_t k = 0; k < len; k++) {
-            key[k] = 0x7fffffffu - (mo_bits(x[k * st]) & 0x7fffffffu);
-            idx[k] = (uint32_t)k;
+            uint32_t key = 0x7fffffffu - (mo_bits(x[k * st]) & 0x7fffffffu);
+            cur[k] = (uint64_t)key << 32 | (uint64_t)k;
+            any |= key;
+            all &= key;
         }
-        // three stable passes of 11, 11 and 9 bits; a pass whose digit is the same for every key changes nothing and is skipped
-        for (int shift = 0; shift < 31; shift += RADIX_BITS) {
-            uint32_t mask = RADIX - 1;
-            memset(count, 0, RADIX * sizeof(uint32_t));
-            for (int64_t k = 0; k < len; k++) count[(key[k] >> shift) & mask]++;
-            if (count[(key[0] >> shift) & mask] == (uint32_t)len) continue;
+        for (int p = 0; p < 4; p++) {
+            int shift = 32 + 8 * p;
+            if ((((any ^ all) >> (8 * p)) & 255) == 0) continue;   // one digit for every key: the pass keeps the order
+            memset(count, 0, sizeof(count));
+            for (int64_t i = 0; i < m; i++)
+                for (int q = 0; q < WAYS; q++) count[q][(cur[part[q] + i] >> shift) & 255]++;
+            for (int q = 0; q < WAYS; q++)
+                if (part[q] + m < part[q + 1]) count[q][(cur[part[q] + m] >> shift) & 255]++;
+            // where each part's entries of each digit start: digits ascending, parts in order within a digit
             uint32_t sum = 0;
-            for (uint32_t b = 0; b < RADIX; b++) { uint32_t t = count[b]; count[b] = sum; sum += t; }
-            for (int64_t k = 0; k < len; k++) {
-                uint32_t d = count[(key[k] >> shift) & mask]++;
-                nkey[d] = key[k];
-                nidx[d] = idx[k];
-            }
-            uint32_t *t = key; key = nkey; nkey = t;
-            t = idx; idx = nidx; nidx = t;
+            for (int b = 0; b < 256; b++)
+                for (int q = 0; q < WAYS; q++) { uint32_t t = count[q][b]; count[q][b] = sum; sum += t; }
+            for (int64_t i = 0; i < m; i++)
+                for (int q = 0; q < WAYS; q++) { uint64_t e = cur[part[q] + i]; nxt[count[q][(e >> shift) & 255]++] = e; }
+            for (int q = 0; q < WAYS; q++)
+                if (part[q] + m < part[q + 1]) { uint64_t e = cur[part[q] + m]; nxt[count[q][(e >> shift) & 255]++] = e; }
+            uint64_t *t = cur; cur = nxt; nxt = t;
         }
-        // element idx[r] has rank r
-        for (int64_t r = 0; r < len; r++) o[(int64_t)idx[r] * st] = (float)r;
+        // element k of rank r: its position in the sorted order
+        for (int64_t r = 0; r < len; r++) o[(int64_t)(uint32_t)cur[r] * st] = (float)r;
     }
     free(buf);
-    free(count);
 }
 
 int32_t mo_lane_ranks(const float *x, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads) {
