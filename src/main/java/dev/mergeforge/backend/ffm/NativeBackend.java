@@ -56,9 +56,6 @@ public class NativeBackend extends JavaBackend {
 
     private final NativeChunkOps chunkOps = new NativeChunkOps(this);
 
-    /** The worker threads the chunk ops' own loops run on (the same as this backend's). */
-    dev.mergeforge.backend.Parallel parallel() { return par; }
-
     /** The {@code threads} argument of this backend's native calls (0 = one per online CPU). */
     int nativeThreads() { return nativeThreads; }
 

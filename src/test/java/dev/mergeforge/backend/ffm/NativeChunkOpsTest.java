@@ -7,20 +7,24 @@ import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.ffm.NativeFixtures.Case;
 import dev.mergeforge.backend.java.JavaChunkOps;
+import dev.mergeforge.bindings.MergeOps;
 import dev.mergeforge.merge.chunk.RankSelection;
 import dev.mergeforge.tensor.Tile;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.Consumer;
+import java.util.stream.Stream;
 
 import static dev.mergeforge.backend.ffm.NativeFixtures.assertBits;
 import static dev.mergeforge.backend.ffm.NativeFixtures.nat;
@@ -54,6 +58,14 @@ class NativeChunkOpsTest {
     }
 
     private static ChunkOps ops(Case c) { return nat(c).chunkOps().orElseThrow(); }
+
+    /** NativeFixtures' cases, the largest size (16 tasks) on 3 threads of the AVX2 kernels only: 65537 already runs two tasks on every variant. */
+    static Stream<Arguments> cases() {
+        return NativeFixtures.cases().filter(a -> {
+            Case c = (Case) a.get()[0];
+            return c.n() < 100_000 || (c.threads() == 3 && c.avx2());
+        });
+    }
 
     /** random() with NaNs of several payloads (sign set or not), ±inf and more subnormals mixed in. */
     static float[] special(long seed, long n) {
@@ -102,7 +114,7 @@ class NativeChunkOpsTest {
         return out;
     }
 
-    @ParameterizedTest @MethodSource("dev.mergeforge.backend.ffm.NativeFixtures#cases")
+    @ParameterizedTest @MethodSource("cases")
     void maps(Case c) {
         float[] x = special(c.n(), c.n()), y = noCommonNaN(x, special(c.n() + 1, c.n())), o = new float[x.length];
         same(c, "divide by 3", new float[][] {x, o}, (k, t) -> k.divide(t[0], 3f, t[1]));
@@ -125,7 +137,7 @@ class NativeChunkOpsTest {
         same(c, "keepWhereNonZero in place", new float[][] {x, y}, (k, t) -> k.keepWhereNonZero(t[0], t[1], t[1]));
     }
 
-    @ParameterizedTest @MethodSource("dev.mergeforge.backend.ffm.NativeFixtures#cases")
+    @ParameterizedTest @MethodSource("cases")
     void disjointDivisor(Case c) {
         float[] a = special(c.n() * 3, c.n()), b = random(c.n() * 3 + 1, c.n()), d = special(c.n() * 3 + 2, c.n());
         float[] sign = new float[a.length];
@@ -151,7 +163,7 @@ class NativeChunkOpsTest {
         return acc.value();
     }
 
-    @ParameterizedTest @MethodSource("dev.mergeforge.backend.ffm.NativeFixtures#cases")
+    @ParameterizedTest @MethodSource("cases")
     void reductionsContinueBlocksAtAnyOffset(Case c) {
         // finite data (a NaN would hide every other bit); ±inf, subnormals and ±0 (inf·0 and inf − inf
         // make the default NaN); one NaN of a payload. Two NaNs of different payloads are left out: which
@@ -162,8 +174,8 @@ class NativeChunkOpsTest {
         Reduce[] kinds = {(o, x, y, off, acc) -> o.sumAbs(x, off, acc), (o, x, y, off, acc) -> o.sumSquares(x, off, acc),
                 (o, x, y, off, acc) -> o.dot(x, y, off, acc)};
         String[] names = {"sumAbs", "sumSquares", "dot"};
-        long[] offsets = {0, 4095, 4096 * 3, (1L << 31) - 777, (1L << 32) + 5};
         int n = Math.toIntExact(c.n());
+        long[] offsets = n > 100_000 ? new long[] {4095, (1L << 32) + 5} : new long[] {0, 4095, 4096 * 3, (1L << 31) - 777, (1L << 32) + 5};
         int[] pieces = n <= 5000 ? new int[] {n, 1000, 333} : new int[] {n, 70_001};
         try (Arena arena = Arena.ofShared()) {
             for (int q = 0; q < kinds.length; q++) {
@@ -179,7 +191,7 @@ class NativeChunkOpsTest {
         }
     }
 
-    @ParameterizedTest @MethodSource("dev.mergeforge.backend.ffm.NativeFixtures#cases")
+    @ParameterizedTest @MethodSource("cases")
     void absHistograms(Case c) {
         float[] x = special(c.n() + 11, c.n()), t = ties(c.n() + 12, c.n());
         for (float[] v : new float[][] {x, t}) {
@@ -240,7 +252,7 @@ class NativeChunkOpsTest {
         }
     }
 
-    @ParameterizedTest @MethodSource("dev.mergeforge.backend.ffm.NativeFixtures#cases")
+    @ParameterizedTest @MethodSource("cases")
     void keepRanksCarriesTiesAcrossChunks(Case c) {
         int n = (int) c.n();
         boolean big = n > 100_000;
@@ -249,7 +261,7 @@ class NativeChunkOpsTest {
             long[][] ranges = big ? new long[][] {{n / 5, n / 2 + 1}, {0, n / 3 + 1}}
                     : new long[][] {{0, n / 3 + 1}, {n / 5, n / 2 + 1}, {1, n}, {0, n}, {n / 4, n / 4}, {n - 1, n}, {0, 1}};
             for (long[] rg : ranges) {
-                for (int piece : big ? new int[] {n, 70_001} : new int[] {n, 4097, 1000}) {
+                for (int piece : big ? new int[] {n, 70_001} : new int[] {n, 1000}) {
                     long[] sr = new long[2], sn = new long[2];
                     float[] expect = keepRanks(ref, v, rg[0], rg[1], piece, sr);
                     float[] got = keepRanks(ops(c), v, rg[0], rg[1], piece, sn);
@@ -272,7 +284,7 @@ class NativeChunkOpsTest {
                 new Lanes(1, 70_001, 1), new Lanes(5_000, 3, 1), new Lanes(5, 1, 11), new Lanes(4, 0, 3));
     }
 
-    @ParameterizedTest @MethodSource("dev.mergeforge.backend.ffm.NativeFixtures#cases")
+    @ParameterizedTest @MethodSource("cases")
     void laneOps(Case c) {
         if (c.n() != 4097) return;   // the geometries carry the sizes: one case per kernel/thread variant
         for (Lanes l : geometries()) {
@@ -306,7 +318,7 @@ class NativeChunkOpsTest {
         }
     }
 
-    @ParameterizedTest @MethodSource("dev.mergeforge.backend.ffm.NativeFixtures#cases")
+    @ParameterizedTest @MethodSource("cases")
     void dropsAtTensorOffsets(Case c) {
         float[] x = special(c.n() + 41, c.n());
         float[] p = special(c.n() + 42, c.n());
@@ -314,11 +326,34 @@ class NativeChunkOpsTest {
         // mostly probabilities in [0, 1], with the special values (NaN, inf, negatives, subnormals, ±0) kept
         for (int i = 0; i < p.length; i++) if (r.nextInt(4) != 0) p[i] = (float) r.nextDouble();
         long key = 0x0123_4567_89ab_cdefL ^ c.n();
-        for (long offset : new long[] {0, 17, (1L << 31) - 3, (1L << 34) + 1, 96}) {
+        for (long offset : c.n() > 100_000 ? new long[] {17, (1L << 34) + 1} : new long[] {0, 17, (1L << 31) - 3, (1L << 34) + 1, 96}) {
             for (float density : new float[] {0.37f, 0f, 1f, 1e-9f, Float.NaN}) {
                 same(c, "dropRandom " + density + " at " + offset, new float[][] {x}, (k, t) -> k.dropRandom(t[0], offset, density, key));
             }
             same(c, "dropByProbability at " + offset, new float[][] {x, p}, (k, t) -> k.dropByProbability(t[0], t[1], offset, key));
+        }
+    }
+
+    @Test
+    void nativeEntryPointsRefuseBadArgumentsWithTheirCode() {
+        MemorySegment nul = MemorySegment.NULL;
+        int arg = MergeOps.MO_ERR_ARG();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment f = arena.allocate(64), l = arena.allocate(8L << 16), d = arena.allocate(64);
+            assertEquals(arg, MergeOps.mo_map(99, f, f, 0f, 0f, f, 4, 1), "unknown map");
+            assertEquals(arg, MergeOps.mo_map(MergeOps.MO_MAP_MUL(), f, nul, 0f, 0f, f, 4, 1), "mul without y");
+            assertEquals(arg, MergeOps.mo_map(MergeOps.MO_MAP_CLAMP(), f, nul, 1f, 0f, f, 4, 1), "clamp with lo > hi");
+            assertEquals(arg, MergeOps.mo_block_sums(7, f, f, 4, 0, 0.0, d, 1), "unknown reduction");
+            assertEquals(arg, MergeOps.mo_block_sums(MergeOps.MO_REDUCE_DOT(), f, nul, 4, 0, 0.0, d, 1), "dot without b");
+            assertEquals(arg, MergeOps.mo_block_sums(MergeOps.MO_REDUCE_SUM_ABS(), f, nul, 4, -1, 0.0, d, 1), "negative offset");
+            assertEquals(arg, MergeOps.mo_abs_histogram(f, 4, 1 << 15, l, 1), "high bin beyond 2^15");
+            assertEquals(arg, MergeOps.mo_keep_ranks(f, 4, 1, -1, 0, 0, 1, l, 1), "negative window end");
+            assertEquals(arg, MergeOps.mo_lane_ranks(f, 1, (1L << 24) + 1, 1, f, 1), "lane too long for float ranks");
+            assertEquals(arg, MergeOps.mo_lane_dots(f, f, -1, 1, 1, d, 1), "negative lane geometry");
+            assertEquals(arg, MergeOps.mo_drop_at(f, 4, -5, 0.5f, 1L, 1), "negative offset");
+            assertEquals(arg, MergeOps.mo_drop_by_probability(f, nul, 4, 0, 1L, 1), "drop without probabilities");
+            assertEquals(arg, MergeOps.mo_disjoint_divisor(nul, nul, 2, f, f, 4, 1), "divisor without inputs");
+            assertEquals(MergeOps.MO_OK(), MergeOps.mo_map(MergeOps.MO_MAP_FILL(), nul, nul, 2f, 0f, f, 4, 1), "fill reads no input");
         }
     }
 
