@@ -117,9 +117,27 @@ public final class Architectures {
             new Components(Norm.RMS, Attention.SEPARATE, QkNorm.PER_HEAD, Mlp.MOE, Positions.ROPE, Residual.SEQUENTIAL, false,
                     Routing.CONFIG_NORM_TOPK_PROB));
 
+    /**
+     * Qwen2-MoE: Qwen2's attention (q/k/v biases), routed experts as Qwen3-MoE names them, and a
+     * shared expert every token passes through, scaled by sigmoid of its one-row gate
+     * (docs/architectures.md). Dense layers between MoE layers (mlp_only_layers) are refused by the forward pass.
+     */
+    public static final Architecture QWEN2_MOE = new Architecture("qwen2_moe", List.of("Qwen2MoeForCausalLM"), List.of("qwen2_moe"),
+            "model.layers.", ConfigKeys.HF, LLAMA_PRE, layer(of("input_layernorm.weight", Role.ATTN_NORM), ATTN, O_PROJ,
+            of("post_attention_layernorm.weight", Role.MLP_NORM), linear("mlp.gate.weight", Role.ROUTER, "mlp_in"),
+            linear("mlp.experts.{e}.gate_proj.weight", Role.EXPERT_GATE, "expert_in"),
+            linear("mlp.experts.{e}.up_proj.weight", Role.EXPERT_UP, "expert_in"),
+            linear("mlp.experts.{e}.down_proj.weight", Role.EXPERT_DOWN, "expert_act"),
+            linear("mlp.shared_expert.gate_proj.weight", Role.SHARED_GATE, "mlp_in"),
+            linear("mlp.shared_expert.up_proj.weight", Role.SHARED_UP, "mlp_in"),
+            linear("mlp.shared_expert.down_proj.weight", Role.SHARED_DOWN, "shared_act"),
+            linear("mlp.shared_expert_gate.weight", Role.SHARED_EXPERT_GATE, "mlp_in")), LLAMA_POST, false, false, List.of("layer_types"),
+            new Components(Norm.RMS, Attention.SEPARATE, QkNorm.NONE, Mlp.MOE, Positions.ROPE, Residual.SEQUENTIAL, false,
+                    Routing.CONFIG_NORM_TOPK_PROB));
+
     /** Every descriptor, in the order messages list them. */
     public static final List<Architecture> ALL = List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, OLMO2, GPT2,
-            GPT_NEOX, MIXTRAL, QWEN3_MOE);
+            GPT_NEOX, MIXTRAL, QWEN2_MOE, QWEN3_MOE);
 
     private static Architecture llamaLike(String family, String cls, String type, List<String> lists) {
         return new Architecture(family, List.of(cls), List.of(type), "model.layers.", ConfigKeys.HF, LLAMA_PRE,
