@@ -221,7 +221,7 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
      * Which layers use the sliding window: layer_types where the config has it; else Qwen's
      * use_sliding_window (refused when true); else, when sliding_window is set, the layers the
      * descriptor's {@link ConfigKeys.Windows} names (every layer for Mistral, Mixtral, Phi-3; Gemma 2's
-     * even layers; Gemma 3's pattern).
+     * even layers; Gemma 3's pattern; none for Qwen without use_sliding_window).
      */
     private static boolean[] slidingLayers(JsonNode c, Architecture arch, int layers, String where) {
         boolean[] s = new boolean[Math.max(0, layers)];
@@ -241,16 +241,8 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
             }
             return s;
         }
-        if (c.has("use_sliding_window") || !c.hasNonNull("sliding_window")) return s;
-        int pattern = c.path("sliding_window_pattern").asInt(c.path("_sliding_window_pattern").asInt(6));
-        for (int i = 0; i < layers; i++) {
-            s[i] = switch (arch.keys().windows()) {
-                case ALL -> true;
-                case EVEN -> i % 2 == 0;
-                case PATTERN -> (i + 1) % pattern != 0;
-            };
-        }
-        return s;
+        if (!c.hasNonNull("sliding_window")) return s;
+        return arch.keys().windows().implicit(c, layers);
     }
 
     private static boolean has(JsonNode c, List<String> keys) { return first(c, keys) != null; }
