@@ -206,6 +206,15 @@ class MoeBuilderTest {
                     max = Math.max(max, Math.abs(expect[b * n + i]));
                 }
                 assertTrue(worst <= 1e-4 * max, family + ": routed copies of one MLP plus a silenced shared expert are that MLP (|diff| " + worst + ")");
+                // calibration sees the shared expert: its gate/up and its one-row gate read every token, like the router
+                dev.mergeforge.calib.ActMeanStats stats = new dev.mergeforge.calib.ActMeanStats();
+                moe.hiddenStates(ArchFixtures.inputIds(ref), stats);
+                float[] routerIn = stats.means().get(p + "mlp.gate.weight");
+                for (String w : List.of("shared_expert.gate_proj", "shared_expert.up_proj", "shared_expert_gate")) {
+                    assertArrayEquals(routerIn, stats.means().get(p + "mlp." + w + ".weight"), w);
+                    assertEquals(stats.tokens(p + "mlp.gate.weight"), stats.tokens(p + "mlp." + w + ".weight"), w);
+                }
+                assertEquals(inter, stats.means().get(p + "mlp.shared_expert.down_proj.weight").length);
             }
         }
     }
