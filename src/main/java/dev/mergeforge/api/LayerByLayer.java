@@ -18,9 +18,11 @@ import dev.mergeforge.run.Planner;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * A merge-eval candidate evaluated layer by layer (docs/protocol.md, {@code merge_eval}): the eval's
@@ -56,7 +58,7 @@ final class LayerByLayer {
         List<List<String>> stages = new ArrayList<>();
         stages.add(f.embeddingNames());
         stages.addAll(LayerFeed.layerStages(plan));
-        java.util.Set<String> names = new java.util.HashSet<>();
+        Set<String> names = new HashSet<>();
         for (PlannedTensor t : plan.tensors()) names.add(t.name());
         stages.add(f.headNames(names::contains));
         return new Prepared(f, je, stages, req.tasks(), req.text());
