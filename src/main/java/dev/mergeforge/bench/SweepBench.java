@@ -35,7 +35,8 @@ import java.util.Locale;
  * that the four give the same scores and prints a markdown table. "merges" is everything but the eval
  * (planning and writing included; in mode layers the forward pass runs inside the merge and counts as eval).
  *
- * <pre>java -Xmx3g --enable-native-access=ALL-UNNAMED -cp target/mergeforge.jar dev.mergeforge.bench.SweepBench [DIR] [LAUNCHER]</pre>
+ * <pre>java -Xmx3g --enable-native-access=ALL-UNNAMED -cp target/mergeforge.jar dev.mergeforge.bench.SweepBench [DIR] [LAUNCHER] [memory|layers]</pre>
+ * With a mode as the third argument only that way runs (C or D), and the line printed gives this JVM's peak RSS.
  */
 public final class SweepBench {
     private static final int CANDIDATES = 10, MAX_TOKENS = 64;
@@ -63,6 +64,10 @@ public final class SweepBench {
         List<Path> inputs = List.of(f.base(), f.fineTunes().get(0), f.fineTunes().get(1));
 
         Family.warm(inputs);
+        if (args.length > 2) {
+            only(CandidateMode.valueOf(args[2].toUpperCase(Locale.ROOT)), configs, text);
+            return;
+        }
         // one untimed candidate each way first: class loading, JIT and the native kernels' start-up
         candidateInMemory(configs.getFirst(), text, CandidateMode.MEMORY);
         candidateInMemory(configs.getFirst(), text, CandidateMode.LAYERS);
@@ -138,6 +143,20 @@ public final class SweepBench {
             times[2] += r.evalSeconds();
         }
         return r.eval().text().meanNll();
+    }
+
+    /**
+     * The sweep in one mode only, for its memory: this JVM's peak RSS (run each mode in its own JVM
+     * with the same heap limit), the time and the merged bytes held at once.
+     */
+    private static void only(CandidateMode mode, List<String> configs, Path text) {
+        candidateInMemory(configs.getFirst(), text, mode);
+        double[] times = new double[3];
+        long[] held = new long[2];
+        for (String c : configs) candidateInMemory(c, text, mode, held, times);
+        System.out.printf(Locale.ROOT, "mode %s only: %d candidates in %.1f s (merges %.1f s, evals %.1f s); merged bytes held at once %.0f MB;"
+                + " peak RSS %.0f MB%n", mode.name().toLowerCase(Locale.ROOT), configs.size(), times[0], times[1], times[2],
+                Math.max(held[0], held[1]) / 1e6, ProcessStats.peakRssBytes() / 1e6);
     }
 
     /** Scores one candidate by a merge to {@code out} on disk and an eval of it; adds total, merge and eval seconds to {@code times}. */
