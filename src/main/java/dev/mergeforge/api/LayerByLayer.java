@@ -1,7 +1,6 @@
 package dev.mergeforge.api;
 
 import dev.mergeforge.backend.Parallel;
-import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.eval.Evaluator;
 import dev.mergeforge.eval.JointEval;
 import dev.mergeforge.eval.PromptAnswer;
@@ -44,9 +43,9 @@ final class LayerByLayer {
     static Prepared prepare(Planner.Plan plan, Path tokenizerDir, MergeEvalRequest req, Parallel par) {
         StagedForward f = new StagedForward(LayerFeed.outputConfig(plan), Mergeforge.IN_MEMORY, tokenizerDir, par);
         ModelConfig c = f.config();
+        // the output config.json follows the merged layers (OutputFiles rewrites the count for slices)
         if (c.layers() != plan.outLayers()) {
-            throw new ConfigException("the candidate's config.json says " + c.layers() + " layers but the merge makes " + plan.outLayers()
-                    + "; evaluate it with mode memory");
+            throw new IllegalStateException("the candidate's config.json says " + c.layers() + " layers but the merge makes " + plan.outLayers());
         }
         List<List<PromptAnswer>> tasks = new ArrayList<>();
         for (Path p : req.tasks()) tasks.add(PromptAnswer.readJsonl(p));

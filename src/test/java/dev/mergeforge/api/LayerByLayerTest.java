@@ -105,6 +105,31 @@ class LayerByLayerTest {
     }
 
     @Test
+    void aSlicesCandidateIsFedItsOutputLayersInOrder() throws IOException {
+        RandomModels.Family f = family(Arch.LLAMA);
+        // four output layers: layers 0-1 of one fine-tune, then 1-2 of the other (a stack the inputs do not have)
+        Path cfg = MergeFixtures.yaml(root, "slices.yml", """
+                slices:
+                  - sources:
+                      - model: %s
+                        layer_range: [0, 2]
+                  - sources:
+                      - model: %s
+                        layer_range: [1, 3]
+                merge_method: passthrough
+                dtype: bfloat16
+                """.formatted(f.fineTunes().get(0), f.fineTunes().get(1)));
+        Path disk = root.resolve("slices-disk");
+        Mergeforge.merge(MergeRequest.of(cfg, disk).withBackend(JAVA), EventListener.NONE, new CancellationToken());
+        EvalResult ref = Mergeforge.eval(new EvalRequest(disk.toString(), text, List.of(tasks), 32, 10, "cpu", 1), EventListener.NONE,
+                new CancellationToken());
+        MergeEvalResult lay = Mergeforge.mergeAndEval(new MergeEvalRequest(cfg, null, 0, JAVA, text, List.of(tasks), 32, 10)
+                .withMode(CandidateMode.LAYERS), EventListener.NONE, new CancellationToken());
+        assertEquals(ref.text().meanNll(), lay.eval().text().meanNll(), "bit for bit");
+        assertEquals(ref.tasks().getFirst().answerNll(), lay.eval().tasks().getFirst().answerNll(), "bit for bit");
+    }
+
+    @Test
     void autoTakesMemoryWhenThePredictionFitsTheBudgetAndLayersWhenNot() throws IOException {
         Path cfg = config(Arch.LLAMA, "linear");
         MergeEvalRequest req = new MergeEvalRequest(cfg, null, 0, JAVA, text, List.of(tasks), 32, 10);
