@@ -173,6 +173,24 @@ public final class Merger {
     }
 
     /**
+     * The merge of {@code tensors} (tensors of {@code plan}, in the caller's order; one may come
+     * twice) into {@code sink}: each the same bytes {@link #run} writes, by the same path. For the
+     * layer-by-layer eval of a candidate ({@link LayerFeed}), whose sink runs the forward pass as
+     * each stage completes.
+     */
+    static Result runInto(Planner.Plan plan, List<PlannedTensor> tensors, Planner.Inputs inputs, TensorSink sink, Options o) {
+        Planner.Plan staged = new Planner.Plan(plan.config(), tensors, plan.reference(), plan.outLayers());
+        long t0 = System.nanoTime();
+        o.events().start(plan.config().method().name(), tensors.size(), staged.inBytes(), staged.outBytes(), o.backend().name());
+        try {
+            return done(staged, null, t0, stream(staged, inputs, sink, o, t0), o);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CheckpointException("merge interrupted; the candidate's layers in memory were dropped");
+        }
+    }
+
+    /**
      * The folder whose tokenizer files a merged model held in memory uses, or null when the output
      * folder would get tokenizer files built by the merge (a tokenizer source's new vocabulary).
      */
