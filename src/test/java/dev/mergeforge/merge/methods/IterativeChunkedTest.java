@@ -121,6 +121,13 @@ class IterativeChunkedTest {
         cs.add(new Case("multislerp", m(), w3, mat, DType.F32, DType.F32, 2, Kind.NEAR, -1, false));
         cs.add(new Case("multislerp", m(), List.of(m("weight", 1.0), m("weight", 1.0)), flat, DType.F32, DType.F32, 1, Kind.FAR, -1, true));
         cs.add(new Case("multislerp", m(), w3.subList(0, 1), mat, DType.BF16, DType.BF16, 1, Kind.FAR, -1, false));
+        // nuslerp along axis 0: columns longer than a reduction block (4500 rows: block edge at row 4096 inside a chunk), a 3-D tensor
+        Map<String, Object> cols = m("nuslerp_flatten", false, "nuslerp_row_wise", true);
+        List<Map<String, Object>> w2 = List.of(m("weight", 0.3), m("weight", 0.7));
+        cs.add(new Case("nuslerp", cols, w2, new long[] {4500, 3}, DType.BF16, DType.F32, 1, Kind.NEAR, -1, false));
+        cs.add(new Case("nuslerp", cols, w2, mat, DType.F32, DType.BF16, 0, Kind.FAR, -1, false));
+        cs.add(new Case("nuslerp", cols, List.of(m("weight", 1.0), m("weight", 0.25)), cube, DType.BF16, DType.F32, 1, Kind.FAR, -1, false));
+        cs.add(new Case("nuslerp", cols, w2, flat, DType.F32, DType.F32, 1, Kind.NEAR, -1, false));
         return cs.stream().map(Arguments::of);
     }
 
