@@ -176,6 +176,19 @@ class IterativeChunkedTest {
         }
     }
 
+    /** Passthrough given two models for a tensor: the same one-line error on both paths, naming the tensor and the fix. */
+    @Test
+    void passthroughRefusesTwoModelsOnBothPaths() {
+        Case c = new Case("passthrough", m(), List.of(m(), m("scale", 2.0)), new long[] {4, 7}, DType.F32, DType.F32, 0, Kind.FAR, -1, false);
+        try (Arena arena = Arena.ofConfined()) {
+            Setup s = setup(c, arena);
+            ConfigException whole = assertThrows(ConfigException.class, () -> wholeTensor(c, s));
+            ConfigException chunked = assertThrows(ConfigException.class, () -> chunked(one.chunkOps().orElseThrow(), c, s, 10));
+            assertEquals(whole.getMessage(), chunked.getMessage());
+            assertTrue(chunked.getMessage().contains(Harness.TENSOR) && chunked.getMessage().contains("use slices with one source each"), chunked.getMessage());
+        }
+    }
+
     /** Working memory of the chunked programs is the chunk's, whatever the tensor's size: 1 and 64 rows of 4099, chunks of 1000. */
     @Test
     void workingMemoryDoesNotGrowWithTheTensor() {
