@@ -96,7 +96,7 @@ public final class MemoryBudget {
             } else if (chunked(t, spec, streams, fuses, aim)) {
                 long pe = perElement(t, spec);
                 if (pe > perElement) { perElement = pe; chunkName = t.name(); }
-                long min = pe * Math.max(MIN_CHUNK, t.shape().cols());
+                long min = pe * Math.max(MIN_CHUNK, row(t, spec));
                 minChunkBytes = Math.max(minChunkBytes, min);
             } else {
                 long b = (t.inputs().size() + 3L) * t.shape().numel() * 4L;
@@ -119,7 +119,7 @@ public final class MemoryBudget {
         long chunkBytes = 0;
         for (PlannedTensor t : plan.tensors()) {
             if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim)) continue;
-            long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, t.shape().cols()));
+            long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, row(t, spec)));
             if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
         }
         long peak = fixed + Math.max(tiles, chunkBytes);
@@ -144,14 +144,25 @@ public final class MemoryBudget {
         return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 1 + Math.max(1, scratchTiles(t, spec))) + t.outDtype().byteSize() + maxInputBytes(t);
     }
 
-    /** The scratch chunks the tensor's program asks for (0 where it cannot be planned: the merge reports why). */
+    /** The scratch chunks the tensor's program asks for. */
     private static int scratchTiles(PlannedTensor t, MethodSpec spec) {
+        ChunkProgram p = program(t, spec);
+        return p == null ? 0 : p.scratch();
+    }
+
+    /** The fewest elements a chunk of the tensor holds: a row, or the program's alignment when larger (columns of a 3-D tensor). */
+    private static long row(PlannedTensor t, MethodSpec spec) {
+        ChunkProgram p = program(t, spec);
+        return Math.max(t.shape().cols(), p == null ? 1 : p.align());
+    }
+
+    /** The tensor's passes, or null where it cannot be planned (the merge reports why) or takes the tile path. */
+    private static ChunkProgram program(PlannedTensor t, MethodSpec spec) {
         try {
-            ChunkProgram p = ((ChunkedMethod) spec.factory().create(t.global())).program(
+            return ((ChunkedMethod) spec.factory().create(t.global())).program(
                     new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(), t.base() != null, 0, note -> { }));
-            return p == null ? 0 : p.scratch();
         } catch (ConfigException e) {
-            return 0;
+            return null;
         }
     }
 
