@@ -82,7 +82,8 @@ class IterativeChunkedTest {
 
     /**
      * One merge. {@code base}: 0 none, 1 unlisted base, 2 the base listed as model 1. {@code zero}: index of a model
-     * whose values are all zero (multislerp with a base: equal to the base), or -1. {@code antipodal}: model 1 is base − (model 0 − base), on a grid so exactly.
+     * whose values are all zero (multislerp with a base: equal to the base), or -1. {@code antipodal}: model 1 is base − (model 0 − base)
+     * (karcher: −model 0), on a grid so exactly.
      */
     record Case(String method, Map<String, Object> global, List<Map<String, Object>> perModel, long[] dims, DType in, DType out,
                 int base, Kind kind, int zero, boolean antipodal) {
@@ -113,6 +114,7 @@ class IterativeChunkedTest {
         cs.add(new Case("karcher", m("max_iter", 0.0), none(3), mat, DType.F32, DType.F32, 1, Kind.FAR, -1, false));
         cs.add(new Case("karcher", m(), none(1), mat, DType.BF16, DType.BF16, 0, Kind.FAR, -1, false));
         cs.add(new Case("karcher", m(), none(2), tiny, DType.F32, DType.F32, 1, Kind.FAR, -1, false));
+        cs.add(new Case("karcher", m("max_iter", 3.0), none(2), mat, DType.F32, DType.F32, 0, Kind.FAR, -1, true));
         // multislerp: task vectors or raw tensors, weights normalised or not, the antipodal fallback, one model
         List<Map<String, Object>> w3 = List.of(m("weight", 0.5), m("weight", 1.25), m("weight", 0.8));
         cs.add(new Case("multislerp", m(), w3, mat, DType.BF16, DType.F32, 1, Kind.NEAR, -1, false));
@@ -228,6 +230,8 @@ class IterativeChunkedTest {
             for (int i = 0; i < n; i++) {
                 // a zero input: zeros for karcher (raw tensors), the base for multislerp with a base (a zero task vector)
                 if (j == c.zero()) x[i] = c.method().equals("multislerp") && c.base() > 0 ? base[i] : 0f;
+                // karcher works on the raw tensors: x₁ = −x₀, so the mean of the units is zero (the first unit is the start)
+                else if (c.antipodal() && j == 1 && c.method().equals("karcher")) x[i] = -xs.get(0)[i];
                 else if (c.antipodal() && j == 1) x[i] = base[i] - (xs.get(0)[i] - base[i]);
                 else if (c.antipodal()) x[i] = base[i] + (r.nextInt(33) - 16) / 8f;
                 else if (c.kind() == Kind.NEAR) x[i] = base[i] + 0.4f * (float) r.nextGaussian();
