@@ -115,6 +115,15 @@ public interface ChunkOps {
     /** As {@link Backend#laneDots}, over lanes lying wholly inside the chunk. */
     void laneDots(Tile a, Tile b, Lanes lanes, double[] out);
 
+    /**
+     * Dot products of lanes that run on across chunks (columns of a matrix cut into slabs of rows):
+     * the chunk holds elements [first, first + lanes.length()) of each of the lanes.count() lanes,
+     * laid out as {@code lanes}; each lane's terms a·b (each product in double) continue acc[v],
+     * placed by their index within the lane — over every chunk in order, the bits of the
+     * whole-tensor {@link Backend#laneDots}. acc[v].next() must be {@code first}.
+     */
+    void carriedLaneDots(Tile a, Tile b, Lanes lanes, long first, BlockSum[] acc);
+
     /** As {@link Backend#laneScale}, over lanes lying wholly inside the chunk. */
     void laneScale(Tile x, float[] s, Lanes lanes, Tile out);
 

@@ -214,6 +214,34 @@ final class NativeChunkOps implements ChunkOps {
     }
 
     @Override
+    public void carriedLaneDots(Tile a, Tile b, Lanes lanes, long first, BlockSum[] acc) {
+        if (a.size() != b.size() || lanes.numel() != a.size() || acc.length < lanes.count() || first < 0) {
+            throw new IllegalArgumentException("carriedLaneDots: " + a + ", " + b + ", " + lanes + " from " + first);
+        }
+        for (long v = 0, n = lanes.count(); v < n; v++) {
+            if (acc[(int) v].next() != first) throw new IllegalStateException("lane " + v + " fed out of order: element " + first + ", expected " + acc[(int) v].next());
+        }
+        MemorySegment x = a.data(), y = b.data();
+        for (long v = 0, n = lanes.count(); v < n; v++) {
+            BlockSum s = acc[(int) v];
+            // element k of the lane is element first + k of the whole lane: a run ends where its block does
+            double run = s.start();
+            long runStart = first;
+            for (long k = 0, len = lanes.length(); k < len; k++) {
+                long at = first + k;
+                if (at > runStart && at % Reductions.BLOCK == 0) {
+                    s.addRun(runStart, at - runStart, run);
+                    run = 0.0;
+                    runStart = at;
+                }
+                long i = lanes.index(v, k);
+                run += (double) x.getAtIndex(F, i) * (double) y.getAtIndex(F, i);
+            }
+            s.addRun(runStart, first + lanes.length() - runStart, run);
+        }
+    }
+
+    @Override
     public void laneScale(Tile x, float[] s, Lanes lanes, Tile out) {
         if (x.size() != out.size() || lanes.numel() != x.size() || s.length < lanes.count()) throw new IllegalArgumentException("laneScale: " + x + ", " + lanes);
         MemorySegment a = x.data(), o = out.data();

@@ -307,6 +307,35 @@ public final class JavaChunkOps implements ChunkOps {
 
     @Override public void laneDots(Tile a, Tile b, Lanes lanes, double[] out) { PortableOps.laneDots(par, a, b, lanes, out); }
 
+    @Override
+    public void carriedLaneDots(Tile x, Tile y, Lanes lanes, long first, BlockSum[] acc) {
+        sameSize(x, y);
+        if (lanes.numel() != x.size() || acc.length < lanes.count() || first < 0) {
+            throw new IllegalArgumentException("carriedLaneDots: " + x + ", " + lanes + " from " + first + ", " + acc.length + " sums");
+        }
+        for (long v = 0, n = lanes.count(); v < n; v++) {
+            if (acc[(int) v].next() != first) throw new IllegalStateException("lane " + v + " fed out of order: element " + first + ", expected " + acc[(int) v].next());
+        }
+        MemorySegment a = x.data(), b = y.data();
+        long len = lanes.length();
+        par.forRange(lanes.count(), Math.max(1, Parallel.CHUNK / Math.max(1, len)), (v0, v1) -> {
+            for (long v = v0; v < v1; v++) {
+                BlockSum s = acc[(int) v];
+                // runs of the lane cut where its blocks end, each summed on from the open block's sum
+                for (long k = 0; k < len; ) {
+                    long at = first + k, end = Math.min(len, k + Reductions.BLOCK - at % Reductions.BLOCK);
+                    double p = s.start();
+                    for (long j = k; j < end; j++) {
+                        long i = lanes.index(v, j);
+                        p += (double) a.getAtIndex(F, i) * (double) b.getAtIndex(F, i);
+                    }
+                    s.addRun(at, end - k, p);
+                    k = end;
+                }
+            }
+        });
+    }
+
     @Override public void laneScale(Tile x, float[] s, Lanes lanes, Tile out) { PortableOps.laneScale(par, x, s, lanes, out); }
 
     @Override

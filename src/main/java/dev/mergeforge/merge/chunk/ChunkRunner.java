@@ -89,13 +89,15 @@ public final class ChunkRunner implements AutoCloseable {
     /** Reduction passes run so far: the combine pass reads the inputs once more after each tensor's first. */
     public int reductionPasses() { return reductionPasses; }
 
-    /** Runs every reduction pass the program needs, in order. */
+    /** Runs every reduction pass the program needs, in order (a pass that asks to run again, until it is no longer needed). */
     public void reduce() {
         for (ChunkProgram.Pass p : program.reductions()) {
-            if (!p.needed()) continue;
-            reductionPasses++;
-            for (long k = 0, nk = chunks(); k < nk; k++) p.chunk(ops, load(k));
-            p.end();
+            while (p.needed()) {
+                reductionPasses++;
+                for (long k = 0, nk = chunks(); k < nk; k++) p.chunk(ops, load(k));
+                p.end();
+                if (!p.again()) break;
+            }
         }
     }
 
