@@ -8,7 +8,7 @@ import dev.mergeforge.backend.NonFinite;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.bindings.MergeOps;
 import dev.mergeforge.errors.MergeforgeException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Tile;
 

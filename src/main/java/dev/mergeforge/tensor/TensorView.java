@@ -1,4 +1,4 @@
-package dev.mergeforge.io;
+package dev.mergeforge.tensor;
 
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
