@@ -88,12 +88,6 @@ public final class TokenizerPlan {
         return new ArrayList<>(s);
     }
 
-    /** Whether a tensor has one row per token (token embeddings and output heads; not position embeddings). */
-    public static boolean isVocabTensor(String name) {
-        return name.contains("embed_tokens.") || name.contains("wte.") || name.contains("word_embeddings.")
-                || name.startsWith("lm_head.") || name.contains(".lm_head.") || name.contains("embed_out.");
-    }
-
     /** Rows of the merged vocabulary tensors: the vocabulary, padded to {@code pad_to_multiple_of}. */
     public int rows() { return settings.paddedSize(vocab.size()); }
 
