@@ -1,7 +1,6 @@
 package dev.mergeforge.backend.ffm;
 
 import dev.mergeforge.backend.Backend;
-import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.NonFinite;
@@ -15,7 +14,6 @@ import dev.mergeforge.tensor.Tile;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
-import java.util.Optional;
 
 /**
  * The native CPU backend: the hot ops run in libmergeops (C, AVX2 where the CPU has it, split over
@@ -54,6 +52,8 @@ public class NativeBackend implements Backend {
 
     public NativeBackend() { this(0); }
 
+    @Override public void close() { par.shutdown(); }
+
     /** True when libmergeops is loaded and matches these bindings. */
     public static boolean isAvailable() { return UNAVAILABLE == null; }
 
@@ -65,12 +65,10 @@ public class NativeBackend implements Backend {
     private final NativeChunkOps chunkOps = new NativeChunkOps(this);
 
     /** The worker threads the chunk ops' own loops run on (the same as this backend's). */
-    Parallel parallel() { return par; }
+    dev.mergeforge.backend.Parallel parallel() { return par; }
 
     /** The native chunk ops: its own class, which delegates to this backend's native ops and never to the Java reference's. */
-    @Override public Optional<ChunkOps> chunkOps() { return Optional.of(chunkOps); }
-
-    @Override public void close() { par.shutdown(); }
+    @Override public java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.of(chunkOps); }
 
     /** "avx2" or "portable": the kernel variant in use. */
     public static String simd() { return MergeOps.mo_simd_level() == MergeOps.MO_SIMD_AVX2() ? "avx2" : "portable"; }
