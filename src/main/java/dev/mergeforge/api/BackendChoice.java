@@ -1,7 +1,7 @@
 package dev.mergeforge.api;
 
 import dev.mergeforge.backend.Backend;
-import dev.mergeforge.backend.Backends;
+import dev.mergeforge.backends.Backends;
 import dev.mergeforge.errors.ConfigException;
 
 /**

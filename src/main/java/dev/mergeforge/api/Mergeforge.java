@@ -3,7 +3,7 @@ package dev.mergeforge.api;
 import dev.mergeforge.aim.AimRelaxer;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Parallel;
-import dev.mergeforge.backend.cuda.CudaForward;
+import dev.mergeforge.model.cuda.CudaForward;
 import dev.mergeforge.calib.Calibrator;
 import dev.mergeforge.calib.GramCalibrator;
 import dev.mergeforge.config.ConfigKeys;

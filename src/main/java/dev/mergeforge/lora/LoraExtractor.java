@@ -10,7 +10,7 @@ import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.io.Elements;
 import dev.mergeforge.io.SafetensorsWriter;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.linalg.TruncatedSvd;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;

@@ -4,7 +4,7 @@ import dev.mergeforge.arch.Architecture;
 import dev.mergeforge.arch.Components;
 import dev.mergeforge.arch.Role;
 import dev.mergeforge.arch.WeightSpec;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.util.EnumMap;
 import java.util.Map;

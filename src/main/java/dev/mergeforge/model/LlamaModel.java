@@ -8,7 +8,7 @@ import dev.mergeforge.arch.Role;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.io.IOException;
 import java.nio.file.Files;

@@ -13,7 +13,7 @@ import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.io.OutputDir;
 import dev.mergeforge.io.SafetensorsWriter;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.model.LlamaModel;
 import dev.mergeforge.model.TextTokenizer;
 import dev.mergeforge.tensor.DType;

@@ -2,7 +2,7 @@ package dev.mergeforge.run;
 
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.StreamingWriter;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.CombinationMethod;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.chunk.ChunkProgram;

@@ -10,7 +10,7 @@ import dev.mergeforge.io.Madvise;
 import dev.mergeforge.io.OutputDir;
 import dev.mergeforge.io.SafetensorsWriter;
 import dev.mergeforge.io.ShardPlan;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.CombinationMethod;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;

@@ -11,7 +11,7 @@ import dev.mergeforge.config.SliceSource;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.Params;
 import dev.mergeforge.tensor.DType;

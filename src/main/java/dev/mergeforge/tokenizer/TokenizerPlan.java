@@ -8,7 +8,7 @@ import dev.mergeforge.config.Slice;
 import dev.mergeforge.config.SliceSource;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.io.DerivedTensors;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.io.IOException;
 import java.nio.file.Files;

@@ -7,7 +7,7 @@ import dev.mergeforge.arch.Role;
 import dev.mergeforge.arch.WeightSpec;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.errors.ConfigException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 import org.junit.jupiter.api.Test;

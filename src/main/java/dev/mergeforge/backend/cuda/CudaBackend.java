@@ -5,7 +5,7 @@ import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Tile;
 

@@ -14,7 +14,7 @@ import java.util.Set;
  * working tiles need, once. When cuMemAlloc runs out of memory the free buffers are released and the allocation retried. Closing frees
  * everything and refuses while buffers are out. Not thread-safe: the backend serialises ops.
  */
-final class DeviceBufferPool implements AutoCloseable {
+public final class DeviceBufferPool implements AutoCloseable {
     private static final long ALIGN = 256;
 
     private final Device dev;
@@ -23,10 +23,10 @@ final class DeviceBufferPool implements AutoCloseable {
     private long allocatedBytes;
     private boolean closed;
 
-    DeviceBufferPool(Device dev) { this.dev = dev; }
+    public DeviceBufferPool(Device dev) { this.dev = dev; }
 
     /** A buffer of at least {@code bytes} bytes (contents undefined); {@code what} names it in errors. */
-    DeviceBuffer borrow(long bytes, String what) {
+    public DeviceBuffer borrow(long bytes, String what) {
         DeviceBuffer b = tryBorrow(bytes);
         if (b == null) CudaErrors.check(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "cuMemAlloc of " + bytes + " bytes for " + what);
         return b;
@@ -61,7 +61,7 @@ final class DeviceBufferPool implements AutoCloseable {
     }
 
     /** Returns a borrowed buffer. */
-    void release(DeviceBuffer b) {
+    public void release(DeviceBuffer b) {
         if (!out.remove(b)) throw new IllegalStateException(b + " was not borrowed from this pool");
         free.add(b);
     }

@@ -11,7 +11,7 @@ import java.util.List;
  * these with uploads and downloads; {@link CudaBench} times them alone. The semantics are those of
  * {@link Backend}; each kernel's maths is stated in kernels/*.cu.
  */
-final class DeviceOps {
+public final class DeviceOps {
     static final int THREADS = 256;
     /** Grid cap of the grid-stride kernels: far more threads than any GPU keeps resident. */
     static final long MAX_GRID = 1 << 16;
@@ -20,7 +20,7 @@ final class DeviceOps {
     final DeviceBufferPool pool;
     final Launcher launcher;
 
-    DeviceOps(Device dev, DeviceBufferPool pool) { this(dev, pool, dev); }
+    public DeviceOps(Device dev, DeviceBufferPool pool) { this(dev, pool, dev); }
 
     DeviceOps(Device dev, DeviceBufferPool pool, Launcher launcher) {
         this.dev = dev;
@@ -48,7 +48,7 @@ final class DeviceOps {
 
     void sub(DeviceBuffer a, DeviceBuffer b, DeviceBuffer out, long n) { elementwise(Kernel.SUB, n, a, b, out, n); }
 
-    void add(DeviceBuffer a, DeviceBuffer b, DeviceBuffer out, long n) { elementwise(Kernel.ADD, n, a, b, out, n); }
+    public void add(DeviceBuffer a, DeviceBuffer b, DeviceBuffer out, long n) { elementwise(Kernel.ADD, n, a, b, out, n); }
 
     void scale(DeviceBuffer x, float s, DeviceBuffer out, long n) { elementwise(Kernel.SCALE, n, x, s, out, n); }
 

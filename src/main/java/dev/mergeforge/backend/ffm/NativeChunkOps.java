@@ -6,7 +6,7 @@ import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.Reductions;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;

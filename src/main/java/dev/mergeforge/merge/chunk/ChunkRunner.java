@@ -2,7 +2,7 @@ package dev.mergeforge.merge.chunk;
 
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.io.Madvise;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;
 import dev.mergeforge.tensor.TilePool;

@@ -6,7 +6,7 @@ import dev.mergeforge.backend.Backend.Rescale;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.Reductions;
 import dev.mergeforge.backend.java.JavaBackend;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Floats;
 import dev.mergeforge.tensor.Shape;

@@ -45,7 +45,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * (random when unset); it is printed once per JVM and named in every kernel failure. Bytes copied
  * each way are counted (the prefetching copy stream separately), to check what stays resident.
  */
-final class EmulatedDevice implements Device {
+public final class EmulatedDevice implements Device {
     /** Seed of the kernel interleavings and stream orders; printed in every emulator failure. */
     static final long SEED = Long.getLong("mergeforge.emu.seed", System.nanoTime() & 0xffffffffL);
     private static final java.util.concurrent.atomic.AtomicInteger DEVICES = new java.util.concurrent.atomic.AtomicInteger();
@@ -71,7 +71,7 @@ final class EmulatedDevice implements Device {
     private final Queues queues;
 
     /** Builds the emulator once; empty when it is ready, else why not (no g++). A compile error fails the test. */
-    static synchronized Optional<String> unavailableReason() {
+    public static synchronized Optional<String> unavailableReason() {
         if (buildError == null) {
             try {
                 library = build(Path.of("kernels"), Path.of("target", "test-native", "libmfemu.so"));
@@ -109,7 +109,7 @@ final class EmulatedDevice implements Device {
         return out;
     }
 
-    EmulatedDevice() {
+    public EmulatedDevice() {
         this(requireLibrary());
     }
 
