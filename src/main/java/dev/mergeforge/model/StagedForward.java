@@ -6,7 +6,7 @@ import dev.mergeforge.arch.Components;
 import dev.mergeforge.arch.Role;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.errors.CheckpointException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -3,7 +3,7 @@ package dev.mergeforge.run;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.io.StreamingWriter;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;

@@ -3,7 +3,7 @@ package dev.mergeforge.model;
 import dev.mergeforge.arch.Architecture;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.io.SafetensorsFile;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;

@@ -5,7 +5,7 @@ import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.ffm.NativeBackend;
 import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.errors.ConfigException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.MergeMethod;
