@@ -53,6 +53,10 @@ public class CudaBackend extends HostFallbacks {
     private final Prefetcher prefetcher;
     /** After close nothing is resident: hostAccess and released have nothing to do (a pool may outlive the backend). */
     private boolean closed;
+    /** Device bytes the chunk ops may hold ({@code --device-memory}); 0 until set: 3/4 of the GPU's free memory when they open. */
+    private long deviceMemory;
+    /** The chunk ops, opened on first use (their budget fixed from then on). */
+    private CudaChunkOps chunks;
 
     /** Opens GPU {@code device} (the N of {@code --device cuda:N}); throws with the reason when CUDA cannot run here. */
     public CudaBackend(int device) { this(open(device)); }
@@ -89,8 +93,32 @@ public class CudaBackend extends HostFallbacks {
 
     @Override public String name() { return "cuda"; }
 
-    /** Not yet: chunked methods take the whole-tensor tile path on CUDA (docs/cuda.md). */
-    @Override public java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.empty(); }
+    /** Chunked methods run as passes over device-resident chunks within the device budget (docs/cuda.md, "Chunked methods"). */
+    @Override public synchronized java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.of(chunks()); }
+
+    /**
+     * Sets the device memory the chunk ops may use ({@code --device-memory}): chunk sizes follow
+     * from it, and input chunks stay on the device between passes while they fit in it. Before the
+     * first chunked tensor only.
+     */
+    public synchronized void deviceMemory(long bytes) {
+        if (bytes <= 0) throw new ConfigException("--device-memory " + bytes + ": must be positive (e.g. 8GB)");
+        if (chunks != null) throw new IllegalStateException("the device budget is fixed once the chunk ops are open");
+        deviceMemory = bytes;
+    }
+
+    synchronized CudaChunkOps chunks() {
+        if (closed) throw new IllegalStateException("the cuda backend is closed");
+        if (chunks == null) {
+            long budget = deviceMemory;
+            if (budget == 0) {
+                dev.makeCurrent();
+                budget = dev instanceof CudaContext c ? c.freeBytes() / 4 * 3 : Long.MAX_VALUE;
+            }
+            chunks = new CudaChunkOps(this, dev, budget, par);
+        }
+        return chunks;
+    }
 
     /** "cuda:0 (NVIDIA H100 80GB HBM3, 79 GiB)" for the log. */
     public String describe() { return dev.describe(); }
@@ -151,7 +179,10 @@ public class CudaBackend extends HostFallbacks {
     }
 
     /** The device buffers of one op, opened at its start (binding the device to the thread) and closed at its end. */
-    private OpBuffers op() { return new OpBuffers(dev, pool, residency); }
+    private OpBuffers op() {
+        if (chunks != null) chunks.trimIfIdle();   // the chunk budget's spare buffers go back before the tile path allocates
+        return new OpBuffers(dev, pool, residency);
+    }
 
     private static void sameSize(Tile a, Tile b) {
         if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
@@ -181,6 +212,7 @@ public class CudaBackend extends HostFallbacks {
         try (OpBuffers op = op()) {
             residency.forget(tile);
         }
+        if (chunks != null) chunks.released(tile);
     }
 
     /**
@@ -434,6 +466,7 @@ public class CudaBackend extends HostFallbacks {
                 closed = true;
                 try {
                     dev.makeCurrent();
+                    if (chunks != null) chunks.close();
                     prefetcher.close();
                     residency.clear();
                     if (lapack != null) lapack.close();

@@ -33,6 +33,12 @@ final class NativeChunkOps implements ChunkOps {
 
     @Override public String name() { return "native"; }
 
+    /** Host memory only: the caller's budget already sized the chunk. */
+    @Override public long fitChunk(String tensor, int tiles, long align, long wanted) { return wanted; }
+
+    /** Chunk tiles live in host memory: nothing to move. */
+    @Override public void onHost(List<Tile> reads, List<Tile> writes, Runnable body) { body.run(); }
+
     private static Tile piece(Tile x, long from, long count) {
         return new Tile(x.data().asSlice(from * 4, count * 4), Shape.of(count));
     }

@@ -45,7 +45,10 @@ public final class ChunkRunner implements AutoCloseable {
         this.models = List.copyOf(models);
         this.numel = shape.numel();
         this.pool = pool;
-        this.chunk = chunkFor(program.align(), chunkElements);
+        // the backend's own memory (a device budget) may hold fewer elements per chunk than asked for
+        int tiles = (base == null ? 0 : 1) + models.size() + program.scratch() + 1;
+        String tensor = base != null ? base.name() : models.isEmpty() ? "(no inputs)" : models.getFirst().name();
+        this.chunk = chunkFor(program.align(), ops.fitChunk(tensor, tiles, program.align(), chunkFor(program.align(), chunkElements)));
         Shape cs = Shape.of(Math.max(1, Math.min(chunk, numel)));
         try {
             baseTile = base == null ? null : borrow(cs);

@@ -1,0 +1,66 @@
+package dev.mergeforge.backend.cuda;
+
+import dev.mergeforge.io.TensorView;
+
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.Map;
+
+/**
+ * The stored bytes of input chunks kept on the device between the passes of one tensor
+ * ({@link CudaChunkOps}): a later pass widens a kept chunk on the device instead of copying it up
+ * again. Chunks are kept in the order they are first loaded while the room the device budget
+ * leaves beside the working tiles lasts, and never evicted before the tensor ends: the passes walk
+ * the chunks in the same order, so keeping the first ones and streaming the rest beats any
+ * eviction, which would throw each chunk out just before the next pass wants it. Cleared when the
+ * tensor's chunk tiles go back to the pool. Not thread-safe: used under the backend's lock.
+ */
+final class StoredChunks {
+    /** A kept chunk: its stored bytes on the device and whether a value is NaN or ±Inf. */
+    record Kept(DeviceBuffer buf, boolean nonFinite) {}
+
+    private final DeviceBufferPool pool;
+    private final Map<TensorView, Map<Long, Kept>> kept = new IdentityHashMap<>();
+    private long room, bytes, uploads, hits;
+
+    StoredChunks(DeviceBufferPool pool) { this.pool = pool; }
+
+    /** Room for kept chunks from now on (the device budget less the working tiles); 0 keeps nothing. */
+    void room(long bytes) { this.room = Math.max(0, bytes); }
+
+    /** The kept chunk of v starting at element {@code from}, or null. */
+    Kept get(TensorView v, long from) {
+        Map<Long, Kept> m = kept.get(v);
+        Kept k = m == null ? null : m.get(from);
+        if (k != null) hits++;
+        return k;
+    }
+
+    /** A device buffer to upload a chunk into that {@link #keep} may then keep, or null when there is no room left. */
+    DeviceBuffer reserve(long storedBytes) {
+        uploads++;
+        if (bytes + storedBytes > room) return null;
+        return pool.tryBorrow(storedBytes);
+    }
+
+    /** Keeps a buffer {@link #reserve} gave, holding v's chunk at {@code from}. */
+    void keep(TensorView v, long from, DeviceBuffer buf, boolean nonFinite) {
+        kept.computeIfAbsent(v, x -> new HashMap<>()).put(from, new Kept(buf, nonFinite));
+        bytes += buf.capacity;
+    }
+
+    /** Device bytes kept now. */
+    long bytes() { return bytes; }
+
+    /** Loads served from the device / loads that copied their chunk up, since the backend opened (tests, the log). */
+    long hits() { return hits; }
+
+    long uploads() { return uploads; }
+
+    /** Gives every kept chunk back to the pool (the tensor is done). */
+    void clear() {
+        for (Map<Long, Kept> m : kept.values()) for (Kept k : m.values()) pool.release(k.buf());
+        kept.clear();
+        bytes = 0;
+    }
+}
