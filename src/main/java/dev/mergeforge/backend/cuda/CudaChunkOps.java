@@ -153,7 +153,7 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
                 long es = src.dtype().byteSize();
                 MemorySegment bytes = src.data().asSlice(from * es, n * es);
                 tiles.settle(bytes);
-                DeviceBuffer up = stored.reserve(bytes.byteSize());
+                DeviceBuffer up = stored.reserve(src, from, bytes.byteSize());
                 boolean keep = up != null;
                 if (!keep) up = op.temp(bytes.byteSize(), "chunk of " + src.name());
                 dev.upload(bytes, up);
@@ -497,6 +497,9 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
     long keptLoads() { synchronized (lock) { return stored.hits(); } }
 
     long uploadedLoads() { synchronized (lock) { return stored.uploads(); } }
+
+    /** Loads that copied up a chunk again because it did not fit on the device (tests). */
+    long reuploadedLoads() { synchronized (lock) { return stored.reuploads(); } }
 
     /** Tiles with a device copy now (tests). */
     int residentTiles() { synchronized (lock) { return tiles.residentTiles(); } }

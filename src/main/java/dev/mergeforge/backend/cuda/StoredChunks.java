@@ -21,7 +21,9 @@ final class StoredChunks {
 
     private final DeviceBufferPool pool;
     private final Map<TensorView, Map<Long, Kept>> kept = new IdentityHashMap<>();
-    private long room, bytes, uploads, hits;
+    /** The chunks of this tensor copied up so far, to count the copies that were repeats. */
+    private final Map<TensorView, java.util.Set<Long>> seen = new IdentityHashMap<>();
+    private long room, bytes, uploads, reuploads, hits;
 
     StoredChunks(DeviceBufferPool pool) { this.pool = pool; }
 
@@ -36,9 +38,10 @@ final class StoredChunks {
         return k;
     }
 
-    /** A device buffer to upload a chunk into that {@link #keep} may then keep, or null when there is no room left. */
-    DeviceBuffer reserve(long storedBytes) {
+    /** A device buffer to upload v's chunk at {@code from} into that {@link #keep} may then keep, or null when there is no room left. */
+    DeviceBuffer reserve(TensorView v, long from, long storedBytes) {
         uploads++;
+        if (!seen.computeIfAbsent(v, x -> new java.util.HashSet<>()).add(from)) reuploads++;
         if (bytes + storedBytes > room) return null;
         return pool.tryBorrow(storedBytes);
     }
@@ -57,10 +60,14 @@ final class StoredChunks {
 
     long uploads() { return uploads; }
 
+    /** Loads that copied up a chunk an earlier pass of the same tensor had copied up already (it did not fit). */
+    long reuploads() { return reuploads; }
+
     /** Gives every kept chunk back to the pool (the tensor is done). */
     void clear() {
         for (Map<Long, Kept> m : kept.values()) for (Kept k : m.values()) pool.release(k.buf());
         kept.clear();
+        seen.clear();
         bytes = 0;
     }
 }
