@@ -2,6 +2,7 @@ package dev.mergeforge.backend.cuda;
 
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.DenseSolver;
+import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
@@ -17,7 +18,8 @@ import java.util.logging.Logger;
 /**
  * The CUDA backend: the ops of {@link dev.mergeforge.backend.Backend} as hand-written kernels
  * (kernels/*.cu, PTX in the jar) launched through the JCuda driver API, giving the Java backend's
- * bits exactly; the few ops without a kernel run the Java code on the host ({@link HostFallbacks}).
+ * bits exactly; the three ops without a kernel run the Java code on the host ({@link HostFallbacks}).
+ * Chunked methods run on {@link CudaChunkOps} within the device budget ({@link #deviceMemory}).
  *
  * <p><b>Residency.</b> Tiles stay on the GPU between ops ({@link Residency}): {@code load} copies
  * a tensor's stored bytes (bf16/f16: half of float32) and widens them on the device, ops read and
@@ -281,33 +283,41 @@ public class CudaBackend extends HostFallbacks {
 
     // ---------------------------------------------------------------- elementwise
 
-    @Override
-    public synchronized void sub(Tile a, Tile b, Tile out) {
-        sameSize(a, b); sameSize(a, out);
-        if (a.size() == 0) return;
+    /** One elementwise kernel over tiles of equal size ({@link OpBuffers#elementwise}). */
+    private synchronized void elementwise(Kernel k, List<Tile> reads, Tile out, Object... scalars) {
+        for (Tile t : reads) sameSize(t, out);
         try (OpBuffers op = op()) {
-            DeviceBuffer da = op.read(a), db = op.read(b);
-            ops.sub(da, db, op.write(out), a.size());
+            op.elementwise(k, out.size(), reads, out, scalars);
         }
     }
 
-    @Override
-    public synchronized void add(Tile a, Tile b, Tile out) {
-        sameSize(a, b); sameSize(a, out);
-        if (a.size() == 0) return;
-        try (OpBuffers op = op()) {
-            DeviceBuffer da = op.read(a), db = op.read(b);
-            ops.add(da, db, op.write(out), a.size());
-        }
-    }
+    @Override public void sub(Tile a, Tile b, Tile out) { elementwise(Kernel.SUB, List.of(a, b), out); }
+
+    @Override public void add(Tile a, Tile b, Tile out) { elementwise(Kernel.ADD, List.of(a, b), out); }
+
+    @Override public void scale(Tile x, float s, Tile out) { elementwise(Kernel.SCALE, List.of(x), out, s); }
+
+    @Override public void mul(Tile a, Tile b, Tile out) { elementwise(Kernel.CHUNK_MUL, List.of(a, b), out); }
+
+    @Override public void div(Tile a, Tile b, Tile out) { elementwise(Kernel.CHUNK_DIV, List.of(a, b), out); }
+
+    @Override public void abs(Tile x, Tile out) { elementwise(Kernel.CHUNK_ABS, List.of(x), out); }
 
     @Override
-    public synchronized void scale(Tile x, float s, Tile out) {
-        sameSize(x, out);
+    public void clamp(Tile x, float lo, float hi, Tile out) {
+        if (!(lo <= hi)) throw new IllegalArgumentException("clamp bounds " + lo + " > " + hi);
+        elementwise(Kernel.CHUNK_CLAMP, List.of(x), out, lo, hi);
+    }
+
+    @Override public void affine(Tile x, float a, float b, Tile out) { elementwise(Kernel.CHUNK_AFFINE, List.of(x), out, a, b); }
+
+    @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { elementwise(Kernel.CHUNK_KEEP_NONZERO, List.of(x, ref), out); }
+
+    @Override
+    public synchronized void fill(Tile x, float v) {
         if (x.size() == 0) return;
         try (OpBuffers op = op()) {
-            DeviceBuffer d = op.read(x);
-            ops.scale(d, s, op.write(out), x.size());
+            ops.fill(op.write(x), v, x.size());
         }
     }
 
@@ -333,13 +343,32 @@ public class CudaBackend extends HostFallbacks {
         }
     }
 
+    /** out = (u*a) + (t*b) with u = 1 - t rounded to float32 here, as the Java backend does. */
+    @Override public void lerp(Tile a, Tile b, float t, Tile out) { elementwise(Kernel.LERP, List.of(a, b), out, 1f - t, t); }
+
+    // ---------------------------------------------------------------- lanes
+
     @Override
-    public synchronized void lerp(Tile a, Tile b, float t, Tile out) {
-        sameSize(a, b); sameSize(a, out);
-        if (a.size() == 0) return;
+    public synchronized void laneDots(Tile a, Tile b, Lanes lanes, double[] out) {
+        sameSize(a, b);
+        if (lanes.numel() != a.size()) throw new IllegalArgumentException("lanes " + lanes + " do not cover " + a);
+        if (out.length < lanes.count()) throw new IllegalArgumentException("laneDots needs " + lanes.count() + " outputs, got " + out.length);
+        if (lanes.count() == 0) return;
         try (OpBuffers op = op()) {
             DeviceBuffer da = op.read(a), db = op.read(b);
-            ops.lerp(da, db, t, op.write(out), a.size());
+            ops.laneDots(da, db, lanes, op.temp(8 * lanes.count(), "lane dots"), out);
+        }
+    }
+
+    @Override
+    public synchronized void laneScale(Tile x, float[] s, Lanes lanes, Tile out) {
+        sameSize(x, out);
+        if (lanes.numel() != x.size()) throw new IllegalArgumentException("lanes " + lanes + " do not cover " + x);
+        if (s.length < lanes.count()) throw new IllegalArgumentException("laneScale needs " + lanes.count() + " factors, got " + s.length);
+        if (x.size() == 0) return;
+        try (OpBuffers op = op()) {
+            DeviceBuffer dx = op.read(x), ds = op.keep(ops.floatArray(java.util.Arrays.copyOf(s, (int) lanes.count())));
+            ops.laneScale(dx, ds, lanes, op.write(out), x.size());
         }
     }
 
@@ -435,6 +464,18 @@ public class CudaBackend extends HostFallbacks {
             DeviceBuffer ptrs = op.keep(ops.pointerArray(in)), dw = op.keep(ops.floatArray(w));
             DeviceBuffer s = op.read(sign);
             ops.disjointMerge(ptrs, dw, weighted.size(), s, normalize, op.write(out), out.size());
+        }
+    }
+
+    @Override
+    public synchronized void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) {
+        if (weighted.size() != w.length) throw new IllegalArgumentException("disjointDivisor needs one weight per input");
+        for (Tile t : weighted) sameSize(t, out);
+        sameSize(sign, out);
+        if (out.size() == 0) return;
+        try (OpBuffers op = op()) {
+            DeviceBuffer ptrs = op.keep(ops.pointerArray(op.readAll(weighted))), dw = op.keep(ops.floatArray(w));
+            ops.disjointDivisor(ptrs, dw, weighted.size(), op.read(sign), op.write(out), out.size());
         }
     }
 

@@ -69,6 +69,8 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
         this.ops = new DeviceOps(dev, pool);
         this.tiles = new Residency(dev, pool);
         this.stored = new StoredChunks(pool);
+        // until a runner says how many tiles it works in, only an unbounded device keeps chunks
+        stored.room(budgetBytes == Long.MAX_VALUE ? Long.MAX_VALUE : 0);
         this.par = par;
         this.host = new JavaChunkOps(par);
     }
@@ -91,6 +93,8 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
                         + " (its smallest cut) over %d device tiles needs %s; raise --device-memory to %dMiB or more",
                         mib(budget), tensor, align, tileCount, mib(smallest), (smallest + (1L << 20) - 1) >> 20));
             }
+            // a new tensor: chunks kept for an earlier one (a runner whose tiles never went back to a pool that tells us) go
+            stored.clear();
             stored.room(budget == Long.MAX_VALUE ? Long.MAX_VALUE : budget - workingBytes(tileCount, chunk));
             if (!logged) {
                 logged = true;
@@ -126,6 +130,13 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
     }
 
     // ---------------------------------------------------------------- conversion
+
+    @Override
+    public boolean holds(TensorView src, long from) {
+        synchronized (lock) {
+            return stored.has(src, from);
+        }
+    }
 
     @Override
     public boolean load(TensorView src, long from, Tile dst) {
@@ -193,18 +204,12 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
 
     // ---------------------------------------------------------------- elementwise
 
-    /** One elementwise launch over n elements: reads first, then the written tile (so an aliased output shares the buffer). */
+    /** One elementwise launch over n elements ({@link OpBuffers#elementwise}). */
     private void elementwise(Kernel k, long n, List<Tile> reads, Tile out, Object... scalars) {
         if (n == 0) return;
         synchronized (lock) {
             try (OpBuffers op = op()) {
-                Object[] args = new Object[reads.size() + scalars.length + 2];
-                int a = 0;
-                for (Tile t : reads) args[a++] = op.read(t);
-                for (Object s : scalars) args[a++] = s;
-                args[a++] = op.write(out);
-                args[a] = n;
-                launch(k, n, args);
+                op.elementwise(k, n, reads, out, scalars);
             }
         }
     }

@@ -30,6 +30,12 @@ final class StoredChunks {
     /** Room for kept chunks from now on (the device budget less the working tiles); 0 keeps nothing. */
     void room(long bytes) { this.room = Math.max(0, bytes); }
 
+    /** Whether v's chunk at {@code from} is kept (not counted as a use). */
+    boolean has(TensorView v, long from) {
+        Map<Long, Kept> m = kept.get(v);
+        return m != null && m.containsKey(from);
+    }
+
     /** The kept chunk of v starting at element {@code from}, or null. */
     Kept get(TensorView v, long from) {
         Map<Long, Kept> m = kept.get(v);

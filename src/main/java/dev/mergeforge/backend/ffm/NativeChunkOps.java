@@ -36,6 +36,9 @@ final class NativeChunkOps implements ChunkOps {
     /** Host memory only: the caller's budget already sized the chunk. */
     @Override public long fitChunk(String tensor, int tiles, long align, long wanted) { return wanted; }
 
+    /** Every load reads the stored bytes on the host. */
+    @Override public boolean holds(TensorView src, long from) { return false; }
+
     /** Chunk tiles live in host memory: nothing to move. */
     @Override public void onHost(List<Tile> reads, List<Tile> writes, Runnable body) { body.run(); }
 

@@ -133,13 +133,17 @@ public final class ChunkRunner implements AutoCloseable {
         return new Chunk(off, n, b, ms, ss);
     }
 
-    /** Loads elements [off, off + dst.size()) of v, mapping its pages in first and dropping them from this process after. */
+    /**
+     * Loads elements [off, off + dst.size()) of v, mapping its pages in first and dropping them from
+     * this process after — unless the ops hold that chunk already (a device kept it), when no page is read.
+     */
     private boolean loadFrom(TensorView v, long off, Tile dst) {
         long es = v.dtype().byteSize();
         MemorySegment bytes = v.data().asSlice(off * es, dst.size() * es);
-        if (bytes.isMapped()) Madvise.populate(bytes);
+        boolean pages = bytes.isMapped() && !ops.holds(v, off);
+        if (pages) Madvise.populate(bytes);
         boolean bad = ops.load(v, off, dst);
-        if (bytes.isMapped()) Madvise.dontNeed(bytes);
+        if (pages) Madvise.dontNeed(bytes);
         return bad;
     }
 

@@ -29,6 +29,7 @@ import java.util.function.Consumer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -179,8 +180,12 @@ class CudaChunkOpsTest {
                 MemorySegment bytes = random ? raw : clean;
                 TensorView v = new TensorView("t", dt, Shape.of(n), bytes, "test");
                 // two chunks, the second short; each loaded twice (the second time from the device's kept copy)
+                List<Tile> loaded = new ArrayList<>();
+                int pass = 0;
                 for (long[] cut : new long[][] {{0, 4097}, {4097, n - 4097}, {0, 4097}, {4097, n - 4097}}) {
                     Tile j = Tile.ofArray(new float[(int) cut[1]]), c = tile(new float[(int) cut[1]]);
+                    loaded.add(c);
+                    assertEquals(dt != DType.F64 && pass++ >= 2, cuda.holds(v, cut[0]), dt + " chunk at " + cut[0] + " kept on the device after its first load");
                     boolean wantBad = ref.load(v, cut[0], j), gotBad = cuda.load(v, cut[0], c);
                     assertEquals(wantBad, gotBad, dt + " non-finite flag at " + cut[0]);
                     assertBits(j.toArray(), read(cuda, c), dt + " load at " + cut[0]);
@@ -190,8 +195,10 @@ class CudaChunkOpsTest {
                         cuda.store(c, out, MemorySegment.ofArray(got));
                         assertArrayEquals(want, got, dt + " stored as " + out);
                     }
-                    backend.released(c);
                 }
+                // the chunk tiles go back to their pool: the tensor is done, nothing of it stays kept
+                for (Tile c : loaded) backend.released(c);
+                assertFalse(cuda.holds(v, 0), "kept chunks dropped with their tensor's tiles");
                 assertEquals(random, ref.load(v, 0, Tile.ofArray(new float[(int) n])), "random bytes hold NaN or Inf, the clean input none");
             }
         }
