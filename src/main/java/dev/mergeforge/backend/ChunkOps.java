@@ -55,10 +55,11 @@ public interface ChunkOps {
     boolean load(TensorView src, long from, Tile dst);
 
     /**
-     * Whether {@link #load} of {@code src} at {@code from} would read no host bytes (a device
-     * backend kept that chunk's stored bytes from an earlier pass): the caller need not page them in.
+     * Whether {@link #load} of the {@code n} elements of {@code src} at {@code from} would read no
+     * host bytes (a device backend kept that chunk's stored bytes from an earlier pass): the caller
+     * need not page them in.
      */
-    boolean holds(TensorView src, long from);
+    boolean holds(TensorView src, long from, long n);
 
     /** dst = src converted to dtype (round to nearest even for bf16/f16); dst holds size*dtype.byteSize bytes. */
     void store(Tile src, DType dtype, MemorySegment dst);

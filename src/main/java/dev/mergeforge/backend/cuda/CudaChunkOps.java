@@ -132,9 +132,9 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
     // ---------------------------------------------------------------- conversion
 
     @Override
-    public boolean holds(TensorView src, long from) {
+    public boolean holds(TensorView src, long from, long n) {
         synchronized (lock) {
-            return stored.has(src, from);
+            return stored.has(src, from, n);
         }
     }
 
@@ -156,7 +156,7 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
                 return host.load(src, from, dst);
             }
             try (OpBuffers op = op()) {
-                StoredChunks.Kept k = stored.get(src, from);
+                StoredChunks.Kept k = stored.get(src, from, n);
                 if (k != null) {
                     launch(Kernel.CHUNK_LOAD, n, k.buf(), kind, op.write(dst), n, op.temp(4, "load flag"));
                     return k.nonFinite();
@@ -173,7 +173,7 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
                 launch(Kernel.CHUNK_LOAD, n, up, kind, op.write(dst), n, flag);
                 int[] bad = new int[1];
                 dev.download(flag, MemorySegment.ofArray(bad));
-                if (keep) stored.keep(src, from, up, bad[0] != 0);
+                if (keep) stored.keep(src, from, n, up, bad[0] != 0);
                 return bad[0] != 0;
             }
         }

@@ -16,8 +16,8 @@ import java.util.Map;
  * tensor's chunk tiles go back to the pool. Not thread-safe: used under the backend's lock.
  */
 final class StoredChunks {
-    /** A kept chunk: its stored bytes on the device and whether a value is NaN or ±Inf. */
-    record Kept(DeviceBuffer buf, boolean nonFinite) {}
+    /** A kept chunk: its {@code elements} stored values on the device and whether one is NaN or ±Inf. */
+    record Kept(DeviceBuffer buf, long elements, boolean nonFinite) {}
 
     private final DeviceBufferPool pool;
     private final Map<TensorView, Map<Long, Kept>> kept = new IdentityHashMap<>();
@@ -30,18 +30,18 @@ final class StoredChunks {
     /** Room for kept chunks from now on (the device budget less the working tiles); 0 keeps nothing. */
     void room(long bytes) { this.room = Math.max(0, bytes); }
 
-    /** Whether v's chunk at {@code from} is kept (not counted as a use). */
-    boolean has(TensorView v, long from) {
-        Map<Long, Kept> m = kept.get(v);
-        return m != null && m.containsKey(from);
-    }
-
-    /** The kept chunk of v starting at element {@code from}, or null. */
-    Kept get(TensorView v, long from) {
+    /** Whether v's chunk of n elements at {@code from} is kept (not counted as a use). */
+    boolean has(TensorView v, long from, long n) {
         Map<Long, Kept> m = kept.get(v);
         Kept k = m == null ? null : m.get(from);
-        if (k != null) hits++;
-        return k;
+        return k != null && k.elements() == n;
+    }
+
+    /** The kept chunk of n elements of v starting at element {@code from}, or null. */
+    Kept get(TensorView v, long from, long n) {
+        if (!has(v, from, n)) return null;
+        hits++;
+        return kept.get(v).get(from);
     }
 
     /** A device buffer to upload v's chunk at {@code from} into that {@link #keep} may then keep, or null when there is no room left. */
@@ -52,10 +52,14 @@ final class StoredChunks {
         return pool.tryBorrow(storedBytes);
     }
 
-    /** Keeps a buffer {@link #reserve} gave, holding v's chunk at {@code from}. */
-    void keep(TensorView v, long from, DeviceBuffer buf, boolean nonFinite) {
-        kept.computeIfAbsent(v, x -> new HashMap<>()).put(from, new Kept(buf, nonFinite));
+    /** Keeps a buffer {@link #reserve} gave, holding v's chunk of n elements at {@code from}. */
+    void keep(TensorView v, long from, long n, DeviceBuffer buf, boolean nonFinite) {
+        Kept old = kept.computeIfAbsent(v, x -> new HashMap<>()).put(from, new Kept(buf, n, nonFinite));
         bytes += buf.capacity;
+        if (old != null) {   // the same start with another length (a caller cutting differently): the newer wins
+            bytes -= old.buf().capacity;
+            pool.release(old.buf());
+        }
     }
 
     /** Device bytes kept now. */

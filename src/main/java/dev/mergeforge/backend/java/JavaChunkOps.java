@@ -42,7 +42,7 @@ public final class JavaChunkOps implements ChunkOps {
     @Override public long fitChunk(String tensor, int tiles, long align, long wanted) { return wanted; }
 
     /** Every load reads the stored bytes on the host. */
-    @Override public boolean holds(TensorView src, long from) { return false; }
+    @Override public boolean holds(TensorView src, long from, long n) { return false; }
 
     /** Chunk tiles live in host memory: nothing to move. */
     @Override public void onHost(List<Tile> reads, List<Tile> writes, Runnable body) { body.run(); }

@@ -140,7 +140,7 @@ public final class ChunkRunner implements AutoCloseable {
     private boolean loadFrom(TensorView v, long off, Tile dst) {
         long es = v.dtype().byteSize();
         MemorySegment bytes = v.data().asSlice(off * es, dst.size() * es);
-        boolean pages = bytes.isMapped() && !ops.holds(v, off);
+        boolean pages = bytes.isMapped() && !ops.holds(v, off, dst.size());
         if (pages) Madvise.populate(bytes);
         boolean bad = ops.load(v, off, dst);
         if (pages) Madvise.dontNeed(bytes);

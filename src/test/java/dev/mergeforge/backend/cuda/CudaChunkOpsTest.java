@@ -185,7 +185,7 @@ class CudaChunkOpsTest {
                 for (long[] cut : new long[][] {{0, 4097}, {4097, n - 4097}, {0, 4097}, {4097, n - 4097}}) {
                     Tile j = Tile.ofArray(new float[(int) cut[1]]), c = tile(new float[(int) cut[1]]);
                     loaded.add(c);
-                    assertEquals(dt != DType.F64 && pass++ >= 2, cuda.holds(v, cut[0]), dt + " chunk at " + cut[0] + " kept on the device after its first load");
+                    assertEquals(dt != DType.F64 && pass++ >= 2, cuda.holds(v, cut[0], cut[1]), dt + " chunk at " + cut[0] + " kept on the device after its first load");
                     boolean wantBad = ref.load(v, cut[0], j), gotBad = cuda.load(v, cut[0], c);
                     assertEquals(wantBad, gotBad, dt + " non-finite flag at " + cut[0]);
                     assertBits(j.toArray(), read(cuda, c), dt + " load at " + cut[0]);
@@ -196,9 +196,15 @@ class CudaChunkOpsTest {
                         assertArrayEquals(want, got, dt + " stored as " + out);
                     }
                 }
+                // a chunk at a kept start but of another length is not the kept one
+                assertFalse(cuda.holds(v, 0, 4000), dt + " another length at a kept start");
+                Tile js = Tile.ofArray(new float[4000]), cs = tile(new float[4000]);
+                loaded.add(cs);
+                assertEquals(ref.load(v, 0, js), cuda.load(v, 0, cs), dt + " non-finite flag of the shorter chunk");
+                assertBits(js.toArray(), read(cuda, cs), dt + " shorter chunk at a kept start");
                 // the chunk tiles go back to their pool: the tensor is done, nothing of it stays kept
                 for (Tile c : loaded) backend.released(c);
-                assertFalse(cuda.holds(v, 0), "kept chunks dropped with their tensor's tiles");
+                assertFalse(cuda.holds(v, 0, 4097), "kept chunks dropped with their tensor's tiles");
                 assertEquals(random, ref.load(v, 0, Tile.ofArray(new float[(int) n])), "random bytes hold NaN or Inf, the clean input none");
             }
         }
