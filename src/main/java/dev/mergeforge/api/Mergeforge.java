@@ -107,10 +107,10 @@ public final class Mergeforge {
             try (Planner.Inputs inputs = inputs(req, listener)) {
                 Planner.Plan plan = Planner.plan(cfg, inputs, StatsLocator.calibrating(Calibration.cacheDir(), m -> listener.on(new Event.Note(m))));
                 OutputDir.check(req.output(), req.overwrite(), inputs.all().stream().map(c -> c.dir()).toList());
-                // the backend is not opened for a plan: its kind says whether it streams chunks and fuses linear merges
+                // the backend is not opened for a plan: every backend streams chunks; its kind says whether it fuses linear merges
                 String be = req.backend().backend();
                 MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(req), req.maxMemoryBytes() > 0,
-                        !be.equals("cuda"), !be.equals("java"), cfg.aim() != null);
+                        true, !be.equals("java"), cfg.aim() != null);
                 return summary(plan, req.maxShardBytes(), mem);
             }
         } catch (RuntimeException e) {

@@ -77,7 +77,7 @@ public final class MemoryBudget {
      * the merge, a {@link ConfigException} naming the smallest that can; the default budget is raised to
      * it instead (the log says so).
      *
-     * @param streams whether the backend runs chunked methods in chunks (false: CUDA, every tensor whole)
+     * @param streams whether the backend runs chunked methods in chunks (every backend does since CUDA has chunk ops)
      * @param fuses   whether the backend fuses linear / task_arithmetic (false: the Java reference merges them whole)
      * @param aim     whether AIM relaxes tensors (they take the whole-tensor path)
      */

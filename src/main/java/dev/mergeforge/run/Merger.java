@@ -571,7 +571,8 @@ public final class Merger {
                 // a chunked tensor maps its pages chunk by chunk in each pass instead
                 if (!chunked && (head == null || !fusedReads)) touch(v.data());
             }
-            if (!t.copyOnly()) be.prefetch(views);
+            // a chunked tensor's inputs go to a device chunk by chunk in its passes, never whole
+            if (!t.copyOnly() && !chunked) be.prefetch(views);
             return new Ahead(t, staging, fused, head, chunked);
         };
     }

@@ -25,7 +25,7 @@ import java.util.TreeSet;
  */
 final class RequestParser {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final List<String> BACKEND_KEYS = List.of("backend", "device", "threads");
+    private static final List<String> BACKEND_KEYS = List.of("backend", "device", "threads", "device_memory");
     private static final List<String> MERGE_KEYS = List.of("config", "config_yaml", "output", "seed", "out_shard_size", "overwrite", "allow_nonfinite",
             "allow_crimes", "max_memory");
     private static final List<String> CALIBRATE_KEYS = List.of("model", "output", "stat", "data", "samples", "seq_len", "seed", "device", "threads", "cache");
@@ -117,7 +117,7 @@ final class RequestParser {
 
     private static BackendChoice backend(JsonNode n, String id) {
         return new BackendChoice(n.has("backend") ? text(n, id, "backend", true) : "auto", n.has("device") ? text(n, id, "device", true) : "cpu",
-                int32(n, id, "threads", 0));
+                int32(n, id, "threads", 0), integer(n, id, "device_memory", 0));
     }
 
     private static CalibrateRequest calibrate(JsonNode n, String id) {

@@ -1,6 +1,7 @@
 package dev.mergeforge.backend.cuda;
 
 import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Reductions;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -120,6 +121,27 @@ public final class DeviceOps {
             case ELEMENTS -> 2;
         };
         elementwise(Kernel.RELAX, n, base, merged, imp, keep, ax, cols, out, n);
+    }
+
+    // ---------------------------------------------------------------- chunk.cu ops the tile path shares
+
+    void fill(DeviceBuffer x, float v, long n) { elementwise(Kernel.CHUNK_FILL, n, x, v, n); }
+
+    /** out = the sum of w[j] over the inputs whose sign equals sign[i] (ptrs, w as for disjointMerge). */
+    void disjointDivisor(DeviceBuffer ptrs, DeviceBuffer w, int k, DeviceBuffer sign, DeviceBuffer out, long n) {
+        elementwise(Kernel.CHUNK_DISJOINT_DIVISOR, n, ptrs, w, k, sign, out, n);
+    }
+
+    /** out[v] = lane v's dot (per-lane 4096 blocks, as PortableOps.laneDots), through the device buffer d of count doubles. */
+    void laneDots(DeviceBuffer a, DeviceBuffer b, Lanes lanes, DeviceBuffer d, double[] out) {
+        long count = lanes.count();
+        launcher.launch(Kernel.CHUNK_LANE_DOTS, grid(count, THREADS), THREADS, a, b, lanes.length(), lanes.inner(), d, count);
+        dev.download(d, MemorySegment.ofArray(out).asSlice(0, 8 * count));
+    }
+
+    /** out[i] = s[lane of i] * x[i], s holding one float per lane. */
+    void laneScale(DeviceBuffer x, DeviceBuffer s, Lanes lanes, DeviceBuffer out, long n) {
+        elementwise(Kernel.CHUNK_LANE_SCALE, n, x, s, lanes.length(), lanes.inner(), out, n);
     }
 
     // ---------------------------------------------------------------- small argument arrays

@@ -31,7 +31,22 @@ enum Kernel {
     ATTENTION("calib", "mf_attention", "ppppiiiifpl"),
     SILU_MUL("calib", "mf_silu_mul", "ppl"),
     BIAS_ADD("calib", "mf_bias_add", "ppll"),
-    ABS_SUM_COLS("calib", "mf_abs_sum_cols", "plip");
+    ABS_SUM_COLS("calib", "mf_abs_sum_cols", "plip"),
+    CHUNK_LOAD("chunk", "mf_chunk_load", "piplp"),
+    CHUNK_MUL("chunk", "mf_chunk_mul", "pppl"),
+    CHUNK_DIV("chunk", "mf_chunk_div", "pppl"),
+    CHUNK_ABS("chunk", "mf_chunk_abs", "ppl"),
+    CHUNK_CLAMP("chunk", "mf_chunk_clamp", "pffpl"),
+    CHUNK_FILL("chunk", "mf_chunk_fill", "pfl"),
+    CHUNK_AFFINE("chunk", "mf_chunk_affine", "pffpl"),
+    CHUNK_KEEP_NONZERO("chunk", "mf_chunk_keep_nonzero", "pppl"),
+    CHUNK_DISJOINT_DIVISOR("chunk", "mf_chunk_disjoint_divisor", "ppippl"),
+    CHUNK_BLOCK_SUMS("chunk", "mf_chunk_block_sums", "ipplldpl"),
+    CHUNK_ABS_HIST("chunk", "mf_chunk_abs_hist", "plip"),
+    CHUNK_LANE_DOTS("chunk", "mf_chunk_lane_dots", "ppllpl"),
+    CHUNK_LANE_SCALE("chunk", "mf_chunk_lane_scale", "ppllpl"),
+    CHUNK_PHILOX_DROP("chunk", "mf_chunk_philox_drop", "plliii"),
+    CHUNK_DROP_PROB("chunk", "mf_chunk_drop_prob", "ppllii");
 
     final String module;
     final String entry;

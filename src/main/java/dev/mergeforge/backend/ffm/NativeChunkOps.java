@@ -33,6 +33,15 @@ final class NativeChunkOps implements ChunkOps {
 
     @Override public String name() { return "native"; }
 
+    /** Host memory only: the caller's budget already sized the chunk. */
+    @Override public long fitChunk(String tensor, int tiles, long align, long wanted) { return wanted; }
+
+    /** Every load reads the stored bytes on the host. */
+    @Override public boolean holds(TensorView src, long from, long n) { return false; }
+
+    /** Chunk tiles live in host memory: nothing to move. */
+    @Override public void onHost(List<Tile> reads, List<Tile> writes, Runnable body) { body.run(); }
+
     private static Tile piece(Tile x, long from, long count) {
         return new Tile(x.data().asSlice(from * 4, count * 4), Shape.of(count));
     }

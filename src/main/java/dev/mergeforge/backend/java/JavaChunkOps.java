@@ -38,6 +38,15 @@ public final class JavaChunkOps implements ChunkOps {
 
     @Override public String name() { return "java"; }
 
+    /** Host memory only: the caller's budget already sized the chunk. */
+    @Override public long fitChunk(String tensor, int tiles, long align, long wanted) { return wanted; }
+
+    /** Every load reads the stored bytes on the host. */
+    @Override public boolean holds(TensorView src, long from, long n) { return false; }
+
+    /** Chunk tiles live in host memory: nothing to move. */
+    @Override public void onHost(List<Tile> reads, List<Tile> writes, Runnable body) { body.run(); }
+
     private static void sameSize(Tile a, Tile b) {
         if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
     }

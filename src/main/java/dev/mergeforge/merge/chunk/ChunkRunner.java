@@ -45,7 +45,10 @@ public final class ChunkRunner implements AutoCloseable {
         this.models = List.copyOf(models);
         this.numel = shape.numel();
         this.pool = pool;
-        this.chunk = chunkFor(program.align(), chunkElements);
+        // the backend's own memory (a device budget) may hold fewer elements per chunk than asked for
+        int tiles = (base == null ? 0 : 1) + models.size() + program.scratch() + 1;
+        String tensor = base != null ? base.name() : models.isEmpty() ? "(no inputs)" : models.getFirst().name();
+        this.chunk = chunkFor(program.align(), ops.fitChunk(tensor, tiles, program.align(), chunkFor(program.align(), chunkElements)));
         Shape cs = Shape.of(Math.max(1, Math.min(chunk, numel)));
         try {
             baseTile = base == null ? null : borrow(cs);
@@ -132,13 +135,17 @@ public final class ChunkRunner implements AutoCloseable {
         return new Chunk(off, n, b, ms, ss);
     }
 
-    /** Loads elements [off, off + dst.size()) of v, mapping its pages in first and dropping them from this process after. */
+    /**
+     * Loads elements [off, off + dst.size()) of v, mapping its pages in first and dropping them from
+     * this process after — unless the ops hold that chunk already (a device kept it), when no page is read.
+     */
     private boolean loadFrom(TensorView v, long off, Tile dst) {
         long es = v.dtype().byteSize();
         MemorySegment bytes = v.data().asSlice(off * es, dst.size() * es);
-        if (bytes.isMapped()) Madvise.populate(bytes);
+        boolean pages = bytes.isMapped() && !ops.holds(v, off, dst.size());
+        if (pages) Madvise.populate(bytes);
         boolean bad = ops.load(v, off, dst);
-        if (bytes.isMapped()) Madvise.dontNeed(bytes);
+        if (pages) Madvise.dontNeed(bytes);
         return bad;
     }
 
