@@ -51,13 +51,13 @@ Entry* find(const std::string& name) {
         {"mf_sub", entry(mf_sub, false)}, {"mf_add", entry(mf_add, false)}, {"mf_scale", entry(mf_scale, false)},
         {"mf_div_scalar", entry(mf_div_scalar, false)}, {"mf_axpy", entry(mf_axpy, false)}, {"mf_lerp", entry(mf_lerp, false)},
         {"mf_weighted_sum", entry(mf_weighted_sum, false)},
-        {"mf_block_sum_abs", entry(mf_block_sum_abs, false)}, {"mf_block_sum_squares", entry(mf_block_sum_squares, false)},
-        {"mf_block_dot", entry(mf_block_dot, false)},
+        {"mf_block_sum_abs", entry(mf_block_sum_abs, true)}, {"mf_block_sum_squares", entry(mf_block_sum_squares, true)},
+        {"mf_block_dot", entry(mf_block_dot, true)},
         {"mf_philox_drop", entry(mf_philox_drop, false)},
         {"mf_elect_sign", entry(mf_elect_sign, false)}, {"mf_disjoint_merge", entry(mf_disjoint_merge, false)},
         {"mf_relax", entry(mf_relax, false)},
-        {"mf_rmsnorm", entry(mf_rmsnorm, false)}, {"mf_rope", entry(mf_rope, false)},
-        {"mf_attention", entry(mf_attention, false)}, {"mf_silu_mul", entry(mf_silu_mul, false)},
+        {"mf_rmsnorm", entry(mf_rmsnorm, true)}, {"mf_rope", entry(mf_rope, false)},
+        {"mf_attention", entry(mf_attention, true)}, {"mf_silu_mul", entry(mf_silu_mul, false)},
         {"mf_bias_add", entry(mf_bias_add, false)}, {"mf_abs_sum_cols", entry(mf_abs_sum_cols, false)},
 #endif
 #ifdef MFEMU_EXTRA_ENTRIES

@@ -223,7 +223,7 @@ final class EmulatedDevice implements Device {
 
     @Override
     public void launch(Kernel k, long grid, int block, Object... args) {
-        k.checkArgs(args);
+        k.checkLaunch(block, args);
         if (grid < 1 || grid > Integer.MAX_VALUE) throw new IllegalArgumentException("grid of " + grid + " blocks for " + k.entry);
         Object[] values = args.clone();
         List<DeviceBuffer> buffers = new ArrayList<>();
