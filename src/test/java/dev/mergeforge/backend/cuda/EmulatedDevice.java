@@ -70,8 +70,18 @@ final class EmulatedDevice implements Device {
     private final Set<Event> liveEvents = ConcurrentHashMap.newKeySet();
     private final Queues queues;
 
+    /**
+     * An emulator library built elsewhere, used instead of building one: {@code -Dmergeforge.emu.lib=PATH}
+     * (CudaEmulatedTsanTest's child JVM gets the ThreadSanitizer build this way).
+     */
+    static final String PREBUILT = System.getProperty("mergeforge.emu.lib");
+
     /** Builds the emulator once; empty when it is ready, else why not (no g++). A compile error fails the test. */
     static synchronized Optional<String> unavailableReason() {
+        if (buildError == null && PREBUILT != null) {
+            library = Path.of(PREBUILT).toAbsolutePath();
+            buildError = Files.isRegularFile(library) ? Optional.empty() : Optional.of("-Dmergeforge.emu.lib=" + PREBUILT + " does not exist");
+        }
         if (buildError == null) {
             try {
                 library = build(Path.of("kernels"), Path.of("target", "test-native", "libmfemu.so"));
@@ -140,7 +150,7 @@ final class EmulatedDevice implements Device {
         }
     }
 
-    private static Path requireLibrary() {
+    static Path requireLibrary() {
         if (unavailableReason().isPresent()) throw new IllegalStateException(buildError.get());
         return library;
     }
