@@ -193,7 +193,7 @@ public final class CudaContext implements Device {
      */
     @Override
     public void launch(Kernel k, long grid, int block, Object... args) {
-        k.checkArgs(args);
+        k.checkLaunch(block, args);
         Pointer[] params = new Pointer[args.length];
         for (int i = 0; i < args.length; i++) {
             params[i] = switch (args[i]) {

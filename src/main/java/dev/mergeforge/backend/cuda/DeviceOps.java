@@ -76,14 +76,17 @@ public final class DeviceOps {
 
     double dot(DeviceBuffer a, DeviceBuffer b, long n) { return reduce(Kernel.BLOCK_DOT, n, a, b); }
 
-    /** One thread per canonical block writes its partial sum; the host adds them in order. Inputs must be 16-byte aligned (pool buffers are 256). */
+    /**
+     * One thread per canonical block writes its partial sum (blocks of {@code k.block} threads own
+     * that many consecutive canonical blocks, kernels/reduce.cu); the host adds them in order.
+     */
     private double reduce(Kernel k, long n, DeviceBuffer... in) {
         long nb = Reductions.blocks(n);
         if (nb > Integer.MAX_VALUE - 8) throw new IllegalArgumentException("tensor too large for one reduction: " + n);
         if (nb == 0) return 0.0;
         DeviceBuffer partial = pool.borrow(nb * 8, "reduction partials");
         try {
-            int threads = 128;
+            int threads = k.block;
             Object[] args = new Object[in.length + 3];
             System.arraycopy(in, 0, args, 0, in.length);
             args[in.length] = n;

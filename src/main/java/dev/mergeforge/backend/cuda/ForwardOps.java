@@ -6,13 +6,11 @@ package dev.mergeforge.backend.cuda;
  * position in its sequence (int32).
  */
 public final class ForwardOps {
-    /** mf_attention's per-thread accumulators hold this many dims (MF_MAX_HEAD_DIM). */
+    /** mf_attention's shared Q and K/V tiles hold this many dims per row (MF_MAX_HEAD_DIM). */
     public static final int MAX_HEAD_DIM = 256;
+    /** Query rows per mf_attention block (MF_ATT_QT). */
+    static final int ATTENTION_ROWS = 16;
     private static final int THREADS = DeviceOps.THREADS;
-    /** One row per thread: small blocks spread few rows over many multiprocessors. */
-    private static final int ROW_THREADS = 64;
-    /** One attention task per thread; its accumulators live in local memory, so keep blocks small. */
-    private static final int ATTENTION_THREADS = 128;
 
     private final Launcher launcher;
 
@@ -20,7 +18,7 @@ public final class ForwardOps {
 
     /** out[r] = x[r] / sqrt(mean(x[r]²) + eps) ⊙ g for each of {@code rows} rows of {@code width}. */
     public void rmsNorm(DeviceBuffer x, DeviceBuffer g, double eps, int width, DeviceBuffer out, long rows) {
-        launcher.launch(Kernel.RMSNORM, DeviceOps.grid(rows, ROW_THREADS), ROW_THREADS, x, g, eps, width, out, rows);
+        launcher.launch(Kernel.RMSNORM, DeviceOps.grid(rows, Kernel.RMSNORM.block), Kernel.RMSNORM.block, x, g, eps, width, out, rows);
     }
 
     /** Rotates x [rows, heads·headDim] in place by each row's position (cos/sin [positions, headDim/2]). */
@@ -29,13 +27,16 @@ public final class ForwardOps {
         launcher.launch(Kernel.ROPE, DeviceOps.grid(pairs, THREADS), THREADS, x, cos, sin, pos, heads, headDim, pairs);
     }
 
-    /** out = causal (windowed when window &gt; 0) softmax(q·kᵀ·scale)·v per head, GQA; one thread per (row, head). */
+    /**
+     * out = causal (windowed when window &gt; 0) softmax(q·kᵀ·scale)·v per head, GQA; one block per
+     * ({@link #ATTENTION_ROWS} query rows, head).
+     */
     public void attention(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer pos, int heads, int kvHeads, int headDim,
                    int window, float scale, DeviceBuffer out, long rows) {
         if (headDim > MAX_HEAD_DIM) throw new IllegalArgumentException("head_dim " + headDim + " > " + MAX_HEAD_DIM);
-        long tasks = rows * heads;
-        launcher.launch(Kernel.ATTENTION, DeviceOps.grid(tasks, ATTENTION_THREADS), ATTENTION_THREADS,
-                q, k, v, pos, heads, kvHeads, headDim, window, scale, out, tasks);
+        long tasks = (rows + ATTENTION_ROWS - 1) / ATTENTION_ROWS * heads;
+        launcher.launch(Kernel.ATTENTION, DeviceOps.grid(tasks, 1), Kernel.ATTENTION.block,
+                q, k, v, pos, heads, kvHeads, headDim, window, scale, out, rows);
     }
 
     /** gate = silu(gate) ⊙ up over n elements. */
