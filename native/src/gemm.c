@@ -203,6 +203,40 @@ static void pack_x(const gemm_t *g) {
     }
 }
 
+/*
+ * The calling thread's scratch (packed x and the workers' panels), kept between calls: a fresh
+ * allocation per call of megabytes costs its page faults every time. Grows to the largest call's
+ * need and is freed when the thread exits.
+ */
+typedef struct { float *p; int64_t floats; } scratch_t;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_free(void *v) {
+    scratch_t *s = v;
+    free(s->p);
+    free(s);
+}
+
+static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+static float *thread_scratch(int64_t floats) {
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok) return NULL;
+    scratch_t *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof(scratch_t));
+        if (!s || pthread_setspecific(scratch_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->floats < floats) {
+        free(s->p);
+        s->p = aligned_alloc(64, (size_t)floats * sizeof(float));
+        s->floats = s->p ? floats : 0;
+    }
+    return s->p;
+}
+
 /* Detected once (pthread_once) before the first product; worker threads only read it. */
 static pthread_once_t fma_once = PTHREAD_ONCE_INIT;
 static int fma_detected;
@@ -226,16 +260,15 @@ int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, int64_t ldx, con
                  .ldx = ldx, .ldw = ldw, .ldy = ldy, .fma = mo_use_avx2() && fma_detected };
     if (g.fma) {
         g.groups = (tokens + MR - 1) / MR;
-        g.xp = aligned_alloc(64, (size_t)(g.groups * MR * in + 16) * sizeof(float));
-        if (!g.xp) return MO_ERR_NOMEM;
-        pack_x(&g);
+        int64_t xfloats = (g.groups * MR * in + 15) / 16 * 16;
         int workers = mo_workers(out, NC, threads);
-        g.packs = aligned_alloc(64, (size_t)workers * KC * NC * sizeof(float));
-        if (!g.packs) { free(g.xp); return MO_ERR_NOMEM; }
+        float *scratch = thread_scratch(xfloats + (int64_t)workers * KC * NC);
+        if (!scratch) return MO_ERR_NOMEM;
+        g.xp = scratch;
+        g.packs = scratch + xfloats;
+        pack_x(&g);
     }
     mo_parallel_for(out, NC, threads, gemm_task, &g);
-    free(g.packs);
-    free(g.xp);
     return MO_OK;
 }
 

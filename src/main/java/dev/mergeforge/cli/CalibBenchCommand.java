@@ -160,9 +160,15 @@ final class CalibBenchCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "| products of | GFLOP | GFLOP/s wall | of peak | GFLOP per CPU-s | of peak |%n|---|---:|---:|---:|---:|---:|%n");
         for (var e : new Object[][] {{"forward", fwd}, {"calibration", cal}}) {
             ProductMeter.Reading r = (ProductMeter.Reading) e[1];
-            out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |%n", e[0], r.flops() / 1e9, r.gflopsPerSecond(),
-                    100 * r.gflopsPerSecond() / peak.wall, r.gflopsPerCpuSecond(), peak.cpu > 0 ? 100 * r.gflopsPerCpuSecond() / peak.cpu : 0);
+            row(out, e[0] + ": all", r.total(), peak);
+            row(out, e[0] + ": linear layers", r.linear(), peak);
+            if (r.attention().flops() > 0) row(out, e[0] + ": attention (with its softmax)", r.attention(), peak);
         }
+    }
+
+    private static void row(PrintWriter out, String what, ProductMeter.Part p, Peak peak) {
+        out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |%n", what, p.flops() / 1e9, p.gflopsPerSecond(),
+                100 * p.gflopsPerSecond() / peak.wall, p.gflopsPerCpuSecond(), peak.cpu > 0 ? 100 * p.gflopsPerCpuSecond() / peak.cpu : 0);
     }
 
     /** /proc/loadavg's 1-minute figure, or "?" off Linux. */

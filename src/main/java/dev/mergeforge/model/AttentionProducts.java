@@ -48,7 +48,7 @@ final class AttentionProducts {
                 }
             }
         });
-        if (meter) ProductMeter.add(flops(c, tokens, pos0), System.nanoTime() - t0, ProductMeter.cpuNow() - c0);
+        if (meter) ProductMeter.add(ProductMeter.Kind.ATTENTION, flops(c, tokens, pos0), System.nanoTime() - t0, ProductMeter.cpuNow() - c0);
     }
 
     /** The multiply-adds (×2) the tiles do: two products of n·d·seen per head and tile. */

@@ -38,7 +38,7 @@ final class MatMul {
         }
         long t0 = System.nanoTime(), c0 = ProductMeter.cpuNow();
         dispatch(par, x, xOff, tokens, in, w, wRow0, rows, b, y, yOff, yStride);
-        ProductMeter.add(2L * tokens * in * rows, System.nanoTime() - t0, ProductMeter.cpuNow() - c0);
+        ProductMeter.add(ProductMeter.Kind.LINEAR, 2L * tokens * in * rows, System.nanoTime() - t0, ProductMeter.cpuNow() - c0);
     }
 
     private static void dispatch(Parallel par, float[] x, int xOff, int tokens, int in, float[] w, int wRow0, int rows, float[] b,
