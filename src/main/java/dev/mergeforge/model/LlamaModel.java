@@ -27,14 +27,16 @@ import java.util.concurrent.FutureTask;
  *
  * <p>Memory: tensors stay in the memory-mapped safetensors files; a decoder layer is converted to
  * float32 only while it runs. {@link #hiddenStates} carries all sequences through one layer before
- * the next is used, so a model larger than RAM can be calibrated; the next layer converts on a
- * loader thread meanwhile, so at most two layers are held in float32. With {@code keepLayers}
+ * the next is used, so a model larger than RAM can be calibrated; when the heap allows six layers'
+ * worth, the next layer converts on a loader thread meanwhile (two layers held). With {@code keepLayers}
  * converted layers (and lm_head) stay resident instead, which decoding needs to be fast.
  *
  * <p>Lifetime: owns the mapped files; close it when done.
  */
 public final class LlamaModel implements ForwardPass, AutoCloseable {
     private static final long LM_HEAD_CHUNK_FLOATS = 8L << 20;
+    /** Layers' worth of float32 the heap must allow before the next layer is loaded ahead. */
+    private static final long AHEAD_HEAP_LAYERS = 6;
 
     private final WeightSource weights;
     private final ModelConfig config;
@@ -222,12 +224,15 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         for (int b = 0; b < sequences.length; b++) h[b] = embed(sequences[b], 0, sequences[b].length);
         DecoderLayer.Scratch s = new DecoderLayer.Scratch(config, maxLen);
         float[] kc = new float[maxLen * kvd], vc = new float[maxLen * kvd];
-        // layer i + 1 pages in and converts on a loader thread while layer i computes
-        FutureTask<LayerTensors> next = loadInBackground(0);
+        LayerTensors w = layerTensors(0);
+        // layer i + 1 pages in and converts on a loader thread while layer i computes, when the heap
+        // holds AHEAD_HEAP_LAYERS layers (two live, the last one's garbage, headroom); else one at a time
+        boolean ahead = Runtime.getRuntime().maxMemory() >= AHEAD_HEAP_LAYERS * w.bytes();
+        FutureTask<LayerTensors> next = null;
         try {
             for (int i = 0; i < config.layers(); i++) {
-                LayerTensors w = join(next);
-                next = i + 1 < config.layers() ? loadInBackground(i + 1) : null;
+                if (i > 0) w = next != null ? join(next) : layerTensors(i);
+                next = ahead && i + 1 < config.layers() ? loadInBackground(i + 1) : null;
                 for (int b = 0; b < sequences.length; b++) {
                     layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
                     if (after != null) after.accept(i, b, h[b]);
