@@ -127,7 +127,8 @@ final class CalibBenchCommand implements Callable<Integer> {
     /** The machine's FMA peak on the bench's threads, timed by wall clock and by process CPU time; best of the measurements. */
     static final class Peak {
         private final int threads;
-        double wall, cpu;        // GFLOP per wall second, per CPU second
+        double wall, cpu;        // GFLOP per wall second, per CPU second: the best run
+        final java.util.List<Double> walls = new java.util.ArrayList<>(), cpus = new java.util.ArrayList<>();
         int runs;
 
         Peak(int threads) { this.threads = threads; }
@@ -140,8 +141,12 @@ final class CalibBenchCommand implements Callable<Integer> {
                 long flops = NativeMatMul.fmaPeak(iters, threads);
                 long ns = System.nanoTime() - t0, cns = ProductMeter.processCpuNanos() - c0;
                 if (ns >= 200_000_000L || iters >= 1L << 40) {
+                    walls.add(flops / (double) ns);
                     wall = Math.max(wall, flops / (double) ns);
-                    if (c0 >= 0 && cns > 0) cpu = Math.max(cpu, flops / (double) cns);
+                    if (c0 >= 0 && cns > 0) {
+                        cpus.add(flops / (double) cns);
+                        cpu = Math.max(cpu, flops / (double) cns);
+                    }
                     runs++;
                     return;
                 }
@@ -155,8 +160,9 @@ final class CalibBenchCommand implements Callable<Integer> {
             out.println("products: the native library is not built, so no FMA peak is measured");
             return;
         }
-        out.printf(Locale.ROOT, "FMA peak (native loop, %d threads, best of %d): %.1f GFLOP/s wall, %.1f GFLOP per CPU-second%n",
-                peak.threads, peak.runs, peak.wall, peak.cpu);
+        out.printf(Locale.ROOT, "FMA peak (native loop, %d threads, best of %d): %.1f GFLOP/s wall, %.1f GFLOP per CPU-second"
+                + " (medians %.1f and %.1f); the ratios below are against the best%n",
+                peak.threads, peak.runs, peak.wall, peak.cpu, median(peak.walls), median(peak.cpus));
         out.printf(Locale.ROOT, "| products of | GFLOP | GFLOP/s wall | of peak | GFLOP per CPU-s | of peak |%n|---|---:|---:|---:|---:|---:|%n");
         for (var e : new Object[][] {{"forward", fwd}, {"calibration", cal}}) {
             ProductMeter.Reading r = (ProductMeter.Reading) e[1];
@@ -169,6 +175,12 @@ final class CalibBenchCommand implements Callable<Integer> {
     private static void row(PrintWriter out, String what, ProductMeter.Part p, Peak peak) {
         out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |%n", what, p.flops() / 1e9, p.gflopsPerSecond(),
                 100 * p.gflopsPerSecond() / peak.wall, p.gflopsPerCpuSecond(), peak.cpu > 0 ? 100 * p.gflopsPerCpuSecond() / peak.cpu : 0);
+    }
+
+    private static double median(java.util.List<Double> xs) {
+        if (xs.isEmpty()) return 0;
+        double[] a = xs.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        return a.length % 2 == 1 ? a[a.length / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
     }
 
     /** /proc/loadavg's 1-minute figure, or "?" off Linux. */
