@@ -1,6 +1,8 @@
 package dev.mergeforge.model;
 
 import dev.mergeforge.tensor.DType;
+import dev.mergeforge.backend.Parallel;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -12,6 +14,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** calib-bench's product counts: the linear layers' and attention's multiply-adds, counted by hand here. */
 class ProductMeterTest {
+    // our own pool: ForwardPassTest shuts its shared one down after its tests
+    private static final Parallel PAR = new Parallel(2);
+
+    @AfterAll
+    static void stop() { PAR.shutdown(); }
+
     @TempDir Path dir;
 
     @Test
@@ -21,7 +29,7 @@ class ProductMeterTest {
         int[][] seqs = ForwardPassTest.sequences(m.vocab(), 6, 20, 7);
         ProductMeter.Reading r;
         ModelConfig c;
-        try (LlamaModel model = LlamaModel.open(d, ForwardPassTest.PAR, false)) {
+        try (LlamaModel model = LlamaModel.open(d, PAR, false)) {
             c = model.config();
             ProductMeter.start();
             model.hiddenStates(seqs, ActivationObserver.NONE);
