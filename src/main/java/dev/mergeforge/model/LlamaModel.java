@@ -15,6 +15,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 
 /**
  * A decoder of any family with a forward pass here (see {@link dev.mergeforge.arch.Architectures}:
@@ -25,13 +27,16 @@ import java.util.Map;
  *
  * <p>Memory: tensors stay in the memory-mapped safetensors files; a decoder layer is converted to
  * float32 only while it runs. {@link #hiddenStates} carries all sequences through one layer before
- * the next is loaded, so a model larger than RAM can be calibrated. With {@code keepLayers}
+ * the next is used, so a model larger than RAM can be calibrated; when the heap allows six layers'
+ * worth, the next layer converts on a loader thread meanwhile (two layers held). With {@code keepLayers}
  * converted layers (and lm_head) stay resident instead, which decoding needs to be fast.
  *
  * <p>Lifetime: owns the mapped files; close it when done.
  */
 public final class LlamaModel implements ForwardPass, AutoCloseable {
     private static final long LM_HEAD_CHUNK_FLOATS = 8L << 20;
+    /** Layers' worth of float32 the heap must allow before the next layer is loaded ahead. */
+    private static final long AHEAD_HEAP_LAYERS = 6;
 
     private final WeightSource weights;
     private final ModelConfig config;
@@ -227,11 +232,31 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         for (int b = 0; b < sequences.length; b++) h[b] = embed(sequences[b], 0, sequences[b].length);
         DecoderLayer.Scratch s = new DecoderLayer.Scratch(config, maxLen);
         float[] kc = new float[maxLen * kvd], vc = new float[maxLen * kvd];
-        for (int i = 0; i < config.layers(); i++) {
-            LayerTensors w = layerTensors(i);
-            for (int b = 0; b < sequences.length; b++) {
-                layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
-                if (after != null) after.accept(i, b, h[b]);
+        LayerTensors w = layerTensors(0);
+        // layer i + 1 pages in and converts on a loader thread while layer i computes, when the heap
+        // holds AHEAD_HEAP_LAYERS layers (two live, the last one's garbage, headroom); else one at a time
+        boolean ahead = Runtime.getRuntime().maxMemory() >= AHEAD_HEAP_LAYERS * w.bytes();
+        FutureTask<LayerTensors> next = null;
+        try {
+            for (int i = 0; i < config.layers(); i++) {
+                if (i > 0) w = next != null ? join(next) : layerTensors(i);
+                next = ahead && i + 1 < config.layers() ? loadInBackground(i + 1) : null;
+                for (int b = 0; b < sequences.length; b++) {
+                    layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
+                    if (after != null) after.accept(i, b, h[b]);
+                }
+            }
+        } finally {
+            // never leave a loader reading the mapped files after an error (close() unmaps them)
+            if (next != null) {
+                next.cancel(false);
+                try {
+                    next.get();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                } catch (ExecutionException | java.util.concurrent.CancellationException ignored) {
+                    // the error that matters is the one already propagating
+                }
             }
         }
         for (int b = 0; b < sequences.length; b++) {
@@ -241,6 +266,27 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
             h[b] = out;
         }
         return h;
+    }
+
+    /** Starts converting layer {@code i} on a daemon thread of its own (a layer takes milliseconds to seconds). */
+    private FutureTask<LayerTensors> loadInBackground(int i) {
+        FutureTask<LayerTensors> task = new FutureTask<>(() -> layerTensors(i));
+        Thread.ofPlatform().daemon().name("mergeforge-layer-" + i).start(task);
+        return task;
+    }
+
+    /** The loaded layer, or the loader's error as thrown (a CheckpointException naming the tensor stays one). */
+    private static LayerTensors join(FutureTask<LayerTensors> task) {
+        try {
+            return task.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while loading a layer", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) throw r;
+            if (e.getCause() instanceof Error err) throw err;
+            throw new IllegalStateException(e.getCause());
+        }
     }
 
     /** out = final_norm(h) for n rows, reporting the norm's and the head's inputs. */
