@@ -4,7 +4,8 @@
 // higher digits equal the prefix chosen so far; the host walks the histogram from the top.
 // Ties at a boundary are resolved by lower flat index first, which needs each equal element's
 // ordered rank: per-chunk counts (mf_eq_count), an exclusive prefix over chunks (host), then a
-// ballot/popc scan inside each chunk (mf_keep_rank_mask). Both chunk kernels need blockDim.x = 256.
+// ballot/popc scan inside each chunk (mf_keep_rank_mask). Both chunk kernels need blockDim.x = 256
+// (their __launch_bounds__; Kernel.block makes every launch use it).
 #include "mf_common.cuh"
 
 #define MF_HIST_BINS 2048
@@ -37,7 +38,7 @@ extern "C" __global__ void mf_radix_hist(const float* __restrict__ x, long long 
 }
 
 // cntUp[c], cntDn[c] = how many |x_i| in chunk c (4096 elements) equal vUp (only if hasUpper) and vDn
-extern "C" __global__ void mf_eq_count(const float* __restrict__ x, long long n, mf_u32 vUp, int hasUpper,
+extern "C" __global__ void __launch_bounds__(MF_CHUNK_THREADS) mf_eq_count(const float* __restrict__ x, long long n, mf_u32 vUp, int hasUpper,
                                        mf_u32 vDn, long long* cntUp, long long* cntDn) {
     MF_SHARED_VAR(unsigned int, su);
     MF_SHARED_VAR(unsigned int, sd);
@@ -63,7 +64,7 @@ extern "C" __global__ void mf_eq_count(const float* __restrict__ x, long long n,
 // keep = vDn <= |x_i| <= vUp; of the entries equal to vUp the first skipUp (in index order) are
 // dropped; of those equal to vDn only the first keepDn are kept. startUp/startDn[c] = equal
 // entries before chunk c. Element order inside a chunk: row j, then thread t (i = lo + j*256 + t).
-extern "C" __global__ void mf_keep_rank_mask(float* x, long long n, mf_u32 vUp, int hasUpper, long long skipUp,
+extern "C" __global__ void __launch_bounds__(MF_CHUNK_THREADS) mf_keep_rank_mask(float* x, long long n, mf_u32 vUp, int hasUpper, long long skipUp,
                                              mf_u32 vDn, long long keepDn,
                                              const long long* startUp, const long long* startDn) {
     MF_SHARED(unsigned int, wUp, MF_CHUNK_THREADS / 32);

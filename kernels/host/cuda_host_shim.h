@@ -16,7 +16,8 @@
 //    barrier, while others wait at one fails the launch instead of hanging.
 // Floating point is plain IEEE float/double on SSE (built with -ffp-contract=off), the same
 // round-to-nearest operations the _rn intrinsics are. Not checked: races on global memory (only
-// under ThreadSanitizer, kernels/host/emu_selftest.cpp), memory ordering, timing, coalescing.
+// under ThreadSanitizer: kernels/host/emu_selftest.cpp, and the Java-driven CudaEmulatedTsanTest),
+// memory ordering, timing, coalescing.
 #pragma once
 #include <algorithm>
 #include <cmath>

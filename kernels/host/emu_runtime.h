@@ -108,11 +108,20 @@ extern "C" void AnnotateIgnoreReadsBegin(const char* f, int l);
 extern "C" void AnnotateIgnoreReadsEnd(const char* f, int l);
 extern "C" void AnnotateIgnoreWritesBegin(const char* f, int l);
 extern "C" void AnnotateIgnoreWritesEnd(const char* f, int l);
+// How many Quiets are alive on each fiber (index: emulated thread) and on the launching thread. A
+// fiber that leaves for good (it exits, goes back to main, or is abandoned when its block fails)
+// never runs its Quiets' destructors, so its ignore counts stay raised; TSan fibers are reused by
+// every later block, so each run of a fiber first drops what its previous run left (trampoline).
+// Without that, every block after a fiber's first ran unchecked.
+std::vector<int> fiberQuiet;
+int mainQuiet = 0;
+bool onFiber = false;
+int& quietDepth() { return onFiber ? fiberQuiet[cur] : mainQuiet; }
 // The emulator's own bookkeeping is shared by all fibers and is not the kernels' memory: hidden
 // from ThreadSanitizer while a Quiet is alive (per fiber; nests).
 struct Quiet {
-    Quiet() { AnnotateIgnoreReadsBegin(__FILE__, __LINE__); AnnotateIgnoreWritesBegin(__FILE__, __LINE__); }
-    ~Quiet() { AnnotateIgnoreWritesEnd(__FILE__, __LINE__); AnnotateIgnoreReadsEnd(__FILE__, __LINE__); }
+    Quiet() { AnnotateIgnoreReadsBegin(__FILE__, __LINE__); AnnotateIgnoreWritesBegin(__FILE__, __LINE__); quietDepth()++; }
+    ~Quiet() { quietDepth()--; AnnotateIgnoreWritesEnd(__FILE__, __LINE__); AnnotateIgnoreReadsEnd(__FILE__, __LINE__); }
 };
 #else
 struct Quiet {
@@ -293,6 +302,17 @@ void threadExit() {
 
 void trampoline() {
     TSAN_ACQUIRE(&launchSync);
+#ifdef MFEMU_TSAN
+    // drop the ignores this TSan fiber's previous run left raised (see fiberQuiet)
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+    AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+    int leaked = fiberQuiet[cur];
+    fiberQuiet[cur] = 0;
+    for (int i = 0; i <= leaked; i++) {
+        AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+        AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+    }
+#endif
     std::string msg;
     bool failed = false;
     try {
@@ -317,6 +337,7 @@ void runBlockAsFibers() {
 #ifdef MFEMU_TSAN
     if (mainFiber == nullptr) mainFiber = __tsan_get_current_fiber();
     while (tsanFibers.size() < n) tsanFibers.push_back(__tsan_create_fiber(0));
+    if (fiberQuiet.size() < n) fiberQuiet.resize(n, 0);
 #endif
     if (!haveTemplate) { getcontext(&ctxTemplate); haveTemplate = true; }
     for (unsigned int t = 0; t < n; t++) {
@@ -343,8 +364,12 @@ void runBlockAsFibers() {
     TSAN_RELEASE(&launchSync);
 #ifdef MFEMU_TSAN
     __tsan_switch_to_fiber(tsanFibers[cur], 0);
+    onFiber = true;
 #endif
     swapcontext(&mainCtx, &thr[cur].ctx);
+#ifdef MFEMU_TSAN
+    onFiber = false;
+#endif
     TSAN_ACQUIRE(&endSync);
 }
 

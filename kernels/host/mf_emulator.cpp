@@ -21,6 +21,7 @@
 #include "../ties.cu"
 #include "../aim.cu"
 #include "../calib.cu"
+#include "../chunk.cu"
 #endif
 
 #include "emu_runtime.h"
@@ -51,14 +52,22 @@ Entry* find(const std::string& name) {
         {"mf_sub", entry(mf_sub, false)}, {"mf_add", entry(mf_add, false)}, {"mf_scale", entry(mf_scale, false)},
         {"mf_div_scalar", entry(mf_div_scalar, false)}, {"mf_axpy", entry(mf_axpy, false)}, {"mf_lerp", entry(mf_lerp, false)},
         {"mf_weighted_sum", entry(mf_weighted_sum, false)},
-        {"mf_block_sum_abs", entry(mf_block_sum_abs, false)}, {"mf_block_sum_squares", entry(mf_block_sum_squares, false)},
-        {"mf_block_dot", entry(mf_block_dot, false)},
+        {"mf_block_sum_abs", entry(mf_block_sum_abs, true)}, {"mf_block_sum_squares", entry(mf_block_sum_squares, true)},
+        {"mf_block_dot", entry(mf_block_dot, true)},
         {"mf_philox_drop", entry(mf_philox_drop, false)},
         {"mf_elect_sign", entry(mf_elect_sign, false)}, {"mf_disjoint_merge", entry(mf_disjoint_merge, false)},
         {"mf_relax", entry(mf_relax, false)},
-        {"mf_rmsnorm", entry(mf_rmsnorm, false)}, {"mf_rope", entry(mf_rope, false)},
-        {"mf_attention", entry(mf_attention, false)}, {"mf_silu_mul", entry(mf_silu_mul, false)},
+        {"mf_rmsnorm", entry(mf_rmsnorm, true)}, {"mf_rope", entry(mf_rope, false)},
+        {"mf_attention", entry(mf_attention, true)}, {"mf_silu_mul", entry(mf_silu_mul, false)},
         {"mf_bias_add", entry(mf_bias_add, false)}, {"mf_abs_sum_cols", entry(mf_abs_sum_cols, false)},
+        {"mf_chunk_load", entry(mf_chunk_load, false)}, {"mf_chunk_mul", entry(mf_chunk_mul, false)},
+        {"mf_chunk_div", entry(mf_chunk_div, false)}, {"mf_chunk_abs", entry(mf_chunk_abs, false)},
+        {"mf_chunk_clamp", entry(mf_chunk_clamp, false)}, {"mf_chunk_fill", entry(mf_chunk_fill, false)},
+        {"mf_chunk_affine", entry(mf_chunk_affine, false)}, {"mf_chunk_keep_nonzero", entry(mf_chunk_keep_nonzero, false)},
+        {"mf_chunk_disjoint_divisor", entry(mf_chunk_disjoint_divisor, false)},
+        {"mf_chunk_block_sums", entry(mf_chunk_block_sums, false)}, {"mf_chunk_abs_hist", entry(mf_chunk_abs_hist, true)},
+        {"mf_chunk_lane_dots", entry(mf_chunk_lane_dots, false)}, {"mf_chunk_lane_scale", entry(mf_chunk_lane_scale, false)},
+        {"mf_chunk_philox_drop", entry(mf_chunk_philox_drop, false)}, {"mf_chunk_drop_prob", entry(mf_chunk_drop_prob, false)},
 #endif
 #ifdef MFEMU_EXTRA_ENTRIES
         MFEMU_EXTRA_ENTRIES  // emu_selftest.cpp's kernels

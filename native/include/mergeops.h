@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 2
+#define MO_ABI_VERSION 3
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -222,13 +222,19 @@ int32_t mo_drop_at(float *x, int64_t n, int64_t offset, float density, int64_t k
    to [0, 2^24] (0 for NaN). p must not overlap x. */
 int32_t mo_drop_by_probability(float *x, const float *p, int64_t n, int64_t offset, int64_t key, int32_t threads);
 
-/* ---------------------------------------------------------------- calibration forward pass */
+/* ---------------------------------------------------------------- calibration forward pass (gemm.c) */
 
-/* y[t*ldy + o] = sum_i x[t*in + i] * w[o*in + i] (+ bias[o]) for t < tokens, o < out: nn.Linear's
-   product for the calibration forward pass. Not part of the Backend contract: each dot product is
-   summed in 8 lanes with fused multiply-adds (AVX2+FMA), so it agrees with the Java MatMul to
-   rounding, not bit for bit. bias may be NULL. */
-int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias,
-                    float *y, int64_t ldy, int32_t threads);
+/* y[t*ldy + o] = sum_i x[t*ldx + i] * w[o*ldw + i] (+ bias[o]) for t < tokens, o < out: nn.Linear's
+   product for the calibration forward pass (ldx >= in, ldw >= in, ldy >= out; bias may be NULL).
+   Not part of the Backend contract. Each y element is one fused multiply-add chain over i in
+   ascending order from +0, then + bias[o]: the same bits on the AVX2+FMA and the portable path and
+   for any thread count; equal to the Java MatMul (unfused) to rounding only. */
+int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, int64_t ldx, const float *w, int64_t out, int64_t ldw,
+                    const float *bias, float *y, int64_t ldy, int32_t threads);
+
+/* Runs iters rounds of 12 independent 8-lane FMA chains on each of `threads` workers (0: one per
+   CPU) and returns the floating-point operations done (2 per lane per FMA; 192 per round and
+   worker), or a negative MO_ERR_* code: the peak the caller times against its products. */
+int64_t mo_fma_peak(int64_t iters, int32_t threads);
 
 #endif

@@ -149,12 +149,17 @@ class Server:
             keys["tasks"] = [os.fspath(t) for t in tasks]
         return self.request("eval", progress, request_id, model=os.fspath(model), **keys)[0]
 
-    def merge_eval(self, config, *, text=None, tasks=None, progress=None, request_id=None, **options):
+    def merge_eval(self, config, *, text=None, tasks=None, mode=None, progress=None, request_id=None, **options):
         """One search-loop candidate: merges ``config`` in the server's memory and evaluates it there,
-        writing no checkpoint (the ``merge_eval`` request, docs/protocol.md). Returns the result dict:
-        ``eval`` (as :meth:`eval`'s), ``tensors``, ``merge_seconds``, ``eval_seconds``, ``peak_working_bytes``."""
+        writing no checkpoint (the ``merge_eval`` request, docs/protocol.md). ``mode``: ``"memory"``
+        (the whole candidate held), ``"layers"`` (each layer merged as the forward pass reaches it,
+        then dropped) or ``"auto"``/None (memory when its predicted peak fits ``max_memory``, else
+        layers). Returns the result dict: ``eval`` (as :meth:`eval`'s), ``tensors``, ``merge_seconds``,
+        ``eval_seconds``, ``peak_working_bytes``, ``mode`` (the one that ran), ``peak_held_bytes``."""
         if isinstance(tasks, (str, os.PathLike)):
             tasks = [tasks]
+        if mode is not None:
+            options["mode"] = mode
         keys = self._paths(dict(text=text, **options))
         if tasks is not None:
             keys["tasks"] = [os.fspath(t) for t in tasks]

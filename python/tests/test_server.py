@@ -54,6 +54,17 @@ class ServerTest(unittest.TestCase):
         e = _server.eval(out, text=text, max_tokens=16)
         self.assertEqual(e["text"]["mean_nll"], r["eval"]["text"]["mean_nll"])
         self.assertEqual(e["text"]["tokens"], r["eval"]["text"]["tokens"])
+        # each layer merged as the forward pass reaches it: the same score, one layer held instead of the model
+        seen = []
+        lay = _server.merge_eval(support.ties_config(support.family()), text=text, max_tokens=16, mode="layers", progress=seen.append)
+        self.assertEqual("layers", lay["mode"])
+        self.assertEqual(r["eval"]["text"]["mean_nll"], lay["eval"]["text"]["mean_nll"])
+        self.assertLess(lay["peak_held_bytes"], r["peak_held_bytes"])
+        self.assertTrue(any(e.get("message", "").startswith("candidate mode: layers") for e in seen), seen)
+        self.assertEqual(set(os.listdir(d)), before | {"sweep-on-disk"}, "no checkpoint written")
+        with self.assertRaises(mergeforge.ConfigError) as c:
+            _server.merge_eval(support.ties_config(support.family()), text=text, mode="sideways")
+        self.assertIn("sideways", c.exception.message)
 
     def test_plan_and_errors(self):
         p = _server.plan(support.ties_config(support.family()), support.workdir() / "never")

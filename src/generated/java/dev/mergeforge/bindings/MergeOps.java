@@ -68,10 +68,10 @@ public class MergeOps {
     public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
             .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
-    private static final int MO_ABI_VERSION = (int)2L;
+    private static final int MO_ABI_VERSION = (int)3L;
     /**
      * {@snippet lang=c :
-     * #define MO_ABI_VERSION 2
+     * #define MO_ABI_VERSION 3
      * }
      */
     public static int MO_ABI_VERSION() {
@@ -2414,7 +2414,9 @@ public class MergeOps {
             MergeOps.C_POINTER,
             MergeOps.C_LONG,
             MergeOps.C_LONG,
+            MergeOps.C_LONG,
             MergeOps.C_POINTER,
+            MergeOps.C_LONG,
             MergeOps.C_LONG,
             MergeOps.C_POINTER,
             MergeOps.C_POINTER,
@@ -2430,7 +2432,7 @@ public class MergeOps {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias, float *y, int64_t ldy, int32_t threads)
+     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, int64_t ldx, const float *w, int64_t out, int64_t ldw, const float *bias, float *y, int64_t ldy, int32_t threads)
      * }
      */
     public static FunctionDescriptor mo_sgemm_nt$descriptor() {
@@ -2440,7 +2442,7 @@ public class MergeOps {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias, float *y, int64_t ldy, int32_t threads)
+     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, int64_t ldx, const float *w, int64_t out, int64_t ldw, const float *bias, float *y, int64_t ldy, int32_t threads)
      * }
      */
     public static MethodHandle mo_sgemm_nt$handle() {
@@ -2450,7 +2452,7 @@ public class MergeOps {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias, float *y, int64_t ldy, int32_t threads)
+     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, int64_t ldx, const float *w, int64_t out, int64_t ldw, const float *bias, float *y, int64_t ldy, int32_t threads)
      * }
      */
     public static MemorySegment mo_sgemm_nt$address() {
@@ -2459,16 +2461,75 @@ public class MergeOps {
 
     /**
      * {@snippet lang=c :
-     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, const float *w, int64_t out, const float *bias, float *y, int64_t ldy, int32_t threads)
+     * int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, int64_t ldx, const float *w, int64_t out, int64_t ldw, const float *bias, float *y, int64_t ldy, int32_t threads)
      * }
      */
-    public static int mo_sgemm_nt(MemorySegment x, long tokens, long in, MemorySegment w, long out, MemorySegment bias, MemorySegment y, long ldy, int threads) {
+    public static int mo_sgemm_nt(MemorySegment x, long tokens, long in, long ldx, MemorySegment w, long out, long ldw, MemorySegment bias, MemorySegment y, long ldy, int threads) {
         var mh$ = mo_sgemm_nt.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("mo_sgemm_nt", x, tokens, in, w, out, bias, y, ldy, threads);
+                traceDowncall("mo_sgemm_nt", x, tokens, in, ldx, w, out, ldw, bias, y, ldy, threads);
             }
-            return (int)mh$.invokeExact(x, tokens, in, w, out, bias, y, ldy, threads);
+            return (int)mh$.invokeExact(x, tokens, in, ldx, w, out, ldw, bias, y, ldy, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_fma_peak {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_fma_peak");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int64_t mo_fma_peak(int64_t iters, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_fma_peak$descriptor() {
+        return mo_fma_peak.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int64_t mo_fma_peak(int64_t iters, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_fma_peak$handle() {
+        return mo_fma_peak.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int64_t mo_fma_peak(int64_t iters, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_fma_peak$address() {
+        return mo_fma_peak.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int64_t mo_fma_peak(int64_t iters, int32_t threads)
+     * }
+     */
+    public static long mo_fma_peak(long iters, int threads) {
+        var mh$ = mo_fma_peak.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_fma_peak", iters, threads);
+            }
+            return (long)mh$.invokeExact(iters, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

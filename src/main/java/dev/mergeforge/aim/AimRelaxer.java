@@ -5,7 +5,7 @@ import dev.mergeforge.backend.Backend;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.SafetensorsFile;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;

@@ -1,16 +1,22 @@
 package dev.mergeforge.api;
 
 import dev.mergeforge.backend.Backend;
-import dev.mergeforge.backend.Backends;
+import dev.mergeforge.backends.Backends;
+import dev.mergeforge.backend.cuda.CudaBackend;
 import dev.mergeforge.errors.ConfigException;
 
 /**
  * Where a merge's numbers are crunched: {@code backend} java, native, cuda or auto (the fastest
  * available); {@code device} cpu, cuda or cuda:N (cuda implies the cuda backend); {@code threads}
- * 0 for one per core. Validated here; the backend's availability is checked by {@link #create()}.
+ * 0 for one per core; {@code deviceMemoryBytes} the device memory the cuda backend's chunked methods
+ * may use ({@code --device-memory}, docs/cuda.md "Chunked methods"), 0 for its default. Validated
+ * here; the backend's availability is checked by {@link #create()}.
  */
-public record BackendChoice(String backend, String device, int threads) {
+public record BackendChoice(String backend, String device, int threads, long deviceMemoryBytes) {
     public static final BackendChoice AUTO = new BackendChoice("auto", "cpu", 0);
+
+    /** Without a device budget of its own (the cuda backend's default). */
+    public BackendChoice(String backend, String device, int threads) { this(backend, device, threads, 0); }
 
     public BackendChoice {
         if (backend == null || device == null) throw new ConfigException("backend and device must be given (e.g. auto and cpu)");
@@ -23,7 +29,14 @@ public record BackendChoice(String backend, String device, int threads) {
             throw new ConfigException("--device " + device + ": expected cpu, cuda or cuda:N");
         }
         if (threads < 0) throw new ConfigException("--threads " + threads + ": must be 0 (one thread per core) or a positive thread count");
+        if (deviceMemoryBytes < 0) throw new ConfigException("--device-memory " + deviceMemoryBytes + ": must be positive (e.g. 8GB), or 0 for the default");
+        if (deviceMemoryBytes > 0 && !device.startsWith("cuda") && !backend.equals("cuda") && !backend.equals("auto")) {
+            throw new ConfigException("--device-memory sizes the cuda backend's GPU memory, but --backend is " + backend + "; drop --device-memory or use --backend cuda");
+        }
     }
+
+    /** The same choice with the cuda backend's device budget set ({@code --device-memory}; 0 for the default). */
+    public BackendChoice withDeviceMemory(long bytes) { return new BackendChoice(backend, device, threads, bytes); }
 
     private static int gpuIndex(String device) {
         if (!device.startsWith("cuda:")) return 0;
@@ -37,6 +50,14 @@ public record BackendChoice(String backend, String device, int threads) {
     /** Opens the backend (an error naming the reason if it is unavailable; never a silent fallback). */
     public Backend create() {
         String name = device.startsWith("cuda") ? "cuda" : backend;
-        return Backends.create(name, threads, gpuIndex(device));
+        Backend b = Backends.create(name, threads, gpuIndex(device));
+        if (deviceMemoryBytes == 0) return b;
+        if (b instanceof CudaBackend cuda) {
+            cuda.deviceMemory(deviceMemoryBytes);
+            return b;
+        }
+        b.close();
+        throw new ConfigException("--device-memory sizes the cuda backend's GPU memory, but --backend auto chose " + b.name()
+                + " (no usable GPU here); drop --device-memory or use --backend cuda");
     }
 }

@@ -3,7 +3,7 @@ package dev.mergeforge.api;
 import dev.mergeforge.aim.AimRelaxer;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Parallel;
-import dev.mergeforge.backend.cuda.CudaForward;
+import dev.mergeforge.model.cuda.CudaForward;
 import dev.mergeforge.calib.Calibrator;
 import dev.mergeforge.calib.GramCalibrator;
 import dev.mergeforge.config.ConfigKeys;
@@ -54,7 +54,7 @@ public final class Mergeforge {
 
     /** Merges per the request's config into its output directory, written atomically. */
     public static MergeResult merge(MergeRequest req, EventListener listener, CancellationToken cancel) {
-        return merging(req, "merge into " + req.output(), listener, cancel, (plan, inputs, o) -> {
+        return merging(req, "merge into " + req.output(), listener, cancel, (plan, inputs, o, mem) -> {
             Merger.Result r = Merger.run(plan, inputs, req.output(), o);
             return new MergeResult(r.output(), r.tensors(), r.bytesIn(), r.bytesOut(), r.seconds(), r.peakWorkingBytes(),
                     ProcessStats.peakRssBytes());
@@ -63,7 +63,7 @@ public final class Mergeforge {
 
     /** What a merge does once its plan, inputs and options are ready. */
     private interface MergeStep<T> {
-        T run(Planner.Plan plan, Planner.Inputs inputs, Merger.Options o);
+        T run(Planner.Plan plan, Planner.Inputs inputs, Merger.Options o, MemoryBudget.Estimate mem);
     }
 
     /**
@@ -86,7 +86,7 @@ public final class Mergeforge {
                             backend.chunkOps().isPresent(), !backend.name().equals("java"), aim != null);
                     return step.run(plan, inputs, new Merger.Options(backend, req.seed(), req.maxShardBytes(),
                             req.overwrite(), req.allowNonFinite(), aim, budgetBeforeFirstTensor(ev, () -> listener.on(new Event.Budget(mem.describe(), mem.budget(), mem.chunkElements(), mem.peakBytes()))), Merger.FUSED_CHUNK, mem.chunkElements(),
-                            MemoryBudget.pageCacheRoom(mem.budget())));
+                            MemoryBudget.pageCacheRoom(mem.budget())), mem);
                 }
             }
         } catch (RuntimeException e) {
@@ -107,10 +107,10 @@ public final class Mergeforge {
             try (Planner.Inputs inputs = inputs(req, listener)) {
                 Planner.Plan plan = Planner.plan(cfg, inputs, StatsLocator.calibrating(Calibration.cacheDir(), m -> listener.on(new Event.Note(m))));
                 OutputDir.check(req.output(), req.overwrite(), inputs.all().stream().map(c -> c.dir()).toList());
-                // the backend is not opened for a plan: its kind says whether it streams chunks and fuses linear merges
+                // the backend is not opened for a plan: every backend streams chunks; its kind says whether it fuses linear merges
                 String be = req.backend().backend();
                 MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(req), req.maxMemoryBytes() > 0,
-                        !be.equals("cuda"), !be.equals("java"), cfg.aim() != null);
+                        true, !be.equals("java"), cfg.aim() != null);
                 return summary(plan, req.maxShardBytes(), mem);
             }
         } catch (RuntimeException e) {
@@ -260,15 +260,21 @@ public final class Mergeforge {
     static final String IN_MEMORY = "(merged candidate in memory)";
 
     /**
-     * Merges a candidate and evaluates it without a checkpoint: the merged tensors are held in
-     * memory in their output dtypes (off-heap, {@link MemoryModel}) and the forward pass reads them
-     * there; nothing is written to any disk, and the memory is freed before this returns, whatever
-     * happens. Memory: the merged model's size on top of the merge and the eval. The scores equal
-     * those of {@link #merge} to disk followed by {@link #eval}.
+     * Merges a candidate and evaluates it without a checkpoint, in one of two modes
+     * ({@link CandidateMode}, docs/protocol.md {@code merge_eval}): in memory — the merged tensors held
+     * in their output dtypes (off-heap, {@link MemoryModel}) and the forward pass reading them there;
+     * or layer by layer — each layer's tensors merged just before the forward pass reaches it, every
+     * eval sequence run through that layer, then the layer dropped, so at most one layer's merged
+     * tensors are alive (see {@link LayerByLayer}). AUTO takes memory when its predicted peak fits the
+     * request's memory budget; a note says which mode ran and why. Nothing is written to any disk, and
+     * the memory is freed before this returns, whatever happens. The scores equal those of
+     * {@link #merge} to disk followed by {@link #eval} (layer by layer, greedy exact match is read off
+     * the teacher-forced logits instead of decoding: the same decisions but for near-ties).
      *
      * <p>A config whose tokenizer source builds a new vocabulary (tokenizer files written by the
      * merge) is merged to a scratch folder on the RAM-backed {@code /dev/shm} instead (the temporary
-     * folder where there is none, said in a note), read from there and removed before this returns.
+     * folder where there is none, said in a note), read from there and removed before this returns;
+     * it cannot be evaluated layer by layer.
      */
     public static MergeEvalResult mergeAndEval(MergeEvalRequest req, EventListener listener, CancellationToken cancel) {
         try {
@@ -277,27 +283,45 @@ public final class Mergeforge {
             throw MergeforgeError.of(e);
         }
         Path[] scratch = {null};
+        Parallel par = new Parallel(req.backend().threads());
         try {
-            Candidate c = merging(req.merge(Path.of(IN_MEMORY)), "merge of a candidate", listener, cancel, (plan, inputs, o) -> {
-                if (Merger.inMemoryTokenizer(plan, inputs) != null) return new Candidate(Merger.runInMemory(plan, inputs, o), null);
-                scratch[0] = scratchFolder(listener);
-                listener.on(new Event.Note("candidate in " + scratch[0]));
-                Merger.Result r = Merger.run(plan, inputs, scratch[0].resolve("merged"), o);
-                return new Candidate(null, r);
+            Candidate c = merging(req.merge(Path.of(IN_MEMORY)), "merge of a candidate", listener, cancel, (plan, inputs, o, mem) -> {
+                Path tok = Merger.inMemoryTokenizer(plan, inputs);
+                if (tok == null) {
+                    if (req.mode() == CandidateMode.LAYERS) {
+                        throw new ConfigException("merge-eval mode layers: the config's tokenizer_source builds a new vocabulary, which is "
+                                + "written with a merged folder; use mode auto or memory for this config");
+                    }
+                    scratch[0] = scratchFolder(listener);
+                    listener.on(new Event.Note("candidate in " + scratch[0]));
+                    return new Candidate(null, Merger.run(plan, inputs, scratch[0].resolve("merged"), o), null);
+                }
+                LayerByLayer.Prepared p = LayerByLayer.prepare(plan, tok, req, par);
+                LayerByLayer.Choice choice = LayerByLayer.choose(req.mode(), plan, p, mem.peakBytes(), mem.budget());
+                listener.on(new Event.Note(choice.describe()));
+                if (choice.mode() == CandidateMode.LAYERS) return new Candidate(null, null, LayerByLayer.run(plan, inputs, o, p, listener));
+                return new Candidate(Merger.runInMemory(plan, inputs, o), null, null);
             });
             try (c) {
+                if (c.layers() != null) {
+                    LayerByLayer.Outcome l = c.layers();
+                    return new MergeEvalResult(l.eval(), l.merge().tensors(), l.merge().seconds() - l.evalSeconds(), l.evalSeconds(),
+                            l.merge().peakWorkingBytes(), CandidateMode.LAYERS, l.peakHeldBytes());
+                }
                 Merger.Result m = c.result();
                 long t0 = System.nanoTime();
                 EvalResult e = c.memory() == null ? eval(req.eval(m.output()), listener, cancel) : evalInMemory(c.memory().model(), req, listener, cancel);
-                return new MergeEvalResult(e, m.tensors(), m.seconds(), (System.nanoTime() - t0) / 1e9, m.peakWorkingBytes());
+                return new MergeEvalResult(e, m.tensors(), m.seconds(), (System.nanoTime() - t0) / 1e9, m.peakWorkingBytes(), CandidateMode.MEMORY,
+                        m.bytesOut());
             }
         } finally {
+            par.shutdown();
             if (scratch[0] != null) OutputDir.deleteTree(scratch[0]);
         }
     }
 
-    /** A merged candidate: in memory, or (null memory) in a scratch folder. */
-    private record Candidate(Merger.InMemory memory, Merger.Result folder) implements AutoCloseable {
+    /** A merged candidate: in memory, in a scratch folder (null memory), or already scored layer by layer. */
+    private record Candidate(Merger.InMemory memory, Merger.Result folder, LayerByLayer.Outcome layers) implements AutoCloseable {
         Merger.Result result() { return memory != null ? memory.result() : folder; }
 
         @Override public void close() { if (memory != null) memory.close(); }
@@ -318,6 +342,34 @@ public final class Mergeforge {
             }
         } catch (RuntimeException e) {
             throw MergeforgeError.of(e);
+        }
+    }
+
+    /**
+     * The peak memory a {@link #mergeAndEval} of {@code req} is predicted to take, for the mode it
+     * would run in (what {@code mergeforge serve} admits the job with): the merge's working memory
+     * plus the candidate in memory or one layer at a time (see {@link LayerByLayer#choose}); a
+     * candidate that goes to a scratch folder counts three times its bytes (its files and float32 weights).
+     */
+    public static long candidateBytes(MergeEvalRequest req) {
+        Parallel par = new Parallel(1);
+        try {
+            MergeRequest mreq = req.merge(Path.of(System.getProperty("java.io.tmpdir"), "mergeforge-candidate-plan"));
+            MergeConfig cfg = read(mreq, EventListener.NONE);
+            try (Planner.Inputs inputs = inputs(mreq, EventListener.NONE)) {
+                Planner.Plan plan = Planner.plan(cfg, inputs, StatsLocator.calibrating(Calibration.cacheDir(), m -> { }));
+                String be = mreq.backend().backend();
+                MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(mreq), mreq.maxMemoryBytes() > 0,
+                        !be.equals("cuda"), !be.equals("java"), cfg.aim() != null);
+                Path tok = Merger.inMemoryTokenizer(plan, inputs);
+                if (tok == null) return mem.peakBytes() + 3 * plan.outBytes();
+                LayerByLayer.Choice c = LayerByLayer.choose(req.mode(), plan, LayerByLayer.prepare(plan, tok, req, par), mem.peakBytes(), mem.budget());
+                return c.mode() == CandidateMode.LAYERS ? c.layersBytes() : c.memoryBytes();
+            }
+        } catch (RuntimeException e) {
+            throw MergeforgeError.of(e);
+        } finally {
+            par.shutdown();
         }
     }
 

@@ -99,6 +99,12 @@ public record Architecture(String family, List<String> classNames, List<String> 
         return s != null && s.role() == Role.HEAD;
     }
 
+    @Override
+    public boolean isVocab(String name) {
+        WeightSpec s = specOf(name);
+        return s != null && (s.role() == Role.EMBEDDING || s.role() == Role.HEAD);
+    }
+
     /** The family's Conv1D layout applies to its layer linears; embedding tables and an untied head are nn.Linear / nn.Embedding (out, in). */
     @Override
     public boolean storedInOut(String name) { return storedInOut && !isHead(name) && !isEmbedding(name); }

@@ -39,12 +39,17 @@ public final class Architectures {
     private static final Components LLAMA_PARTS = new Components(Norm.RMS, Attention.SEPARATE, QkNorm.NONE, Mlp.GATED, Positions.ROPE,
             Residual.SEQUENTIAL, false, Routing.NONE);
 
+    /** Qwen2/Qwen3 slide only with use_sliding_window, from max_window_layers on. */
+    private static final ConfigKeys QWEN_KEYS = ConfigKeys.HF.withWindows(ConfigKeys.Windows.FROM_MAX_WINDOW_LAYERS);
+
     public static final Architecture LLAMA = llamaLike("llama", "LlamaForCausalLM", "llama", List.of());
     public static final Architecture MISTRAL = llamaLike("mistral", "MistralForCausalLM", "mistral", List.of());
-    public static final Architecture QWEN2 = llamaLike("qwen2", "Qwen2ForCausalLM", "qwen2", List.of("layer_types"));
+    public static final Architecture QWEN2 = new Architecture("qwen2", List.of("Qwen2ForCausalLM"), List.of("qwen2"), "model.layers.",
+            QWEN_KEYS, LLAMA_PRE, layer(of("input_layernorm.weight", Role.ATTN_NORM), ATTN, O_PROJ,
+            of("post_attention_layernorm.weight", Role.MLP_NORM), GATED_MLP), LLAMA_POST, false, false, List.of("layer_types"), LLAMA_PARTS);
 
     public static final Architecture QWEN3 = new Architecture("qwen3", List.of("Qwen3ForCausalLM"), List.of("qwen3"), "model.layers.",
-            ConfigKeys.HF, LLAMA_PRE, layer(of("input_layernorm.weight", Role.ATTN_NORM), ATTN, QK_NORMS, O_PROJ,
+            QWEN_KEYS, LLAMA_PRE, layer(of("input_layernorm.weight", Role.ATTN_NORM), ATTN, QK_NORMS, O_PROJ,
             of("post_attention_layernorm.weight", Role.MLP_NORM), GATED_MLP), LLAMA_POST, false, false, List.of("layer_types"),
             new Components(Norm.RMS, Attention.SEPARATE, QkNorm.PER_HEAD, Mlp.GATED, Positions.ROPE, Residual.SEQUENTIAL, false, Routing.NONE));
 
@@ -109,7 +114,7 @@ public final class Architectures {
             new Components(Norm.RMS, Attention.SEPARATE, QkNorm.NONE, Mlp.MOE, Positions.ROPE, Residual.SEQUENTIAL, false, Routing.RENORMALISE));
 
     public static final Architecture QWEN3_MOE = new Architecture("qwen3_moe", List.of("Qwen3MoeForCausalLM"), List.of("qwen3_moe"),
-            "model.layers.", ConfigKeys.HF, LLAMA_PRE, layer(of("input_layernorm.weight", Role.ATTN_NORM), ATTN, QK_NORMS, O_PROJ,
+            "model.layers.", QWEN_KEYS, LLAMA_PRE, layer(of("input_layernorm.weight", Role.ATTN_NORM), ATTN, QK_NORMS, O_PROJ,
             of("post_attention_layernorm.weight", Role.MLP_NORM), linear("mlp.gate.weight", Role.ROUTER, "mlp_in"),
             linear("mlp.experts.{e}.gate_proj.weight", Role.EXPERT_GATE, "expert_in"),
             linear("mlp.experts.{e}.up_proj.weight", Role.EXPERT_UP, "expert_in"),
@@ -117,9 +122,27 @@ public final class Architectures {
             new Components(Norm.RMS, Attention.SEPARATE, QkNorm.PER_HEAD, Mlp.MOE, Positions.ROPE, Residual.SEQUENTIAL, false,
                     Routing.CONFIG_NORM_TOPK_PROB));
 
+    /**
+     * Qwen2-MoE: Qwen2's attention (q/k/v biases), routed experts as Qwen3-MoE names them, and a
+     * shared expert every token passes through, scaled by sigmoid of its one-row gate
+     * (docs/architectures.md). Dense layers between MoE layers (mlp_only_layers) are refused by the forward pass.
+     */
+    public static final Architecture QWEN2_MOE = new Architecture("qwen2_moe", List.of("Qwen2MoeForCausalLM"), List.of("qwen2_moe"),
+            "model.layers.", QWEN_KEYS, LLAMA_PRE, layer(of("input_layernorm.weight", Role.ATTN_NORM), ATTN, O_PROJ,
+            of("post_attention_layernorm.weight", Role.MLP_NORM), linear("mlp.gate.weight", Role.ROUTER, "mlp_in"),
+            linear("mlp.experts.{e}.gate_proj.weight", Role.EXPERT_GATE, "expert_in"),
+            linear("mlp.experts.{e}.up_proj.weight", Role.EXPERT_UP, "expert_in"),
+            linear("mlp.experts.{e}.down_proj.weight", Role.EXPERT_DOWN, "expert_act"),
+            linear("mlp.shared_expert.gate_proj.weight", Role.SHARED_GATE, "mlp_in"),
+            linear("mlp.shared_expert.up_proj.weight", Role.SHARED_UP, "mlp_in"),
+            linear("mlp.shared_expert.down_proj.weight", Role.SHARED_DOWN, "shared_act"),
+            linear("mlp.shared_expert_gate.weight", Role.SHARED_EXPERT_GATE, "mlp_in")), LLAMA_POST, false, false, List.of("layer_types"),
+            new Components(Norm.RMS, Attention.SEPARATE, QkNorm.NONE, Mlp.MOE, Positions.ROPE, Residual.SEQUENTIAL, false,
+                    Routing.CONFIG_NORM_TOPK_PROB));
+
     /** Every descriptor, in the order messages list them. */
     public static final List<Architecture> ALL = List.of(LLAMA, MISTRAL, QWEN2, QWEN3, GEMMA, GEMMA2, GEMMA3_TEXT, PHI3, OLMO2, GPT2,
-            GPT_NEOX, MIXTRAL, QWEN3_MOE);
+            GPT_NEOX, MIXTRAL, QWEN2_MOE, QWEN3_MOE);
 
     private static Architecture llamaLike(String family, String cls, String type, List<String> lists) {
         return new Architecture(family, List.of(cls), List.of(type), "model.layers.", ConfigKeys.HF, LLAMA_PRE,

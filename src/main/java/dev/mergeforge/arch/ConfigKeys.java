@@ -1,5 +1,7 @@
 package dev.mergeforge.arch;
 
+import com.fasterxml.jackson.databind.JsonNode;
+
 import java.util.List;
 
 /**
@@ -11,8 +13,44 @@ import java.util.List;
  */
 public record ConfigKeys(List<String> hidden, List<String> layers, List<String> heads, List<String> kvHeads,
                          List<String> intermediate, List<String> eps, List<String> activation, Windows windows) {
-    /** Layers with the window when layer_types is absent: all, the even ones (Gemma 2), all but every Nth (Gemma 3's sliding_window_pattern). */
-    public enum Windows { ALL, EVEN, PATTERN }
+    /**
+     * Layers with the window when layer_types is absent (transformers' config classes derive it the
+     * same way): all; the even ones (Gemma 2); all but every Nth (Gemma 3's sliding_window_pattern,
+     * default 6); or, for Qwen2/Qwen3, none unless use_sliding_window, then those from
+     * max_window_layers (default 28) on. The forward pass and slices' config.json rewrite both read it.
+     */
+    public enum Windows {
+        ALL, EVEN, PATTERN, FROM_MAX_WINDOW_LAYERS;
+
+        /** Per layer, whether it slides when config.json {@code c} has no layer_types. */
+        public boolean[] implicit(JsonNode c, int layers) {
+            boolean[] s = new boolean[Math.max(0, layers)];
+            int pattern = c.path("sliding_window_pattern").asInt(c.path("_sliding_window_pattern").asInt(6));
+            boolean qwenSlides = c.path("use_sliding_window").asBoolean(false) && c.hasNonNull("sliding_window");
+            int from = c.path("max_window_layers").asInt(28);
+            for (int i = 0; i < s.length; i++) {
+                s[i] = switch (this) {
+                    case ALL -> true;
+                    case EVEN -> i % 2 == 0;
+                    case PATTERN -> pattern > 0 && (i + 1) % pattern != 0;
+                    case FROM_MAX_WINDOW_LAYERS -> qwenSlides && i >= from;
+                };
+            }
+            return s;
+        }
+
+        /**
+         * True when which layers slide depends on the layer's index under config.json {@code c}, so a
+         * config whose stack is rebuilt (slices) must carry the pattern as an explicit layer_types.
+         */
+        public boolean dependsOnLayer(JsonNode c) {
+            return switch (this) {
+                case ALL -> false;
+                case EVEN, PATTERN -> true;
+                case FROM_MAX_WINDOW_LAYERS -> c.path("use_sliding_window").asBoolean(false) && c.hasNonNull("sliding_window");
+            };
+        }
+    }
 
     public ConfigKeys {
         if (windows == null) throw new IllegalArgumentException("windows must be given");

@@ -30,14 +30,18 @@ public enum Role {
     /** A mixture-of-experts router [experts, hidden]. */
     ROUTER,
     /** One expert's projections (names carry the expert index). */
-    EXPERT_GATE, EXPERT_UP, EXPERT_DOWN;
+    EXPERT_GATE, EXPERT_UP, EXPERT_DOWN,
+    /** The shared expert every token passes through (Qwen2-MoE), a gated MLP of its own width. */
+    SHARED_GATE, SHARED_UP, SHARED_DOWN,
+    /** The shared expert's one-row gate [1, hidden]: its output is scaled by sigmoid(gate·x). */
+    SHARED_EXPERT_GATE;
 
     /** True for the norms (1-D weights whose input the AIM statistic also covers). */
     public boolean isNorm() {
         return switch (this) {
             case FINAL_NORM, ATTN_NORM, ATTN_OUT_NORM, MLP_NORM, MLP_OUT_NORM, Q_NORM, K_NORM -> true;
             case EMBEDDING, POSITION_EMBEDDING, HEAD, Q, K, V, QKV, O, GATE, UP, GATE_UP, DOWN, ROUTER, EXPERT_GATE, EXPERT_UP,
-                 EXPERT_DOWN -> false;
+                 EXPERT_DOWN, SHARED_GATE, SHARED_UP, SHARED_DOWN, SHARED_EXPERT_GATE -> false;
         };
     }
 

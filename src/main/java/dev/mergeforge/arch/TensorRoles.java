@@ -26,6 +26,12 @@ public sealed interface TensorRoles permits Architecture, UnknownArchitecture {
     /** True for the output head (lm_head, embed_out). */
     boolean isHead(String tensorName);
 
+    /**
+     * True for tensors with one row per token — the token embedding and the head (not position
+     * tables): the rows a merged vocabulary permutes (docs/config.md, "Tokenizers and vocabularies").
+     */
+    boolean isVocab(String tensorName);
+
     /** True when this 2-D weight is stored (in, out) (GPT-2's Conv1D) rather than nn.Linear's (out, in). */
     boolean storedInOut(String tensorName);
 

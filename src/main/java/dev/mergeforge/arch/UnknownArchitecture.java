@@ -47,6 +47,12 @@ public record UnknownArchitecture(String family, String modelType) implements Te
     public boolean isHead(String name) { return name.startsWith("lm_head") || name.startsWith("embed_out"); }
 
     @Override
+    public boolean isVocab(String name) {
+        return name.contains("embed_tokens.") || name.contains("wte.") || name.contains("word_embeddings.")
+                || name.startsWith("lm_head.") || name.contains(".lm_head.") || name.contains("embed_out.");
+    }
+
+    @Override
     public boolean storedInOut(String name) { return false; }
 
     @Override
@@ -58,5 +64,5 @@ public record UnknownArchitecture(String family, String modelType) implements Te
     }
 
     @Override
-    public List<String> layerCountKeys() { return List.of("num_hidden_layers", "n_layer", "num_layers"); }
+    public List<String> layerCountKeys() { return List.of("num_hidden_layers", "n_layer", "num_layers", "n_layers"); }
 }

@@ -1,6 +1,6 @@
 package dev.mergeforge.backend;
 
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Tile;
 

@@ -1,6 +1,6 @@
 package dev.mergeforge.backend;
 
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Tile;
 
@@ -33,10 +33,33 @@ public interface ChunkOps {
     String name();
 
     /**
+     * Elements per chunk for a program holding {@code tiles} chunk tiles of a tensor named
+     * {@code tensor}: {@code wanted} (a multiple of {@code align}), or fewer where the backend's own
+     * memory holds less (a device budget); a budget too small for one chunk of {@code align}
+     * elements is a one-line error naming the smallest that works.
+     */
+    long fitChunk(String tensor, int tiles, long align, long wanted);
+
+    /**
+     * Runs host code that reads {@code reads} and writes {@code writes} (chunk tiles) through their
+     * memory rather than through these ops: the only way method code may touch a chunk tile's
+     * values itself. Before {@code body}, every tile's current values are in its host memory; after,
+     * the ops see what {@code body} wrote to {@code writes}.
+     */
+    void onHost(List<Tile> reads, List<Tile> writes, Runnable body);
+
+    /**
      * dst[i] = float32(src[from + i]) for i &lt; dst.size(). Returns whether a loaded value is NaN or
      * ±Inf (or a float64 beyond the float range): the caller confirms on the stored bits.
      */
     boolean load(TensorView src, long from, Tile dst);
+
+    /**
+     * Whether {@link #load} of the {@code n} elements of {@code src} at {@code from} would read no
+     * host bytes (a device backend kept that chunk's stored bytes from an earlier pass): the caller
+     * need not page them in.
+     */
+    boolean holds(TensorView src, long from, long n);
 
     /** dst = src converted to dtype (round to nearest even for bf16/f16); dst holds size*dtype.byteSize bytes. */
     void store(Tile src, DType dtype, MemorySegment dst);
@@ -114,6 +137,15 @@ public interface ChunkOps {
 
     /** As {@link Backend#laneDots}, over lanes lying wholly inside the chunk. */
     void laneDots(Tile a, Tile b, Lanes lanes, double[] out);
+
+    /**
+     * Dot products of lanes that run on across chunks (columns of a matrix cut into slabs of rows):
+     * the chunk holds elements [first, first + lanes.length()) of each of the lanes.count() lanes,
+     * laid out as {@code lanes}; each lane's terms a·b (each product in double) continue acc[v],
+     * placed by their index within the lane — over every chunk in order, the bits of the
+     * whole-tensor {@link Backend#laneDots}. acc[v].next() must be {@code first}.
+     */
+    void carriedLaneDots(Tile a, Tile b, Lanes lanes, long first, BlockSum[] acc);
 
     /** As {@link Backend#laneScale}, over lanes lying wholly inside the chunk. */
     void laneScale(Tile x, float[] s, Lanes lanes, Tile out);

@@ -1,6 +1,6 @@
 package dev.mergeforge.backend;
 
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.Floats;
 
 import java.lang.foreign.MemorySegment;

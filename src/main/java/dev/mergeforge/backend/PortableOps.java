@@ -9,8 +9,9 @@ import java.util.List;
 /**
  * Plain-loop implementations of the {@link Backend} ops that are not on the hot path of the
  * classic methods (elementwise helpers, lane ops, probability drops). They are the reference
- * semantics of those ops: {@code JavaBackend} runs them on its own threads, other backends inherit
- * them through the interface's default methods until they accelerate them. Work is split at fixed
+ * semantics of those ops: {@code JavaBackend} runs them on its own threads; a backend without its own
+ * version gets them through the interface's default methods (the native backend has its own, so the
+ * conformance tests compare two implementations). Work is split at fixed
  * chunk boundaries, so results never depend on the thread count.
  */
 public final class PortableOps {

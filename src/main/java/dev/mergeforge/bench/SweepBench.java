@@ -3,6 +3,7 @@ package dev.mergeforge.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.api.BackendChoice;
 import dev.mergeforge.api.CancellationToken;
+import dev.mergeforge.api.CandidateMode;
 import dev.mergeforge.api.EvalRequest;
 import dev.mergeforge.api.EvalResult;
 import dev.mergeforge.api.EventListener;
@@ -25,14 +26,17 @@ import java.util.Locale;
 
 /**
  * A search loop's cost: a 10-candidate task-arithmetic weight sweep over the demo's ~100M Llama
- * family, each candidate merged and scored on the same text, three ways: (A) a `mergeforge merge`
+ * family, each candidate merged and scored on the same text, four ways: (A) a `mergeforge merge`
  * and a `mergeforge eval` process per candidate with the checkpoint on disk; (B) one warm JVM calling
  * {@link Mergeforge#merge} to disk then {@link Mergeforge#eval}; (C) one warm JVM calling
- * {@link Mergeforge#mergeAndEval} (the candidate's tensors in memory, no file). B and C each score one untimed
- * candidate first and then alternate; A runs last. Checks that the three give the same scores and
- * prints a markdown table. "merges" is everything but the eval (planning and writing included).
+ * {@link Mergeforge#mergeAndEval} in mode memory (the candidate's tensors in memory, no file); (D) the
+ * same in mode layers (each layer merged as the forward pass reaches it, then dropped). B, C and D each
+ * score one untimed candidate first and then take turns candidate by candidate; A runs last. Checks
+ * that the four give the same scores and prints a markdown table. "merges" is everything but the eval
+ * (planning and writing included; in mode layers the forward pass runs inside the merge and counts as eval).
  *
- * <pre>java -Xmx3g --enable-native-access=ALL-UNNAMED -cp target/mergeforge.jar dev.mergeforge.bench.SweepBench [DIR] [LAUNCHER]</pre>
+ * <pre>java -Xmx3g --enable-native-access=ALL-UNNAMED -cp target/mergeforge.jar dev.mergeforge.bench.SweepBench [DIR] [LAUNCHER] [memory|layers]</pre>
+ * With a mode as the third argument only that way runs (C or D), and the line printed gives this JVM's peak RSS.
  */
 public final class SweepBench {
     private static final int CANDIDATES = 10, MAX_TOKENS = 64;
@@ -60,20 +64,30 @@ public final class SweepBench {
         List<Path> inputs = List.of(f.base(), f.fineTunes().get(0), f.fineTunes().get(1));
 
         Family.warm(inputs);
+        if (args.length > 2) {
+            only(CandidateMode.valueOf(args[2].toUpperCase(Locale.ROOT)), configs, text);
+            return;
+        }
         // one untimed candidate each way first: class loading, JIT and the native kernels' start-up
-        candidateInMemory(configs.getFirst(), text);
+        candidateInMemory(configs.getFirst(), text, CandidateMode.MEMORY);
+        candidateInMemory(configs.getFirst(), text, CandidateMode.LAYERS);
         candidateOnDisk(configs.getFirst(), text, work.resolve("b-candidate"));
-        // then B and C alternate candidate by candidate (B first on even ones), so load drift on a shared machine hits both alike
-        double[] b = new double[CANDIDATES], c = new double[CANDIDATES];
-        double[] bTimes = new double[3], cTimes = new double[3];
+        // then B, C and D take turns candidate by candidate (each goes first on a third of them), so load drift on a shared machine hits all alike
+        double[] b = new double[CANDIDATES], c = new double[CANDIDATES], d = new double[CANDIDATES];
+        double[] bTimes = new double[3], cTimes = new double[3], dTimes = new double[3];
+        long[] held = new long[2];
         for (int i = 0; i < CANDIDATES; i++) {
-            for (int k = 0; k < 2; k++) {
-                if ((i + k) % 2 == 0) b[i] = candidateOnDisk(configs.get(i), text, work.resolve("b-candidate"), bTimes);
-                else c[i] = candidateInMemory(configs.get(i), text, cTimes);
+            for (int k = 0; k < 3; k++) {
+                switch ((i + k) % 3) {
+                    case 0 -> b[i] = candidateOnDisk(configs.get(i), text, work.resolve("b-candidate"), bTimes);
+                    case 1 -> c[i] = candidateInMemory(configs.get(i), text, CandidateMode.MEMORY, held, cTimes);
+                    default -> d[i] = candidateInMemory(configs.get(i), text, CandidateMode.LAYERS, held, dTimes);
+                }
             }
         }
         double bTotal = bTimes[0], bMerge = bTimes[1], bEval = bTimes[2];
         double cTotal = cTimes[0], cMerge = cTimes[1], cEval = cTimes[2];
+        double dTotal = dTimes[0], dMerge = dTimes[1], dEval = dTimes[2];
         long cRss = ProcessStats.peakRssBytes();
 
         Family.warm(inputs);
@@ -94,7 +108,7 @@ public final class SweepBench {
         double aTotal = (System.nanoTime() - t0) / 1e9;
 
         double diff = 0;
-        for (int i = 0; i < CANDIDATES; i++) diff = Math.max(diff, Math.max(Math.abs(a[i] - c[i]), Math.abs(b[i] - c[i])));
+        for (int i = 0; i < CANDIDATES; i++) diff = Math.max(diff, Math.max(Math.max(Math.abs(a[i] - c[i]), Math.abs(b[i] - c[i])), Math.abs(d[i] - c[i])));
         PrintWriter out = new PrintWriter(System.out, true, StandardCharsets.UTF_8);
         out.printf(Locale.ROOT, "## %d-candidate task_arithmetic weight sweep, %.0fM-parameter bf16 Llama, %d documents x %d tokens%n%n",
                 CANDIDATES, Family.shapeFor(100_000_000L, new Parallel(1)).parameters() / 1e6, 4, MAX_TOKENS);
@@ -102,24 +116,47 @@ public final class SweepBench {
         out.println("|---|---|---|---|---|");
         out.printf(Locale.ROOT, "| A: `merge` + `eval` processes, checkpoint on disk | %.1f | %.1f | %.1f | %.2f |%n", aTotal, aMerge, aEval, aTotal / CANDIDATES);
         out.printf(Locale.ROOT, "| B: warm JVM, Mergeforge.merge to disk + eval | %.1f | %.1f | %.1f | %.2f |%n", bTotal, bMerge, bEval, bTotal / CANDIDATES);
-        out.printf(Locale.ROOT, "| C: warm JVM, Mergeforge.mergeAndEval (in memory) | %.1f | %.1f | %.1f | %.2f |%n", cTotal, cMerge, cEval, cTotal / CANDIDATES);
-        out.printf(Locale.ROOT, "%nlargest score difference between the ways: %.3g (mean token NLL); peak RSS of the warm JVM after C: %.0f MB%n",
-                diff, cRss / 1e6);
-        if (diff != 0) throw new IllegalStateException("the three ways disagree on the scores by " + diff);
+        out.printf(Locale.ROOT, "| C: warm JVM, Mergeforge.mergeAndEval, mode memory | %.1f | %.1f | %.1f | %.2f |%n", cTotal, cMerge, cEval, cTotal / CANDIDATES);
+        out.printf(Locale.ROOT, "| D: warm JVM, Mergeforge.mergeAndEval, mode layers | %.1f | %.1f | %.1f | %.2f |%n", dTotal, dMerge, dEval, dTotal / CANDIDATES);
+        out.printf(Locale.ROOT, "%nlargest score difference between the ways: %.3g (mean token NLL); peak RSS of the warm JVM after B, C, D: %.0f MB;"
+                + " merged bytes held at once: C %.0f MB, D %.0f MB%n", diff, cRss / 1e6, held[0] / 1e6, held[1] / 1e6);
+        if (diff != 0) throw new IllegalStateException("the four ways disagree on the scores by " + diff);
     }
 
-    /** Scores one candidate through {@link Mergeforge#mergeAndEval}; adds total, merge and eval seconds to {@code times}. */
-    private static double candidateInMemory(String config, Path text, double... times) {
+    private static double candidateInMemory(String config, Path text, CandidateMode mode) { return candidateInMemory(config, text, mode, new long[2]); }
+
+    /**
+     * Scores one candidate through {@link Mergeforge#mergeAndEval} in {@code mode}; adds total, merge and eval seconds to {@code times}
+     * and keeps the most merged bytes held at once in {@code held} (memory: [0], layers: [1]).
+     */
+    private static double candidateInMemory(String config, Path text, CandidateMode mode, long[] held, double... times) {
         long t0 = System.nanoTime();
-        MergeEvalRequest req = new MergeEvalRequest(null, config, 0, BackendChoice.AUTO, text, List.of(), MAX_TOKENS, 100);
+        MergeEvalRequest req = new MergeEvalRequest(null, config, 0, BackendChoice.AUTO, text, List.of(), MAX_TOKENS, 100).withMode(mode);
         MergeEvalResult r = Mergeforge.mergeAndEval(req, EventListener.NONE, new CancellationToken());
+        if (r.mode() != mode) throw new IllegalStateException("asked for mode " + mode + ", ran " + r.mode());
+        int slot = mode == CandidateMode.LAYERS ? 1 : 0;
+        held[slot] = Math.max(held[slot], r.peakHeldBytes());
         if (times.length == 3) {
             double total = (System.nanoTime() - t0) / 1e9;
             times[0] += total;
-            times[1] += total - r.evalSeconds(); // planning and merging into memory, as B's merge column
+            times[1] += total - r.evalSeconds(); // planning and merging into memory, as B's merge column (layers: the pass inside counts as eval)
             times[2] += r.evalSeconds();
         }
         return r.eval().text().meanNll();
+    }
+
+    /**
+     * The sweep in one mode only, for its memory: this JVM's peak RSS (run each mode in its own JVM
+     * with the same heap limit), the time and the merged bytes held at once.
+     */
+    private static void only(CandidateMode mode, List<String> configs, Path text) {
+        candidateInMemory(configs.getFirst(), text, mode);
+        double[] times = new double[3];
+        long[] held = new long[2];
+        for (String c : configs) candidateInMemory(c, text, mode, held, times);
+        System.out.printf(Locale.ROOT, "mode %s only: %d candidates in %.1f s (merges %.1f s, evals %.1f s); merged bytes held at once %.0f MB;"
+                + " peak RSS %.0f MB%n", mode.name().toLowerCase(Locale.ROOT), configs.size(), times[0], times[1], times[2],
+                Math.max(held[0], held[1]) / 1e6, ProcessStats.peakRssBytes() / 1e6);
     }
 
     /** Scores one candidate by a merge to {@code out} on disk and an eval of it; adds total, merge and eval seconds to {@code times}. */

@@ -1,7 +1,7 @@
 package dev.mergeforge.calib;
 
 import dev.mergeforge.backend.Parallel;
-import dev.mergeforge.backend.cuda.CudaForward;
+import dev.mergeforge.model.cuda.CudaForward;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.model.ForwardPass;
 import dev.mergeforge.model.LlamaModel;

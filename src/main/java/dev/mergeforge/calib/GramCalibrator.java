@@ -3,7 +3,7 @@ package dev.mergeforge.calib;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.backend.Parallel;
-import dev.mergeforge.backend.cuda.CudaForward;
+import dev.mergeforge.model.cuda.CudaForward;
 import dev.mergeforge.io.SafetensorsWriter;
 import dev.mergeforge.model.ForwardPass;
 import dev.mergeforge.model.LlamaModel;

@@ -3,7 +3,7 @@ package dev.mergeforge.calib;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.io.SafetensorsFile;
 import dev.mergeforge.io.SafetensorsWriter;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 

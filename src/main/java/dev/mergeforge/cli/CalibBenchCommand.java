@@ -1,6 +1,7 @@
 package dev.mergeforge.cli;
 
 import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.ffm.NativeMatMul;
 import dev.mergeforge.bench.Family;
 import dev.mergeforge.calib.Calibrator;
 import dev.mergeforge.calib.TokenBlocks;
@@ -8,6 +9,7 @@ import dev.mergeforge.fixtures.RandomModels;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.model.ActivationObserver;
 import dev.mergeforge.model.LlamaModel;
+import dev.mergeforge.model.ProductMeter;
 import dev.mergeforge.run.ProcessStats;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -71,7 +73,10 @@ final class CalibBenchCommand implements Callable<Integer> {
             try (Checkpoint c = Checkpoint.open(modelDir.toString())) {
                 bytes = c.totalBytes();
             }
-            double fwd = 0, cal = 0;
+            double fwd = 0, cal = 0, fwdCpu = 0, calCpu = 0;
+            Peak peak = new Peak(par.threads());
+            ProductMeter.Reading fwdProducts = null, calProducts = null;
+            String loadBefore = loadAverage();
             long tokens;
             try (LlamaModel m = LlamaModel.open(modelDir, par, false)) {
                 SplittableRandom r = new SplittableRandom(7);
@@ -80,25 +85,111 @@ final class CalibBenchCommand implements Callable<Integer> {
                 TokenBlocks tb = new TokenBlocks(blocks, seqLen, "random ids (seed 7)");
                 tokens = tb.tokens();
                 for (int k = 0; k < repeats; k++) {
-                    long t0 = System.nanoTime();
+                    // the peak is timed between the passes, so each pass has a peak taken under the same load
+                    peak.measure();
+                    ProductMeter.start();
+                    long t0 = System.nanoTime(), c0 = ProductMeter.processCpuNanos();
                     m.hiddenStates(blocks, ActivationObserver.NONE);
-                    fwd = Math.max(fwd, tokens / ((System.nanoTime() - t0) / 1e9));
+                    double f = tokens / ((System.nanoTime() - t0) / 1e9);
+                    fwdCpu = Math.max(fwdCpu, tokens / ((ProductMeter.processCpuNanos() - c0) / 1e9));
+                    ProductMeter.Reading fr = ProductMeter.stop();
+                    if (f > fwd) { fwd = f; fwdProducts = fr; }
+                    peak.measure();
+                    ProductMeter.start();
                     t0 = System.nanoTime();
+                    c0 = ProductMeter.processCpuNanos();
                     Calibrator.compute(m, tb);
-                    cal = Math.max(cal, tokens / ((System.nanoTime() - t0) / 1e9));
+                    double c = tokens / ((System.nanoTime() - t0) / 1e9);
+                    calCpu = Math.max(calCpu, tokens / ((ProductMeter.processCpuNanos() - c0) / 1e9));
+                    ProductMeter.Reading cr = ProductMeter.stop();
+                    if (c > cal) { cal = c; calProducts = cr; }
                 }
+                peak.measure();
             }
             Runtime rt = Runtime.getRuntime();
             out.printf(Locale.ROOT, "model %s: %.1f MB of weights%n", modelDir, bytes / 1e6);
             out.printf(Locale.ROOT, "%d blocks x %d tokens, %d threads, best of %d%n", samples, seqLen, par.threads(), repeats);
-            out.printf(Locale.ROOT, "| pass | tokens/s |%n|---|---:|%n| forward | %.0f |%n| calibration (act_mean) | %.0f |%n", fwd, cal);
+            out.printf(Locale.ROOT, "| pass | tokens/s | tokens per CPU-second |%n|---|---:|---:|%n| forward | %.0f | %.0f |%n"
+                    + "| calibration (act_mean) | %.0f | %.0f |%n", fwd, fwdCpu, cal, calCpu);
             out.printf(Locale.ROOT, "calibration overhead: %.1f%%%n", 100 * (fwd / cal - 1));
+            out.printf(Locale.ROOT, "load average before %s, after %s (%d CPUs)%n", loadBefore, loadAverage(),
+                    Runtime.getRuntime().availableProcessors());
+            printProducts(out, peak, fwdProducts, calProducts);
             out.printf(Locale.ROOT, "max heap %.0f MB, peak RSS %.0f MB (mapped weight pages included)%n", rt.maxMemory() / 1e6,
                     ProcessStats.peakRssBytes() / 1e6);
             out.flush();
             return 0;
         } finally {
             par.shutdown();
+        }
+    }
+
+    /** The machine's FMA peak on the bench's threads, timed by wall clock and by process CPU time; best of the measurements. */
+    static final class Peak {
+        private final int threads;
+        double wall, cpu;        // GFLOP per wall second, per CPU second: the best run
+        final java.util.List<Double> walls = new java.util.ArrayList<>(), cpus = new java.util.ArrayList<>();
+        int runs;
+
+        Peak(int threads) { this.threads = threads; }
+
+        void measure() {
+            if (!NativeMatMul.available()) return;
+            long iters = 1 << 20;
+            while (true) {
+                long c0 = ProductMeter.processCpuNanos(), t0 = System.nanoTime();
+                long flops = NativeMatMul.fmaPeak(iters, threads);
+                long ns = System.nanoTime() - t0, cns = ProductMeter.processCpuNanos() - c0;
+                // the JVM's process CPU clock ticks in 10 ms steps: half a CPU-second keeps that under 2%
+                if ((ns >= 200_000_000L && (c0 < 0 || cns >= 500_000_000L)) || iters >= 1L << 40) {
+                    walls.add(flops / (double) ns);
+                    wall = Math.max(wall, flops / (double) ns);
+                    if (c0 >= 0 && cns > 0) {
+                        cpus.add(flops / (double) cns);
+                        cpu = Math.max(cpu, flops / (double) cns);
+                    }
+                    runs++;
+                    return;
+                }
+                iters *= 2;
+            }
+        }
+    }
+
+    private static void printProducts(PrintWriter out, Peak peak, ProductMeter.Reading fwd, ProductMeter.Reading cal) {
+        if (peak.runs == 0) {
+            out.println("products: the native library is not built, so no FMA peak is measured");
+            return;
+        }
+        out.printf(Locale.ROOT, "FMA peak (native loop, %d threads, best of %d): %.1f GFLOP/s wall, %.1f GFLOP per CPU-second"
+                + " (medians %.1f and %.1f); the ratios below are against the best%n",
+                peak.threads, peak.runs, peak.wall, peak.cpu, median(peak.walls), median(peak.cpus));
+        out.printf(Locale.ROOT, "| products of | GFLOP | GFLOP/s wall | of peak | GFLOP per CPU-s | of peak |%n|---|---:|---:|---:|---:|---:|%n");
+        for (var e : new Object[][] {{"forward", fwd}, {"calibration", cal}}) {
+            ProductMeter.Reading r = (ProductMeter.Reading) e[1];
+            row(out, e[0] + ": all", r.total(), peak);
+            row(out, e[0] + ": linear layers", r.linear(), peak);
+            if (r.attention().flops() > 0) row(out, e[0] + ": attention (with its softmax)", r.attention(), peak);
+        }
+    }
+
+    private static void row(PrintWriter out, String what, ProductMeter.Part p, Peak peak) {
+        out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |%n", what, p.flops() / 1e9, p.gflopsPerSecond(),
+                100 * p.gflopsPerSecond() / peak.wall, p.gflopsPerCpuSecond(), peak.cpu > 0 ? 100 * p.gflopsPerCpuSecond() / peak.cpu : 0);
+    }
+
+    private static double median(java.util.List<Double> xs) {
+        if (xs.isEmpty()) return 0;
+        double[] a = xs.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        return a.length % 2 == 1 ? a[a.length / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
+    }
+
+    /** /proc/loadavg's 1-minute figure, or "?" off Linux. */
+    private static String loadAverage() {
+        try {
+            return java.nio.file.Files.readString(Path.of("/proc/loadavg")).split(" ")[0];
+        } catch (java.io.IOException | RuntimeException e) {
+            return "?";
         }
     }
 }

@@ -1,6 +1,6 @@
 package dev.mergeforge.cli;
 
-import dev.mergeforge.backend.Backends;
+import dev.mergeforge.backends.Backends;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.bench.CopyBandwidth;
 import dev.mergeforge.bench.IoFloor;

@@ -43,6 +43,10 @@ final class MergeCommand implements Callable<Integer> {
             description = "Memory the merge may use (e.g. 1GB, 800MB); chunk sizes follow from it. Default: a quarter of RAM, at most 2 GiB.")
     String maxMemory;
 
+    @Option(names = "--device-memory", paramLabel = "SIZE",
+            description = "GPU memory the cuda backend's chunked methods may use (e.g. 20GB); chunks stay on the GPU between passes while they fit. Default: 3/4 of the GPU's free memory.")
+    String deviceMemory;
+
     @Option(names = "--allow-nonfinite", description = "Merge even if an input holds NaN or Inf.")
     boolean allowNonFinite;
 
@@ -60,7 +64,7 @@ final class MergeCommand implements Callable<Integer> {
         MergeRequest req;
         try {
             req = new MergeRequest(config, null, output, seed, Sizes.parse("--out-shard-size", shardSize), outputOptions.overwrite,
-                    allowNonFinite, allowCrimes, backendOptions.choice(),
+                    allowNonFinite, allowCrimes, backendOptions.choice().withDeviceMemory(deviceMemory == null ? 0 : Sizes.parse("--device-memory", deviceMemory)),
                     maxMemory == null ? 0 : Sizes.parse("--max-memory", maxMemory));
         } catch (MergeforgeException e) {
             ev.error(e.getMessage(), e.exitCode());

@@ -35,14 +35,7 @@ public final class Evaluator {
     /** The same with the logits from {@code fwd} (the model itself, or a GPU pass over it). */
     public static TextLoss textLoss(LlamaModel model, ForwardPass fwd, TextTokenizer tok, List<String> docs, int maxTokens) {
         if (maxTokens < 2) throw new ConfigException("eval max tokens must be >= 2, got " + maxTokens);
-        int bos = model.bosTokenId();
-        List<int[]> seqs = new ArrayList<>();
-        for (String d : docs) {
-            int[] ids = tok.encode(d);
-            int[] s = withBos(bos, ids, Math.min(ids.length, bos >= 0 ? maxTokens - 1 : maxTokens));
-            if (s.length >= 2) seqs.add(s);
-        }
-        if (seqs.isEmpty()) throw new ConfigException("no document has two tokens to score");
+        List<int[]> seqs = textSequences(model.bosTokenId(), tok, docs, maxTokens);
         double sum = 0;
         long n = 0;
         for (int b0 = 0; b0 < seqs.size(); b0 += BATCH) {
@@ -57,6 +50,30 @@ public final class Evaluator {
             }
         }
         return new TextLoss(sum / n, n, seqs.size());
+    }
+
+    /** The sequences {@link #textLoss} scores: BOS + each document's first maxTokens−1 tokens, documents of fewer than two left out. */
+    static List<int[]> textSequences(int bos, TextTokenizer tok, List<String> docs, int maxTokens) {
+        List<int[]> seqs = new ArrayList<>();
+        for (String d : docs) {
+            int[] ids = tok.encode(d);
+            int[] s = withBos(bos, ids, Math.min(ids.length, bos >= 0 ? maxTokens - 1 : maxTokens));
+            if (s.length >= 2) seqs.add(s);
+        }
+        if (seqs.isEmpty()) throw new ConfigException("no document has two tokens to score");
+        return seqs;
+    }
+
+    /** A task row as {@link #taskScore} runs it teacher-forced: BOS + prompt + answer + EOS, and where the answer starts. */
+    record TaskSequence(int[] ids, int promptLength) {}
+
+    static TaskSequence taskSequence(int bos, int eos, TextTokenizer tok, PromptAnswer row) {
+        int[] p = withBos(bos, tok.encode(row.prompt()), -1);
+        int[] a = tok.encode(row.answer());
+        int[] s = Arrays.copyOf(p, p.length + a.length + 1);
+        System.arraycopy(a, 0, s, p.length, a.length);
+        s[s.length - 1] = eos;
+        return new TaskSequence(s, p.length);
     }
 
     /**
@@ -82,13 +99,9 @@ public final class Evaluator {
             int[][] seqs = new int[r1 - r0][];
             int[] promptLen = new int[r1 - r0];
             for (int r = r0; r < r1; r++) {
-                int[] p = withBos(bos, tok.encode(rows.get(r).prompt()), -1);
-                int[] a = tok.encode(rows.get(r).answer());
-                int[] s = Arrays.copyOf(p, p.length + a.length + 1);
-                System.arraycopy(a, 0, s, p.length, a.length);
-                s[s.length - 1] = eos;
-                seqs[r - r0] = s;
-                promptLen[r - r0] = p.length;
+                TaskSequence ts = taskSequence(bos, eos, tok, rows.get(r));
+                seqs[r - r0] = ts.ids();
+                promptLen[r - r0] = ts.promptLength();
             }
             float[][] logits = fwd.logits(seqs);
             for (int b = 0; b < seqs.length; b++) {
@@ -200,9 +213,12 @@ public final class Evaluator {
         return Math.log(sum) + max - logits[o + target];
     }
 
-    static int argmax(float[] v) {
+    static int argmax(float[] v) { return argmax(v, 0, v.length); }
+
+    /** The index in [0, n) of the largest of v[off..off+n), the first of equal ones. */
+    static int argmax(float[] v, int off, int n) {
         int best = 0;
-        for (int i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+        for (int i = 1; i < n; i++) if (v[off + i] > v[off + best]) best = i;
         return best;
     }
 }

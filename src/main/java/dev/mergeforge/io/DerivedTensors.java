@@ -2,6 +2,7 @@ package dev.mergeforge.io;
 
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
+import dev.mergeforge.tensor.TensorView;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;

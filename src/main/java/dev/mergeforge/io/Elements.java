@@ -2,6 +2,7 @@ package dev.mergeforge.io;
 
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Floats;
+import dev.mergeforge.tensor.TensorView;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

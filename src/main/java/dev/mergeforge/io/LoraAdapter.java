@@ -3,6 +3,7 @@ package dev.mergeforge.io;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.tensor.Shape;
+import dev.mergeforge.tensor.TensorView;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;

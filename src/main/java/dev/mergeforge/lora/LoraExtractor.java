@@ -10,11 +10,10 @@ import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.io.Elements;
 import dev.mergeforge.io.SafetensorsWriter;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.linalg.TruncatedSvd;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
-import dev.mergeforge.tokenizer.TokenizerPlan;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -92,7 +91,7 @@ public final class LoraExtractor {
                 String biasName = module + ".bias";
                 TensorView bias = ft.contains(biasName) ? ft.tensor(biasName) : null;
                 if (bias != null) biasesDone.add(biasName);
-                boolean embedding = TokenizerPlan.isVocabTensor(name) || roles.isEmbedding(name);
+                boolean embedding = roles.isVocab(name) || roles.isEmbedding(name);
                 boolean conv1d = roles.storedInOut(name);
                 boolean vocabDiffers = embedding && base.contains(name) && !base.tensor(name).shape().equals(w.shape());
                 if ((!o.embedLora() || vocabDiffers) && embedding && !matches(o.exclude(), module) && !toSave.contains(key)) {
@@ -106,7 +105,7 @@ public final class LoraExtractor {
                     continue;
                 } else if (w.shape().rank() == 2 && !(conv1d && !embedding)) {
                     requireSame(base, ft, name, w);
-                    boolean transpose = embedding && !name.startsWith("lm_head") && !name.contains("embed_out");
+                    boolean transpose = embedding && !roles.isHead(name);
                     int r = decompose(ch, at, parts, base.tensor(name), w, transpose, module, o);
                     ranks.put(module, r);
                     if (bias != null) {

@@ -115,6 +115,11 @@ final class Attention {
         int window = c.variant().slidingAt(layer) ? c.slidingWindow() : 0;
         float scale = (float) c.variant().attnScale();
         float cap = (float) c.variant().attnSoftcap();
+        // blocks of many tokens: the same attention with its two products on the native GEMM
+        if (AttentionProducts.use(tokens)) {
+            AttentionProducts.attend(par, c, window, scale, cap, q, tokens, pos0, kc, vc, out);
+            return;
+        }
         Parallel.Body body = (lo, hi) -> {
             float[] score = new float[pos0 + tokens];
             for (int head = (int) lo; head < hi; head++) {

@@ -7,8 +7,9 @@ import dev.mergeforge.backend.Parallel;
 /**
  * The feed-forward block in the variants the descriptors name: gated (separate or fused
  * [gate; up]), plain (GPT-2, GPT-NeoX) or a routed mixture of gated experts (Mixtral, Qwen3-MoE;
- * Shazeer et al. 2017, arXiv 1701.06538). An expert sees, and reports to the observer, only the
- * tokens the router sent to it; an expert no token reached is reported with zero tokens.
+ * Shazeer et al. 2017, arXiv 1701.06538), with Qwen2-MoE's shared expert where the layer has one.
+ * An expert sees, and reports to the observer, only the tokens the router sent to it; an expert no
+ * token reached is reported with zero tokens. The shared expert sees every token.
  */
 final class FeedForward {
     private final ModelConfig c;
@@ -27,7 +28,8 @@ final class FeedForward {
         final float[] gate, up, rows, routed;
 
         Scratch(ModelConfig c, int maxTokens) {
-            int f = c.parts().mlp() == Components.Mlp.MOE ? c.variant().expertIntermediate() : c.intermediateSize();
+            int f = c.parts().mlp() == Components.Mlp.MOE ? Math.max(c.variant().expertIntermediate(), c.variant().sharedIntermediate())
+                    : c.intermediateSize();
             boolean fused = c.parts().mlp() == Components.Mlp.FUSED_GATED;
             gate = new float[maxTokens * f * (fused ? 2 : 1)];
             up = new float[maxTokens * f];
@@ -128,6 +130,29 @@ final class FeedForward {
                 int o = who[r] * hd;
                 for (int j = 0; j < hd; j++) out[o + j] += s.routed[r * hd + j] * wt[r];
             }
+        }
+        if (w.has(Role.SHARED_GATE)) shared(w, x, tokens, s, out, obs);
+    }
+
+    /**
+     * Qwen2-MoE's shared expert, added after the routed sum: out[t] += sigmoid(g·x[t]) · mlp_s(x[t]),
+     * g the one-row shared_expert_gate, mlp_s a gated MLP of width shared_expert_intermediate_size.
+     */
+    private void shared(LayerTensors w, float[] x, int tokens, Scratch s, float[] out, ActivationObserver obs) {
+        int hd = c.hiddenSize(), fs = c.variant().sharedIntermediate();
+        obs.accept(w.name(Role.SHARED_GATE), x, 0, tokens, hd);
+        obs.accept(w.name(Role.SHARED_UP), x, 0, tokens, hd);
+        obs.accept(w.name(Role.SHARED_EXPERT_GATE), x, 0, tokens, hd);
+        MatMul.linear(par, x, 0, tokens, hd, w.w(Role.SHARED_GATE), fs, w.b(Role.SHARED_GATE), s.gate, 0);
+        MatMul.linear(par, x, 0, tokens, hd, w.w(Role.SHARED_UP), fs, w.b(Role.SHARED_UP), s.up, 0);
+        gated(s.gate, s.up, tokens * fs);
+        obs.accept(w.name(Role.SHARED_DOWN), s.gate, 0, tokens, fs);
+        MatMul.linear(par, s.gate, 0, tokens, fs, w.w(Role.SHARED_DOWN), hd, w.b(Role.SHARED_DOWN), s.routed, 0);
+        float[] g = new float[tokens];
+        MatMul.linear(par, x, 0, tokens, hd, w.w(Role.SHARED_EXPERT_GATE), 1, w.b(Role.SHARED_EXPERT_GATE), g, 0);
+        for (int t = 0; t < tokens; t++) {
+            float sig = (float) (1.0 / (1.0 + Math.exp(-g[t])));
+            for (int j = 0; j < hd; j++) out[t * hd + j] += sig * s.routed[t * hd + j];
         }
     }
 

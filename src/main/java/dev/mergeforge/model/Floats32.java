@@ -1,7 +1,7 @@
 package dev.mergeforge.model;
 
 import dev.mergeforge.errors.CheckpointException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.Floats;
 
 import java.lang.foreign.MemorySegment;

@@ -2,7 +2,7 @@ package dev.mergeforge.model;
 
 /**
  * Where a model's decoder runs over whole sequences: the CPU ({@link LlamaModel} itself) or a GPU
- * ({@code dev.mergeforge.backend.cuda.CudaForward}). Both compute the same float32 forward pass
+ * ({@code dev.mergeforge.model.cuda.CudaForward}). Both compute the same float32 forward pass
  * (to rounding) and report the same module inputs to an {@link ActivationObserver}.
  */
 public interface ForwardPass {

@@ -4,7 +4,7 @@ import dev.mergeforge.arch.Architecture;
 import dev.mergeforge.arch.Components;
 import dev.mergeforge.arch.Role;
 import dev.mergeforge.arch.WeightSpec;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.util.EnumMap;
 import java.util.Map;
@@ -81,6 +81,7 @@ final class LayerTensors {
     /** The [out, in] (or [width]) shape config.json implies for a role. */
     static long[] dims(ModelConfig c, Role r) {
         long h = c.hiddenSize(), q = c.qDim(), kv = c.kvDim(), f = c.intermediateSize(), fe = c.variant().expertIntermediate();
+        long fs = c.variant().sharedIntermediate();
         boolean perHead = c.parts().qkNorm() == Components.QkNorm.PER_HEAD;
         return switch (r) {
             case ATTN_NORM, ATTN_OUT_NORM, MLP_NORM, MLP_OUT_NORM, FINAL_NORM -> new long[] {h};
@@ -96,6 +97,9 @@ final class LayerTensors {
             case ROUTER -> new long[] {c.variant().experts(), h};
             case EXPERT_GATE, EXPERT_UP -> new long[] {fe, h};
             case EXPERT_DOWN -> new long[] {h, fe};
+            case SHARED_GATE, SHARED_UP -> new long[] {fs, h};
+            case SHARED_DOWN -> new long[] {h, fs};
+            case SHARED_EXPERT_GATE -> new long[] {1, h};
             case EMBEDDING, POSITION_EMBEDDING, HEAD -> throw new IllegalArgumentException(r + " is not a layer weight");
         };
     }

@@ -8,13 +8,15 @@ import dev.mergeforge.arch.Role;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.FutureTask;
 
 /**
  * A decoder of any family with a forward pass here (see {@link dev.mergeforge.arch.Architectures}:
@@ -25,13 +27,16 @@ import java.util.Map;
  *
  * <p>Memory: tensors stay in the memory-mapped safetensors files; a decoder layer is converted to
  * float32 only while it runs. {@link #hiddenStates} carries all sequences through one layer before
- * the next is loaded, so a model larger than RAM can be calibrated. With {@code keepLayers}
+ * the next is used, so a model larger than RAM can be calibrated; when the heap allows six layers'
+ * worth, the next layer converts on a loader thread meanwhile (two layers held). With {@code keepLayers}
  * converted layers (and lm_head) stay resident instead, which decoding needs to be fast.
  *
  * <p>Lifetime: owns the mapped files; close it when done.
  */
 public final class LlamaModel implements ForwardPass, AutoCloseable {
     private static final long LM_HEAD_CHUNK_FLOATS = 8L << 20;
+    /** Layers' worth of float32 the heap must allow before the next layer is loaded ahead. */
+    private static final long AHEAD_HEAP_LAYERS = 6;
 
     private final WeightSource weights;
     private final ModelConfig config;
@@ -61,8 +66,7 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         String pos = arch.globalName(Role.POSITION_EMBEDDING);
         this.positions = config.parts().positions() == Components.Positions.LEARNED ? weights.tensor(pos) : null;
         if (positions != null) Floats32.checkShape(positions, config.variant().maxPositions(), config.hiddenSize());
-        // Gemma scales embeddings by √hidden, rounded to float32 as transformers does
-        this.embedScale = config.parts().scaleEmbedding() ? (float) Math.sqrt(config.hiddenSize()) : 1f;
+        this.embedScale = embedScale(config);
         String head = arch.globalName(Role.HEAD);
         if (weights.contains(head)) {
             lmHead = weights.tensor(head);
@@ -78,6 +82,11 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         String normBias = norm.substring(0, norm.length() - ".weight".length()) + ".bias";
         this.finalNormBias = weights.contains(normBias) ? Floats32.read(weights.tensor(normBias), config.hiddenSize()) : null;
         this.bos = tokenizerHasBos ? config.bosTokenId() : -1;
+    }
+
+    /** Gemma scales embeddings by √hidden, rounded to float32 as transformers does; other families by 1. */
+    static float embedScale(ModelConfig config) {
+        return config.parts().scaleEmbedding() ? (float) Math.sqrt(config.hiddenSize()) : 1f;
     }
 
     /** Opens a model directory (config.json + model.safetensors or a sharded index). */
@@ -110,7 +119,7 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
      */
     public int bosTokenId() { return bos; }
 
-    private static boolean tokenizerHasBos(Path dir) {
+    static boolean tokenizerHasBos(Path dir) {
         Path tc = dir.resolve("tokenizer_config.json");
         if (!Files.isRegularFile(tc)) return true;
         try {
@@ -158,14 +167,18 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
     public float[] embed(int[] ids, int from, int n) { return embed(ids, from, n, 0); }
 
     /** h[t] = embed[ids[t]]·scale (+ positions[pos0 + t] for learned positions), token t at position pos0 + t. */
-    float[] embed(int[] ids, int from, int n, int pos0) {
+    float[] embed(int[] ids, int from, int n, int pos0) { return embed(config, name(), embed, positions, embedScale, ids, from, n, pos0); }
+
+    /** {@link #embed(int[], int, int, int)} from the given views (also the layer-by-layer pass's, {@link StagedForward}). */
+    static float[] embed(ModelConfig config, String name, TensorView embed, TensorView positions, float embedScale, int[] ids, int from, int n,
+                         int pos0) {
         int hd = config.hiddenSize();
         float[] h = new float[n * hd];
         float[] p = positions == null ? null : new float[hd];
         for (int t = 0; t < n; t++) {
             int id = ids[from + t];
             if (id < 0 || id >= config.vocabSize()) {
-                throw new ConfigException(name() + ": token id " + id + " is outside the vocabulary [0, " + config.vocabSize()
+                throw new ConfigException(name + ": token id " + id + " is outside the vocabulary [0, " + config.vocabSize()
                         + "); the data was tokenized for another model");
             }
             Floats32.copy(embed, (long) id * hd, h, t * hd, hd);
@@ -173,7 +186,7 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
             if (p != null) {
                 int at = pos0 + t;
                 if (at >= config.variant().maxPositions()) {
-                    throw new ConfigException(name() + ": position " + at + " is beyond the " + config.variant().maxPositions()
+                    throw new ConfigException(name + ": position " + at + " is beyond the " + config.variant().maxPositions()
                             + " learned positions; use sequences of at most that many tokens");
                 }
                 Floats32.copy(positions, (long) at * hd, p, 0, hd);
@@ -219,11 +232,31 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         for (int b = 0; b < sequences.length; b++) h[b] = embed(sequences[b], 0, sequences[b].length);
         DecoderLayer.Scratch s = new DecoderLayer.Scratch(config, maxLen);
         float[] kc = new float[maxLen * kvd], vc = new float[maxLen * kvd];
-        for (int i = 0; i < config.layers(); i++) {
-            LayerTensors w = layerTensors(i);
-            for (int b = 0; b < sequences.length; b++) {
-                layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
-                if (after != null) after.accept(i, b, h[b]);
+        LayerTensors w = layerTensors(0);
+        // layer i + 1 pages in and converts on a loader thread while layer i computes, when the heap
+        // holds AHEAD_HEAP_LAYERS layers (two live, the last one's garbage, headroom); else one at a time
+        boolean ahead = Runtime.getRuntime().maxMemory() >= AHEAD_HEAP_LAYERS * w.bytes();
+        FutureTask<LayerTensors> next = null;
+        try {
+            for (int i = 0; i < config.layers(); i++) {
+                if (i > 0) w = next != null ? join(next) : layerTensors(i);
+                next = ahead && i + 1 < config.layers() ? loadInBackground(i + 1) : null;
+                for (int b = 0; b < sequences.length; b++) {
+                    layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
+                    if (after != null) after.accept(i, b, h[b]);
+                }
+            }
+        } finally {
+            // never leave a loader reading the mapped files after an error (close() unmaps them)
+            if (next != null) {
+                next.cancel(false);
+                try {
+                    next.get();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                } catch (ExecutionException | java.util.concurrent.CancellationException ignored) {
+                    // the error that matters is the one already propagating
+                }
             }
         }
         for (int b = 0; b < sequences.length; b++) {
@@ -233,6 +266,27 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
             h[b] = out;
         }
         return h;
+    }
+
+    /** Starts converting layer {@code i} on a daemon thread of its own (a layer takes milliseconds to seconds). */
+    private FutureTask<LayerTensors> loadInBackground(int i) {
+        FutureTask<LayerTensors> task = new FutureTask<>(() -> layerTensors(i));
+        Thread.ofPlatform().daemon().name("mergeforge-layer-" + i).start(task);
+        return task;
+    }
+
+    /** The loaded layer, or the loader's error as thrown (a CheckpointException naming the tensor stays one). */
+    private static LayerTensors join(FutureTask<LayerTensors> task) {
+        try {
+            return task.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while loading a layer", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) throw r;
+            if (e.getCause() instanceof Error err) throw err;
+            throw new IllegalStateException(e.getCause());
+        }
     }
 
     /** out = final_norm(h) for n rows, reporting the norm's and the head's inputs. */
@@ -246,17 +300,26 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
 
     /** logits [tokens, vocab] = normed·lm_headᵀ, lm_head converted a slab of rows at a time. */
     public float[] logits(float[] normed, int tokens) {
+        if (lmHeadResident == null && keepLayers && headSlabRows(config) == config.vocabSize()) {
+            lmHeadResident = Floats32.read(lmHead, config.vocabSize(), config.hiddenSize());
+        }
+        return logits(par, config, lmHead, lmHeadResident, normed, tokens);
+    }
+
+    /** Rows of lm_head converted at a time: all of them when the whole head is at most one slab. */
+    static int headSlabRows(ModelConfig config) {
+        return (int) Math.max(1, Math.min(config.vocabSize(), LM_HEAD_CHUNK_FLOATS / config.hiddenSize()));
+    }
+
+    /** logits = normed·lm_headᵀ from {@code resident} (lm_head in float32) when given, else a slab of rows at a time. */
+    static float[] logits(Parallel par, ModelConfig config, TensorView lmHead, float[] resident, float[] normed, int tokens) {
         int hd = config.hiddenSize(), vocab = config.vocabSize();
         float[] out = new float[tokens * vocab];
-        if (lmHeadResident != null) {
-            MatMul.linear(par, normed, 0, tokens, hd, lmHeadResident, 0, vocab, null, out, 0, vocab);
-            return softcap(out);
+        if (resident != null) {
+            MatMul.linear(par, normed, 0, tokens, hd, resident, 0, vocab, null, out, 0, vocab);
+            return softcap(config, out);
         }
-        int rows = (int) Math.max(1, Math.min(vocab, LM_HEAD_CHUNK_FLOATS / hd));
-        if (keepLayers && rows == vocab) {
-            lmHeadResident = Floats32.read(lmHead, vocab, hd);
-            return logits(normed, tokens);
-        }
+        int rows = headSlabRows(config);
         float[] slab = new float[rows * hd];
         for (int r0 = 0; r0 < vocab; r0 += rows) {
             int n = Math.min(rows, vocab - r0);
@@ -264,11 +327,11 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
             // out[:, r0 + o] = normed · slab[o]
             MatMul.linear(par, normed, 0, tokens, hd, slab, 0, n, null, out, r0, vocab);
         }
-        return softcap(out);
+        return softcap(config, out);
     }
 
     /** logits = cap·tanh(logits/cap) where the family caps them (Gemma 2's final_logit_softcapping). */
-    private float[] softcap(float[] logits) {
+    private static float[] softcap(ModelConfig config, float[] logits) {
         float cap = (float) config.variant().finalSoftcap();
         if (cap > 0) for (int i = 0; i < logits.length; i++) logits[i] = (float) Math.tanh(logits[i] / cap) * cap;
         return logits;

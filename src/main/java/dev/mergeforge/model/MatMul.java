@@ -32,7 +32,18 @@ final class MatMul {
      */
     static void linear(Parallel par, float[] x, int xOff, int tokens, int in, float[] w, int wRow0, int rows, float[] b,
                        float[] y, int yOff, int yStride) {
-        // large products (calibration blocks) on the native AVX2+FMA kernel when it is built
+        if (!ProductMeter.on()) {
+            dispatch(par, x, xOff, tokens, in, w, wRow0, rows, b, y, yOff, yStride);
+            return;
+        }
+        long t0 = System.nanoTime(), c0 = ProductMeter.cpuNow();
+        dispatch(par, x, xOff, tokens, in, w, wRow0, rows, b, y, yOff, yStride);
+        ProductMeter.add(ProductMeter.Kind.LINEAR, 2L * tokens * in * rows, System.nanoTime() - t0, ProductMeter.cpuNow() - c0);
+    }
+
+    private static void dispatch(Parallel par, float[] x, int xOff, int tokens, int in, float[] w, int wRow0, int rows, float[] b,
+                                 float[] y, int yOff, int yStride) {
+        // large products (calibration blocks) on the native GEMM when it is built
         if (tokens >= NATIVE_MIN_TOKENS && NativeMatMul.available()) {
             NativeMatMul.linear(x, xOff, tokens, in, w, wRow0, rows, b, y, yOff, yStride, par.threads());
             return;

@@ -2,7 +2,7 @@ package dev.mergeforge.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.mergeforge.errors.CheckpointException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.util.Map;
 

@@ -35,11 +35,12 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
      * @param rotaryDims     the leading dims of each head that rotate (partial rotary), even
      * @param experts        experts per MoE layer (0 for dense), topK of them per token
      * @param renormalise    whether the top-k routing weights are rescaled to sum 1
+     * @param sharedIntermediate the shared expert's width (Qwen2-MoE), 0 when the layers have none
      * @param maxPositions   learned position table rows (0 when positions rotate)
      */
     public record Variant(Activation activation, double attnScale, double attnSoftcap, double finalSoftcap, boolean[] sliding,
                           double localRopeTheta, int rotaryDims, boolean parallelResidual, int experts, int topK,
-                          int expertIntermediate, boolean renormalise, int maxPositions) {
+                          int expertIntermediate, boolean renormalise, int maxPositions, int sharedIntermediate) {
         public Variant {
             sliding = sliding.clone();
             if (rotaryDims < 0 || rotaryDims % 2 != 0) throw new IllegalArgumentException("rotary dims must be even and >= 0, got " + rotaryDims);
@@ -60,7 +61,7 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
         @Override public String toString() {
             return "Variant[" + activation + ", " + attnScale + ", " + attnSoftcap + ", " + finalSoftcap + ", " + Arrays.toString(sliding)
                     + ", " + localRopeTheta + ", " + rotaryDims + ", " + parallelResidual + ", " + experts + ", " + topK + ", "
-                    + expertIntermediate + ", " + renormalise + ", " + maxPositions + "]";
+                    + expertIntermediate + ", " + renormalise + ", " + maxPositions + ", " + sharedIntermediate + "]";
         }
     }
 
@@ -71,7 +72,7 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
         this(modelType, hiddenSize, intermediateSize, layers, heads, kvHeads, headDim, vocabSize, rmsNormEps, ropeTheta, ropeScaling,
                 tieWordEmbeddings, slidingWindow, bosTokenId, eosTokenId, llamaFamily(modelType),
                 new Variant(Activation.SILU, 1.0 / Math.sqrt(headDim), 0, 0, filled(Math.max(0, layers), slidingWindow > 0), ropeTheta,
-                        headDim, false, 0, 0, 0, false, 0));
+                        headDim, false, 0, 0, 0, false, 0, 0));
     }
 
     private static Architecture llamaFamily(String modelType) {
@@ -125,10 +126,11 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
     /** in_features of the linear with this role. */
     public int inputWidth(dev.mergeforge.arch.Role r) {
         return switch (r) {
-            case Q, K, V, QKV, GATE, UP, GATE_UP, ROUTER, EXPERT_GATE, EXPERT_UP, HEAD -> hiddenSize;
+            case Q, K, V, QKV, GATE, UP, GATE_UP, ROUTER, EXPERT_GATE, EXPERT_UP, SHARED_GATE, SHARED_UP, SHARED_EXPERT_GATE, HEAD -> hiddenSize;
             case O -> qDim();
             case DOWN -> intermediateSize;
             case EXPERT_DOWN -> variant.expertIntermediate();
+            case SHARED_DOWN -> variant.sharedIntermediate();
             case EMBEDDING, POSITION_EMBEDDING, FINAL_NORM, ATTN_NORM, ATTN_OUT_NORM, MLP_NORM, MLP_OUT_NORM, Q_NORM, K_NORM ->
                     throw new IllegalArgumentException(r + " is not a linear");
         };
@@ -162,9 +164,16 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
         int experts = moe ? (c.hasNonNull("num_local_experts") ? integer(c, "num_local_experts", where) : integer(c, "num_experts", where)) : 0;
         int topK = moe ? integer(c, "num_experts_per_tok", where) : 0;
         int expertInter = moe ? (c.hasNonNull("moe_intermediate_size") ? integer(c, "moe_intermediate_size", where) : inter) : 0;
-        if (moe && (c.path("mlp_only_layers").size() > 0 || c.path("decoder_sparse_step").asInt(1) != 1 || c.path("shared_expert_intermediate_size").asInt(0) > 0)) {
-            throw new ConfigException(where + ": dense layers between MoE layers (mlp_only_layers, decoder_sparse_step) and shared experts are not supported");
+        if (moe && (c.path("mlp_only_layers").size() > 0 || c.path("decoder_sparse_step").asInt(1) != 1)) {
+            throw new ConfigException(where + ": dense layers between MoE layers (mlp_only_layers, decoder_sparse_step) are not supported; "
+                    + "run a model whose every layer is MoE");
         }
+        boolean shared = arch.layerSpec(dev.mergeforge.arch.Role.SHARED_GATE) != null;
+        if (!shared && c.path("shared_expert_intermediate_size").asInt(0) > 0) {
+            throw new ConfigException(where + ": shared_expert_intermediate_size: " + arch.family() + " has no shared expert here; "
+                    + "a model with one should be a qwen2_moe (Qwen2MoeForCausalLM)");
+        }
+        int sharedInter = shared ? integer(c, "shared_expert_intermediate_size", where) : 0;
         boolean renorm = switch (arch.forward().routing()) {
             case NONE -> false;
             case RENORMALISE -> true;
@@ -175,7 +184,7 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
         try {
             int rot = arch.forward().positions() == Components.Positions.ROPE ? (int) (headDim * rope.partial()) : 0;
             Variant v = new Variant(act, scale, c.path("attn_logit_softcapping").asDouble(0), c.path("final_logit_softcapping").asDouble(0),
-                    sliding, rope.local(), rot, parallel, experts, topK, expertInter, renorm, maxPos);
+                    sliding, rope.local(), rot, parallel, experts, topK, expertInter, renorm, maxPos, sharedInter);
             return new ModelConfig(type, hidden, inter, layers, heads, kv, headDim, integer(c, "vocab_size", where), eps, rope.theta(), rope.scaling(),
                     arch.tiedHead(c), window, firstId(c.get("bos_token_id")), firstId(c.get("eos_token_id")), arch, v);
         } catch (IllegalArgumentException e) {
@@ -212,7 +221,7 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
      * Which layers use the sliding window: layer_types where the config has it; else Qwen's
      * use_sliding_window (refused when true); else, when sliding_window is set, the layers the
      * descriptor's {@link ConfigKeys.Windows} names (every layer for Mistral, Mixtral, Phi-3; Gemma 2's
-     * even layers; Gemma 3's pattern).
+     * even layers; Gemma 3's pattern; none for Qwen without use_sliding_window).
      */
     private static boolean[] slidingLayers(JsonNode c, Architecture arch, int layers, String where) {
         boolean[] s = new boolean[Math.max(0, layers)];
@@ -232,16 +241,8 @@ public record ModelConfig(String modelType, int hiddenSize, int intermediateSize
             }
             return s;
         }
-        if (c.has("use_sliding_window") || !c.hasNonNull("sliding_window")) return s;
-        int pattern = c.path("sliding_window_pattern").asInt(c.path("_sliding_window_pattern").asInt(6));
-        for (int i = 0; i < layers; i++) {
-            s[i] = switch (arch.keys().windows()) {
-                case ALL -> true;
-                case EVEN -> i % 2 == 0;
-                case PATTERN -> (i + 1) % pattern != 0;
-            };
-        }
-        return s;
+        if (!c.hasNonNull("sliding_window")) return s;
+        return arch.keys().windows().implicit(c, layers);
     }
 
     private static boolean has(JsonNode c, List<String> keys) { return first(c, keys) != null; }

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.io.SafetensorsFile;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.io.IOException;
 import java.nio.file.Files;

@@ -1,7 +1,7 @@
 package dev.mergeforge.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 /**
  * Where a model's config and tensors come from. Package-private on purpose: a checkpoint folder

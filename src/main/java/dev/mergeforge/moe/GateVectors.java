@@ -16,21 +16,37 @@ import java.util.Random;
 final class GateVectors {
     private GateVectors() {}
 
-    /** rows[layer][expert·hidden + j]. */
+    /** rows[layer][expert·hidden + j] for the config's routed experts. */
     static float[][] compute(MoeConfig cfg, LlamaModel base, TextTokenizer tok, long seed) {
-        int layers = base.config().layers(), hd = base.config().hiddenSize(), experts = cfg.experts().size();
+        return compute(cfg.gateMode(), cfg.experts(), base, tok, new Random(seed));
+    }
+
+    /**
+     * Routers for the routed experts and, when the config has one, the shared expert's one-row gate
+     * (mergekit-moe computes both the same way from each list's prompts): [0] the routers, [1] the
+     * shared gates or null. Random rows of the shared gate are drawn after the routers' from the same seed.
+     */
+    static float[][][] computeAll(MoeConfig cfg, LlamaModel base, TextTokenizer tok, long seed) {
+        Random r = new Random(seed);
+        float[][] routers = compute(cfg.gateMode(), cfg.experts(), base, tok, r);
+        float[][] shared = cfg.sharedExperts().isEmpty() ? null : compute(cfg.gateMode(), cfg.sharedExperts(), base, tok, r);
+        return new float[][][] {routers, shared};
+    }
+
+    /** rows[layer][expert·hidden + j] for one list of experts; random rows come from {@code r}. */
+    static float[][] compute(String mode, List<MoeConfig.Expert> list, LlamaModel base, TextTokenizer tok, Random r) {
+        int layers = base.config().layers(), hd = base.config().hiddenSize(), experts = list.size();
         float[][] rows = new float[layers][experts * hd];
-        if (cfg.gateMode().equals("random")) {
+        if (mode.equals("random")) {
             // independent standard normal entries (mergekit draws torch.randn; our values come from the seed)
-            Random r = new Random(seed);
             for (float[] row : rows) for (int i = 0; i < row.length; i++) row[i] = (float) r.nextGaussian();
             return rows;
         }
         for (int e = 0; e < experts; e++) {
-            MoeConfig.Expert x = cfg.experts().get(e);
-            double[][] v = side(cfg.gateMode(), base, tok, x.positivePrompts());
+            MoeConfig.Expert x = list.get(e);
+            double[][] v = side(mode, base, tok, x.positivePrompts());
             if (!x.negativePrompts().isEmpty()) {
-                double[][] neg = side(cfg.gateMode(), base, tok, x.negativePrompts());
+                double[][] neg = side(mode, base, tok, x.negativePrompts());
                 // v = positive − negative
                 for (int l = 0; l < layers; l++) for (int j = 0; j < hd; j++) v[l][j] -= neg[l][j];
             }

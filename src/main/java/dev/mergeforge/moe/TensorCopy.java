@@ -1,7 +1,7 @@
 package dev.mergeforge.moe;
 
 import dev.mergeforge.errors.CheckpointException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Floats;
 

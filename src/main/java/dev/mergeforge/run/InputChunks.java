@@ -1,7 +1,7 @@
 package dev.mergeforge.run;
 
 import dev.mergeforge.io.Checkpoint;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.LargePages;
 import dev.mergeforge.tensor.Shape;
 

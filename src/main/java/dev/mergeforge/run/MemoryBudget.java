@@ -2,10 +2,12 @@ package dev.mergeforge.run;
 
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.StreamingWriter;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.CombinationMethod;
 import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.chunk.ChunkProgram;
 import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 
 import java.lang.management.ManagementFactory;
 import java.util.Locale;
@@ -75,7 +77,7 @@ public final class MemoryBudget {
      * the merge, a {@link ConfigException} naming the smallest that can; the default budget is raised to
      * it instead (the log says so).
      *
-     * @param streams whether the backend runs chunked methods in chunks (false: CUDA, every tensor whole)
+     * @param streams whether the backend runs chunked methods in chunks (every backend does since CUDA has chunk ops)
      * @param fuses   whether the backend fuses linear / task_arithmetic (false: the Java reference merges them whole)
      * @param aim     whether AIM relaxes tensors (they take the whole-tensor path)
      */
@@ -92,9 +94,9 @@ public final class MemoryBudget {
                 long b = 2L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
                 if (b > tiles) { tiles = b; tileName = t.name() + ", fused: staged input chunks"; }
             } else if (chunked(t, spec, streams, fuses, aim)) {
-                long pe = perElement(t);
+                long pe = perElement(t, spec);
                 if (pe > perElement) { perElement = pe; chunkName = t.name(); }
-                long min = pe * Math.max(MIN_CHUNK, t.shape().cols());
+                long min = pe * Math.max(MIN_CHUNK, row(t, spec));
                 minChunkBytes = Math.max(minChunkBytes, min);
             } else {
                 long b = (t.inputs().size() + 3L) * t.shape().numel() * 4L;
@@ -117,7 +119,7 @@ public final class MemoryBudget {
         long chunkBytes = 0;
         for (PlannedTensor t : plan.tensors()) {
             if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim)) continue;
-            long b = perElement(t) * Math.min(t.shape().numel(), Math.max(chunk, t.shape().cols()));
+            long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, row(t, spec)));
             if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
         }
         long peak = fixed + Math.max(tiles, chunkBytes);
@@ -134,9 +136,34 @@ public final class MemoryBudget {
                 && spec.factory().create(t.global()) instanceof ChunkedMethod;
     }
 
-    /** Bytes per element of a chunked tensor: a float32 chunk per input, base, scratch and output, the staged output and one input's mapped pages. */
-    private static long perElement(PlannedTensor t) {
-        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 2) + t.outDtype().byteSize() + maxInputBytes(t);
+    /**
+     * Bytes per element of a chunked tensor: a float32 chunk per input, base, scratch tile of its
+     * program (at least one) and output, the staged output and one input's mapped pages.
+     */
+    private static long perElement(PlannedTensor t, MethodSpec spec) {
+        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 1 + Math.max(1, scratchTiles(t, spec))) + t.outDtype().byteSize() + maxInputBytes(t);
+    }
+
+    /** The scratch chunks the tensor's program asks for. */
+    private static int scratchTiles(PlannedTensor t, MethodSpec spec) {
+        ChunkProgram p = program(t, spec);
+        return p == null ? 0 : p.scratch();
+    }
+
+    /** The fewest elements a chunk of the tensor holds: a row, or the program's alignment when larger (columns of a 3-D tensor). */
+    private static long row(PlannedTensor t, MethodSpec spec) {
+        ChunkProgram p = program(t, spec);
+        return Math.max(t.shape().cols(), p == null ? 1 : p.align());
+    }
+
+    /** The tensor's passes, or null where it cannot be planned (the merge reports why) or takes the tile path. */
+    private static ChunkProgram program(PlannedTensor t, MethodSpec spec) {
+        try {
+            return ((ChunkedMethod) spec.factory().create(t.global())).program(
+                    new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(), t.base() != null, 0, note -> { }));
+        } catch (ConfigException e) {
+            return null;
+        }
     }
 
     private static long maxInputBytes(PlannedTensor t) {

@@ -2,7 +2,7 @@ package dev.mergeforge.run;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.mergeforge.io.StreamingWriter;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

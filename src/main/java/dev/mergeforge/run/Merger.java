@@ -10,7 +10,7 @@ import dev.mergeforge.io.Madvise;
 import dev.mergeforge.io.OutputDir;
 import dev.mergeforge.io.SafetensorsWriter;
 import dev.mergeforge.io.ShardPlan;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.CombinationMethod;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
@@ -169,6 +169,24 @@ public final class Merger {
         } catch (RuntimeException | Error e) {
             m.close();
             throw e;
+        }
+    }
+
+    /**
+     * The merge of {@code tensors} (tensors of {@code plan}, in the caller's order; one may come
+     * twice) into {@code sink}: each the same bytes {@link #run} writes, by the same path. For the
+     * layer-by-layer eval of a candidate ({@link LayerFeed}), whose sink runs the forward pass as
+     * each stage completes.
+     */
+    static Result runInto(Planner.Plan plan, List<PlannedTensor> tensors, Planner.Inputs inputs, TensorSink sink, Options o) {
+        Planner.Plan staged = new Planner.Plan(plan.config(), tensors, plan.reference(), plan.outLayers());
+        long t0 = System.nanoTime();
+        o.events().start(plan.config().method().name(), tensors.size(), staged.inBytes(), staged.outBytes(), o.backend().name());
+        try {
+            return done(staged, null, t0, stream(staged, inputs, sink, o, t0), o);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CheckpointException("merge interrupted; the candidate's layers in memory were dropped");
         }
     }
 
@@ -553,7 +571,8 @@ public final class Merger {
                 // a chunked tensor maps its pages chunk by chunk in each pass instead
                 if (!chunked && (head == null || !fusedReads)) touch(v.data());
             }
-            if (!t.copyOnly()) be.prefetch(views);
+            // a chunked tensor's inputs go to a device chunk by chunk in its passes, never whole
+            if (!t.copyOnly() && !chunked) be.prefetch(views);
             return new Ahead(t, staging, fused, head, chunked);
         };
     }

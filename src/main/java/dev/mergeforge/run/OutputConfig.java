@@ -3,6 +3,9 @@ package dev.mergeforge.run;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.mergeforge.arch.Architecture;
+import dev.mergeforge.arch.Architectures;
+import dev.mergeforge.arch.TensorRoles;
 import dev.mergeforge.config.MergeConfig;
 import dev.mergeforge.config.Slice;
 import dev.mergeforge.errors.ConfigException;
@@ -16,8 +19,10 @@ import java.util.Map;
 /**
  * The output's config.json: the reference model's, with the output dtype under every key
  * transformers reads and, for {@code slices:} merges, the decoder stack rewritten to follow the
- * slices — the layer count and every per-layer list (see {@link LayerConfigKeys}), entry o taken
- * from the source layer output layer o came from. The one place that rewrites config.json;
+ * slices — the layer count (the key the family's descriptor names) and every per-layer list (the
+ * descriptor's {@code layerLists}, plus any other list one entry per layer long, and the generic keys of
+ * {@link LayerConfigKeys}), entry o taken from the source layer output layer o came from; a family whose
+ * sliding pattern is implicit ({@code ConfigKeys.Windows}) gets it written out first. The one place that rewrites config.json;
  * docs/io.md describes the result.
  */
 final class OutputConfig {
@@ -71,7 +76,9 @@ final class OutputConfig {
 
     /** Rewrites one config level whose decoder stack the slices rebuild; a level without a layer count is left alone. */
     private static void restack(ObjectNode c, List<Integer> src, String where) {
-        String countKey = LayerConfigKeys.countKey(c);
+        TensorRoles roles = Architectures.roles(c);
+        String countKey = null;
+        for (String k : roles.layerCountKeys()) if (c.has(k) && c.get(k).canConvertToInt()) { countKey = k; break; }
         if (countKey == null) return;
         int inLayers = c.get(countKey).asInt();
         for (int s : src) {
@@ -80,19 +87,21 @@ final class OutputConfig {
                         + "; fix the slices' layer_range");
             }
         }
-        if (!c.has("layer_types")) {
-            List<String> implicit = LayerConfigKeys.implicitLayerTypes(c, inLayers);
-            if (implicit != null) {
-                ArrayNode a = c.putArray("layer_types");
-                implicit.forEach(a::add);
-            }
+        Architecture arch = roles instanceof Architecture a ? a : null;
+        if (!c.has("layer_types") && arch != null && arch.keys().windows().dependsOnLayer(c)) {
+            // the family's implicit pattern made explicit, so each output layer keeps its source layer's attention
+            ArrayNode a = c.putArray("layer_types");
+            for (boolean sliding : arch.keys().windows().implicit(c, inLayers)) a.add(sliding ? LayerConfigKeys.SLIDING : LayerConfigKeys.FULL);
         }
         for (Iterator<Map.Entry<String, JsonNode>> it = c.fields(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
             String k = e.getKey();
             if (!(e.getValue() instanceof ArrayNode list) || LayerConfigKeys.NOT_PER_LAYER.contains(k)) continue;
             if (LayerConfigKeys.INDEX_LISTS.contains(k)) e.setValue(remapIndices(list, src));
-            else if (list.size() == inLayers) e.setValue(follow(list, src));
+            else if (arch != null && arch.layerLists().contains(k) && list.size() != inLayers) {
+                throw new ConfigException(where + ": " + k + " has " + list.size() + " entries for " + countKey + " " + inLayers
+                        + "; fix config.json so it has one entry per layer");
+            } else if (list.size() == inLayers) e.setValue(follow(list, src));
         }
         if (c.has(LayerConfigKeys.FIRST_DENSE)) moeLayout(c, src, where);
         c.put(countKey, src.size());

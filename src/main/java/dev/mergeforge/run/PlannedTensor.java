@@ -1,6 +1,6 @@
 package dev.mergeforge.run;
 
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.Params;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;

@@ -11,7 +11,7 @@ import dev.mergeforge.config.SliceSource;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.Checkpoint;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.Params;
 import dev.mergeforge.tensor.DType;
@@ -173,7 +173,7 @@ public final class Planner {
             List<TensorView> views = new ArrayList<>();
             List<Params> params = new ArrayList<>();
             Map<String, TensorView> permuted = null;
-            if (tok != null && TokenizerPlan.isVocabTensor(name)) {
+            if (tok != null && roles.isVocab(name)) {
                 // rows laid out in the merged vocabulary (docs/config.md, "Tokenizers and vocabularies")
                 Map<String, TensorView> srcs = new LinkedHashMap<>();
                 if (base != null) srcs.put(cfg.baseModel(), b);
@@ -287,7 +287,7 @@ public final class Planner {
         int baseIndex = -1;
         TensorView first = null;
         in.beginTensor();
-        TokenizerPlan tok = idx < 0 && TokenizerPlan.isVocabTensor(templateName) ? in.tokenizer(cfg) : null;
+        TokenizerPlan tok = idx < 0 && roles.isVocab(templateName) ? in.tokenizer(cfg) : null;
         Map<String, TensorView> permuted = null;
         if (tok != null) {
             // rows laid out in the merged vocabulary (docs/config.md, "Tokenizers and vocabularies")

@@ -7,7 +7,6 @@ import dev.mergeforge.api.Event;
 import dev.mergeforge.api.EventListener;
 import dev.mergeforge.api.Mergeforge;
 import dev.mergeforge.api.MergeforgeError;
-import dev.mergeforge.api.PlanResult;
 import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.run.JsonEvents;
@@ -27,7 +26,7 @@ import java.util.stream.Stream;
  * The server's job table and admission rule (docs/protocol.md). Each merge, calibrate or eval
  * request becomes a job on its own thread: it estimates its working memory (a merge: the dry run's
  * peak estimate; calibrate and eval: twice the model's safetensors bytes, its float32 weights;
- * merge_eval: the merge's estimate plus three times the merged model's bytes),
+ * merge_eval: the merge's estimate plus the candidate's, in memory or layer by layer: {@link Mergeforge#candidateBytes}),
  * waits in a first-in-first-out queue until it is at the head, fewer than {@code maxJobs} jobs run
  * and its estimate fits in what the running jobs leave of the budget, then runs through
  * {@link Mergeforge}. A job that alone exceeds the budget is refused. Plans run at once, cancel and
@@ -221,11 +220,8 @@ public final class Jobs {
             case Request.Merge m -> Mergeforge.plan(m.request(), EventListener.NONE).peakWorkingBytes();
             case Request.Calibrate c -> 2 * weightBytes(c.request().model());
             case Request.Eval e -> 2 * weightBytes(e.request().model());
-            case Request.MergeEval m -> {
-                // the merge's working memory plus the candidate in memory: its file and its weights widened to float32
-                PlanResult p = Mergeforge.plan(m.request(), EventListener.NONE);
-                yield p.peakWorkingBytes() + 3 * p.bytesOut();
-            }
+            // the merge's working memory plus the candidate in memory, or one layer of it at a time (the mode it runs in)
+            case Request.MergeEval m -> Mergeforge.candidateBytes(m.request());
             case Request.Plan p -> 0;
             case Request.Cancel c -> 0;
             case Request.Status s -> 0;

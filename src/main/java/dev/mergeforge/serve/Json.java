@@ -36,7 +36,7 @@ public final class Json {
         ObjectNode n = MAPPER.createObjectNode();
         n.set("eval", eval(r.eval()));
         return n.put("tensors", r.tensors()).put("merge_seconds", r.mergeSeconds()).put("eval_seconds", r.evalSeconds())
-                .put("peak_working_bytes", r.peakWorkingBytes());
+                .put("peak_working_bytes", r.peakWorkingBytes()).put("mode", r.mode().key()).put("peak_held_bytes", r.peakHeldBytes());
     }
 
     static ObjectNode calibrate(CalibrateResult r) {

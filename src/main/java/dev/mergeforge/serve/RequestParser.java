@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.api.BackendChoice;
 import dev.mergeforge.api.CalibrateRequest;
 import dev.mergeforge.api.EvalRequest;
+import dev.mergeforge.api.CandidateMode;
 import dev.mergeforge.api.MergeEvalRequest;
 import dev.mergeforge.api.MergeRequest;
 import dev.mergeforge.errors.ConfigException;
@@ -24,12 +25,12 @@ import java.util.TreeSet;
  */
 final class RequestParser {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final List<String> BACKEND_KEYS = List.of("backend", "device", "threads");
+    private static final List<String> BACKEND_KEYS = List.of("backend", "device", "threads", "device_memory");
     private static final List<String> MERGE_KEYS = List.of("config", "config_yaml", "output", "seed", "out_shard_size", "overwrite", "allow_nonfinite",
             "allow_crimes", "max_memory");
     private static final List<String> CALIBRATE_KEYS = List.of("model", "output", "stat", "data", "samples", "seq_len", "seed", "device", "threads", "cache");
     private static final List<String> MERGE_EVAL_KEYS = List.of("config", "config_yaml", "seed", "backend", "threads", "text", "tasks",
-            "max_tokens", "rows");
+            "max_tokens", "rows", "max_memory", "mode");
     private static final List<String> EVAL_KEYS = List.of("model", "text", "tasks", "max_tokens", "rows", "device", "threads");
 
     private RequestParser() {}
@@ -116,7 +117,7 @@ final class RequestParser {
 
     private static BackendChoice backend(JsonNode n, String id) {
         return new BackendChoice(n.has("backend") ? text(n, id, "backend", true) : "auto", n.has("device") ? text(n, id, "device", true) : "cpu",
-                int32(n, id, "threads", 0));
+                int32(n, id, "threads", 0), integer(n, id, "device_memory", 0));
     }
 
     private static CalibrateRequest calibrate(JsonNode n, String id) {
@@ -134,7 +135,15 @@ final class RequestParser {
         String text = text(n, id, "text", false);
         return new MergeEvalRequest(c.file(), c.yaml(), integer(n, id, "seed", 0),
                 new BackendChoice(n.has("backend") ? text(n, id, "backend", true) : "auto", "cpu", int32(n, id, "threads", 0)),
-                text == null ? null : Path.of(text), tasks(n, id), int32(n, id, "max_tokens", 128), int32(n, id, "rows", 100));
+                text == null ? null : Path.of(text), tasks(n, id), int32(n, id, "max_tokens", 128), int32(n, id, "rows", 100),
+                integer(n, id, "max_memory", 0), mode(n, id));
+    }
+
+    private static CandidateMode mode(JsonNode n, String id) {
+        String m = text(n, id, "mode", false);
+        if (m == null) return CandidateMode.AUTO;
+        for (CandidateMode c : CandidateMode.values()) if (c.key().equals(m)) return c;
+        throw new BadRequest(id, "\"mode\" " + m + " is not a candidate mode; use auto, memory or layers");
     }
 
     private static List<Path> tasks(JsonNode n, String id) {

@@ -4,7 +4,7 @@ import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.DerivedTensors;
 import dev.mergeforge.io.Elements;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.Shape;
 
 import java.lang.foreign.MemorySegment;

@@ -8,7 +8,7 @@ import dev.mergeforge.config.Slice;
 import dev.mergeforge.config.SliceSource;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.io.DerivedTensors;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -86,12 +86,6 @@ public final class TokenizerPlan {
         for (ModelEntry m : cfg.models()) s.add(m.model());
         for (Slice sl : cfg.slices()) for (SliceSource src : sl.sources()) s.add(src.model());
         return new ArrayList<>(s);
-    }
-
-    /** Whether a tensor has one row per token (token embeddings and output heads; not position embeddings). */
-    public static boolean isVocabTensor(String name) {
-        return name.contains("embed_tokens.") || name.contains("wte.") || name.contains("word_embeddings.")
-                || name.startsWith("lm_head.") || name.contains(".lm_head.") || name.contains("embed_out.");
     }
 
     /** Rows of the merged vocabulary tensors: the vocabulary, padded to {@code pad_to_multiple_of}. */

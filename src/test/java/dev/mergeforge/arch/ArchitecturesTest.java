@@ -80,7 +80,7 @@ class ArchitecturesTest {
 
     @Test
     void modelRunningRefusesUnknownAndUnrunFamiliesNamingTheSupportedList() throws IOException {
-        String list = "llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, olmo2, gpt2, gpt_neox, mixtral, qwen3_moe";
+        String list = "llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, olmo2, gpt2, gpt_neox, mixtral, qwen2_moe, qwen3_moe";
         assertEquals(list, Architectures.runnableList(), "a stable order");
         JsonNode foo = JSON.readTree("{\"architectures\": [\"FooForCausalLM\"], \"model_type\": \"foo\"}");
         ConfigException e = assertThrows(ConfigException.class, () -> Architectures.requireRunnable(foo, "m/config.json"));

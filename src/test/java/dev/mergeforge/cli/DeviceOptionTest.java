@@ -1,6 +1,6 @@
 package dev.mergeforge.cli;
 
-import dev.mergeforge.backend.cuda.CudaForward;
+import dev.mergeforge.model.cuda.CudaForward;
 import dev.mergeforge.calib.TinyLlama;
 import dev.mergeforge.run.MergeFixtures;
 import org.junit.jupiter.api.Test;

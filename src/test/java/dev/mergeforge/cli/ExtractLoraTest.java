@@ -7,7 +7,7 @@ import dev.mergeforge.fixtures.RandomModels;
 import dev.mergeforge.io.Checkpoint;
 import dev.mergeforge.io.SafetensorsFile;
 import dev.mergeforge.io.SafetensorsWriter;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.run.MergeFixtures;
 import dev.mergeforge.tensor.DType;
 import org.junit.jupiter.api.BeforeAll;

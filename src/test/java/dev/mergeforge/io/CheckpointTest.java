@@ -3,6 +3,7 @@ package dev.mergeforge.io;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
+import dev.mergeforge.tensor.TensorView;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.api.function.Executable;

@@ -1,6 +1,7 @@
 package dev.mergeforge.io;
 
 import dev.mergeforge.errors.CheckpointException;
+import dev.mergeforge.tensor.TensorView;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
+import dev.mergeforge.tensor.TensorView;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -1,6 +1,6 @@
 package dev.mergeforge.model;
 
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import org.junit.jupiter.api.Assumptions;
 
 import java.lang.foreign.ValueLayout;

@@ -1,5 +1,7 @@
 package dev.mergeforge.moe;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.io.SafetensorsFile;
 import dev.mergeforge.model.ArchFixtures;
@@ -17,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -146,6 +149,77 @@ class MoeBuilderTest {
     }
 
     @Test
+    void identicalExpertsAndASilencedSharedExpertReproduceTheBaseAsQwen2Moe() throws IOException {
+        // llama has no q/k/v biases (zeros are written, as mergekit-moe does); qwen2 has its own
+        for (String family : List.of("llama3", "qwen2")) {
+            Path base = ArchFixtures.copy(ArchFixtures.dir(family), tmp.resolve("q2-" + family), 0);
+            Path cfg = yaml("""
+                    base_model: %1$s
+                    gate_mode: cheap_embed
+                    dtype: float32
+                    experts_per_token: 2
+                    shared_experts:
+                      - {source_model: %1$s, positive_prompts: ["four"], residual_scale: 0.0}
+                    experts:
+                      - {source_model: %1$s, positive_prompts: ["one"]}
+                      - {source_model: %1$s, positive_prompts: ["two"]}
+                      - {source_model: %1$s, positive_prompts: ["four"]}
+                    """.formatted(base));
+            Path out = tmp.resolve(family + "-q2moe");
+            MergeFixtures.Run r = MergeFixtures.cli("moe", cfg.toString(), out.toString(), "--threads", "2");
+            assertEquals(0, r.exit(), r.err());
+            JsonNode conf = new ObjectMapper().readTree(out.resolve("config.json").toFile());
+            assertEquals("Qwen2MoeForCausalLM", conf.get("architectures").get(0).asText());
+            assertEquals("qwen2_moe", conf.get("model_type").asText());
+            int inter = conf.get("intermediate_size").asInt();
+            assertEquals(inter, conf.get("shared_expert_intermediate_size").asInt());
+            assertEquals(inter, conf.get("moe_intermediate_size").asInt());
+            assertEquals(3, conf.get("num_experts").asInt());
+            assertTrue(conf.get("norm_topk_prob").asBoolean() && !conf.get("use_sliding_window").asBoolean() && conf.get("sliding_window").isNull());
+            try (SafetensorsFile ref = SafetensorsFile.open(ArchFixtures.dir(family).resolve("reference.safetensors"));
+                 SafetensorsFile st = SafetensorsFile.open(out.resolve("model.safetensors"));
+                 SafetensorsFile bw = SafetensorsFile.open(base.resolve("model.safetensors"));
+                 LlamaModel moe = LlamaModel.open(out, par, false)) {
+                assertEquals("qwen2_moe", moe.config().arch().family());
+                assertEquals(inter, moe.config().variant().sharedIntermediate());
+                String p = "model.layers.1.";
+                float[] down = Zoo.floats(st.tensor(p + "mlp.shared_expert.down_proj.weight"));
+                for (float v : down) assertEquals(0f, Math.abs(v), 0f, "residual_scale 0 zeroes the shared expert's down projection");
+                assertArrayEquals(Zoo.floats(bw.tensor(p + "mlp.up_proj.weight")), Zoo.floats(st.tensor(p + "mlp.shared_expert.up_proj.weight")));
+                // the shared gate is made from its prompts like a router row: expert 2 has the same prompts
+                float[] gate = Zoo.floats(st.tensor(p + "mlp.shared_expert_gate.weight")), router = Zoo.floats(st.tensor(p + "mlp.gate.weight"));
+                assertEquals(1, st.tensor(p + "mlp.shared_expert_gate.weight").shape().dim(0), "one row");
+                for (int j = 0; j < gate.length; j++) assertEquals(router[2 * gate.length + j], gate[j], 0f);
+                for (String b : List.of("q", "k", "v")) {
+                    String n = p + "self_attn." + b + "_proj.bias";
+                    float[] bias = Zoo.floats(st.tensor(n));
+                    assertEquals(st.tensor(p + "self_attn." + b + "_proj.weight").shape().dim(0), bias.length, n);
+                    if (family.equals("llama3")) for (float v : bias) assertEquals(0f, v, 0f, n + " is zeros where the base has none");
+                    else assertArrayEquals(Zoo.floats(bw.tensor(n)), bias, n + " is the base's");
+                }
+                float[] expect = Zoo.floats(ref.tensor("logits"));
+                float[][] got = moe.logits(ArchFixtures.inputIds(ref));
+                int n = got[0].length;
+                double worst = 0, max = 0;
+                for (int b = 0; b < got.length; b++) for (int i = 0; i < n; i++) {
+                    worst = Math.max(worst, Math.abs(got[b][i] - expect[b * n + i]));
+                    max = Math.max(max, Math.abs(expect[b * n + i]));
+                }
+                assertTrue(worst <= 1e-4 * max, family + ": routed copies of one MLP plus a silenced shared expert are that MLP (|diff| " + worst + ")");
+                // calibration sees the shared expert: its gate/up and its one-row gate read every token, like the router
+                dev.mergeforge.calib.ActMeanStats stats = new dev.mergeforge.calib.ActMeanStats();
+                moe.hiddenStates(ArchFixtures.inputIds(ref), stats);
+                float[] routerIn = stats.means().get(p + "mlp.gate.weight");
+                for (String w : List.of("shared_expert.gate_proj", "shared_expert.up_proj", "shared_expert_gate")) {
+                    assertArrayEquals(routerIn, stats.means().get(p + "mlp." + w + ".weight"), w);
+                    assertEquals(stats.tokens(p + "mlp.gate.weight"), stats.tokens(p + "mlp." + w + ".weight"), w);
+                }
+                assertEquals(inter, stats.means().get(p + "mlp.shared_expert.down_proj.weight").length);
+            }
+        }
+    }
+
+    @Test
     void cheapEmbedAndRandomGates() throws IOException {
         Path base = ArchFixtures.copy(ArchFixtures.dir("qwen3"), tmp.resolve("base"), 0);
         String experts = """
@@ -188,7 +262,7 @@ class MoeBuilderTest {
         Path qwen = ArchFixtures.copy(ArchFixtures.dir("qwen3"), tmp.resolve("qwen"), 0);
         String[][] cases = {
                 {"base_model: %s\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n  - {source_model: %s, positive_prompts: [b]}\n".formatted(gpt2, gpt2, gpt2),
-                        "from a gpt2 base (supported: llama or mistral -> mixtral, qwen3 -> qwen3_moe)"},
+                        "from a gpt2 base (supported: llama or mistral -> mixtral, qwen3 -> qwen3_moe, llama, mistral or qwen2 with one shared expert -> qwen2_moe)"},
                 {"base_model: %s\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n  - {source_model: %s, positive_prompts: [b]}\n".formatted(llama, llama, qwen),
                         "experts[1] " + qwen + " is not a llama model like the base"},
                 {"base_model: %s\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n  - {source_model: %s, positive_prompts: [a]}\n".formatted(llama, llama, llama),
@@ -198,11 +272,20 @@ class MoeBuilderTest {
                 {"base_model: %s\nexperts_per_token: 3\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n".formatted(llama, llama),
                         "experts_per_token 3 exceeds the 1 experts"},
                 {"base_model: %s\nshared_experts: [{source_model: %s}]\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n".formatted(llama, llama, llama),
-                        "shared_experts: a shared expert needs the Qwen2-MoE (Qwen2MoeForCausalLM) or DeepSeek-MoE output layout, which mergeforge does not build yet; "
-                                + "remove the key"},
+                        "shared_experts[0].positive_prompts: gate_mode hidden needs at least one prompt per expert (a shared expert without prompts is "
+                                + "DeepSeek-MoE's layout, which mergeforge does not build)"},
                 {"base_model: %s\narchitecture: qwen2_moe\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n  - {source_model: %s, positive_prompts: [b]}\n"
                         .formatted(llama, llama, llama),
-                        "architecture 'qwen2_moe': the Qwen2-MoE layout (with its shared expert) is not built yet"},
+                        "architecture 'qwen2_moe' needs exactly one entry in shared_experts (its shared expert)"},
+                {"base_model: %s\nshared_experts: [{source_model: %s, positive_prompts: [c]}]\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n  - {source_model: %s, positive_prompts: [b]}\n"
+                        .formatted(qwen, qwen, qwen, qwen),
+                        "cannot build a mixture with a shared expert from a qwen3 base"},
+                {"base_model: %s\nshared_experts: [{source_model: %s, positive_prompts: [c]}, {source_model: %s, positive_prompts: [d]}]\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n"
+                        .formatted(llama, llama, llama, llama),
+                        "shared_experts: the Qwen2-MoE layout has exactly one shared expert, got 2"},
+                {"base_model: %s\nshared_experts: [{source_model: %s, positive_prompts: [c]}]\nexperts:\n  - {source_model: %s, positive_prompts: [a]}\n  - {source_model: %s, positive_prompts: [b]}\n"
+                        .formatted(llama, qwen, llama, llama),
+                        "shared_experts[0] " + qwen + " is not a llama model like the base"},
         };
         for (String[] c : cases) {
             Path cfg = yaml(c[0]);

@@ -84,6 +84,10 @@ class ChunkedMergeTest {
                 {"arcee_fusion", "merge_method: arcee_fusion\nbase_model: %1$s\nmodels:\n  - model: %2$s\ndtype: bfloat16\n"},
                 {"ram", "merge_method: ram\n" + plain + "dtype: float32\n"},
                 {"ramplus_tl", "merge_method: ramplus_tl\n" + plain + "parameters: {r: 0.5, alpha: 50.0}\ndtype: bfloat16\n"},
+                {"karcher", "merge_method: karcher\n" + plain + "parameters: {max_iter: 6}\ndtype: float32\n"},
+                {"multislerp", "merge_method: multislerp\n" + noGamma.replace(", density: 0.3", "").replace(", density: 0.5", "") + "dtype: float32\n"},
+                {"nuslerp_columns", "merge_method: nuslerp\n" + noGamma.replace(", density: 0.3", "").replace(", density: 0.5", "")
+                        + "parameters: {nuslerp_flatten: false, nuslerp_row_wise: true}\ndtype: bfloat16\n"},
         };
         try (JavaBackend java = new JavaBackend(2)) {
             List<Backend> streams = new ArrayList<>(List.of(java));
@@ -124,6 +128,53 @@ class ChunkedMergeTest {
                 Merger.Result chunked = run("fr", yaml, java, 97, new ArrayList<>()), tiles = run("fr", yaml, tilesOnly(java), Merger.STREAM_CHUNK, new ArrayList<>());
                 assertTrue(chunked.peakWorkingBytes() * 4 < tiles.peakWorkingBytes(), yaml.lines().findFirst().orElseThrow() + ": working memory "
                         + chunked.peakWorkingBytes() + " vs the tile path's " + tiles.peakWorkingBytes());
+            }
+        }
+    }
+
+    /** karcher, multislerp and row-wise nuslerp hold chunks, not whole-tensor tiles, whatever their passes. */
+    @Test
+    void iterativeMethodsHoldChunksNotTiles() throws Exception {
+        String two = "base_model: %1$s\nmodels:\n  - model: %2$s\n    parameters: {weight: 0.6}\n  - model: %3$s\n    parameters: {weight: 0.9}\n";
+        String[] yamls = {
+                "merge_method: karcher\nbase_model: %1$s\nmodels:\n  - model: %2$s\n  - model: %3$s\n",
+                "merge_method: multislerp\n" + two,
+                "merge_method: nuslerp\n" + two + "parameters: {nuslerp_flatten: false, nuslerp_row_wise: true}\n"};
+        try (JavaBackend java = new JavaBackend(2)) {
+            for (String y : yamls) {
+                String yaml = y.formatted(f.base(), f.fineTunes().get(0), f.fineTunes().get(1));
+                Merger.Result chunked = run("it", yaml, java, 97, new ArrayList<>()), tiles = run("it", yaml, tilesOnly(java), Merger.STREAM_CHUNK, new ArrayList<>());
+                assertTrue(chunked.peakWorkingBytes() * 4 < tiles.peakWorkingBytes(), yaml.lines().findFirst().orElseThrow() + ": working memory "
+                        + chunked.peakWorkingBytes() + " vs the tile path's " + tiles.peakWorkingBytes());
+            }
+        }
+    }
+
+    /**
+     * The predicted peak (--dry-run, the log) covers each chunked tensor's working set as the runner
+     * holds it: a float32 chunk per input, per scratch tile of its program (karcher: four) and the output.
+     */
+    @Test
+    void predictedPeakCoversTheProgramsScratchChunks() throws Exception {
+        String yaml = "merge_method: karcher\nbase_model: %1$s\nmodels:\n  - model: %2$s\n  - model: %3$s\n"
+                .formatted(f.base(), f.fineTunes().get(0), f.fineTunes().get(1));
+        Path cfg = Files.writeString(dir.resolve("peak.yml"), yaml);
+        try (Planner.Inputs in = new Planner.Inputs()) {
+            Planner.Plan plan = Planner.plan(ConfigReader.read(cfg), in);
+            for (long budget : new long[] {1L << 30, MemoryBudget.BASELINE + MemoryBudget.WRITER + (4L << 20)}) {
+                MemoryBudget.Estimate e = MemoryBudget.estimate(plan, budget, false, true, false, false);
+                int checked = 0;
+                for (PlannedTensor t : plan.tensors()) {
+                    if (t.copyOnly()) continue;
+                    var program = ((dev.mergeforge.merge.chunk.ChunkedMethod) plan.config().method().factory().create(t.global()))
+                            .program(new dev.mergeforge.merge.chunk.TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(), t.base() != null, 0, n -> { }));
+                    long chunk = Math.min(t.shape().numel(), dev.mergeforge.merge.chunk.ChunkRunner.chunkFor(program.align(), e.chunkElements()));
+                    long held = dev.mergeforge.merge.chunk.ChunkRunner.workingBytes(t.inputs().size() + 1, program.scratch(), chunk);
+                    assertEquals(4, program.scratch(), t.name());
+                    assertTrue(e.peakBytes() >= MemoryBudget.BASELINE + MemoryBudget.WRITER + held, t.name() + ": predicted " + e.peakBytes() + " < " + held + " held");
+                    checked++;
+                }
+                assertTrue(checked > 0);
             }
         }
     }

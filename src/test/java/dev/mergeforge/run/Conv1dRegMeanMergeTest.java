@@ -4,7 +4,7 @@ import dev.mergeforge.calib.TinyLlama;
 import dev.mergeforge.fixtures.Arch;
 import dev.mergeforge.fixtures.RandomModels;
 import dev.mergeforge.io.SafetensorsFile;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.linalg.SpdSolverTestAccess;
 import dev.mergeforge.run.MergeFixtures.Run;
 import dev.mergeforge.tensor.DType;

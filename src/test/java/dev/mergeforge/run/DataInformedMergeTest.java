@@ -1,6 +1,6 @@
 package dev.mergeforge.run;
 
-import dev.mergeforge.backend.Backends;
+import dev.mergeforge.backends.Backends;
 import dev.mergeforge.backend.DenseSolver;
 import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.calib.TinyLlama;

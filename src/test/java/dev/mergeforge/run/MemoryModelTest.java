@@ -8,7 +8,7 @@ import dev.mergeforge.config.ConfigReader;
 import dev.mergeforge.fixtures.Arch;
 import dev.mergeforge.fixtures.RandomModels;
 import dev.mergeforge.io.SafetensorsFile;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;

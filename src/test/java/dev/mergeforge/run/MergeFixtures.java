@@ -4,7 +4,7 @@ import dev.mergeforge.cli.Main;
 import dev.mergeforge.fixtures.Arch;
 import dev.mergeforge.fixtures.RandomModels;
 import dev.mergeforge.io.Checkpoint;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Floats;
 import picocli.CommandLine;

@@ -55,4 +55,27 @@ class OutputConfigTest {
         e = assertThrows(ConfigException.class, () -> OutputConfig.rewrite(in, List.of(4), DType.BF16));
         assertTrue(e.getMessage().contains("slices take layer 4 but num_hidden_layers is 4"), e.getMessage());
     }
+
+    @Test
+    void theFamilysDescriptorNamesTheImplicitPatternAndItsPerLayerLists() throws Exception {
+        // Qwen2 slides only with use_sliding_window, from max_window_layers on (the same rule the forward pass reads)
+        JsonNode qwen = JSON.readTree("""
+                {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_hidden_layers": 4,
+                 "use_sliding_window": true, "sliding_window": 16, "max_window_layers": 2}
+                """);
+        ObjectNode out = OutputConfig.rewrite(qwen, List.of(3, 0, 2), DType.BF16);
+        assertEquals("[\"sliding_attention\",\"full_attention\",\"sliding_attention\"]", out.get("layer_types").toString());
+        ObjectNode off = ((ObjectNode) qwen.deepCopy()).put("use_sliding_window", false);
+        assertTrue(OutputConfig.rewrite(off, List.of(3, 0, 2), DType.BF16).get("layer_types") == null,
+                "no sliding: every layer alike, nothing to write");
+        // Gemma 2 alternates from a sliding layer 0 even with no window set; Mistral's window is on every layer
+        JsonNode gemma = JSON.readTree("{\"architectures\": [\"Gemma2ForCausalLM\"], \"num_hidden_layers\": 3}");
+        assertEquals("[\"full_attention\",\"sliding_attention\"]", OutputConfig.rewrite(gemma, List.of(1, 2), DType.BF16).get("layer_types").toString());
+        JsonNode mistral = JSON.readTree("{\"architectures\": [\"MistralForCausalLM\"], \"num_hidden_layers\": 3, \"sliding_window\": 8}");
+        assertTrue(OutputConfig.rewrite(mistral, List.of(1, 2), DType.BF16).get("layer_types") == null);
+        // a per-layer list the descriptor names must have one entry per layer
+        JsonNode bad = JSON.readTree("{\"architectures\": [\"Gemma2ForCausalLM\"], \"num_hidden_layers\": 3, \"layer_types\": [\"full_attention\"]}");
+        ConfigException e = assertThrows(ConfigException.class, () -> OutputConfig.rewrite(bad, List.of(0), DType.BF16));
+        assertTrue(e.getMessage().startsWith("config.json: layer_types has 1 entries for num_hidden_layers 3"), e.getMessage());
+    }
 }

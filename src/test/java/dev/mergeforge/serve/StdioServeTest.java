@@ -133,10 +133,19 @@ class StdioServeTest {
         JsonNode me = until(p.lines, finalOf("me")).getLast();
         TextLoss merged = Evaluator.textLoss(out, fx.text, 32, 1);
         assertEquals(merged.meanNll(), me.at("/result/eval/text/mean_nll").asDouble(), "the in-memory candidate scores as the merge on disk: " + me);
+        assertEquals("memory", me.at("/result/mode").asText(), "a tiny candidate fits the default budget: " + me);
+
+        p.send(fx.mergeEval("ml").replace("}", ",\"mode\":\"layers\",\"max_memory\":1073741824}"));
+        List<JsonNode> layered = until(p.lines, finalOf("ml"));
+        JsonNode ml = layered.getLast();
+        assertEquals(merged.meanNll(), ml.at("/result/eval/text/mean_nll").asDouble(), "the candidate merged layer by layer scores alike: " + ml);
+        assertEquals("layers", ml.at("/result/mode").asText(), ml.toString());
+        assertTrue(ml.at("/result/peak_held_bytes").asLong() < me.at("/result/peak_held_bytes").asLong(), "one layer held, not the model: " + ml);
+        assertTrue(layered.stream().anyMatch(n -> n.path("message").asText().startsWith("candidate mode: layers")), "the mode is said");
 
         p.send("{\"id\":\"s\",\"op\":\"status\"}");
         JsonNode st = until(p.lines, finalOf("s")).getLast();
-        assertEquals(List.of("done", "done", "done", "done", "done"), st.at("/result/jobs").findValuesAsText("state"));
+        assertEquals(List.of("done", "done", "done", "done", "done", "done"), st.at("/result/jobs").findValuesAsText("state"));
         assertEquals(0, st.at("/result/memory_in_use_bytes").asLong());
 
         p.send("{\"id\":\"x\",\"op\":\"cancel\",\"target\":\"m\"}");
@@ -157,6 +166,7 @@ class StdioServeTest {
                 {"{\"id\":\"b4\",\"op\":\"eval\",\"model\":\"m\",\"text\":\"t\",\"rows\":99999999999}", "out of range"},
                 {"{\"id\":\"b5\",\"op\":\"cancel\"}", "\"target\" is missing"},
                 {"{\"id\":\"b6\",\"op\":\"cancel\",\"target\":\"nobody\"}", "no job with id 'nobody'"},
+                {"{\"id\":\"b7\",\"op\":\"merge_eval\",\"config\":\"x.yml\",\"text\":\"t\",\"mode\":\"sideways\"}", "\"mode\" sideways is not a candidate mode; use auto, memory or layers"},
         };
         for (String[] b : bad) {
             p.send(b[0]);

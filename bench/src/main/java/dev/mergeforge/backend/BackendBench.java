@@ -4,7 +4,7 @@ import dev.mergeforge.backend.Backend.Axis;
 import dev.mergeforge.backend.Backend.Rescale;
 import dev.mergeforge.backend.ffm.NativeBackend;
 import dev.mergeforge.backend.java.JavaBackend;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;

@@ -7,11 +7,11 @@ import dev.mergeforge.backend.cuda.cublas.Cublas;
  * The handle runs on the legacy default stream; {@link CudaContext}'s stream is a blocking stream,
  * so each product waits for the kernels and copies queued before it and they wait for it.
  */
-final class CublasGemm implements Gemm {
+public final class CublasGemm implements Gemm {
     private final Cublas cublas;
 
     /** A handle in the context current on this thread (make the CudaContext current first). */
-    CublasGemm() { this.cublas = Cublas.create(); }
+    public CublasGemm() { this.cublas = Cublas.create(); }
 
     @Override
     public void linear(DeviceBuffer x, DeviceBuffer w, DeviceBuffer y, int tokens, int in, int out, int ldy) {

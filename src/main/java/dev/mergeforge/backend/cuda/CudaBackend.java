@@ -2,10 +2,11 @@ package dev.mergeforge.backend.cuda;
 
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.DenseSolver;
+import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Tile;
 
@@ -17,7 +18,8 @@ import java.util.logging.Logger;
 /**
  * The CUDA backend: the ops of {@link dev.mergeforge.backend.Backend} as hand-written kernels
  * (kernels/*.cu, PTX in the jar) launched through the JCuda driver API, giving the Java backend's
- * bits exactly; the few ops without a kernel run the Java code on the host ({@link HostFallbacks}).
+ * bits exactly; the three ops without a kernel run the Java code on the host ({@link HostFallbacks}).
+ * Chunked methods run on {@link CudaChunkOps} within the device budget ({@link #deviceMemory}).
  *
  * <p><b>Residency.</b> Tiles stay on the GPU between ops ({@link Residency}): {@code load} copies
  * a tensor's stored bytes (bf16/f16: half of float32) and widens them on the device, ops read and
@@ -53,6 +55,10 @@ public class CudaBackend extends HostFallbacks {
     private final Prefetcher prefetcher;
     /** After close nothing is resident: hostAccess and released have nothing to do (a pool may outlive the backend). */
     private boolean closed;
+    /** Device bytes the chunk ops may hold ({@code --device-memory}); 0 until set: 3/4 of the GPU's free memory when they open. */
+    private long deviceMemory;
+    /** The chunk ops, opened on first use (their budget fixed from then on). */
+    private CudaChunkOps chunks;
 
     /** Opens GPU {@code device} (the N of {@code --device cuda:N}); throws with the reason when CUDA cannot run here. */
     public CudaBackend(int device) { this(open(device)); }
@@ -89,8 +95,32 @@ public class CudaBackend extends HostFallbacks {
 
     @Override public String name() { return "cuda"; }
 
-    /** Not yet: chunked methods take the whole-tensor tile path on CUDA (docs/cuda.md). */
-    @Override public java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.empty(); }
+    /** Chunked methods run as passes over device-resident chunks within the device budget (docs/cuda.md, "Chunked methods"). */
+    @Override public synchronized java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.of(chunks()); }
+
+    /**
+     * Sets the device memory the chunk ops may use ({@code --device-memory}): chunk sizes follow
+     * from it, and input chunks stay on the device between passes while they fit in it. Before the
+     * first chunked tensor only.
+     */
+    public synchronized void deviceMemory(long bytes) {
+        if (bytes <= 0) throw new ConfigException("--device-memory " + bytes + ": must be positive (e.g. 8GB)");
+        if (chunks != null) throw new IllegalStateException("the device budget is fixed once the chunk ops are open");
+        deviceMemory = bytes;
+    }
+
+    synchronized CudaChunkOps chunks() {
+        if (closed) throw new IllegalStateException("the cuda backend is closed");
+        if (chunks == null) {
+            long budget = deviceMemory;
+            if (budget == 0) {
+                dev.makeCurrent();
+                budget = dev instanceof CudaContext c ? c.freeBytes() / 4 * 3 : Long.MAX_VALUE;
+            }
+            chunks = new CudaChunkOps(this, dev, budget, par);
+        }
+        return chunks;
+    }
 
     /** "cuda:0 (NVIDIA H100 80GB HBM3, 79 GiB)" for the log. */
     public String describe() { return dev.describe(); }
@@ -151,7 +181,10 @@ public class CudaBackend extends HostFallbacks {
     }
 
     /** The device buffers of one op, opened at its start (binding the device to the thread) and closed at its end. */
-    private OpBuffers op() { return new OpBuffers(dev, pool, residency); }
+    private OpBuffers op() {
+        if (chunks != null) chunks.trimIfIdle();   // the chunk budget's spare buffers go back before the tile path allocates
+        return new OpBuffers(dev, pool, residency);
+    }
 
     private static void sameSize(Tile a, Tile b) {
         if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
@@ -181,6 +214,7 @@ public class CudaBackend extends HostFallbacks {
         try (OpBuffers op = op()) {
             residency.forget(tile);
         }
+        if (chunks != null) chunks.released(tile);
     }
 
     /**
@@ -249,33 +283,41 @@ public class CudaBackend extends HostFallbacks {
 
     // ---------------------------------------------------------------- elementwise
 
-    @Override
-    public synchronized void sub(Tile a, Tile b, Tile out) {
-        sameSize(a, b); sameSize(a, out);
-        if (a.size() == 0) return;
+    /** One elementwise kernel over tiles of equal size ({@link OpBuffers#elementwise}). */
+    private synchronized void elementwise(Kernel k, List<Tile> reads, Tile out, Object... scalars) {
+        for (Tile t : reads) sameSize(t, out);
         try (OpBuffers op = op()) {
-            DeviceBuffer da = op.read(a), db = op.read(b);
-            ops.sub(da, db, op.write(out), a.size());
+            op.elementwise(k, out.size(), reads, out, scalars);
         }
     }
 
-    @Override
-    public synchronized void add(Tile a, Tile b, Tile out) {
-        sameSize(a, b); sameSize(a, out);
-        if (a.size() == 0) return;
-        try (OpBuffers op = op()) {
-            DeviceBuffer da = op.read(a), db = op.read(b);
-            ops.add(da, db, op.write(out), a.size());
-        }
-    }
+    @Override public void sub(Tile a, Tile b, Tile out) { elementwise(Kernel.SUB, List.of(a, b), out); }
+
+    @Override public void add(Tile a, Tile b, Tile out) { elementwise(Kernel.ADD, List.of(a, b), out); }
+
+    @Override public void scale(Tile x, float s, Tile out) { elementwise(Kernel.SCALE, List.of(x), out, s); }
+
+    @Override public void mul(Tile a, Tile b, Tile out) { elementwise(Kernel.CHUNK_MUL, List.of(a, b), out); }
+
+    @Override public void div(Tile a, Tile b, Tile out) { elementwise(Kernel.CHUNK_DIV, List.of(a, b), out); }
+
+    @Override public void abs(Tile x, Tile out) { elementwise(Kernel.CHUNK_ABS, List.of(x), out); }
 
     @Override
-    public synchronized void scale(Tile x, float s, Tile out) {
-        sameSize(x, out);
+    public void clamp(Tile x, float lo, float hi, Tile out) {
+        if (!(lo <= hi)) throw new IllegalArgumentException("clamp bounds " + lo + " > " + hi);
+        elementwise(Kernel.CHUNK_CLAMP, List.of(x), out, lo, hi);
+    }
+
+    @Override public void affine(Tile x, float a, float b, Tile out) { elementwise(Kernel.CHUNK_AFFINE, List.of(x), out, a, b); }
+
+    @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { elementwise(Kernel.CHUNK_KEEP_NONZERO, List.of(x, ref), out); }
+
+    @Override
+    public synchronized void fill(Tile x, float v) {
         if (x.size() == 0) return;
         try (OpBuffers op = op()) {
-            DeviceBuffer d = op.read(x);
-            ops.scale(d, s, op.write(out), x.size());
+            ops.fill(op.write(x), v, x.size());
         }
     }
 
@@ -301,13 +343,32 @@ public class CudaBackend extends HostFallbacks {
         }
     }
 
+    /** out = (u*a) + (t*b) with u = 1 - t rounded to float32 here, as the Java backend does. */
+    @Override public void lerp(Tile a, Tile b, float t, Tile out) { elementwise(Kernel.LERP, List.of(a, b), out, 1f - t, t); }
+
+    // ---------------------------------------------------------------- lanes
+
     @Override
-    public synchronized void lerp(Tile a, Tile b, float t, Tile out) {
-        sameSize(a, b); sameSize(a, out);
-        if (a.size() == 0) return;
+    public synchronized void laneDots(Tile a, Tile b, Lanes lanes, double[] out) {
+        sameSize(a, b);
+        if (lanes.numel() != a.size()) throw new IllegalArgumentException("lanes " + lanes + " do not cover " + a);
+        if (out.length < lanes.count()) throw new IllegalArgumentException("laneDots needs " + lanes.count() + " outputs, got " + out.length);
+        if (lanes.count() == 0) return;
         try (OpBuffers op = op()) {
             DeviceBuffer da = op.read(a), db = op.read(b);
-            ops.lerp(da, db, t, op.write(out), a.size());
+            ops.laneDots(da, db, lanes, op.temp(8 * lanes.count(), "lane dots"), out);
+        }
+    }
+
+    @Override
+    public synchronized void laneScale(Tile x, float[] s, Lanes lanes, Tile out) {
+        sameSize(x, out);
+        if (lanes.numel() != x.size()) throw new IllegalArgumentException("lanes " + lanes + " do not cover " + x);
+        if (s.length < lanes.count()) throw new IllegalArgumentException("laneScale needs " + lanes.count() + " factors, got " + s.length);
+        if (x.size() == 0) return;
+        try (OpBuffers op = op()) {
+            DeviceBuffer dx = op.read(x), ds = op.keep(ops.floatArray(java.util.Arrays.copyOf(s, (int) lanes.count())));
+            ops.laneScale(dx, ds, lanes, op.write(out), x.size());
         }
     }
 
@@ -406,6 +467,18 @@ public class CudaBackend extends HostFallbacks {
         }
     }
 
+    @Override
+    public synchronized void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) {
+        if (weighted.size() != w.length) throw new IllegalArgumentException("disjointDivisor needs one weight per input");
+        for (Tile t : weighted) sameSize(t, out);
+        sameSize(sign, out);
+        if (out.size() == 0) return;
+        try (OpBuffers op = op()) {
+            DeviceBuffer ptrs = op.keep(ops.pointerArray(op.readAll(weighted))), dw = op.keep(ops.floatArray(w));
+            ops.disjointDivisor(ptrs, dw, weighted.size(), op.read(sign), op.write(out), out.size());
+        }
+    }
+
     // ---------------------------------------------------------------- AIM
 
     @Override
@@ -434,6 +507,7 @@ public class CudaBackend extends HostFallbacks {
                 closed = true;
                 try {
                     dev.makeCurrent();
+                    if (chunks != null) chunks.close();
                     prefetcher.close();
                     residency.clear();
                     if (lapack != null) lapack.close();

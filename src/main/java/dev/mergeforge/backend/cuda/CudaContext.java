@@ -34,7 +34,7 @@ import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
  * and releases in reverse order. Events between the streams are cuEventRecord /
  * cuStreamWaitEvent, so neither stream blocks the host to wait for the other.
  */
-final class CudaContext implements Device {
+public final class CudaContext implements Device {
     final int ordinal;
     final String deviceName;
     final long totalMemory;
@@ -47,7 +47,7 @@ final class CudaContext implements Device {
     private boolean retained, streamCreated, copyStreamCreated;
     private PinnedStaging staging, copyStaging;
 
-    CudaContext(int ordinal) {
+    public CudaContext(int ordinal) {
         this.ordinal = ordinal;
         CudaErrors.check(JCudaDriver.cuInit(0), "cuInit");
         int count = CudaAvailability.deviceCount();
@@ -137,7 +137,7 @@ final class CudaContext implements Device {
     }
 
     /** Device memory free now (cuMemGetInfo), for sizing the calibration forward pass's buffers. */
-    long freeBytes() {
+    public long freeBytes() {
         long[] free = new long[1], total = new long[1];
         CudaErrors.check(JCudaDriver.cuMemGetInfo(free, total), "cuMemGetInfo");
         return free[0];
@@ -193,7 +193,7 @@ final class CudaContext implements Device {
      */
     @Override
     public void launch(Kernel k, long grid, int block, Object... args) {
-        k.checkArgs(args);
+        k.checkLaunch(block, args);
         Pointer[] params = new Pointer[args.length];
         for (int i = 0; i < args.length; i++) {
             params[i] = switch (args[i]) {

@@ -13,7 +13,7 @@ import java.lang.foreign.MemorySegment;
  * and {@link #sync} wait for the compute stream. The tests' emulator runs the two queues out of
  * order within exactly these rules, so host code that leans on anything more fails there.
  */
-interface Device extends Launcher, AutoCloseable {
+public interface Device extends Launcher, AutoCloseable {
     /** The device's queues: COMPUTE for kernels and their copies, COPY for prefetching copies to the device. */
     enum Stream { COMPUTE, COPY }
 

@@ -7,10 +7,10 @@ package dev.mergeforge.backend.cuda;
  * {@link Device}. A {@link #slice} is a view {@code offset} bytes into its allocation (same ptr):
  * launches, copies and cuBLAS take it like any buffer, but only the allocation is released or freed.
  */
-final class DeviceBuffer {
+public final class DeviceBuffer {
     final DevicePtr ptr;
-    final long address;
-    final long capacity;
+    public final long address;
+    public final long capacity;
     /** Bytes from the start of the allocation {@code ptr} (0 unless a slice). */
     final long offset;
 
@@ -30,7 +30,7 @@ final class DeviceBuffer {
     }
 
     /** The {@code bytes} bytes starting {@code from} bytes into this buffer. */
-    DeviceBuffer slice(long from, long bytes) {
+    public DeviceBuffer slice(long from, long bytes) {
         if (from < 0 || bytes < 0 || from + bytes > capacity) {
             throw new IllegalArgumentException("slice [" + from + ", " + (from + bytes) + ") outside " + this);
         }

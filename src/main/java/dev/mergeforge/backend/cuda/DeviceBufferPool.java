@@ -14,20 +14,34 @@ import java.util.Set;
  * working tiles need, once. When cuMemAlloc runs out of memory the free buffers are released and the allocation retried. Closing frees
  * everything and refuses while buffers are out. Not thread-safe: the backend serialises ops.
  */
-final class DeviceBufferPool implements AutoCloseable {
+public final class DeviceBufferPool implements AutoCloseable {
     private static final long ALIGN = 256;
 
     private final Device dev;
+    /** The most GPU bytes this pool may hold (Long.MAX_VALUE: as much as the device gives). */
+    private final long limit;
     private final List<DeviceBuffer> free = new ArrayList<>();
     private final Set<DeviceBuffer> out = Collections.newSetFromMap(new IdentityHashMap<>());
     private long allocatedBytes;
     private boolean closed;
 
-    DeviceBufferPool(Device dev) { this.dev = dev; }
+    public DeviceBufferPool(Device dev) { this(dev, Long.MAX_VALUE); }
+
+    /** A pool that never holds more than {@code limitBytes} (the chunk ops' --device-memory budget). */
+    DeviceBufferPool(Device dev, long limitBytes) {
+        if (limitBytes <= 0) throw new IllegalArgumentException("device pool limit " + limitBytes);
+        this.dev = dev;
+        this.limit = limitBytes;
+    }
 
     /** A buffer of at least {@code bytes} bytes (contents undefined); {@code what} names it in errors. */
-    DeviceBuffer borrow(long bytes, String what) {
+    public DeviceBuffer borrow(long bytes, String what) {
         DeviceBuffer b = tryBorrow(bytes);
+        if (b == null && allocatedBytes + align(bytes) > limit) {
+            // the caller sized its work to the budget, so passing it is a bug, not a user error
+            throw new IllegalStateException(bytes + " more device bytes for " + what + " would pass the device budget of " + limit
+                    + " bytes (" + allocatedBytes + " held)");
+        }
         if (b == null) CudaErrors.check(CUresult.CUDA_ERROR_OUT_OF_MEMORY, "cuMemAlloc of " + bytes + " bytes for " + what);
         return b;
     }
@@ -35,7 +49,7 @@ final class DeviceBufferPool implements AutoCloseable {
     /** Like {@link #borrow}, but null when the device is out of memory (for work that is optional, like prefetching). */
     DeviceBuffer tryBorrow(long bytes) {
         if (closed) throw new IllegalStateException("device buffer pool is closed");
-        long need = Math.max(ALIGN, (bytes + ALIGN - 1) / ALIGN * ALIGN);
+        long need = align(bytes);
         DeviceBuffer best = null;
         for (DeviceBuffer b : free) {
             if (b.capacity >= need && (best == null || b.capacity < best.capacity)) best = b;
@@ -50,7 +64,13 @@ final class DeviceBufferPool implements AutoCloseable {
         return best;
     }
 
+    private static long align(long bytes) { return Math.max(ALIGN, (bytes + ALIGN - 1) / ALIGN * ALIGN); }
+
     private DeviceBuffer allocate(long need) {
+        if (allocatedBytes + need > limit) {
+            releaseFree();
+            if (allocatedBytes + need > limit) return null;
+        }
         DeviceBuffer b = dev.tryAllocate(need);
         if (b == null && !free.isEmpty()) {
             releaseFree();
@@ -61,7 +81,7 @@ final class DeviceBufferPool implements AutoCloseable {
     }
 
     /** Returns a borrowed buffer. */
-    void release(DeviceBuffer b) {
+    public void release(DeviceBuffer b) {
         if (!out.remove(b)) throw new IllegalStateException(b + " was not borrowed from this pool");
         free.add(b);
     }
@@ -73,6 +93,9 @@ final class DeviceBufferPool implements AutoCloseable {
         }
         free.clear();
     }
+
+    /** Frees the buffers nobody has borrowed (a finished tensor's, so the rest of the GPU has them back). */
+    void trim() { releaseFree(); }
 
     /** GPU bytes this pool holds now. */
     long allocatedBytes() { return allocatedBytes; }

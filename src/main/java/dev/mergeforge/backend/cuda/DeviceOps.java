@@ -1,6 +1,7 @@
 package dev.mergeforge.backend.cuda;
 
 import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Reductions;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
@@ -11,7 +12,7 @@ import java.util.List;
  * these with uploads and downloads; {@link CudaBench} times them alone. The semantics are those of
  * {@link Backend}; each kernel's maths is stated in kernels/*.cu.
  */
-final class DeviceOps {
+public final class DeviceOps {
     static final int THREADS = 256;
     /** Grid cap of the grid-stride kernels: far more threads than any GPU keeps resident. */
     static final long MAX_GRID = 1 << 16;
@@ -20,7 +21,7 @@ final class DeviceOps {
     final DeviceBufferPool pool;
     final Launcher launcher;
 
-    DeviceOps(Device dev, DeviceBufferPool pool) { this(dev, pool, dev); }
+    public DeviceOps(Device dev, DeviceBufferPool pool) { this(dev, pool, dev); }
 
     DeviceOps(Device dev, DeviceBufferPool pool, Launcher launcher) {
         this.dev = dev;
@@ -48,7 +49,7 @@ final class DeviceOps {
 
     void sub(DeviceBuffer a, DeviceBuffer b, DeviceBuffer out, long n) { elementwise(Kernel.SUB, n, a, b, out, n); }
 
-    void add(DeviceBuffer a, DeviceBuffer b, DeviceBuffer out, long n) { elementwise(Kernel.ADD, n, a, b, out, n); }
+    public void add(DeviceBuffer a, DeviceBuffer b, DeviceBuffer out, long n) { elementwise(Kernel.ADD, n, a, b, out, n); }
 
     void scale(DeviceBuffer x, float s, DeviceBuffer out, long n) { elementwise(Kernel.SCALE, n, x, s, out, n); }
 
@@ -75,14 +76,17 @@ final class DeviceOps {
 
     double dot(DeviceBuffer a, DeviceBuffer b, long n) { return reduce(Kernel.BLOCK_DOT, n, a, b); }
 
-    /** One thread per canonical block writes its partial sum; the host adds them in order. Inputs must be 16-byte aligned (pool buffers are 256). */
+    /**
+     * One thread per canonical block writes its partial sum (blocks of {@code k.block} threads own
+     * that many consecutive canonical blocks, kernels/reduce.cu); the host adds them in order.
+     */
     private double reduce(Kernel k, long n, DeviceBuffer... in) {
         long nb = Reductions.blocks(n);
         if (nb > Integer.MAX_VALUE - 8) throw new IllegalArgumentException("tensor too large for one reduction: " + n);
         if (nb == 0) return 0.0;
         DeviceBuffer partial = pool.borrow(nb * 8, "reduction partials");
         try {
-            int threads = 128;
+            int threads = k.block;
             Object[] args = new Object[in.length + 3];
             System.arraycopy(in, 0, args, 0, in.length);
             args[in.length] = n;
@@ -120,6 +124,27 @@ final class DeviceOps {
             case ELEMENTS -> 2;
         };
         elementwise(Kernel.RELAX, n, base, merged, imp, keep, ax, cols, out, n);
+    }
+
+    // ---------------------------------------------------------------- chunk.cu ops the tile path shares
+
+    void fill(DeviceBuffer x, float v, long n) { elementwise(Kernel.CHUNK_FILL, n, x, v, n); }
+
+    /** out = the sum of w[j] over the inputs whose sign equals sign[i] (ptrs, w as for disjointMerge). */
+    void disjointDivisor(DeviceBuffer ptrs, DeviceBuffer w, int k, DeviceBuffer sign, DeviceBuffer out, long n) {
+        elementwise(Kernel.CHUNK_DISJOINT_DIVISOR, n, ptrs, w, k, sign, out, n);
+    }
+
+    /** out[v] = lane v's dot (per-lane 4096 blocks, as PortableOps.laneDots), through the device buffer d of count doubles. */
+    void laneDots(DeviceBuffer a, DeviceBuffer b, Lanes lanes, DeviceBuffer d, double[] out) {
+        long count = lanes.count();
+        launcher.launch(Kernel.CHUNK_LANE_DOTS, grid(count, THREADS), THREADS, a, b, lanes.length(), lanes.inner(), d, count);
+        dev.download(d, MemorySegment.ofArray(out).asSlice(0, 8 * count));
+    }
+
+    /** out[i] = s[lane of i] * x[i], s holding one float per lane. */
+    void laneScale(DeviceBuffer x, DeviceBuffer s, Lanes lanes, DeviceBuffer out, long n) {
+        elementwise(Kernel.CHUNK_LANE_SCALE, n, x, s, lanes.length(), lanes.inner(), out, n);
     }
 
     // ---------------------------------------------------------------- small argument arrays

@@ -16,7 +16,7 @@ final class DeviceRankSelect {
     private static final int BINS = 2048;
     /** Elements per CUDA block of the chunk kernels (MF_CHUNK in select.cu). */
     static final int CHUNK = 4096;
-    private static final int CHUNK_THREADS = 256;
+    private static final int CHUNK_THREADS = Kernel.KEEP_RANK_MASK.block;
 
     private final DeviceOps ops;
 

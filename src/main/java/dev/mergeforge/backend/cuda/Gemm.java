@@ -5,7 +5,7 @@ package dev.mergeforge.backend.cuda;
  * ({@link CublasGemm}); the tests plug in a host loop over the emulator's memory so the whole
  * pass runs without a GPU. Work is ordered with the {@link Device}'s launches and copies.
  */
-interface Gemm extends AutoCloseable {
+public interface Gemm extends AutoCloseable {
     /**
      * y[t, o] = Σ_i x[t, i]·w[o, i] for t &lt; tokens, o &lt; out: x [tokens, in] and w [out, in]
      * row-major (nn.Linear's layout), y's rows {@code ldy} floats apart (ldy ≥ out).

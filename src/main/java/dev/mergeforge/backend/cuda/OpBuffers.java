@@ -75,6 +75,22 @@ final class OpBuffers implements AutoCloseable {
         return b;
     }
 
+    /**
+     * One grid-stride launch of kernel k over n elements with arguments (reads..., scalars...,
+     * out, n): the inputs are read first, then the output taken for writing, so an output that
+     * aliases an input shares its buffer.
+     */
+    void elementwise(Kernel k, long n, List<Tile> reads, Tile out, Object... scalars) {
+        if (n == 0) return;
+        Object[] args = new Object[reads.size() + scalars.length + 2];
+        int a = 0;
+        for (Tile t : reads) args[a++] = read(t);
+        for (Object s : scalars) args[a++] = s;
+        args[a++] = write(out);
+        args[a] = n;
+        dev.launch(k, DeviceOps.grid(n, DeviceOps.THREADS), DeviceOps.THREADS, args);
+    }
+
     /** Read, then written in place. */
     DeviceBuffer update(Tile t) {
         read(t);

@@ -1,6 +1,6 @@
 package dev.mergeforge.backend.cuda;
 
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;

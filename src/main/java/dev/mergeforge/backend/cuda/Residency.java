@@ -88,7 +88,10 @@ final class Residency {
     void adopt(Tile t, DeviceBuffer b) {
         MemorySegment mem = t.data();
         Entry e = exact(mem);
-        if (e != null) drop(e);
+        if (e != null) {
+            if (e.mem.byteSize() != mem.byteSize() && !e.hostCurrent) dev.download(e.buf, e.mem);   // its tail stays current
+            drop(e);
+        }
         put(new Entry(mem, b, false));
     }
 
@@ -108,7 +111,10 @@ final class Residency {
     void forget(Tile t) {
         if (!kept(t)) return;
         Entry e = exact(t.data());
-        if (e != null) drop(e);
+        if (e == null) return;
+        // a view over the start of a larger entry: the entry's tail may still be live, so it goes to host first
+        if (e.mem.byteSize() != t.data().byteSize() && !e.hostCurrent) dev.download(e.buf, e.mem);
+        drop(e);
     }
 
     /** Before host code reads or writes mem (not a tile): every entry overlapping it is settled. */
@@ -132,10 +138,15 @@ final class Residency {
         flush();
     }
 
-    /** The live entry of exactly mem's memory, or null; any other live entry overlapping mem is settled first. */
+    /**
+     * The live entry of mem's memory, or null; any other live entry overlapping mem is settled first.
+     * A view over the start of an entry's memory (a chunk runner's short last chunk) shares the
+     * entry: the buffer's prefix holds the view's values, and the entry's device copy is always
+     * current, so an op writing the view leaves the rest of the entry as it was.
+     */
     private Entry exact(MemorySegment mem) {
         Entry e = byAddress.get(mem.address());
-        if (e != null && e.mem.byteSize() == mem.byteSize() && e.mem.scope().isAlive() && e.mem.scope().equals(mem.scope())) return e;
+        if (e != null && e.mem.byteSize() >= mem.byteSize() && e.mem.scope().isAlive() && e.mem.scope().equals(mem.scope())) return e;
         settle(mem, true);
         return null;
     }

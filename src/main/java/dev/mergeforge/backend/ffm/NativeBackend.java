@@ -1,21 +1,26 @@
 package dev.mergeforge.backend.ffm;
 
+import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Combination;
-import dev.mergeforge.backend.java.JavaBackend;
+import dev.mergeforge.backend.Lanes;
+import dev.mergeforge.backend.NonFinite;
+import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.bindings.MergeOps;
 import dev.mergeforge.errors.MergeforgeException;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Tile;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.List;
 
 /**
  * The native CPU backend: the hot ops run in libmergeops (C, AVX2 where the CPU has it, split over
  * {@code threads} worker threads at fixed chunk boundaries) through the generated FFM bindings in
  * {@code dev.mergeforge.bindings}; with {@link NativeMatMul} the only classes that import them. Every op gives the same
- * bits as {@link JavaBackend}, which also serves the ops not overridden here.
+ * bits as the Java reference ({@code JavaBackend}) without inheriting from it, so the conformance tests compare two
+ * implementations: the ops the C library does not have run {@link NativeChunkOps}' own loops, or loops written here.
  *
  * <p>Before every native call the Java side checks each segment against the element count it
  * passes (and that it is alive and reachable from this thread), so native code never touches memory
@@ -23,28 +28,31 @@ import java.util.List;
  * confined arena for the call and copied back (see {@link Staging}); that costs a copy, so the
  * merge path uses pool tiles, which are native.
  */
-public class NativeBackend extends JavaBackend {
+public class NativeBackend implements Backend {
     private static final long F32 = 4;
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT_UNALIGNED;
     /** The f16 NaN rule of this JVM's Float.float16ToFloat / floatToFloat16 (HotSpot uses F16C where it can). */
     private static final int NAN_MODE = probeNanMode();
     private static final String UNAVAILABLE = check();
 
     private final int nativeThreads;
+    /** The worker threads of the loops that run in Java (the chunk ops' own loops, countNonZero, the probability drop). */
+    private final Parallel par;
 
     /**
-     * @param threads worker threads for native calls and for the Java ops; 0 or less means one per core
+     * @param threads worker threads for native calls and for the ops written in Java; 0 or less means one per core
      * @throws MergeforgeException if the library is not available (the message says why)
      */
     public NativeBackend(int threads) {
-        super(threads);
-        if (UNAVAILABLE != null) {
-            close();
-            throw new MergeforgeException("native backend unavailable: " + UNAVAILABLE + " (or use --backend java)");
-        }
+        if (UNAVAILABLE != null) throw new MergeforgeException("native backend unavailable: " + UNAVAILABLE + " (or use --backend java)");
         this.nativeThreads = Math.max(0, threads);
+        this.par = new Parallel(threads);
     }
 
     public NativeBackend() { this(0); }
+
+    @Override public void close() { par.shutdown(); }
 
     /** True when libmergeops is loaded and matches these bindings. */
     public static boolean isAvailable() { return UNAVAILABLE == null; }
@@ -123,8 +131,7 @@ public class NativeBackend extends JavaBackend {
 
     @Override
     public void load(TensorView src, Tile dst) {
-        int dt = nativeDType(src.dtype());
-        if (dt < 0 || src.numel() != dst.size()) { super.load(src, dst); return; } // the Java messages
+        int dt = loadable(src, dst);
         long n = dst.size();
         try (Staging st = new Staging()) {
             MemorySegment s = st.in(src.data(), n * src.dtype().byteSize(), "tensor " + src.name());
@@ -136,8 +143,7 @@ public class NativeBackend extends JavaBackend {
 
     @Override
     public boolean loadChecked(TensorView src, Tile dst) {
-        int dt = nativeDType(src.dtype());
-        if (dt < 0 || src.numel() != dst.size()) return super.loadChecked(src, dst); // the Java messages
+        int dt = loadable(src, dst);
         long n = dst.size();
         try (Staging st = new Staging()) {
             MemorySegment s = st.in(src.data(), n * src.dtype().byteSize(), "tensor " + src.name());
@@ -149,11 +155,23 @@ public class NativeBackend extends JavaBackend {
         }
     }
 
+    /** The native dtype of {@code src}, after the reference's checks (with its messages) that it is a float tensor of dst's size. */
+    private static int loadable(TensorView src, Tile dst) {
+        if (src.numel() != dst.size()) throw new IllegalArgumentException("load " + src.name() + ": " + src.numel() + " elements into " + dst);
+        int dt = nativeDType(src.dtype());
+        if (dt < 0) {
+            throw new IllegalArgumentException("tensor " + src.name() + " in " + src.source() + " is " + src.dtype()
+                    + ", not a float type; it cannot be merged");
+        }
+        return dt;
+    }
+
     @Override
     public void store(Tile src, DType dtype, MemorySegment dst) {
         int dt = nativeDType(dtype);
         long n = src.size();
-        if (dt < 0 || dst.byteSize() != n * dtype.byteSize()) { super.store(src, dtype, dst); return; }
+        if (dst.byteSize() != n * dtype.byteSize()) throw new IllegalArgumentException("store " + src + " as " + dtype + " into " + dst.byteSize() + " bytes");
+        if (dt < 0) throw new IllegalArgumentException("cannot store a merged tensor as " + dtype);
         try (Staging st = new Staging()) {
             MemorySegment s = st.in(src.data(), n * F32, "store source " + src);
             MemorySegment d = st.out(dst, n * dtype.byteSize(), "store target");
@@ -166,7 +184,7 @@ public class NativeBackend extends JavaBackend {
     @Override
     public long firstNonFinite(TensorView v) {
         int dt = nativeDType(v.dtype());
-        if (dt < 0) return super.firstNonFinite(v);
+        if (dt < 0) return NonFinite.firstIndex(v); // not a float dtype: none
         long n = v.numel();
         try (Staging st = new Staging()) {
             long r = MergeOps.mo_first_nonfinite(dt, st.in(v.data(), n * v.dtype().byteSize(), "tensor " + v.name()), n, 1);
@@ -265,7 +283,9 @@ public class NativeBackend extends JavaBackend {
 
     @Override
     public void weightedSum(List<Tile> xs, float[] w, Tile out) {
-        if (xs.isEmpty() || xs.size() != w.length) { super.weightedSum(xs, w, out); return; }
+        if (xs.isEmpty() || xs.size() != w.length) {
+            throw new IllegalArgumentException("weightedSum needs one weight per input, got " + xs.size() + " inputs and " + w.length + " weights");
+        }
         for (Tile t : xs) sameSize(t, out);
         long n = out.size();
         try (Staging st = new Staging()) {
@@ -341,7 +361,7 @@ public class NativeBackend extends JavaBackend {
 
     @Override
     public void electSign(List<Tile> weighted, Tile sign) {
-        if (weighted.isEmpty()) { super.electSign(weighted, sign); return; }
+        if (weighted.isEmpty()) throw new IllegalArgumentException("electSign needs at least one input");
         for (Tile t : weighted) sameSize(t, sign);
         long n = sign.size();
         try (Staging st = new Staging()) {
@@ -353,9 +373,10 @@ public class NativeBackend extends JavaBackend {
 
     @Override
     public void disjointMerge(List<Tile> weighted, float[] w, Tile sign, boolean normalize, Tile out) {
-        if (weighted.isEmpty() || weighted.size() != w.length) { super.disjointMerge(weighted, w, sign, normalize, out); return; }
+        if (weighted.size() != w.length) throw new IllegalArgumentException("disjointMerge needs one weight per input");
         for (Tile t : weighted) sameSize(t, out);
         sameSize(sign, out);
+        if (weighted.isEmpty()) { chunkOps.fill(out, 0f); return; } // nothing kept: acc = 0 (and 0 / 1 normalized)
         long n = out.size();
         try (Staging st = new Staging()) {
             MemorySegment ptrs = st.addresses(staged(st, weighted, n, "disjointMerge input"));
@@ -373,13 +394,88 @@ public class NativeBackend extends JavaBackend {
         sameSize(base, merged); sameSize(base, out);
         long n = base.size(), cols = base.cols();
         long channels = axis.channels(n, cols);
-        if (n == 0 || cols <= 0 || importance.size() != channels) { super.relax(base, merged, importance, omega, axis, out); return; }
+        if (importance.size() != channels) {
+            throw new IllegalArgumentException("importance has " + importance.size() + " channels, tensor " + base.shape() + " has " + channels + " along " + axis);
+        }
+        if (n == 0) return;
         int ax = axis(axis);
         try (Staging st = new Staging()) {
             ok(MergeOps.mo_relax(st.in(base.data(), n * F32, "relax base"), st.in(merged.data(), n * F32, "relax merged"),
                     st.in(importance.data(), channels * F32, "relax importance"), channels, omega, ax, cols,
                     st.out(out.data(), n * F32, "relax out"), n, nativeThreads), "relax");
             st.commit();
+        }
+    }
+
+    // ---------------------------------------------------------------- ops without a C kernel: the chunk ops' own loops
+
+    @Override public void mul(Tile a, Tile b, Tile out) { chunkOps.mul(a, b, out); }
+
+    @Override public void div(Tile a, Tile b, Tile out) { chunkOps.div(a, b, out); }
+
+    @Override public void abs(Tile x, Tile out) { chunkOps.abs(x, out); }
+
+    @Override public void clamp(Tile x, float lo, float hi, Tile out) { chunkOps.clamp(x, lo, hi, out); }
+
+    @Override public void affine(Tile x, float a, float b, Tile out) { chunkOps.affine(x, a, b, out); }
+
+    @Override public void fill(Tile x, float v) { chunkOps.fill(x, v); }
+
+    @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { chunkOps.keepWhereNonZero(x, ref, out); }
+
+    @Override public void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) {
+        for (Tile t : weighted) sameSize(t, out);
+        sameSize(sign, out);
+        chunkOps.disjointDivisor(weighted, w, sign, out);
+    }
+
+    @Override public void laneDots(Tile a, Tile b, Lanes lanes, double[] out) { chunkOps.laneDots(a, b, lanes, out); }
+
+    @Override public void laneScale(Tile x, float[] s, Lanes lanes, Tile out) { chunkOps.laneScale(x, s, lanes, out); }
+
+    @Override public void laneRanks(Tile x, Lanes lanes, Tile out) { chunkOps.laneRanks(x, lanes, out); }
+
+    /** Counts on the bits: an element is non-zero unless all its bits but the sign are clear (NaN counts). */
+    @Override
+    public long countNonZero(Tile x) {
+        long n = x.size();
+        long[] counts = new long[(int) ((n + Parallel.CHUNK - 1) / Parallel.CHUNK)];
+        MemorySegment a = x.data();
+        par.forRange(n, (lo, hi) -> {
+            long c = 0;
+            for (long i = lo; i < hi; i++) if ((a.getAtIndex(I, i) & 0x7fffffff) != 0) c++;
+            counts[(int) (lo / Parallel.CHUNK)] = c;
+        });
+        long total = 0;
+        for (long c : counts) total += c;
+        return total;
+    }
+
+    /**
+     * The drop by the chunk ops' loop, then the rescale: DENSITY divides by p[i] wherever p[i] &gt; 0 (an
+     * element can be kept only there, and a dropped +0.0 divided by a positive p stays +0.0); L1 by
+     * the native sums and scale, as {@link #dropRescale}.
+     */
+    @Override
+    public void dropByProbability(Tile x, Tile p, long key, Rescale mode) {
+        sameSize(x, p);
+        double before = mode == Rescale.L1 ? sumAbs(x) : 0.0;
+        chunkOps.dropByProbability(x, p, 0, key);
+        switch (mode) {
+            case NONE -> { }
+            case DENSITY -> {
+                MemorySegment a = x.data(), pr = p.data();
+                par.forRange(x.size(), (lo, hi) -> {
+                    for (long i = lo; i < hi; i++) {
+                        float pi = pr.getAtIndex(F, i);
+                        if (pi > 0f) a.setAtIndex(F, i, a.getAtIndex(F, i) / pi);
+                    }
+                });
+            }
+            case L1 -> {
+                double after = sumAbs(x);
+                if (!(before < 1e-7 || after < 1e-7)) scale(x, (float) (before / after), x);
+            }
         }
     }
 }

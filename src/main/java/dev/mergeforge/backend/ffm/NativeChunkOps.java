@@ -6,9 +6,9 @@ import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.Reductions;
 import dev.mergeforge.bindings.MergeOps;
-import dev.mergeforge.io.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.Tile;
 
 import java.lang.foreign.MemorySegment;
@@ -21,17 +21,27 @@ import java.util.List;
  * {@link NativeBackend} that owns this object; the chunk-only ops (maps, reductions continuing a
  * block begun in the previous chunk, |x| histograms, the rank window with carried tie counts, lane
  * ops, Philox drops at an element offset) call their own entry points (native/src/chunk.c,
- * lanes.c, reduce.c, dropout.c). Each segment is checked by {@link Staging} before the call, sizes
+ * lanes.c, reduce.c, dropout.c) — all but carriedLaneDots, still a loop here. Each segment is checked by {@link Staging} before the call, sizes
  * as the Java reference checks them. Independent of the Java reference it is tested against.
  */
 final class NativeChunkOps implements ChunkOps {
     private static final long F32 = 4;
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     private final NativeBackend nb;
 
     NativeChunkOps(NativeBackend nb) { this.nb = nb; }
 
     @Override public String name() { return "native"; }
+
+    /** Host memory only: the caller's budget already sized the chunk. */
+    @Override public long fitChunk(String tensor, int tiles, long align, long wanted) { return wanted; }
+
+    /** Every load reads the stored bytes on the host. */
+    @Override public boolean holds(TensorView src, long from, long n) { return false; }
+
+    /** Chunk tiles live in host memory: nothing to move. */
+    @Override public void onHost(List<Tile> reads, List<Tile> writes, Runnable body) { body.run(); }
 
     private static void sameSize(Tile a, Tile b) {
         if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
@@ -177,6 +187,34 @@ final class NativeChunkOps implements ChunkOps {
             NativeBackend.ok(MergeOps.mo_lane_dots(st.in(a.data(), n * F32, "laneDots a"), st.in(b.data(), n * F32, "laneDots b"),
                     lanes.outer(), lanes.length(), lanes.inner(), d, nb.nativeThreads()), "laneDots");
             MemorySegment.copy(d, ValueLayout.JAVA_DOUBLE, 0, out, 0, Math.toIntExact(count));
+        }
+    }
+
+    @Override
+    public void carriedLaneDots(Tile a, Tile b, Lanes lanes, long first, BlockSum[] acc) {
+        if (a.size() != b.size() || lanes.numel() != a.size() || acc.length < lanes.count() || first < 0) {
+            throw new IllegalArgumentException("carriedLaneDots: " + a + ", " + b + ", " + lanes + " from " + first);
+        }
+        for (long v = 0, n = lanes.count(); v < n; v++) {
+            if (acc[(int) v].next() != first) throw new IllegalStateException("lane " + v + " fed out of order: element " + first + ", expected " + acc[(int) v].next());
+        }
+        MemorySegment x = a.data(), y = b.data();
+        for (long v = 0, n = lanes.count(); v < n; v++) {
+            BlockSum s = acc[(int) v];
+            // element k of the lane is element first + k of the whole lane: a run ends where its block does
+            double run = s.start();
+            long runStart = first;
+            for (long k = 0, len = lanes.length(); k < len; k++) {
+                long at = first + k;
+                if (at > runStart && at % Reductions.BLOCK == 0) {
+                    s.addRun(runStart, at - runStart, run);
+                    run = 0.0;
+                    runStart = at;
+                }
+                long i = lanes.index(v, k);
+                run += (double) x.getAtIndex(F, i) * (double) y.getAtIndex(F, i);
+            }
+            s.addRun(runStart, first + lanes.length() - runStart, run);
         }
     }
 

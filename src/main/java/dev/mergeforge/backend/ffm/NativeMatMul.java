@@ -3,19 +3,22 @@ package dev.mergeforge.backend.ffm;
 import dev.mergeforge.bindings.MergeOps;
 import dev.mergeforge.errors.MergeforgeException;
 
-import java.lang.foreign.Arena;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.util.logging.Logger;
 
 /**
- * The calibration forward pass's products on the native library's AVX2+FMA kernel
- * ({@code mo_sgemm_nt}), used by the model package when the library is built. Unlike the merge
- * ops this is no part of the bit-exact Backend contract: it agrees with the Java MatMul to
- * rounding. {@code -Dmergeforge.matmul=java} keeps the Java kernel.
+ * The calibration forward pass's products on the native library's blocked GEMM
+ * ({@code mo_sgemm_nt}, AVX2+FMA with a portable fallback), used by the model package when the
+ * library is built. Unlike the merge ops this is no part of the Backend contract: each output is one
+ * fused multiply-add chain in ascending inner order (docs/calibration.md, "Numerics and speed"), the
+ * same bits for any thread count and either SIMD path, and equal to the Java MatMul to rounding.
+ * {@code -Dmergeforge.matmul=java} keeps the Java kernel.
  *
- * <p>Heap arrays are copied into a confined arena per call (O(tokens·in + rows·in) next to
- * O(tokens·rows·in) work); every length is checked here before the native call.
+ * <p>No copies: the float arrays go to C as pinned heap segments ({@link Linker.Option#critical}
+ * with heap access), so the garbage collector waits for a product to finish (milliseconds to tens
+ * of milliseconds on calibration blocks). Every offset and length is checked here before the call.
  */
 public final class NativeMatMul {
     private static final Logger LOG = Logger.getLogger(NativeMatMul.class.getName());
@@ -23,6 +26,12 @@ public final class NativeMatMul {
     private static volatile boolean logged;
 
     private NativeMatMul() {}
+
+    /** Holds the pinned-heap handle; initialised on first use, only when the library is loaded. */
+    private static final class Critical {
+        static final MethodHandle SGEMM = Linker.nativeLinker().downcallHandle(MergeOps.mo_sgemm_nt$address(),
+                MergeOps.mo_sgemm_nt$descriptor(), Linker.Option.critical(true));
+    }
 
     /** True when the native kernel is used for large products. */
     public static boolean available() { return ENABLED; }
@@ -32,29 +41,54 @@ public final class NativeMatMul {
      */
     public static void linear(float[] x, int xOff, int tokens, int in, float[] w, int wRow0, int rows, float[] b,
                               float[] y, int yOff, int yStride, int threads) {
+        linear(x, xOff, in, tokens, in, w, (long) wRow0 * in, in, rows, b, y, yOff, yStride, threads);
+    }
+
+    /**
+     * y[yOff + t·ldy + o] = Σ_i x[xOff + t·ldx + i]·w[wOff + o·ldw + i] (+ b[o]) for t &lt; tokens,
+     * o &lt; rows, i &lt; in: x·wᵀ with row strides, e.g. one head's queries against its keys.
+     */
+    public static void linear(float[] x, long xOff, int ldx, int tokens, int in, float[] w, long wOff, int ldw, int rows,
+                              float[] b, float[] y, long yOff, int ldy, int threads) {
         if (!ENABLED) throw new IllegalStateException("native matmul unavailable: " + NativeBackend.unavailableReason());
-        long xn = (long) tokens * in, wn = (long) rows * in;
-        if (tokens < 0 || in < 0 || rows < 0 || xOff < 0 || wRow0 < 0 || yOff < 0 || yStride < rows
-                || xOff + xn > x.length || (long) wRow0 * in + wn > w.length || (b != null && b.length < rows)
-                || (tokens > 0 && yOff + (long) (tokens - 1) * yStride + rows > y.length)) {
+        if (tokens < 0 || in < 0 || rows < 0 || xOff < 0 || wOff < 0 || yOff < 0 || ldx < in || ldw < in || ldy < rows
+                || !covers(x.length, xOff, tokens, ldx, in) || !covers(w.length, wOff, rows, ldw, in)
+                || (b != null && b.length < rows) || !covers(y.length, yOff, tokens, ldy, rows)) {
             throw new IllegalArgumentException("matmul operands too short: x " + x.length + " from " + xOff + " for " + tokens + "x" + in
-                    + ", w " + w.length + " from row " + wRow0 + " for " + rows + "x" + in + ", y " + y.length + " from " + yOff);
+                    + " (stride " + ldx + "), w " + w.length + " from " + wOff + " for " + rows + "x" + in + " (stride " + ldw
+                    + "), y " + y.length + " from " + yOff + " (stride " + ldy + ")");
         }
+        if (tokens == 0 || rows == 0) return;
         if (!logged) {
             logged = true;
-            LOG.info("forward-pass products on the native AVX2+FMA kernel (-Dmergeforge.matmul=java for the Java one)");
+            LOG.info("forward-pass products on the native GEMM (" + NativeBackend.simd() + "; -Dmergeforge.matmul=java for the Java one)");
         }
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment xs = arena.allocate(Math.max(4, xn * 4), 64), ws = arena.allocate(Math.max(4, wn * 4), 64);
-            MemorySegment.copy(x, xOff, xs, ValueLayout.JAVA_FLOAT, 0, (int) xn);
-            MemorySegment.copy(w, wRow0 * in, ws, ValueLayout.JAVA_FLOAT, 0, (int) wn);
-            MemorySegment bs = b == null ? MemorySegment.NULL : arena.allocateFrom(ValueLayout.JAVA_FLOAT, java.util.Arrays.copyOf(b, rows));
-            MemorySegment ys = arena.allocate(Math.max(4, (long) tokens * rows * 4), 64);
-            int rc = MergeOps.mo_sgemm_nt(xs, tokens, in, ws, rows, bs, ys, rows, threads);
-            if (rc != MergeOps.MO_OK()) throw new MergeforgeException("native matmul failed (code " + rc + ") for " + tokens + "x" + in + " by " + rows);
-            for (int t = 0; t < tokens; t++) {
-                MemorySegment.copy(ys, ValueLayout.JAVA_FLOAT, (long) t * rows * 4, y, yOff + t * yStride, rows);
-            }
+        MemorySegment xs = MemorySegment.ofArray(x).asSlice(xOff * 4), ws = MemorySegment.ofArray(w).asSlice(wOff * 4);
+        MemorySegment ys = MemorySegment.ofArray(y).asSlice(yOff * 4);
+        MemorySegment bs = b == null ? MemorySegment.NULL : MemorySegment.ofArray(b);
+        int rc;
+        try {
+            rc = (int) Critical.SGEMM.invokeExact(xs, (long) tokens, (long) in, (long) ldx, ws, (long) rows, (long) ldw, bs, ys,
+                    (long) ldy, threads);
+        } catch (Throwable e) {
+            throw new AssertionError("mo_sgemm_nt downcall failed", e);
         }
+        if (rc != MergeOps.MO_OK()) throw new MergeforgeException("native matmul failed (code " + rc + ") for " + tokens + "x" + in + " by " + rows);
+    }
+
+    /** True when rows of {@code cols} floats at {@code off + r·stride}, r &lt; rows, lie inside {@code length}. */
+    private static boolean covers(int length, long off, int rows, int stride, int cols) {
+        return rows == 0 || off + (long) (rows - 1) * stride + cols <= length;
+    }
+
+    /**
+     * Runs the native FMA loop ({@code mo_fma_peak}) for {@code iters} rounds on {@code threads}
+     * workers and returns the floating-point operations it did; the caller times it.
+     */
+    public static long fmaPeak(long iters, int threads) {
+        if (!NativeBackend.isAvailable()) throw new IllegalStateException("native library unavailable: " + NativeBackend.unavailableReason());
+        long flops = MergeOps.mo_fma_peak(iters, threads);
+        if (flops < 0) throw new MergeforgeException("native FMA loop failed (code " + flops + ")");
+        return flops;
     }
 }

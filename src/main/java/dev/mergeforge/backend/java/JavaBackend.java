@@ -7,7 +7,7 @@ import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.PortableOps;
 import dev.mergeforge.backend.Reductions;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Floats;
 import dev.mergeforge.tensor.Tile;

@@ -9,7 +9,7 @@ import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.PortableOps;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.Reductions;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Floats;
 import dev.mergeforge.tensor.Tile;
@@ -37,6 +37,15 @@ public final class JavaChunkOps implements ChunkOps {
     public JavaChunkOps(Parallel par) { this.par = par; }
 
     @Override public String name() { return "java"; }
+
+    /** Host memory only: the caller's budget already sized the chunk. */
+    @Override public long fitChunk(String tensor, int tiles, long align, long wanted) { return wanted; }
+
+    /** Every load reads the stored bytes on the host. */
+    @Override public boolean holds(TensorView src, long from, long n) { return false; }
+
+    /** Chunk tiles live in host memory: nothing to move. */
+    @Override public void onHost(List<Tile> reads, List<Tile> writes, Runnable body) { body.run(); }
 
     private static void sameSize(Tile a, Tile b) {
         if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
@@ -306,6 +315,35 @@ public final class JavaChunkOps implements ChunkOps {
     }
 
     @Override public void laneDots(Tile a, Tile b, Lanes lanes, double[] out) { PortableOps.laneDots(par, a, b, lanes, out); }
+
+    @Override
+    public void carriedLaneDots(Tile x, Tile y, Lanes lanes, long first, BlockSum[] acc) {
+        sameSize(x, y);
+        if (lanes.numel() != x.size() || acc.length < lanes.count() || first < 0) {
+            throw new IllegalArgumentException("carriedLaneDots: " + x + ", " + lanes + " from " + first + ", " + acc.length + " sums");
+        }
+        for (long v = 0, n = lanes.count(); v < n; v++) {
+            if (acc[(int) v].next() != first) throw new IllegalStateException("lane " + v + " fed out of order: element " + first + ", expected " + acc[(int) v].next());
+        }
+        MemorySegment a = x.data(), b = y.data();
+        long len = lanes.length();
+        par.forRange(lanes.count(), Math.max(1, Parallel.CHUNK / Math.max(1, len)), (v0, v1) -> {
+            for (long v = v0; v < v1; v++) {
+                BlockSum s = acc[(int) v];
+                // runs of the lane cut where its blocks end, each summed on from the open block's sum
+                for (long k = 0; k < len; ) {
+                    long at = first + k, end = Math.min(len, k + Reductions.BLOCK - at % Reductions.BLOCK);
+                    double p = s.start();
+                    for (long j = k; j < end; j++) {
+                        long i = lanes.index(v, j);
+                        p += (double) a.getAtIndex(F, i) * (double) b.getAtIndex(F, i);
+                    }
+                    s.addRun(at, end - k, p);
+                    k = end;
+                }
+            }
+        });
+    }
 
     @Override public void laneScale(Tile x, float[] s, Lanes lanes, Tile out) { PortableOps.laneScale(par, x, s, lanes, out); }
 

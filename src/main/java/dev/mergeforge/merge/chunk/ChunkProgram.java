@@ -8,7 +8,8 @@ import java.util.List;
 /**
  * One tensor's merge as passes over chunks: the reduction passes in order (each sees every chunk
  * once, in order, and may use what the passes before it found), then one combine pass that writes
- * each output chunk. The runner loads every input into the chunk before each pass.
+ * each output chunk. The runner loads every input into the chunk before each pass. A pass may run
+ * again and again ({@link Pass#again}): an iterative method is one such pass, one run per step.
  *
  * @param align      chunks hold a multiple of this many elements (1: any cut; the method's row or slab otherwise)
  * @param scratch    scratch chunk tiles the passes use ({@link Chunk#scratch})
@@ -32,6 +33,12 @@ public record ChunkProgram(long align, int scratch, List<Pass> reductions, Combi
 
         /** After the last chunk. */
         void end();
+
+        /**
+         * Asked after {@link #end}: whether this pass runs again over every chunk (an iterative method's
+         * next step), {@link #needed} being asked first as before each run. Once by default.
+         */
+        default boolean again() { return false; }
     }
 
     /** The combine pass: writes the merged values of a chunk into {@code out}. */

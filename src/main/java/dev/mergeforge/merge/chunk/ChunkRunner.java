@@ -2,7 +2,7 @@ package dev.mergeforge.merge.chunk;
 
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.io.Madvise;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;
 import dev.mergeforge.tensor.TilePool;
@@ -45,7 +45,10 @@ public final class ChunkRunner implements AutoCloseable {
         this.models = List.copyOf(models);
         this.numel = shape.numel();
         this.pool = pool;
-        this.chunk = chunkFor(program.align(), chunkElements);
+        // the backend's own memory (a device budget) may hold fewer elements per chunk than asked for
+        int tiles = (base == null ? 0 : 1) + models.size() + program.scratch() + 1;
+        String tensor = base != null ? base.name() : models.isEmpty() ? "(no inputs)" : models.getFirst().name();
+        this.chunk = chunkFor(program.align(), ops.fitChunk(tensor, tiles, program.align(), chunkFor(program.align(), chunkElements)));
         Shape cs = Shape.of(Math.max(1, Math.min(chunk, numel)));
         try {
             baseTile = base == null ? null : borrow(cs);
@@ -89,13 +92,15 @@ public final class ChunkRunner implements AutoCloseable {
     /** Reduction passes run so far: the combine pass reads the inputs once more after each tensor's first. */
     public int reductionPasses() { return reductionPasses; }
 
-    /** Runs every reduction pass the program needs, in order. */
+    /** Runs every reduction pass the program needs, in order (a pass that asks to run again, until it is no longer needed). */
     public void reduce() {
         for (ChunkProgram.Pass p : program.reductions()) {
-            if (!p.needed()) continue;
-            reductionPasses++;
-            for (long k = 0, nk = chunks(); k < nk; k++) p.chunk(ops, load(k));
-            p.end();
+            while (p.needed()) {
+                reductionPasses++;
+                for (long k = 0, nk = chunks(); k < nk; k++) p.chunk(ops, load(k));
+                p.end();
+                if (!p.again()) break;
+            }
         }
     }
 
@@ -130,13 +135,17 @@ public final class ChunkRunner implements AutoCloseable {
         return new Chunk(off, n, b, ms, ss);
     }
 
-    /** Loads elements [off, off + dst.size()) of v, mapping its pages in first and dropping them from this process after. */
+    /**
+     * Loads elements [off, off + dst.size()) of v, mapping its pages in first and dropping them from
+     * this process after — unless the ops hold that chunk already (a device kept it), when no page is read.
+     */
     private boolean loadFrom(TensorView v, long off, Tile dst) {
         long es = v.dtype().byteSize();
         MemorySegment bytes = v.data().asSlice(off * es, dst.size() * es);
-        if (bytes.isMapped()) Madvise.populate(bytes);
+        boolean pages = bytes.isMapped() && !ops.holds(v, off, dst.size());
+        if (pages) Madvise.populate(bytes);
         boolean bad = ops.load(v, off, dst);
-        if (bytes.isMapped()) Madvise.dontNeed(bytes);
+        if (pages) Madvise.dontNeed(bytes);
         return bad;
     }
 

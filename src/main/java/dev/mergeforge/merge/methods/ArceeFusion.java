@@ -80,12 +80,16 @@ public record ArceeFusion() implements ChunkedMethod {
         float[] threshold = new float[1];
         ChunkProgram.Pass high = new ChunkProgram.Pass() {
             @Override public boolean needed() { return true; }
-            @Override public void chunk(ChunkOps ops, Chunk c) { q.high(importance(c, other, cols), c.size()); }
+            @Override public void chunk(ChunkOps ops, Chunk c) {
+                ops.onHost(List.of(c.base(), c.model(other)), List.of(c.scratch(0)), () -> q.high(importance(c, other, cols), c.size()));
+            }
             @Override public void end() { q.endHigh(); }
         };
         ChunkProgram.Pass low = new ChunkProgram.Pass() {
             @Override public boolean needed() { return true; }
-            @Override public void chunk(ChunkOps ops, Chunk c) { q.low(importance(c, other, cols), c.size()); }
+            @Override public void chunk(ChunkOps ops, Chunk c) {
+                ops.onHost(List.of(c.base(), c.model(other)), List.of(c.scratch(0)), () -> q.low(importance(c, other, cols), c.size()));
+            }
             @Override public void end() {
                 q.endLow();
                 // threshold = median + 1.5·(Q3 − Q1), in float32
@@ -93,7 +97,8 @@ public record ArceeFusion() implements ChunkedMethod {
                 threshold[0] = q.value(1) + 1.5f * iqr;
             }
         };
-        return new ChunkProgram(cols, 1, List.of(high, low), (ops, c, out) -> {
+        // every step is a host loop over the chunk's memory, so each runs inside ops.onHost
+        return new ChunkProgram(cols, 1, List.of(high, low), (ops, c, out) -> ops.onHost(List.of(c.base(), c.model(other)), List.of(c.scratch(0), out), () -> {
             Tile imp = importance(c, other, cols), b = c.base(), o = c.model(other);
             float t = threshold[0];
             for (long e = 0, m = c.size(); e < m; e++) {
@@ -101,7 +106,7 @@ public record ArceeFusion() implements ChunkedMethod {
                 // θ = θ₀ + (θ₁ − θ₀)·mask
                 out.set(e, be + (o.get(e) - be) * (imp.get(e) >= t ? 1f : 0f));
             }
-        });
+        }));
     }
 
     /** The chunk's importances, in its scratch tile. */

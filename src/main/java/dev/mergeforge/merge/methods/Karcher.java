@@ -3,9 +3,11 @@ package dev.mergeforge.merge.methods;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.ParamSpec;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.Tile;
 
 import java.util.ArrayList;
@@ -19,9 +21,10 @@ import java.util.List;
  * T = Σ a_i θ_i/sin θ_i (u_i − cos θ_i u), θ_i = acos(clamp(u·u_i)) (terms with θ_i &lt; tol skipped),
  * stopping when ‖T‖ &lt; tol; out = (Σ_i ‖x_i‖/N)·u. As in mergekit every input tensor takes part:
  * a base_model that the config does not list among the models is appended as the last input.
- * Per-model weights are not a parameter of karcher in mergekit and are rejected here.
+ * Per-model weights are not a parameter of karcher in mergekit and are rejected here. Runs as passes
+ * over chunks ({@link KarcherPasses}, the same bits); {@code merge} is the whole-tensor oracle.
  */
-public record Karcher(int maxIter, double tol) implements MergeMethod {
+public record Karcher(int maxIter, double tol) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("karcher",
             "Riemannian (Karcher) mean of the models on the sphere, scaled by their mean norm",
@@ -46,10 +49,8 @@ public record Karcher(int maxIter, double tol) implements MergeMethod {
         if (n == 1) { b.scale(inputs.get(0), 1f, out); return; }
         List<Tile> scratch = new ArrayList<>();
         try {
-            double alpha = 1.0 / n;
             double[] norms = new double[n];
             List<Tile> units = new ArrayList<>();
-            List<Double> alphas = new ArrayList<>();
             for (int i = 0; i < n; i++) {
                 Tile x = inputs.get(i);
                 norms[i] = Math.sqrt(b.sumSquares(x));
@@ -59,13 +60,9 @@ public record Karcher(int maxIter, double tol) implements MergeMethod {
                 Tile u = readOnly ? borrow(ctx, out, scratch) : x;
                 b.scale(x, (float) (1 / norms[i]), u);
                 units.add(u);
-                alphas.add(alpha);
             }
             if (units.isEmpty()) { b.fill(out, 0f); return; }
-            double asum = 0;
-            for (double a : alphas) asum += a;
-            float[] na = new float[units.size()];
-            for (int i = 0; i < na.length; i++) na[i] = (float) (alphas.get(i) / asum);
+            float[] na = unitWeights(n, units.size());
             // u = Σ a_i u_i, normalised (or the first unit when that is ~0)
             Tile u = out;
             b.weightedSum(units, na, u);
@@ -77,13 +74,11 @@ public record Karcher(int maxIter, double tol) implements MergeMethod {
                 // T = Σ a_i θ_i/sin θ_i · (u_i − cos θ_i · u)
                 b.fill(t, 0f);
                 for (int i = 0; i < units.size(); i++) {
-                    float dot = (float) Math.max(-1.0, Math.min(1.0, (float) b.dot(u, units.get(i))));
-                    float theta = (float) Math.acos(dot);
-                    if (theta < tol) continue;
-                    float c = (float) (na[i] * (theta / Math.sin(theta)));
+                    Term term = term(b.dot(u, units.get(i)), na[i]);
+                    if (term.skip()) continue;
                     b.scale(units.get(i), 1f, tmp);
-                    b.axpy(-dot, u, tmp);
-                    b.axpy(c, tmp, t);
+                    b.axpy(-term.cos(), u, tmp);
+                    b.axpy(term.coef(), tmp, t);
                 }
                 double normT = Math.sqrt(b.sumSquares(t));
                 if (normT < tol) break;
@@ -94,13 +89,44 @@ public record Karcher(int maxIter, double tol) implements MergeMethod {
                 if (un > tol) b.scale(u, (float) (1 / un), u);
             }
             // out = (Σ a_i ‖x_i‖) u
-            double s = 0;
-            for (double nrm : norms) s += alpha * nrm;
-            b.scale(u, (float) s, out);
+            b.scale(u, (float) meanNorm(norms), out);
         } finally {
             for (Tile s : scratch) ctx.release(s);
         }
     }
+
+    /** The passes over chunks: see {@link KarcherPasses}. */
+    @Override
+    public ChunkProgram program(TensorSetup in) { return KarcherPasses.program(this, in); }
+
+    /** The weights a_i of the units: 1/N each, divided by their sum over the units taking part, in float32. */
+    static float[] unitWeights(int n, int units) {
+        double alpha = 1.0 / n, asum = 0;
+        for (int i = 0; i < units; i++) asum += alpha;
+        float[] na = new float[units];
+        for (int i = 0; i < units; i++) na[i] = (float) (alpha / asum);
+        return na;
+    }
+
+    /** Σ_i ‖x_i‖/N over every input, in input order. */
+    static double meanNorm(double[] norms) {
+        double alpha = 1.0 / norms.length, s = 0;
+        for (double nrm : norms) s += alpha * nrm;
+        return s;
+    }
+
+    /**
+     * One unit's term of the tangent T from its dot with the iterate: cos θ_i = clamp(u·u_i) in
+     * float32, θ_i = acos, the coefficient a_i θ_i/sin θ_i; skipped when θ_i &lt; tol.
+     */
+    Term term(double dot, float a) {
+        float cos = (float) Math.max(-1.0, Math.min(1.0, (float) dot));
+        float theta = (float) Math.acos(cos);
+        return new Term(cos, (float) (a * (theta / Math.sin(theta))), theta < tol);
+    }
+
+    /** A unit's term of T: its clamped cosine, its coefficient, whether it is left out. */
+    record Term(float cos, float coef, boolean skip) {}
 
     private static Tile borrow(MergeContext ctx, Tile like, List<Tile> owned) {
         Tile t = ctx.scratch(like.shape());

@@ -1,12 +1,18 @@
 package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.backend.Backend;
+import dev.mergeforge.backend.BlockSum;
+import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.ParamSpec;
+import dev.mergeforge.merge.Params;
+import dev.mergeforge.merge.chunk.Chunk;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.Tile;
 
 import java.util.ArrayList;
@@ -20,8 +26,9 @@ import java.util.List;
  * ‖T‖' = ‖T‖ + eps, plus the base. When ‖Σ w_i u_i‖ &lt; eps two models fall back to Σ w_i x_i and more
  * are an error, as in mergekit. A single model is returned unchanged. Differences: the mean is formed
  * as Σ (w_i/(‖x_i‖+eps)) x_i in one pass (mergekit: units first), a float32 rounding difference.
+ * Runs as passes over chunks ({@link #program}, the same bits); {@code merge} is the whole-tensor oracle.
  */
-public record MultiSlerp(boolean normalizeWeights, double eps) implements MergeMethod {
+public record MultiSlerp(boolean normalizeWeights, double eps) implements ChunkedMethod {
 
     public static final MethodSpec SPEC = new MethodSpec("multislerp",
             "barycentric interpolation of several models on the hypersphere",
@@ -49,26 +56,14 @@ public record MultiSlerp(boolean normalizeWeights, double eps) implements MergeM
             if (base != null) b.sub(m, base, m);
             x.add(m);
         }
-        float[] w = Weights.of(in, idx, "weight");
-        if (normalizeWeights) {
-            // w = w / Σw
-            float sum = Weights.sum(w);
-            for (int i = 0; i < n; i++) w[i] = w[i] / sum;
-        }
+        float[] w = weights(in.params(), idx);
         double[] norms = new double[n];
-        float[] wu = new float[n];
-        for (int i = 0; i < n; i++) {
-            norms[i] = Math.sqrt(b.sumSquares(x.get(i)));
-            wu[i] = (float) (w[i] / (norms[i] + eps));
-        }
+        for (int i = 0; i < n; i++) norms[i] = Math.sqrt(b.sumSquares(x.get(i)));
+        float[] wu = unitWeights(w, norms);
         // m = Σ w_i x_i/(‖x_i‖+eps)
         b.weightedSum(x, wu, out);
         double meanNorm = Math.sqrt(b.sumSquares(out));
-        if (meanNorm < eps) {
-            if (n != 2) {
-                throw new ConfigException("multislerp: the weighted mean of the unit tensors of " + in.tensor()
-                        + " is zero (antipodal models with balancing weights); change the weights");
-            }
+        if (degenerate(meanNorm, n, in.tensor())) {
             // fallback: Σ w_i x_i (+ θ₀)
             b.weightedSum(x, w, out);
             if (base != null) b.add(base, out, out);
@@ -79,7 +74,7 @@ public record MultiSlerp(boolean normalizeWeights, double eps) implements MergeM
         for (int i = 0; i < n; i++) {
             Tile u = x.get(i);
             // u_i = x_i / (‖x_i‖ + eps)
-            b.scale(u, (float) (1 / (norms[i] + eps)), u);
+            b.scale(u, unitScale(norms[i]), u);
             // t_i = u_i − (u_i·m) m
             float d = (float) b.dot(u, out);
             b.axpy(-d, out, u);
@@ -92,9 +87,159 @@ public record MultiSlerp(boolean normalizeWeights, double eps) implements MergeM
         b.scale(out, (float) Math.cos(tn), out);
         b.axpy((float) (Math.sin(tn) / tn), tangent, out);
         // r = r · Σ w_i ‖x_i‖
-        double avgNorm = 0;
-        for (int i = 0; i < n; i++) avgNorm += norms[i] * w[i];
-        b.scale(out, (float) avgNorm, out);
+        b.scale(out, (float) weightedNorm(norms, w), out);
         if (base != null) b.add(base, out, out);
+    }
+
+    /** The weights w of the models idx, divided by Σw (float32, left to right) when normalize_weights. */
+    private float[] weights(List<Params> params, int[] idx) {
+        float[] w = Weights.of(params, idx, "weight");
+        if (normalizeWeights) {
+            // w = w / Σw
+            float sum = Weights.sum(w);
+            for (int i = 0; i < w.length; i++) w[i] = w[i] / sum;
+        }
+        return w;
+    }
+
+    /** The factor 1/(‖x_i‖+eps) that makes x_i a unit vector. */
+    private float unitScale(double norm) { return (float) (1 / (norm + eps)); }
+
+    /** w_i/(‖x_i‖+eps): the weights of the x_i in the unnormalised mean of the units. */
+    private float[] unitWeights(float[] w, double[] norms) {
+        float[] wu = new float[w.length];
+        for (int i = 0; i < w.length; i++) wu[i] = (float) (w[i] / (norms[i] + eps));
+        return wu;
+    }
+
+    /** Σ w_i ‖x_i‖, the norm the result is scaled to. */
+    private static double weightedNorm(double[] norms, float[] w) {
+        double s = 0;
+        for (int i = 0; i < norms.length; i++) s += norms[i] * w[i];
+        return s;
+    }
+
+    /** Whether the mean of the units is ~0: two models then fall back to Σ w_i x_i; more are a config error. */
+    private boolean degenerate(double meanNorm, int n, String tensor) {
+        if (!(meanNorm < eps)) return false;
+        if (n != 2) {
+            throw new ConfigException("multislerp: the weighted mean of the unit tensors of " + tensor
+                    + " is zero (antipodal models with balancing weights); change the weights");
+        }
+        return true;
+    }
+
+    /**
+     * The same maths as passes over chunks: ‖x_i‖; ‖Σ w_i x_i/(‖x_i‖+eps)‖; the dots u_i·m; ‖T‖; then
+     * the combine. No pass keeps a whole-tensor vector: each recomputes its chunk of m, the u_i and T
+     * from the chunk's inputs with the scalars found so far, by the ops of {@code merge} in its order.
+     */
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        int[] idx = in.nonBase();
+        if (idx.length == 1) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.model(idx[0]), 1f, out));
+        int n = idx.length;
+        boolean hasBase = in.hasBase();
+        float[] w = weights(in.params(), idx);
+        double[] norms = new double[n];
+        float[] wu = new float[n], dots = new float[n];
+        // [‖m‖ of the mean, ‖T‖ + eps]; whether the mean is ~0 (the fallback)
+        double[] found = new double[2];
+        boolean[] fallback = new boolean[1];
+        BlockSum[] acc = new BlockSum[n];
+        ChunkProgram.Pass normsPass = pass(() -> true, acc, (ops, c) -> {
+            // ‖x_i‖²
+            List<Tile> x = vectors(ops, c, idx, hasBase);
+            for (int i = 0; i < n; i++) ops.sumSquares(x.get(i), c.offset(), acc[i]);
+        }, () -> {
+            for (int i = 0; i < n; i++) norms[i] = Math.sqrt(acc[i].value());
+            System.arraycopy(unitWeights(w, norms), 0, wu, 0, n);
+        });
+        ChunkProgram.Pass meanPass = pass(() -> true, acc, (ops, c) -> {
+            // ‖Σ w_i x_i/(‖x_i‖+eps)‖²
+            Tile m = c.scratch(0);
+            ops.weightedSum(vectors(ops, c, idx, hasBase), wu, m);
+            ops.sumSquares(m, c.offset(), acc[0]);
+        }, () -> {
+            found[0] = Math.sqrt(acc[0].value());
+            fallback[0] = degenerate(found[0], n, in.tensor());
+        });
+        ChunkProgram.Pass dotsPass = pass(() -> !fallback[0], acc, (ops, c) -> {
+            // u_i·m
+            List<Tile> x = vectors(ops, c, idx, hasBase);
+            Tile m = mean(ops, x, wu, found[0], c.scratch(0));
+            for (int i = 0; i < n; i++) {
+                ops.scale(x.get(i), unitScale(norms[i]), x.get(i));
+                ops.dot(x.get(i), m, c.offset(), acc[i]);
+            }
+        }, () -> { for (int i = 0; i < n; i++) dots[i] = (float) acc[i].value(); });
+        ChunkProgram.Pass tangentPass = pass(() -> !fallback[0], acc, (ops, c) -> {
+            // ‖T‖²
+            List<Tile> x = vectors(ops, c, idx, hasBase);
+            ops.sumSquares(tangent(ops, x, mean(ops, x, wu, found[0], c.scratch(0)), norms, dots, w), c.offset(), acc[0]);
+        }, () -> found[1] = Math.sqrt(acc[0].value()) + eps);
+        return new ChunkProgram(1, 1, List.of(normsPass, meanPass, dotsPass, tangentPass), (ops, c, out) -> {
+            List<Tile> x = vectors(ops, c, idx, hasBase);
+            if (fallback[0]) {
+                // fallback: Σ w_i x_i (+ θ₀)
+                ops.weightedSum(x, w, out);
+            } else {
+                Tile m = mean(ops, x, wu, found[0], out);
+                Tile t = tangent(ops, x, m, norms, dots, w);
+                double tn = found[1];
+                // r = m cos‖T‖ + T sin‖T‖/‖T‖
+                ops.scale(m, (float) Math.cos(tn), out);
+                ops.weightedSum(List.of(out, t), new float[] {1f, (float) (Math.sin(tn) / tn)}, out);
+                // r = r · Σ w_i ‖x_i‖
+                ops.scale(out, (float) weightedNorm(norms, w), out);
+            }
+            if (hasBase) ops.add(c.base(), out, out);
+        });
+    }
+
+    /** A reduction pass whose sums start fresh in {@code acc} each time it runs. */
+    private static ChunkProgram.Pass pass(java.util.function.BooleanSupplier needed, BlockSum[] acc,
+                                          java.util.function.BiConsumer<ChunkOps, Chunk> chunk, Runnable end) {
+        return new ChunkProgram.Pass() {
+            @Override public boolean needed() {
+                if (!needed.getAsBoolean()) return false;
+                for (int i = 0; i < acc.length; i++) acc[i] = new BlockSum();
+                return true;
+            }
+
+            @Override public void chunk(ChunkOps ops, Chunk c) { chunk.accept(ops, c); }
+
+            @Override public void end() { end.run(); }
+        };
+    }
+
+    /** x_i = θ_i − θ₀ with a base (in place in the models' chunks), else θ_i. */
+    private static List<Tile> vectors(ChunkOps ops, Chunk c, int[] idx, boolean hasBase) {
+        List<Tile> x = new ArrayList<>(idx.length);
+        for (int j : idx) {
+            Tile v = c.model(j);
+            if (hasBase) ops.sub(v, c.base(), v);
+            x.add(v);
+        }
+        return x;
+    }
+
+    /** m = Σ w_i x_i/(‖x_i‖+eps), normalised, into {@code m}. */
+    private static Tile mean(ChunkOps ops, List<Tile> x, float[] wu, double meanNorm, Tile m) {
+        ops.weightedSum(x, wu, m);
+        ops.scale(m, (float) (1 / meanNorm), m);
+        return m;
+    }
+
+    /** T = Σ w_i (u_i − (u_i·m) m), in the first model's chunk (the x_i become the tangents). */
+    private Tile tangent(ChunkOps ops, List<Tile> x, Tile m, double[] norms, float[] dots, float[] w) {
+        for (int i = 0; i < x.size(); i++) {
+            Tile u = x.get(i);
+            // u_i = x_i / (‖x_i‖ + eps); t_i = u_i − (u_i·m) m  (axpy as weightedSum(y, x; 1, α): the same rounding)
+            ops.scale(u, unitScale(norms[i]), u);
+            ops.weightedSum(List.of(u, m), new float[] {1f, -dots[i]}, u);
+        }
+        ops.weightedSum(x, w, x.get(0));
+        return x.get(0);
     }
 }

@@ -72,11 +72,11 @@ public record NuSlerp(boolean rowWise, boolean flatten) implements ChunkedMethod
 
     /**
      * One reduction pass for the per-vector dots, then the combine; vectors along axis 0
-     * ({@code nuslerp_row_wise} without flatten) span every chunk and take the whole-tensor path.
+     * ({@code nuslerp_row_wise} without flatten) span every chunk: chunks hold whole rows and each
+     * column's dots are carried from chunk to chunk.
      */
     @Override
     public ChunkProgram program(TensorSetup in) {
-        if (!flatten && rowWise && in.shape().rank() >= 2) return null;
         int[] idx = in.nonBase();
         if (idx.length == 1) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.model(idx[0]), 1f, out));
         if (idx.length != 2) {
@@ -87,7 +87,7 @@ public record NuSlerp(boolean rowWise, boolean flatten) implements ChunkedMethod
         // t = w₁ / (w₀ + w₁), 0.5 when the sum is ~0
         double t = Math.abs(w0 + w1) < 1e-6 ? 0.5 : w1 / (w0 + w1);
         boolean hasBase = in.hasBase();
-        VectorLanes vl = VectorLanes.of(in.shape(), !flatten);
+        VectorLanes vl = !flatten && rowWise && in.shape().rank() >= 2 ? VectorLanes.columns(in.shape()) : VectorLanes.of(in.shape(), !flatten);
         VectorLanes.Dots d00 = vl.dots(), d11 = vl.dots(), d01 = vl.dots();
         float[] c0 = new float[vl.count], c1 = new float[vl.count];
         ChunkProgram.Pass dots = new ChunkProgram.Pass() {

@@ -52,10 +52,24 @@ final class RamPass {
         AtomicLongArray shared = new AtomicLongArray(n), unique = new AtomicLongArray(n);
         ChunkProgram.Pass counts = new ChunkProgram.Pass() {
             @Override public boolean needed() { return plus != null; }
-            @Override public void chunk(ChunkOps ops, Chunk c) { count(c.base(), models(c, idx), eps, shared, unique); }
+            @Override public void chunk(ChunkOps ops, Chunk c) {
+                List<Tile> ms = models(c, idx);
+                ops.onHost(inputs(c.base(), ms), List.of(), () -> count(c.base(), ms, eps, shared, unique));
+            }
             @Override public void end() { lambda[0] = lambda(shared, unique, eps, plus); }
         };
-        return new ChunkProgram(1, 0, List.of(counts), (ops, c, out) -> combine(c.base(), models(c, idx), eps, lambda[0], out));
+        // both steps are host loops over the chunk's memory, so each runs inside ops.onHost
+        return new ChunkProgram(1, 0, List.of(counts), (ops, c, out) -> {
+            List<Tile> ms = models(c, idx);
+            ops.onHost(inputs(c.base(), ms), List.of(out), () -> combine(c.base(), ms, eps, lambda[0], out));
+        });
+    }
+
+    private static List<Tile> inputs(Tile base, List<Tile> ms) {
+        List<Tile> all = new ArrayList<>(ms.size() + 1);
+        all.add(base);
+        all.addAll(ms);
+        return all;
     }
 
     private static List<Tile> models(Chunk c, int[] idx) {

@@ -6,7 +6,7 @@ import dev.mergeforge.backend.Backend.Rescale;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.Reductions;
 import dev.mergeforge.backend.java.JavaBackend;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Floats;
 import dev.mergeforge.tensor.Shape;
@@ -199,6 +199,37 @@ abstract class BackendConformanceSuite {
             Tile x0 = tile(a);
             cuda.weightedSum(List.of(x0, tile(b)), new float[] {1f, 1f}, x0);
             assertBits(both(n, "add", (be, o) -> be.add(tile(a), tile(b), o)), x0.toArray(), "weightedSum aliased");
+        }
+    }
+
+    /** The ops that ran on the host until kernels/chunk.cu gave them kernels: against the Java backend, and plain references. */
+    @Test
+    void chunkKernelOpsOnWholeTiles() {
+        for (long n : testSizes) {
+            float[] a = data(n, 12), b = data(n, 13), c = data(n, 14);
+            if (n > 2) { a[0] = Float.NaN; a[1] = Float.POSITIVE_INFINITY; b[2] = -0f; }
+            float[] r = both(n, "mul", (be, o) -> be.mul(tile(a), tile(b), o));
+            for (int i = 0; i < n; i++) assertEquals(a[i] * b[i], r[i], "mul ref");
+            r = both(n, "div", (be, o) -> be.div(tile(a), tile(b), o));
+            for (int i = 0; i < n; i++) assertEquals(a[i] / b[i], r[i], "div ref");
+            both(n, "abs", (be, o) -> be.abs(tile(a), o));
+            both(n, "clamp", (be, o) -> be.clamp(tile(a), -0.01f, 0.02f, o));
+            r = both(n, "affine", (be, o) -> be.affine(tile(a), 1.5f, -0.25f, o));
+            for (int i = 0; i < n; i++) assertEquals((float) ((double) (float) (1.5 * a[i]) - 0.25), r[i], "affine ref");
+            both(n, "fill", (be, o) -> be.fill(o, -0f));
+            both(n, "keepWhereNonZero", (be, o) -> be.keepWhereNonZero(tile(a), tile(b), o));
+            float[] sign = new float[(int) n];
+            for (int i = 0; i < n; i++) sign[i] = c[i] >= 0 ? 1f : -1f;
+            both(n, "disjointDivisor", (be, o) -> be.disjointDivisor(List.of(tile(a), tile(b), tile(c)), new float[] {1f, 0.5f, 2f}, tile(sign), o));
+            // lanes: rows of a [n/ k, k] view when n splits, else the whole tile as one lane
+            long k = n % 7 == 0 ? 7 : n % 3 == 0 ? 3 : 1;
+            dev.mergeforge.backend.Lanes lanes = new dev.mergeforge.backend.Lanes(n / k, k, 1);
+            float[] f = data(lanes.count(), 15);
+            both(n, "laneScale", (be, o) -> be.laneScale(tile(a), f, lanes, o));
+            double[] dj = new double[(int) lanes.count()], dc = new double[(int) lanes.count()];
+            java.laneDots(tile(b), tile(c), lanes, dj);
+            cuda.laneDots(tile(b), tile(c), lanes, dc);
+            for (int v = 0; v < dj.length; v++) assertEquals(Double.doubleToRawLongBits(dj[v]), Double.doubleToRawLongBits(dc[v]), "laneDots lane " + v);
         }
     }
 

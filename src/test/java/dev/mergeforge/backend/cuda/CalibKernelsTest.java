@@ -162,6 +162,97 @@ class CalibKernelsTest {
         }
     }
 
+    /**
+     * The bits of DecoderLayer's RMSNorm (Norms.rms: squares summed left to right in double, then the
+     * float mean, + eps and 1/sqrt in double), over more rows than one block's 64 and rows wider
+     * than one 64-column staging tile, so the staged serial sums are checked at every seam.
+     */
+    @Test
+    void rmsNormEqualsTheCpuBitsAcrossBlocksAndTiles() {
+        for (int width : new int[] {1, 65, 130}) {
+            int rows = 67;
+            float[] x = gaussian(rows * width, 3), g = gaussian(width, 1);
+            double eps = 1e-6;
+            DeviceBuffer out = pool.borrow(4L * x.length, "out");
+            held.add(out);
+            fops.rmsNorm(up(x), up(g), eps, width, out, rows);
+            float[] got = down(out, x.length);
+            for (int r = 0; r < rows; r++) {
+                int o = r * width;
+                double ss = 0;
+                for (int j = 0; j < width; j++) ss += (double) x[o + j] * x[o + j];
+                float inv = (float) (1.0 / Math.sqrt((float) (ss / width) + eps));
+                for (int j = 0; j < width; j++) {
+                    float cpu = g[j] * (x[o + j] * inv);
+                    assertEquals(Float.floatToRawIntBits(cpu), Float.floatToRawIntBits(got[o + j]),
+                            "width " + width + " row " + r + " column " + j + ": cpu " + cpu + ", kernel " + got[o + j]);
+                }
+            }
+        }
+    }
+
+    /**
+     * The tiled attention gives the bits of DecoderLayer's float32 attention (Attention.attend,
+     * restated here: scores by MatMul.dot's left-to-right float dot, max, e^(s - max) through
+     * Math.exp summed in order, p_j = e_j * (1/sum), out += p_j * v_j in order). Sequences of 5, 20,
+     * 1 and 37 tokens make the 16-row query tiles straddle sequences and span several key tiles;
+     * head_dim 40 is not a multiple of the warp. (mf_expf equals (float) Math.exp except within
+     * ~1e-16 of a rounding boundary, which random scores do not hit.)
+     */
+    @Test
+    void tiledAttentionEqualsTheCpuBits() {
+        int heads = 4, kvHeads = 2;
+        int[] pos = positions(5, 20, 1, 37);
+        int rows = pos.length;
+        for (int d : new int[] {40, 3}) {
+            int qd = heads * d, kvd = kvHeads * d;
+            float[] q = gaussian(rows * qd, 1.5), k = gaussian(rows * kvd, 1.5), v = gaussian(rows * kvd, 1);
+            float scale = (float) (1.0 / Math.sqrt(d));
+            for (int window : new int[] {0, 7}) {
+                DeviceBuffer out = pool.borrow(4L * rows * qd, "out");
+                held.add(out);
+                fops.attention(up(q), up(k), up(v), up(pos), heads, kvHeads, d, window, scale, out, rows);
+                float[] got = down(out, rows * qd);
+                float[] want = cpuAttention(q, k, v, pos, heads, kvHeads, d, window, scale);
+                for (int i = 0; i < want.length; i++) {
+                    assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]), "head_dim " + d + " window " + window
+                            + " row " + i / qd + " head " + i % qd / d + " dim " + i % d + ": cpu " + want[i] + ", kernel " + got[i]);
+                }
+            }
+        }
+    }
+
+    /** DecoderLayer's attention in float32, in its order (see tiledAttentionEqualsTheCpuBits). */
+    static float[] cpuAttention(float[] q, float[] k, float[] v, int[] pos, int heads, int kvHeads, int d, int window, float scale) {
+        int rows = pos.length, qd = heads * d, kvd = kvHeads * d, group = heads / kvHeads;
+        float[] out = new float[rows * qd];
+        for (int r = 0; r < rows; r++) {
+            int first = r - pos[r], j0 = window > 0 ? Math.max(0, pos[r] - window + 1) : 0;
+            for (int h = 0; h < heads; h++) {
+                int kvOff = (h / group) * d, qo = r * qd + h * d;
+                float[] score = new float[pos[r] + 1];
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = j0; j <= pos[r]; j++) {
+                    float s = 0;
+                    for (int i = 0; i < d; i++) s += q[qo + i] * k[(first + j) * kvd + kvOff + i];
+                    score[j] = s * scale;
+                    if (score[j] > max) max = score[j];
+                }
+                float sum = 0;
+                for (int j = j0; j <= pos[r]; j++) {
+                    score[j] = (float) Math.exp(score[j] - max);
+                    sum += score[j];
+                }
+                float inv = 1f / sum;
+                for (int j = j0; j <= pos[r]; j++) {
+                    float pj = score[j] * inv;
+                    for (int i = 0; i < d; i++) out[qo + i] += pj * v[(first + j) * kvd + kvOff + i];
+                }
+            }
+        }
+        return out;
+    }
+
     @Test
     void siluMulMatchesDoubleReferenceAndTheCpuBits() {
         int n = 20000;

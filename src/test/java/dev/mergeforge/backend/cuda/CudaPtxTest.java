@@ -72,6 +72,23 @@ class CudaPtxTest {
         }
     }
 
+    /**
+     * Kernel.block is the kernel's __launch_bounds__: the PTX's {@code .maxntid N, 1, 1} after the
+     * entry's parameters equals it, and a kernel declared block-size-free has no bound (so a
+     * bound added to a kernel without telling the launcher, or the reverse, fails here).
+     */
+    @Test
+    void everyDeclaredBlockSizeIsTheKernelsLaunchBounds() throws IOException {
+        for (Kernel k : Kernel.values()) {
+            Matcher m = Pattern.compile("\\.entry\\s+" + Pattern.quote(k.entry) + "\\s*\\([^)]*\\)\\s*(\\.maxntid\\s+(\\d+)\\s*,\\s*1\\s*,\\s*1)?")
+                    .matcher(ptx(k.module));
+            assertTrue(m.find(), ".entry " + k.entry + " not found in " + k.module + ".ptx");
+            int bound = m.group(2) == null ? 0 : Integer.parseInt(m.group(2));
+            assertEquals(k.block, bound, k.entry + ": Kernel." + k.name() + ".block is " + k.block + " but its __launch_bounds__ (.maxntid) is "
+                    + (bound == 0 ? "absent" : bound));
+        }
+    }
+
     @Test
     void everyPtxEntryIsLaunchedByTheJavaSide() throws IOException {
         // a kernel nobody launches is dead code or a forgotten Kernel constant

@@ -1,7 +1,7 @@
 package dev.mergeforge.backend.cuda;
 
 import dev.mergeforge.backend.java.JavaBackend;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Floats;
 import dev.mergeforge.tensor.Shape;

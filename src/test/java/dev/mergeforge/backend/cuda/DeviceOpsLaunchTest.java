@@ -20,7 +20,7 @@ class DeviceOpsLaunchTest {
 
     final List<Launch> launches = new ArrayList<>();
     final DeviceOps ops = new DeviceOps(null, null, (k, grid, block, args) -> {
-        k.checkArgs(args);
+        k.checkLaunch(block, args);
         launches.add(new Launch(k, grid, block, args));
     });
 

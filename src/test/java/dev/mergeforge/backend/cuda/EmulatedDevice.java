@@ -45,7 +45,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * (random when unset); it is printed once per JVM and named in every kernel failure. Bytes copied
  * each way are counted (the prefetching copy stream separately), to check what stays resident.
  */
-final class EmulatedDevice implements Device {
+public final class EmulatedDevice implements Device {
     /** Seed of the kernel interleavings and stream orders; printed in every emulator failure. */
     static final long SEED = Long.getLong("mergeforge.emu.seed", System.nanoTime() & 0xffffffffL);
     private static final java.util.concurrent.atomic.AtomicInteger DEVICES = new java.util.concurrent.atomic.AtomicInteger();
@@ -70,8 +70,18 @@ final class EmulatedDevice implements Device {
     private final Set<Event> liveEvents = ConcurrentHashMap.newKeySet();
     private final Queues queues;
 
+    /**
+     * An emulator library built elsewhere, used instead of building one: {@code -Dmergeforge.emu.lib=PATH}
+     * (CudaEmulatedTsanTest's child JVM gets the ThreadSanitizer build this way).
+     */
+    static final String PREBUILT = System.getProperty("mergeforge.emu.lib");
+
     /** Builds the emulator once; empty when it is ready, else why not (no g++). A compile error fails the test. */
-    static synchronized Optional<String> unavailableReason() {
+    public static synchronized Optional<String> unavailableReason() {
+        if (buildError == null && PREBUILT != null) {
+            library = Path.of(PREBUILT).toAbsolutePath();
+            buildError = Files.isRegularFile(library) ? Optional.empty() : Optional.of("-Dmergeforge.emu.lib=" + PREBUILT + " does not exist");
+        }
         if (buildError == null) {
             try {
                 library = build(Path.of("kernels"), Path.of("target", "test-native", "libmfemu.so"));
@@ -109,7 +119,7 @@ final class EmulatedDevice implements Device {
         return out;
     }
 
-    EmulatedDevice() {
+    public EmulatedDevice() {
         this(requireLibrary());
     }
 
@@ -140,7 +150,7 @@ final class EmulatedDevice implements Device {
         }
     }
 
-    private static Path requireLibrary() {
+    static Path requireLibrary() {
         if (unavailableReason().isPresent()) throw new IllegalStateException(buildError.get());
         return library;
     }
@@ -223,7 +233,7 @@ final class EmulatedDevice implements Device {
 
     @Override
     public void launch(Kernel k, long grid, int block, Object... args) {
-        k.checkArgs(args);
+        k.checkLaunch(block, args);
         if (grid < 1 || grid > Integer.MAX_VALUE) throw new IllegalArgumentException("grid of " + grid + " blocks for " + k.entry);
         Object[] values = args.clone();
         List<DeviceBuffer> buffers = new ArrayList<>();

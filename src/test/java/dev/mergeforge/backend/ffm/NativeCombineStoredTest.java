@@ -3,7 +3,7 @@ package dev.mergeforge.backend.ffm;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.ffm.NativeFixtures.Case;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;

@@ -1,40 +1,114 @@
 package dev.mergeforge.backend.ffm;
 
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
+import java.util.Arrays;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+/**
+ * mo_sgemm_nt against two independent references written here: a double-precision sum (within
+ * the error bound of a float32 chain) and the exactness it promises, one Math.fma chain per output
+ * in ascending order (bit for bit), on shapes that cut the kernel's blocking (MR 6 tokens, NR 16
+ * and NC 64 outputs, KC 256 inner) off its multiples, with row strides, for 1, 2 and 3 threads and
+ * on both the AVX2 and the portable path.
+ */
 class NativeMatMulTest {
+    /** {tokens, in, rows}: single elements, partial register tiles, inner blocks of 256 ± 1, output tasks of 64 ± 1. */
+    private static final int[][] SHAPES = {
+        {1, 1, 1}, {2, 7, 3}, {5, 8, 4}, {6, 16, 16}, {7, 17, 17}, {17, 33, 9}, {16, 130, 67}, {3, 257, 5},
+        {13, 255, 63}, {12, 256, 64}, {97, 513, 65}, {25, 0, 18}, {100, 300, 130},
+    };
+
+    @AfterEach
+    void restoreSimd() { NativeFixtures.restoreSimd(); }
+
+    private static float[] gaussian(SplittableRandom r, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float) r.nextGaussian();
+        return a;
+    }
+
+    /** One case's operands, with strides wider than the rows and garbage around what the product reads. */
+    private record Operands(int tokens, int in, int rows, int ldx, int ldw, int ldy, int xOff, int wOff, int yOff, float[] x, float[] w,
+                            float[] b) {
+        static Operands random(int[] s, SplittableRandom r) {
+            int tokens = s[0], in = s[1], rows = s[2], ldx = in + 3, ldw = in + 1, ldy = rows + 5;
+            return new Operands(tokens, in, rows, ldx, ldw, ldy, 2, 7, 1, gaussian(r, 2 + tokens * ldx), gaussian(r, 7 + rows * ldw),
+                    gaussian(r, rows));
+        }
+
+        float[] run(float[] bias, int threads) {
+            float[] y = new float[yOff + tokens * ldy];
+            Arrays.fill(y, 42f);
+            NativeMatMul.linear(x, xOff, ldx, tokens, in, w, wOff, ldw, rows, bias, y, yOff, ldy, threads);
+            return y;
+        }
+
+        /** The promised result: s = 0, s = fma(x[t,i], w[o,i], s) for i ascending, then s + b[o]. */
+        float fmaChain(int t, int o, float[] bias) {
+            float s = 0f;
+            for (int i = 0; i < in; i++) s = Math.fma(x[xOff + t * ldx + i], w[wOff + o * ldw + i], s);
+            return bias == null ? s : s + bias[o];
+        }
+    }
+
     @Test
-    void productsMatchADoubleReferenceOnOddShapesWithAndWithoutBias() {
-        assumeTrue(NativeMatMul.available(), "native library not built: " + NativeBackend.unavailableReason());
+    void eachOutputIsOneFusedChainBitForBitOnEveryPathAndThreadCount() {
+        NativeFixtures.requireNative();
         SplittableRandom r = new SplittableRandom(3);
-        int[][] shapes = {{1, 1, 1}, {2, 7, 3}, {5, 8, 4}, {17, 33, 9}, {16, 130, 67}, {3, 257, 5}};
-        for (int[] s : shapes) {
-            int tokens = s[0], in = s[1], rows = s[2], wRow0 = 2, xOff = 3, yOff = 1, yStride = rows + 4;
-            float[] x = new float[xOff + tokens * in], w = new float[(wRow0 + rows) * in], b = new float[rows];
-            for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
-            for (int i = 0; i < w.length; i++) w[i] = (float) r.nextGaussian();
-            for (int i = 0; i < b.length; i++) b[i] = (float) r.nextGaussian();
-            for (float[] bias : new float[][] {null, b}) {
-                float[] y = new float[yOff + tokens * yStride];
-                java.util.Arrays.fill(y, 42f);
-                NativeMatMul.linear(x, xOff, tokens, in, w, wRow0, rows, bias, y, yOff, yStride, 2);
-                for (int t = 0; t < tokens; t++) {
-                    for (int o = 0; o < rows; o++) {
-                        double ref = bias == null ? 0 : bias[o], mag = Math.abs(ref);
-                        for (int i = 0; i < in; i++) {
-                            double p = (double) x[xOff + t * in + i] * w[(wRow0 + o) * in + i];
-                            ref += p;
-                            mag += Math.abs(p);
+        for (int[] s : SHAPES) {
+            Operands op = Operands.random(s, r);
+            for (float[] bias : new float[][] {null, op.b()}) {
+                float[] first = null;
+                for (boolean avx2 : new boolean[] {true, false}) {
+                    NativeBackend.forceSimd(avx2);
+                    for (int threads = 1; threads <= 3; threads++) {
+                        float[] y = op.run(bias, threads);
+                        String where = Arrays.toString(s) + (bias == null ? " no bias" : " bias") + " " + NativeBackend.simd() + " threads " + threads;
+                        if (first == null) {
+                            first = y;
+                            for (int t = 0; t < op.tokens(); t++) {
+                                for (int o = 0; o < op.ldy(); o++) {
+                                    float got = y[op.yOff() + t * op.ldy() + o];
+                                    float want = o < op.rows() ? op.fmaChain(t, o, bias) : 42f;
+                                    assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(got),
+                                            where + " t " + t + " o " + o + ": " + want + " vs " + got);
+                                }
+                            }
+                            assertEquals(42f, y[0], "before yOff untouched");
+                        } else {
+                            assertTrue(Arrays.equals(first, y), where + ": bits differ from the first run");
                         }
-                        assertEquals(ref, y[yOff + t * yStride + o], 1e-6 * mag + 1e-7, "t " + t + " o " + o + " shape " + java.util.Arrays.toString(s));
                     }
-                    for (int o = rows; o < yStride && yOff + t * yStride + o < y.length; o++) assertEquals(42f, y[yOff + t * yStride + o], "padding untouched");
+                }
+            }
+        }
+    }
+
+    @Test
+    void productsMatchADoubleReferenceWithinTheChainsErrorBound() {
+        NativeFixtures.requireNative();
+        SplittableRandom r = new SplittableRandom(5);
+        for (int[] s : SHAPES) {
+            Operands op = Operands.random(s, r);
+            float[] y = op.run(op.b(), 2);
+            for (int t = 0; t < op.tokens(); t++) {
+                for (int o = 0; o < op.rows(); o++) {
+                    double ref = op.b()[o], mag = Math.abs(ref);
+                    for (int i = 0; i < op.in(); i++) {
+                        double p = (double) op.x()[op.xOff() + t * op.ldx() + i] * op.w()[op.wOff() + o * op.ldw() + i];
+                        ref += p;
+                        mag += Math.abs(p);
+                    }
+                    // in roundings of the chain plus the bias add, each at most 2^-24 of the running magnitude
+                    double bound = (op.in() + 1) * 0x1p-24 * mag + Float.MIN_NORMAL;
+                    assertEquals(ref, y[op.yOff() + t * op.ldy() + o], bound, Arrays.toString(s) + " t " + t + " o " + o);
                 }
             }
         }
@@ -42,9 +116,20 @@ class NativeMatMulTest {
 
     @Test
     void shortOperandsAreRefusedBeforeTheNativeCall() {
-        assumeTrue(NativeMatMul.available(), "native library not built: " + NativeBackend.unavailableReason());
+        NativeFixtures.requireNative();
         float[] x = new float[10], w = new float[10], y = new float[3];
         assertThrows(IllegalArgumentException.class, () -> NativeMatMul.linear(x, 0, 2, 5, w, 0, 3, null, y, 0, 3, 1));
         assertThrows(IllegalArgumentException.class, () -> NativeMatMul.linear(x, 1, 2, 5, w, 0, 1, null, new float[4], 0, 2, 1));
+        // strides: the second row of x at 6 + 5 would pass the end; a stride shorter than a row
+        assertThrows(IllegalArgumentException.class, () -> NativeMatMul.linear(x, 0, 6, 2, 5, w, 0, 5, 1, null, y, 0, 1, 1));
+        assertThrows(IllegalArgumentException.class, () -> NativeMatMul.linear(x, 0, 4, 2, 5, w, 0, 5, 1, null, y, 0, 1, 1));
+        assertThrows(IllegalArgumentException.class, () -> NativeMatMul.linear(x, 0, 5, 2, 5, w, 0, 5, 2, new float[1], new float[4], 0, 2, 1));
+    }
+
+    @Test
+    void theFmaLoopReportsTwelveEightLaneChainsPerRoundAndWorker() {
+        NativeFixtures.requireNative();
+        assertEquals(1000L * 12 * 8 * 2 * 3, NativeMatMul.fmaPeak(1000, 3));
+        assertEquals(0L, NativeMatMul.fmaPeak(0, 2));
     }
 }

@@ -1,7 +1,7 @@
 package dev.mergeforge.backend.ffm;
 
 import dev.mergeforge.backend.ffm.NativeFixtures.Case;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 import org.junit.jupiter.api.AfterAll;

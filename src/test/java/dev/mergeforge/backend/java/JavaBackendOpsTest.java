@@ -4,7 +4,7 @@ import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.RefPhilox;
 import dev.mergeforge.backend.Reductions;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;

@@ -86,6 +86,55 @@ class ChunkArithmeticTest {
         }
     }
 
+    /**
+     * Column dots carried over slabs of rows: per column, blocks of 4096 rows summed from 0.0 and the
+     * block sums added in order (a plain loop), and the whole-tensor laneDots along axis 0 — for slabs of
+     * 1, 333, 4096 rows and all rows, so slab edges fall inside, before and on the block edges.
+     */
+    @Test
+    void carriedColumnDotsHaveTheWholeTensorBits() {
+        int rows = 2 * Reductions.BLOCK + 300, cols = 3;
+        SplittableRandom r = new SplittableRandom(5);
+        float[] a = new float[rows * cols], b = new float[rows * cols];
+        for (int i = 0; i < a.length; i++) {
+            a[i] = (float) r.nextGaussian() * (i % 7 == 0 ? 1e5f : 1e-2f);
+            b[i] = (float) r.nextGaussian();
+        }
+        double[] expect = new double[cols];
+        for (int j = 0; j < cols; j++) {
+            double total = 0.0, block = 0.0;
+            for (int k = 0; k < rows; k++) {
+                if (k > 0 && k % Reductions.BLOCK == 0) { total += block; block = 0.0; }
+                block += (double) a[k * cols + j] * (double) b[k * cols + j];
+            }
+            expect[j] = total + block;
+        }
+        for (Backend be : backends()) {
+            double[] whole = new double[cols];
+            be.laneDots(Tile.ofArray(Shape.of(rows, cols), a), Tile.ofArray(Shape.of(rows, cols), b),
+                    dev.mergeforge.backend.Lanes.along(Shape.of(rows, cols), 0), whole);
+            ChunkOps ops = be.chunkOps().orElseThrow();
+            for (int slab : new int[] {1, 333, Reductions.BLOCK, rows}) {
+                BlockSum[] acc = {new BlockSum(), new BlockSum(), new BlockSum()};
+                for (int lo = 0; lo < rows; lo += slab) {
+                    int n = Math.min(slab, rows - lo);
+                    Tile x = Tile.ofArray(java.util.Arrays.copyOfRange(a, lo * cols, (lo + n) * cols));
+                    Tile y = Tile.ofArray(java.util.Arrays.copyOfRange(b, lo * cols, (lo + n) * cols));
+                    ops.carriedLaneDots(x, y, new dev.mergeforge.backend.Lanes(1, n, cols), lo, acc);
+                }
+                for (int j = 0; j < cols; j++) {
+                    assertEquals(Double.doubleToRawLongBits(expect[j]), Double.doubleToRawLongBits(acc[j].value()),
+                            be.name() + " column " + j + " in slabs of " + slab + " rows");
+                    assertEquals(Double.doubleToRawLongBits(whole[j]), Double.doubleToRawLongBits(acc[j].value()), be.name() + " vs laneDots");
+                }
+                // a slab fed out of order is refused
+                assertThrows(IllegalStateException.class, () -> ops.carriedLaneDots(Tile.ofArray(new float[cols]), Tile.ofArray(new float[cols]),
+                        new dev.mergeforge.backend.Lanes(1, 1, cols), 0, acc));
+            }
+            be.close();
+        }
+    }
+
     @Test
     void dropsDrawAtThe64BitTensorIndex() {
         long key = 0x1234_5678_9abc_def0L;

@@ -4,7 +4,7 @@ import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.ffm.NativeBackend;
 import dev.mergeforge.backend.java.JavaBackend;
-import dev.mergeforge.io.TensorView;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.MergeMethod;
@@ -135,6 +135,9 @@ class ChunkedEquivalenceTest {
         cs.add(new Case("ramplus_tl", m("r", 0.5, "alpha", 100.0), List.of(m(), m(), m()), big, DType.BF16, DType.F32, false));
         cs.add(new Case("ramplus_tl", m("r", 0.3, "alpha", 100.0, "epsilon", 0.25), List.of(m(), m()), flat, DType.F32, DType.F32, false));
         cs.add(new Case("ramplus_tl", m(), List.of(m(), m()), tiny, DType.F32, DType.F32, false));
+        // passthrough: one combine pass, scaled or the bits unchanged
+        cs.add(new Case("passthrough", m(), List.of(m("scale", 0.37)), big, DType.BF16, DType.F32, false));
+        cs.add(new Case("passthrough", m(), List.of(m()), flat, DType.BF16, DType.BF16, false));
         // the base listed among the models (skipped, as mergekit), a density that keeps nothing, a tensor smaller than a chunk
         cs.add(new Case("ties", m(), List.of(m("weight", 0.7, "density", 0.3), m("weight", 1.0), m("weight", 0.5, "density", 0.5)), big, DType.BF16, DType.BF16, true));
         cs.add(new Case("ties", m(), List.of(m("weight", 0.7, "density", 0.00001), m("weight", 0.5, "density", 0.5)), big, DType.F32, DType.F32, false));

@@ -1,5 +1,14 @@
-package dev.mergeforge.backend.cuda;
+package dev.mergeforge.model.cuda;
 
+import dev.mergeforge.backend.cuda.CublasGemm;
+import dev.mergeforge.backend.cuda.CudaBackend;
+import dev.mergeforge.backend.cuda.CudaContext;
+import dev.mergeforge.backend.cuda.Device;
+import dev.mergeforge.backend.cuda.DeviceBuffer;
+import dev.mergeforge.backend.cuda.DeviceBufferPool;
+import dev.mergeforge.backend.cuda.DeviceOps;
+import dev.mergeforge.backend.cuda.ForwardOps;
+import dev.mergeforge.backend.cuda.Gemm;
 import dev.mergeforge.backend.cuda.cublas.Cublas;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;

@@ -1,4 +1,4 @@
-package dev.mergeforge.backend.cuda;
+package dev.mergeforge.model.cuda;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.mergeforge.errors.ConfigException;

@@ -1,4 +1,4 @@
-package dev.mergeforge.backend.cuda;
+package dev.mergeforge.model.cuda;
 
 import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.model.ModelConfig;

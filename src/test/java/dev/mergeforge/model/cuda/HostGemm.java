@@ -1,4 +1,8 @@
-package dev.mergeforge.backend.cuda;
+package dev.mergeforge.model.cuda;
+
+import dev.mergeforge.backend.cuda.Device;
+import dev.mergeforge.backend.cuda.DeviceBuffer;
+import dev.mergeforge.backend.cuda.Gemm;
 
 import java.lang.foreign.MemorySegment;
 

@@ -1,4 +1,4 @@
-package dev.mergeforge.io;
+package dev.mergeforge.tensor;
 
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
@@ -7,7 +7,8 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * A zero-copy view of one stored tensor: its bytes are a slice of a memory-mapped file, valid as
- * long as the owning {@link SafetensorsFile} is open. {@code source} names the file for messages.
+ * long as the owning file ({@code io.SafetensorsFile}) is open. {@code source} names the file for
+ * messages. It lives here, not in io, because the backend seam reads stored tensors through it.
  */
 public record TensorView(String name, DType dtype, Shape shape, MemorySegment data, String source) {
     public TensorView {

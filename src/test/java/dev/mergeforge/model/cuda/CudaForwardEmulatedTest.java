@@ -1,6 +1,7 @@
-package dev.mergeforge.backend.cuda;
+package dev.mergeforge.model.cuda;
 
 import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.cuda.EmulatedDevice;
 import dev.mergeforge.calib.ActMeanStats;
 import dev.mergeforge.calib.TinyLlama;
 import dev.mergeforge.io.SafetensorsFile;

@@ -1,4 +1,4 @@
-package dev.mergeforge.backend.cuda;
+package dev.mergeforge.model.cuda;
 
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.calib.ActMeanStats;

@@ -1,5 +1,9 @@
-package dev.mergeforge.backend.cuda;
+package dev.mergeforge.model.cuda;
 
+import dev.mergeforge.backend.cuda.Device;
+import dev.mergeforge.backend.cuda.DeviceBuffer;
+import dev.mergeforge.backend.cuda.DeviceBufferPool;
+import dev.mergeforge.backend.cuda.ForwardOps;
 import dev.mergeforge.model.AbsSumObserver;
 import dev.mergeforge.model.ActivationObserver;
 

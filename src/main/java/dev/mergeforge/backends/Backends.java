@@ -1,5 +1,6 @@
-package dev.mergeforge.backend;
+package dev.mergeforge.backends;
 
+import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.java.JavaBackend;
 import dev.mergeforge.errors.ConfigException;
 

@@ -1,0 +1,174 @@
+// The chunk ops of dev.mergeforge.backend.ChunkOps that no other kernel file has (CudaChunkOps):
+// loads with a non-finite flag, the remaining elementwise ops, reductions and Philox drops placed by
+// the element's index in the whole tensor (a chunk starts at tensor index `offset`), |x|-bit
+// histograms and lane ops. Every float operation is an explicit round-to-nearest intrinsic (no FMA
+// contraction); integer counts and the fixed reduction order make every result independent of the
+// launch shape, so each op gives JavaChunkOps' bits.
+#include "mf_common.cuh"
+
+#define MF_CHUNK_BLOCK 4096LL
+
+__device__ __forceinline__ bool mf_nonfinite(float v) { return (__float_as_uint(v) & 0x7f800000u) == 0x7f800000u; }
+
+// dst[i] = float32(src[i]), src holding n values of kind 0 = f32, 1 = bf16, 2 = f16;
+// *bad = 1 when some value is NaN or ±Inf (every writer stores the same 1)
+extern "C" __global__ void mf_chunk_load(const void* __restrict__ src, int kind, float* __restrict__ dst, long long n, int* bad) {
+    MF_FOR(i, n) {
+        float v;
+        if (kind == 0) v = static_cast<const float*>(src)[i];
+        else if (kind == 1) v = mf_bf16_to_f32(static_cast<const unsigned short*>(src)[i]);
+        else v = mf_f16_to_f32(static_cast<const unsigned short*>(src)[i]);
+        if (mf_nonfinite(v)) *bad = 1;
+        dst[i] = v;
+    }
+}
+
+// out[i] = a[i] * b[i]
+extern "C" __global__ void mf_chunk_mul(const float* a, const float* b, float* out, long long n) {
+    MF_FOR(i, n) out[i] = __fmul_rn(a[i], b[i]);
+}
+
+// out[i] = a[i] / b[i] (IEEE division)
+extern "C" __global__ void mf_chunk_div(const float* a, const float* b, float* out, long long n) {
+    MF_FOR(i, n) out[i] = __fdiv_rn(a[i], b[i]);
+}
+
+// out[i] = |x[i]| (the sign bit cleared, NaN payloads kept)
+extern "C" __global__ void mf_chunk_abs(const float* x, float* out, long long n) {
+    MF_FOR(i, n) out[i] = __uint_as_float(__float_as_uint(x[i]) & 0x7fffffffu);
+}
+
+// out[i] = x < lo ? lo : (x > hi ? hi : x) (NaN fails both and is kept)
+extern "C" __global__ void mf_chunk_clamp(const float* x, float lo, float hi, float* out, long long n) {
+    MF_FOR(i, n) {
+        float v = x[i];
+        out[i] = v < lo ? lo : (v > hi ? hi : v);
+    }
+}
+
+// x[i] = v
+extern "C" __global__ void mf_chunk_fill(float* x, float v, long long n) {
+    MF_FOR(i, n) x[i] = v;
+}
+
+// out[i] = (a * x[i]) + b: the product rounded, then the sum
+extern "C" __global__ void mf_chunk_affine(const float* x, float a, float b, float* out, long long n) {
+    MF_FOR(i, n) out[i] = __fadd_rn(__fmul_rn(a, x[i]), b);
+}
+
+// out[i] = ref[i] == 0 (either sign) ? +0.0 : x[i]
+extern "C" __global__ void mf_chunk_keep_nonzero(const float* x, const float* ref, float* out, long long n) {
+    MF_FOR(i, n) out[i] = ref[i] == 0.0f ? 0.0f : x[i];
+}
+
+// out[i] = sum of w[j] over the xs[j][i] whose sign (+1, -1, 0) equals sign[i], left to right
+extern "C" __global__ void mf_chunk_disjoint_divisor(const float* const* xs, const float* w, int k, const float* sign,
+                                                     float* out, long long n) {
+    MF_FOR(i, n) {
+        float s = sign[i], div = 0.0f;
+        for (int j = 0; j < k; j++) {
+            float v = xs[j][i];
+            float sv = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
+            if (sv == s) div = __fadd_rn(div, w[j]);
+        }
+        out[i] = div;
+    }
+}
+
+// Runs of a chunk cut at the tensor's 4096-element block edges: run 0 is [0, first) and starts from
+// `start` (the open block's sum carried from the chunks before), run r > 0 is
+// [first + (r-1)*4096, min(n, first + r*4096)) from 0.0. partial[r] = the run's terms added left to
+// right in double; term = |x| (kind 0), x*x (1) or x*y (2), each in double.
+extern "C" __global__ void mf_chunk_block_sums(int kind, const float* __restrict__ x, const float* __restrict__ y, long long n,
+                                               long long first, double start, double* partial, long long runs) {
+    MF_FOR(r, runs) {
+        long long lo = r == 0 ? 0 : first + (r - 1) * MF_CHUNK_BLOCK;
+        long long hi = r == 0 ? first : min(n, lo + MF_CHUNK_BLOCK);
+        double s = r == 0 ? start : 0.0;
+        for (long long i = lo; i < hi; i++) {
+            double a = (double) x[i], t;
+            if (kind == 0) t = fabs(a);
+            else if (kind == 1) t = __dmul_rn(a, a);
+            else t = __dmul_rn(a, (double) y[i]);
+            s = __dadd_rn(s, t);
+        }
+        partial[r] = s;
+    }
+}
+
+// |x| bits a = bits & 0x7fffffff: high < 0: hist[a >> 16] += 1 (2^15 bins); else for the a with
+// a >> 16 == high: hist[a & 0xffff] += 1 (2^16 bins). Integer counts, so any order gives the same.
+extern "C" __global__ void mf_chunk_abs_hist(const float* __restrict__ x, long long n, int high, unsigned long long* hist) {
+    MF_FOR(i, n) {
+        mf_u32 a = __float_as_uint(x[i]) & 0x7fffffffu;
+        if (high < 0) atomicAdd(&hist[a >> 16], 1ull);
+        else if ((int) (a >> 16) == high) atomicAdd(&hist[a & 0xffffu], 1ull);
+    }
+}
+
+// out[v] = dot of lane v of a and b (lanes of `length` elements `inner` apart, as Lanes): the lane
+// cut into blocks of 4096 of its own elements, each summed in double from 0.0, the block sums added
+// left to right from 0.0 (PortableOps.laneDots). One thread per lane.
+extern "C" __global__ void mf_chunk_lane_dots(const float* __restrict__ a, const float* __restrict__ b, long long length,
+                                              long long inner, double* out, long long count) {
+    MF_FOR(v, count) {
+        long long o = v / inner, j = v - o * inner;
+        double total = 0.0;
+        for (long long k0 = 0; k0 < length; k0 += MF_CHUNK_BLOCK) {
+            long long k1 = min(length, k0 + MF_CHUNK_BLOCK);
+            double s = 0.0;
+            for (long long k = k0; k < k1; k++) {
+                long long i = (o * length + k) * inner + j;
+                s = __dadd_rn(s, __dmul_rn((double) a[i], (double) b[i]));
+            }
+            total = __dadd_rn(total, s);
+        }
+        out[v] = total;
+    }
+}
+
+// out[i] = s[lane(i)] * x[i], lane(i) = (i / (length*inner))*inner + i % inner
+extern "C" __global__ void mf_chunk_lane_scale(const float* x, const float* __restrict__ s, long long length, long long inner,
+                                               float* out, long long n) {
+    MF_FOR(i, n) {
+        long long lane = (i / (length * inner)) * inner + i % inner;
+        out[i] = __fmul_rn(s[lane], x[i]);
+    }
+}
+
+// The keep threshold of Philox.threshold24: 0 for p < 0 or NaN, else min(2^24, ceil(p * 2^24)) in double
+__device__ __forceinline__ long long mf_threshold24(float p) {
+    double d = (double) p;
+    if (!(d >= 0.0)) return 0;
+    double t = ceil(__dmul_rn(d, 16777216.0));
+    return t >= 16777216.0 ? 16777216LL : (long long) t;
+}
+
+// One thread per Philox counter block c overlapping the chunk's tensor indices [offset, offset+n):
+// element g = 4c + l draws lane l; it is kept iff draw >> 8 < its threshold (thr, or
+// threshold24(p[g - offset]) when p is given); a dropped element becomes +0.0.
+__device__ __forceinline__ void mf_chunk_drops(float* x, const float* p, long long n, long long offset, mf_u32 k0, mf_u32 k1,
+                                               long long thr) {
+    long long c0 = offset >> 2, groups = ((offset + n - 1) >> 2) - c0 + 1;
+    MF_FOR(t, groups) {
+        long long c = c0 + t;
+        mf_u32 r[4];
+        mf_philox((mf_u32) c, (mf_u32) ((unsigned long long) c >> 32), k0, k1, r);
+        for (int l = 0; l < 4; l++) {
+            long long i = c * 4 + l - offset;
+            if (i < 0 || i >= n) continue;
+            long long keep = p != nullptr ? mf_threshold24(p[i]) : thr;
+            if ((long long) (r[l] >> 8) >= keep) x[i] = 0.0f;
+        }
+    }
+}
+
+// DARE: x[i] = +0.0 where the 24-bit draw of tensor index offset + i is >= thr (threshold24(density))
+extern "C" __global__ void mf_chunk_philox_drop(float* x, long long n, long long offset, mf_u32 k0, mf_u32 k1, mf_u32 thr) {
+    if (n > 0) mf_chunk_drops(x, nullptr, n, offset, k0, k1, (long long) thr);
+}
+
+// DELLA: x[i] = +0.0 where the 24-bit draw of tensor index offset + i is >= threshold24(p[i])
+extern "C" __global__ void mf_chunk_drop_prob(float* x, const float* p, long long n, long long offset, mf_u32 k0, mf_u32 k1) {
+    if (n > 0) mf_chunk_drops(x, p, n, offset, k0, k1, 0);
+}
