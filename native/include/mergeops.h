@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 2
+#define MO_ABI_VERSION 3
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -44,6 +44,21 @@
 #define MO_RESCALE_NONE 0
 #define MO_RESCALE_DENSITY 1
 #define MO_RESCALE_L1 2
+
+/* Maps of mo_map (x, y inputs; s, t scalars). */
+#define MO_MAP_DIVIDE 0
+#define MO_MAP_MUL 1
+#define MO_MAP_DIV 2
+#define MO_MAP_ABS 3
+#define MO_MAP_CLAMP 4
+#define MO_MAP_FILL 5
+#define MO_MAP_AFFINE 6
+#define MO_MAP_KEEP_NONZERO 7
+
+/* Reductions of mo_block_sums. */
+#define MO_REDUCE_SUM_ABS 0
+#define MO_REDUCE_SUM_SQUARES 1
+#define MO_REDUCE_DOT 2
 
 /* Input-channel axes of mo_relax. */
 #define MO_AXIS_COLUMNS 0
@@ -155,6 +170,57 @@ int32_t mo_disjoint_merge(const float *const *xs, const float *w, int32_t k, con
 /* out[i] = base[i] + ((merged[i] - base[i]) * (1 - ((1 - omega) * imp[c(i)]))), c by axis. */
 int32_t mo_relax(const float *base, const float *merged, const float *imp, int64_t channels, float omega,
                  int32_t axis, int64_t cols, float *out, int64_t n, int32_t threads);
+
+/* ---------------------------------------------------------------- chunk ops (dev.mergeforge.backend.ChunkOps) */
+
+/* out[i] = f(x[i], y[i]) for op (MO_MAP_*), each a float32 operation as written:
+     DIVIDE x / s, MUL x * y, DIV x / y, ABS |x| (sign bit cleared), CLAMP x < s ? s : (x > t ? t : x)
+     (NaN kept; needs s <= t), FILL s, AFFINE (s * x) + t, KEEP_NONZERO y == 0 ? +0 : x.
+   y is read only by MUL, DIV and KEEP_NONZERO, x by all but FILL (either may be NULL otherwise). */
+int32_t mo_map(int32_t op, const float *x, const float *y, float s, float t, float *out, int64_t n, int32_t threads);
+
+/* The canonical reduction (kind MO_REDUCE_*: |a|, a^2 or a*b in double) of a chunk whose element 0 is
+   element `offset` of the tensor, cut into runs at the tensor's block edges (multiples of 4096):
+   partial[0] = start + the terms of the first run (up to the first edge, or n), left to right;
+   partial[r] = the terms of run r summed left to right from 0.0. 1 + ceil((n - first) / 4096) runs
+   (none when n == 0). b is read only by DOT. */
+int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial,
+                      int32_t threads);
+
+/* hist += the histogram of the |x| bits: high < 0: hist[bits >> 16] (2^15 bins); else, for the
+   elements whose bits >> 16 == high (< 2^15), hist[bits & 0xffff] (2^16 bins). */
+int32_t mo_abs_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads);
+
+/* The magnitude rank window (dev.mergeforge.backend.RankWindow, neither none nor all) in chunk order:
+   with a the |x| bits, x[i] is kept iff lower <= a <= upper, except the first skip_upper equal to upper
+   (when has_upper) and all but the first keep_lower equal to lower, counted across chunks; the others
+   become +0. seen = {equal to upper, equal to lower} before this chunk, advanced by its counts. */
+int32_t mo_keep_ranks(float *x, int64_t n, int32_t has_upper, int32_t upper, int64_t skip_upper, int32_t lower,
+                      int64_t keep_lower, int64_t *seen, int32_t threads);
+
+/* out[i] = the sum in model order of w[j] over the inputs j whose sign (0 for +-0 and NaN) equals sign[i]. */
+int32_t mo_disjoint_divisor(const float *const *xs, const float *w, int32_t k, const float *sign, float *out, int64_t n,
+                            int32_t threads);
+
+/* Lanes of a tensor seen as [outer, length, inner]: lane v = o*inner + j holds the elements
+   (o*length + k)*inner + j, k < length. out[v] = sum a*b along lane v in blocks of 4096 (each from
+   0.0, then the block sums from 0.0). */
+int32_t mo_lane_dots(const float *a, const float *b, int64_t outer, int64_t length, int64_t inner, double *out, int32_t threads);
+
+/* out[i] = s[lane of i] * x[i]. */
+int32_t mo_lane_scale(const float *x, const float *s, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads);
+
+/* out[i] = the rank of x[i] within its lane by descending |x| bits, ties by lower position first;
+   length <= 2^24; out must not overlap x. */
+int32_t mo_lane_ranks(const float *x, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads);
+
+/* DARE drop at tensor indices: x[i] becomes +0 unless the Philox draw of element offset + i under key
+   has its top 24 bits below ceil(density * 2^24) (as mo_drop_rescale, without a rescale). */
+int32_t mo_drop_at(float *x, int64_t n, int64_t offset, float density, int64_t key, int32_t threads);
+
+/* mo_drop_at with a keep probability per element: the threshold of x[i] is ceil(p[i] * 2^24) clamped
+   to [0, 2^24] (0 for NaN). p must not overlap x. */
+int32_t mo_drop_by_probability(float *x, const float *p, int64_t n, int64_t offset, int64_t key, int32_t threads);
 
 /* ---------------------------------------------------------------- calibration forward pass (gemm.c) */
 

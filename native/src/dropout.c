@@ -35,6 +35,8 @@ typedef struct {
     int64_t thr;
     int divide;      // DENSITY: kept / density, fused into the drop pass
     float density;
+    int64_t offset;  // the tensor index of x[0]: element i draws at offset + i
+    const float *p;  // per-element keep probabilities (thresholds ceil(p * 2^24)), or NULL for thr
 } drop_t;
 
 /* v kept or +0.0, then divided by density when asked: the bits of Java's two passes. */
@@ -43,14 +45,20 @@ static inline float finish(const drop_t *d, float v, int keep) {
     return d->divide ? r / d->density : r;
 }
 
+/* The keep threshold of probability p: ceil(p * 2^24) clamped to [0, 2^24], 0 for NaN (Philox.threshold24). */
+static inline int64_t threshold24(double p) {
+    return !(p >= 0) ? 0 : (int64_t)fmin(16777216.0, ceil(p * 16777216.0));
+}
+
 static void drop_portable(const drop_t *d, int64_t lo, int64_t hi) {
     uint32_t blk[4];
     int64_t last = -1;
     for (int64_t i = lo; i < hi; i++) {
-        int64_t c = i >> 2;
+        int64_t g = d->offset + i, c = g >> 2;
         if (c != last) { philox_block((uint32_t)c, (uint32_t)((uint64_t)c >> 32), d->k0, d->k1, blk); last = c; }
+        int64_t thr = d->p ? threshold24((double)d->p[i]) : d->thr;
         // keep iff uniform24 < T
-        d->x[i] = finish(d, d->x[i], (int64_t)(blk[i & 3] >> 8) < d->thr);
+        d->x[i] = finish(d, d->x[i], (int64_t)(blk[g & 3] >> 8) < thr);
     }
 }
 
@@ -62,10 +70,10 @@ MO_AVX2 static inline void mulhilo(__m256i a, __m256i m, __m256i *hi, __m256i *l
     *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
 }
 
-/* 32 elements from i (i a multiple of 32): 8 Philox blocks, transposed into element order. */
+/* 32 elements from i (offset + i a multiple of 32): 8 Philox blocks, transposed into element order. */
 MO_AVX2 static void drop32_avx2(const drop_t *d, int64_t i) {
     // counters c .. c+7; c is a multiple of 8, so lo32 does not wrap and hi32 is the same for all 8
-    int64_t c = i >> 2;
+    int64_t c = (d->offset + i) >> 2;
     __m256i x0 = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256i x1 = _mm256_set1_epi32((int)(uint32_t)((uint64_t)c >> 32));
     __m256i x2 = _mm256_setzero_si256(), x3 = _mm256_setzero_si256();
@@ -95,6 +103,13 @@ MO_AVX2 static void drop32_avx2(const drop_t *d, int64_t i) {
     for (int q = 0; q < 4; q++) {
         // keep iff (draw >>> 8) < T (both below 2^24 + 1, so a signed compare is exact)
         __m256i keep = _mm256_cmpgt_epi32(thr, _mm256_srli_epi32(e[q], 8));
+        if (d->p) {
+            // per element: u < ceil(p * 2^24) in float, exact (u < 2^24; scaling by 2^24 and ceil are exact,
+            // an overflow to inf still keeps), false for NaN: the same test as u < threshold24(p)
+            __m256 t = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(d->p + i + 8 * q), _mm256_set1_ps(16777216.0f)),
+                                       _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+            keep = _mm256_castps_si256(_mm256_cmp_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(e[q], 8)), t, _CMP_LT_OQ));
+        }
         float *p = d->x + i + 8 * q;
         __m256 v = _mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(keep));
         if (d->divide) v = _mm256_div_ps(v, dens);
@@ -104,7 +119,8 @@ MO_AVX2 static void drop32_avx2(const drop_t *d, int64_t i) {
 
 MO_AVX2 static void drop_avx2(const drop_t *d, int64_t lo, int64_t hi) {
     int64_t i = lo;
-    int64_t head = (lo + 31) & ~(int64_t)31;
+    // the first element whose tensor index is a multiple of 32
+    int64_t head = lo + ((32 - ((d->offset + lo) & 31)) & 31);
     if (head > hi) head = hi;
     drop_portable(d, i, head);
     for (i = head; i + 32 <= hi; i += 32) drop32_avx2(d, i);
@@ -133,5 +149,22 @@ int32_t mo_drop_rescale(float *x, int64_t n, float density, int64_t key, int32_t
             mo_scale(x, (float)(before / after), x, n, threads);
         }
     }
+    return MO_OK;
+}
+
+int32_t mo_drop_at(float *x, int64_t n, int64_t offset, float density, int64_t key, int32_t threads) {
+    if (n < 0 || offset < 0 || (n > 0 && !x)) return MO_ERR_ARG;
+    if (n == 0) return MO_OK;
+    drop_t d = { .x = x, .n = n, .k0 = (uint32_t)key, .k1 = (uint32_t)((uint64_t)key >> 32),
+                 .thr = threshold24((double)density), .offset = offset };
+    mo_parallel_for(n, MO_CHUNK, threads, drop_task, &d);
+    return MO_OK;
+}
+
+int32_t mo_drop_by_probability(float *x, const float *p, int64_t n, int64_t offset, int64_t key, int32_t threads) {
+    if (n < 0 || offset < 0 || (n > 0 && (!x || !p))) return MO_ERR_ARG;
+    if (n == 0) return MO_OK;
+    drop_t d = { .x = x, .n = n, .k0 = (uint32_t)key, .k1 = (uint32_t)((uint64_t)key >> 32), .offset = offset, .p = p };
+    mo_parallel_for(n, MO_CHUNK, threads, drop_task, &d);
     return MO_OK;
 }

@@ -132,3 +132,29 @@ double mo_sum_abs(const float *x, int64_t n, int32_t threads) { return reduce(SU
 double mo_sum_squares(const float *x, int64_t n, int32_t threads) { return reduce(SUM_SQUARES, x, NULL, n, threads); }
 
 double mo_dot(const float *a, const float *b, int64_t n, int32_t threads) { return reduce(DOT, a, b, n, threads); }
+
+int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial,
+                      int32_t threads) {
+    if (kind < MO_REDUCE_SUM_ABS || kind > MO_REDUCE_DOT || n < 0 || offset < 0) return MO_ERR_ARG;
+    if (n == 0) return MO_OK;
+    if (!a || !partial || (kind == MO_REDUCE_DOT && !b)) return MO_ERR_ARG;
+    int k = kind == MO_REDUCE_SUM_ABS ? SUM_ABS : (kind == MO_REDUCE_SUM_SQUARES ? SUM_SQUARES : DOT);
+    const float *bb = k == DOT ? b : NULL;
+    // the first run: from the chunk's start to the tensor's next block edge, continuing the open sum
+    int64_t first = MO_BLOCK - offset % MO_BLOCK;
+    if (first > n) first = n;
+    double s = start;
+    switch (k) {
+        case SUM_ABS: for (int64_t i = 0; i < first; i++) s += fabs((double)a[i]); break;
+        case SUM_SQUARES: for (int64_t i = 0; i < first; i++) { double v = a[i]; s += v * v; } break;
+        default: for (int64_t i = 0; i < first; i++) s += (double)a[i] * (double)bb[i]; break;
+    }
+    partial[0] = s;
+    // the rest: whole blocks of the tensor (the last may be short), each from 0.0
+    int64_t rest = n - first;
+    if (rest > 0) {
+        reduce_t r = { .kind = k, .a = a + first, .b = bb ? bb + first : NULL, .n = rest, .partial = partial + 1 };
+        mo_parallel_for((rest + MO_BLOCK - 1) / MO_BLOCK, MO_CHUNK / MO_BLOCK, threads, reduce_task, &r);
+    }
+    return MO_OK;
+}

@@ -68,10 +68,10 @@ public class MergeOps {
     public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
             .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
-    private static final int MO_ABI_VERSION = (int)2L;
+    private static final int MO_ABI_VERSION = (int)3L;
     /**
      * {@snippet lang=c :
-     * #define MO_ABI_VERSION 2
+     * #define MO_ABI_VERSION 3
      * }
      */
     public static int MO_ABI_VERSION() {
@@ -202,6 +202,105 @@ public class MergeOps {
      */
     public static int MO_RESCALE_L1() {
         return MO_RESCALE_L1;
+    }
+    private static final int MO_MAP_DIVIDE = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_MAP_DIVIDE 0
+     * }
+     */
+    public static int MO_MAP_DIVIDE() {
+        return MO_MAP_DIVIDE;
+    }
+    private static final int MO_MAP_MUL = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_MAP_MUL 1
+     * }
+     */
+    public static int MO_MAP_MUL() {
+        return MO_MAP_MUL;
+    }
+    private static final int MO_MAP_DIV = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_MAP_DIV 2
+     * }
+     */
+    public static int MO_MAP_DIV() {
+        return MO_MAP_DIV;
+    }
+    private static final int MO_MAP_ABS = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_MAP_ABS 3
+     * }
+     */
+    public static int MO_MAP_ABS() {
+        return MO_MAP_ABS;
+    }
+    private static final int MO_MAP_CLAMP = (int)4L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_MAP_CLAMP 4
+     * }
+     */
+    public static int MO_MAP_CLAMP() {
+        return MO_MAP_CLAMP;
+    }
+    private static final int MO_MAP_FILL = (int)5L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_MAP_FILL 5
+     * }
+     */
+    public static int MO_MAP_FILL() {
+        return MO_MAP_FILL;
+    }
+    private static final int MO_MAP_AFFINE = (int)6L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_MAP_AFFINE 6
+     * }
+     */
+    public static int MO_MAP_AFFINE() {
+        return MO_MAP_AFFINE;
+    }
+    private static final int MO_MAP_KEEP_NONZERO = (int)7L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_MAP_KEEP_NONZERO 7
+     * }
+     */
+    public static int MO_MAP_KEEP_NONZERO() {
+        return MO_MAP_KEEP_NONZERO;
+    }
+    private static final int MO_REDUCE_SUM_ABS = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_REDUCE_SUM_ABS 0
+     * }
+     */
+    public static int MO_REDUCE_SUM_ABS() {
+        return MO_REDUCE_SUM_ABS;
+    }
+    private static final int MO_REDUCE_SUM_SQUARES = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_REDUCE_SUM_SQUARES 1
+     * }
+     */
+    public static int MO_REDUCE_SUM_SQUARES() {
+        return MO_REDUCE_SUM_SQUARES;
+    }
+    private static final int MO_REDUCE_DOT = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_REDUCE_DOT 2
+     * }
+     */
+    public static int MO_REDUCE_DOT() {
+        return MO_REDUCE_DOT;
     }
     private static final int MO_AXIS_COLUMNS = (int)0L;
     /**
@@ -1665,6 +1764,645 @@ public class MergeOps {
                 traceDowncall("mo_relax", base, merged, imp, channels, omega, axis, cols, out, n, threads);
             }
             return (int)mh$.invokeExact(base, merged, imp, channels, omega, axis, cols, out, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_map {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_FLOAT,
+            MergeOps.C_FLOAT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_map");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_map(int32_t op, const float *x, const float *y, float s, float t, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_map$descriptor() {
+        return mo_map.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_map(int32_t op, const float *x, const float *y, float s, float t, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_map$handle() {
+        return mo_map.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_map(int32_t op, const float *x, const float *y, float s, float t, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_map$address() {
+        return mo_map.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_map(int32_t op, const float *x, const float *y, float s, float t, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static int mo_map(int op, MemorySegment x, MemorySegment y, float s, float t, MemorySegment out, long n, int threads) {
+        var mh$ = mo_map.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_map", op, x, y, s, t, out, n, threads);
+            }
+            return (int)mh$.invokeExact(op, x, y, s, t, out, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_block_sums {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_DOUBLE,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_block_sums");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_block_sums$descriptor() {
+        return mo_block_sums.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_block_sums$handle() {
+        return mo_block_sums.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_block_sums$address() {
+        return mo_block_sums.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial, int32_t threads)
+     * }
+     */
+    public static int mo_block_sums(int kind, MemorySegment a, MemorySegment b, long n, long offset, double start, MemorySegment partial, int threads) {
+        var mh$ = mo_block_sums.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_block_sums", kind, a, b, n, offset, start, partial, threads);
+            }
+            return (int)mh$.invokeExact(kind, a, b, n, offset, start, partial, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_abs_histogram {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_abs_histogram");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_abs_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_abs_histogram$descriptor() {
+        return mo_abs_histogram.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_abs_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_abs_histogram$handle() {
+        return mo_abs_histogram.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_abs_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_abs_histogram$address() {
+        return mo_abs_histogram.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_abs_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads)
+     * }
+     */
+    public static int mo_abs_histogram(MemorySegment x, long n, int high, MemorySegment hist, int threads) {
+        var mh$ = mo_abs_histogram.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_abs_histogram", x, n, high, hist, threads);
+            }
+            return (int)mh$.invokeExact(x, n, high, hist, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_keep_ranks {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT,
+            MergeOps.C_INT,
+            MergeOps.C_LONG,
+            MergeOps.C_INT,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_keep_ranks");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_keep_ranks(float *x, int64_t n, int32_t has_upper, int32_t upper, int64_t skip_upper, int32_t lower, int64_t keep_lower, int64_t *seen, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_keep_ranks$descriptor() {
+        return mo_keep_ranks.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_keep_ranks(float *x, int64_t n, int32_t has_upper, int32_t upper, int64_t skip_upper, int32_t lower, int64_t keep_lower, int64_t *seen, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_keep_ranks$handle() {
+        return mo_keep_ranks.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_keep_ranks(float *x, int64_t n, int32_t has_upper, int32_t upper, int64_t skip_upper, int32_t lower, int64_t keep_lower, int64_t *seen, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_keep_ranks$address() {
+        return mo_keep_ranks.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_keep_ranks(float *x, int64_t n, int32_t has_upper, int32_t upper, int64_t skip_upper, int32_t lower, int64_t keep_lower, int64_t *seen, int32_t threads)
+     * }
+     */
+    public static int mo_keep_ranks(MemorySegment x, long n, int has_upper, int upper, long skip_upper, int lower, long keep_lower, MemorySegment seen, int threads) {
+        var mh$ = mo_keep_ranks.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_keep_ranks", x, n, has_upper, upper, skip_upper, lower, keep_lower, seen, threads);
+            }
+            return (int)mh$.invokeExact(x, n, has_upper, upper, skip_upper, lower, keep_lower, seen, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_disjoint_divisor {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_disjoint_divisor");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_disjoint_divisor(const float *const *xs, const float *w, int32_t k, const float *sign, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_disjoint_divisor$descriptor() {
+        return mo_disjoint_divisor.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_disjoint_divisor(const float *const *xs, const float *w, int32_t k, const float *sign, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_disjoint_divisor$handle() {
+        return mo_disjoint_divisor.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_disjoint_divisor(const float *const *xs, const float *w, int32_t k, const float *sign, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_disjoint_divisor$address() {
+        return mo_disjoint_divisor.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_disjoint_divisor(const float *const *xs, const float *w, int32_t k, const float *sign, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static int mo_disjoint_divisor(MemorySegment xs, MemorySegment w, int k, MemorySegment sign, MemorySegment out, long n, int threads) {
+        var mh$ = mo_disjoint_divisor.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_disjoint_divisor", xs, w, k, sign, out, n, threads);
+            }
+            return (int)mh$.invokeExact(xs, w, k, sign, out, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_lane_dots {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_lane_dots");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_lane_dots(const float *a, const float *b, int64_t outer, int64_t length, int64_t inner, double *out, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_lane_dots$descriptor() {
+        return mo_lane_dots.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_lane_dots(const float *a, const float *b, int64_t outer, int64_t length, int64_t inner, double *out, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_lane_dots$handle() {
+        return mo_lane_dots.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_lane_dots(const float *a, const float *b, int64_t outer, int64_t length, int64_t inner, double *out, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_lane_dots$address() {
+        return mo_lane_dots.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_lane_dots(const float *a, const float *b, int64_t outer, int64_t length, int64_t inner, double *out, int32_t threads)
+     * }
+     */
+    public static int mo_lane_dots(MemorySegment a, MemorySegment b, long outer, long length, long inner, MemorySegment out, int threads) {
+        var mh$ = mo_lane_dots.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_lane_dots", a, b, outer, length, inner, out, threads);
+            }
+            return (int)mh$.invokeExact(a, b, outer, length, inner, out, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_lane_scale {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_lane_scale");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_lane_scale(const float *x, const float *s, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_lane_scale$descriptor() {
+        return mo_lane_scale.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_lane_scale(const float *x, const float *s, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_lane_scale$handle() {
+        return mo_lane_scale.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_lane_scale(const float *x, const float *s, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_lane_scale$address() {
+        return mo_lane_scale.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_lane_scale(const float *x, const float *s, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads)
+     * }
+     */
+    public static int mo_lane_scale(MemorySegment x, MemorySegment s, long outer, long length, long inner, MemorySegment out, int threads) {
+        var mh$ = mo_lane_scale.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_lane_scale", x, s, outer, length, inner, out, threads);
+            }
+            return (int)mh$.invokeExact(x, s, outer, length, inner, out, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_lane_ranks {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_lane_ranks");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_lane_ranks(const float *x, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_lane_ranks$descriptor() {
+        return mo_lane_ranks.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_lane_ranks(const float *x, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_lane_ranks$handle() {
+        return mo_lane_ranks.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_lane_ranks(const float *x, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_lane_ranks$address() {
+        return mo_lane_ranks.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_lane_ranks(const float *x, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads)
+     * }
+     */
+    public static int mo_lane_ranks(MemorySegment x, long outer, long length, long inner, MemorySegment out, int threads) {
+        var mh$ = mo_lane_ranks.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_lane_ranks", x, outer, length, inner, out, threads);
+            }
+            return (int)mh$.invokeExact(x, outer, length, inner, out, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_drop_at {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_FLOAT,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_drop_at");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_drop_at(float *x, int64_t n, int64_t offset, float density, int64_t key, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_drop_at$descriptor() {
+        return mo_drop_at.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_drop_at(float *x, int64_t n, int64_t offset, float density, int64_t key, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_drop_at$handle() {
+        return mo_drop_at.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_drop_at(float *x, int64_t n, int64_t offset, float density, int64_t key, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_drop_at$address() {
+        return mo_drop_at.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_drop_at(float *x, int64_t n, int64_t offset, float density, int64_t key, int32_t threads)
+     * }
+     */
+    public static int mo_drop_at(MemorySegment x, long n, long offset, float density, long key, int threads) {
+        var mh$ = mo_drop_at.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_drop_at", x, n, offset, density, key, threads);
+            }
+            return (int)mh$.invokeExact(x, n, offset, density, key, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_drop_by_probability {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_drop_by_probability");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_drop_by_probability(float *x, const float *p, int64_t n, int64_t offset, int64_t key, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_drop_by_probability$descriptor() {
+        return mo_drop_by_probability.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_drop_by_probability(float *x, const float *p, int64_t n, int64_t offset, int64_t key, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_drop_by_probability$handle() {
+        return mo_drop_by_probability.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_drop_by_probability(float *x, const float *p, int64_t n, int64_t offset, int64_t key, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_drop_by_probability$address() {
+        return mo_drop_by_probability.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_drop_by_probability(float *x, const float *p, int64_t n, int64_t offset, int64_t key, int32_t threads)
+     * }
+     */
+    public static int mo_drop_by_probability(MemorySegment x, MemorySegment p, long n, long offset, long key, int threads) {
+        var mh$ = mo_drop_by_probability.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_drop_by_probability", x, p, n, offset, key, threads);
+            }
+            return (int)mh$.invokeExact(x, p, n, offset, key, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -64,8 +64,8 @@ public class NativeBackend implements Backend {
 
     private final NativeChunkOps chunkOps = new NativeChunkOps(this);
 
-    /** The worker threads the chunk ops' own loops run on (the same as this backend's). */
-    dev.mergeforge.backend.Parallel parallel() { return par; }
+    /** The {@code threads} argument of this backend's native calls (0 = one per online CPU). */
+    int nativeThreads() { return nativeThreads; }
 
     /** The native chunk ops: its own class, which delegates to this backend's native ops and never to the Java reference's. */
     @Override public java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.of(chunkOps); }
@@ -104,7 +104,7 @@ public class NativeBackend implements Backend {
         if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
     }
 
-    private static void ok(int rc, String op) {
+    static void ok(int rc, String op) {
         if (rc == MergeOps.MO_ERR_NOMEM()) throw new OutOfMemoryError("native " + op + ": out of native memory for scratch buffers");
         if (rc != MergeOps.MO_OK()) throw new IllegalStateException("native " + op + " rejected its arguments (code " + rc + ")");
     }

@@ -3,12 +3,12 @@ package dev.mergeforge.backend.ffm;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Lanes;
-import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.Reductions;
-import dev.mergeforge.tensor.TensorView;
+import dev.mergeforge.bindings.MergeOps;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.Tile;
 
 import java.lang.foreign.MemorySegment;
@@ -16,16 +16,17 @@ import java.lang.foreign.ValueLayout;
 import java.util.List;
 
 /**
- * The native backend's chunk ops. Conversion, elementwise arithmetic, sign election, the disjoint
- * merge and whole-block reductions call libmergeops (through the {@link NativeBackend} that owns
- * this object); the ops the C library does not have yet — histograms, the rank window with carried
- * tie counts, Philox drops at an element offset, float division and the reduction runs that continue
- * a block begun in the previous chunk — are plain per-chunk loops written here, independent of the
- * Java reference they are tested against.
+ * The native backend's chunk ops: every op runs in libmergeops on the library's worker pool.
+ * Conversion, sub/add/scale, weightedSum, lerp, sign election and the disjoint merge go through the
+ * {@link NativeBackend} that owns this object; the chunk-only ops (maps, reductions continuing a
+ * block begun in the previous chunk, |x| histograms, the rank window with carried tie counts, lane
+ * ops, Philox drops at an element offset) call their own entry points (native/src/chunk.c,
+ * lanes.c, reduce.c, dropout.c) — all but carriedLaneDots, still a loop here. Each segment is checked by {@link Staging} before the call, sizes
+ * as the Java reference checks them. Independent of the Java reference it is tested against.
  */
 final class NativeChunkOps implements ChunkOps {
+    private static final long F32 = 4;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
-    private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT_UNALIGNED;
 
     private final NativeBackend nb;
 
@@ -42,8 +43,8 @@ final class NativeChunkOps implements ChunkOps {
     /** Chunk tiles live in host memory: nothing to move. */
     @Override public void onHost(List<Tile> reads, List<Tile> writes, Runnable body) { body.run(); }
 
-    private static Tile piece(Tile x, long from, long count) {
-        return new Tile(x.data().asSlice(from * 4, count * 4), Shape.of(count));
+    private static void sameSize(Tile a, Tile b) {
+        if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
     }
 
     @Override
@@ -62,72 +63,53 @@ final class NativeChunkOps implements ChunkOps {
 
     @Override public void scale(Tile x, float s, Tile out) { nb.scale(x, s, out); }
 
-    @Override
-    public void divide(Tile x, float d, Tile out) {
-        if (x.size() != out.size()) throw new IllegalArgumentException("size mismatch: " + x + " vs " + out);
-        MemorySegment a = x.data(), o = out.data();
-        for (long i = 0, n = x.size(); i < n; i++) o.setAtIndex(F, i, a.getAtIndex(F, i) / d);
-    }
+    @Override public void divide(Tile x, float d, Tile out) { map(MergeOps.MO_MAP_DIVIDE(), "divide", x, null, d, 0f, out); }
 
-    @FunctionalInterface private interface Binary { float at(float a, float b); }
+    @Override public void mul(Tile a, Tile b, Tile out) { map(MergeOps.MO_MAP_MUL(), "mul", a, b, 0f, 0f, out); }
 
-    @FunctionalInterface private interface Unary { float at(float a); }
+    @Override public void div(Tile a, Tile b, Tile out) { map(MergeOps.MO_MAP_DIV(), "div", a, b, 0f, 0f, out); }
 
-    private static void each(Tile a, Tile b, Tile out, Binary f) {
-        if (a.size() != b.size() || a.size() != out.size()) throw new IllegalArgumentException("size mismatch: " + a + ", " + b + ", " + out);
-        MemorySegment x = a.data(), y = b.data(), o = out.data();
-        for (long i = 0, n = a.size(); i < n; i++) o.setAtIndex(F, i, f.at(x.getAtIndex(F, i), y.getAtIndex(F, i)));
-    }
-
-    private static void each(Tile a, Tile out, Unary f) {
-        if (a.size() != out.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + out);
-        MemorySegment x = a.data(), o = out.data();
-        for (long i = 0, n = a.size(); i < n; i++) o.setAtIndex(F, i, f.at(x.getAtIndex(F, i)));
-    }
-
-    @Override
-    public void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) {
-        if (weighted.size() != w.length) throw new IllegalArgumentException("disjointDivisor needs one weight per input");
-        MemorySegment sg = sign.data(), o = out.data();
-        for (long i = 0, n = out.size(); i < n; i++) {
-            float s = sg.getAtIndex(F, i), div = 0f;
-            for (int j = 0; j < w.length; j++) {
-                float v = weighted.get(j).data().getAtIndex(F, i);
-                // the sign of v (0 for either zero) against the elected sign
-                if (Math.signum(v) == s && v == v) div = div + w[j];
-            }
-            o.setAtIndex(F, i, div);
-        }
-    }
-
-    @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { each(x, ref, out, (v, r) -> r == 0f ? 0f : v); }
-
-    @Override public void mul(Tile a, Tile b, Tile out) { each(a, b, out, (x, y) -> x * y); }
-
-    @Override public void div(Tile a, Tile b, Tile out) { each(a, b, out, (x, y) -> x / y); }
-
-    @Override public void abs(Tile x, Tile out) { each(x, out, v -> Math.abs(v)); }
+    @Override public void abs(Tile x, Tile out) { map(MergeOps.MO_MAP_ABS(), "abs", x, null, 0f, 0f, out); }
 
     @Override
     public void clamp(Tile x, float lo, float hi, Tile out) {
         if (!(lo <= hi)) throw new IllegalArgumentException("clamp bounds " + lo + " > " + hi);
         // comparisons, not min/max: -0.0 against a bound of 0 stays -0.0, and NaN fails both and is kept
-        each(x, out, v -> v < lo ? lo : (v > hi ? hi : v));
+        map(MergeOps.MO_MAP_CLAMP(), "clamp", x, null, lo, hi, out);
+    }
+
+    @Override public void fill(Tile x, float v) { map(MergeOps.MO_MAP_FILL(), "fill", null, null, v, 0f, x); }
+
+    @Override public void affine(Tile x, float a, float b, Tile out) { map(MergeOps.MO_MAP_AFFINE(), "affine", x, null, a, b, out); }
+
+    @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { map(MergeOps.MO_MAP_KEEP_NONZERO(), "keepWhereNonZero", x, ref, 0f, 0f, out); }
+
+    /** out = op(x, y; s, t) in one native pass (x or y null where the op reads none); sizes checked as the reference does. */
+    private void map(int op, String what, Tile x, Tile y, float s, float t, Tile out) {
+        if (x != null) sameSize(x, out);
+        if (y != null) { sameSize(x, y); sameSize(x, out); }
+        long n = out.size();
+        try (Staging st = new Staging()) {
+            MemorySegment xs = x == null ? MemorySegment.NULL : st.in(x.data(), n * F32, what + " x");
+            MemorySegment ys = y == null ? MemorySegment.NULL : st.in(y.data(), n * F32, what + " y");
+            MemorySegment os = st.out(out.data(), n * F32, what + " out");
+            NativeBackend.ok(MergeOps.mo_map(op, xs, ys, s, t, os, n, nb.nativeThreads()), what);
+            st.commit();
+        }
     }
 
     @Override
-    public void fill(Tile x, float v) {
-        MemorySegment o = x.data();
-        for (long i = 0, n = x.size(); i < n; i++) o.setAtIndex(F, i, v);
-    }
-
-    @Override
-    public void affine(Tile x, float a, float b, Tile out) {
-        if (x.size() != out.size()) throw new IllegalArgumentException("size mismatch: " + x + " vs " + out);
-        MemorySegment s = x.data(), o = out.data();
-        for (long i = 0, n = x.size(); i < n; i++) {
-            float p = a * s.getAtIndex(F, i);
-            o.setAtIndex(F, i, p + b);
+    public void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) {
+        if (weighted.size() != w.length) throw new IllegalArgumentException("disjointDivisor needs one weight per input");
+        for (Tile t : weighted) sameSize(t, out);
+        sameSize(sign, out);
+        long n = out.size();
+        try (Staging st = new Staging()) {
+            MemorySegment[] in = new MemorySegment[w.length];
+            for (int j = 0; j < in.length; j++) in[j] = st.in(weighted.get(j).data(), n * F32, "disjointDivisor input " + j);
+            NativeBackend.ok(MergeOps.mo_disjoint_divisor(st.addresses(in), st.floats(w), w.length, st.in(sign.data(), n * F32, "disjointDivisor sign"),
+                    st.out(out.data(), n * F32, "disjointDivisor out"), n, nb.nativeThreads()), "disjointDivisor");
+            st.commit();
         }
     }
 
@@ -139,86 +121,72 @@ final class NativeChunkOps implements ChunkOps {
 
     @Override public void disjointMerge(List<Tile> weighted, float[] w, Tile sign, boolean normalize, Tile out) { nb.disjointMerge(weighted, w, sign, normalize, out); }
 
-    /** Which whole-tensor reduction a run uses, and the same term for runs continuing a block. */
-    private interface Whole { double of(Tile a, Tile b); }
-
-    private interface Term { double at(long i); }
-
-    /** Runs cut at block edges: one that continues an open block is summed here from its open sum, each fresh one by one native call (a single block sums from 0.0). */
-    private static void reduce(Tile a, Tile b, long offset, BlockSum acc, Whole whole, Term term) {
-        long n = a.size(), lo = 0;
-        while (lo < n) {
-            long at = offset + lo;
-            long len = Math.min(n - lo, Reductions.BLOCK - at % Reductions.BLOCK);
-            double s;
-            if (at % Reductions.BLOCK != 0) {
-                s = acc.start();
-                for (long i = lo; i < lo + len; i++) s += term.at(i);
-            } else {
-                s = whole.of(piece(a, lo, len), b == null ? null : piece(b, lo, len));
-            }
-            acc.addRun(at, len, s);
-            lo += len;
+    /** Feeds the chunk's runs (cut at the tensor's block edges) into acc: their sums from one native call, added in order. */
+    private void reduce(int kind, String what, Tile x, Tile y, long offset, BlockSum acc) {
+        if (y != null) sameSize(x, y);
+        long n = x.size();
+        if (n == 0) return;
+        long first = Math.min(n, Reductions.BLOCK - offset % Reductions.BLOCK);
+        long runs = 1 + Reductions.blocks(n - first);
+        double[] partial = new double[Math.toIntExact(runs)];
+        try (Staging st = new Staging()) {
+            MemorySegment p = st.doubles(runs);
+            NativeBackend.ok(MergeOps.mo_block_sums(kind, st.in(x.data(), n * F32, what + " x"), y == null ? MemorySegment.NULL : st.in(y.data(), n * F32, what + " y"),
+                    n, offset, acc.start(), p, nb.nativeThreads()), what);
+            MemorySegment.copy(p, ValueLayout.JAVA_DOUBLE, 0, partial, 0, partial.length);
+        }
+        for (int r = 0; r < partial.length; r++) {
+            long lo = r == 0 ? 0 : first + (long) (r - 1) * Reductions.BLOCK, hi = r == 0 ? first : Math.min(n, lo + Reductions.BLOCK);
+            acc.addRun(offset + lo, hi - lo, partial[r]);
         }
     }
 
-    @Override
-    public void sumAbs(Tile x, long offset, BlockSum acc) {
-        MemorySegment a = x.data();
-        reduce(x, null, offset, acc, (p, q) -> nb.sumAbs(p), i -> Math.abs((double) a.getAtIndex(F, i)));
-    }
+    @Override public void sumAbs(Tile x, long offset, BlockSum acc) { reduce(MergeOps.MO_REDUCE_SUM_ABS(), "sumAbs", x, null, offset, acc); }
 
-    @Override
-    public void sumSquares(Tile x, long offset, BlockSum acc) {
-        MemorySegment a = x.data();
-        reduce(x, null, offset, acc, (p, q) -> nb.sumSquares(p), i -> { double v = a.getAtIndex(F, i); return v * v; });
-    }
+    @Override public void sumSquares(Tile x, long offset, BlockSum acc) { reduce(MergeOps.MO_REDUCE_SUM_SQUARES(), "sumSquares", x, null, offset, acc); }
 
-    @Override
-    public void dot(Tile x, Tile y, long offset, BlockSum acc) {
-        if (x.size() != y.size()) throw new IllegalArgumentException("size mismatch: " + x + " vs " + y);
-        MemorySegment a = x.data(), b = y.data();
-        reduce(x, y, offset, acc, nb::dot, i -> (double) a.getAtIndex(F, i) * (double) b.getAtIndex(F, i));
-    }
+    @Override public void dot(Tile x, Tile y, long offset, BlockSum acc) { reduce(MergeOps.MO_REDUCE_DOT(), "dot", x, y, offset, acc); }
 
     @Override
     public void absHistogram(Tile x, int high, long[] hist) {
-        if (hist.length != (high < 0 ? 1 << 15 : 1 << 16)) throw new IllegalArgumentException("histogram of " + hist.length + " bins");
-        MemorySegment s = x.data();
-        for (long i = 0, n = x.size(); i < n; i++) {
-            int a = s.getAtIndex(I, i) & 0x7fffffff;
-            if (high < 0) hist[a >>> 16]++;
-            else if ((a >>> 16) == high) hist[a & 0xffff]++;
+        int bins = high < 0 ? 1 << 15 : 1 << 16;
+        if (hist.length != bins) throw new IllegalArgumentException("histogram of " + hist.length + " bins, need " + bins);
+        // a high bin no |x| can have counts nothing
+        if (high >= 1 << 15) return;
+        long n = x.size();
+        if (n == 0) return;
+        try (Staging st = new Staging()) {
+            MemorySegment h = st.longs(hist);
+            NativeBackend.ok(MergeOps.mo_abs_histogram(st.in(x.data(), n * F32, "absHistogram x"), n, high, h, nb.nativeThreads()), "absHistogram");
+            MemorySegment.copy(h, ValueLayout.JAVA_LONG, 0, hist, 0, bins);
         }
     }
 
     @Override
     public void keepRanks(Tile x, RankWindow w, long[] seen) {
-        MemorySegment s = x.data();
-        long cu = seen[0], cd = seen[1];
-        for (long i = 0, n = x.size(); i < n; i++) {
-            int a = s.getAtIndex(I, i) & 0x7fffffff;
-            if (!w.keeps(a, cu, cd)) s.setAtIndex(F, i, 0f);
-            if (a == w.upper()) cu++;
-            if (a == w.lower()) cd++;
+        if (w.all()) return;
+        if (w.none()) { fill(x, 0f); return; }
+        long n = x.size();
+        try (Staging st = new Staging()) {
+            MemorySegment s = st.longs(new long[] {seen[0], seen[1]});
+            NativeBackend.ok(MergeOps.mo_keep_ranks(st.inOut(x.data(), n * F32, "keepRanks x"), n, w.hasUpper() ? 1 : 0, w.upper(), w.skipUpper(),
+                    w.lower(), w.keepLower(), s, nb.nativeThreads()), "keepRanks");
+            st.commit();
+            seen[0] = s.getAtIndex(ValueLayout.JAVA_LONG, 0);
+            seen[1] = s.getAtIndex(ValueLayout.JAVA_LONG, 1);
         }
-        seen[0] = cu;
-        seen[1] = cd;
     }
 
     @Override
     public void laneDots(Tile a, Tile b, Lanes lanes, double[] out) {
         if (a.size() != b.size() || lanes.numel() != a.size() || out.length < lanes.count()) throw new IllegalArgumentException("laneDots: " + a + ", " + b + ", " + lanes);
-        MemorySegment x = a.data(), y = b.data();
-        for (long v = 0, n = lanes.count(); v < n; v++) {
-            // the lane's own elements in blocks of BLOCK, each summed from 0.0, the block sums added from 0.0
-            double total = 0.0, block = 0.0;
-            for (long k = 0, len = lanes.length(); k < len; k++) {
-                if (k > 0 && k % Reductions.BLOCK == 0) { total += block; block = 0.0; }
-                long i = lanes.index(v, k);
-                block += (double) x.getAtIndex(F, i) * (double) y.getAtIndex(F, i);
-            }
-            out[(int) v] = lanes.length() == 0 ? 0.0 : total + block;
+        long n = a.size(), count = lanes.count();
+        if (count == 0) return;
+        try (Staging st = new Staging()) {
+            MemorySegment d = st.doubles(count);
+            NativeBackend.ok(MergeOps.mo_lane_dots(st.in(a.data(), n * F32, "laneDots a"), st.in(b.data(), n * F32, "laneDots b"),
+                    lanes.outer(), lanes.length(), lanes.inner(), d, nb.nativeThreads()), "laneDots");
+            MemorySegment.copy(d, ValueLayout.JAVA_DOUBLE, 0, out, 0, Math.toIntExact(count));
         }
     }
 
@@ -253,51 +221,46 @@ final class NativeChunkOps implements ChunkOps {
     @Override
     public void laneScale(Tile x, float[] s, Lanes lanes, Tile out) {
         if (x.size() != out.size() || lanes.numel() != x.size() || s.length < lanes.count()) throw new IllegalArgumentException("laneScale: " + x + ", " + lanes);
-        MemorySegment a = x.data(), o = out.data();
-        for (long v = 0, n = lanes.count(); v < n; v++) {
-            for (long k = 0, len = lanes.length(); k < len; k++) {
-                long i = lanes.index(v, k);
-                o.setAtIndex(F, i, s[(int) v] * a.getAtIndex(F, i));
-            }
+        long n = x.size();
+        if (n == 0) return;
+        try (Staging st = new Staging()) {
+            NativeBackend.ok(MergeOps.mo_lane_scale(st.in(x.data(), n * F32, "laneScale x"), st.floats(s), lanes.outer(), lanes.length(), lanes.inner(),
+                    st.out(out.data(), n * F32, "laneScale out"), nb.nativeThreads()), "laneScale");
+            st.commit();
         }
     }
 
-    /** Ranks by sorting each lane's (descending |x| bits, index) keys: a plain comparison sort, independent of the reference's radix sort. */
     @Override
     public void laneRanks(Tile x, Lanes lanes, Tile out) {
         if (x.size() != out.size() || lanes.numel() != x.size()) throw new IllegalArgumentException("laneRanks: " + x + ", " + out + " and lanes " + lanes + " disagree");
+        if (x.size() > 0 && x.data().asOverlappingSlice(out.data()).isPresent()) throw new IllegalArgumentException("laneRanks output must not alias its input");
         if (lanes.length() > (1L << 24)) throw new IllegalArgumentException("lane of " + lanes.length() + " elements is too long for float ranks");
-        MemorySegment s = x.data(), o = out.data();
-        int len = (int) lanes.length();
-        long[] keys = new long[len];
-        for (long v = 0, n = lanes.count(); v < n; v++) {
-            for (int k = 0; k < len; k++) {
-                long bits = s.getAtIndex(I, lanes.index(v, k)) & 0x7fffffffL;
-                keys[k] = ((0x7fffffffL - bits) << 32) | k;
-            }
-            java.util.Arrays.sort(keys);
-            for (int r = 0; r < len; r++) o.setAtIndex(F, lanes.index(v, (int) keys[r]), (float) r);
+        long n = x.size();
+        if (n == 0) return;
+        try (Staging st = new Staging()) {
+            NativeBackend.ok(MergeOps.mo_lane_ranks(st.in(x.data(), n * F32, "laneRanks x"), lanes.outer(), lanes.length(), lanes.inner(),
+                    st.out(out.data(), n * F32, "laneRanks out"), nb.nativeThreads()), "laneRanks");
+            st.commit();
         }
     }
 
     @Override
     public void dropByProbability(Tile x, Tile p, long offset, long key) {
-        if (x.size() != p.size()) throw new IllegalArgumentException("size mismatch: " + x + " vs " + p);
-        MemorySegment a = x.data(), pr = p.data();
-        // each element's draw depends only on (key, offset + i): any split over threads gives the same bits
-        nb.parallel().forRange(x.size(), (lo, hi) -> {
-            Philox.Cursor draws = new Philox.Cursor(key);
-            for (long i = lo; i < hi; i++) if (draws.uniform24(offset + i) >= Philox.threshold24(pr.getAtIndex(F, i))) a.setAtIndex(F, i, 0f);
-        });
+        sameSize(x, p);
+        long n = x.size();
+        try (Staging st = new Staging()) {
+            NativeBackend.ok(MergeOps.mo_drop_by_probability(st.inOut(x.data(), n * F32, "dropByProbability x"), st.in(p.data(), n * F32, "dropByProbability p"),
+                    n, offset, key, nb.nativeThreads()), "dropByProbability");
+            st.commit();
+        }
     }
 
     @Override
     public void dropRandom(Tile x, long offset, float density, long key) {
-        MemorySegment a = x.data();
-        long thr = Philox.threshold24(density);
-        nb.parallel().forRange(x.size(), (lo, hi) -> {
-            Philox.Cursor draws = new Philox.Cursor(key);
-            for (long i = lo; i < hi; i++) if (draws.uniform24(offset + i) >= thr) a.setAtIndex(F, i, 0f);
-        });
+        long n = x.size();
+        try (Staging st = new Staging()) {
+            NativeBackend.ok(MergeOps.mo_drop_at(st.inOut(x.data(), n * F32, "dropRandom x"), n, offset, density, key, nb.nativeThreads()), "dropRandom");
+            st.commit();
+        }
     }
 }

@@ -63,6 +63,18 @@ final class Staging implements AutoCloseable {
         return a;
     }
 
+    /** A native copy of a long array. */
+    MemorySegment longs(long[] v) {
+        MemorySegment a = arena().allocate(java.lang.foreign.ValueLayout.JAVA_LONG, Math.max(1, v.length));
+        MemorySegment.copy(v, 0, a, java.lang.foreign.ValueLayout.JAVA_LONG, 0, v.length);
+        return a;
+    }
+
+    /** Native scratch for {@code n} doubles (zeroed). */
+    MemorySegment doubles(long n) {
+        return arena().allocate(java.lang.foreign.ValueLayout.JAVA_DOUBLE, Math.max(1, n));
+    }
+
     /** Copies staged outputs back to their heap segments; call after the native call succeeded. */
     void commit() {
         for (MemorySegment[] p : writeBack) p[1].asSlice(0, p[0].byteSize()).copyFrom(p[0]);
