@@ -57,12 +57,28 @@ final class InputChunks implements AutoCloseable {
 
     long chunkElements() { return chunk; }
 
+    /** Told of each input range copied out (its page-cache pages can go: {@link DropBehind}). */
+    @FunctionalInterface
+    interface Consumed {
+        void consumed(TensorView v, long fromByte, long bytes);
+
+        Consumed NONE = (v, from, n) -> { };
+    }
+
+    private Consumed consumed = Consumed.NONE;
+
     /**
      * Chunk 0 of each distinct view, copied into {@code buffers} (segments of at least the chunk's
      * bytes, one per view, taken by the caller): identity map from view to its staged chunk, or
      * null when a view is not from an open checkpoint (then the mapped path is used).
      */
     static Map<TensorView, TensorView> readHead(List<TensorView> distinct, Planner.Inputs inputs, List<MemorySegment> buffers, long chunk) {
+        return readHead(distinct, inputs, buffers, chunk, Consumed.NONE);
+    }
+
+    /** As above, telling {@code done} of each range read. */
+    static Map<TensorView, TensorView> readHead(List<TensorView> distinct, Planner.Inputs inputs, List<MemorySegment> buffers, long chunk,
+                                                Consumed done) {
         List<Checkpoint> from = owners(distinct, inputs);
         if (from == null) return null;
         Map<TensorView, TensorView> out = new IdentityHashMap<>();
@@ -72,6 +88,7 @@ final class InputChunks implements AutoCloseable {
             TensorView part = slice(v, 0, count);
             MemorySegment dst = buffers.get(j).asSlice(0, part.data().byteSize());
             from.get(j).readInto(part, dst);
+            done.consumed(v, 0, dst.byteSize());
             out.put(v, new TensorView(v.name(), v.dtype(), Shape.of(count), dst, v.source()));
         }
         return out;
@@ -79,7 +96,13 @@ final class InputChunks implements AutoCloseable {
 
     /** Starts a tensor: its distinct input views (all of n elements) and their staged chunk 0; reads chunk 1 ahead. */
     void begin(List<TensorView> distinct, Map<TensorView, TensorView> headChunks, long elements) {
+        begin(distinct, headChunks, elements, Consumed.NONE);
+    }
+
+    /** As above, telling {@code done} of each range read for this tensor. */
+    void begin(List<TensorView> distinct, Map<TensorView, TensorView> headChunks, long elements, Consumed done) {
         settle();
+        this.consumed = done;
         this.views = List.copyOf(distinct);
         this.owners = owners(views, inputs);
         if (owners == null) throw new IllegalArgumentException("a view of " + views + " is not from an open checkpoint");
@@ -138,6 +161,7 @@ final class InputChunks implements AutoCloseable {
         for (int j = 0; j < views.size(); j++) {
             TensorView part = part(views.get(j), k);
             owners.get(j).readInto(part, slot.get(j).asSlice(0, part.data().byteSize()));
+            consumed.consumed(views.get(j), k * chunk * part.dtype().byteSize(), part.data().byteSize());
         }
     }
 
