@@ -27,7 +27,9 @@ public final class PageCache {
     /** Linux x86-64 / aarch64 values. */
     private static final int O_RDONLY = 0, O_CLOEXEC = 0x80000, POSIX_FADV_DONTNEED = 4;
     private static final int SYNC_WAIT_BEFORE = 1, SYNC_WRITE = 2, SYNC_WAIT_AFTER = 4;
-    static final long PAGE = 4096;
+    /** The page size the calls round to. */
+    public static final long PAGE_SIZE = 4096;
+    static final long PAGE = PAGE_SIZE;
     private static final MethodHandle OPEN, CLOSE, FADVISE, SYNC_RANGE, MINCORE;
 
     static {

@@ -58,11 +58,23 @@ public final class MemoryBudget {
     }
 
     /**
-     * The page cache a merge under {@code budget} leaves for re-reading its inputs: physical memory
-     * less the budget (at most 0 when the budget claims it all). A multi-pass tensor whose inputs
-     * exceed it reads them from disk again on every pass after the first.
+     * The page cache a merge under {@code budget} leaves for re-reading its inputs: the memory
+     * available now (Linux's MemAvailable: free plus reclaimable cache; physical memory where it is
+     * unknown) less the budget (at most 0 when the budget claims it all). On a machine other
+     * processes share, physical memory overstated it. A multi-pass tensor whose inputs exceed it reads
+     * them from disk again on every pass after the first.
      */
-    public static long pageCacheRoom(long budget) { return physical() - budget; }
+    public static long pageCacheRoom(long budget) { return Math.min(physical(), available()) - budget; }
+
+    /** MemAvailable from /proc/meminfo, or {@code Long.MAX_VALUE} where it cannot be read. */
+    static long available() {
+        try (java.util.stream.Stream<String> lines = java.nio.file.Files.lines(java.nio.file.Path.of("/proc/meminfo"))) {
+            return lines.filter(l -> l.startsWith("MemAvailable:")).findFirst()
+                    .map(l -> Long.parseLong(l.replaceAll("[^0-9]", "")) * 1024).orElse(Long.MAX_VALUE);
+        } catch (java.io.IOException | RuntimeException e) {
+            return Long.MAX_VALUE;
+        }
+    }
 
     /** Physical memory of the machine (8 GiB where the JVM cannot tell). */
     public static long physical() {
