@@ -84,9 +84,8 @@ public final class Mergeforge {
                     // chunk sizes follow from the memory budget; its line is the first note after start
                     MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(req), req.maxMemoryBytes() > 0,
                             backend.chunkOps().isPresent(), !backend.name().equals("java"), aim != null);
-                    return step.run(plan, inputs, new Merger.Options(backend, req.seed(), req.maxShardBytes(),
-                            req.overwrite(), req.allowNonFinite(), aim, budgetBeforeFirstTensor(ev, () -> listener.on(new Event.Budget(mem.describe(), mem.budget(), mem.chunkElements(), mem.peakBytes()))), Merger.FUSED_CHUNK, mem.chunkElements(),
-                            MemoryBudget.pageCacheRoom(mem.budget())));
+                    return step.run(plan, inputs, Merger.Options.budgeted(backend, req.seed(), req.maxShardBytes(),
+                            req.overwrite(), req.allowNonFinite(), aim, budgetBeforeFirstTensor(ev, () -> listener.on(new Event.Budget(mem.describe(), mem.budget(), mem.chunkElements(), mem.peakBytes()))), mem));
                 }
             }
         } catch (RuntimeException e) {

@@ -60,13 +60,18 @@ public final class SliceBench {
         requireSpace(dir, (long) (slice.bytes() * (fineTunes + 3L) * DISK_MARGIN), slice);
         Parallel par = new Parallel(0);
         try {
-            OutputDir.deleteTree(root);
-            log.printf("generating the %s slice (x%s): base + %d fine-tunes of %.2fB parameters, %.2f GB each (bf16), in %s%n",
-                    slice.shape(), slice.scale(), fineTunes, slice.parameters() / 1e9, slice.bytes() / 1e9, root);
-            log.flush();
-            long t0 = System.nanoTime();
-            RandomModels.Family f = SliceModels.family(slice, fineTunes, 0.002, root, par);
-            log.printf("generated in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+            RandomModels.Family f = keep ? existing(slice, fineTunes, root) : null;
+            if (f != null) {
+                log.printf("reusing the %s slice (x%s) a previous --keep run left in %s%n", slice.shape(), slice.scale(), root);
+            } else {
+                OutputDir.deleteTree(root);
+                log.printf("generating the %s slice (x%s): base + %d fine-tunes of %.2fB parameters, %.2f GB each (bf16), in %s%n",
+                        slice.shape(), slice.scale(), fineTunes, slice.parameters() / 1e9, slice.bytes() / 1e9, root);
+                log.flush();
+                long t0 = System.nanoTime();
+                f = SliceModels.family(slice, fineTunes, 0.002, root, par);
+                log.printf("generated in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+            }
             Map<String, String> configs = MethodConfigs.all(f.base(), f.fineTunes());
             configs.keySet().retainAll(methods);
             List<Path> dirs = new ArrayList<>(f.fineTunes());
@@ -111,6 +116,26 @@ public final class SliceBench {
             par.shutdown();
             if (!keep) OutputDir.deleteTree(root);
         }
+    }
+
+    /**
+     * The family a previous {@code --keep} run left in {@code root}, when every model is there whole
+     * (each opens and holds the slice's bytes); null otherwise.
+     */
+    static RandomModels.Family existing(SliceModels.Slice slice, int fineTunes, Path root) {
+        List<Path> fts = new ArrayList<>();
+        for (int j = 1; j <= fineTunes; j++) fts.add(root.resolve("ft" + j));
+        List<Path> all = new ArrayList<>(fts);
+        all.add(root.resolve("base"));
+        for (Path d : all) {
+            if (!Files.isDirectory(d)) return null;
+            try (dev.mergeforge.io.Checkpoint c = dev.mergeforge.io.Checkpoint.open(d)) {
+                if (c.totalBytes() != slice.bytes()) return null;
+            } catch (RuntimeException e) {
+                return null;
+            }
+        }
+        return new RandomModels.Family(root.resolve("base"), fts);
     }
 
     /**

@@ -65,7 +65,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--max-memory", paramLabel = "SIZE[,SIZE...]", description = "With --shape: passed to every merge as its --max-memory (default: the merge's own default); several, comma-separated (`default` for the merge's own), run one after the other on the same models.")
     String maxMemory;
 
-    @Option(names = "--keep", description = "With --shape: keep the generated models in --dir (default: deleted at the end).")
+    @Option(names = "--keep", description = "With --shape: keep the generated models in --dir (default: deleted at the end), and reuse those a previous --keep run left there.")
     boolean keep;
 
     @Override

@@ -117,6 +117,9 @@ public final class StreamingWriter implements AutoCloseable {
 
     public Path path() { return path; }
 
+    /** Bytes of block memory this writer holds (two blocks). */
+    public long bufferBytes() { return 2 * blockSize; }
+
     /** True when the file is written with direct I/O. */
     public boolean direct() { return direct; }
 

@@ -32,6 +32,8 @@ final class InputChunks implements AutoCloseable {
     static final long CHUNK = 2L << 20;
 
     private final long chunk;
+    private final dev.mergeforge.tensor.MemoryLedger ledger;
+    private long charged;
     private final Planner.Inputs inputs;
     private final ExecutorService reader;
     private final Arena arena = Arena.ofShared();
@@ -49,7 +51,13 @@ final class InputChunks implements AutoCloseable {
 
     /** @param chunk elements per chunk (tests use small ones so that tensors span several) */
     InputChunks(Planner.Inputs inputs, ExecutorService reader, long chunk) {
+        this(inputs, reader, chunk, dev.mergeforge.tensor.MemoryLedger.unlimited());
+    }
+
+    /** As above, counting its buffers in {@code ledger}. */
+    InputChunks(Planner.Inputs inputs, ExecutorService reader, long chunk, dev.mergeforge.tensor.MemoryLedger ledger) {
         if (chunk <= 0) throw new IllegalArgumentException("chunk of " + chunk + " elements");
+        this.ledger = ledger;
         this.inputs = inputs;
         this.reader = reader;
         this.chunk = chunk;
@@ -183,10 +191,16 @@ final class InputChunks implements AutoCloseable {
         List<MemorySegment> slot = slots.get((int) (k & 1));
         for (int j = 0; j < views.size(); j++) {
             long need = chunk * views.get(j).dtype().byteSize();
-            if (j == slot.size()) slot.add(LargePages.allocate(arena, need, 4096));
-            else if (slot.get(j).byteSize() < need) slot.set(j, LargePages.allocate(arena, need, 4096));
+            if (j == slot.size()) slot.add(allocate(need));
+            else if (slot.get(j).byteSize() < need) slot.set(j, allocate(need)); // the smaller one stays in the arena until close
         }
         return slot;
+    }
+
+    private MemorySegment allocate(long bytes) {
+        ledger.charge(bytes, "an input chunk buffer");
+        charged += bytes;
+        return LargePages.allocate(arena, bytes, 4096);
     }
 
     private TensorView part(TensorView v, long k) {
@@ -219,6 +233,8 @@ final class InputChunks implements AutoCloseable {
     public void close() {
         settle();
         arena.close();
+        ledger.credit(charged);
+        charged = 0;
     }
 
 }

@@ -5,7 +5,9 @@ import dev.mergeforge.io.StreamingWriter;
 import dev.mergeforge.io.TensorView;
 import dev.mergeforge.merge.CombinationMethod;
 import dev.mergeforge.merge.MethodSpec;
+import dev.mergeforge.merge.chunk.ChunkProgram;
 import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
 
 import java.lang.management.ManagementFactory;
 import java.util.Locale;
@@ -100,11 +102,11 @@ public final class MemoryBudget {
         for (PlannedTensor t : plan.tensors()) {
             if (t.copyOnly()) continue;
             if (fused(t, spec, fuses)) {
-                // the fused pass: each input's current and next chunk staged
-                long b = 2L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
+                // the fused pass: each input's current and next chunk in the two slots, and the next tensor's first chunk the read-ahead stages
+                long b = 3L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
                 if (b > tiles) { tiles = b; tileName = t.name() + ", fused: staged input chunks"; }
             } else if (chunked(t, spec, streams, fuses, aim)) {
-                long pe = perElement(t);
+                long pe = perElement(t, spec);
                 if (pe > perElement) { perElement = pe; chunkName = t.name(); }
                 long min = pe * Math.max(MIN_CHUNK, t.shape().cols());
                 minChunkBytes = Math.max(minChunkBytes, min);
@@ -129,7 +131,7 @@ public final class MemoryBudget {
         long chunkBytes = 0;
         for (PlannedTensor t : plan.tensors()) {
             if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim)) continue;
-            long b = perElement(t) * Math.min(t.shape().numel(), Math.max(chunk, t.shape().cols()));
+            long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, t.shape().cols()));
             if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
         }
         long peak = fixed + Math.max(tiles, chunkBytes);
@@ -142,13 +144,28 @@ public final class MemoryBudget {
     }
 
     private static boolean chunked(PlannedTensor t, MethodSpec spec, boolean streams, boolean fuses, boolean aim) {
-        return streams && !fused(t, spec, fuses) && t.stats().isEmpty() && !(aim && t.base() != null)
-                && spec.factory().create(t.global()) instanceof ChunkedMethod;
+        return streams && !fused(t, spec, fuses) && t.stats().isEmpty() && !(aim && t.base() != null) && program(t, spec) != null;
     }
 
-    /** Bytes per element of a chunked tensor: a float32 chunk per input, base, scratch and output, the staged output and one input's mapped pages. */
-    private static long perElement(PlannedTensor t) {
-        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 2) + t.outDtype().byteSize() + maxInputBytes(t);
+    /**
+     * Bytes per element of a chunked tensor: a float32 chunk per input, base, scratch tile (as many as
+     * the method's program asks for, at least one) and the output, the staged output and one input's
+     * mapped pages.
+     */
+    private static long perElement(PlannedTensor t, MethodSpec spec) {
+        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + Math.max(1, scratch(t, spec)) + 1) + t.outDtype().byteSize() + maxInputBytes(t);
+    }
+
+    /** Scratch tiles the method's program for {@code t} uses (0 where it has no program: then it is not chunked). */
+    private static int scratch(PlannedTensor t, MethodSpec spec) {
+        ChunkProgram p = program(t, spec);
+        return p == null ? 0 : p.scratch();
+    }
+
+    /** The chunked method's program for {@code t}, as the merger will build it (null: the tensor takes the whole-tensor path). */
+    private static ChunkProgram program(PlannedTensor t, MethodSpec spec) {
+        if (!(spec.factory().create(t.global()) instanceof ChunkedMethod m)) return null;
+        return m.program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(), t.base() != null, 0, s -> { }));
     }
 
     private static long maxInputBytes(PlannedTensor t) {

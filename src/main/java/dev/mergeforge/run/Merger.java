@@ -21,6 +21,7 @@ import dev.mergeforge.merge.chunk.ChunkRunner;
 import dev.mergeforge.merge.chunk.ChunkedMethod;
 import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.MemoryLedger;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;
 import dev.mergeforge.tensor.TilePool;
@@ -64,10 +65,28 @@ public final class Merger {
      * elements per chunk in which fused tensors read their inputs.
      */
     public record Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite,
-                          AimRelaxer aim, Events events, long fusedChunk, long streamChunk, long pageCacheRoom, DropBehind.Settings drop) {
+                          AimRelaxer aim, Events events, long fusedChunk, long streamChunk, long pageCacheRoom, DropBehind.Settings drop,
+                          long bufferAllowance) {
         public Options {
+            if (bufferAllowance < 0) throw new IllegalArgumentException("buffer allowance of " + bufferAllowance + " bytes");
             if (fusedChunk < 1 || streamChunk < 1) throw new IllegalArgumentException("chunks of " + fusedChunk + " / " + streamChunk + " elements");
             java.util.Objects.requireNonNull(drop, "drop-behind settings");
+        }
+
+        /** Without a buffer allowance ({@link MemoryLedger}: counted, never past a limit). */
+        public Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim, Events events,
+                       long fusedChunk, long streamChunk, long pageCacheRoom, DropBehind.Settings drop) {
+            this(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, fusedChunk, streamChunk, pageCacheRoom, drop, Long.MAX_VALUE);
+        }
+
+        /**
+         * What a merge under a memory budget runs with: chunks from its estimate, the page cache room it
+         * leaves, and its buffers counted against the budget less the fixed part ({@link MemoryLedger}).
+         */
+        public static Options budgeted(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim,
+                                       Events events, MemoryBudget.Estimate mem) {
+            return new Options(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, FUSED_CHUNK, mem.chunkElements(),
+                    MemoryBudget.pageCacheRoom(mem.budget()), DropBehind.Settings.configured(), mem.budget() - MemoryBudget.BASELINE);
         }
 
         /** Inputs dropped from the page cache behind the reader as {@code -Dmergeforge.drop-behind} says ({@link DropBehind}). */
@@ -139,9 +158,10 @@ public final class Merger {
         ShardPlan shards = shards(plan, o.maxShardBytes());
         List<Path> inputDirs = inputs.all().stream().map(c -> c.dir()).toList();
         o.events().start(plan.config().method().name(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), o.backend().name());
+        MemoryLedger ledger = new MemoryLedger(o.bufferAllowance(), o.events()::note);
         try (OutputDir out = OutputDir.create(outputDir, o.overwrite(), inputDirs, shards.totalFileBytes());
-             ShardWriters sink = new ShardWriters(out.temp(), shards)) {
-            long peak = stream(plan, inputs, sink, o, t0);
+             ShardWriters sink = new ShardWriters(out.temp(), shards, ledger)) {
+            long peak = stream(plan, inputs, sink, o, t0, ledger);
             shards.writeIndex(out.temp());
             OutputFiles.write(out.temp(), plan, inputs, o.seed(), dominantDtype(plan));
             out.commit();
@@ -168,7 +188,8 @@ public final class Merger {
         o.events().start(plan.config().method().name(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), o.backend().name());
         MemoryModel m = new MemoryModel(plan.tensors(), OutputFiles.outputConfig(plan, dominantDtype(plan)), tokenizer);
         try {
-            return new InMemory(done(plan, null, t0, stream(plan, inputs, m, o, t0), o), m);
+            // the merged model itself is the caller's, not the merge's working memory: only the buffers are counted
+            return new InMemory(done(plan, null, t0, stream(plan, inputs, m, o, t0, new MemoryLedger(o.bufferAllowance(), o.events()::note)), o), m);
         } catch (InterruptedException e) {
             m.close();
             Thread.currentThread().interrupt();
@@ -202,7 +223,8 @@ public final class Merger {
      * peak working bytes (float32 tiles and staged input copies, never both at their peak together,
      * so an upper bound).
      */
-    private static long stream(Planner.Plan plan, Planner.Inputs inputs, TensorSink sink, Options o, long t0) throws InterruptedException {
+    private static long stream(Planner.Plan plan, Planner.Inputs inputs, TensorSink sink, Options o, long t0, MemoryLedger ledger)
+            throws InterruptedException {
         Events ev = o.events();
         ExecutorService reader = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "mergeforge-readahead");
@@ -215,9 +237,9 @@ public final class Merger {
             t.setDaemon(true);
             return t;
         });
-        try (TilePool pool = new TilePool(Long.MAX_VALUE, o.backend()::released);
-             TilePool stagingPool = new TilePool(Long.MAX_VALUE, t -> { }, true);
-             InputChunks chunks = new InputChunks(inputs, reader2, o.fusedChunk())) {
+        try (TilePool pool = new TilePool(Long.MAX_VALUE, o.backend()::released, false, ledger);
+             TilePool stagingPool = new TilePool(Long.MAX_VALUE, t -> { }, true, ledger);
+             InputChunks chunks = new InputChunks(inputs, reader2, o.fusedChunk(), ledger)) {
             MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
             RereadNote rereads = new RereadNote(o.pageCacheRoom());
             DropBehind drops = new DropBehind(plan, inputs, o.drop(), o.pageCacheRoom());

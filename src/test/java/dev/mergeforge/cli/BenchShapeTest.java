@@ -65,6 +65,12 @@ class BenchShapeTest {
         assertTrue(r.out().contains("models kept in " + root), r.out());
         for (String m : new String[] {"base", "ft1", "ft2"}) assertTrue(Files.isRegularFile(root.resolve(m).resolve("model.safetensors")), m);
         assertFalse(Files.exists(root.resolve("out-linear-java")), "outputs are deleted even with --keep");
+        // a second --keep run merges the same models instead of generating them again
+        MergeFixtures.Run again = MergeFixtures.cli("bench", "--shape", "405b", "--scale", "0.0002", "--methods", "linear", "--backends", "java",
+                "--keep", "--dir", dir.toString());
+        assertEquals(0, again.exit(), again.err());
+        assertTrue(again.err().contains("reusing the 405b slice"), again.err());
+        assertEquals(row(r.out(), "linear", "java")[5], row(again.out(), "linear", "java")[5]);
     }
 
     @Test
