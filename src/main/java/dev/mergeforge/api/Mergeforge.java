@@ -84,9 +84,8 @@ public final class Mergeforge {
                     // chunk sizes follow from the memory budget; its line is the first note after start
                     MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(req), req.maxMemoryBytes() > 0,
                             backend.chunkOps().isPresent(), !backend.name().equals("java"), aim != null);
-                    return step.run(plan, inputs, new Merger.Options(backend, req.seed(), req.maxShardBytes(),
-                            req.overwrite(), req.allowNonFinite(), aim, budgetBeforeFirstTensor(ev, () -> listener.on(new Event.Budget(mem.describe(), mem.budget(), mem.chunkElements(), mem.peakBytes()))), Merger.FUSED_CHUNK, mem.chunkElements(),
-                            MemoryBudget.pageCacheRoom(mem.budget())), mem);
+                    return step.run(plan, inputs, Merger.Options.budgeted(backend, req.seed(), req.maxShardBytes(),
+                            req.overwrite(), req.allowNonFinite(), aim, budgetBeforeFirstTensor(ev, () -> listener.on(new Event.Budget(mem.describe(), mem.budget(), mem.chunkElements(), mem.peakBytes()))), mem), mem);
                 }
             }
         } catch (RuntimeException e) {
@@ -360,7 +359,7 @@ public final class Mergeforge {
                 Planner.Plan plan = Planner.plan(cfg, inputs, StatsLocator.calibrating(Calibration.cacheDir(), m -> { }));
                 String be = mreq.backend().backend();
                 MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(mreq), mreq.maxMemoryBytes() > 0,
-                        !be.equals("cuda"), !be.equals("java"), cfg.aim() != null);
+                        true, !be.equals("java"), cfg.aim() != null);
                 Path tok = Merger.inMemoryTokenizer(plan, inputs);
                 if (tok == null) return mem.peakBytes() + 3 * plan.outBytes();
                 LayerByLayer.Choice c = LayerByLayer.choose(req.mode(), plan, LayerByLayer.prepare(plan, tok, req, par), mem.peakBytes(), mem.budget());

@@ -1,5 +1,6 @@
 package dev.mergeforge.bench;
 
+import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
 
 import java.io.IOException;
@@ -25,6 +26,31 @@ public final class MergekitRun {
             "print('MERGEKIT', time.time() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, flush=True)");
 
     private MergekitRun() {}
+
+    /**
+     * Fails with a one-line {@link ConfigException} unless {@code python} starts and imports
+     * mergekit's YAML entry point: checked before a benchmark generates anything.
+     */
+    public static void check(String python) {
+        String fix = "; pass --mergekit a Python interpreter with mergekit 0.1.4 installed (e.g. a venv's bin/python)";
+        try {
+            Process p = new ProcessBuilder(List.of(python, "-c", "import mergekit.scripts.run_yaml")).redirectErrorStream(true).start();
+            String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+            if (!p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new ConfigException("--mergekit " + python + ": importing mergekit took over 2 minutes" + fix);
+            }
+            if (p.exitValue() != 0) {
+                String last = text.isEmpty() ? "exit " + p.exitValue() : text.lines().reduce((a, b) -> b).orElse("").strip();
+                throw new ConfigException("--mergekit " + python + " cannot import mergekit (" + last + ")" + fix);
+            }
+        } catch (IOException e) {
+            throw new ConfigException("--mergekit " + python + " cannot be started (" + e.getMessage().lines().findFirst().orElse("") + ")" + fix);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new MergeforgeException("mergekit check interrupted");
+        }
+    }
 
     /** Seconds (including Python start-up and imports) and peak RSS of one mergekit merge. */
     public static ChildMerge.Figures run(String python, Path config, Path out, long bytesIn, long bytesOut) {

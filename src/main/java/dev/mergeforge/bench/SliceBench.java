@@ -2,9 +2,12 @@ package dev.mergeforge.bench;
 
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.errors.ConfigException;
+import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.fixtures.RandomModels;
 import dev.mergeforge.fixtures.SliceModels;
 import dev.mergeforge.io.OutputDir;
+import dev.mergeforge.io.PageCache;
+import dev.mergeforge.run.MemoryBudget;
 
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -33,54 +36,154 @@ public final class SliceBench {
     public record Report(String markdown, Path models) {}
 
     /**
-     * Runs the bench. {@code maxMemory} (null: the merge's default) is passed to every merge as
-     * {@code --max-memory}. Fails with a one-line error before writing anything when the disk holding
-     * {@code dir} lacks the room for the models, one output and the floor's scratch file.
+     * Runs the bench under one budget ({@code maxMemory}, null: the merge's default). See
+     * {@link #run(SliceModels.Slice, int, List, List, List, String, Path, boolean, long, PrintWriter)}.
      */
     public static Report run(SliceModels.Slice slice, int fineTunes, List<String> methods, List<String> backends, String maxMemory,
                              Path dir, boolean keep, long seed, PrintWriter log) {
+        return run(slice, fineTunes, methods, backends, java.util.Collections.singletonList(maxMemory), null, dir, keep, seed, log);
+    }
+
+    /**
+     * Runs the bench: the models generated once, then for each budget (passed to every merge as
+     * {@code --max-memory}; a null entry: the merge's default) each method on each backend, and with
+     * {@code mergekitPython} mergekit on the same config (once, under the first budget: it has none).
+     * Before each merge the inputs are dropped from the page cache, so every merge starts cold and
+     * its disk reads count every pass that had to go to disk. A merge that fails (a budget too small
+     * for a method not yet streamed) is a row saying why, not the end of the bench. Fails with a
+     * one-line error before writing anything when the disk holding {@code dir} lacks the room for the
+     * models, one output and the floor's scratch file.
+     */
+    public static Report run(SliceModels.Slice slice, int fineTunes, List<String> methods, List<String> backends, List<String> budgets,
+                             String mergekitPython, Path dir, boolean keep, long seed, PrintWriter log) {
         Path root = dir.resolve(String.format(Locale.ROOT, "slice-%s-x%s", slice.shape(), slice.scale()));
         requireSpace(dir, (long) (slice.bytes() * (fineTunes + 3L) * DISK_MARGIN), slice);
         Parallel par = new Parallel(0);
         try {
-            OutputDir.deleteTree(root);
-            log.printf("generating the %s slice (x%s): base + %d fine-tunes of %.2fB parameters, %.2f GB each (bf16), in %s%n",
-                    slice.shape(), slice.scale(), fineTunes, slice.parameters() / 1e9, slice.bytes() / 1e9, root);
-            log.flush();
-            long t0 = System.nanoTime();
-            RandomModels.Family f = SliceModels.family(slice, fineTunes, 0.002, root, par);
-            log.printf("generated in %.1f s%n", (System.nanoTime() - t0) / 1e9);
-            Map<String, String> configs = EndToEnd.configs(f.base(), f.fineTunes());
+            RandomModels.Family f = keep ? existing(slice, fineTunes, root) : null;
+            if (f != null) {
+                log.printf("reusing the %s slice (x%s) a previous --keep run left in %s%n", slice.shape(), slice.scale(), root);
+            } else {
+                OutputDir.deleteTree(root);
+                log.printf("generating the %s slice (x%s): base + %d fine-tunes of %.2fB parameters, %.2f GB each (bf16), in %s%n",
+                        slice.shape(), slice.scale(), fineTunes, slice.parameters() / 1e9, slice.bytes() / 1e9, root);
+                log.flush();
+                long t0 = System.nanoTime();
+                f = SliceModels.family(slice, fineTunes, 0.002, root, par);
+                log.printf("generated in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+            }
+            Map<String, String> configs = MethodConfigs.all(f.base(), f.fineTunes());
             configs.keySet().retainAll(methods);
             List<Path> dirs = new ArrayList<>(f.fineTunes());
             dirs.add(f.base());
-            IoFloor io = IoFloor.measure(Family.weightFiles(dirs), Family.weightBytes(f.base()), root);
-            List<String> extra = maxMemory == null ? List.of() : List.of("--max-memory", maxMemory);
-            List<EndToEnd.Row> rows = new ArrayList<>();
-            List<Long> disk = new ArrayList<>();
-            for (String m : methods) {
-                Path cfg = root.resolve(m + ".yml");
-                Files.writeString(cfg, configs.get(m));
-                for (String be : backends) {
-                    log.printf("merging with %s on %s ...%n", m, be);
-                    log.flush();
-                    Path out = root.resolve("out-" + m + "-" + be);
-                    long before = ChildUsage.diskReadBytes();
-                    rows.add(new EndToEnd.Row(m, be, ChildMerge.run(cfg, out, be, seed, extra)));
-                    long after = ChildUsage.diskReadBytes();
-                    disk.add(before < 0 || after < 0 ? -1 : after - before);
-                    OutputDir.deleteTree(out);
+            List<Path> files = Family.weightFiles(dirs);
+            IoFloor io = IoFloor.measure(files, Family.weightBytes(f.base()), root);
+            StringBuilder md = new StringBuilder();
+            for (int b = 0; b < budgets.size(); b++) {
+                String maxMemory = budgets.get(b);
+                // the default passed explicitly: a merge that cannot run under it fails, instead of raising it past the machine
+                List<String> extra = List.of("--max-memory", maxMemory == null ? Long.toString(MemoryBudget.defaultBytes()) : maxMemory);
+                List<Measured> rows = new ArrayList<>();
+                for (String m : methods) {
+                    Path cfg = root.resolve(m + ".yml");
+                    Files.writeString(cfg, configs.get(m));
+                    for (String be : backends) {
+                        log.printf("merging with %s on %s (--max-memory %s) ...%n", m, be, maxMemory == null ? "default" : maxMemory);
+                        log.flush();
+                        Path out = root.resolve("out-" + m + "-" + be);
+                        rows.add(measure(m, be, files, log, () -> ChildMerge.run(cfg, out, be, seed, extra)));
+                        OutputDir.deleteTree(out);
+                    }
+                    if (mergekitPython != null && b == 0) {
+                        log.printf("merging with %s on mergekit ...%n", m);
+                        log.flush();
+                        Path out = root.resolve("out-" + m + "-mergekit");
+                        long in = rows.getLast().f() != null ? rows.getLast().f().bytesIn() : 0, written = slice.bytes();
+                        rows.add(measure(m, "mergekit", files, log, () -> MergekitRun.run(mergekitPython, cfg, out, in, written)));
+                        OutputDir.deleteTree(out);
+                    }
                 }
+                md.append(String.format(Locale.ROOT, "## mergeforge bench --shape %s --scale %s: %d models of %.2fB parameters (%.2f GB bf16), "
+                        + "--max-memory %s, %d cores%n%n", slice.shape(), slice.scale(), fineTunes + 1, slice.parameters() / 1e9,
+                        slice.bytes() / 1e9, maxMemory == null ? String.format(Locale.ROOT, "default (%.2f GiB)", MemoryBudget.defaultBytes() / (double) (1L << 30))
+                                : maxMemory, Runtime.getRuntime().availableProcessors()));
+                md.append(table(rows, io)).append(b + 1 < budgets.size() ? "\n" : "");
             }
-            String head = String.format(Locale.ROOT, "## mergeforge bench --shape %s --scale %s: %d models of %.2fB parameters (%.2f GB bf16), "
-                    + "--max-memory %s, %d cores%n%n", slice.shape(), slice.scale(), fineTunes + 1, slice.parameters() / 1e9,
-                    slice.bytes() / 1e9, maxMemory == null ? "default" : maxMemory, Runtime.getRuntime().availableProcessors());
-            return new Report(head + table(rows, disk, io), root);
+            return new Report(md.toString(), root);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write the benchmark configs in " + root + ": " + e.getMessage(), e);
         } finally {
             par.shutdown();
             if (!keep) OutputDir.deleteTree(root);
+        }
+    }
+
+    /**
+     * The family a previous {@code --keep} run left in {@code root}, when every model is there whole
+     * (each opens and holds the slice's bytes); null otherwise.
+     */
+    static RandomModels.Family existing(SliceModels.Slice slice, int fineTunes, Path root) {
+        List<Path> fts = new ArrayList<>();
+        for (int j = 1; j <= fineTunes; j++) fts.add(root.resolve("ft" + j));
+        List<Path> all = new ArrayList<>(fts);
+        all.add(root.resolve("base"));
+        for (Path d : all) {
+            if (!Files.isDirectory(d)) return null;
+            try (dev.mergeforge.io.Checkpoint c = dev.mergeforge.io.Checkpoint.open(d)) {
+                if (c.totalBytes() != slice.bytes()) return null;
+            } catch (RuntimeException e) {
+                return null;
+            }
+        }
+        return new RandomModels.Family(root.resolve("base"), fts);
+    }
+
+    /**
+     * One measured merge: {@code f} null and {@code failure} set when it failed; the bytes it read
+     * from disk (-1: unknown) and the bytes of the inputs the page cache holds after it (-1: unknown).
+     */
+    record Measured(String method, String backend, ChildMerge.Figures f, long diskRead, long cachedAfter, String failure) {}
+
+    /** Runs one merge from cold inputs, logging its figures as soon as it ends. */
+    private static Measured measure(String method, String backend, List<Path> inputs, PrintWriter log,
+                                    java.util.function.Supplier<ChildMerge.Figures> merge) {
+        for (Path p : inputs) dropFromCache(p);
+        long before = ChildUsage.diskReadBytes();
+        ChildMerge.Figures f = null;
+        String failure = null;
+        try {
+            f = merge.get();
+        } catch (MergeforgeException e) {
+            failure = e.getMessage();
+        }
+        long after = ChildUsage.diskReadBytes();
+        long disk = before < 0 || after < 0 ? -1 : after - before;
+        long cached = 0;
+        for (Path p : inputs) {
+            long r = PageCache.residentBytes(p);
+            cached = r < 0 || cached < 0 ? -1 : cached + r;
+        }
+        if (f != null) {
+            log.printf(Locale.ROOT, "  %.1f s, peak RSS %.0f MB, read from disk %.2f GB, inputs cached after %.2f GB%n", f.seconds(),
+                    f.peakRss() / 1e6, disk / 1e9, cached / 1e9);
+        } else {
+            log.printf("  failed: %s%n", failure);
+        }
+        log.flush();
+        return new Measured(method, backend, f, disk, cached, failure);
+    }
+
+    /** Drops a file's pages from the page cache (a cold start for the next merge); a hint where unavailable. */
+    static void dropFromCache(Path p) {
+        int fd = PageCache.open(p);
+        try {
+            long size = Files.size(p);
+            PageCache.writeBack(fd, 0, size, true);
+            PageCache.dropRange(fd, 0, size + PageCache.PAGE_SIZE);
+        } catch (IOException e) {
+            // a hint: the merge still runs, from whatever the cache holds
+        } finally {
+            PageCache.close(fd);
         }
     }
 
@@ -102,23 +205,33 @@ public final class SliceBench {
      * The table per method and backend: time, peak RSS and working set, the inputs' bytes (each read
      * once, as the merge's done event counts them), the bytes the merge process read from the disk
      * (getrusage of the finished child: a multi-pass method that re-reads evicted chunks shows more
-     * than its inputs; page-cache hits show nothing), and the I/O floor (inputs read once at the
-     * speed measured here, the output written).
+     * than its inputs; page-cache hits show nothing) and that as passes over the inputs, the I/O floor
+     * (inputs read once at the speed measured here, the output written), and how much of the inputs
+     * the page cache still held after the merge (mincore: what drop-behind left). A failed merge is a
+     * row with its one-line error in the last column.
      */
-    static String table(List<EndToEnd.Row> rows, List<Long> diskRead, IoFloor io) {
+    static String table(List<Measured> rows, IoFloor io) {
         StringBuilder t = new StringBuilder();
-        t.append("| method | backend | time (s) | peak RSS (MB) | working set (MB) | inputs (GB) | read from disk (GB) | written (GB) | I/O floor (s) | × I/O floor |\n");
-        t.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-        for (int i = 0; i < rows.size(); i++) {
-            EndToEnd.Row r = rows.get(i);
+        t.append("| method | backend | time (s) | peak RSS (MB) | working set (MB) | inputs (GB) | read from disk (GB) | written (GB) | I/O floor (s) | × I/O floor | disk reads ÷ inputs | inputs cached after (GB) |\n");
+        t.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+        for (Measured r : rows) {
             ChildMerge.Figures f = r.f();
-            String disk = diskRead.get(i) < 0 ? "n/a" : String.format(Locale.ROOT, "%.3f", diskRead.get(i) / 1e9);
+            if (f == null) {
+                t.append(String.format(Locale.ROOT, "| %s | %s | – | – | – | – | – | – | – | – | – | failed: %s |%n", r.method(), r.backend(),
+                        r.failure().replace('|', '/')));
+                continue;
+            }
+            String disk = r.diskRead() < 0 ? "n/a" : String.format(Locale.ROOT, "%.3f", r.diskRead() / 1e9);
+            String passes = r.diskRead() < 0 || f.bytesIn() == 0 ? "n/a" : String.format(Locale.ROOT, "%.2f", (double) r.diskRead() / f.bytesIn());
+            String cached = r.cachedAfter() < 0 ? "n/a" : String.format(Locale.ROOT, "%.3f", r.cachedAfter() / 1e9);
             double floor = io.seconds(f.bytesIn(), f.bytesOut());
-            t.append(String.format(Locale.ROOT, "| %s | %s | %.2f | %.0f | %.0f | %.3f | %s | %.3f | %.3f | %.1f |%n", r.method(),
-                    r.backend(), f.seconds(), f.peakRss() / 1e6, f.peakWorking() / 1e6, f.bytesIn() / 1e9, disk, f.bytesOut() / 1e9, floor, f.seconds() / floor));
+            t.append(String.format(Locale.ROOT, "| %s | %s | %.2f | %.0f | %.0f | %.3f | %s | %.3f | %.3f | %.1f | %s | %s |%n", r.method(),
+                    r.backend(), f.seconds(), f.peakRss() / 1e6, f.peakWorking() / 1e6, f.bytesIn() / 1e9, disk, f.bytesOut() / 1e9, floor,
+                    f.seconds() / floor, passes, cached));
         }
         t.append(String.format(Locale.ROOT, "%nI/O floor measured in this run: inputs read once through fresh mappings %.2f GB/s, with pread"
-                + " %.2f GB/s (not warmed first: from disk where the page cache does not hold them); direct write %.2f GB/s%n",
+                + " %.2f GB/s (not warmed first: from disk where the page cache does not hold them); direct write %.2f GB/s."
+                + " Every merge starts with its inputs dropped from the page cache.%n",
                 io.mappedReadBytesPerSecond() / 1e9, io.preadBytesPerSecond() / 1e9, io.writeBytesPerSecond() / 1e9));
         return t.toString();
     }

@@ -5,6 +5,8 @@ import dev.mergeforge.bench.CopyBandwidth;
 import dev.mergeforge.bench.IoFloor;
 import dev.mergeforge.bench.EndToEnd;
 import dev.mergeforge.bench.Family;
+import dev.mergeforge.bench.MergekitRun;
+import dev.mergeforge.bench.MethodConfigs;
 import dev.mergeforge.bench.SliceBench;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.fixtures.RandomModels;
@@ -60,16 +62,17 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--scale", defaultValue = "1", description = "With --shape: multiply every matrix's row count by this (0 < F <= 1; e.g. 0.01 for a quick run).")
     double scale;
 
-    @Option(names = "--max-memory", paramLabel = "SIZE", description = "With --shape: passed to every merge as its --max-memory (default: the merge's own default).")
+    @Option(names = "--max-memory", paramLabel = "SIZE[,SIZE...]", description = "With --shape: passed to every merge as its --max-memory (default: the merge's own default); several, comma-separated (`default` for the merge's own), run one after the other on the same models.")
     String maxMemory;
 
-    @Option(names = "--keep", description = "With --shape: keep the generated models in --dir (default: deleted at the end).")
+    @Option(names = "--keep", description = "With --shape: keep the generated models in --dir (default: deleted at the end), and reuse those a previous --keep run left there.")
     boolean keep;
 
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
         if (fineTunes < 1) throw new ConfigException("--fine-tunes must be >= 1, got " + fineTunes);
+        if (mergekit != null) MergekitRun.check(mergekit); // before anything is generated
         if (shape != null) return slice(out, err);
         if (maxMemory != null || keep || scale != 1) throw new ConfigException("--scale, --max-memory and --keep go with --shape 70b|405b");
         Parallel par = new Parallel(0);
@@ -103,18 +106,26 @@ final class BenchCommand implements Callable<Integer> {
 
     /** `bench --shape`: the slice family, merged once per method and backend under --max-memory. */
     private int slice(PrintWriter out, PrintWriter err) {
-        if (mergekit != null) throw new ConfigException("--mergekit does not go with --shape yet; run mergekit on the kept (--keep) models' configs by hand");
         SliceModels.Slice s;
         try {
             s = SliceModels.of(shape, scale);
         } catch (IllegalArgumentException e) {
             throw new ConfigException(e.getMessage());
         }
-        if (maxMemory != null) Sizes.parse("--max-memory", maxMemory);
-        List<String> known = List.copyOf(EndToEnd.configs(Path.of("base"), List.of(Path.of("ft1"))).keySet());
-        List<String> ms = methods != null ? methods : List.of("linear", "ties");
-        for (String m : ms) if (!known.contains(m)) throw new ConfigException("--methods: no benchmark config for '" + m + "'; choose from " + known);
-        SliceBench.Report r = SliceBench.run(s, fineTunes, ms, backends != null ? backends : DemoCommand.available(), maxMemory, dir, keep, seed, err);
+        // several budgets, comma-separated, run one after the other on the same models ("default": the merge's own)
+        List<String> budgets = new java.util.ArrayList<>();
+        for (String b : maxMemory == null ? new String[] {"default"} : maxMemory.split(",")) {
+            if (b.strip().equals("default")) budgets.add(null);
+            else {
+                Sizes.parse("--max-memory", b.strip()); // a bad size is an error before anything is generated
+                budgets.add(b.strip());
+            }
+        }
+        List<String> known = List.copyOf(MethodConfigs.all(Path.of("base"), List.of(Path.of("ft1"), Path.of("ft2"))).keySet());
+        List<String> ms = methods == null ? List.of("linear", "ties") : methods.equals(List.of("all")) ? known : methods;
+        for (String m : ms) if (!known.contains(m)) throw new ConfigException("--methods: no benchmark config for '" + m + "'; choose from " + known + " or all");
+        SliceBench.Report r = SliceBench.run(s, fineTunes, ms, backends != null ? backends : DemoCommand.available(), budgets, mergekit, dir, keep,
+                seed, err);
         out.print(r.markdown());
         if (keep) out.printf("%nmodels kept in %s%n", r.models());
         out.flush();

@@ -157,6 +157,21 @@ public final class Checkpoint implements AutoCloseable {
         return true;
     }
 
+    /**
+     * Drops bytes [from, from + length) of a view handed out by this checkpoint from the page cache
+     * ({@link SafetensorsFile#evict}); returns false when the view is not from one of its shards or
+     * the cache could not be asked.
+     */
+    public boolean evict(TensorView v, long from, long length) {
+        SafetensorsFile f = shardHolding(v);
+        return f != null && f.evict(v, from, length);
+    }
+
+    /** {@link SafetensorsFile#adviseSequential} for every shard mapped so far. */
+    public void adviseSequential() {
+        for (SafetensorsFile f : shards.values()) f.adviseSequential();
+    }
+
     private SafetensorsFile shardHolding(TensorView v) {
         for (SafetensorsFile f : shards.values()) if (f.holds(v)) return f;
         return null;

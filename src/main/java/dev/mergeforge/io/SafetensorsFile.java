@@ -52,6 +52,8 @@ public final class SafetensorsFile implements AutoCloseable {
     private final Map<String, String> metadata;
     /** Opened on the first {@link #readInto}; closed with the file. */
     private FileChannel reader;
+    /** A descriptor for page-cache advice ({@link PageCache}), opened on the first {@link #evict}; -1 when none could be. */
+    private int adviceFd = -2;
 
     private SafetensorsFile(Path path, Arena arena, MemorySegment mapped, Map<String, TensorView> tensors, Map<String, String> metadata) {
         this.path = path;
@@ -254,6 +256,36 @@ public final class SafetensorsFile implements AutoCloseable {
         }
     }
 
+    /**
+     * Drops bytes [from, from + length) of {@code v} from this process's mapping and then from the
+     * page cache ({@link PageCache#dropRange}: whole pages only), for a reader done with them
+     * (docs/io.md, "Inputs larger than memory"). The data stays readable: a later read comes from
+     * disk. Returns whether the page cache was asked to drop them.
+     */
+    public boolean evict(TensorView v, long from, long length) {
+        if (!holds(v)) throw new IllegalArgumentException("tensor " + v.name() + " is not in " + path);
+        if (from < 0 || length < 0 || from + length > v.data().byteSize()) {
+            throw new IllegalArgumentException(v.name() + ": bytes [" + from + ", " + (from + length) + ") of " + v.data().byteSize());
+        }
+        if (length == 0) return false;
+        Madvise.dontNeed(v.data().asSlice(from, length));
+        long at = v.data().address() - mapped.address() + from;
+        int fd = adviceFd();
+        // a file written moments ago (a generated model) still has dirty pages, which cannot be dropped: written back first
+        PageCache.writeBack(fd, at, length, true);
+        return PageCache.dropRange(fd, at, length);
+    }
+
+    /** Advises the whole mapping read front to back ({@link Madvise#sequential}): for a reader that drops pages behind it. */
+    public void adviseSequential() {
+        if (mapped.byteSize() > 0) Madvise.sequential(mapped);
+    }
+
+    private synchronized int adviceFd() {
+        if (adviceFd == -2) adviceFd = PageCache.open(path);
+        return adviceFd;
+    }
+
     private synchronized FileChannel reader() throws IOException {
         if (reader == null) reader = FileChannel.open(path, StandardOpenOption.READ);
         return reader;
@@ -267,6 +299,8 @@ public final class SafetensorsFile implements AutoCloseable {
             // read-only: nothing to lose
         } finally {
             reader = null;
+            PageCache.close(adviceFd);
+            adviceFd = -1;
             arena.close();
         }
     }

@@ -51,14 +51,28 @@ public final class StreamingWriter implements AutoCloseable {
     private long blockFill;
     private long fileOffset; // file offset of the current block's first byte
     private int next;        // index of the next entry to write
+    /** Without direct I/O: a descriptor to drop written pages from the page cache with, or -1 (docs/io.md, "Inputs larger than memory"). */
+    private final int dropFd;
+    /** The block written before the last one (writer thread only): its write-back is awaited, then its pages dropped. */
+    private long prevAt = -1, prevLen;
 
     /** Blocks of 32 MiB, or {@code -Dmergeforge.writer.block=BYTES} (a multiple of 4096; tests cut tensors at block edges with small ones). */
     public StreamingWriter(Path path, List<SafetensorsWriter.Entry> entries, Map<String, String> metadata) {
-        this(path, entries, metadata, Long.getLong("mergeforge.writer.block", BLOCK), true);
+        this(path, entries, metadata, Long.getLong("mergeforge.writer.block", BLOCK), true, DropMode.configured() != DropMode.NEVER);
     }
 
     /** With a block size (a multiple of 4096) and whether to try direct I/O: for tests. */
     StreamingWriter(Path path, List<SafetensorsWriter.Entry> entries, Map<String, String> metadata, long blockSize, boolean tryDirect) {
+        this(path, entries, metadata, blockSize, tryDirect, true);
+    }
+
+    /**
+     * @param dropWritten without direct I/O, drop each block's pages from the page cache once they
+     *                    are on disk (one block behind the writer), so that writing a model larger
+     *                    than memory does not evict the inputs being read
+     */
+    StreamingWriter(Path path, List<SafetensorsWriter.Entry> entries, Map<String, String> metadata, long blockSize, boolean tryDirect,
+                    boolean dropWritten) {
         if (blockSize <= 0 || blockSize % ALIGN != 0) throw new IllegalArgumentException("block size must be a positive multiple of " + ALIGN);
         this.path = path;
         this.blockSize = blockSize;
@@ -86,6 +100,7 @@ public final class StreamingWriter implements AutoCloseable {
         }
         this.channel = ch;
         this.direct = d;
+        this.dropFd = !d && dropWritten ? PageCache.open(path) : -1;
         for (int i = 0; i < 2; i++) free.add(LargePages.allocate(arena, blockSize, ALIGN));
         block = take();
         MemorySegment head = MemorySegment.ofArray(new byte[8 + header.length]);
@@ -101,6 +116,9 @@ public final class StreamingWriter implements AutoCloseable {
     }
 
     public Path path() { return path; }
+
+    /** Bytes of block memory this writer holds (two blocks). */
+    public long bufferBytes() { return 2 * blockSize; }
 
     /** True when the file is written with direct I/O. */
     public boolean direct() { return direct; }
@@ -190,6 +208,7 @@ public final class StreamingWriter implements AutoCloseable {
             try {
                 java.nio.ByteBuffer buf = b.asSlice(0, len).asByteBuffer();
                 while (buf.hasRemaining()) channel.write(buf, at + buf.position());
+                dropBehind(at, len);
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot write " + path + ": " + e.getMessage() + "; check free disk space", e);
             } finally {
@@ -201,6 +220,23 @@ public final class StreamingWriter implements AutoCloseable {
         blockFill = 0;
         block = take();
         rethrow();
+    }
+
+    /**
+     * Writer thread, after block [at, at + len) was written: starts its write-back, waits for the
+     * previous block's and drops that one's pages (dirty pages cannot be dropped, hence one behind).
+     */
+    private void dropBehind(long at, long len) {
+        if (dropFd < 0) return;
+        PageCache.writeBack(dropFd, at, len, false);
+        if (prevAt >= 0) dropWritten(prevAt, prevLen);
+        prevAt = at;
+        prevLen = len;
+    }
+
+    private void dropWritten(long at, long len) {
+        PageCache.writeBack(dropFd, at, len, true);
+        PageCache.dropRange(dropFd, at, len);
     }
 
     private MemorySegment take() {
@@ -242,6 +278,10 @@ public final class StreamingWriter implements AutoCloseable {
         }
         for (Future<?> f : pending) await(f);
         pending.clear();
+        if (dropFd >= 0 && prevAt >= 0) {
+            dropWritten(prevAt, prevLen);
+            prevAt = -1;
+        }
         try {
             channel.truncate(total);
         } catch (IOException e) {
@@ -260,6 +300,7 @@ public final class StreamingWriter implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } finally {
+            PageCache.close(dropFd);
             arena.close();
         }
     }

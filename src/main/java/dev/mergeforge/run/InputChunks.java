@@ -32,6 +32,8 @@ final class InputChunks implements AutoCloseable {
     static final long CHUNK = 2L << 20;
 
     private final long chunk;
+    private final dev.mergeforge.tensor.MemoryLedger ledger;
+    private long charged;
     private final Planner.Inputs inputs;
     private final ExecutorService reader;
     private final Arena arena = Arena.ofShared();
@@ -49,7 +51,13 @@ final class InputChunks implements AutoCloseable {
 
     /** @param chunk elements per chunk (tests use small ones so that tensors span several) */
     InputChunks(Planner.Inputs inputs, ExecutorService reader, long chunk) {
+        this(inputs, reader, chunk, dev.mergeforge.tensor.MemoryLedger.unlimited());
+    }
+
+    /** As above, counting its buffers in {@code ledger}. */
+    InputChunks(Planner.Inputs inputs, ExecutorService reader, long chunk, dev.mergeforge.tensor.MemoryLedger ledger) {
         if (chunk <= 0) throw new IllegalArgumentException("chunk of " + chunk + " elements");
+        this.ledger = ledger;
         this.inputs = inputs;
         this.reader = reader;
         this.chunk = chunk;
@@ -57,12 +65,28 @@ final class InputChunks implements AutoCloseable {
 
     long chunkElements() { return chunk; }
 
+    /** Told of each input range copied out (its page-cache pages can go: {@link DropBehind}). */
+    @FunctionalInterface
+    interface Consumed {
+        void consumed(TensorView v, long fromByte, long bytes);
+
+        Consumed NONE = (v, from, n) -> { };
+    }
+
+    private Consumed consumed = Consumed.NONE;
+
     /**
      * Chunk 0 of each distinct view, copied into {@code buffers} (segments of at least the chunk's
      * bytes, one per view, taken by the caller): identity map from view to its staged chunk, or
      * null when a view is not from an open checkpoint (then the mapped path is used).
      */
     static Map<TensorView, TensorView> readHead(List<TensorView> distinct, Planner.Inputs inputs, List<MemorySegment> buffers, long chunk) {
+        return readHead(distinct, inputs, buffers, chunk, Consumed.NONE);
+    }
+
+    /** As above, telling {@code done} of each range read. */
+    static Map<TensorView, TensorView> readHead(List<TensorView> distinct, Planner.Inputs inputs, List<MemorySegment> buffers, long chunk,
+                                                Consumed done) {
         List<Checkpoint> from = owners(distinct, inputs);
         if (from == null) return null;
         Map<TensorView, TensorView> out = new IdentityHashMap<>();
@@ -72,6 +96,7 @@ final class InputChunks implements AutoCloseable {
             TensorView part = slice(v, 0, count);
             MemorySegment dst = buffers.get(j).asSlice(0, part.data().byteSize());
             from.get(j).readInto(part, dst);
+            done.consumed(v, 0, dst.byteSize());
             out.put(v, new TensorView(v.name(), v.dtype(), Shape.of(count), dst, v.source()));
         }
         return out;
@@ -79,7 +104,13 @@ final class InputChunks implements AutoCloseable {
 
     /** Starts a tensor: its distinct input views (all of n elements) and their staged chunk 0; reads chunk 1 ahead. */
     void begin(List<TensorView> distinct, Map<TensorView, TensorView> headChunks, long elements) {
+        begin(distinct, headChunks, elements, Consumed.NONE);
+    }
+
+    /** As above, telling {@code done} of each range read for this tensor. */
+    void begin(List<TensorView> distinct, Map<TensorView, TensorView> headChunks, long elements, Consumed done) {
         settle();
+        this.consumed = done;
         this.views = List.copyOf(distinct);
         this.owners = owners(views, inputs);
         if (owners == null) throw new IllegalArgumentException("a view of " + views + " is not from an open checkpoint");
@@ -138,6 +169,7 @@ final class InputChunks implements AutoCloseable {
         for (int j = 0; j < views.size(); j++) {
             TensorView part = part(views.get(j), k);
             owners.get(j).readInto(part, slot.get(j).asSlice(0, part.data().byteSize()));
+            consumed.consumed(views.get(j), k * chunk * part.dtype().byteSize(), part.data().byteSize());
         }
     }
 
@@ -159,10 +191,16 @@ final class InputChunks implements AutoCloseable {
         List<MemorySegment> slot = slots.get((int) (k & 1));
         for (int j = 0; j < views.size(); j++) {
             long need = chunk * views.get(j).dtype().byteSize();
-            if (j == slot.size()) slot.add(LargePages.allocate(arena, need, 4096));
-            else if (slot.get(j).byteSize() < need) slot.set(j, LargePages.allocate(arena, need, 4096));
+            if (j == slot.size()) slot.add(allocate(need));
+            else if (slot.get(j).byteSize() < need) slot.set(j, allocate(need)); // the smaller one stays in the arena until close
         }
         return slot;
+    }
+
+    private MemorySegment allocate(long bytes) {
+        ledger.charge(bytes, "an input chunk buffer");
+        charged += bytes;
+        return LargePages.allocate(arena, bytes, 4096);
     }
 
     private TensorView part(TensorView v, long k) {
@@ -195,6 +233,8 @@ final class InputChunks implements AutoCloseable {
     public void close() {
         settle();
         arena.close();
+        ledger.credit(charged);
+        charged = 0;
     }
 
 }

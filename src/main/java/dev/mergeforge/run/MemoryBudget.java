@@ -60,11 +60,23 @@ public final class MemoryBudget {
     }
 
     /**
-     * The page cache a merge under {@code budget} leaves for re-reading its inputs: physical memory
-     * less the budget (at most 0 when the budget claims it all). A multi-pass tensor whose inputs
-     * exceed it reads them from disk again on every pass after the first.
+     * The page cache a merge under {@code budget} leaves for re-reading its inputs: the memory
+     * available now (Linux's MemAvailable: free plus reclaimable cache; physical memory where it is
+     * unknown) less the budget (at most 0 when the budget claims it all). On a machine other
+     * processes share, physical memory overstated it. A multi-pass tensor whose inputs exceed it reads
+     * them from disk again on every pass after the first.
      */
-    public static long pageCacheRoom(long budget) { return physical() - budget; }
+    public static long pageCacheRoom(long budget) { return Math.min(physical(), available()) - budget; }
+
+    /** MemAvailable from /proc/meminfo, or {@code Long.MAX_VALUE} where it cannot be read. */
+    static long available() {
+        try (java.util.stream.Stream<String> lines = java.nio.file.Files.lines(java.nio.file.Path.of("/proc/meminfo"))) {
+            return lines.filter(l -> l.startsWith("MemAvailable:")).findFirst()
+                    .map(l -> Long.parseLong(l.replaceAll("[^0-9]", "")) * 1024).orElse(Long.MAX_VALUE);
+        } catch (java.io.IOException | RuntimeException e) {
+            return Long.MAX_VALUE;
+        }
+    }
 
     /** Physical memory of the machine (8 GiB where the JVM cannot tell). */
     public static long physical() {
@@ -90,8 +102,8 @@ public final class MemoryBudget {
         for (PlannedTensor t : plan.tensors()) {
             if (t.copyOnly()) continue;
             if (fused(t, spec, fuses)) {
-                // the fused pass: each input's current and next chunk staged
-                long b = 2L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
+                // the fused pass: each input's current and next chunk in the two slots, and the next tensor's first chunk the read-ahead stages
+                long b = 3L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
                 if (b > tiles) { tiles = b; tileName = t.name() + ", fused: staged input chunks"; }
             } else if (chunked(t, spec, streams, fuses, aim)) {
                 long pe = perElement(t, spec);
@@ -132,8 +144,7 @@ public final class MemoryBudget {
     }
 
     private static boolean chunked(PlannedTensor t, MethodSpec spec, boolean streams, boolean fuses, boolean aim) {
-        return streams && !fused(t, spec, fuses) && t.stats().isEmpty() && !(aim && t.base() != null)
-                && spec.factory().create(t.global()) instanceof ChunkedMethod;
+        return streams && !fused(t, spec, fuses) && t.stats().isEmpty() && !(aim && t.base() != null) && program(t, spec) != null;
     }
 
     /**

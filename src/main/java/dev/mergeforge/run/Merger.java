@@ -21,6 +21,7 @@ import dev.mergeforge.merge.chunk.ChunkRunner;
 import dev.mergeforge.merge.chunk.ChunkedMethod;
 import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.MemoryLedger;
 import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.Tile;
 import dev.mergeforge.tensor.TilePool;
@@ -64,9 +65,34 @@ public final class Merger {
      * elements per chunk in which fused tensors read their inputs.
      */
     public record Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite,
-                          AimRelaxer aim, Events events, long fusedChunk, long streamChunk, long pageCacheRoom) {
+                          AimRelaxer aim, Events events, long fusedChunk, long streamChunk, long pageCacheRoom, DropBehind.Settings drop,
+                          long bufferAllowance) {
         public Options {
+            if (bufferAllowance < 0) throw new IllegalArgumentException("buffer allowance of " + bufferAllowance + " bytes");
             if (fusedChunk < 1 || streamChunk < 1) throw new IllegalArgumentException("chunks of " + fusedChunk + " / " + streamChunk + " elements");
+            java.util.Objects.requireNonNull(drop, "drop-behind settings");
+        }
+
+        /** Without a buffer allowance ({@link MemoryLedger}: counted, never past a limit). */
+        public Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim, Events events,
+                       long fusedChunk, long streamChunk, long pageCacheRoom, DropBehind.Settings drop) {
+            this(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, fusedChunk, streamChunk, pageCacheRoom, drop, Long.MAX_VALUE);
+        }
+
+        /**
+         * What a merge under a memory budget runs with: chunks from its estimate, the page cache room it
+         * leaves, and its buffers counted against the budget less the fixed part ({@link MemoryLedger}).
+         */
+        public static Options budgeted(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim,
+                                       Events events, MemoryBudget.Estimate mem) {
+            return new Options(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, FUSED_CHUNK, mem.chunkElements(),
+                    MemoryBudget.pageCacheRoom(mem.budget()), DropBehind.Settings.configured(), mem.budget() - MemoryBudget.BASELINE);
+        }
+
+        /** Inputs dropped from the page cache behind the reader as {@code -Dmergeforge.drop-behind} says ({@link DropBehind}). */
+        public Options(Backend backend, long seed, long maxShardBytes, boolean overwrite, boolean allowNonFinite, AimRelaxer aim, Events events,
+                       long fusedChunk, long streamChunk, long pageCacheRoom) {
+            this(backend, seed, maxShardBytes, overwrite, allowNonFinite, aim, events, fusedChunk, streamChunk, pageCacheRoom, DropBehind.Settings.configured());
         }
 
         /** Without a page-cache estimate ({@code pageCacheRoom} unbounded: no note about passes going back to disk). */
@@ -132,9 +158,10 @@ public final class Merger {
         ShardPlan shards = shards(plan, o.maxShardBytes());
         List<Path> inputDirs = inputs.all().stream().map(c -> c.dir()).toList();
         o.events().start(plan.config().method().name(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), o.backend().name());
+        MemoryLedger ledger = new MemoryLedger(o.bufferAllowance(), o.events()::note);
         try (OutputDir out = OutputDir.create(outputDir, o.overwrite(), inputDirs, shards.totalFileBytes());
-             ShardWriters sink = new ShardWriters(out.temp(), shards)) {
-            long peak = stream(plan, inputs, sink, o, t0);
+             ShardWriters sink = new ShardWriters(out.temp(), shards, ledger)) {
+            long peak = stream(plan, inputs, sink, o, t0, ledger);
             shards.writeIndex(out.temp());
             OutputFiles.write(out.temp(), plan, inputs, o.seed(), dominantDtype(plan));
             out.commit();
@@ -161,7 +188,8 @@ public final class Merger {
         o.events().start(plan.config().method().name(), plan.tensors().size(), plan.inBytes(), plan.outBytes(), o.backend().name());
         MemoryModel m = new MemoryModel(plan.tensors(), OutputFiles.outputConfig(plan, dominantDtype(plan)), tokenizer);
         try {
-            return new InMemory(done(plan, null, t0, stream(plan, inputs, m, o, t0), o), m);
+            // the merged model itself is the caller's, not the merge's working memory: only the buffers are counted
+            return new InMemory(done(plan, null, t0, stream(plan, inputs, m, o, t0, new MemoryLedger(o.bufferAllowance(), o.events()::note)), o), m);
         } catch (InterruptedException e) {
             m.close();
             Thread.currentThread().interrupt();
@@ -183,7 +211,7 @@ public final class Merger {
         long t0 = System.nanoTime();
         o.events().start(plan.config().method().name(), tensors.size(), staged.inBytes(), staged.outBytes(), o.backend().name());
         try {
-            return done(staged, null, t0, stream(staged, inputs, sink, o, t0), o);
+            return done(staged, null, t0, stream(staged, inputs, sink, o, t0, new MemoryLedger(o.bufferAllowance(), o.events()::note)), o);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new CheckpointException("merge interrupted; the candidate's layers in memory were dropped");
@@ -213,7 +241,8 @@ public final class Merger {
      * peak working bytes (float32 tiles and staged input copies, never both at their peak together,
      * so an upper bound).
      */
-    private static long stream(Planner.Plan plan, Planner.Inputs inputs, TensorSink sink, Options o, long t0) throws InterruptedException {
+    private static long stream(Planner.Plan plan, Planner.Inputs inputs, TensorSink sink, Options o, long t0, MemoryLedger ledger)
+            throws InterruptedException {
         Events ev = o.events();
         ExecutorService reader = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "mergeforge-readahead");
@@ -226,25 +255,32 @@ public final class Merger {
             t.setDaemon(true);
             return t;
         });
-        try (TilePool pool = new TilePool(Long.MAX_VALUE, o.backend()::released);
-             TilePool stagingPool = new TilePool(Long.MAX_VALUE, t -> { }, true);
-             InputChunks chunks = new InputChunks(inputs, reader2, o.fusedChunk())) {
+        try (TilePool pool = new TilePool(Long.MAX_VALUE, o.backend()::released, false, ledger);
+             TilePool stagingPool = new TilePool(Long.MAX_VALUE, t -> { }, true, ledger);
+             InputChunks chunks = new InputChunks(inputs, reader2, o.fusedChunk(), ledger)) {
             MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
             RereadNote rereads = new RereadNote(o.pageCacheRoom());
+            DropBehind drops = new DropBehind(plan, inputs, o.drop(), o.pageCacheRoom());
+            if (drops.active() && o.drop().mode() == dev.mergeforge.io.DropMode.AUTO) {
+                ev.note(String.format(java.util.Locale.ROOT, "the inputs (%.2f GB) exceed the page cache the memory budget leaves (%.2f GB):"
+                        + " their pages are dropped from it behind the reader (docs/io.md, \"Inputs larger than memory\")",
+                        DropBehind.distinctInputBytes(plan) / 1e9, Math.max(0, o.pageCacheRoom()) / 1e9));
+            }
             List<PlannedTensor> tensors = plan.tensors();
             MethodSpec spec = plan.config().method();
-            Future<Ahead> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(spec, tensors.getFirst(), inputs, stagingPool, o));
+            Future<Ahead> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(spec, 0, tensors.getFirst(), inputs, stagingPool, o, drops));
             try {
                 for (int i = 0; i < tensors.size(); i++) {
                     Ahead a = ahead.get(); // tensor i's pages are in, or its first chunk staged
-                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, tensors.get(i + 1), inputs, stagingPool, o)) : null;
+                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, i + 1, tensors.get(i + 1), inputs, stagingPool, o, drops)) : null;
                     PlannedTensor t = tensors.get(i);
                     try {
-                        mergeOne(ctx, spec, a, chunks, sink, o, rereads);
+                        mergeOne(ctx, spec, i, a, chunks, sink, o, rereads, drops);
                     } finally {
                         stagingPool.releaseAll(a.staging());
                     }
                     dropPages(t);
+                    drops.finished(i);
                     sink.written(t.name());
                     ev.tensor(i, tensors.size(), t.name(), t.inBytes(), t.outBytes(), (System.nanoTime() - t0) / 1e9);
                 }
@@ -262,8 +298,8 @@ public final class Merger {
     }
 
     /** Merges one tensor into its output slot. */
-    private static void mergeOne(MergeContext ctx, MethodSpec spec, Ahead a, InputChunks chunks, TensorSink writer, Options o,
-                                 RereadNote rereads)
+    private static void mergeOne(MergeContext ctx, MethodSpec spec, int index, Ahead a, InputChunks chunks, TensorSink writer, Options o,
+                                 RereadNote rereads, DropBehind drops)
             throws InterruptedException, java.util.concurrent.ExecutionException {
         PlannedTensor t = a.tensor();
         if (t.copyOnly()) {
@@ -272,7 +308,7 @@ public final class Merger {
             return;
         }
         if (a.fused() != null) {
-            mergeFused(ctx, a.fused(), t, a.head(), chunks, writer, o);
+            mergeFused(ctx, a.fused(), t, a.head(), chunks, writer, o, (v, from, n) -> drops.consumed(index, v, from, n));
             return;
         }
         MergeMethod method = spec.factory().create(t.global());
@@ -280,7 +316,7 @@ public final class Merger {
             ChunkProgram program = ((ChunkedMethod) method).program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(),
                     t.base() != null, o.seed(), ctx.log()));
             if (program != null) {
-                mergeChunked(ctx, program, t, writer, o, rereads);
+                mergeChunked(ctx, program, t, writer, o, rereads, chunkReads(index, t, drops));
                 return;
             }
         }
@@ -349,10 +385,10 @@ public final class Merger {
      * chunk in the output dtype. NaN/Inf seen in a loaded chunk is confirmed on the stored bits.
      */
     private static void mergeChunked(MergeContext ctx, ChunkProgram program, PlannedTensor t, TensorSink writer, Options o,
-                                     RereadNote rereads) {
+                                     RereadNote rereads, ChunkRunner.Reads reads) {
         ChunkOps ops = o.backend().chunkOps().orElseThrow();
         long es = t.outDtype().byteSize();
-        try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.shape(), o.streamChunk(), ctx.pool())) {
+        try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.shape(), o.streamChunk(), ctx.pool(), reads)) {
             r.reduce();
             rereads.afterReductions(t, r.reductionPasses(), ctx.log());
             if (r.sawNonFinite()) requireFinite(t, o);
@@ -377,6 +413,19 @@ public final class Merger {
             }
             if (r.sawNonFinite()) requireFinite(t, o);
         }
+    }
+
+    /**
+     * What a chunked tensor's passes tell {@link DropBehind}: a chunk read by the last pass is
+     * consumed; one read by an earlier pass is consumed too when it lies past the tensor's keep
+     * window (the share of its inputs the page cache holds between passes).
+     */
+    private static ChunkRunner.Reads chunkReads(int index, PlannedTensor t, DropBehind drops) {
+        if (!drops.active()) return ChunkRunner.Reads.NONE;
+        long keep = drops.keepElements(t);
+        return (v, from, n, last) -> {
+            if (last || from + n > keep) drops.consumed(index, v, from * v.dtype().byteSize(), n * v.dtype().byteSize());
+        };
     }
 
     /**
@@ -446,7 +495,7 @@ public final class Merger {
      * tile path.
      */
     private static void mergeFused(MergeContext ctx, Fused f, PlannedTensor t, Map<TensorView, TensorView> head, InputChunks chunks,
-                                   TensorSink writer, Options o) throws InterruptedException, java.util.concurrent.ExecutionException {
+                                   TensorSink writer, Options o, InputChunks.Consumed consumed) throws InterruptedException, java.util.concurrent.ExecutionException {
         Backend be = ctx.backend();
         long size = t.outDtype().byteSize();
         boolean[] sawNonFinite = {false};
@@ -457,7 +506,7 @@ public final class Merger {
             List<TensorView> distinct = distinct(f, base);
             int[] modelAt = f.models().stream().mapToInt(v -> indexOf(distinct, v)).toArray();
             int baseAt = base == null ? -1 : indexOf(distinct, base);
-            chunks.begin(distinct, head, t.shape().numel());
+            chunks.begin(distinct, head, t.shape().numel(), consumed);
             long ce = chunks.chunkElements();
             filled = writer.fill(t.name(), size, ce * size, (offset, dst) -> {
                 long el = offset / size, count = dst.byteSize() / size, k = el / ce, at = el - k * ce;
@@ -536,8 +585,8 @@ public final class Merger {
      * here: each input is checked where it is read anyway (its load, or the fused pass), which
      * saves a whole pass over the inputs on two cores.
      */
-    private static java.util.concurrent.Callable<Ahead> readAhead(MethodSpec spec, PlannedTensor t, Planner.Inputs inputs, TilePool pool,
-                                                                  Options o) {
+    private static java.util.concurrent.Callable<Ahead> readAhead(MethodSpec spec, int index, PlannedTensor t, Planner.Inputs inputs,
+                                                                  TilePool pool, Options o, DropBehind drops) {
         Backend be = o.backend();
         return () -> {
             // inputs computed on the fly (permuted embeddings, adapted weights) get their bytes now
@@ -555,7 +604,7 @@ public final class Merger {
                         staging.add(buf);
                         buffers.add(buf.data());
                     }
-                    head = InputChunks.readHead(distinct, inputs, buffers, o.fusedChunk());
+                    head = InputChunks.readHead(distinct, inputs, buffers, o.fusedChunk(), (v, from, n) -> drops.consumed(index, v, from, n));
                 }
             } catch (RuntimeException e) {
                 pool.releaseAll(staging);

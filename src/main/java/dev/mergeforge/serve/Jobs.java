@@ -24,9 +24,10 @@ import java.util.stream.Stream;
 
 /**
  * The server's job table and admission rule (docs/protocol.md). Each merge, calibrate or eval
- * request becomes a job on its own thread: it estimates its working memory (a merge: the dry run's
- * peak estimate; calibrate and eval: twice the model's safetensors bytes, its float32 weights;
- * merge_eval: the merge's estimate plus the candidate's, in memory or layer by layer: {@link Mergeforge#candidateBytes}),
+ * request becomes a job on its own thread: it estimates its working memory (a merge: the peak its
+ * dry run predicts under the request's memory budget, docs/io.md "Memory budget"; calibrate and
+ * eval: twice the model's safetensors bytes, its float32 weights; merge_eval: the merge's estimate
+ * plus the candidate's, in memory or layer by layer: {@link Mergeforge#candidateBytes}),
  * waits in a first-in-first-out queue until it is at the head, fewer than {@code maxJobs} jobs run
  * and its estimate fits in what the running jobs leave of the budget, then runs through
  * {@link Mergeforge}. A job that alone exceeds the budget is refused. Plans run at once, cancel and
@@ -217,7 +218,8 @@ public final class Jobs {
     /** Working memory a job needs at most, by the rule in the class comment. */
     private static long estimate(Request r) {
         return switch (r) {
-            case Request.Merge m -> Mergeforge.plan(m.request(), EventListener.NONE).peakWorkingBytes();
+            // what the dry run predicts under the request's --max-memory: the chunked methods' peak follows the budget, not the tensor
+            case Request.Merge m -> Mergeforge.plan(m.request(), EventListener.NONE).predictedPeakBytes();
             case Request.Calibrate c -> 2 * weightBytes(c.request().model());
             case Request.Eval e -> 2 * weightBytes(e.request().model());
             // the merge's working memory plus the candidate in memory, or one layer of it at a time (the mode it runs in)

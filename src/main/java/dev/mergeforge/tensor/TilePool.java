@@ -33,6 +33,7 @@ public final class TilePool implements AutoCloseable {
     private long outBytes;
     private boolean closed;
     private final boolean anyLarger;
+    private final MemoryLedger ledger;
 
     /** @param limitBytes the most memory the pool may hold; a borrow past it throws */
     public TilePool(long limitBytes) { this(limitBytes, t -> { }); }
@@ -52,6 +53,15 @@ public final class TilePool implements AutoCloseable {
      *                  the first time — is taken once
      */
     public TilePool(long limitBytes, Consumer<Tile> onRelease, boolean anyLarger) {
+        this(limitBytes, onRelease, anyLarger, MemoryLedger.unlimited());
+    }
+
+    /**
+     * @param ledger counts every buffer this pool takes and frees; before taking a fresh one the pool
+     *               frees cached free buffers while the ledger has no room for it
+     */
+    public TilePool(long limitBytes, Consumer<Tile> onRelease, boolean anyLarger, MemoryLedger ledger) {
+        this.ledger = ledger;
         this.limitBytes = limitBytes;
         this.onRelease = onRelease;
         this.anyLarger = anyLarger;
@@ -69,10 +79,11 @@ public final class TilePool implements AutoCloseable {
             free.remove(best);
         } else {
             // A fresh buffer: drop free ones if that keeps us under the limit.
-            while (allocatedBytes + need > limitBytes && !free.isEmpty()) {
+            while ((allocatedBytes + need > limitBytes || ledger.room() < need) && !free.isEmpty()) {
                 MemorySegment drop = free.removeLast();
                 arenas.remove(drop).close();
                 allocatedBytes -= drop.byteSize();
+                ledger.credit(drop.byteSize());
             }
             if (allocatedBytes + need > limitBytes) {
                 throw new IllegalStateException("working memory limit of " + limitBytes + " bytes reached borrowing "
@@ -82,6 +93,7 @@ public final class TilePool implements AutoCloseable {
             best = LargePages.allocate(a, need, ALIGN);
             arenas.put(best, a);
             allocatedBytes += need;
+            ledger.charge(need, "a tile of shape " + shape);
         }
         out.put(best, Boolean.TRUE);
         outBytes += best.byteSize();
@@ -124,6 +136,8 @@ public final class TilePool implements AutoCloseable {
         }
         closed = true;
         for (Arena a : arenas.values()) a.close();
+        ledger.credit(allocatedBytes);
+        allocatedBytes = 0;
         arenas.clear();
         free.clear();
     }

@@ -7,6 +7,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.stream.Stream;
 
@@ -44,6 +46,9 @@ class BenchShapeTest {
         assertEquals(String.format(Locale.ROOT, "%.3f", bytes / 1e9), ties[7], r.out());
         for (String[] c : new String[][] {lin, ties}) {
             assertTrue(Double.parseDouble(c[2]) > 0 && Double.parseDouble(c[3]) > 0 && Double.parseDouble(c[8]) > 0, String.join(" | ", c));
+            // passes over the inputs that went to disk, and what the page cache held after (n/a where the calls are unavailable)
+            assertTrue(c[10].equals("n/a") || Double.parseDouble(c[10]) >= 0, String.join(" | ", c));
+            assertTrue(c[11].equals("n/a") || Double.parseDouble(c[11]) >= 0, String.join(" | ", c));
         }
         try (Stream<Path> left = Files.list(dir)) {
             assertEquals(0, left.count(), "the generated models are deleted without --keep");
@@ -60,6 +65,37 @@ class BenchShapeTest {
         assertTrue(r.out().contains("models kept in " + root), r.out());
         for (String m : new String[] {"base", "ft1", "ft2"}) assertTrue(Files.isRegularFile(root.resolve(m).resolve("model.safetensors")), m);
         assertFalse(Files.exists(root.resolve("out-linear-java")), "outputs are deleted even with --keep");
+        // a second --keep run merges the same models instead of generating them again
+        MergeFixtures.Run again = MergeFixtures.cli("bench", "--shape", "405b", "--scale", "0.0002", "--methods", "linear", "--backends", "java",
+                "--keep", "--dir", dir.toString());
+        assertEquals(0, again.exit(), again.err());
+        assertTrue(again.err().contains("reusing the 405b slice"), again.err());
+        assertEquals(row(r.out(), "linear", "java")[5], row(again.out(), "linear", "java")[5]);
+    }
+
+    @Test
+    void mergekitWithoutMergekitIsAOneLineErrorBeforeAnythingIsGenerated() throws Exception {
+        Path fake = dir.resolve("python-without-mergekit");
+        Files.writeString(fake, "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'mergekit'\" >&2\nexit 1\n");
+        assertTrue(fake.toFile().setExecutable(true));
+        Path work = dir.resolve("work");
+        String[][] cases = {
+                {"cannot import mergekit (ModuleNotFoundError: No module named 'mergekit')", fake.toString()},
+                {"cannot be started", dir.resolve("no-such-python").toString()},
+        };
+        for (String[] c : cases) {
+            for (String[] shape : new String[][] {{"--shape", "70b", "--scale", "0.0005"}, {"--params", "1000000"}}) {
+                List<String> args = new ArrayList<>(List.of("bench"));
+                args.addAll(List.of(shape));
+                args.addAll(List.of("--mergekit", c[1], "--dir", work.toString()));
+                MergeFixtures.Run r = MergeFixtures.cli(args.toArray(String[]::new));
+                assertEquals(2, r.exit(), r.err());
+                assertTrue(r.err().contains("--mergekit " + c[1] + " " + c[0]), r.err());
+                assertTrue(r.err().contains("pass --mergekit a Python interpreter with mergekit"), r.err());
+                assertEquals(1, r.err().strip().lines().count(), r.err());
+                assertFalse(Files.exists(work), "nothing generated before the check");
+            }
+        }
     }
 
     @Test
@@ -68,7 +104,8 @@ class BenchShapeTest {
                 {"--shape must be one of [70b, 405b], got '7b'", "bench", "--shape", "7b"},
                 {"--scale must be in (0, 1]", "bench", "--shape", "70b", "--scale", "2"},
                 {"--scale, --max-memory and --keep go with --shape", "bench", "--max-memory", "1GB"},
-                {"no benchmark config for 'karcher'", "bench", "--shape", "70b", "--methods", "karcher"},
+                {"no benchmark config for 'fisher'", "bench", "--shape", "70b", "--methods", "fisher"},
+                {"--max-memory", "bench", "--shape", "70b", "--max-memory", "1GB,lots"},
                 {"--max-memory", "bench", "--shape", "70b", "--max-memory", "lots"},
         };
         for (String[] c : cases) {

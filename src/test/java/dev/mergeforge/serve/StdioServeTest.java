@@ -216,10 +216,12 @@ class StdioServeTest {
     @Test
     void jobsWaitForMemoryAndAJobOverTheBudgetIsRefused() throws Exception {
         CountDownLatch hold = new CountDownLatch(1);
-        // the plan's estimate for this family, so that the budget holds exactly one merge at a time
+        // the plan's predicted peak for this family, so that the budget holds exactly one merge at a time
         Pipes probe = start(1L << 30, 2, id -> { });
-        probe.send(fx.plan("p", root.resolve("stdio-budget").resolve("x")));
-        long est = until(probe.lines, finalOf("p")).getLast().at("/result/peak_working_bytes").asLong();
+        probe.send(fx.merge("p", root.resolve("stdio-budget").resolve("x")).replace("\"op\":\"merge\"", "\"op\":\"plan\"")); // as the merges: on java
+        JsonNode plan = until(probe.lines, finalOf("p")).getLast();
+        long est = plan.at("/result/predicted_peak_bytes").asLong();
+        assertTrue(est > 0 && est != plan.at("/result/peak_working_bytes").asLong(), "admission by the predicted peak: " + plan);
         probe.close();
 
         Pipes p = start(est + est / 2, 2, id -> {
@@ -248,6 +250,36 @@ class StdioServeTest {
         JsonNode refused = until(small.lines, finalOf("big")).getLast();
         assertTrue(refused.path("message").asText().contains("--memory-budget"), refused.toString());
         assertFalse(Files.exists(dir.resolve("big")));
+        p.close();
+    }
+
+    @Test
+    void twoJobsWhosePredictedPeaksFitTogetherRunTogether() throws Exception {
+        Pipes probe = start(1L << 30, 2, id -> { });
+        probe.send(fx.merge("p", root.resolve("stdio-together").resolve("x")).replace("\"op\":\"merge\"", "\"op\":\"plan\""));
+        long est = until(probe.lines, finalOf("p")).getLast().at("/result/predicted_peak_bytes").asLong();
+        probe.close();
+
+        CountDownLatch hold = new CountDownLatch(1);
+        Pipes p = start(2 * est, 2, id -> await(hold)); // both held once admitted: they must be admitted together
+        Path dir = root.resolve("stdio-together");
+        p.send(fx.merge("a", dir.resolve("a")));
+        p.send(fx.merge("b", dir.resolve("b")));
+        List<JsonNode> seen = new java.util.ArrayList<>();
+        while (indexOf(seen, event("a", "running")) < 0 || indexOf(seen, event("b", "running")) < 0) {
+            seen.addAll(until(p.lines, n -> n.path("event").asText().equals("running")));
+        }
+        assertEquals(est, seen.get(indexOf(seen, event("b", "running"))).path("estimate_bytes").asLong());
+        p.send("{\"id\":\"s\",\"op\":\"status\"}");
+        JsonNode st = until(p.lines, finalOf("s")).getLast();
+        assertEquals(2 * est, st.at("/result/memory_in_use_bytes").asLong(), st.toString());
+        assertEquals(2, st.at("/result/running").asInt(), st.toString());
+        hold.countDown();
+        List<JsonNode> rest = new java.util.ArrayList<>();
+        while (indexOf(rest, finalOf("a")) < 0 || indexOf(rest, finalOf("b")) < 0) {
+            rest.addAll(until(p.lines, n -> finalOf("a").test(n) || finalOf("b").test(n)));
+        }
+        for (String id : List.of("a", "b")) assertEquals("result", rest.get(indexOf(rest, finalOf(id))).path("event").asText(), rest.toString());
         p.close();
     }
 

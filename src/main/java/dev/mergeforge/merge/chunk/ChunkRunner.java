@@ -29,8 +29,23 @@ public final class ChunkRunner implements AutoCloseable {
     private final List<Tile> held = new ArrayList<>();
     private final Tile baseTile, outTile;
     private final List<Tile> modelTiles = new ArrayList<>(), scratchTiles = new ArrayList<>();
+    private final Reads reads;
     private boolean nonFinite;
     private int reductionPasses;
+    /** Whether the pass loading chunks now is the last that reads the inputs (the combine pass). */
+    private boolean lastPass;
+
+    /**
+     * Told of each input chunk a pass has loaded, after the load: the merger drops pages behind the
+     * reader with it (docs/io.md, "Inputs larger than memory"). {@code lastPass}: no later pass of
+     * this tensor reads these elements again.
+     */
+    @FunctionalInterface
+    public interface Reads {
+        void read(TensorView input, long fromElement, long elements, boolean lastPass);
+
+        Reads NONE = (v, from, n, last) -> { };
+    }
 
     /**
      * @param base          the base input, or null
@@ -39,7 +54,14 @@ public final class ChunkRunner implements AutoCloseable {
      */
     public ChunkRunner(ChunkOps ops, ChunkProgram program, TensorView base, List<TensorView> models, Shape shape, long chunkElements,
                        TilePool pool) {
+        this(ops, program, base, models, shape, chunkElements, pool, Reads.NONE);
+    }
+
+    /** As above, telling {@code reads} of every input chunk loaded. */
+    public ChunkRunner(ChunkOps ops, ChunkProgram program, TensorView base, List<TensorView> models, Shape shape, long chunkElements,
+                       TilePool pool, Reads reads) {
         this.ops = ops;
+        this.reads = reads;
         this.program = program;
         this.base = base;
         this.models = List.copyOf(models);
@@ -106,6 +128,7 @@ public final class ChunkRunner implements AutoCloseable {
 
     /** Computes output chunk {@code k}: the returned tile holds its values until the next call. */
     public Tile combine(long k) {
+        lastPass = true;
         Chunk c = load(k);
         Tile out = view(outTile, c.size());
         program.combine().chunk(ops, c, out);
@@ -132,6 +155,12 @@ public final class ChunkRunner implements AutoCloseable {
         }
         List<Tile> ss = new ArrayList<>(scratchTiles.size());
         for (Tile s : scratchTiles) ss.add(view(s, n));
+        // told once all inputs are loaded: a base also listed among the models is read twice above
+        if (base != null) reads.read(base, off, n, lastPass);
+        for (int j = 0; j < models.size(); j++) {
+            TensorView v = models.get(j);
+            if (v != base && models.subList(0, j).stream().noneMatch(w -> w == v)) reads.read(v, off, n, lastPass);
+        }
         return new Chunk(off, n, b, ms, ss);
     }
 
