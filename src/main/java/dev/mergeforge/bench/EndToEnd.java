@@ -38,13 +38,7 @@ public final class EndToEnd {
     }
 
     private static String models(String method, Path base, List<Path> fts, String params, String global) {
-        StringBuilder y = new StringBuilder("merge_method: " + method + "\n");
-        if (base != null) y.append("base_model: ").append(base).append('\n');
-        y.append("models:\n");
-        for (Path p : fts) y.append("  - model: ").append(p).append("\n    parameters:\n      ").append(params).append('\n');
-        y.append(global);
-        y.append("dtype: bfloat16\n");
-        return y.toString();
+        return MethodConfigs.models(method, base, fts, params, global);
     }
 
     /** Runs every config on every backend, each in a fresh JVM; with {@code mergekitPython}, mergekit on the same config too. */

@@ -43,7 +43,8 @@ public final class MethodConfigs {
         return out;
     }
 
-    private static String models(String method, Path base, List<Path> fts, String params, String global) {
+    /** A models: config of {@code method} over the fine-tunes, each with {@code params}, then the global lines; bfloat16 output. */
+    static String models(String method, Path base, List<Path> fts, String params, String global) {
         StringBuilder y = new StringBuilder("merge_method: " + method + "\n");
         if (base != null) y.append("base_model: ").append(base).append('\n');
         y.append("models:\n");

@@ -167,11 +167,11 @@ public final class MemoryBudget {
         return Math.max(t.shape().cols(), p == null ? 1 : p.align());
     }
 
-    /** The tensor's passes, or null where it cannot be planned (the merge reports why) or takes the tile path. */
+    /** The tensor's passes, or null where it cannot be planned (the merge reports why) or the method has none (the tile path). */
     private static ChunkProgram program(PlannedTensor t, MethodSpec spec) {
         try {
-            return ((ChunkedMethod) spec.factory().create(t.global())).program(
-                    new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(), t.base() != null, 0, note -> { }));
+            if (!(spec.factory().create(t.global()) instanceof ChunkedMethod m)) return null;
+            return m.program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(), t.base() != null, 0, note -> { }));
         } catch (ConfigException e) {
             return null;
         }

@@ -135,17 +135,22 @@ class MoeBuilderTest {
                  LlamaModel moe = LlamaModel.open(out, par, false)) {
                 assertEquals(family.equals("qwen3") ? "qwen3_moe" : "mixtral", moe.config().arch().family());
                 assertEquals(3, moe.config().variant().experts());
-                float[] expect = Zoo.floats(ref.tensor("logits"));
-                float[][] got = moe.logits(ArchFixtures.inputIds(ref));
-                int n = got[0].length;
-                double worst = 0, max = 0;
-                for (int b = 0; b < got.length; b++) for (int i = 0; i < n; i++) {
-                    worst = Math.max(worst, Math.abs(got[b][i] - expect[b * n + i]));
-                    max = Math.max(max, Math.abs(expect[b * n + i]));
-                }
-                assertTrue(worst <= 1e-4 * max, family + ": the mixture of one MLP is that MLP (|diff| " + worst + ")");
+                assertReproducesTheBase(moe, ref, family + ": the mixture of one MLP is that MLP");
             }
         }
+    }
+
+    /** The mixture's logits equal the base's transformers logits to 1e-4 of their largest magnitude. */
+    private static void assertReproducesTheBase(LlamaModel moe, SafetensorsFile ref, String what) {
+        float[] expect = Zoo.floats(ref.tensor("logits"));
+        float[][] got = moe.logits(ArchFixtures.inputIds(ref));
+        int n = got[0].length;
+        double worst = 0, max = 0;
+        for (int b = 0; b < got.length; b++) for (int i = 0; i < n; i++) {
+            worst = Math.max(worst, Math.abs(got[b][i] - expect[b * n + i]));
+            max = Math.max(max, Math.abs(expect[b * n + i]));
+        }
+        assertTrue(worst <= 1e-4 * max, what + " (|diff| " + worst + ")");
     }
 
     @Test
@@ -197,15 +202,7 @@ class MoeBuilderTest {
                     if (family.equals("llama3")) for (float v : bias) assertEquals(0f, v, 0f, n + " is zeros where the base has none");
                     else assertArrayEquals(Zoo.floats(bw.tensor(n)), bias, n + " is the base's");
                 }
-                float[] expect = Zoo.floats(ref.tensor("logits"));
-                float[][] got = moe.logits(ArchFixtures.inputIds(ref));
-                int n = got[0].length;
-                double worst = 0, max = 0;
-                for (int b = 0; b < got.length; b++) for (int i = 0; i < n; i++) {
-                    worst = Math.max(worst, Math.abs(got[b][i] - expect[b * n + i]));
-                    max = Math.max(max, Math.abs(expect[b * n + i]));
-                }
-                assertTrue(worst <= 1e-4 * max, family + ": routed copies of one MLP plus a silenced shared expert are that MLP (|diff| " + worst + ")");
+                assertReproducesTheBase(moe, ref, family + ": routed copies of one MLP plus a silenced shared expert are that MLP");
                 // calibration sees the shared expert: its gate/up and its one-row gate read every token, like the router
                 dev.mergeforge.calib.ActMeanStats stats = new dev.mergeforge.calib.ActMeanStats();
                 moe.hiddenStates(ArchFixtures.inputIds(ref), stats);
