@@ -262,22 +262,14 @@ public class CudaBackend extends HostFallbacks {
     @Override
     public synchronized void store(Tile src, DType dtype, MemorySegment dst) {
         long n = src.size();
-        boolean narrow = dtype == DType.BF16 || dtype == DType.F16;
-        if (!(narrow || dtype == DType.F32) || dst.byteSize() != n * dtype.byteSize() || n == 0) {
+        if (!DeviceOps.storesOnDevice(dtype, n, dst)) {
             onHost(List.of(src), List.of());
             super.store(src, dtype, dst);
             return;
         }
         try (OpBuffers op = op()) {
             residency.settle(dst);   // host memory of a tile is about to be overwritten
-            DeviceBuffer s = op.read(src);
-            if (narrow) {
-                DeviceBuffer d = op.temp(2 * n, "stored " + dtype);
-                ops.store16(dtype == DType.BF16, s, d, n);
-                dev.download(d, dst);
-            } else {
-                dev.download(s, dst);
-            }
+            ops.storeTo(op, op.read(src), dtype, dst, n);
         }
     }
 

@@ -3,6 +3,7 @@ package dev.mergeforge.backend.cuda;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Reductions;
+import dev.mergeforge.tensor.DType;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 
@@ -43,6 +44,23 @@ public final class DeviceOps {
     /** dst = bf16 or f16 of src (round to nearest even). */
     void store16(boolean bf16, DeviceBuffer src, DeviceBuffer dst, long n) {
         elementwise(bf16 ? Kernel.STORE_BF16 : Kernel.STORE_F16, n, src, dst, n);
+    }
+
+    /** True when {@link #storeTo} can write {@code dst}: bf16, f16 or f32 bytes of exactly n &gt; 0 elements (else the host stores). */
+    static boolean storesOnDevice(DType dtype, long n, MemorySegment dst) {
+        boolean known = dtype == DType.BF16 || dtype == DType.F16 || dtype == DType.F32;
+        return known && n > 0 && dst.byteSize() == n * dtype.byteSize();
+    }
+
+    /** dst = the n float32 values of {@code src} as dtype: bf16/f16 narrowed on the device and only the stored bytes copied back; f32 copied back. */
+    void storeTo(OpBuffers op, DeviceBuffer src, DType dtype, MemorySegment dst, long n) {
+        if (dtype == DType.F32) {
+            dev.download(src, dst);
+            return;
+        }
+        DeviceBuffer d = op.temp(2 * n, "stored " + dtype);
+        store16(dtype == DType.BF16, src, d, n);
+        dev.download(d, dst);
     }
 
     // ---------------------------------------------------------------- elementwise
