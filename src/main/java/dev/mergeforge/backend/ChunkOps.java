@@ -12,8 +12,9 @@ import java.util.List;
  * (see {@code dev.mergeforge.merge.chunk}). A chunk is a {@link Tile} holding elements
  * [offset, offset + size) of a tensor, in float32 in host memory; ops never allocate their outputs.
  * Every backend that streams implements every op: there are no defaults, so no op can silently run
- * on memory the backend does not own. Optional capabilities (fused stored combine, dense solves)
- * stay separate interfaces.
+ * on memory the backend does not own (backends whose tiles are host memory share the three
+ * residency answers through {@link HostChunkOps}). Optional capabilities (fused stored combine,
+ * dense solves) stay separate interfaces.
  *
  * <p>Exact semantics are those of {@link Backend}: float32 elementwise ops rounded as written, no
  * fused multiply-add. What chunking adds:

@@ -1,7 +1,7 @@
 package dev.mergeforge.backend.ffm;
 
 import dev.mergeforge.backend.BlockSum;
-import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.HostChunkOps;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.Reductions;
@@ -24,7 +24,7 @@ import java.util.List;
  * lanes.c, reduce.c, dropout.c) — all but carriedLaneDots, still a loop here. Each segment is checked by {@link Staging} before the call, sizes
  * as the Java reference checks them. Independent of the Java reference it is tested against.
  */
-final class NativeChunkOps implements ChunkOps {
+final class NativeChunkOps implements HostChunkOps {
     private static final long F32 = 4;
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
@@ -33,15 +33,6 @@ final class NativeChunkOps implements ChunkOps {
     NativeChunkOps(NativeBackend nb) { this.nb = nb; }
 
     @Override public String name() { return "native"; }
-
-    /** Host memory only: the caller's budget already sized the chunk. */
-    @Override public long fitChunk(String tensor, int tiles, long align, long wanted) { return wanted; }
-
-    /** Every load reads the stored bytes on the host. */
-    @Override public boolean holds(TensorView src, long from, long n) { return false; }
-
-    /** Chunk tiles live in host memory: nothing to move. */
-    @Override public void onHost(List<Tile> reads, List<Tile> writes, Runnable body) { body.run(); }
 
     private static void sameSize(Tile a, Tile b) {
         if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);

@@ -1,7 +1,7 @@
 package dev.mergeforge.backend.java;
 
 import dev.mergeforge.backend.BlockSum;
-import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.HostChunkOps;
 import dev.mergeforge.backend.LaneRanks;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Parallel;
@@ -24,7 +24,7 @@ import java.util.List;
  * do not depend on the thread count. Every other backend's chunk ops are tested against these, bit
  * for bit.
  */
-public final class JavaChunkOps implements ChunkOps {
+public final class JavaChunkOps implements HostChunkOps {
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfInt I = ValueLayout.JAVA_INT_UNALIGNED;
     private static final ValueLayout.OfShort S16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -37,15 +37,6 @@ public final class JavaChunkOps implements ChunkOps {
     public JavaChunkOps(Parallel par) { this.par = par; }
 
     @Override public String name() { return "java"; }
-
-    /** Host memory only: the caller's budget already sized the chunk. */
-    @Override public long fitChunk(String tensor, int tiles, long align, long wanted) { return wanted; }
-
-    /** Every load reads the stored bytes on the host. */
-    @Override public boolean holds(TensorView src, long from, long n) { return false; }
-
-    /** Chunk tiles live in host memory: nothing to move. */
-    @Override public void onHost(List<Tile> reads, List<Tile> writes, Runnable body) { body.run(); }
 
     private static void sameSize(Tile a, Tile b) {
         if (a.size() != b.size()) throw new IllegalArgumentException("size mismatch: " + a + " vs " + b);
