@@ -281,22 +281,24 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
 
     @Override
     public void disjointMerge(List<Tile> weighted, float[] w, Tile sign, boolean normalize, Tile out) {
-        if (weighted.size() != w.length) throw new IllegalArgumentException("disjointMerge needs one weight per input");
-        for (Tile t : weighted) sameSize(t, out);
-        sameSize(sign, out);
-        if (out.size() == 0) return;
-        synchronized (lock) {
-            try (OpBuffers op = op()) {
-                DeviceBuffer ptrs = op.keep(ops.pointerArray(op.readAll(weighted))), dw = op.keep(ops.floatArray(w));
-                DeviceBuffer s = op.read(sign);
-                ops.disjointMerge(ptrs, dw, weighted.size(), s, normalize, op.write(out), out.size());
-            }
-        }
+        disjoint("disjointMerge", weighted, w, sign, out,
+                (ptrs, dw, s, o) -> ops.disjointMerge(ptrs, dw, weighted.size(), s, normalize, o, out.size()));
     }
 
     @Override
     public void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) {
-        if (weighted.size() != w.length) throw new IllegalArgumentException("disjointDivisor needs one weight per input");
+        disjoint("disjointDivisor", weighted, w, sign, out,
+                (ptrs, dw, s, o) -> launch(Kernel.CHUNK_DISJOINT_DIVISOR, out.size(), ptrs, dw, weighted.size(), s, o, out.size()));
+    }
+
+    /** A kernel over the weighted inputs (a device array of their pointers), their weights, the elected sign and the output. */
+    private interface DisjointKernel {
+        void run(DeviceBuffer inputs, DeviceBuffer weights, DeviceBuffer sign, DeviceBuffer out);
+    }
+
+    /** Checks the shapes of a disjoint op, puts its operands on the device and runs {@code kernel}. */
+    private void disjoint(String name, List<Tile> weighted, float[] w, Tile sign, Tile out, DisjointKernel kernel) {
+        if (weighted.size() != w.length) throw new IllegalArgumentException(name + " needs one weight per input");
         for (Tile t : weighted) sameSize(t, out);
         sameSize(sign, out);
         if (out.size() == 0) return;
@@ -304,7 +306,7 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
             try (OpBuffers op = op()) {
                 DeviceBuffer ptrs = op.keep(ops.pointerArray(op.readAll(weighted))), dw = op.keep(ops.floatArray(w));
                 DeviceBuffer s = op.read(sign);
-                launch(Kernel.CHUNK_DISJOINT_DIVISOR, out.size(), ptrs, dw, weighted.size(), s, op.write(out), out.size());
+                kernel.run(ptrs, dw, s, op.write(out));
             }
         }
     }
