@@ -57,10 +57,12 @@ public final class SliceBench {
     public static Report run(SliceModels.Slice slice, int fineTunes, List<String> methods, List<String> backends, List<String> budgets,
                              String mergekitPython, Path dir, boolean keep, long seed, PrintWriter log) {
         Path root = dir.resolve(String.format(Locale.ROOT, "slice-%s-x%s", slice.shape(), slice.scale()));
-        requireSpace(dir, (long) (slice.bytes() * (fineTunes + 3L) * DISK_MARGIN), slice);
+        RandomModels.Family kept = keep ? existing(slice, fineTunes, root) : null;
+        // models a previous --keep run left are already on the disk: then only the output and the floor's scratch file need room
+        requireSpace(dir, (long) (slice.bytes() * (kept != null ? 2L : fineTunes + 3L) * DISK_MARGIN), slice);
         Parallel par = new Parallel(0);
         try {
-            RandomModels.Family f = keep ? existing(slice, fineTunes, root) : null;
+            RandomModels.Family f = kept;
             if (f != null) {
                 log.printf("reusing the %s slice (x%s) a previous --keep run left in %s%n", slice.shape(), slice.scale(), root);
             } else {
