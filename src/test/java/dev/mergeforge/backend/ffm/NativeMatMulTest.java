@@ -22,7 +22,7 @@ class NativeMatMulTest {
     /** {tokens, in, rows}: single elements, partial register tiles, inner blocks of 256 ± 1, output tasks of 64 ± 1. */
     private static final int[][] SHAPES = {
         {1, 1, 1}, {2, 7, 3}, {5, 8, 4}, {6, 16, 16}, {7, 17, 17}, {17, 33, 9}, {16, 130, 67}, {3, 257, 5},
-        {13, 255, 63}, {12, 256, 64}, {97, 513, 65}, {25, 0, 18}, {100, 300, 130},
+        {13, 255, 63}, {12, 256, 64}, {97, 513, 65}, {25, 0, 18}, {100, 300, 130}, {9, 129, 33}, {8, 128, 32},
     };
 
     @AfterEach
@@ -66,8 +66,8 @@ class NativeMatMulTest {
             Operands op = Operands.random(s, r);
             for (float[] bias : new float[][] {null, op.b()}) {
                 float[] first = null;
-                for (boolean avx2 : new boolean[] {true, false}) {
-                    NativeBackend.forceSimd(avx2);
+                for (String level : NativeAttentionTest.levels()) {
+                    NativeBackend.forceSimd(level);
                     for (int threads = 1; threads <= 3; threads++) {
                         float[] y = op.run(bias, threads);
                         String where = Arrays.toString(s) + (bias == null ? " no bias" : " bias") + " " + NativeBackend.simd() + " threads " + threads;
@@ -127,9 +127,13 @@ class NativeMatMulTest {
     }
 
     @Test
-    void theFmaLoopReportsTwelveEightLaneChainsPerRoundAndWorker() {
+    void theFmaLoopReportsTwelveChainsOfItsVectorWidthPerRoundAndWorker() {
         NativeFixtures.requireNative();
-        assertEquals(1000L * 12 * 8 * 2 * 3, NativeMatMul.fmaPeak(1000, 3));
-        assertEquals(0L, NativeMatMul.fmaPeak(0, 2));
+        for (String level : NativeAttentionTest.levels()) {
+            NativeBackend.forceSimd(level);
+            int lanes = level.equals("avx512") ? 16 : 8;
+            assertEquals(1000L * 12 * lanes * 2 * 3, NativeMatMul.fmaPeak(1000, 3), level);
+            assertEquals(0L, NativeMatMul.fmaPeak(0, 2), level);
+        }
     }
 }
