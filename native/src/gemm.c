@@ -195,13 +195,12 @@ void gemm_outputs(const gemm_t *g, float *pack, int64_t o0, int64_t o1) {
     if (g->isa == GEMM_PORTABLE) block_portable(g, o0, o1); else block_simd(g, pack, o0, o1);
 }
 
-/* x into g->xp: block pc, group gi, element (k, r) at pc·groups·mr + gi·mr·kc + k·mr + r. */
-void gemm_pack_x(const gemm_t *g) {
-    if (g->isa == GEMM_PORTABLE) return;
+/* Groups [g0, g1) of x into g->xp: block pc, group gi, element (k, r) at pc·groups·mr + gi·mr·kc + k·mr + r. */
+static void pack_x_groups(const gemm_t *g, int64_t g0, int64_t g1) {
     int64_t mr = g->mr;
     for (int64_t pc = 0; pc < g->in; pc += g->kc) {
         int64_t kc = g->in - pc < g->kc ? g->in - pc : g->kc;
-        for (int64_t gi = 0; gi < g->groups; gi++) {
+        for (int64_t gi = g0; gi < g1; gi++) {
             float *dst = g->xp + pc * g->groups * mr + gi * mr * kc;
             for (int64_t r = 0; r < mr; r++) {
                 int64_t t = gi * mr + r;
@@ -211,6 +210,15 @@ void gemm_pack_x(const gemm_t *g) {
             }
         }
     }
+}
+
+void gemm_pack_x(const gemm_t *g) {
+    if (g->isa != GEMM_PORTABLE) pack_x_groups(g, 0, g->groups);
+}
+
+static void pack_task(void *ctx, int worker, int64_t lo, int64_t hi) {
+    (void)worker;
+    pack_x_groups(ctx, lo, hi);
 }
 
 int64_t gemm_xfloats(const gemm_t *g) {
@@ -300,7 +308,8 @@ int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, int64_t ldx, con
         if (!scratch) return MO_ERR_NOMEM;
         g.xp = scratch;
         s.packs = scratch + xfloats;
-        gemm_pack_x(&g);
+        /* x packed on the workers too (a serial pack of a 256×2736 block cost 5% of its product's wall time) */
+        mo_parallel_for(g.groups, 8, threads, pack_task, &g);
     }
     mo_parallel_for(out, GEMM_NC, threads, gemm_task, &s);
     return MO_OK;

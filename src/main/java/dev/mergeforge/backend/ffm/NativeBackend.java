@@ -117,6 +117,9 @@ public class NativeBackend implements Backend {
         }
     }
 
+    /** The half-precision NaN conventions of this JVM's conversions, as mo_load's nan_mode. */
+    static int nanMode() { return NAN_MODE; }
+
     private static int probeNanMode() {
         int mode = 0;
         if (Float.floatToRawIntBits(Float.float16ToFloat((short) 0x7c01)) == 0x7fc02000) mode |= 1; // MO_F16_NAN_QUIET_LOAD

@@ -31,6 +31,8 @@ public final class NativeMatMul {
     private static final class Critical {
         static final MethodHandle SGEMM = Linker.nativeLinker().downcallHandle(MergeOps.mo_sgemm_nt$address(),
                 MergeOps.mo_sgemm_nt$descriptor(), Linker.Option.critical(true));
+        static final MethodHandle LOAD = Linker.nativeLinker().downcallHandle(MergeOps.mo_load$address(),
+                MergeOps.mo_load$descriptor(), Linker.Option.critical(true));
         static final MethodHandle ATTENTION = Linker.nativeLinker().downcallHandle(MergeOps.mo_attention$address(),
                 MergeOps.mo_attention$descriptor(), Linker.Option.critical(true));
     }
@@ -110,6 +112,29 @@ public final class NativeMatMul {
             throw new AssertionError("mo_attention downcall failed", e);
         }
         if (rc != MergeOps.MO_OK()) throw new MergeforgeException("native attention failed (code " + rc + ") for " + tokens + " tokens");
+    }
+
+    /**
+     * out[at + i] = the float32 of element i of {@code src}, i &lt; n, for bf16 ({@code half == false})
+     * or IEEE half elements, little-endian: the forward pass's layer conversion on the native
+     * library's SIMD loader ({@code mo_load}, one thread), the same bits as {@code Floats.bf16ToFloat}
+     * and {@code Float.float16ToFloat}. {@code src} holds exactly the n elements.
+     */
+    public static void toFloats(MemorySegment src, boolean half, float[] out, int at, int n) {
+        if (!ENABLED) throw new IllegalStateException("native matmul unavailable: " + NativeBackend.unavailableReason());
+        if (n < 0 || at < 0 || (long) at + n > out.length || src.byteSize() != 2L * n) {
+            throw new IllegalArgumentException("conversion operands do not fit: " + n + " elements from " + src.byteSize() + " bytes into "
+                    + out.length + " floats at " + at);
+        }
+        if (n == 0) return;
+        int rc;
+        try {
+            rc = (int) Critical.LOAD.invokeExact(half ? MergeOps.MO_DTYPE_F16() : MergeOps.MO_DTYPE_BF16(), src,
+                    MemorySegment.ofArray(out).asSlice(at * 4L), (long) n, NativeBackend.nanMode(), 1);
+        } catch (Throwable e) {
+            throw new AssertionError("mo_load downcall failed", e);
+        }
+        if (rc != MergeOps.MO_OK()) throw new MergeforgeException("native conversion failed (code " + rc + ") for " + n + " elements");
     }
 
     /** True when rows of {@code cols} floats at {@code off + r·stride}, r &lt; rows, lie inside {@code length}. */

@@ -1,8 +1,12 @@
 package dev.mergeforge.backend.ffm;
 
+import dev.mergeforge.tensor.Floats;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
@@ -124,6 +128,27 @@ class NativeMatMulTest {
         assertThrows(IllegalArgumentException.class, () -> NativeMatMul.linear(x, 0, 6, 2, 5, w, 0, 5, 1, null, y, 0, 1, 1));
         assertThrows(IllegalArgumentException.class, () -> NativeMatMul.linear(x, 0, 4, 2, 5, w, 0, 5, 1, null, y, 0, 1, 1));
         assertThrows(IllegalArgumentException.class, () -> NativeMatMul.linear(x, 0, 5, 2, 5, w, 0, 5, 2, new float[1], new float[4], 0, 2, 1));
+    }
+
+    @Test
+    void layerConversionGivesTheJavaConversionsBitsForEveryHalfPattern() {
+        NativeFixtures.requireNative();
+        int n = 1 << 16;
+        // every 16-bit pattern (NaNs with payloads, infinities, subnormals, ±0), offset by 3 in the output
+        MemorySegment src = Arena.ofAuto().allocate(2L * n, 2);
+        for (int i = 0; i < n; i++) src.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, (short) i);
+        for (boolean half : new boolean[] {false, true}) {
+            float[] out = new float[n + 4];
+            NativeMatMul.toFloats(src, half, out, 3, n);
+            for (int i = 0; i < n; i++) {
+                float want = half ? Float.float16ToFloat((short) i) : Floats.bf16ToFloat((short) i);
+                assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(out[3 + i]), (half ? "f16 " : "bf16 ") + Integer.toHexString(i));
+            }
+            assertEquals(0f, out[2]);
+            assertEquals(0f, out[n + 3]);
+        }
+        assertThrows(IllegalArgumentException.class, () -> NativeMatMul.toFloats(src, false, new float[n], 1, n));
+        assertThrows(IllegalArgumentException.class, () -> NativeMatMul.toFloats(src.asSlice(0, 6), false, new float[4], 0, 4));
     }
 
     @Test
