@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 3
+#define MO_ABI_VERSION 4
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -39,6 +39,8 @@
 /* SIMD levels of mo_simd_level / mo_set_simd_level. */
 #define MO_SIMD_PORTABLE 0
 #define MO_SIMD_AVX2 1
+/* AVX2 kernels, and the calibration GEMM's AVX-512 ones (AVX-512F and FMA present). */
+#define MO_SIMD_AVX512 2
 
 /* Rescale modes of mo_drop_rescale. */
 #define MO_RESCALE_NONE 0
@@ -227,14 +229,28 @@ int32_t mo_drop_by_probability(float *x, const float *p, int64_t n, int64_t offs
 /* y[t*ldy + o] = sum_i x[t*ldx + i] * w[o*ldw + i] (+ bias[o]) for t < tokens, o < out: nn.Linear's
    product for the calibration forward pass (ldx >= in, ldw >= in, ldy >= out; bias may be NULL).
    Not part of the Backend contract. Each y element is one fused multiply-add chain over i in
-   ascending order from +0, then + bias[o]: the same bits on the AVX2+FMA and the portable path and
+   ascending order from +0, then + bias[o]: the same bits on the AVX-512, AVX2+FMA and portable paths and
    for any thread count; equal to the Java MatMul (unfused) to rounding only. */
 int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, int64_t ldx, const float *w, int64_t out, int64_t ldw,
                     const float *bias, float *y, int64_t ldy, int32_t threads);
 
-/* Runs iters rounds of 12 independent 8-lane FMA chains on each of `threads` workers (0: one per
-   CPU) and returns the floating-point operations done (2 per lane per FMA; 192 per round and
-   worker), or a negative MO_ERR_* code: the peak the caller times against its products. */
+/* out[t*ldo + h*d + i] = sum_j p[t, j] * v[j*ldkv + (h/g)*d + i], p = softmax over the keys j the
+   query at position pos = pos0 + t sees (j <= pos, and pos - j < window when window > 0) of
+   cap*tanh(s/cap) (cap > 0) or s, s = (q[t*ldq + h*d ..] . k[j*ldkv + (h/g)*d ..]) * scale: causal
+   attention of one layer, g = heads / kv_heads query heads per kv head, head_dim d, keys and values
+   cached for positions [0, pos0 + tokens). Tiles of MO_ATTENTION_TILE queries per head run on the
+   worker pool; each score and each output is one fused chain in ascending order as in mo_sgemm_nt
+   (masked keys enter the value chain as exact zeros), the softmax's exp is a fixed polynomial and
+   its sum a fixed 8-lane order: the same bits on every path and thread count (attention.c). */
+#define MO_ATTENTION_TILE 64
+int32_t mo_attention(const float *q, int64_t tokens, int64_t ldq, const float *k, const float *v, int64_t ldkv, int64_t pos0,
+                     int32_t heads, int32_t kv_heads, int64_t head_dim, int64_t window, float scale, float cap, float *out,
+                     int64_t ldo, int32_t threads);
+
+/* Runs iters rounds of 12 independent FMA chains of 8 lanes (16 at the AVX-512 level) on each of
+   `threads` workers (0: one per CPU) and returns the floating-point operations done (2 per lane per
+   FMA; 192 or 384 per round and worker), or a negative MO_ERR_* code: the peak the caller times
+   against its products. */
 int64_t mo_fma_peak(int64_t iters, int32_t threads);
 
 #endif

@@ -1,56 +1,42 @@
 /*
- * mo_sgemm_nt: y = x·wᵀ (+ bias) for the calibration forward pass (nn.Linear's layout), and
- * mo_fma_peak, the FMA loop calib-bench times to know what the machine can do.
+ * mo_sgemm_nt: y = x·wᵀ (+ bias) for the calibration forward pass (nn.Linear's layout).
  *
  * Exactness (docs/calibration.md, "Numerics and speed"): every y element is ONE fused
  * multiply-add chain over the inner index in ascending order, started from +0,
  *     s = 0; s = fma(x[t,0], w[o,0], s); ...; s = fma(x[t,in-1], w[o,in-1], s);  y = s (+ bias[o])
- * so the blocked AVX2 kernel, the portable loop and a Java Math.fma loop give the same bits, for
- * any blocking and any thread count (a partial sum parked in y between k-blocks is a float32, as
- * it is in the register). It agrees with the Java MatMul (unfused multiply, then add, in the same
- * order) to rounding only.
+ * so the blocked AVX-512 and AVX2 kernels, the portable loop and a Java Math.fma loop give the same
+ * bits, for any blocking and any thread count (a partial sum parked in y between k-blocks is a
+ * float32, as it is in the register). It agrees with the Java MatMul (unfused multiply, then add, in
+ * the same order) to rounding only.
  *
  * Layout (a BLIS-style GEMM, Van Zee & van de Geijn 2015: BLIS, ACM TOMS 41(3)): x is packed
  * once per call into groups of MR tokens, k-major. Parallel tasks own fixed ranges of NC outputs; a
  * task packs KC×NC of w into k-major panels of NR outputs (8×8 transposes), then for each block of
  * MC tokens sweeps its panels, each panel (KC×NR, in L1) against the token groups: an MR×NR tile of
- * accumulators (12 ymm registers) takes one broadcast x value per token and two w vectors per k.
+ * accumulators takes one broadcast x value per token and NR/lanes w vectors per k. AVX2: 6×16
+ * (12 ymm accumulators); AVX-512: 8×32 (16 zmm accumulators, gemm512.c); KC 256 for both.
  */
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include "mo_internal.h"
-
-#define MR 6      /* tokens per register tile */
-#define NR 16     /* outputs per register tile: two 8-float vectors */
-#define KC 256    /* inner-index block: a KC×NR panel is 16 KiB, in L1 */
-#define MC 96     /* tokens per cache block: MC×KC of x is 96 KiB, in L2 */
-#define NC 64     /* outputs per parallel task (a multiple of NR) */
+#include "gemm.h"
 
 #define MO_FMA __attribute__((target("avx2,fma")))
 
-typedef struct {
-    const float *x, *w, *bias;
-    float *y;
-    int64_t tokens, in, out, ldx, ldw, ldy;
-    float *packs;          /* one KC×NC panel buffer per worker */
-    float *xp;             /* x packed: per k-block, per group of MR tokens, [kc][MR] (short groups padded with 0) */
-    int64_t groups;        /* token groups of MR */
-    int fma;               /* the AVX2+FMA path is in use */
-} gemm_t;
-
 /* ---------------------------------------------------------------- portable: the definition */
 
-/* y[t, o] for t in [t0, t1), o in [o0, o1): the chain above, one element at a time. */
+/* w's element (o, i) in either storage. */
+static inline float w_at(const gemm_t *g, int64_t o, int64_t i) { return g->wt ? g->w[i * g->ldw + o] : g->w[o * g->ldw + i]; }
+
+/* y[t, o] for every token, o in [o0, o1): the chain above, one element at a time. */
 static void block_portable(const gemm_t *g, int64_t o0, int64_t o1) {
     for (int64_t t = 0; t < g->tokens; t++) {
         const float *xr = g->x + t * g->ldx;
         for (int64_t o = o0; o < o1; o++) {
-            const float *wr = g->w + o * g->ldw;
             float s = 0.0f;
-            for (int64_t i = 0; i < g->in; i++) s = fmaf(xr[i], wr[i], s);
+            for (int64_t i = 0; i < g->in; i++) s = fmaf(xr[i], w_at(g, o, i), s);
             g->y[t * g->ldy + o] = g->bias ? s + g->bias[o] : s;
         }
     }
@@ -75,11 +61,20 @@ MO_FMA static inline void transpose8(__m256 r[8]) {
 }
 
 /*
- * Packs w[o0 + j, pc + k] for j < rows (≤ NR), k < kc into p[k·NR + j]; columns j ≥ rows are 0.
- * Eight rows at a time through 8×8 transposes; the k tail and short row groups element by element.
+ * Packs w's element (o0 + j, pc + k) for j < rows (≤ nr), k < kc into p[k·nr + j]; columns j ≥ rows
+ * are 0. Row-major w: eight rows at a time through 8×8 transposes, the k tail and short row groups
+ * element by element; inner-major w (wt): rows of w are already panel rows.
  */
 MO_FMA static void pack_panel(const gemm_t *g, int64_t o0, int64_t rows, int64_t pc, int64_t kc, float *p) {
-    for (int64_t h = 0; h < NR; h += 8) {
+    int64_t nr = g->nr;
+    if (g->wt) {
+        for (int64_t k = 0; k < kc; k++) {
+            memcpy(p + k * nr, g->w + (pc + k) * g->ldw + o0, (size_t)rows * sizeof(float));
+            for (int64_t j = rows; j < nr; j++) p[k * nr + j] = 0.0f;
+        }
+        return;
+    }
+    for (int64_t h = 0; h < nr; h += 8) {
         int64_t n = rows - h < 8 ? (rows - h > 0 ? rows - h : 0) : 8;
         int64_t k = 0;
         if (n == 8) {
@@ -88,23 +83,27 @@ MO_FMA static void pack_panel(const gemm_t *g, int64_t o0, int64_t rows, int64_t
                 __m256 r[8];
                 for (int j = 0; j < 8; j++) r[j] = _mm256_loadu_ps(src + j * g->ldw + k);
                 transpose8(r);
-                for (int j = 0; j < 8; j++) _mm256_store_ps(p + (k + j) * NR + h, r[j]);
+                for (int j = 0; j < 8; j++) _mm256_store_ps(p + (k + j) * nr + h, r[j]);
             }
         }
         for (; k < kc; k++)
-            for (int64_t j = 0; j < 8; j++) p[k * NR + h + j] = j < n ? g->w[(o0 + h + j) * g->ldw + pc + k] : 0.0f;
+            for (int64_t j = 0; j < 8; j++) p[k * nr + h + j] = j < n ? g->w[(o0 + h + j) * g->ldw + pc + k] : 0.0f;
     }
 }
 
-#define ROW_FMA(r) do { if (m > (r)) { av = _mm256_broadcast_ss(a + k * MR + (r)); c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0); \
+#define KC512 256 /* the AVX-512 inner block: a KC×32 panel is 32 KiB (128, a panel in L1 beside x, measured 4 points slower) */
+#define MR2 6     /* the AVX2 tile: tokens */
+#define NR2 16    /* the AVX2 tile: outputs, two 8-float vectors */
+
+#define ROW_FMA(r) do { if (m > (r)) { av = _mm256_broadcast_ss(a + k * MR2 + (r)); c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0); \
                         c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1); } } while (0)
 #define ROW_LOAD(r) do { if (m > (r)) { c##r##0 = _mm256_loadu_ps(c + (r) * ldc); c##r##1 = _mm256_loadu_ps(c + (r) * ldc + 8); } } while (0)
 #define ROW_BIAS(r) do { c##r##0 = _mm256_add_ps(c##r##0, bb0); c##r##1 = _mm256_add_ps(c##r##1, bb1); } while (0)
 #define ROW_STORE(r) do { if (m > (r)) { _mm256_storeu_ps(c + (r) * ldc, c##r##0); _mm256_storeu_ps(c + (r) * ldc + 8, c##r##1); } } while (0)
 
 /*
- * The register tile of m ≤ MR tokens (a constant where inlined): c[r·ldc + j] for r < m, j < NR
- * continues its chain over k < kc with a[k·MR + r]·p[k·NR + j] (from 0 when first), then adds
+ * The register tile of m ≤ MR2 tokens (a constant where inlined): c[r·ldc + j] for r < m, j < NR2
+ * continues its chain over k < kc with a[k·MR2 + r]·p[k·NR2 + j] (from 0 when first), then adds
  * bias[j] when bias is given. a is a packed token group, p a packed panel.
  */
 MO_FMA __attribute__((always_inline)) static inline void tile(const int m, int64_t kc, const float *a, const float *p,
@@ -116,7 +115,7 @@ MO_FMA __attribute__((always_inline)) static inline void tile(const int m, int64
     }
 #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(p + k * NR), b1 = _mm256_load_ps(p + k * NR + 8), av;
+        __m256 b0 = _mm256_load_ps(p + k * NR2), b1 = _mm256_load_ps(p + k * NR2 + 8), av;
         ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3); ROW_FMA(4); ROW_FMA(5);
     }
     if (bias) {
@@ -139,47 +138,53 @@ MO_FMA static void tile_m(int64_t m, int64_t kc, const float *a, const float *p,
     }
 }
 
-/* A tile of m ≤ MR tokens and n ≤ NR outputs at y[t0, o0]: whole rows of NR in place, a short row through a buffer. */
-MO_FMA static void tile_at(const gemm_t *g, int64_t t0, int64_t m, int64_t o0, int64_t n, int64_t pc, int64_t kc,
-                           const float *p, int first, int last) {
-    float *c = g->y + t0 * g->ldy + o0;
-    const float *a = g->xp + pc * g->groups * MR + (t0 / MR) * MR * kc;
-    const float *bias = last && g->bias ? g->bias + o0 : NULL;
-    if (n == NR) {
-        tile_m(m, kc, a, p, c, g->ldy, first, bias);
-        return;
-    }
-    _Alignas(32) float buf[MR * NR] = {0}, bb[NR] = {0};
-    if (!first)
-        for (int64_t r = 0; r < m; r++) memcpy(buf + r * NR, c + r * g->ldy, (size_t)n * sizeof(float));
-    if (bias) memcpy(bb, bias, (size_t)n * sizeof(float));
-    tile_m(m, kc, a, p, buf, NR, first, bias ? bb : NULL);
-    for (int64_t r = 0; r < m; r++) memcpy(c + r * g->ldy, buf + r * NR, (size_t)n * sizeof(float));
+/* The variant's register tile at c (ldc), m ≤ mr tokens by nr outputs. */
+static void tile_isa(const gemm_t *g, int64_t m, int64_t kc, const float *a, const float *p, float *c, int64_t ldc, int first,
+                     const float *bias) {
+    if (g->isa == GEMM_AVX512) gemm_tile512(m, kc, a, p, c, ldc, first, bias);
+    else tile_m(m, kc, a, p, c, ldc, first, bias);
 }
 
-/* Outputs [o0, o1) (at most NC) of every token. */
-MO_FMA static void block_avx2(const gemm_t *g, int worker, int64_t o0, int64_t o1) {
-    float *pack = g->packs + (int64_t)worker * KC * NC;
+/* A tile of m ≤ mr tokens and n ≤ nr outputs at y[t0, o0]: whole rows of nr in place, a short row through a buffer. */
+static void tile_at(const gemm_t *g, int64_t t0, int64_t m, int64_t o0, int64_t n, int64_t pc, int64_t kc,
+                    const float *p, int first, int last) {
+    float *c = g->y + t0 * g->ldy + o0;
+    const float *a = g->xp + pc * g->groups * g->mr + (t0 / g->mr) * g->mr * kc;
+    const float *bias = last && g->bias ? g->bias + o0 : NULL;
+    if (n == g->nr) {
+        tile_isa(g, m, kc, a, p, c, g->ldy, first, bias);
+        return;
+    }
+    _Alignas(64) float buf[GEMM_MAX_MR * GEMM_MAX_NR] = {0}, bb[GEMM_MAX_NR] = {0};
+    if (!first)
+        for (int64_t r = 0; r < m; r++) memcpy(buf + r * g->nr, c + r * g->ldy, (size_t)n * sizeof(float));
+    if (bias) memcpy(bb, bias, (size_t)n * sizeof(float));
+    tile_isa(g, m, kc, a, p, buf, g->nr, first, bias ? bb : NULL);
+    for (int64_t r = 0; r < m; r++) memcpy(c + r * g->ldy, buf + r * g->nr, (size_t)n * sizeof(float));
+}
+
+/* Outputs [o0, o1) (at most GEMM_NC) of every token, on a SIMD variant. */
+static void block_simd(const gemm_t *g, float *pack, int64_t o0, int64_t o1) {
     if (g->in == 0) {
         /* the empty chain: y = 0 (+ bias) */
         for (int64_t t = 0; t < g->tokens; t++)
             for (int64_t o = o0; o < o1; o++) g->y[t * g->ldy + o] = g->bias ? 0.0f + g->bias[o] : 0.0f;
         return;
     }
-    for (int64_t pc = 0; pc < g->in; pc += KC) {
-        int64_t kc = g->in - pc < KC ? g->in - pc : KC;
+    for (int64_t pc = 0; pc < g->in; pc += g->kc) {
+        int64_t kc = g->in - pc < g->kc ? g->in - pc : g->kc;
         int first = pc == 0, last = pc + kc == g->in;
-        for (int64_t o = o0; o < o1; o += NR) {
-            int64_t n = o1 - o < NR ? o1 - o : NR;
+        for (int64_t o = o0; o < o1; o += g->nr) {
+            int64_t n = o1 - o < g->nr ? o1 - o : g->nr;
             pack_panel(g, o, n, pc, kc, pack + (o - o0) * kc);
         }
-        for (int64_t ic = 0; ic < g->tokens; ic += MC) {
-            int64_t mc = g->tokens - ic < MC ? g->tokens - ic : MC;
-            for (int64_t o = o0; o < o1; o += NR) {
-                int64_t n = o1 - o < NR ? o1 - o : NR;
+        for (int64_t ic = 0; ic < g->tokens; ic += GEMM_MC) {
+            int64_t mc = g->tokens - ic < GEMM_MC ? g->tokens - ic : GEMM_MC;
+            for (int64_t o = o0; o < o1; o += g->nr) {
+                int64_t n = o1 - o < g->nr ? o1 - o : g->nr;
                 const float *p = pack + (o - o0) * kc;
-                for (int64_t t = ic; t < ic + mc; t += MR) {
-                    int64_t m = ic + mc - t < MR ? ic + mc - t : MR;
+                for (int64_t t = ic; t < ic + mc; t += g->mr) {
+                    int64_t m = ic + mc - t < g->mr ? ic + mc - t : g->mr;
                     tile_at(g, t, m, o, n, pc, kc, p, first, last);
                 }
             }
@@ -187,27 +192,50 @@ MO_FMA static void block_avx2(const gemm_t *g, int worker, int64_t o0, int64_t o
     }
 }
 
-/* x into g->xp: block pc, group gi, element (k, r) at pc·groups·MR + gi·MR·kc + k·MR + r. */
-static void pack_x(const gemm_t *g) {
-    for (int64_t pc = 0; pc < g->in; pc += KC) {
-        int64_t kc = g->in - pc < KC ? g->in - pc : KC;
-        for (int64_t gi = 0; gi < g->groups; gi++) {
-            float *dst = g->xp + pc * g->groups * MR + gi * MR * kc;
-            for (int64_t r = 0; r < MR; r++) {
-                int64_t t = gi * MR + r;
+void gemm_outputs(const gemm_t *g, float *pack, int64_t o0, int64_t o1) {
+    if (g->isa == GEMM_PORTABLE) block_portable(g, o0, o1); else block_simd(g, pack, o0, o1);
+}
+
+/* Groups [g0, g1) of x into g->xp: block pc, group gi, element (k, r) at pc·groups·mr + gi·mr·kc + k·mr + r. */
+static void pack_x_groups(const gemm_t *g, int64_t g0, int64_t g1) {
+    int64_t mr = g->mr;
+    for (int64_t pc = 0; pc < g->in; pc += g->kc) {
+        int64_t kc = g->in - pc < g->kc ? g->in - pc : g->kc;
+        for (int64_t gi = g0; gi < g1; gi++) {
+            float *dst = g->xp + pc * g->groups * mr + gi * mr * kc;
+            for (int64_t r = 0; r < mr; r++) {
+                int64_t t = gi * mr + r;
                 const float *src = g->x + t * g->ldx + pc;
-                if (t < g->tokens) for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = src[k];
-                else for (int64_t k = 0; k < kc; k++) dst[k * MR + r] = 0.0f;
+                if (t < g->tokens) for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = src[k];
+                else for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = 0.0f;
             }
         }
     }
 }
 
-/*
- * The calling thread's scratch (packed x and the workers' panels), kept between calls: a fresh
- * allocation per call of megabytes costs its page faults every time. Grows to the largest call's
- * need and is freed when the thread exits.
- */
+void gemm_pack_x(const gemm_t *g) {
+    if (g->isa != GEMM_PORTABLE) pack_x_groups(g, 0, g->groups);
+}
+
+static void pack_task(void *ctx, int worker, int64_t lo, int64_t hi) {
+    (void)worker;
+    pack_x_groups(ctx, lo, hi);
+}
+
+int64_t gemm_xfloats(const gemm_t *g) {
+    return g->isa == GEMM_PORTABLE ? 0 : (g->groups * g->mr * g->in + 15) / 16 * 16;
+}
+
+void gemm_setup(gemm_t *g, int isa) {
+    g->isa = isa;
+    g->mr = isa == GEMM_AVX512 ? 8 : MR2;
+    g->nr = isa == GEMM_AVX512 ? 32 : NR2;
+    g->kc = isa == GEMM_AVX512 ? KC512 : GEMM_MAX_KC;
+    g->groups = (g->tokens + g->mr - 1) / g->mr;
+}
+
+/* ---------------------------------------------------------------- scratch and dispatch */
+
 typedef struct { float *p; int64_t floats; } scratch_t;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -221,7 +249,8 @@ static void scratch_free(void *v) {
 
 static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
 
-static float *thread_scratch(int64_t floats) {
+/* A fresh allocation per call of megabytes would cost its page faults every time. */
+float *gemm_thread_scratch(int64_t floats) {
     pthread_once(&scratch_once, scratch_init);
     if (!scratch_key_ok) return NULL;
     scratch_t *s = pthread_getspecific(scratch_key);
@@ -231,7 +260,7 @@ static float *thread_scratch(int64_t floats) {
     }
     if (s->floats < floats) {
         free(s->p);
-        s->p = aligned_alloc(64, (size_t)floats * sizeof(float));
+        s->p = aligned_alloc(64, (size_t)((floats + 15) / 16 * 16) * sizeof(float));
         s->floats = s->p ? floats : 0;
     }
     return s->p;
@@ -246,87 +275,43 @@ static void detect_fma(void) {
     fma_detected = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+int gemm_isa(void) {
+    pthread_once(&fma_once, detect_fma);
+    if (!fma_detected) return GEMM_PORTABLE;
+    switch (mo_simd_level()) {
+        case MO_SIMD_AVX512: return GEMM_AVX512;
+        case MO_SIMD_AVX2: return GEMM_AVX2;
+        default: return GEMM_PORTABLE;
+    }
+}
+
+typedef struct {
+    const gemm_t *g;
+    float *packs;          /* one GEMM_MAX_KC×GEMM_NC panel buffer per worker */
+} sgemm_t;
+
 static void gemm_task(void *ctx, int worker, int64_t lo, int64_t hi) {
-    const gemm_t *g = ctx;
-    if (g->fma) block_avx2(g, worker, lo, hi); else block_portable(g, lo, hi);
+    const sgemm_t *s = ctx;
+    gemm_outputs(s->g, s->packs + (int64_t)worker * GEMM_MAX_KC * GEMM_NC, lo, hi);
 }
 
 int32_t mo_sgemm_nt(const float *x, int64_t tokens, int64_t in, int64_t ldx, const float *w, int64_t out, int64_t ldw,
                     const float *bias, float *y, int64_t ldy, int32_t threads) {
     if (tokens < 0 || in < 0 || out < 0 || ldx < in || ldw < in || ldy < out || !x || !w || !y) return MO_ERR_ARG;
     if (tokens == 0 || out == 0) return MO_OK;
-    pthread_once(&fma_once, detect_fma);
-    gemm_t g = { .x = x, .w = w, .bias = bias, .y = y, .tokens = tokens, .in = in, .out = out,
-                 .ldx = ldx, .ldw = ldw, .ldy = ldy, .fma = mo_use_avx2() && fma_detected };
-    if (g.fma) {
-        g.groups = (tokens + MR - 1) / MR;
-        int64_t xfloats = (g.groups * MR * in + 15) / 16 * 16;
-        int workers = mo_workers(out, NC, threads);
-        float *scratch = thread_scratch(xfloats + (int64_t)workers * KC * NC);
+    gemm_t g = { .x = x, .w = w, .bias = bias, .y = y, .tokens = tokens, .in = in, .out = out, .ldx = ldx, .ldw = ldw, .ldy = ldy };
+    gemm_setup(&g, gemm_isa());
+    sgemm_t s = { .g = &g };
+    if (g.isa != GEMM_PORTABLE) {
+        int64_t xfloats = gemm_xfloats(&g);
+        int workers = mo_workers(out, GEMM_NC, threads);
+        float *scratch = gemm_thread_scratch(xfloats + (int64_t)workers * GEMM_MAX_KC * GEMM_NC);
         if (!scratch) return MO_ERR_NOMEM;
         g.xp = scratch;
-        g.packs = scratch + xfloats;
-        pack_x(&g);
+        s.packs = scratch + xfloats;
+        /* x packed on the workers too (a serial pack of a 256×2736 block cost 5% of its product's wall time) */
+        mo_parallel_for(g.groups, 8, threads, pack_task, &g);
     }
-    mo_parallel_for(out, NC, threads, gemm_task, &g);
+    mo_parallel_for(out, GEMM_NC, threads, gemm_task, &s);
     return MO_OK;
-}
-
-/* ---------------------------------------------------------------- the FMA peak */
-
-typedef struct {
-    int64_t iters;
-    int fma;
-    _Alignas(64) float sink[256][8];   /* one row per worker: keeps the chains from being optimised away */
-} peak_t;
-
-/* 12 independent 8-lane chains (two FMA pipes × four cycles of latency, with room): iters × 12 FMAs. */
-MO_FMA static void peak_avx2(peak_t *p, int worker) {
-    __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
-    /* distinct starting values, so the compiler cannot merge the chains */
-    __m256 c0 = _mm256_set1_ps(1.00f), c1 = _mm256_set1_ps(1.01f), c2 = _mm256_set1_ps(1.02f), c3 = _mm256_set1_ps(1.03f),
-           c4 = _mm256_set1_ps(1.04f), c5 = _mm256_set1_ps(1.05f), c6 = _mm256_set1_ps(1.06f), c7 = _mm256_set1_ps(1.07f),
-           c8 = _mm256_set1_ps(1.08f), c9 = _mm256_set1_ps(1.09f), c10 = _mm256_set1_ps(1.10f), c11 = _mm256_set1_ps(1.11f);
-    for (int64_t i = 0; i < p->iters; i++) {
-        c0 = _mm256_fmadd_ps(c0, m, a); c1 = _mm256_fmadd_ps(c1, m, a); c2 = _mm256_fmadd_ps(c2, m, a);
-        c3 = _mm256_fmadd_ps(c3, m, a); c4 = _mm256_fmadd_ps(c4, m, a); c5 = _mm256_fmadd_ps(c5, m, a);
-        c6 = _mm256_fmadd_ps(c6, m, a); c7 = _mm256_fmadd_ps(c7, m, a); c8 = _mm256_fmadd_ps(c8, m, a);
-        c9 = _mm256_fmadd_ps(c9, m, a); c10 = _mm256_fmadd_ps(c10, m, a); c11 = _mm256_fmadd_ps(c11, m, a);
-    }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)),
-                             _mm256_add_ps(_mm256_add_ps(c4, c5), _mm256_add_ps(c6, c7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(c8, c9), _mm256_add_ps(c10, c11)));
-    _mm256_store_ps(p->sink[worker & 255], s);
-}
-
-static void peak_portable(peak_t *p, int worker) {
-    float c[12];
-    for (int j = 0; j < 12; j++) c[j] = 1.0f + 0.01f * (float)j;
-    for (int64_t i = 0; i < p->iters; i++)
-        for (int l = 0; l < 8; l++)
-            for (int j = 0; j < 12; j++) c[j] = fmaf(c[j], 0.999999f, 1e-7f);
-    float s = 0;
-    for (int j = 0; j < 12; j++) s += c[j];
-    p->sink[worker & 255][0] = s;
-}
-
-static void peak_task(void *ctx, int worker, int64_t lo, int64_t hi) {
-    peak_t *p = ctx;
-    for (int64_t r = lo; r < hi; r++) {
-        if (p->fma) peak_avx2(p, worker); else peak_portable(p, worker);
-    }
-}
-
-int64_t mo_fma_peak(int64_t iters, int32_t threads) {
-    if (iters < 0) return MO_ERR_ARG;
-    pthread_once(&fma_once, detect_fma);
-    int workers = mo_workers(threads > 0 ? threads : 1 << 20, 1, threads);
-    peak_t *p = aligned_alloc(64, sizeof(peak_t));
-    if (!p) return MO_ERR_NOMEM;
-    p->iters = iters;
-    p->fma = mo_use_avx2() && fma_detected;
-    mo_parallel_for(workers, 1, workers, peak_task, p);
-    free(p);
-    /* 12 chains × 8 lanes × 2 flops per iteration per worker */
-    return (int64_t)workers * iters * 12 * 8 * 2;
 }

@@ -24,7 +24,7 @@ int mo_workers(int64_t n, int64_t chunk, int32_t threads);
    (fewer when the pool is busy with other calls; the tasks, and so the results, stay the same). */
 void mo_parallel_for(int64_t n, int64_t chunk, int32_t threads, mo_body body, void *ctx);
 
-/* Nonzero when the AVX2 paths are in use. */
+/* Nonzero when the AVX2 paths are in use (level AVX2 or AVX-512). */
 int mo_use_avx2(void);
 
 /* Converts m elements between a stored dtype (MO_DTYPE_*) and float32, on the AVX2 path when in use;

@@ -125,7 +125,8 @@ static atomic_int simd_level;
 
 static void detect_once(void) {
     __builtin_cpu_init();
-    simd_detected = __builtin_cpu_supports("avx2") ? MO_SIMD_AVX2 : MO_SIMD_PORTABLE;
+    simd_detected = !__builtin_cpu_supports("avx2") ? MO_SIMD_PORTABLE
+                  : __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") ? MO_SIMD_AVX512 : MO_SIMD_AVX2;
     atomic_store(&simd_level, simd_detected);
 }
 
@@ -150,4 +151,5 @@ int32_t mo_set_simd_level(int32_t level) {
     return l;
 }
 
-int mo_use_avx2(void) { return mo_simd_level() == MO_SIMD_AVX2; }
+/* The merge kernels have no AVX-512 variant: the AVX-512 level runs their AVX2 one. */
+int mo_use_avx2(void) { return mo_simd_level() >= MO_SIMD_AVX2; }

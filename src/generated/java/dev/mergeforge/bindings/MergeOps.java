@@ -68,10 +68,10 @@ public class MergeOps {
     public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
             .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
-    private static final int MO_ABI_VERSION = (int)3L;
+    private static final int MO_ABI_VERSION = (int)4L;
     /**
      * {@snippet lang=c :
-     * #define MO_ABI_VERSION 3
+     * #define MO_ABI_VERSION 4
      * }
      */
     public static int MO_ABI_VERSION() {
@@ -175,6 +175,15 @@ public class MergeOps {
      */
     public static int MO_SIMD_AVX2() {
         return MO_SIMD_AVX2;
+    }
+    private static final int MO_SIMD_AVX512 = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_SIMD_AVX512 2
+     * }
+     */
+    public static int MO_SIMD_AVX512() {
+        return MO_SIMD_AVX512;
     }
     private static final int MO_RESCALE_NONE = (int)0L;
     /**
@@ -2471,6 +2480,89 @@ public class MergeOps {
                 traceDowncall("mo_sgemm_nt", x, tokens, in, ldx, w, out, ldw, bias, y, ldy, threads);
             }
             return (int)mh$.invokeExact(x, tokens, in, ldx, w, out, ldw, bias, y, ldy, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final int MO_ATTENTION_TILE = (int)64L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_ATTENTION_TILE 64
+     * }
+     */
+    public static int MO_ATTENTION_TILE() {
+        return MO_ATTENTION_TILE;
+    }
+
+    private static class mo_attention {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_INT,
+            MergeOps.C_INT,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_FLOAT,
+            MergeOps.C_FLOAT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_attention");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_attention(const float *q, int64_t tokens, int64_t ldq, const float *k, const float *v, int64_t ldkv, int64_t pos0, int32_t heads, int32_t kv_heads, int64_t head_dim, int64_t window, float scale, float cap, float *out, int64_t ldo, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_attention$descriptor() {
+        return mo_attention.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_attention(const float *q, int64_t tokens, int64_t ldq, const float *k, const float *v, int64_t ldkv, int64_t pos0, int32_t heads, int32_t kv_heads, int64_t head_dim, int64_t window, float scale, float cap, float *out, int64_t ldo, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_attention$handle() {
+        return mo_attention.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_attention(const float *q, int64_t tokens, int64_t ldq, const float *k, const float *v, int64_t ldkv, int64_t pos0, int32_t heads, int32_t kv_heads, int64_t head_dim, int64_t window, float scale, float cap, float *out, int64_t ldo, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_attention$address() {
+        return mo_attention.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_attention(const float *q, int64_t tokens, int64_t ldq, const float *k, const float *v, int64_t ldkv, int64_t pos0, int32_t heads, int32_t kv_heads, int64_t head_dim, int64_t window, float scale, float cap, float *out, int64_t ldo, int32_t threads)
+     * }
+     */
+    public static int mo_attention(MemorySegment q, long tokens, long ldq, MemorySegment k, MemorySegment v, long ldkv, long pos0, int heads, int kv_heads, long head_dim, long window, float scale, float cap, MemorySegment out, long ldo, int threads) {
+        var mh$ = mo_attention.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_attention", q, tokens, ldq, k, v, ldkv, pos0, heads, kv_heads, head_dim, window, scale, cap, out, ldo, threads);
+            }
+            return (int)mh$.invokeExact(q, tokens, ldq, k, v, ldkv, pos0, heads, kv_heads, head_dim, window, scale, cap, out, ldo, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -1,6 +1,7 @@
 package dev.mergeforge.cli;
 
 import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.ffm.NativeBackend;
 import dev.mergeforge.backend.ffm.NativeMatMul;
 import dev.mergeforge.bench.Family;
 import dev.mergeforge.calib.Calibrator;
@@ -161,9 +162,9 @@ final class CalibBenchCommand implements Callable<Integer> {
             out.println("products: the native library is not built, so no FMA peak is measured");
             return;
         }
-        out.printf(Locale.ROOT, "FMA peak (native loop, %d threads, best of %d): %.1f GFLOP/s wall, %.1f GFLOP per CPU-second"
+        out.printf(Locale.ROOT, "FMA peak (native loop, %s, %d threads, best of %d): %.1f GFLOP/s wall, %.1f GFLOP per CPU-second"
                 + " (medians %.1f and %.1f); the ratios below are against the best%n",
-                peak.threads, peak.runs, peak.wall, peak.cpu, median(peak.walls), median(peak.cpus));
+                NativeBackend.simd(), peak.threads, peak.runs, peak.wall, peak.cpu, median(peak.walls), median(peak.cpus));
         out.printf(Locale.ROOT, "| products of | GFLOP | GFLOP/s wall | of peak | GFLOP per CPU-s | of peak |%n|---|---:|---:|---:|---:|---:|%n");
         for (var e : new Object[][] {{"forward", fwd}, {"calibration", cal}}) {
             ProductMeter.Reading r = (ProductMeter.Reading) e[1];

@@ -16,6 +16,8 @@ final class FeedForward {
     private final Components parts;
     private final Parallel par;
     private final Activation act;
+    /** Activations per parallel task of the gate (an exp each). */
+    private static final int GATE_CHUNK = 1 << 14;
 
     FeedForward(ModelConfig c, Parallel par) {
         this.c = c;
@@ -73,9 +75,14 @@ final class FeedForward {
         }
     }
 
-    /** gate[i] = act(gate[i]) ⊙ up[i]. */
+    /** gate[i] = act(gate[i]) ⊙ up[i], on the pass's threads for blocks (each element on its own: the same bits). */
     private void gated(float[] gate, float[] up, int n) {
-        for (int i = 0; i < n; i++) gate[i] = act.apply(gate[i]) * up[i];
+        Parallel.Body body = (lo, hi) -> {
+            for (int i = (int) lo; i < hi; i++) gate[i] = act.apply(gate[i]) * up[i];
+        };
+        // a decoded token's few thousand activations cost less than a fork
+        if (n < GATE_CHUNK) body.run(0, n);
+        else par.forRange(n, GATE_CHUNK, body);
     }
 
     /** out = a·Wdᵀ + bd, observing a. */

@@ -1,5 +1,6 @@
 package dev.mergeforge.model;
 
+import dev.mergeforge.backend.ffm.NativeMatMul;
 import dev.mergeforge.errors.CheckpointException;
 import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.Floats;
@@ -40,8 +41,15 @@ final class Floats32 {
         MemorySegment s = t.data();
         switch (t.dtype()) {
             case F32 -> MemorySegment.copy(s, F32, from * 4, out, at, n);
-            case BF16 -> { for (int i = 0; i < n; i++) out[at + i] = Floats.bf16ToFloat(s.getAtIndex(S16, from + i)); }
-            case F16 -> { for (int i = 0; i < n; i++) out[at + i] = Floats.f16ToFloat(s.getAtIndex(S16, from + i)); }
+            // the native SIMD conversion where built (same bits; the loader thread's work overlaps the products)
+            case BF16 -> {
+                if (NativeMatMul.available()) NativeMatMul.toFloats(s.asSlice(from * 2, n * 2L), false, out, at, n);
+                else for (int i = 0; i < n; i++) out[at + i] = Floats.bf16ToFloat(s.getAtIndex(S16, from + i));
+            }
+            case F16 -> {
+                if (NativeMatMul.available()) NativeMatMul.toFloats(s.asSlice(from * 2, n * 2L), true, out, at, n);
+                else for (int i = 0; i < n; i++) out[at + i] = Floats.f16ToFloat(s.getAtIndex(S16, from + i));
+            }
             case F64 -> { for (int i = 0; i < n; i++) out[at + i] = (float) s.getAtIndex(F64, from + i); }
             case I64, I32, I16, I8, U8, BOOL -> throw new CheckpointException(t.source() + ": tensor '" + t.name() + "' is "
                     + t.dtype() + ", not a float type; this is not a float checkpoint (quantized models are not supported)");

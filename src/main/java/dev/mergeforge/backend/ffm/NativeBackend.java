@@ -70,12 +70,36 @@ public class NativeBackend implements Backend {
     /** The native chunk ops: its own class, which delegates to this backend's native ops and never to the Java reference's. */
     @Override public java.util.Optional<dev.mergeforge.backend.ChunkOps> chunkOps() { return java.util.Optional.of(chunkOps); }
 
-    /** "avx2" or "portable": the kernel variant in use. */
-    public static String simd() { return MergeOps.mo_simd_level() == MergeOps.MO_SIMD_AVX2() ? "avx2" : "portable"; }
+    /**
+     * "avx512", "avx2" or "portable": the kernel variant in use. The merge kernels have AVX2 and
+     * portable variants (avx512 runs their AVX2 one); the calibration GEMM and attention also an
+     * AVX-512 one.
+     */
+    public static String simd() {
+        int level = MergeOps.mo_simd_level();
+        return level == MergeOps.MO_SIMD_AVX512() ? "avx512" : level == MergeOps.MO_SIMD_AVX2() ? "avx2" : "portable";
+    }
 
-    /** Caps the kernel variant for the whole process (tests compare the two); returns the variant now in use. */
-    public static String forceSimd(boolean avx2) {
-        MergeOps.mo_set_simd_level(avx2 ? MergeOps.MO_SIMD_AVX2() : MergeOps.MO_SIMD_PORTABLE());
+    /**
+     * Caps the kernel variant for the whole process (tests compare them): the best the CPU has, or
+     * the portable one; returns the variant now in use.
+     */
+    public static String forceSimd(boolean simd) {
+        MergeOps.mo_set_simd_level(simd ? MergeOps.mo_simd_detected() : MergeOps.MO_SIMD_PORTABLE());
+        return simd();
+    }
+
+    /**
+     * Caps the kernel variant at "avx512", "avx2" or "portable" (at most what the CPU has; tests
+     * compare the GEMM's variants); returns the variant now in use.
+     */
+    public static String forceSimd(String level) {
+        MergeOps.mo_set_simd_level(switch (level) {
+            case "avx512" -> MergeOps.MO_SIMD_AVX512();
+            case "avx2" -> MergeOps.MO_SIMD_AVX2();
+            case "portable" -> MergeOps.MO_SIMD_PORTABLE();
+            default -> throw new IllegalArgumentException("unknown SIMD level '" + level + "': avx512, avx2 or portable");
+        });
         return simd();
     }
 
@@ -92,6 +116,9 @@ public class NativeBackend implements Backend {
             return "libmergeops does not export the expected symbols (" + e.getMessage() + "); rebuild with `make native`";
         }
     }
+
+    /** The half-precision NaN conventions of this JVM's conversions, as mo_load's nan_mode. */
+    static int nanMode() { return NAN_MODE; }
 
     private static int probeNanMode() {
         int mode = 0;

@@ -31,6 +31,10 @@ public final class NativeMatMul {
     private static final class Critical {
         static final MethodHandle SGEMM = Linker.nativeLinker().downcallHandle(MergeOps.mo_sgemm_nt$address(),
                 MergeOps.mo_sgemm_nt$descriptor(), Linker.Option.critical(true));
+        static final MethodHandle LOAD = Linker.nativeLinker().downcallHandle(MergeOps.mo_load$address(),
+                MergeOps.mo_load$descriptor(), Linker.Option.critical(true));
+        static final MethodHandle ATTENTION = Linker.nativeLinker().downcallHandle(MergeOps.mo_attention$address(),
+                MergeOps.mo_attention$descriptor(), Linker.Option.critical(true));
     }
 
     /** True when the native kernel is used for large products. */
@@ -74,6 +78,63 @@ public final class NativeMatMul {
             throw new AssertionError("mo_sgemm_nt downcall failed", e);
         }
         if (rc != MergeOps.MO_OK()) throw new MergeforgeException("native matmul failed (code " + rc + ") for " + tokens + "x" + in + " by " + rows);
+    }
+
+    /** Query tokens per tile of {@link #attention}: keys beyond a tile's last position are not multiplied. */
+    public static final int ATTENTION_TILE = 64;
+
+    /**
+     * One layer's causal attention for a block of {@code tokens} queries at positions pos0.. ({@code
+     * mo_attention}): out[t, h] = Σ_j p[t, j]·v[j, kv(h)] with p the softmax over keys j ≤ pos (and
+     * pos − j &lt; window when window &gt; 0) of cap·tanh(s/cap) (cap &gt; 0) or s, s = q[t, h]·k[j, kv(h)]·scale;
+     * kv(h) = h / (heads / kvHeads). q and out hold heads·headDim floats per token, the k and v caches
+     * kvHeads·headDim per position for positions [0, pos0 + tokens). Tiles of {@link #ATTENTION_TILE}
+     * queries per head run on {@code threads} workers; the same bits for any thread count and SIMD
+     * variant (docs/calibration.md, "Numerics and speed").
+     */
+    public static void attention(float[] q, int tokens, int pos0, float[] k, float[] v, int heads, int kvHeads, int headDim, int window,
+                                 float scale, float cap, float[] out, int threads) {
+        if (!ENABLED) throw new IllegalStateException("native matmul unavailable: " + NativeBackend.unavailableReason());
+        long qd = (long) heads * headDim, kvd = (long) kvHeads * headDim, keys = (long) pos0 + tokens;
+        if (tokens < 0 || pos0 < 0 || heads <= 0 || kvHeads <= 0 || heads % kvHeads != 0 || headDim <= 0 || window < 0
+                || q.length < tokens * qd || out.length < tokens * qd || k.length < keys * kvd || v.length < keys * kvd) {
+            throw new IllegalArgumentException("attention operands do not fit: " + tokens + " tokens after " + pos0 + ", " + heads + " heads on "
+                    + kvHeads + " kv heads of " + headDim + ", window " + window + "; q " + q.length + ", k " + k.length + ", v " + v.length
+                    + ", out " + out.length + " floats");
+        }
+        if (tokens == 0) return;
+        int rc;
+        try {
+            rc = (int) Critical.ATTENTION.invokeExact(MemorySegment.ofArray(q), (long) tokens, qd, MemorySegment.ofArray(k),
+                    MemorySegment.ofArray(v), kvd, (long) pos0, heads, kvHeads, (long) headDim, (long) window, scale, cap,
+                    MemorySegment.ofArray(out), qd, threads);
+        } catch (Throwable e) {
+            throw new AssertionError("mo_attention downcall failed", e);
+        }
+        if (rc != MergeOps.MO_OK()) throw new MergeforgeException("native attention failed (code " + rc + ") for " + tokens + " tokens");
+    }
+
+    /**
+     * out[at + i] = the float32 of element i of {@code src}, i &lt; n, for bf16 ({@code half == false})
+     * or IEEE half elements, little-endian: the forward pass's layer conversion on the native
+     * library's SIMD loader ({@code mo_load}, one thread), the same bits as {@code Floats.bf16ToFloat}
+     * and {@code Float.float16ToFloat}. {@code src} holds exactly the n elements.
+     */
+    public static void toFloats(MemorySegment src, boolean half, float[] out, int at, int n) {
+        if (!ENABLED) throw new IllegalStateException("native matmul unavailable: " + NativeBackend.unavailableReason());
+        if (n < 0 || at < 0 || (long) at + n > out.length || src.byteSize() != 2L * n) {
+            throw new IllegalArgumentException("conversion operands do not fit: " + n + " elements from " + src.byteSize() + " bytes into "
+                    + out.length + " floats at " + at);
+        }
+        if (n == 0) return;
+        int rc;
+        try {
+            rc = (int) Critical.LOAD.invokeExact(half ? MergeOps.MO_DTYPE_F16() : MergeOps.MO_DTYPE_BF16(), src,
+                    MemorySegment.ofArray(out).asSlice(at * 4L), (long) n, NativeBackend.nanMode(), 1);
+        } catch (Throwable e) {
+            throw new AssertionError("mo_load downcall failed", e);
+        }
+        if (rc != MergeOps.MO_OK()) throw new MergeforgeException("native conversion failed (code " + rc + ") for " + n + " elements");
     }
 
     /** True when rows of {@code cols} floats at {@code off + r·stride}, r &lt; rows, lie inside {@code length}. */

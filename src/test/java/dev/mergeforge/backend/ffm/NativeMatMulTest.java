@@ -1,8 +1,12 @@
 package dev.mergeforge.backend.ffm;
 
+import dev.mergeforge.tensor.Floats;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
@@ -22,7 +26,7 @@ class NativeMatMulTest {
     /** {tokens, in, rows}: single elements, partial register tiles, inner blocks of 256 ± 1, output tasks of 64 ± 1. */
     private static final int[][] SHAPES = {
         {1, 1, 1}, {2, 7, 3}, {5, 8, 4}, {6, 16, 16}, {7, 17, 17}, {17, 33, 9}, {16, 130, 67}, {3, 257, 5},
-        {13, 255, 63}, {12, 256, 64}, {97, 513, 65}, {25, 0, 18}, {100, 300, 130},
+        {13, 255, 63}, {12, 256, 64}, {97, 513, 65}, {25, 0, 18}, {100, 300, 130}, {9, 129, 33}, {8, 128, 32},
     };
 
     @AfterEach
@@ -66,8 +70,8 @@ class NativeMatMulTest {
             Operands op = Operands.random(s, r);
             for (float[] bias : new float[][] {null, op.b()}) {
                 float[] first = null;
-                for (boolean avx2 : new boolean[] {true, false}) {
-                    NativeBackend.forceSimd(avx2);
+                for (String level : NativeAttentionTest.levels()) {
+                    NativeBackend.forceSimd(level);
                     for (int threads = 1; threads <= 3; threads++) {
                         float[] y = op.run(bias, threads);
                         String where = Arrays.toString(s) + (bias == null ? " no bias" : " bias") + " " + NativeBackend.simd() + " threads " + threads;
@@ -127,9 +131,34 @@ class NativeMatMulTest {
     }
 
     @Test
-    void theFmaLoopReportsTwelveEightLaneChainsPerRoundAndWorker() {
+    void layerConversionGivesTheJavaConversionsBitsForEveryHalfPattern() {
         NativeFixtures.requireNative();
-        assertEquals(1000L * 12 * 8 * 2 * 3, NativeMatMul.fmaPeak(1000, 3));
-        assertEquals(0L, NativeMatMul.fmaPeak(0, 2));
+        int n = 1 << 16;
+        // every 16-bit pattern (NaNs with payloads, infinities, subnormals, ±0), offset by 3 in the output
+        MemorySegment src = Arena.ofAuto().allocate(2L * n, 2);
+        for (int i = 0; i < n; i++) src.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, (short) i);
+        for (boolean half : new boolean[] {false, true}) {
+            float[] out = new float[n + 4];
+            NativeMatMul.toFloats(src, half, out, 3, n);
+            for (int i = 0; i < n; i++) {
+                float want = half ? Float.float16ToFloat((short) i) : Floats.bf16ToFloat((short) i);
+                assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(out[3 + i]), (half ? "f16 " : "bf16 ") + Integer.toHexString(i));
+            }
+            assertEquals(0f, out[2]);
+            assertEquals(0f, out[n + 3]);
+        }
+        assertThrows(IllegalArgumentException.class, () -> NativeMatMul.toFloats(src, false, new float[n], 1, n));
+        assertThrows(IllegalArgumentException.class, () -> NativeMatMul.toFloats(src.asSlice(0, 6), false, new float[4], 0, 4));
+    }
+
+    @Test
+    void theFmaLoopReportsTwelveChainsOfItsVectorWidthPerRoundAndWorker() {
+        NativeFixtures.requireNative();
+        for (String level : NativeAttentionTest.levels()) {
+            NativeBackend.forceSimd(level);
+            int lanes = level.equals("avx512") ? 16 : 8;
+            assertEquals(1000L * 12 * lanes * 2 * 3, NativeMatMul.fmaPeak(1000, 3), level);
+            assertEquals(0L, NativeMatMul.fmaPeak(0, 2), level);
+        }
     }
 }
