@@ -15,18 +15,6 @@
 #define MF_ROW_TILE 64                      // columns of each row staged per step
 #define MF_ROW_PITCH (MF_ROW_TILE + 1)      // odd pitch: lane t reads bank (t + c) % 32, no conflicts
 
-#define MF_ABS 0
-#define MF_SQUARE 1
-#define MF_PRODUCT 2
-
-// The double term of one element: |a|, a*a, or a*c (products of widened floats, rounded once).
-template <int KIND>
-__device__ __forceinline__ double mf_term(float a, float c) {
-    if (KIND == MF_ABS) return fabs((double) a);
-    if (KIND == MF_SQUARE) return __dmul_rn((double) a, (double) a);
-    return __dmul_rn((double) a, (double) c);
-}
-
 // Rows row0 .. row0 + MF_ROWS - 1 of a matrix [*, len] at x (element (r, c) at flat index
 // r * len + c; flat indices >= n do not exist, so the last row may be short and rows past the end
 // empty): thread t returns the sum of mf_term<KIND>(x[i], y[i]) over row row0 + t, left to right

@@ -1,5 +1,6 @@
 package dev.mergeforge.backend.cuda;
 
+import dev.mergeforge.backend.CanonicalSum;
 import dev.mergeforge.backend.Reductions;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
@@ -11,10 +12,11 @@ import java.lang.foreign.MemorySegment;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * kernels/reduce.cu's partial sums on the emulator against each canonical block summed left to
- * right in double (the definition in {@link Reductions}), bit for bit, over more canonical blocks
- * than one CUDA block owns (64) and with grids smaller than the work, so the staged tiles, the
- * short last block and the grid-stride over groups of 64 are all crossed.
+ * kernels/reduce.cu's partial sums on the emulator against each canonical block in the order of
+ * docs/methods.md (64 stripes, the pairwise tree; written out independently in CanonicalSum), bit
+ * for bit, over more canonical blocks than a grid of one or two CUDA blocks (two warps each) takes
+ * at once, so the grid-stride over warps, the warp-shuffle tree and the short last block are all
+ * crossed.
  */
 class ReduceKernelsTest {
     private EmulatedDevice dev;
@@ -46,15 +48,13 @@ class ReduceKernelsTest {
             for (int kind = 0; kind < 3; kind++) {
                 double[] want = new double[nb];
                 for (int b = 0; b < nb; b++) {
-                    double s = 0.0;
-                    for (int i = b * Reductions.BLOCK; i < Math.min(n, (b + 1) * Reductions.BLOCK); i++) {
-                        s += switch (kind) {
-                            case 0 -> Math.abs((double) a[i]);
-                            case 1 -> (double) a[i] * a[i];
-                            default -> (double) a[i] * c[i];
-                        };
-                    }
-                    want[b] = s;
+                    // block b alone, in the canonical order written out independently (CanonicalSum)
+                    int lo = b * Reductions.BLOCK, len = Math.min(n, lo + Reductions.BLOCK) - lo, k0 = kind;
+                    want[b] = CanonicalSum.of(len, i -> switch (k0) {
+                        case 0 -> Math.abs((double) a[lo + (int) i]);
+                        case 1 -> (double) a[lo + (int) i] * a[lo + (int) i];
+                        default -> (double) a[lo + (int) i] * c[lo + (int) i];
+                    });
                 }
                 for (long grid : new long[] {1, 2}) {
                     Kernel k = switch (kind) { case 0 -> Kernel.BLOCK_SUM_ABS; case 1 -> Kernel.BLOCK_SUM_SQUARES; default -> Kernel.BLOCK_DOT; };
