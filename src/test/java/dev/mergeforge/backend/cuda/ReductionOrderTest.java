@@ -32,27 +32,34 @@ class ReductionOrderTest {
     static final double TWO53 = 0x1p53;
 
     /**
+     * Three blocks (doubles near 2^53 are 2 apart, near 3·2^53 4 apart; ties round to even).
      * Block 0: 2^53 at position 0, 1 at positions 2 and 3. Stripes s0 = 2^53, s2 = s3 = 1; the tree
-     * adds (s0+s1) = 2^53 and (s2+s3) = 2 first, so the block is 2^53 + 2 exactly. Left to right,
-     * 2^53 + 1 is a tie that rounds to even (2^53), twice: 2^53. Pairing s[j] with s[j+32] first
-     * meets s0 + s2 = 2^53 + 1 → 2^53 at its fifth level: 2^53.
-     * Block 1: 2^53 at position 0, 1 at positions 1 and 65 (both stripe 1, summed to 2 first): the
-     * tree gives 2^53 + 2; left to right 2^53.
-     * Total: (2^53 + 2) + (2^53 + 2) = 2^54 + 4 exactly; left to right 2^54; the other tree
-     * 2^53 + (2^53 + 2) = 2^54 + 2, a tie that rounds to 2^54.
+     * adds (s0+s1) = 2^53 and (s2+s3) = 2 first: 2^53 + 2 exactly. Left to right, 2^53 + 1 is a tie
+     * that rounds to 2^53, twice: 2^53; pairing s[j] with s[j+32] first meets s0 + s2 = 2^53 + 1 → 2^53.
+     * Block 1: 2^53 at position 0, 1 at positions 1 and 65 (both stripe 1, summed to 2 first):
+     * 2^53 + 2 (left to right 2^53).
+     * Block 2: 2^53 at 0 and 2 at 64 (stripe 0: 2^53 + 2), 1 at 2, 3 at 32. The tree: (2^53+2) + 1
+     * → 2^53 + 4 within stripes 0..31, then + 3 (stripe 32) → 2^53 + 8. Adding stripe 32 to stripe
+     * 0 before stripe 2 (as a tree walked from its widest pairing does) gives 2^53 + 4.
+     * Total: (2^53+2) + (2^53+2) + (2^53+8) = 3·2^53 + 12 exactly; left to right 3·2^53 + 8; the
+     * s[j]+s[j+32] tree 3·2^53 + 4.
      */
     static float[] pinned() {
-        float[] x = new float[2 * 4096 + 100];
+        float[] x = new float[3 * 4096 + 100];
         x[0] = (float) TWO53;
         x[2] = 1f;
         x[3] = 1f;
         x[4096] = (float) TWO53;
         x[4096 + 1] = 1f;
         x[4096 + 65] = 1f;
+        x[8192] = (float) TWO53;
+        x[8192 + 64] = 2f;
+        x[8192 + 2] = 1f;
+        x[8192 + 32] = 3f;
         return x;
     }
 
-    static final double EXPECTED = 0x1p54 + 4;
+    static final double EXPECTED = 3 * TWO53 + 12;
 
     @Test
     void theDefinitionGivesTheHandDerivedValueAndNotTheSerialOne() {
@@ -67,8 +74,8 @@ class ReductionOrderTest {
             halving += s[0];
         }
         assertEquals(EXPECTED, CanonicalSum.of(x, x, 0), 0.0, "the documented tree");
-        assertEquals(0x1p54, serial, 0.0, "left to right");
-        assertEquals(0x1p54, halving, 0.0, "pairing s[j] with s[j+32] first");
+        assertEquals(3 * TWO53 + 8, serial, 0.0, "left to right");
+        assertEquals(3 * TWO53 + 4, halving, 0.0, "pairing s[j] with s[j+32] first");
         assertNotEquals(Double.doubleToRawLongBits(serial), Double.doubleToRawLongBits(EXPECTED));
     }
 
