@@ -37,15 +37,16 @@ static void stripes_portable(int kind, const float *a, const float *b, int64_t l
 }
 
 /* The terms of a[i..i+3] (b for DOT) as 4 doubles. */
-MO_AVX2 static inline __m256d term4(int kind, const float *a, const float *b) {
+MO_AVX2 static inline __attribute__((always_inline)) __m256d term4(int kind, const float *a, const float *b) {
     __m256d d = _mm256_cvtps_pd(_mm_loadu_ps(a));
     if (kind == SUM_ABS) return _mm256_and_pd(d, _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL)));  // |x| in double
     if (kind == SUM_SQUARES) return _mm256_mul_pd(d, d);                                                     // x*x in double
     return _mm256_mul_pd(d, _mm256_cvtps_pd(_mm_loadu_ps(b)));                                                 // a*b in double
 }
 
-/* The 64 stripe sums of one full block at a (b for DOT): register g of half h holds stripes 32h + 4g .. +3. */
-MO_AVX2 static void block_avx2(int kind, const float *a, const float *b, double *s) {
+/* The 64 stripe sums of one full block at a (b for DOT): register g of half h holds stripes 32h + 4g .. +3.
+   Inlined into one copy per kind (block_avx2_kind), so the kind's test leaves the inner loop. */
+MO_AVX2 static inline __attribute__((always_inline)) void block_avx2(int kind, const float *a, const float *b, double *s) {
     for (int h = 0; h < 2; h++) {
         __m256d acc[8];
         for (int g = 0; g < 8; g++) acc[g] = _mm256_setzero_pd();
@@ -58,11 +59,19 @@ MO_AVX2 static void block_avx2(int kind, const float *a, const float *b, double 
     }
 }
 
+MO_AVX2 static void block_avx2_abs(const float *a, double *s) { block_avx2(SUM_ABS, a, NULL, s); }
+MO_AVX2 static void block_avx2_squares(const float *a, double *s) { block_avx2(SUM_SQUARES, a, NULL, s); }
+MO_AVX2 static void block_avx2_dot(const float *a, const float *b, double *s) { block_avx2(DOT, a, b, s); }
+
 /* The canonical sum of the block [lo, hi) (lo at position 0 of its block, hi - lo <= MO_BLOCK). */
 static double block_sum(int kind, const float *a, const float *b, int64_t lo, int64_t hi) {
     double s[MO_STRIPES];
     if (hi - lo == MO_BLOCK && mo_use_avx2()) {
-        block_avx2(kind, a + lo, b ? b + lo : NULL, s);
+        switch (kind) {
+            case SUM_ABS: block_avx2_abs(a + lo, s); break;
+            case SUM_SQUARES: block_avx2_squares(a + lo, s); break;
+            default: block_avx2_dot(a + lo, b + lo, s); break;
+        }
     } else {
         memset(s, 0, sizeof s);
         stripes_portable(kind, a, b, lo, hi, -lo & (MO_STRIPES - 1), s);
