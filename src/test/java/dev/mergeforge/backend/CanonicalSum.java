@@ -37,6 +37,9 @@ public final class CanonicalSum {
         return total;
     }
 
+    /** The block sum of 64 stripe sums: the balanced tree, recursively. */
+    public static double tree(double[] s) { return halves(s, 0, 64); }
+
     /** The balanced tree over s[lo, lo + len): left half + right half. */
     static double halves(double[] s, int lo, int len) {
         return len == 1 ? s[lo] : halves(s, lo, len / 2) + halves(s, lo + len / 2, len / 2);
