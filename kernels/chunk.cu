@@ -153,29 +153,6 @@ extern "C" __global__ void mf_chunk_lane_dots(const float* __restrict__ a, const
     }
 }
 
-// out[v] = dot of row v of a and b (lanes with inner == 1: lane v is elements [v*length,
-// (v+1)*length)) in the canonical order, GPU-shaped: one warp per row, its blocks of 4096 one after
-// another as reduce.cu sums them (lane t's stripes 2t and 2t+1, coalesced loads, the shuffle tree),
-// the block sums added left to right (lane 0's total is the row's). MF_ROW_DOTS_THREADS (two warps)
-// per block, grid-stride over rows by warp.
-#define MF_ROW_DOTS_THREADS 64
-
-extern "C" __global__ void __launch_bounds__(MF_ROW_DOTS_THREADS) mf_chunk_row_dots(const float* __restrict__ a,
-        const float* __restrict__ b, long long length, double* out, long long count) {
-    const int lane = threadIdx.x % 32, warps = MF_ROW_DOTS_THREADS / 32;
-    for (long long v = (long long) blockIdx.x * warps + threadIdx.x / 32; v < count; v += (long long) gridDim.x * warps) {
-        const float* ra = a + v * length;
-        const float* rb = b + v * length;
-        double total = 0.0;
-        for (long long k0 = 0; k0 < length; k0 += MF_SBLOCK) {
-            double s0 = 0.0, s1 = 0.0;
-            mf_stripes_add<MF_PRODUCT>(ra, rb, k0, k0, min(length, k0 + MF_SBLOCK), lane, s0, s1);
-            total = __dadd_rn(total, mf_stripes_tree(s0, s1));  // the block's sum in lane 0
-        }
-        if (lane == 0) out[v] = total;
-    }
-}
-
 // out[i] = s[lane(i)] * x[i], lane(i) = (i / (length*inner))*inner + i % inner
 extern "C" __global__ void mf_chunk_lane_scale(const float* x, const float* __restrict__ s, long long length, long long inner,
                                                float* out, long long n) {

@@ -417,7 +417,7 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
         synchronized (lock) {
             try (OpBuffers op = op()) {
                 DeviceBuffer da = op.read(a), db = op.read(b), d = op.temp(8 * count, "lane dots");
-                DeviceOps.launchLaneDots(dev, da, db, lanes, d);
+                launch(Kernel.CHUNK_LANE_DOTS, count, da, db, lanes.length(), lanes.inner(), d, count);
                 dev.download(d, MemorySegment.ofArray(out).asSlice(0, 8 * count));
             }
         }

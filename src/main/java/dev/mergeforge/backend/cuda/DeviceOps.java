@@ -154,25 +154,11 @@ public final class DeviceOps {
         elementwise(Kernel.CHUNK_DISJOINT_DIVISOR, n, ptrs, w, k, sign, out, n);
     }
 
-    /** out[v] = lane v's dot (the canonical order along the lane, as PortableOps.laneDots), through the device buffer d of count doubles. */
+    /** out[v] = lane v's dot (per-lane 4096 blocks, as PortableOps.laneDots), through the device buffer d of count doubles. */
     void laneDots(DeviceBuffer a, DeviceBuffer b, Lanes lanes, DeviceBuffer d, double[] out) {
-        launchLaneDots(launcher, a, b, lanes, d);
-        dev.download(d, MemorySegment.ofArray(out).asSlice(0, 8 * lanes.count()));
-    }
-
-    /**
-     * Launches the lane dots into d: rows (inner == 1, contiguous lanes) one warp each
-     * (mf_chunk_row_dots, coalesced), other lanes one thread each (mf_chunk_lane_dots, adjacent
-     * lanes reading adjacent floats). Both sum in the canonical order, so the choice changes no bit.
-     */
-    static void launchLaneDots(Launcher l, DeviceBuffer a, DeviceBuffer b, Lanes lanes, DeviceBuffer d) {
         long count = lanes.count();
-        if (lanes.inner() == 1) {
-            Kernel k = Kernel.CHUNK_ROW_DOTS;
-            l.launch(k, grid(count, k.block / 32), k.block, a, b, lanes.length(), d, count);
-        } else {
-            l.launch(Kernel.CHUNK_LANE_DOTS, grid(count, THREADS), THREADS, a, b, lanes.length(), lanes.inner(), d, count);
-        }
+        launcher.launch(Kernel.CHUNK_LANE_DOTS, grid(count, THREADS), THREADS, a, b, lanes.length(), lanes.inner(), d, count);
+        dev.download(d, MemorySegment.ofArray(out).asSlice(0, 8 * count));
     }
 
     /** out[i] = s[lane of i] * x[i], s holding one float per lane. */

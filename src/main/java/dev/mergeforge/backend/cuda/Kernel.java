@@ -44,7 +44,6 @@ enum Kernel {
     CHUNK_BLOCK_SUMS("chunk", "mf_chunk_block_sums", "ippllpppl", 64),
     CHUNK_ABS_HIST("chunk", "mf_chunk_abs_hist", "plip"),
     CHUNK_LANE_DOTS("chunk", "mf_chunk_lane_dots", "ppllpl"),
-    CHUNK_ROW_DOTS("chunk", "mf_chunk_row_dots", "pplpl", 64),
     CHUNK_LANE_SCALE("chunk", "mf_chunk_lane_scale", "ppllpl"),
     CHUNK_PHILOX_DROP("chunk", "mf_chunk_philox_drop", "plliii"),
     CHUNK_DROP_PROB("chunk", "mf_chunk_drop_prob", "ppllii");
