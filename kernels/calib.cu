@@ -96,7 +96,7 @@ __device__ __forceinline__ bool mf_att_allowed(long long rr, int p, long long kr
 // Causal grouped-query attention, tiled: a block of MF_ATT_THREADS threads per (tile of MF_ATT_QT
 // consecutive query rows, head), grid-stride over those pairs. The tile's Q rows stay in shared
 // memory; the keys its rows may see (from the first allowed key of its first row to its last row)
-// pass through shared memory MF_ATT_KT at a time, three times, as DecoderLayer.attention computes
+// pass through shared memory MF_ATT_KT at a time, three times, as Attention.attend computes
 // each row: (1) the max of the scores q.k_j * scale (each score by one thread, the dot product
 // left to right in float: MatMul.dot's order), (2) e_j = e^(score_j - max) (mf_expf) computed in
 // parallel and summed by the row's thread left to right in float, (3) p_j = e_j * (1/sum) and

@@ -4,9 +4,7 @@
 // histograms and lane ops. Every float operation is an explicit round-to-nearest intrinsic (no FMA
 // contraction); integer counts and the fixed reduction order make every result independent of the
 // launch shape, so each op gives JavaChunkOps' bits.
-#include "mf_common.cuh"
-
-#define MF_CHUNK_BLOCK 4096LL
+#include "mf_stripes.cuh"
 
 __device__ __forceinline__ bool mf_nonfinite(float v) { return (__float_as_uint(v) & 0x7f800000u) == 0x7f800000u; }
 
@@ -75,25 +73,43 @@ extern "C" __global__ void mf_chunk_disjoint_divisor(const float* const* xs, con
     }
 }
 
-// Runs of a chunk cut at the tensor's 4096-element block edges: run 0 is [0, first) and starts from
-// `start` (the open block's sum carried from the chunks before), run r > 0 is
-// [first + (r-1)*4096, min(n, first + r*4096)) from 0.0. partial[r] = the run's terms added left to
-// right in double; term = |x| (kind 0), x*x (1) or x*y (2), each in double.
-extern "C" __global__ void mf_chunk_block_sums(int kind, const float* __restrict__ x, const float* __restrict__ y, long long n,
-                                               long long first, double start, double* partial, long long runs) {
-    MF_FOR(r, runs) {
-        long long lo = r == 0 ? 0 : first + (r - 1) * MF_CHUNK_BLOCK;
-        long long hi = r == 0 ? first : min(n, lo + MF_CHUNK_BLOCK);
-        double s = r == 0 ? start : 0.0;
-        for (long long i = lo; i < hi; i++) {
-            double a = (double) x[i], t;
-            if (kind == 0) t = fabs(a);
-            else if (kind == 1) t = __dmul_rn(a, a);
-            else t = __dmul_rn(a, (double) y[i]);
-            s = __dadd_rn(s, t);
+// Runs of a chunk whose element 0 is tensor index `offset`, cut at the tensor's 4096-element block
+// edges: run 0 is [0, first), first = min(n, 4096 - offset % 4096), and continues the open block's
+// stripes open_in[0..63] (zeros when offset is a block edge); run r > 0 is
+// [first + (r-1)*4096, min(n, first + r*4096)) from 0.0. Chunk index i is stripe (offset + i) % 64
+// of its block (mf_stripes.cuh). A run that ends at a block edge writes its block's tree sum to
+// partial[r]; the last run, when it does not, writes its stripes to open_out[0..63] (a separate
+// buffer: run 0's warp may still be reading open_in). term = |x| (kind 0), x*x (1) or x*y (2), each
+// in double. One warp per run, MF_CHUNK_SUM_THREADS threads (two warps) per block.
+#define MF_CHUNK_SUM_THREADS 64
+
+template <int KIND>
+__device__ __forceinline__ void mf_chunk_runs(const float* __restrict__ x, const float* __restrict__ y, long long n, long long offset,
+                                              const double* open_in, double* partial, double* open_out, long long runs) {
+    const int lane = threadIdx.x % 32, warps = MF_CHUNK_SUM_THREADS / 32;
+    const long long phase = offset % MF_SBLOCK, first = min(n, MF_SBLOCK - phase);
+    for (long long r = (long long) blockIdx.x * warps + threadIdx.x / 32; r < runs; r += (long long) gridDim.x * warps) {
+        long long lo = r == 0 ? 0 : first + (r - 1) * MF_SBLOCK;
+        long long hi = r == 0 ? first : min(n, lo + MF_SBLOCK);
+        long long b0 = r == 0 ? -phase : lo;  // chunk index of the block's position 0
+        double s0 = r == 0 ? open_in[2 * lane] : 0.0, s1 = r == 0 ? open_in[2 * lane + 1] : 0.0;
+        mf_stripes_add<KIND>(x, y, b0, lo, hi, lane, s0, s1);
+        if (hi - b0 == MF_SBLOCK) {
+            double s = mf_stripes_tree(s0, s1);
+            if (lane == 0) partial[r] = s;
+        } else {
+            open_out[2 * lane] = s0;
+            open_out[2 * lane + 1] = s1;
         }
-        partial[r] = s;
     }
+}
+
+extern "C" __global__ void __launch_bounds__(MF_CHUNK_SUM_THREADS) mf_chunk_block_sums(int kind, const float* __restrict__ x,
+        const float* __restrict__ y, long long n, long long offset, const double* open_in, double* partial, double* open_out,
+        long long runs) {
+    if (kind == 0) mf_chunk_runs<MF_ABS>(x, y, n, offset, open_in, partial, open_out, runs);
+    else if (kind == 1) mf_chunk_runs<MF_SQUARE>(x, y, n, offset, open_in, partial, open_out, runs);
+    else mf_chunk_runs<MF_PRODUCT>(x, y, n, offset, open_in, partial, open_out, runs);
 }
 
 // |x| bits a = bits & 0x7fffffff: high < 0: hist[a >> 16] += 1 (2^15 bins); else for the a with
@@ -106,22 +122,32 @@ extern "C" __global__ void mf_chunk_abs_hist(const float* __restrict__ x, long l
     }
 }
 
-// out[v] = dot of lane v of a and b (lanes of `length` elements `inner` apart, as Lanes): the lane
-// cut into blocks of 4096 of its own elements, each summed in double from 0.0, the block sums added
-// left to right from 0.0 (PortableOps.laneDots). One thread per lane.
+// out[v] = dot of lane v of a and b (lanes of `length` elements `inner` apart, as Lanes) in the
+// canonical order over the lane's own index k (PortableOps.laneDots): per block of 4096, the 64
+// stripes (k % 64) summed one after another in double from 0.0, each merged at once into the
+// pairwise tree (node[l] holds the pending left subtree of 2^l stripes: the adjacent-pairs tree
+// of mf_stripes.cuh, built like a binary counter), the block sums added left to right from 0.0.
+// One thread per lane: adjacent lanes (inner > 1) read adjacent floats.
 extern "C" __global__ void mf_chunk_lane_dots(const float* __restrict__ a, const float* __restrict__ b, long long length,
                                               long long inner, double* out, long long count) {
     MF_FOR(v, count) {
         long long o = v / inner, j = v - o * inner;
         double total = 0.0;
-        for (long long k0 = 0; k0 < length; k0 += MF_CHUNK_BLOCK) {
-            long long k1 = min(length, k0 + MF_CHUNK_BLOCK);
-            double s = 0.0;
-            for (long long k = k0; k < k1; k++) {
-                long long i = (o * length + k) * inner + j;
-                s = __dadd_rn(s, __dmul_rn((double) a[i], (double) b[i]));
+        for (long long k0 = 0; k0 < length; k0 += MF_SBLOCK) {
+            long long k1 = min(length, k0 + MF_SBLOCK);
+            double node[7];
+            for (int t = 0; t < MF_STRIPES; t++) {
+                double s = 0.0;
+                for (long long k = k0 + t; k < k1; k += MF_STRIPES) {
+                    long long i = (o * length + k) * inner + j;
+                    s = __dadd_rn(s, __dmul_rn((double) a[i], (double) b[i]));
+                }
+                // stripe t closes a subtree at every level where t has a 1 bit (from the bottom)
+                int l = 0;
+                for (int c = t; c & 1; c >>= 1, l++) s = __dadd_rn(node[l], s);
+                node[l] = s;
             }
-            total = __dadd_rn(total, s);
+            total = __dadd_rn(total, node[6]);
         }
         out[v] = total;
     }

@@ -108,6 +108,19 @@ MF_HD void mf_philox(mf_u32 c0, mf_u32 c1, mf_u32 k0, mf_u32 k1, mf_u32 out[4]) 
 // Grid-stride loop over [0, n) with 64-bit indices.
 #define MF_FOR(i, n) for (long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
                           i += (long long) gridDim.x * blockDim.x)
+
+// Reduction terms (reduce.cu, chunk.cu, RMSNorm): the double term of one element, |a|, a*a, or a*c
+// (products of widened floats, rounded once).
+#define MF_ABS 0
+#define MF_SQUARE 1
+#define MF_PRODUCT 2
+
+template <int KIND>
+__device__ __forceinline__ double mf_term(float a, float c) {
+    if (KIND == MF_ABS) return fabs((double) a);
+    if (KIND == MF_SQUARE) return __dmul_rn((double) a, (double) a);
+    return __dmul_rn((double) a, (double) c);
+}
 #endif
 
 #endif

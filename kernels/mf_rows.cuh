@@ -1,12 +1,12 @@
-// Serial row sums with coalesced loads, shared by reduce.cu and calib.cu (docs/cuda.md, "Kernel
-// designs"). The canonical orders these kernels reproduce sum each row strictly left to right
-// (dev.mergeforge.backend.Reductions: a 4096-element block in double; DecoderLayer's RMSNorm: a
-// row's squares in double), and a rounded sequential sum cannot be regrouped into a tree without
-// changing its bits, so each row stays one thread's dependent chain. What is GPU-shaped is the
+// Serial row sums with coalesced loads, used by calib.cu's RMSNorm (docs/cuda.md, "Kernel
+// designs"). The order it reproduces sums each row strictly left to right (RMSNorm,
+// Norms.rms: a row's squares in double, the CPU forward pass's order), and a rounded sequential sum cannot be
+// regrouped into a tree without changing its bits, so each row stays one thread's dependent chain.
+// (The Reductions sums are stripes and a tree instead: mf_stripes.cuh.) What is GPU-shaped is the
 // memory traffic: a block of MF_ROWS threads owns MF_ROWS consecutive rows and stages
 // MF_ROW_TILE columns of all of them in shared memory per step, each warp reading 32 consecutive
-// floats of one row (one 128-byte line), instead of every thread streaming its own row 16 KiB
-// from its neighbour's. Each thread then consumes its row from shared memory in index order.
+// floats of one row (one 128-byte line), instead of every thread streaming its own row from its
+// neighbour's. Each thread then consumes its row from shared memory in index order.
 #ifndef MF_ROWS_CUH
 #define MF_ROWS_CUH
 #include "mf_common.cuh"
@@ -14,18 +14,6 @@
 #define MF_ROWS 64                          // rows per block = threads per block (__launch_bounds__)
 #define MF_ROW_TILE 64                      // columns of each row staged per step
 #define MF_ROW_PITCH (MF_ROW_TILE + 1)      // odd pitch: lane t reads bank (t + c) % 32, no conflicts
-
-#define MF_ABS 0
-#define MF_SQUARE 1
-#define MF_PRODUCT 2
-
-// The double term of one element: |a|, a*a, or a*c (products of widened floats, rounded once).
-template <int KIND>
-__device__ __forceinline__ double mf_term(float a, float c) {
-    if (KIND == MF_ABS) return fabs((double) a);
-    if (KIND == MF_SQUARE) return __dmul_rn((double) a, (double) a);
-    return __dmul_rn((double) a, (double) c);
-}
 
 // Rows row0 .. row0 + MF_ROWS - 1 of a matrix [*, len] at x (element (r, c) at flat index
 // r * len + c; flat indices >= n do not exist, so the last row may be short and rows past the end

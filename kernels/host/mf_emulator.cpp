@@ -65,7 +65,7 @@ Entry* find(const std::string& name) {
         {"mf_chunk_clamp", entry(mf_chunk_clamp, false)}, {"mf_chunk_fill", entry(mf_chunk_fill, false)},
         {"mf_chunk_affine", entry(mf_chunk_affine, false)}, {"mf_chunk_keep_nonzero", entry(mf_chunk_keep_nonzero, false)},
         {"mf_chunk_disjoint_divisor", entry(mf_chunk_disjoint_divisor, false)},
-        {"mf_chunk_block_sums", entry(mf_chunk_block_sums, false)}, {"mf_chunk_abs_hist", entry(mf_chunk_abs_hist, true)},
+        {"mf_chunk_block_sums", entry(mf_chunk_block_sums, true)}, {"mf_chunk_abs_hist", entry(mf_chunk_abs_hist, true)},
         {"mf_chunk_lane_dots", entry(mf_chunk_lane_dots, false)}, {"mf_chunk_lane_scale", entry(mf_chunk_lane_scale, false)},
         {"mf_chunk_philox_drop", entry(mf_chunk_philox_drop, false)}, {"mf_chunk_drop_prob", entry(mf_chunk_drop_prob, false)},
 #endif

@@ -181,12 +181,16 @@ int32_t mo_relax(const float *base, const float *merged, const float *imp, int64
    y is read only by MUL, DIV and KEEP_NONZERO, x by all but FILL (either may be NULL otherwise). */
 int32_t mo_map(int32_t op, const float *x, const float *y, float s, float t, float *out, int64_t n, int32_t threads);
 
-/* The canonical reduction (kind MO_REDUCE_*: |a|, a^2 or a*b in double) of a chunk whose element 0 is
-   element `offset` of the tensor, cut into runs at the tensor's block edges (multiples of 4096):
-   partial[0] = start + the terms of the first run (up to the first edge, or n), left to right;
-   partial[r] = the terms of run r summed left to right from 0.0. 1 + ceil((n - first) / 4096) runs
-   (none when n == 0). b is read only by DOT. */
-int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial,
+/* The canonical reduction (kind MO_REDUCE_*: |a|, a^2 or a*b in double; docs/methods.md, "The
+   canonical reduction order") of a chunk whose element 0 is element `offset` of the tensor, cut into
+   runs at the tensor's block edges (multiples of 4096): 1 + ceil((n - first) / 4096) runs (none when
+   n == 0), `first` = the elements up to the first edge (or n). Term i goes to stripe (offset + i) % 64
+   of its block. open[0..63] holds, on entry, the stripe sums of the block the chunk starts in (zeros
+   when offset is a block edge), which the first run continues; on return, the stripe sums of the block
+   the last run leaves open (zeros when the chunk ends at a block edge). partial[r] = the block sum
+   (the pairwise tree of its 64 stripes) of each run r that ends at a block edge; partial[r] of a run
+   left open is not written. b is read only by DOT. */
+int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double *open, double *partial,
                       int32_t threads);
 
 /* hist += the histogram of the |x| bits: high < 0: hist[bits >> 16] (2^15 bins); else, for the
@@ -205,8 +209,9 @@ int32_t mo_disjoint_divisor(const float *const *xs, const float *w, int32_t k, c
                             int32_t threads);
 
 /* Lanes of a tensor seen as [outer, length, inner]: lane v = o*inner + j holds the elements
-   (o*length + k)*inner + j, k < length. out[v] = sum a*b along lane v in blocks of 4096 (each from
-   0.0, then the block sums from 0.0). */
+   (o*length + k)*inner + j, k < length. out[v] = sum a*b along lane v in the canonical order over
+   k (blocks of 4096, each in 64 stripes of k % 64 combined by the pairwise tree, then the block sums
+   left to right). */
 int32_t mo_lane_dots(const float *a, const float *b, int64_t outer, int64_t length, int64_t inner, double *out, int32_t threads);
 
 /* out[i] = s[lane of i] * x[i]. */

@@ -2,7 +2,8 @@
  * Ops over lanes (dev.mergeforge.backend.Lanes): a tensor seen as [outer, length, inner], lane
  * v = o*inner + j holding the elements at (o*length + k)*inner + j for k < length. The same bits as
  * the Java reference (dev.mergeforge.backend.PortableOps, LaneRanks): a lane's dot product is summed
- * in blocks of MO_BLOCK along the lane, each from 0.0, the block sums added from 0.0; a lane's
+ * in the canonical order along the lane (blocks of MO_BLOCK, each as 64 stripes of k % 64 combined by
+ * mo_tree64, the block sums added from 0.0); a lane's
  * ranks are the unique order of (descending |x| bits, ascending k), whatever sort finds it. Work is
  * split over lanes at fixed boundaries.
  */
@@ -42,10 +43,10 @@ static void dots_task(void *c, int w, int64_t v0, int64_t v1) {
         double total = 0.0;
         for (int64_t k0 = 0; k0 < len; k0 += MO_BLOCK) {
             int64_t k1 = k0 + MO_BLOCK < len ? k0 + MO_BLOCK : len;
-            // the block from 0.0, left to right
-            double s = 0.0;
-            for (int64_t k = k0; k < k1; k++) s += (double)a[k * st] * (double)b[k * st];
-            total += s;
+            // the block's stripes (k % 64) from 0.0 in k order, then the tree
+            double s[MO_STRIPES] = {0.0};
+            for (int64_t k = k0; k < k1; k++) s[k & (MO_STRIPES - 1)] += (double)a[k * st] * (double)b[k * st];
+            total += mo_tree64(s);
         }
         l->dots[v] = total;
     }

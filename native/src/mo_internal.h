@@ -10,6 +10,16 @@
 #define MO_CHUNK ((int64_t)1 << 16)
 /* Elements per canonical reduction block: dev.mergeforge.backend.Reductions.BLOCK. */
 #define MO_BLOCK ((int64_t)4096)
+/* Stripes per block: position p of a block belongs to stripe p % MO_STRIPES (Reductions.STRIPES). */
+#define MO_STRIPES 64
+
+/* The block sum of the 64 stripe sums s (overwritten): adjacent pairs level by level,
+   s[j] = s[2j] + s[2j+1] for 32, 16, 8, 4, 2, 1 sums, left operand first (Reductions.tree). */
+static inline double mo_tree64(double *s) {
+    for (int w = MO_STRIPES / 2; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++) s[j] = s[2 * j] + s[2 * j + 1];
+    return s[0];
+}
 
 #define MO_AVX2 __attribute__((target("avx2")))
 

@@ -1851,7 +1851,7 @@ public class MergeOps {
             MergeOps.C_POINTER,
             MergeOps.C_LONG,
             MergeOps.C_LONG,
-            MergeOps.C_DOUBLE,
+            MergeOps.C_POINTER,
             MergeOps.C_POINTER,
             MergeOps.C_INT
         );
@@ -1864,7 +1864,7 @@ public class MergeOps {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial, int32_t threads)
+     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double *open, double *partial, int32_t threads)
      * }
      */
     public static FunctionDescriptor mo_block_sums$descriptor() {
@@ -1874,7 +1874,7 @@ public class MergeOps {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial, int32_t threads)
+     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double *open, double *partial, int32_t threads)
      * }
      */
     public static MethodHandle mo_block_sums$handle() {
@@ -1884,7 +1884,7 @@ public class MergeOps {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial, int32_t threads)
+     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double *open, double *partial, int32_t threads)
      * }
      */
     public static MemorySegment mo_block_sums$address() {
@@ -1893,16 +1893,16 @@ public class MergeOps {
 
     /**
      * {@snippet lang=c :
-     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double start, double *partial, int32_t threads)
+     * int32_t mo_block_sums(int32_t kind, const float *a, const float *b, int64_t n, int64_t offset, double *open, double *partial, int32_t threads)
      * }
      */
-    public static int mo_block_sums(int kind, MemorySegment a, MemorySegment b, long n, long offset, double start, MemorySegment partial, int threads) {
+    public static int mo_block_sums(int kind, MemorySegment a, MemorySegment b, long n, long offset, MemorySegment open, MemorySegment partial, int threads) {
         var mh$ = mo_block_sums.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("mo_block_sums", kind, a, b, n, offset, start, partial, threads);
+                traceDowncall("mo_block_sums", kind, a, b, n, offset, open, partial, threads);
             }
-            return (int)mh$.invokeExact(kind, a, b, n, offset, start, partial, threads);
+            return (int)mh$.invokeExact(kind, a, b, n, offset, open, partial, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -19,8 +19,9 @@ import java.util.Optional;
  *       multiply-add, no reassociation (native code builds with {@code -ffp-contract=off}, CUDA with
  *       {@code -fmad=false}).</li>
  *   <li>Reductions ({@link #sumAbs}, {@link #sumSquares}, {@link #dot}) accumulate in double in the
- *       canonical order of {@link Reductions}: blocks of {@link Reductions#BLOCK} consecutive
- *       elements summed left to right, then the block sums left to right.</li>
+ *       canonical order of {@link Reductions} (docs/methods.md): blocks of {@link Reductions#BLOCK}
+ *       consecutive elements, each summed as 64 stripes (position mod 64, each left to right)
+ *       combined by a fixed pairwise tree, then the block sums left to right.</li>
  *   <li>Random drops use {@link Philox} keyed by the caller's key and indexed by element position.</li>
  *   <li>Magnitude ranks order by |x| descending, ties by lower flat index first.</li>
  * </ul>

@@ -106,15 +106,14 @@ public final class PortableOps {
         long per = Math.max(1, Parallel.CHUNK / Math.max(1, len));
         par.forRange(count, per, (v0, v1) -> {
             for (long v = v0; v < v1; v++) {
+                final long lane = v;
                 double total = 0.0;
                 for (long k0 = 0; k0 < len; k0 += Reductions.BLOCK) {
-                    long k1 = Math.min(len, k0 + Reductions.BLOCK);
-                    double s = 0.0;
-                    for (long k = k0; k < k1; k++) {
-                        long i = lanes.index(v, k);
-                        s += (double) x.getAtIndex(F, i) * (double) y.getAtIndex(F, i);
-                    }
-                    total += s;
+                    // the lane's block [k0, k1) in the canonical order (stripes of k, then the tree)
+                    total += Reductions.block(k0, Math.min(len, k0 + Reductions.BLOCK), k -> {
+                        long i = lanes.index(lane, k);
+                        return (double) x.getAtIndex(F, i) * (double) y.getAtIndex(F, i);
+                    });
                 }
                 out[(int) v] = total;
             }
@@ -164,9 +163,7 @@ public final class PortableOps {
         par.forRange(nb, Math.max(1, Parallel.CHUNK / Reductions.BLOCK), (b0, b1) -> {
             for (long b = b0; b < b1; b++) {
                 long lo = b * Reductions.BLOCK, hi = Math.min(n, lo + Reductions.BLOCK);
-                double s = 0.0;
-                for (long i = lo; i < hi; i++) s += Math.abs((double) a.getAtIndex(F, i));
-                partial[(int) b] = s;
+                partial[(int) b] = Reductions.block(lo, hi, i -> Math.abs((double) a.getAtIndex(F, i)));
             }
         });
         return Reductions.combine(partial);

@@ -319,25 +319,30 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
 
     @Override public void dot(Tile a, Tile b, long offset, BlockSum acc) { sameSize(a, b); reduce(2, a, b, offset, acc); }
 
-    /** The chunk's runs cut at tensor-index block edges (run 0 continues acc's open block), summed on the device, fed to acc in order. */
+    /**
+     * The chunk's runs cut at tensor-index block edges (run 0 continues acc's open stripes), summed
+     * on the device one warp per run: the sums of the runs that end at a block edge and the stripes
+     * the last run leaves open come back, and are fed to acc in order.
+     */
     private void reduce(int kind, Tile x, Tile y, long offset, BlockSum acc) {
         long n = x.size();
         if (n == 0) return;
         long first = Math.min(n, Reductions.BLOCK - offset % Reductions.BLOCK);
         long runs = 1 + Reductions.blocks(n - first);
         if (runs > Integer.MAX_VALUE - 8) throw new IllegalArgumentException("chunk too large for one reduction: " + n);
-        double[] partial = new double[(int) runs];
+        double[] sums = new double[(int) runs], open = acc.stripes();
+        int threads = Kernel.CHUNK_BLOCK_SUMS.block, warps = threads / 32;
         synchronized (lock) {
             try (OpBuffers op = op()) {
                 DeviceBuffer dx = op.read(x), dy = op.read(y), p = op.temp(8 * runs, "reduction partials");
-                dev.launch(Kernel.CHUNK_BLOCK_SUMS, DeviceOps.grid(runs, 128), 128, kind, dx, dy, n, first, acc.start(), p, runs);
-                dev.download(p, MemorySegment.ofArray(partial));
+                DeviceBuffer in = op.temp(8L * Reductions.STRIPES, "open stripes"), out = op.temp(8L * Reductions.STRIPES, "open stripes");
+                dev.upload(MemorySegment.ofArray(open), in);
+                dev.launch(Kernel.CHUNK_BLOCK_SUMS, DeviceOps.grid(runs, warps), threads, kind, dx, dy, n, offset, in, p, out, runs);
+                dev.download(p, MemorySegment.ofArray(sums));
+                if ((offset + n) % Reductions.BLOCK != 0) dev.download(out, MemorySegment.ofArray(open));
             }
         }
-        for (int r = 0; r < runs; r++) {
-            long lo = r == 0 ? 0 : first + (long) (r - 1) * Reductions.BLOCK, hi = r == 0 ? first : Math.min(n, lo + Reductions.BLOCK);
-            acc.addRun(offset + lo, hi - lo, partial[r]);
-        }
+        acc.addChunk(offset, n, sums, open);
     }
 
     // ---------------------------------------------------------------- selection

@@ -95,8 +95,9 @@ public final class DeviceOps {
     double dot(DeviceBuffer a, DeviceBuffer b, long n) { return reduce(Kernel.BLOCK_DOT, n, a, b); }
 
     /**
-     * One thread per canonical block writes its partial sum (blocks of {@code k.block} threads own
-     * that many consecutive canonical blocks, kernels/reduce.cu); the host adds them in order.
+     * One warp per canonical block writes its partial sum (its stripes and tree on warp shuffles,
+     * kernels/reduce.cu; blocks of {@code k.block} threads are k.block / 32 warps); the host adds
+     * them in order.
      */
     private double reduce(Kernel k, long n, DeviceBuffer... in) {
         long nb = Reductions.blocks(n);
@@ -110,7 +111,7 @@ public final class DeviceOps {
             args[in.length] = n;
             args[in.length + 1] = partial;
             args[in.length + 2] = nb;
-            launcher.launch(k, grid(nb, threads), threads, args);
+            launcher.launch(k, grid(nb, threads / 32), threads, args);
             double[] p = new double[(int) nb];
             dev.download(partial, MemorySegment.ofArray(p));
             return Reductions.combine(p);

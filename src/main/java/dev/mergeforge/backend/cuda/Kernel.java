@@ -41,7 +41,7 @@ enum Kernel {
     CHUNK_AFFINE("chunk", "mf_chunk_affine", "pffpl"),
     CHUNK_KEEP_NONZERO("chunk", "mf_chunk_keep_nonzero", "pppl"),
     CHUNK_DISJOINT_DIVISOR("chunk", "mf_chunk_disjoint_divisor", "ppippl"),
-    CHUNK_BLOCK_SUMS("chunk", "mf_chunk_block_sums", "ipplldpl"),
+    CHUNK_BLOCK_SUMS("chunk", "mf_chunk_block_sums", "ippllpppl", 64),
     CHUNK_ABS_HIST("chunk", "mf_chunk_abs_hist", "plip"),
     CHUNK_LANE_DOTS("chunk", "mf_chunk_lane_dots", "ppllpl"),
     CHUNK_LANE_SCALE("chunk", "mf_chunk_lane_scale", "ppllpl"),

@@ -112,24 +112,26 @@ final class NativeChunkOps implements HostChunkOps {
 
     @Override public void disjointMerge(List<Tile> weighted, float[] w, Tile sign, boolean normalize, Tile out) { nb.disjointMerge(weighted, w, sign, normalize, out); }
 
-    /** Feeds the chunk's runs (cut at the tensor's block edges) into acc: their sums from one native call, added in order. */
+    /**
+     * Feeds the chunk's runs (cut at the tensor's block edges) into acc: from one native call the
+     * sums of the runs that end at a block edge and the open stripes after the last run, added in order.
+     */
     private void reduce(int kind, String what, Tile x, Tile y, long offset, BlockSum acc) {
         if (y != null) sameSize(x, y);
         long n = x.size();
         if (n == 0) return;
         long first = Math.min(n, Reductions.BLOCK - offset % Reductions.BLOCK);
         long runs = 1 + Reductions.blocks(n - first);
-        double[] partial = new double[Math.toIntExact(runs)];
+        double[] sums = new double[Math.toIntExact(runs)], open = acc.stripes();
         try (Staging st = new Staging()) {
-            MemorySegment p = st.doubles(runs);
+            MemorySegment p = st.doubles(runs), o = st.doubles(Reductions.STRIPES);
+            MemorySegment.copy(open, 0, o, ValueLayout.JAVA_DOUBLE, 0, open.length);
             NativeBackend.ok(MergeOps.mo_block_sums(kind, st.in(x.data(), n * F32, what + " x"), y == null ? MemorySegment.NULL : st.in(y.data(), n * F32, what + " y"),
-                    n, offset, acc.start(), p, nb.nativeThreads()), what);
-            MemorySegment.copy(p, ValueLayout.JAVA_DOUBLE, 0, partial, 0, partial.length);
+                    n, offset, o, p, nb.nativeThreads()), what);
+            MemorySegment.copy(p, ValueLayout.JAVA_DOUBLE, 0, sums, 0, sums.length);
+            MemorySegment.copy(o, ValueLayout.JAVA_DOUBLE, 0, open, 0, open.length);
         }
-        for (int r = 0; r < partial.length; r++) {
-            long lo = r == 0 ? 0 : first + (long) (r - 1) * Reductions.BLOCK, hi = r == 0 ? first : Math.min(n, lo + Reductions.BLOCK);
-            acc.addRun(offset + lo, hi - lo, partial[r]);
-        }
+        acc.addChunk(offset, n, sums, open);
     }
 
     @Override public void sumAbs(Tile x, long offset, BlockSum acc) { reduce(MergeOps.MO_REDUCE_SUM_ABS(), "sumAbs", x, null, offset, acc); }
@@ -192,18 +194,18 @@ final class NativeChunkOps implements HostChunkOps {
         MemorySegment x = a.data(), y = b.data();
         for (long v = 0, n = lanes.count(); v < n; v++) {
             BlockSum s = acc[(int) v];
-            // element k of the lane is element first + k of the whole lane: a run ends where its block does
-            double run = s.start();
+            // element k of the lane is element first + k of the whole lane (stripe (first + k) % 64): a run ends where its block does
+            double[] run = s.stripes();
             long runStart = first;
             for (long k = 0, len = lanes.length(); k < len; k++) {
                 long at = first + k;
                 if (at > runStart && at % Reductions.BLOCK == 0) {
                     s.addRun(runStart, at - runStart, run);
-                    run = 0.0;
+                    run = s.stripes();
                     runStart = at;
                 }
                 long i = lanes.index(v, k);
-                run += (double) x.getAtIndex(F, i) * (double) y.getAtIndex(F, i);
+                run[(int) (at % Reductions.STRIPES)] += (double) x.getAtIndex(F, i) * (double) y.getAtIndex(F, i);
             }
             s.addRun(runStart, first + lanes.length() - runStart, run);
         }

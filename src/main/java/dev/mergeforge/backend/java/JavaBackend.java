@@ -159,9 +159,7 @@ public class JavaBackend implements Backend {
         par.forRange(nb, Math.max(1, Parallel.CHUNK / Reductions.BLOCK), (b0, b1) -> {
             for (long b = b0; b < b1; b++) {
                 long lo = b * Reductions.BLOCK, hi = Math.min(n, lo + Reductions.BLOCK);
-                double s = 0.0;
-                for (long i = lo; i < hi; i++) s += term.at(i);
-                partial[(int) b] = s;
+                partial[(int) b] = Reductions.block(lo, hi, term::at);
             }
         });
         return Reductions.combine(partial);

@@ -203,26 +203,29 @@ public final class JavaChunkOps implements HostChunkOps {
     @FunctionalInterface
     private interface Term { double at(long i); }
 
-    /** Feeds terms [0, n) of a chunk at tensor index offset into acc: runs cut at block edges, summed in parallel, added in order. */
+    /**
+     * Feeds terms [0, n) of a chunk at tensor index offset into acc: runs cut at block edges, summed
+     * in parallel in stripes (run 0 continuing acc's open stripes), a run that ends at a block edge
+     * closed by the tree, added in order.
+     */
     private void reduce(long n, long offset, BlockSum acc, Term term) {
         if (n == 0) return;
         long first = Math.min(n, Reductions.BLOCK - offset % Reductions.BLOCK);
         long runs = 1 + Reductions.blocks(n - first);
         if (runs > Integer.MAX_VALUE - 8) throw new IllegalArgumentException("chunk too large for one reduction: " + n);
-        double[] partial = new double[(int) runs];
-        double start = acc.start();
+        double[] sums = new double[(int) runs];
+        double[] start = acc.stripes(), last = new double[Reductions.STRIPES];
         par.forRange(runs, Math.max(1, Parallel.CHUNK / Reductions.BLOCK), (r0, r1) -> {
             for (long r = r0; r < r1; r++) {
                 long lo = r == 0 ? 0 : first + (r - 1) * Reductions.BLOCK, hi = r == 0 ? first : Math.min(n, lo + Reductions.BLOCK);
-                double s = r == 0 ? start : 0.0;
-                for (long i = lo; i < hi; i++) s += term.at(i);
-                partial[(int) r] = s;
+                double[] s = r == 0 ? start : new double[Reductions.STRIPES];
+                // chunk index i is tensor index offset + i: stripe (offset + i) % 64
+                Reductions.addTerms(s, lo, hi, -offset, term::at);
+                if ((offset + hi) % Reductions.BLOCK == 0) sums[(int) r] = Reductions.tree(s);
+                else System.arraycopy(s, 0, last, 0, Reductions.STRIPES);   // only the last run can stay open
             }
         });
-        for (int r = 0; r < runs; r++) {
-            long lo = r == 0 ? 0 : first + (long) (r - 1) * Reductions.BLOCK, hi = r == 0 ? first : Math.min(n, lo + Reductions.BLOCK);
-            acc.addRun(offset + lo, hi - lo, partial[r]);
-        }
+        acc.addChunk(offset, n, sums, last);
     }
 
     @Override
@@ -321,14 +324,16 @@ public final class JavaChunkOps implements HostChunkOps {
         par.forRange(lanes.count(), Math.max(1, Parallel.CHUNK / Math.max(1, len)), (v0, v1) -> {
             for (long v = v0; v < v1; v++) {
                 BlockSum s = acc[(int) v];
-                // runs of the lane cut where its blocks end, each summed on from the open block's sum
+                final long lane = v;
+                // runs of the lane cut where its blocks end, each continuing the open block's stripes
                 for (long k = 0; k < len; ) {
                     long at = first + k, end = Math.min(len, k + Reductions.BLOCK - at % Reductions.BLOCK);
-                    double p = s.start();
-                    for (long j = k; j < end; j++) {
-                        long i = lanes.index(v, j);
-                        p += (double) a.getAtIndex(F, i) * (double) b.getAtIndex(F, i);
-                    }
+                    double[] p = s.stripes();
+                    // element k of the chunk's lane is element first + k of the lane: stripe (first + k) % 64
+                    Reductions.addTerms(p, k, end, -first, j -> {
+                        long i = lanes.index(lane, j);
+                        return (double) a.getAtIndex(F, i) * (double) b.getAtIndex(F, i);
+                    });
                     s.addRun(at, end - k, p);
                     k = end;
                 }

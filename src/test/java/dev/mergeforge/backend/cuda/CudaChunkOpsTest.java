@@ -230,7 +230,10 @@ class CudaChunkOpsTest {
                 off += n;
                 assertEquals(want.next(), got.next());
                 assertEquals(Double.doubleToRawLongBits(want.value()), Double.doubleToRawLongBits(got.value()), "reduction " + kind + " after " + off);
-                assertEquals(Double.doubleToRawLongBits(want.start()), Double.doubleToRawLongBits(got.start()), "open block " + kind);
+                double[] ws = want.stripes(), gs = got.stripes();
+                for (int j = 0; j < ws.length; j++) {
+                    assertEquals(Double.doubleToRawLongBits(ws[j]), Double.doubleToRawLongBits(gs[j]), "open block " + kind + ", stripe " + j);
+                }
             }
         }
     }

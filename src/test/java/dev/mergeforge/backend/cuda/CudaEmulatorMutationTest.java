@@ -28,9 +28,9 @@ import static org.junit.jupiter.api.Assertions.fail;
  * textual edit, are built into their own emulator and must each FAIL the emulated check of the
  * kernels they touch, while the unmutated copy passes the same checks: keepRankRange (the select.cu
  * kernels through the real CudaBackend and DeviceRankSelect, against the Java backend bit for bit),
- * the reductions (reduce.cu and its staged row sums in mf_rows.cuh, against the Java backend bit for
- * bit) and the calibration kernels with shared-memory tiles (calib.cu's RMSNorm and attention,
- * against the CPU pass's float32 bits). An edit whose anchor text is not found exactly once fails the
+ * the reductions (reduce.cu and its warp-shuffle tree in mf_stripes.cuh, against the Java backend bit
+ * for bit) and the calibration kernels with shared-memory tiles (calib.cu's RMSNorm with its staged
+ * row sums in mf_rows.cuh, and attention, against the CPU pass's float32 bits). An edit whose anchor text is not found exactly once fails the
  * test, so a change to the kernels cannot turn a mutant into a silent pass: update the anchor with
  * the kernel.
  */
@@ -67,12 +67,16 @@ class CudaEmulatorMutationTest {
             // a ballot whose mask leaves out half of the calling lanes
             new Mutant("__ballot_sync mask of half a warp", "select.cu",
                     "__ballot_sync(0xffffffffu, eu)", "__ballot_sync(0x0000ffffu, eu)"),
-            // the staged row sums (reduce.cu, RMSNorm): a thread consumes its row before the other
-            // threads staged it, or a fast thread stages the next tile over one still being read
+            // the staged row sums (RMSNorm): a thread consumes its row before the other threads
+            // staged it, or a fast thread stages the next tile over one still being read
             new Mutant("no __syncthreads between staging a tile and summing its rows", "mf_rows.cuh",
-                    "        __syncthreads();\n        // consume:", "        // consume:", Check.REDUCE),
+                    "        __syncthreads();\n        // consume:", "        // consume:", Check.CALIB),
             new Mutant("no __syncthreads before the next tile is staged", "mf_rows.cuh",
-                    "        __syncthreads();  // the next step overwrites the tile\n", "", Check.REDUCE),
+                    "        __syncthreads();  // the next step overwrites the tile\n", "", Check.CALIB),
+            // the reductions' warp tree (mf_stripes.cuh) walked from the widest shuffle down: the
+            // same maths, another tree, other bits (the documented one pairs adjacent stripes first)
+            new Mutant("reduction tree shuffles 16, 8, 4, 2, 1 instead of 1, 2, 4, 8, 16", "mf_stripes.cuh",
+                    "for (int d = 1; d < 32; d *= 2)", "for (int d = 16; d >= 1; d /= 2)", Check.REDUCE),
             // the tiled attention: values loaded over keys other threads still read, a key tile
             // loaded over the previous tile's values/weights still in use
             new Mutant("no __syncthreads before the value tile replaces the key tile", "calib.cu",
@@ -159,7 +163,8 @@ class CudaEmulatorMutationTest {
 
     /**
      * sumAbs, sumSquares and dot on the emulator built in lib against the Java backend, bit for
-     * bit, on 2 canonical blocks and 5 elements (64-column tiles cut the short last block). Empty
+     * bit, on 2 canonical blocks and 5 elements (the short last block leaves stripes empty), and
+     * sumAbs on ReductionOrderTest's input that tells the documented tree from the others. Empty
      * when all match; else the emulator's error or the first mismatch.
      */
     static Optional<String> reduceFailure(Path lib) {
@@ -171,6 +176,8 @@ class CudaEmulatorMutationTest {
                 Tile ta = Tile.ofArray(a), tb = Tile.ofArray(b);
                 double[][] pairs = {
                     {cuda.sumAbs(ta), java.sumAbs(ta)}, {cuda.sumSquares(ta), java.sumSquares(ta)}, {cuda.dot(ta, tb), java.dot(ta, tb)}};
+                double pinned = cuda.sumAbs(Tile.ofArray(ReductionOrderTest.pinned()));
+                if (pinned != ReductionOrderTest.EXPECTED) return Optional.of("sumAbs of the pinned input is " + pinned + ", expected " + ReductionOrderTest.EXPECTED);
                 String[] names = {"sumAbs", "sumSquares", "dot"};
                 for (int i = 0; i < 3; i++) {
                     if (Double.doubleToRawLongBits(pairs[i][0]) != Double.doubleToRawLongBits(pairs[i][1])) {

@@ -343,9 +343,11 @@ class NativeChunkOpsTest {
             assertEquals(arg, MergeOps.mo_map(99, f, f, 0f, 0f, f, 4, 1), "unknown map");
             assertEquals(arg, MergeOps.mo_map(MergeOps.MO_MAP_MUL(), f, nul, 0f, 0f, f, 4, 1), "mul without y");
             assertEquals(arg, MergeOps.mo_map(MergeOps.MO_MAP_CLAMP(), f, nul, 1f, 0f, f, 4, 1), "clamp with lo > hi");
-            assertEquals(arg, MergeOps.mo_block_sums(7, f, f, 4, 0, 0.0, d, 1), "unknown reduction");
-            assertEquals(arg, MergeOps.mo_block_sums(MergeOps.MO_REDUCE_DOT(), f, nul, 4, 0, 0.0, d, 1), "dot without b");
-            assertEquals(arg, MergeOps.mo_block_sums(MergeOps.MO_REDUCE_SUM_ABS(), f, nul, 4, -1, 0.0, d, 1), "negative offset");
+            MemorySegment open = arena.allocate(8 * 64);
+            assertEquals(arg, MergeOps.mo_block_sums(7, f, f, 4, 0, open, d, 1), "unknown reduction");
+            assertEquals(arg, MergeOps.mo_block_sums(MergeOps.MO_REDUCE_DOT(), f, nul, 4, 0, open, d, 1), "dot without b");
+            assertEquals(arg, MergeOps.mo_block_sums(MergeOps.MO_REDUCE_SUM_ABS(), f, nul, 4, -1, open, d, 1), "negative offset");
+            assertEquals(arg, MergeOps.mo_block_sums(MergeOps.MO_REDUCE_SUM_ABS(), f, nul, 4, 0, nul, d, 1), "no open stripes");
             assertEquals(arg, MergeOps.mo_abs_histogram(f, 4, 1 << 15, l, 1), "high bin beyond 2^15");
             assertEquals(arg, MergeOps.mo_keep_ranks(f, 4, 1, -1, 0, 0, 1, l, 1), "negative window end");
             assertEquals(arg, MergeOps.mo_lane_ranks(f, 1, (1L << 24) + 1, 1, f, 1), "lane too long for float ranks");

@@ -1,7 +1,7 @@
 package dev.mergeforge.backend.ffm;
 
 import dev.mergeforge.backend.Backend;
-import dev.mergeforge.backend.Reductions;
+import dev.mergeforge.backend.CanonicalSum;
 import dev.mergeforge.backend.ffm.NativeFixtures.Case;
 import dev.mergeforge.tensor.Tile;
 import org.junit.jupiter.api.AfterAll;
@@ -173,22 +173,9 @@ class NativeElementwiseTest {
 
     private static final String[] REDUCTIONS = {"sumAbs", "sumSquares", "dot"};
 
-    /** sum |a|, sum a², sum a·b in the canonical order: blocks of 4096 summed left to right in double, then the block sums left to right. */
+    /** sum |a|, sum a², sum a·b in the canonical order (docs/methods.md), written out independently in {@link CanonicalSum}. */
     private static double[] canonicalSums(float[] a, float[] b) {
-        int n = a.length;
-        double[] refs = new double[3];
-        for (int lo = 0; lo < n; lo += Reductions.BLOCK) {
-            double sa = 0, ss = 0, sd = 0;
-            for (int i = lo; i < Math.min(n, lo + Reductions.BLOCK); i++) {
-                sa += Math.abs((double) a[i]);
-                ss += (double) a[i] * (double) a[i];
-                sd += (double) a[i] * (double) b[i];
-            }
-            refs[0] += sa;
-            refs[1] += ss;
-            refs[2] += sd;
-        }
-        return refs;
+        return new double[] {CanonicalSum.of(a, b, 0), CanonicalSum.of(a, b, 1), CanonicalSum.of(a, b, 2)};
     }
 
     private static void checkReductions(Case c) {

@@ -3,7 +3,7 @@ package dev.mergeforge.backend.ffm;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Backend.Rescale;
 import dev.mergeforge.backend.Philox;
-import dev.mergeforge.backend.Reductions;
+import dev.mergeforge.backend.CanonicalSum;
 import dev.mergeforge.backend.ffm.NativeFixtures.Case;
 import dev.mergeforge.tensor.Tile;
 import org.junit.jupiter.api.AfterAll;
@@ -119,15 +119,7 @@ class NativeSparsifyTest {
         });
     }
 
-    private static double canonicalAbs(float[] v) {
-        double total = 0;
-        for (int lo = 0; lo < v.length; lo += Reductions.BLOCK) {
-            double s = 0;
-            for (int i = lo; i < Math.min(v.length, lo + Reductions.BLOCK); i++) s += Math.abs((double) v[i]);
-            total += s;
-        }
-        return total;
-    }
+    private static double canonicalAbs(float[] v) { return CanonicalSum.of(v, v, 0); }
 
     @ParameterizedTest @MethodSource("dev.mergeforge.backend.ffm.NativeFixtures#cases")
     void dropRescale(Case c) {

@@ -3,6 +3,7 @@ package dev.mergeforge.backend.java;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.RefPhilox;
+import dev.mergeforge.backend.CanonicalSum;
 import dev.mergeforge.backend.Reductions;
 import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
@@ -130,22 +131,8 @@ class JavaBackendOpsTest {
         }
     }
 
-    /** Canonical order: 4096-element blocks left to right in double, then block sums left to right. */
-    static double canonical(float[] a, float[] c, int kind) {
-        double total = 0;
-        for (int lo = 0; lo < a.length; lo += Reductions.BLOCK) {
-            double s = 0;
-            for (int i = lo; i < Math.min(a.length, lo + Reductions.BLOCK); i++) {
-                s += switch (kind) {
-                    case 0 -> Math.abs((double) a[i]);
-                    case 1 -> (double) a[i] * a[i];
-                    default -> (double) a[i] * c[i];
-                };
-            }
-            total += s;
-        }
-        return total;
-    }
+    /** The canonical order (docs/methods.md), written out independently in {@link CanonicalSum}. */
+    static double canonical(float[] a, float[] c, int kind) { return CanonicalSum.of(a, c, kind); }
 
     @Test
     void sumsFollowTheCanonicalOrderForAnyThreadCount() {

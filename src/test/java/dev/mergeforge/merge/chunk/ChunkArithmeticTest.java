@@ -2,6 +2,7 @@ package dev.mergeforge.merge.chunk;
 
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.BlockSum;
+import dev.mergeforge.backend.CanonicalSum;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.RefPhilox;
 import dev.mergeforge.backend.Reductions;
@@ -46,16 +47,9 @@ class ChunkArithmeticTest {
         assertEquals(0, ChunkRunner.chunks(0, chunk));
     }
 
-    /** The canonical order written out plainly: block sums by 64-bit tensor index, then the block sums in order. */
+    /** The canonical order written out plainly (CanonicalSum): blocks and stripes placed by the 64-bit tensor index. */
     static double reference(float[] x, long offset) {
-        double total = 0.0, block = 0.0;
-        long blockOf = offset / Reductions.BLOCK;
-        for (int i = 0; i < x.length; i++) {
-            long b = (offset + i) / Reductions.BLOCK;
-            if (b != blockOf) { total += block; block = 0.0; blockOf = b; }
-            block += Math.abs((double) x[i]);
-        }
-        return total + block;
+        return CanonicalSum.window(offset, x.length, i -> Math.abs((double) x[(int) (i - offset)]));
     }
 
     @Test
@@ -87,8 +81,8 @@ class ChunkArithmeticTest {
     }
 
     /**
-     * Column dots carried over slabs of rows: per column, blocks of 4096 rows summed from 0.0 and the
-     * block sums added in order (a plain loop), and the whole-tensor laneDots along axis 0 — for slabs of
+     * Column dots carried over slabs of rows: per column, the canonical order over the rows
+     * (CanonicalSum, written out independently), and the whole-tensor laneDots along axis 0 — for slabs of
      * 1, 333, 4096 rows and all rows, so slab edges fall inside, before and on the block edges.
      */
     @Test
@@ -102,12 +96,8 @@ class ChunkArithmeticTest {
         }
         double[] expect = new double[cols];
         for (int j = 0; j < cols; j++) {
-            double total = 0.0, block = 0.0;
-            for (int k = 0; k < rows; k++) {
-                if (k > 0 && k % Reductions.BLOCK == 0) { total += block; block = 0.0; }
-                block += (double) a[k * cols + j] * (double) b[k * cols + j];
-            }
-            expect[j] = total + block;
+            final int col = j;
+            expect[j] = CanonicalSum.of(rows, k -> (double) a[(int) k * cols + col] * (double) b[(int) k * cols + col]);
         }
         for (Backend be : backends()) {
             double[] whole = new double[cols];
