@@ -176,7 +176,11 @@ std::vector<std::vector<Coll>> warps;
 std::vector<unsigned int> warpExited;
 struct { unsigned int arrived = 0, count = 0, first = 0; const char* file = ""; int line = 0; } bar;
 unsigned long long phase = 0;  // increases at every barrier and block, so shadow cells reset lazily
-std::vector<std::unique_ptr<SharedInfo>> shared;
+// The shared declarations bound by the running block; every declaration's bookkeeping is kept in
+// sharedPool for the next block that binds it (its cells reset, their access lists' capacity kept:
+// allocating them afresh for every block of 256 threads was the emulator's largest cost)
+std::vector<SharedInfo*> shared;
+std::vector<std::unique_ptr<SharedInfo>> sharedPool;
 size_t sharedBytes = 0;
 alignas(64) char arena[kSharedLimit];
 
@@ -491,15 +495,25 @@ void atomicPoint() { yieldPoint(); }
 SharedInfo* sharedBind(const void* key, const char* name, size_t elem, size_t count, const char* file, int line) {
     Quiet quiet;
     requireFiber("shared memory", file, line);
-    for (auto& s : shared) if (s->key == key) return s.get();
+    for (SharedInfo* s : shared) if (s->key == key) return s;
     size_t off = (sharedBytes + 15) & ~(size_t) 15;
     if (off + elem * count > kSharedLimit) {
         fail(fmt("shared array %s[%zu] (%s:%d) takes the block's static shared memory past %zu bytes", name, count,
                  base(file), line, kSharedLimit));
     }
-    shared.push_back(std::unique_ptr<SharedInfo>(new SharedInfo{key, name, file, line, elem, count, off, std::vector<Cell>(count)}));
+    SharedInfo* a = nullptr;
+    for (auto& s : sharedPool) if (s->key == key && s->elem == elem && s->count == count) a = s.get();
+    if (a == nullptr) {
+        sharedPool.push_back(std::unique_ptr<SharedInfo>(new SharedInfo{key, name, file, line, elem, count, off, std::vector<Cell>(count)}));
+        a = sharedPool.back().get();
+    } else {
+        // as new for this block: never written, no accesses (phase 0 is no phase's: sharedAccess then clears the list)
+        for (Cell& c : a->cells) { c.written = false; c.phase = 0; }
+        a->offset = off;
+    }
+    shared.push_back(a);
     sharedBytes = off + elem * count;
-    return shared.back().get();
+    return a;
 }
 
 char* sharedBase(SharedInfo* a) { return arena + a->offset; }
