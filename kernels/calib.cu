@@ -11,7 +11,7 @@
 #define MF_MAX_HEAD_DIM 256
 
 // out[r, j] = g[j] * (x[r, j] * inv), inv = (float) (1 / sqrt((float) (sum_j x[r, j]^2 / width) + eps)),
-// as DecoderLayer's RMSNorm: the sum of squares left to right in double, so equal inputs give equal
+// as Norms.rms (the CPU's RMSNorm): the sum of squares left to right in double, so equal inputs give equal
 // bits. A block of MF_ROWS (64) threads takes 64 consecutive rows (grid-stride over groups): their
 // sums through mf_row_sum (coalesced loads staged in shared memory, one thread per row summing it in
 // order), then the 64 rows' outputs written by the whole block, consecutive threads on consecutive
@@ -88,7 +88,7 @@ __device__ __forceinline__ float mf_expf(float xf) {
 #define MF_ATT_ACC (MF_ATT_QT * MF_MAX_HEAD_DIM / MF_ATT_THREADS)  // output cells per thread (16)
 
 // Is key row kr one query row rr may attend to? Same sequence (rows rr - pos[rr] .. rr), and inside
-// the sliding window when window > 0 (rr - kr < window), as DecoderLayer's j range.
+// the sliding window when window > 0 (rr - kr < window), as Attention's j range.
 __device__ __forceinline__ bool mf_att_allowed(long long rr, int p, long long kr, int window) {
     return kr >= rr - p && kr <= rr && (window <= 0 || rr - kr < window);
 }
@@ -102,7 +102,11 @@ __device__ __forceinline__ bool mf_att_allowed(long long rr, int p, long long kr
 // parallel and summed by the row's thread left to right in float, (3) p_j = e_j * (1/sum) and
 // out = sum_j p_j * v_j, left to right over j, one thread per output cell (V tiles replace K tiles
 // in the same shared array). Scores are recomputed in each pass instead of stored, so the bits are
-// the CPU's; a key outside a row's causal/window range is skipped, never added as zero. Rows of a
+// those of the CPU's scalar loop (Attention.attend, which the CPU runs for blocks of fewer than
+// MatMul.NATIVE_MIN_TOKENS tokens or without the native library; longer blocks go through
+// AttentionProducts' native GEMM, one fused chain per score, which agrees only to rounding:
+// CalibKernelsTest compares bits with the scalar loop, CudaForwardEmulatedTest the whole pass within
+// a tolerance); a key outside a row's causal/window range is skipped, never added as zero. Rows of a
 // tile may belong to different sequences (rows are the tokens of a chunk's sequences in a row).
 // q, out [rows, heads*headDim]; k, v [rows, kvHeads*headDim]; head h reads kv head h / (heads /
 // kvHeads). headDim <= MF_MAX_HEAD_DIM.

@@ -13,9 +13,11 @@
 #include <mutex>
 #include <string>
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <utility>
 #include <vector>
+#if !defined(__x86_64__) || defined(MFEMU_UCONTEXT)
+#include <ucontext.h>
+#endif
 
 #ifdef __SANITIZE_THREAD__
 #include <sanitizer/tsan_interface.h>
@@ -29,8 +31,87 @@ struct KernelError { std::string msg; };
 
 enum class St : unsigned char { RUNNABLE, BARRIER, WARP, DONE };
 
+#if defined(__x86_64__) && !defined(MFEMU_UCONTEXT)
+// A fiber's saved context is its stack pointer: mfemu_switch pushes the callee-saved registers and
+// the SSE/x87 control words on the stack it leaves and pops them from the one it resumes. glibc's
+// swapcontext also saves and restores the signal mask, a system call per switch that made up a
+// third of the emulator's time; the fibers never change the mask, so it is not needed.
+struct Ctx { void* sp = nullptr; };
+extern "C" void mfemu_switch(void** save, void* resume) __attribute__((visibility("hidden")));
+asm(R"(
+    .text
+    .p2align 4
+    .globl mfemu_switch
+    .hidden mfemu_switch
+    .type mfemu_switch, @function
+mfemu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size mfemu_switch, .-mfemu_switch
+)");
+
+// What ctxSwitch resumes, read before the switch (under ThreadSanitizer, before the switch of TSan
+// fibers: a read after it would count as the next fiber's, unordered with the write that made it).
+typedef void* CtxTarget;
+CtxTarget target(const Ctx& c) { return c.sp; }
+void ctxSwitch(Ctx& save, CtxTarget resume) { mfemu_switch(&save.sp, resume); }
+
+// A context that starts entry() on the stack [stack, stack + size), as if called (a zero return
+// address above it ends backtraces), with the caller's floating-point control words.
+void ctxMake(Ctx& c, char* stack, size_t size, void (*entry)()) {
+    unsigned long long* top = reinterpret_cast<unsigned long long*>((reinterpret_cast<uintptr_t>(stack) + size) & ~(uintptr_t) 15);
+    unsigned int csr;
+    unsigned short cw;
+    asm volatile("stmxcsr %0" : "=m"(csr));
+    asm volatile("fnstcw %0" : "=m"(cw));
+    unsigned long long* sp = top - 9;
+    sp[0] = csr | (unsigned long long) cw << 32;          // mxcsr, x87 control word
+    for (int r = 1; r <= 6; r++) sp[r] = 0;               // r15, r14, r13, r12, rbx, rbp
+    sp[7] = reinterpret_cast<uintptr_t>(entry);           // where mfemu_switch's ret goes
+    sp[8] = 0;                                            // entry's return address: none
+    c.sp = sp;
+}
+#else
+// Elsewhere: ucontext (swapcontext also saves the signal mask, a system call per switch).
+struct Ctx { ucontext_t uc; };
+ucontext_t ctxTemplate;
+bool haveTemplate = false;
+
+typedef const ucontext_t* CtxTarget;
+CtxTarget target(const Ctx& c) { return &c.uc; }
+void ctxSwitch(Ctx& save, CtxTarget resume) { swapcontext(&save.uc, resume); }
+
+void ctxMake(Ctx& c, char* stack, size_t size, void (*entry)()) {
+    if (!haveTemplate) { getcontext(&ctxTemplate); haveTemplate = true; }
+    c.uc = ctxTemplate;
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = size;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+#endif
+
 struct Thr {
-    ucontext_t ctx;
+    Ctx ctx;
     St st = St::RUNNABLE;
     unsigned int vc[32];  // warp-sync clocks of the lanes of this thread's warp (own lane: its own clock)
     unsigned long long result = 0;
@@ -86,14 +167,20 @@ bool fiberMode = false;
 unsigned int n = 0, cur = 0, exited = 0, firstExited = 0;
 std::vector<Thr> thr;
 std::vector<char*> stacks;
-ucontext_t mainCtx, ctxTemplate;
-bool haveTemplate = false;
+Ctx mainCtx;
+// The runnable threads, in no particular order, and each thread's index in it (a random pick is
+// O(1): a block of 256 threads switches at every barrier, atomic and warp op)
+std::vector<unsigned int> runq, runPos;
 std::function<void()> body;
 std::vector<std::vector<Coll>> warps;
 std::vector<unsigned int> warpExited;
 struct { unsigned int arrived = 0, count = 0, first = 0; const char* file = ""; int line = 0; } bar;
 unsigned long long phase = 0;  // increases at every barrier and block, so shadow cells reset lazily
-std::vector<std::unique_ptr<SharedInfo>> shared;
+// The shared declarations bound by the running block; every declaration's bookkeeping is kept in
+// sharedPool for the next block that binds it (its cells reset, their access lists' capacity kept:
+// allocating them afresh for every block of 256 threads was the emulator's largest cost)
+std::vector<SharedInfo*> shared;
+std::vector<std::unique_ptr<SharedInfo>> sharedPool;
 size_t sharedBytes = 0;
 alignas(64) char arena[kSharedLimit];
 
@@ -202,15 +289,24 @@ std::string describeWaits() {
     return s;
 }
 
-int pickRunnable() {
-    unsigned int c = 0;
-    for (unsigned int t = 0; t < n; t++) c += thr[t].st == St::RUNNABLE;
-    if (c == 0) return -1;
-    unsigned int k = (unsigned int) (rnd() % c);
-    for (unsigned int t = 0; t < n; t++) {
-        if (thr[t].st == St::RUNNABLE && k-- == 0) return (int) t;
+// Every change of a thread's state goes through here, keeping runq the set of runnable threads.
+void setState(unsigned int t, St st) {
+    bool was = thr[t].st == St::RUNNABLE, is = st == St::RUNNABLE;
+    thr[t].st = st;
+    if (was && !is) {
+        unsigned int last = runq.back();
+        runq[runPos[t]] = last;
+        runPos[last] = runPos[t];
+        runq.pop_back();
+    } else if (!was && is) {
+        runPos[t] = (unsigned int) runq.size();
+        runq.push_back(t);
     }
-    return -1;
+}
+
+int pickRunnable() {
+    if (runq.empty()) return -1;
+    return (int) runq[rnd() % runq.size()];
 }
 
 void switchTo(unsigned int next) {
@@ -218,19 +314,21 @@ void switchTo(unsigned int next) {
     unsigned int prev = cur;
     cur = next;
     threadIdx.x = next;
+    CtxTarget to = target(thr[next].ctx);
 #ifdef MFEMU_TSAN
     __tsan_release(&endSync);  // even a fiber abandoned after an error is ordered before the launch's end
     __tsan_switch_to_fiber(tsanFibers[next], __tsan_switch_to_fiber_no_sync);
 #endif
-    swapcontext(&thr[prev].ctx, &thr[next].ctx);
+    ctxSwitch(thr[prev].ctx, to);
 }
 
 void goMain() {
+    CtxTarget to = target(mainCtx);
 #ifdef MFEMU_TSAN
     __tsan_release(&endSync);
     __tsan_switch_to_fiber(mainFiber, 0);
 #endif
-    swapcontext(&thr[cur].ctx, &mainCtx);
+    ctxSwitch(thr[cur].ctx, to);
 }
 
 // The current thread cannot run on: hand over to a runnable one; none is a deadlock.
@@ -277,15 +375,14 @@ void tryComplete(unsigned int w, size_t idx) {
         std::memcpy(t.vc, joined, sizeof joined);
         t.vc[l]++;
         t.result = r;
-        t.st = St::RUNNABLE;
+        setState(w * 32 + l, St::RUNNABLE);
     }
     warps[w].erase(warps[w].begin() + (long) idx);
 }
 
 void threadExit() {
     Quiet quiet;
-    Thr& me = thr[cur];
-    me.st = St::DONE;
+    setState(cur, St::DONE);
     if (exited++ == 0) firstExited = cur;
     unsigned int w = cur / 32;
     warpExited[w] |= 1u << (cur % 32);
@@ -339,17 +436,16 @@ void runBlockAsFibers() {
     while (tsanFibers.size() < n) tsanFibers.push_back(__tsan_create_fiber(0));
     if (fiberQuiet.size() < n) fiberQuiet.resize(n, 0);
 #endif
-    if (!haveTemplate) { getcontext(&ctxTemplate); haveTemplate = true; }
+    runq.resize(n);
+    runPos.resize(n);
     for (unsigned int t = 0; t < n; t++) {
         Thr& f = thr[t];
         f.st = St::RUNNABLE;
+        runq[t] = t;
+        runPos[t] = t;
         std::memset(f.vc, 0, sizeof f.vc);
         f.vc[t % 32] = 1;
-        f.ctx = ctxTemplate;
-        f.ctx.uc_stack.ss_sp = stacks[t];
-        f.ctx.uc_stack.ss_size = kStack;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, trampoline, 0);
+        ctxMake(f.ctx, stacks[t], kStack, trampoline);
     }
     warps.assign((n + 31) / 32, {});
     warpExited.assign((n + 31) / 32, 0u);
@@ -361,12 +457,13 @@ void runBlockAsFibers() {
     std::memset(arena, 0xA5, sizeof arena);  // fresh garbage for every block
     cur = (unsigned int) (rnd() % n);
     threadIdx.x = cur;
+    CtxTarget first = target(thr[cur].ctx);
     TSAN_RELEASE(&launchSync);
 #ifdef MFEMU_TSAN
     __tsan_switch_to_fiber(tsanFibers[cur], 0);
     onFiber = true;
 #endif
-    swapcontext(&mainCtx, &thr[cur].ctx);
+    ctxSwitch(mainCtx, first);
 #ifdef MFEMU_TSAN
     onFiber = false;
 #endif
@@ -398,15 +495,25 @@ void atomicPoint() { yieldPoint(); }
 SharedInfo* sharedBind(const void* key, const char* name, size_t elem, size_t count, const char* file, int line) {
     Quiet quiet;
     requireFiber("shared memory", file, line);
-    for (auto& s : shared) if (s->key == key) return s.get();
+    for (SharedInfo* s : shared) if (s->key == key) return s;
     size_t off = (sharedBytes + 15) & ~(size_t) 15;
     if (off + elem * count > kSharedLimit) {
         fail(fmt("shared array %s[%zu] (%s:%d) takes the block's static shared memory past %zu bytes", name, count,
                  base(file), line, kSharedLimit));
     }
-    shared.push_back(std::unique_ptr<SharedInfo>(new SharedInfo{key, name, file, line, elem, count, off, std::vector<Cell>(count)}));
+    SharedInfo* a = nullptr;
+    for (auto& s : sharedPool) if (s->key == key && s->elem == elem && s->count == count) a = s.get();
+    if (a == nullptr) {
+        sharedPool.push_back(std::unique_ptr<SharedInfo>(new SharedInfo{key, name, file, line, elem, count, off, std::vector<Cell>(count)}));
+        a = sharedPool.back().get();
+    } else {
+        // as new for this block: never written, no accesses (phase 0 is no phase's: sharedAccess then clears the list)
+        for (Cell& c : a->cells) { c.written = false; c.phase = 0; }
+        a->offset = off;
+    }
+    shared.push_back(a);
     sharedBytes = off + elem * count;
-    return shared.back().get();
+    return a;
 }
 
 char* sharedBase(SharedInfo* a) { return arena + a->offset; }
@@ -474,13 +581,13 @@ unsigned int barrier(int pred, const char* file, int line) {
     (void) parity;
     bar.arrived++;
     bar.count += pred != 0;
-    me.st = St::BARRIER;
+    setState(cur, St::BARRIER);
     me.waitFile = file;
     me.waitLine = line;
     TSAN_RELEASE(&barSync[parity]);
     if (bar.arrived == n) {
         for (unsigned int t = 0; t < n; t++) {
-            if (thr[t].st == St::BARRIER) { thr[t].st = St::RUNNABLE; thr[t].result = bar.count; }
+            if (thr[t].st == St::BARRIER) { setState(t, St::RUNNABLE); thr[t].result = bar.count; }
         }
         bar.arrived = 0;
         phase++;
@@ -522,7 +629,7 @@ unsigned long long warpOp(WarpOp op, unsigned int mask, unsigned long long value
     cs[idx].val[lane] = value;
     cs[idx].arg[lane] = arg;
     cs[idx].arrived |= 1u << lane;
-    me.st = St::WARP;
+    setState(cur, St::WARP);
     me.waitFile = file;
     me.waitLine = line;
     me.waitOp = op;

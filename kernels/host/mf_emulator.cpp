@@ -5,7 +5,8 @@
 // Build: g++ -std=c++17 -O1 -shared -fPIC -ffp-contract=off -o libmfemu.so mf_emulator.cpp
 //
 // Scheduling: blocks run one at a time, in a seeded random order. A cooperating kernel's block
-// runs its threads as ucontext fibers on one OS thread; at every barrier, atomic, warp op (and in
+// runs its threads as fibers on one OS thread (emu_runtime.h: a hand-written context switch on
+// x86-64, ucontext elsewhere); at every barrier, atomic, warp op (and in
 // the middle of a plain read-modify-write of shared memory) the running thread may hand over to
 // a random runnable thread (seeded), so no thread order is assumed. Independent-thread kernels
 // run each block's threads to completion one after another, in a seeded random order.

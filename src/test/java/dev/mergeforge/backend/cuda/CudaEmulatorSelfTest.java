@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -42,15 +43,11 @@ class CudaEmulatorSelfTest {
         return new Run(p.exitValue(), new String(out));
     }
 
-    static Path build(String name, String... extra) throws IOException, InterruptedException {
-        Files.createDirectories(OUT);
-        Path exe = OUT.resolve(name).toAbsolutePath();
+    /** kernels/host/emu_selftest.cpp built into OUT/name (kept while kernels/, the flags and g++ are unchanged). */
+    static Path build(String name, String... extra) throws IOException {
         List<String> cmd = new ArrayList<>(List.of("g++", "-std=c++17", "-O1", "-ffp-contract=off", "-DMFEMU_SELECT_ONLY"));
         cmd.addAll(List.of(extra));
-        cmd.addAll(List.of("-o", exe.toString(), "kernels/host/emu_selftest.cpp"));
-        Run r = run(Map.of(), cmd.toArray(String[]::new));
-        assertEquals(0, r.exit(), () -> "g++ failed on kernels/host/emu_selftest.cpp:\n" + r.output());
-        return exe;
+        return EmulatedDevice.gcc(cmd, Path.of("kernels", "host", "emu_selftest.cpp"), Path.of("kernels"), OUT.resolve(name));
     }
 
     @Test
@@ -81,13 +78,26 @@ class CudaEmulatorSelfTest {
         assertTrue(race.output().contains("WARNING: ThreadSanitizer: data race") && race.output().contains("t_global_race"), race.output());
     }
 
-    /** Why -fsanitize=thread programs cannot be built or run here, or null when they can. */
-    static String tsanUnavailable() throws IOException, InterruptedException {
+    private static Optional<String> tsanVerdict;
+
+    /** Why -fsanitize=thread programs cannot be built or run here, or null when they can (probed once per JVM). */
+    static synchronized String tsanUnavailable() throws IOException, InterruptedException {
+        if (tsanVerdict == null) tsanVerdict = Optional.ofNullable(probeTsan());
+        return tsanVerdict.orElse(null);
+    }
+
+    private static String probeTsan() throws IOException, InterruptedException {
         Files.createDirectories(OUT);
         Path src = OUT.resolve("tsan_probe.cpp"), exe = OUT.resolve("tsan_probe").toAbsolutePath();
         Files.writeString(src, "#include <thread>\nint main() { int x = 0; std::thread t([&] { x = 1; }); t.join(); return x - 1; }\n");
-        Run c = run(Map.of(), "g++", "-std=c++17", "-fsanitize=thread", "-pthread", "-o", exe.toString(), src.toString());
-        if (c.exit() != 0) return "g++ cannot build with -fsanitize=thread: " + c.output().lines().findFirst().orElse("");
+        List<String> cmd = List.of("g++", "-std=c++17", "-fsanitize=thread", "-pthread", "-o", exe.toString(), src.toString());
+        String key = ToolCache.key(cmd, List.of(src));
+        if (!ToolCache.fresh(exe, key)) {
+            ToolCache.forget(exe);
+            Run c = run(Map.of(), cmd.toArray(String[]::new));
+            if (c.exit() != 0) return "g++ cannot build with -fsanitize=thread: " + c.output().lines().findFirst().orElse("");
+            ToolCache.remember(exe, key);
+        }
         Run r = run(Map.of(), exe.toString());
         if (r.exit() != 0) return "-fsanitize=thread programs do not run here (exit " + r.exit() + "): " + r.output().lines().findFirst().orElse("");
         return null;

@@ -96,18 +96,31 @@ public final class EmulatedDevice implements Device {
     /**
      * Builds kernelsDir/host/mf_emulator.cpp (with the kernels beside it) into lib, with extra g++
      * arguments (-DMFEMU_SELECT_ONLY: only select.cu's kernels); a compile error fails the test.
+     * Kept while the kernel tree, the flags and g++ are unchanged ({@link ToolCache}).
      */
     static Path build(Path kernelsDir, Path lib, String... extra) throws IOException {
-        Files.createDirectories(lib.getParent());
-        Path out = lib.toAbsolutePath();
         List<String> cmd = new ArrayList<>(List.of("g++", "-std=c++17", "-O1", "-shared", "-fPIC", "-ffp-contract=off"));
         cmd.addAll(List.of(extra));
-        cmd.addAll(List.of("-o", out.toString(), kernelsDir.resolve("host/mf_emulator.cpp").toString()));
+        return gcc(cmd, kernelsDir.resolve("host/mf_emulator.cpp"), kernelsDir, lib);
+    }
+
+    /**
+     * g++ with the arguments {@code cmd} on {@code source} into out, unless out was built by the same
+     * command from the same files under {@code inputs} with the same g++; a compile error fails the test.
+     */
+    static Path gcc(List<String> cmd, Path source, Path inputs, Path out) throws IOException {
+        Files.createDirectories(out.getParent());
+        out = out.toAbsolutePath();
+        cmd = new ArrayList<>(cmd);
+        cmd.addAll(List.of("-o", out.toString(), source.toString()));
+        String key = ToolCache.key(cmd, List.of(inputs));
+        if (ToolCache.fresh(out, key)) return out;
+        ToolCache.forget(out);
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         try {
             if (!p.waitFor(180, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
-                Assertions.fail("g++ took over 180 s building " + kernelsDir + "/host/mf_emulator.cpp");
+                Assertions.fail("g++ took over 180 s building " + source);
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -115,7 +128,8 @@ public final class EmulatedDevice implements Device {
         }
         String log = new String(p.getInputStream().readAllBytes());
         // a compile error in the kernels is a test failure, not a reason to skip
-        Assertions.assertEquals(0, p.exitValue(), "g++ failed on " + kernelsDir + "/host/mf_emulator.cpp:\n" + log);
+        Assertions.assertEquals(0, p.exitValue(), "g++ failed on " + source + ":\n" + log);
+        ToolCache.remember(out, key);
         return out;
     }
 
