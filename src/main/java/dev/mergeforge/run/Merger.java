@@ -316,6 +316,9 @@ public final class Merger {
             ChunkProgram program = ((ChunkedMethod) method).program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(),
                     t.base() != null, o.seed(), ctx.log()));
             if (program != null) {
+                // AIM: the relaxation as the last step of the combine pass, chunk by chunk
+                Combination.Relax relax = o.aim() == null || t.base() == null ? null : o.aim().relaxation(t.name(), t.shape());
+                if (relax != null) program = program.relaxed(relax);
                 mergeChunked(ctx, program, t, writer, o, rereads, chunkReads(index, t, drops));
                 return;
             }
@@ -370,13 +373,12 @@ public final class Merger {
 
     /**
      * Whether {@code t} runs as passes over chunks: its method is a {@link ChunkedMethod}, the tensor
-     * has no statistics, the backend has chunk ops and AIM does not relax it (the relaxation runs on
-     * whole tiles for now). Decided by the read-ahead, which then leaves the pages to the passes.
+     * has no statistics and the backend has chunk ops (AIM, where it relaxes the tensor, is the last
+     * step of the combine pass). Decided by the read-ahead, which then leaves the pages to the passes.
      */
     static boolean chunked(MethodSpec spec, PlannedTensor t, Options o) {
         if (t.copyOnly() || !t.stats().isEmpty() || t.shape().numel() == 0 || o.backend().chunkOps().isEmpty()) return false;
-        if (!(spec.factory().create(t.global()) instanceof ChunkedMethod)) return false;
-        return o.aim() == null || t.base() == null || o.aim().relaxation(t.name(), t.shape()) == null;
+        return spec.factory().create(t.global()) instanceof ChunkedMethod;
     }
 
     /**
