@@ -152,7 +152,21 @@ public final class MemoryBudget {
      * program (at least one) and output, the staged output and one input's mapped pages.
      */
     private static long perElement(PlannedTensor t, MethodSpec spec) {
-        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 1 + Math.max(1, scratchTiles(t, spec))) + t.outDtype().byteSize() + maxInputBytes(t);
+        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 1 + Math.max(1, scratchTiles(t, spec))) + t.outDtype().byteSize() + maxInputBytes(t)
+                + computedBytes(t);
+    }
+
+    /**
+     * Bytes per element of the tensor's computed inputs (permuted embeddings, LoRA-applied weights):
+     * each holds one chunk-sized window of its dtype while the passes read it (io.DerivedTensors). A
+     * computed view is the one kind of input whose bytes are not a file mapping.
+     */
+    private static long computedBytes(PlannedTensor t) {
+        java.util.Set<TensorView> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        long b = 0;
+        for (TensorView v : t.inputs()) if (!v.data().isMapped() && seen.add(v)) b += v.dtype().byteSize();
+        if (t.base() != null && !t.base().data().isMapped() && seen.add(t.base())) b += t.base().dtype().byteSize();
+        return b;
     }
 
     /** The scratch chunks the tensor's program asks for. */
