@@ -86,8 +86,14 @@ public final class DerivedTensors implements AutoCloseable {
             throw new IllegalArgumentException("read of " + v.name() + " [" + from + ", " + (from + n) + ") of " + v.numel() + " into " + dst.byteSize() + " bytes");
         }
         Filler f = fillers.get(v);
-        if (f == null) MemorySegment.copy(v.data(), from * es, dst, 0, n * es);
-        else if (n > 0) f.fill(from, n, dst.asSlice(0, n * es));
+        if (f == null) {
+            MemorySegment src = v.data().asSlice(from * es, n * es);
+            MemorySegment.copy(src, 0, dst, 0, n * es);
+            // a stored source's pages leave this process behind the reader (they stay in the page cache), as a chunk load's do
+            if (src.isMapped()) Madvise.dontNeedTouched(src);
+        } else if (n > 0) {
+            f.fill(from, n, dst.asSlice(0, n * es));
+        }
     }
 
     /** Computes the derived views among {@code views} whole (each once), for a whole-tensor path; stored views are left alone. */

@@ -175,15 +175,21 @@ public final class PermutedEmbeddings {
 
         /** Elements [from, from + count) into dst, row by row. */
         void fill(long from, long count, MemorySegment dst) {
+            Scratch s = new Scratch(cols);
             for (long i = from / cols, last = (from + count - 1) / cols; i <= last; i++) {
                 long at = i * cols;
                 int j0 = (int) (Math.max(from, at) - at), j1 = (int) (Math.min(from + count, at + cols) - at);
-                row((int) i, j0, j1, dst, at + j0 - from);
+                row((int) i, j0, j1, dst, at + j0 - from, s);
             }
         }
 
+        /** One row's default sum and one source row's bytes (of any float dtype), reused across the rows of a call. */
+        private record Scratch(double[] acc, MemorySegment part) {
+            Scratch(int cols) { this(new double[cols], MemorySegment.ofArray(new long[cols])); }
+        }
+
         /** Columns [j0, j1) of row i, written at element {@code to} of dst. */
-        private void row(int i, int j0, int j1, MemorySegment dst, long to) {
+        private void row(int i, int j0, int j1, MemorySegment dst, long to, Scratch scratch) {
             long es = own.dtype().byteSize();
             if (i >= n) {
                 // padding row: the mean of the n rows above
@@ -194,15 +200,16 @@ public final class PermutedEmbeddings {
                 derived.read(own, (long) perm[i] * cols + j0, j1 - j0, dst.asSlice(to * es, (j1 - j0) * es));
             } else {
                 // default row: mean of its source rows (empty: zero), computed in double
-                double[] acc = new double[j1 - j0];
+                double[] acc = scratch.acc();
+                java.util.Arrays.fill(acc, 0, j1 - j0, 0.0);
                 List<int[]> rows = defaults[i].rows();
                 for (int[] s : rows) {
                     TensorView src = srcs.get(s[0]);
-                    MemorySegment part = MemorySegment.ofArray(new long[(int) (((j1 - j0) * src.dtype().byteSize() + 7) / 8)]);
+                    MemorySegment part = scratch.part();
                     derived.read(src, (long) s[1] * cols + j0, j1 - j0, part);
-                    for (int c = 0; c < acc.length; c++) acc[c] += 1.0 * Elements.get(part, src.dtype(), c);
+                    for (int c = 0; c < j1 - j0; c++) acc[c] += 1.0 * Elements.get(part, src.dtype(), c);
                 }
-                for (int c = 0; c < acc.length; c++) Elements.put(dst, own.dtype(), to + c, rows.isEmpty() ? 0.0 : acc[c] / rows.size());
+                for (int c = 0; c < j1 - j0; c++) Elements.put(dst, own.dtype(), to + c, rows.isEmpty() ? 0.0 : acc[c] / rows.size());
             }
         }
 
@@ -210,9 +217,10 @@ public final class PermutedEmbeddings {
         private synchronized double[] padSums() {
             if (padSums != null) return padSums;
             double[] sum = new double[cols];
-            MemorySegment buf = MemorySegment.ofArray(new long[(int) ((cols * own.dtype().byteSize() + 7) / 8)]);
+            MemorySegment buf = MemorySegment.ofArray(new long[cols]);
+            Scratch s = new Scratch(cols);
             for (int i = 0; i < n; i++) {
-                row(i, 0, cols, buf, 0);
+                row(i, 0, cols, buf, 0, s);
                 for (int c = 0; c < cols; c++) sum[c] += Elements.get(buf, own.dtype(), c);
             }
             return padSums = sum;

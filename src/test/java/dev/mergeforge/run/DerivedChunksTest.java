@@ -133,6 +133,41 @@ class DerivedChunksTest {
         }
     }
 
+    /**
+     * A permuted view that reads an adapted one (B's embedding with its LoRA adapter, in the union
+     * vocabulary), checked against W + s·(B·A)ᵀ computed here: its own rows are the adapted rows,
+     * in chunks and whole. (Computing the adapted view once per read-ahead and dropping it after its
+     * first reader gave the next permuted view zeros.)
+     */
+    @Test
+    void aPermutedAdaptedEmbeddingHoldsTheAdaptedRows() throws Exception {
+        String yaml = ("merge_method: linear\nmodels:\n  - model: %1$s\n    parameters: {weight: 0.0}\n"
+                + "  - model: %2$s+%3$s\n    parameters: {weight: 1.0}\ntokenizer:\n  source: union\ndtype: float32\n").formatted(a, b, adapter);
+        String emb = "model.embed_tokens.weight", p = "base_model.model.model.embed_tokens.";
+        double[] w = MergeFixtures.values(b, emb), la, lb;
+        try (dev.mergeforge.io.SafetensorsFile f = dev.mergeforge.io.SafetensorsFile.open(adapter.resolve("adapter_model.safetensors"))) {
+            la = MergeFixtures.values(f.tensor(p + "lora_embedding_A"));
+            lb = MergeFixtures.values(f.tensor(p + "lora_embedding_B"));
+        }
+        // union ids of x (B's row 5) and w (B's row 6, a token only B has)
+        int[][] rows = {{4, 5}, {9, 6}};
+        try (JavaBackend java = new JavaBackend(2)) {
+            for (Backend be : List.of(java, ChunkedMergeTest.tilesOnly(java))) {
+                Path out = merge("adapted-rows", yaml, be, 97).output();
+                double[] got = MergeFixtures.values(out, emb);
+                for (int[] r : rows) {
+                    for (int j = 0; j < 32; j++) {
+                        // W[r, j] + (6/3)·Σ_k A[k, r]·B[j, k], rounded to B's bf16
+                        double d = w[r[1] * 32 + j];
+                        for (int k = 0; k < 3; k++) d += 2.0 * la[k * 44 + r[1]] * lb[j * 3 + k];
+                        double want = dev.mergeforge.tensor.Floats.bf16ToFloat(dev.mergeforge.tensor.Floats.floatToBf16((float) d));
+                        assertEquals(want, got[r[0] * 32 + j], 1e-7, be.name() + ": union row " + r[0] + " column " + j);
+                    }
+                }
+            }
+        }
+    }
+
     /** A permuted view 64 chunks long read by the chunked passes: one window at a time, the charge bounded by the chunk. */
     @Test
     void aComputedInputIsHeldOneChunkAtATime() {
