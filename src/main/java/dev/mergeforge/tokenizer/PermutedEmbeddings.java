@@ -181,6 +181,16 @@ public final class PermutedEmbeddings {
                 int j0 = (int) (Math.max(from, at) - at), j1 = (int) (Math.min(from + count, at + cols) - at);
                 row((int) i, j0, j1, dst, at + j0 - from, s);
             }
+            dropSources();
+        }
+
+        /**
+         * Drops the stored sources' pages from this process (they stay in the page cache): a gather
+         * in another order than the source's leaves the pages the kernel mapped around each row it
+         * read (fault-around), which dropping each row's own pages does not reach.
+         */
+        private void dropSources() {
+            for (TensorView v : srcs) if (v.data().isMapped()) dev.mergeforge.io.Madvise.dontNeed(v.data());
         }
 
         /** One row's default sum and one source row's bytes (of any float dtype), reused across the rows of a call. */
@@ -223,6 +233,7 @@ public final class PermutedEmbeddings {
                 row(i, 0, cols, buf, 0, s);
                 for (int c = 0; c < cols; c++) sum[c] += Elements.get(buf, own.dtype(), c);
             }
+            dropSources();
             return padSums = sum;
         }
     }
