@@ -158,14 +158,16 @@ public final class MemoryBudget {
 
     /**
      * Bytes per element of the tensor's computed inputs (permuted embeddings, LoRA-applied weights):
-     * each holds one chunk-sized window of its dtype while the passes read it (io.DerivedTensors). A
-     * computed view is the one kind of input whose bytes are not a file mapping.
+     * each holds one chunk-sized window of its dtype while the passes read it (io.DerivedTensors),
+     * and the stored source rows it is computed from are mapped in while the window is computed
+     * (about as many bytes again; dropped after). A computed view is the one kind of input whose
+     * bytes are not a file mapping.
      */
     private static long computedBytes(PlannedTensor t) {
         java.util.Set<TensorView> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
         long b = 0;
-        for (TensorView v : t.inputs()) if (!v.data().isMapped() && seen.add(v)) b += v.dtype().byteSize();
-        if (t.base() != null && !t.base().data().isMapped() && seen.add(t.base())) b += t.base().dtype().byteSize();
+        for (TensorView v : t.inputs()) if (!v.data().isMapped() && seen.add(v)) b += 2L * v.dtype().byteSize();
+        if (t.base() != null && !t.base().data().isMapped() && seen.add(t.base())) b += 2L * t.base().dtype().byteSize();
         return b;
     }
 
