@@ -110,6 +110,16 @@ public interface ChunkOps {
     /** As {@link Backend#disjointDivisor}. */
     void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out);
 
+    /**
+     * AIM's relaxation of a chunk (docs/aim.md, "The relaxation"; the bits of {@link Backend#relax}
+     * on the whole tensor): element i has index {@code offset + i} in the tensor of {@code r.cols()}
+     * columns and input channel c as {@link Backend#relax} places it; f = 1 - ((1 - omega) * imp[c]),
+     * out = base + ((merged - base) * f), exactly merged where f == 1 and base where f == 0. For
+     * {@link Backend.Axis#COLUMNS} and {@link Backend.Axis#ROWS} the chunk holds whole rows
+     * ({@code offset} and the size multiples of the columns). {@code out} may alias {@code merged}.
+     */
+    void relax(Tile base, Tile merged, Combination.Relax r, long offset, Tile out);
+
     /** out[i] = ref[i] == 0 (either sign) ? +0.0 : x[i]. */
     void keepWhereNonZero(Tile x, Tile ref, Tile out);
 

@@ -35,6 +35,38 @@ public record Combination(float[] weights, boolean taskVectors, float[] scales, 
             importance = importance.clone();
             if (cols <= 0) throw new IllegalArgumentException("cols must be > 0, got " + cols);
         }
+
+        /**
+         * Checks a chunk of {@code n} elements at tensor index {@code offset} ({@link ChunkOps#relax}):
+         * whole rows along {@link Backend.Axis#COLUMNS} and {@link Backend.Axis#ROWS}, its channels
+         * inside the importance vector.
+         */
+        public void checkChunk(long offset, long n) {
+            boolean rows = axis != Backend.Axis.ELEMENTS;
+            if (offset < 0 || n < 0 || rows && (offset % cols != 0 || n % cols != 0)
+                    || firstChannel(offset) + chunkChannels(n) > importance.length) {
+                throw new IllegalArgumentException("relax of elements [" + offset + ", " + (offset + n) + ") along " + axis + " with " + cols
+                        + " columns and " + importance.length + " channels" + (rows ? " (chunks must hold whole rows)" : ""));
+            }
+        }
+
+        /** The channel element {@code offset} (a row start unless along ELEMENTS) lies on: where a chunk's importance starts. */
+        public long firstChannel(long offset) {
+            return switch (axis) {
+                case COLUMNS -> 0;
+                case ROWS -> offset / cols;
+                case ELEMENTS -> offset;
+            };
+        }
+
+        /** How many channels a chunk of {@code n} elements (whole rows unless along ELEMENTS) reads. */
+        public long chunkChannels(long n) {
+            return switch (axis) {
+                case COLUMNS -> cols;
+                case ROWS -> n / cols;
+                case ELEMENTS -> n;
+            };
+        }
     }
 
     public Combination {

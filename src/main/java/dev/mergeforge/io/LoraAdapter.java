@@ -208,7 +208,10 @@ public final class LoraAdapter implements AutoCloseable {
         return p.transposed() ? Shape.of(in, out) : Shape.of(out, in);
     }
 
-    /** The view the merge reads for base tensor {@code w}: the saved replacement, or W + s·B·A computed row by row when read. */
+    /**
+     * The view the merge reads for base tensor {@code w} (a stored tensor of the base model): the saved
+     * replacement, or W + s·B·A computed for just the elements the merge reads.
+     */
     public TensorView apply(DerivedTensors derived, TensorView w) {
         TensorView rep = replaced.get(w.name());
         if (rep != null) return rep;
@@ -216,42 +219,73 @@ public final class LoraAdapter implements AutoCloseable {
         if (bias != null) {
             double s = biasScales.get(w.name());
             // b' = b + s·Δb
-            return derived.create(w.name(), w.dtype(), w.shape(), w.source() + " + LoRA " + dir, dst -> {
-                for (long i = 0; i < w.numel(); i++) Elements.put(dst, w.dtype(), i, Elements.get(w.data(), w.dtype(), i) + s * Elements.get(bias.data(), bias.dtype(), i));
+            return derived.create(w.name(), w.dtype(), w.shape(), w.source() + " + LoRA " + dir, (from, n, dst) -> {
+                for (long i = 0; i < n; i++) {
+                    Elements.put(dst, w.dtype(), i, Elements.get(w.data(), w.dtype(), from + i) + s * Elements.get(bias.data(), bias.dtype(), from + i));
+                }
             });
         }
-        Pair p = pairs.get(w.name());
-        return derived.create(w.name(), w.dtype(), w.shape(), w.source() + " + LoRA " + dir, dst -> addProduct(w, p, dst));
+        Product product = new Product(w, pairs.get(w.name()));
+        return derived.create(w.name(), w.dtype(), w.shape(), w.source() + " + LoRA " + dir, product::fill);
     }
 
-    /** dst = W + s·B·A (or its transpose), one output row at a time, each element summed in double and rounded once. */
-    static void addProduct(TensorView w, Pair p, MemorySegment dst) {
-        int rank = (int) p.a().shape().dim(0);
-        int rows = (int) w.shape().dim(0), cols = (int) w.shape().dim(1);
-        // the factor indexed by the output row's position, as doubles: B [out, r] (or A transposed [in, r])
-        TensorView byRow = p.transposed() ? p.a() : p.b(), byCol = p.transposed() ? p.b() : p.a();
-        double[] colFactor = new double[rank * cols];
-        for (int k = 0; k < rank; k++) {
-            for (int j = 0; j < cols; j++) {
-                // not transposed: A[k, j]; transposed: B[j, k]
-                colFactor[k * cols + j] = p.transposed() ? Elements.get(byCol.data(), byCol.dtype(), (long) j * rank + k)
-                        : Elements.get(byCol.data(), byCol.dtype(), (long) k * cols + j);
-            }
+    /**
+     * W + s·B·A (or its transpose) for any range of elements, row by row, each element summed in double
+     * and rounded once: the same bits whatever the range. The factor indexed by the column (A, or B
+     * transposed: rank × cols doubles) is read once, when first needed; the one indexed by the row is
+     * read for each row the range touches.
+     */
+    static final class Product {
+        private final TensorView w;
+        private final Pair p;
+        private final int rank, rows, cols;
+        private double[] colFactor;
+
+        Product(TensorView w, Pair p) {
+            this.w = w;
+            this.p = p;
+            this.rank = (int) p.a().shape().dim(0);
+            this.rows = (int) w.shape().dim(0);
+            this.cols = (int) w.shape().dim(1);
         }
-        double[] coef = new double[rank];
-        for (int i = 0; i < rows; i++) {
-            // not transposed: B[i, k]; transposed: A[k, i]
+
+        private synchronized double[] colFactor() {
+            if (colFactor != null) return colFactor;
+            TensorView byCol = p.transposed() ? p.b() : p.a();
+            double[] f = new double[rank * cols];
             for (int k = 0; k < rank; k++) {
-                coef[k] = p.scale() * (p.transposed() ? Elements.get(byRow.data(), byRow.dtype(), (long) k * rows + i)
-                        : Elements.get(byRow.data(), byRow.dtype(), (long) i * rank + k));
+                for (int j = 0; j < cols; j++) {
+                    // not transposed: A[k, j]; transposed: B[j, k]
+                    f[k * cols + j] = p.transposed() ? Elements.get(byCol.data(), byCol.dtype(), (long) j * rank + k)
+                            : Elements.get(byCol.data(), byCol.dtype(), (long) k * cols + j);
+                }
             }
-            long at = (long) i * cols;
-            for (int j = 0; j < cols; j++) {
-                // W[i, j] + Σ_k s·B[i, k]·A[k, j]
-                double v = Elements.get(w.data(), w.dtype(), at + j);
-                for (int k = 0; k < rank; k++) v += coef[k] * colFactor[k * cols + j];
-                Elements.put(dst, w.dtype(), at + j, v);
+            return colFactor = f;
+        }
+
+        /** Elements [from, from + n) of W + s·B·A into dst. */
+        void fill(long from, long n, MemorySegment dst) {
+            double[] cf = colFactor();
+            TensorView byRow = p.transposed() ? p.a() : p.b();
+            double[] coef = new double[rank];
+            for (long i = from / cols, last = (from + n - 1) / cols; i <= last; i++) {
+                // not transposed: B[i, k]; transposed: A[k, i]
+                for (int k = 0; k < rank; k++) {
+                    coef[k] = p.scale() * (p.transposed() ? Elements.get(byRow.data(), byRow.dtype(), (long) k * rows + i)
+                            : Elements.get(byRow.data(), byRow.dtype(), i * rank + k));
+                }
+                long at = i * cols;
+                int j0 = (int) (Math.max(from, at) - at), j1 = (int) (Math.min(from + n, at + cols) - at);
+                for (int j = j0; j < j1; j++) {
+                    // W[i, j] + Σ_k s·B[i, k]·A[k, j]
+                    double v = Elements.get(w.data(), w.dtype(), at + j);
+                    for (int k = 0; k < rank; k++) v += coef[k] * cf[k * cols + j];
+                    Elements.put(dst, w.dtype(), at + j - from, v);
+                }
             }
+            // the base rows' pages leave this process behind the reader (they stay in the page cache)
+            MemorySegment read = w.data().asSlice(from * w.dtype().byteSize(), n * w.dtype().byteSize());
+            if (read.isMapped()) Madvise.dontNeedTouched(read);
         }
     }
 

@@ -54,6 +54,14 @@ public final class Madvise {
      */
     public static void dontNeed(MemorySegment s) { advise(s, MADV_DONTNEED, true); }
 
+    /**
+     * Drops every page {@code s} touches from this process, the pages it shares with its neighbours
+     * too (file-backed, read-only mappings only: a neighbour's reader re-reads its page from the page
+     * cache). For readers that gather rows whose edges share pages: {@link #dontNeed} would leave one
+     * page per row behind.
+     */
+    public static void dontNeedTouched(MemorySegment s) { advise(s, MADV_DONTNEED, false); }
+
     private static int advise(MemorySegment s, int advice, boolean inner) {
         if (MADVISE == null || s.byteSize() == 0 || !s.isNative()) return -1;
         long start = s.address(), end = start + s.byteSize();

@@ -91,7 +91,7 @@ public final class MemoryBudget {
      *
      * @param streams whether the backend runs chunked methods in chunks (every backend does since CUDA has chunk ops)
      * @param fuses   whether the backend fuses linear / task_arithmetic (false: the Java reference merges them whole)
-     * @param aim     whether AIM relaxes tensors (they take the whole-tensor path)
+     * @param aim     whether AIM relaxes tensors (a relaxed tensor's chunks hold whole rows)
      */
     public static Estimate estimate(Planner.Plan plan, long budget, boolean fromUser, boolean streams, boolean fuses, boolean aim) {
         long fixed = BASELINE + WRITER;
@@ -108,7 +108,7 @@ public final class MemoryBudget {
             } else if (chunked(t, spec, streams, fuses, aim)) {
                 long pe = perElement(t, spec);
                 if (pe > perElement) { perElement = pe; chunkName = t.name(); }
-                long min = pe * Math.max(MIN_CHUNK, row(t, spec));
+                long min = pe * Math.max(MIN_CHUNK, row(t, spec, aim));
                 minChunkBytes = Math.max(minChunkBytes, min);
             } else {
                 long b = (t.inputs().size() + 3L) * t.shape().numel() * 4L;
@@ -131,7 +131,7 @@ public final class MemoryBudget {
         long chunkBytes = 0;
         for (PlannedTensor t : plan.tensors()) {
             if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim)) continue;
-            long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, row(t, spec)));
+            long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, row(t, spec, aim)));
             if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
         }
         long peak = fixed + Math.max(tiles, chunkBytes);
@@ -144,7 +144,7 @@ public final class MemoryBudget {
     }
 
     private static boolean chunked(PlannedTensor t, MethodSpec spec, boolean streams, boolean fuses, boolean aim) {
-        return streams && !fused(t, spec, fuses) && t.stats().isEmpty() && !(aim && t.base() != null) && program(t, spec) != null;
+        return streams && !fused(t, spec, fuses) && t.stats().isEmpty() && program(t, spec) != null;
     }
 
     /**
@@ -152,7 +152,23 @@ public final class MemoryBudget {
      * program (at least one) and output, the staged output and one input's mapped pages.
      */
     private static long perElement(PlannedTensor t, MethodSpec spec) {
-        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 1 + Math.max(1, scratchTiles(t, spec))) + t.outDtype().byteSize() + maxInputBytes(t);
+        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 1 + Math.max(1, scratchTiles(t, spec))) + t.outDtype().byteSize() + maxInputBytes(t)
+                + computedBytes(t);
+    }
+
+    /**
+     * Bytes per element of the tensor's computed inputs (permuted embeddings, LoRA-applied weights):
+     * each holds one chunk-sized window of its dtype while the passes read it (io.DerivedTensors),
+     * and the stored source rows it is computed from are mapped in while the window is computed
+     * (about as many bytes again; dropped after). A computed view is the one kind of input whose
+     * bytes are not a file mapping.
+     */
+    private static long computedBytes(PlannedTensor t) {
+        java.util.Set<TensorView> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        long b = 0;
+        for (TensorView v : t.inputs()) if (!v.data().isMapped() && seen.add(v)) b += 2L * v.dtype().byteSize();
+        if (t.base() != null && !t.base().data().isMapped() && seen.add(t.base())) b += 2L * t.base().dtype().byteSize();
+        return b;
     }
 
     /** The scratch chunks the tensor's program asks for. */
@@ -161,11 +177,18 @@ public final class MemoryBudget {
         return p == null ? 0 : p.scratch();
     }
 
-    /** The fewest elements a chunk of the tensor holds: a row, or the program's alignment when larger (columns of a 3-D tensor). */
-    private static long row(PlannedTensor t, MethodSpec spec) {
+    /**
+     * The fewest elements a chunk of the tensor holds: a row, or the program's alignment when larger
+     * (columns of a 3-D tensor); under AIM, a tensor with a base (relaxed in whole rows) a multiple of both.
+     */
+    private static long row(PlannedTensor t, MethodSpec spec, boolean aim) {
         ChunkProgram p = program(t, spec);
-        return Math.max(t.shape().cols(), p == null ? 1 : p.align());
+        long align = p == null ? 1 : p.align(), cols = Math.max(1, t.shape().cols());
+        if (aim && t.base() != null && t.shape().rank() > 1) return Math.multiplyExact(align / gcd(align, cols), cols);
+        return Math.max(cols, align);
     }
+
+    private static long gcd(long a, long b) { return b == 0 ? a : gcd(b, a % b); }
 
     /** The tensor's passes, or null where it cannot be planned (the merge reports why) or the method has none (the tile path). */
     private static ChunkProgram program(PlannedTensor t, MethodSpec spec) {

@@ -260,6 +260,8 @@ public final class Merger {
              InputChunks chunks = new InputChunks(inputs, reader2, o.fusedChunk(), ledger)) {
             MergeContext ctx = new MergeContext(o.backend(), pool, o.seed(), ev::note);
             RereadNote rereads = new RereadNote(o.pageCacheRoom());
+            // computed inputs (permuted embeddings, LoRA-applied weights): chunk by chunk, charged to the ledger
+            DerivedReads derived = new DerivedReads(inputs.derived(), ledger, o.streamChunk());
             DropBehind drops = new DropBehind(plan, inputs, o.drop(), o.pageCacheRoom());
             if (drops.active() && o.drop().mode() == dev.mergeforge.io.DropMode.AUTO) {
                 ev.note(String.format(java.util.Locale.ROOT, "the inputs (%.2f GB) exceed the page cache the memory budget leaves (%.2f GB):"
@@ -268,16 +270,17 @@ public final class Merger {
             }
             List<PlannedTensor> tensors = plan.tensors();
             MethodSpec spec = plan.config().method();
-            Future<Ahead> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(spec, 0, tensors.getFirst(), inputs, stagingPool, o, drops));
+            Future<Ahead> ahead = tensors.isEmpty() ? null : reader.submit(readAhead(spec, 0, tensors.getFirst(), inputs, stagingPool, o, drops, derived));
             try {
                 for (int i = 0; i < tensors.size(); i++) {
                     Ahead a = ahead.get(); // tensor i's pages are in, or its first chunk staged
-                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, i + 1, tensors.get(i + 1), inputs, stagingPool, o, drops)) : null;
+                    ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, i + 1, tensors.get(i + 1), inputs, stagingPool, o, drops, derived)) : null;
                     PlannedTensor t = tensors.get(i);
                     try {
-                        mergeOne(ctx, spec, i, a, chunks, sink, o, rereads, drops);
+                        mergeOne(ctx, spec, i, a, chunks, sink, o, rereads, drops, derived);
                     } finally {
                         stagingPool.releaseAll(a.staging());
+                        derived.release(views(t));
                     }
                     dropPages(t);
                     drops.finished(i);
@@ -299,16 +302,19 @@ public final class Merger {
 
     /** Merges one tensor into its output slot. */
     private static void mergeOne(MergeContext ctx, MethodSpec spec, int index, Ahead a, InputChunks chunks, TensorSink writer, Options o,
-                                 RereadNote rereads, DropBehind drops)
+                                 RereadNote rereads, DropBehind drops, DerivedReads derived)
             throws InterruptedException, java.util.concurrent.ExecutionException {
         PlannedTensor t = a.tensor();
         if (t.copyOnly()) {
             TensorView src = t.base() != null ? t.base() : t.inputs().getFirst();
+            // a computed input is computed block by block into the writer (whole only where the sink takes whole tensors)
+            if (derived.isDerived(src) && derived.copy(src, t.name(), writer)) return;
+            derived.prepare(List.of(src));
             writer.write(t.name(), src.data());
             return;
         }
         if (a.fused() != null) {
-            mergeFused(ctx, a.fused(), t, a.head(), chunks, writer, o, (v, from, n) -> drops.consumed(index, v, from, n));
+            mergeFused(ctx, a.fused(), t, a.head(), chunks, writer, o, (v, from, n) -> drops.consumed(index, v, from, n), derived);
             return;
         }
         MergeMethod method = spec.factory().create(t.global());
@@ -316,7 +322,10 @@ public final class Merger {
             ChunkProgram program = ((ChunkedMethod) method).program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(),
                     t.base() != null, o.seed(), ctx.log()));
             if (program != null) {
-                mergeChunked(ctx, program, t, writer, o, rereads, chunkReads(index, t, drops));
+                // AIM: the relaxation as the last step of the combine pass, chunk by chunk
+                Combination.Relax relax = o.aim() == null || t.base() == null ? null : o.aim().relaxation(t.name(), t.shape());
+                if (relax != null) program = program.relaxed(relax);
+                mergeChunked(ctx, program, t, writer, o, rereads, chunkReads(index, t, drops), derived);
                 return;
             }
         }
@@ -328,13 +337,13 @@ public final class Merger {
             if (t.base() != null) {
                 base = pool.borrow(t.shape());
                 held.add(base);
-                load(be, t.base(), base, o);
+                load(be, t.base(), base, o, derived);
             }
             List<Tile> models = new ArrayList<>();
             for (TensorView v : t.inputs()) {
                 Tile m = pool.borrow(t.shape());
                 held.add(m);
-                load(be, v, m, o);
+                load(be, v, m, o, derived);
                 models.add(m);
             }
             List<Tile> stats = new ArrayList<>();
@@ -342,7 +351,7 @@ public final class Merger {
                 // per-model statistics (Fisher: the tensor's shape; Gram: [in, in]), only for tensors that have them
                 Tile s = pool.borrow(v.shape());
                 held.add(s);
-                load(be, v, s, o);
+                load(be, v, s, o, derived);
                 stats.add(s);
             }
             Tile out = pool.borrow(t.shape());
@@ -363,20 +372,19 @@ public final class Merger {
     }
 
     /** Loads an input into its tile; the NaN/Inf check rides along (unless --allow-nonfinite) and is confirmed on the stored bits. */
-    private static void load(Backend be, TensorView v, Tile tile, Options o) {
+    private static void load(Backend be, TensorView v, Tile tile, Options o, DerivedReads derived) {
         if (o.allowNonFinite()) be.load(v, tile);
-        else if (be.loadChecked(v, tile)) requireFinite(be, v);
+        else if (be.loadChecked(v, tile)) requireFinite(be, v, derived);
     }
 
     /**
      * Whether {@code t} runs as passes over chunks: its method is a {@link ChunkedMethod}, the tensor
-     * has no statistics, the backend has chunk ops and AIM does not relax it (the relaxation runs on
-     * whole tiles for now). Decided by the read-ahead, which then leaves the pages to the passes.
+     * has no statistics and the backend has chunk ops (AIM, where it relaxes the tensor, is the last
+     * step of the combine pass). Decided by the read-ahead, which then leaves the pages to the passes.
      */
     static boolean chunked(MethodSpec spec, PlannedTensor t, Options o) {
         if (t.copyOnly() || !t.stats().isEmpty() || t.shape().numel() == 0 || o.backend().chunkOps().isEmpty()) return false;
-        if (!(spec.factory().create(t.global()) instanceof ChunkedMethod)) return false;
-        return o.aim() == null || t.base() == null || o.aim().relaxation(t.name(), t.shape()) == null;
+        return spec.factory().create(t.global()) instanceof ChunkedMethod;
     }
 
     /**
@@ -385,13 +393,13 @@ public final class Merger {
      * chunk in the output dtype. NaN/Inf seen in a loaded chunk is confirmed on the stored bits.
      */
     private static void mergeChunked(MergeContext ctx, ChunkProgram program, PlannedTensor t, TensorSink writer, Options o,
-                                     RereadNote rereads, ChunkRunner.Reads reads) {
+                                     RereadNote rereads, ChunkRunner.Reads reads, DerivedReads derived) {
         ChunkOps ops = o.backend().chunkOps().orElseThrow();
         long es = t.outDtype().byteSize();
-        try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.shape(), o.streamChunk(), ctx.pool(), reads)) {
+        try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.shape(), o.streamChunk(), ctx.pool(), reads, derived)) {
             r.reduce();
             rereads.afterReductions(t, r.reductionPasses(), ctx.log());
-            if (r.sawNonFinite()) requireFinite(t, o);
+            if (r.sawNonFinite()) requireFinite(t, o, derived);
             long cb = r.chunkElements() * es;
             Tile staging = ctx.pool().borrow(Shape.of((Math.min(r.chunkElements(), t.shape().numel()) * es + 3) / 4));
             try {
@@ -411,7 +419,7 @@ public final class Merger {
             } finally {
                 ctx.pool().release(staging);
             }
-            if (r.sawNonFinite()) requireFinite(t, o);
+            if (r.sawNonFinite()) requireFinite(t, o, derived);
         }
     }
 
@@ -454,10 +462,10 @@ public final class Merger {
         }
     }
 
-    private static void requireFinite(PlannedTensor t, Options o) {
+    private static void requireFinite(PlannedTensor t, Options o, DerivedReads derived) {
         if (o.allowNonFinite()) return;
-        if (t.base() != null) requireFinite(o.backend(), t.base());
-        for (TensorView v : t.inputs()) requireFinite(o.backend(), v);
+        if (t.base() != null) requireFinite(o.backend(), t.base(), derived);
+        for (TensorView v : t.inputs()) requireFinite(o.backend(), v, derived);
     }
 
     /** A tensor the backend merges fused: the method's {@link Combination} over the inputs it reads. */
@@ -495,7 +503,8 @@ public final class Merger {
      * tile path.
      */
     private static void mergeFused(MergeContext ctx, Fused f, PlannedTensor t, Map<TensorView, TensorView> head, InputChunks chunks,
-                                   TensorSink writer, Options o, InputChunks.Consumed consumed) throws InterruptedException, java.util.concurrent.ExecutionException {
+                                   TensorSink writer, Options o, InputChunks.Consumed consumed, DerivedReads derived)
+            throws InterruptedException, java.util.concurrent.ExecutionException {
         Backend be = ctx.backend();
         long size = t.outDtype().byteSize();
         boolean[] sawNonFinite = {false};
@@ -526,11 +535,17 @@ public final class Merger {
                 return true;
             });
         } else {
-            // theta = combination(theta_0, theta_1..N) from the mappings
+            // theta = combination(theta_0, theta_1..N) from the mappings; computed inputs a window of at most fusedChunk elements at a time
+            List<TensorView> computed = distinct(f, base).stream().filter(derived::isDerived).toList();
+            long step = computed.isEmpty() ? Long.MAX_VALUE : o.fusedChunk();
             filled = writer.fill(t.name(), size, (offset, dst) -> {
-                long from = offset / size, count = dst.byteSize() / size;
-                sawNonFinite[0] |= be.combineStored(f.combination(), slices(f.models(), from, count),
-                        base == null ? null : slice(base, from, count), from, t.outDtype(), dst);
+                long first = offset / size, total = dst.byteSize() / size;
+                for (long from = first; from < first + total; from += step) {
+                    long count = Math.min(step, first + total - from);
+                    for (TensorView v : computed) derived.ready(v, from, count);
+                    sawNonFinite[0] |= be.combineStored(f.combination(), slices(f.models(), from, count),
+                            base == null ? null : slice(base, from, count), from, t.outDtype(), dst.asSlice((from - first) * size, count * size));
+                }
                 return true;
             });
         }
@@ -538,6 +553,8 @@ public final class Merger {
             Tile staging = ctx.pool().borrow(Shape.of((t.outBytes() + 3) / 4));
             try {
                 MemorySegment bytes = staging.data().asSlice(0, t.outBytes());
+                // a sink of whole tensors: the whole-tensor staging path, computed inputs whole too
+                derived.prepare(distinct(f, base));
                 sawNonFinite[0] |= be.combineStored(f.combination(), f.models(), base, 0, t.outDtype(), bytes);
                 writer.write(t.name(), bytes);
             } finally {
@@ -545,8 +562,8 @@ public final class Merger {
             }
         }
         if (sawNonFinite[0] && !o.allowNonFinite()) {
-            for (TensorView v : f.models()) requireFinite(be, v);
-            if (base != null) requireFinite(be, base);
+            for (TensorView v : f.models()) requireFinite(be, v, derived);
+            if (base != null) requireFinite(be, base, derived);
         }
     }
 
@@ -586,13 +603,14 @@ public final class Merger {
      * saves a whole pass over the inputs on two cores.
      */
     private static java.util.concurrent.Callable<Ahead> readAhead(MethodSpec spec, int index, PlannedTensor t, Planner.Inputs inputs,
-                                                                  TilePool pool, Options o, DropBehind drops) {
+                                                                  TilePool pool, Options o, DropBehind drops, DerivedReads derived) {
         Backend be = o.backend();
         return () -> {
-            // inputs computed on the fly (permuted embeddings, adapted weights) get their bytes now
-            inputs.derived().prepare(t.base() == null ? t.inputs() : java.util.stream.Stream.concat(t.inputs().stream(), java.util.stream.Stream.of(t.base())).toList());
             Fused fused = t.copyOnly() ? null : fused(spec, t, o);
             boolean chunked = fused == null && chunked(spec, t, o);
+            // computed inputs (permuted embeddings, adapted weights) are computed whole for the tile path only: the others read them in chunks
+            boolean tiles = !t.copyOnly() && fused == null && !chunked;
+            if (tiles) derived.prepare(views(t));
             List<Tile> staging = new ArrayList<>();
             Map<TensorView, TensorView> head = null;
             try {
@@ -621,7 +639,9 @@ public final class Merger {
                 if (!chunked && (head == null || !fusedReads)) touch(v.data());
             }
             // a chunked tensor's inputs go to a device chunk by chunk in its passes, never whole
-            if (!t.copyOnly() && !chunked) be.prefetch(views);
+            // computed inputs of a fused tensor get their bytes chunk by chunk in its pass: not prefetched
+            if (tiles) be.prefetch(views);
+            else if (!t.copyOnly() && !chunked) be.prefetch(views.stream().filter(v -> !derived.isDerived(v)).toList());
             return new Ahead(t, staging, fused, head, chunked);
         };
     }
@@ -639,8 +659,8 @@ public final class Merger {
     }
 
     /** Throws naming the tensor, file, value and element when a stored input holds NaN or ±Inf. */
-    private static void requireFinite(Backend be, TensorView v) {
-        long bad = be.firstNonFinite(v);
+    private static void requireFinite(Backend be, TensorView v, DerivedReads derived) {
+        long bad = derived.firstNonFinite(be, v);
         if (bad >= 0) {
             throw new CheckpointException("tensor '" + v.name() + "' in " + v.source() + " has a non-finite value ("
                     + NonFinite.valueAt(v, bad) + ") at element " + bad + "; fix the model or pass --allow-nonfinite to merge anyway");
@@ -651,6 +671,13 @@ public final class Merger {
         if (!s.isMapped() || Madvise.populate(s)) return;
         Madvise.willNeed(s);
         s.load();
+    }
+
+    /** The views a tensor reads: its inputs and base. */
+    private static List<TensorView> views(PlannedTensor t) {
+        List<TensorView> vs = new ArrayList<>(t.inputs());
+        if (t.base() != null) vs.add(t.base());
+        return vs;
     }
 
     private static void dropPages(PlannedTensor t) {

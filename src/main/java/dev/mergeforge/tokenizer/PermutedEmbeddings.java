@@ -100,12 +100,8 @@ public final class PermutedEmbeddings {
             TensorView own = sources.get(ref);
             int[] perm = ov.perms().get(ref);
             List<TensorView> srcViews = refs.stream().map(sources::get).toList();
-            out.put(ref, derived.create(name, own.dtype(), Shape.of(padded, cols), own.source() + " (rows in the merged vocabulary)",
-                    new DerivedTensors.Filler() {
-                        @Override public void fill(MemorySegment dst) { fillRows(dst, own, perm, force, defaults, srcViews, n, padded, (int) cols); }
-
-                        @Override public List<TensorView> inputs() { return srcViews; }
-                    }));
+            Rows rows = new Rows(derived, own, perm, force, defaults, srcViews, n, (int) cols);
+            out.put(ref, derived.create(name, own.dtype(), Shape.of(padded, cols), own.source() + " (rows in the merged vocabulary)", rows::fill));
         }
         return out;
     }
@@ -150,26 +146,95 @@ public final class PermutedEmbeddings {
         return j;
     }
 
-    /** Writes one model's rows: own, default or padding (the mean of the rows written), row by row. */
-    private static void fillRows(MemorySegment dst, TensorView own, int[] perm, boolean[] force, Default[] defaults, List<TensorView> srcs,
-                                 int n, int padded, int cols) {
-        long rowBytes = (long) cols * own.dtype().byteSize();
-        double[] sum = new double[cols], row = new double[cols];
-        for (int i = 0; i < n; i++) {
-            long at = (long) i * cols;
-            if (perm[i] >= 0 && !force[i]) {
+    /**
+     * One model's rows in the merged vocabulary, computed for any range of elements: each row gathered
+     * from its source rows on demand (own, default or padding), the bits of computing the whole tensor
+     * row by row. Padding rows are the mean of the n rows above, whose column sums (in double, rows in
+     * order, each value as stored) are computed once, when a padding row is first read.
+     */
+    private static final class Rows {
+        private final DerivedTensors derived;
+        private final TensorView own;
+        private final int[] perm;
+        private final boolean[] force;
+        private final Default[] defaults;
+        private final List<TensorView> srcs;
+        private final int n, cols;
+        private double[] padSums;
+
+        Rows(DerivedTensors derived, TensorView own, int[] perm, boolean[] force, Default[] defaults, List<TensorView> srcs, int n, int cols) {
+            this.derived = derived;
+            this.own = own;
+            this.perm = perm;
+            this.force = force;
+            this.defaults = defaults;
+            this.srcs = srcs;
+            this.n = n;
+            this.cols = cols;
+        }
+
+        /** Elements [from, from + count) into dst, row by row. */
+        void fill(long from, long count, MemorySegment dst) {
+            Scratch s = new Scratch(cols);
+            for (long i = from / cols, last = (from + count - 1) / cols; i <= last; i++) {
+                long at = i * cols;
+                int j0 = (int) (Math.max(from, at) - at), j1 = (int) (Math.min(from + count, at + cols) - at);
+                row((int) i, j0, j1, dst, at + j0 - from, s);
+            }
+            dropSources();
+        }
+
+        /**
+         * Drops the stored sources' pages from this process (they stay in the page cache): a gather
+         * in another order than the source's leaves the pages the kernel mapped around each row it
+         * read (fault-around), which dropping each row's own pages does not reach.
+         */
+        private void dropSources() {
+            for (TensorView v : srcs) if (v.data().isMapped()) dev.mergeforge.io.Madvise.dontNeed(v.data());
+        }
+
+        /** One row's default sum and one source row's bytes (of any float dtype), reused across the rows of a call. */
+        private record Scratch(double[] acc, MemorySegment part) {
+            Scratch(int cols) { this(new double[cols], MemorySegment.ofArray(new long[cols])); }
+        }
+
+        /** Columns [j0, j1) of row i, written at element {@code to} of dst. */
+        private void row(int i, int j0, int j1, MemorySegment dst, long to, Scratch scratch) {
+            long es = own.dtype().byteSize();
+            if (i >= n) {
+                // padding row: the mean of the n rows above
+                double[] sum = padSums();
+                for (int c = j0; c < j1; c++) Elements.put(dst, own.dtype(), to + c - j0, sum[c] / n);
+            } else if (perm[i] >= 0 && !force[i]) {
                 // own row: the stored bytes as they are
-                MemorySegment.copy(own.data(), perm[i] * rowBytes, dst, i * rowBytes, rowBytes);
+                derived.read(own, (long) perm[i] * cols + j0, j1 - j0, dst.asSlice(to * es, (j1 - j0) * es));
             } else {
                 // default row: mean of its source rows (empty: zero), computed in double
-                java.util.Arrays.fill(row, 0);
-                List<int[]> from = defaults[i].rows();
-                for (int[] s : from) Elements.addRow(srcs.get(s[0]), s[1], 1.0, row);
-                for (int c = 0; c < cols; c++) Elements.put(dst, own.dtype(), at + c, from.isEmpty() ? 0.0 : row[c] / from.size());
+                double[] acc = scratch.acc();
+                java.util.Arrays.fill(acc, 0, j1 - j0, 0.0);
+                List<int[]> rows = defaults[i].rows();
+                for (int[] s : rows) {
+                    TensorView src = srcs.get(s[0]);
+                    MemorySegment part = scratch.part();
+                    derived.read(src, (long) s[1] * cols + j0, j1 - j0, part);
+                    for (int c = 0; c < j1 - j0; c++) acc[c] += 1.0 * Elements.get(part, src.dtype(), c);
+                }
+                for (int c = 0; c < j1 - j0; c++) Elements.put(dst, own.dtype(), to + c, rows.isEmpty() ? 0.0 : acc[c] / rows.size());
             }
-            if (padded > n) for (int c = 0; c < cols; c++) sum[c] += Elements.get(dst, own.dtype(), at + c);
         }
-        // padding rows: the mean of the n rows above
-        for (int i = n; i < padded; i++) for (int c = 0; c < cols; c++) Elements.put(dst, own.dtype(), (long) i * cols + c, sum[c] / n);
+
+        /** Column sums of rows 0..n-1 as stored, in row order (once). */
+        private synchronized double[] padSums() {
+            if (padSums != null) return padSums;
+            double[] sum = new double[cols];
+            MemorySegment buf = MemorySegment.ofArray(new long[cols]);
+            Scratch s = new Scratch(cols);
+            for (int i = 0; i < n; i++) {
+                row(i, 0, cols, buf, 0, s);
+                for (int c = 0; c < cols; c++) sum[c] += Elements.get(buf, own.dtype(), c);
+            }
+            dropSources();
+            return padSums = sum;
+        }
     }
 }

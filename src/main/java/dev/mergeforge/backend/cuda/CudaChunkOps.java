@@ -1,7 +1,9 @@
 package dev.mergeforge.backend.cuda;
 
+import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.LaneRanks;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Parallel;
@@ -238,6 +240,25 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
     }
 
     @Override public void affine(Tile x, float a, float b, Tile out) { sameSize(x, out); elementwise(Kernel.CHUNK_AFFINE, x.size(), List.of(x), out, a, b); }
+
+    /** kernels/aim.cu's mf_relax over the chunk's rows, with the importance of the channels the chunk lies on uploaded per call. */
+    @Override
+    public void relax(Tile base, Tile merged, Combination.Relax r, long offset, Tile out) {
+        sameSize(base, merged); sameSize(base, out);
+        long n = base.size();
+        r.checkChunk(offset, n);
+        if (n == 0) return;
+        long first = r.firstChannel(offset), channels = r.chunkChannels(n);
+        // along ELEMENTS the chunk is one row of its own: c = i against the chunk's own channels
+        long cols = r.axis() == Backend.Axis.ELEMENTS ? n : r.cols();
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer db = op.read(base), dm = op.read(merged), di = op.temp(4 * channels, "relax importance");
+                dev.upload(MemorySegment.ofArray(r.importance()).asSlice(4 * first, 4 * channels), di);
+                ops.relax(db, dm, di, r.omega(), r.axis(), cols, op.write(out), n);
+            }
+        }
+    }
 
     @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { sameSize(x, ref); sameSize(x, out); elementwise(Kernel.CHUNK_KEEP_NONZERO, x.size(), List.of(x, ref), out); }
 

@@ -136,7 +136,7 @@ public class NativeBackend implements Backend {
         if (rc != MergeOps.MO_OK()) throw new IllegalStateException("native " + op + " rejected its arguments (code " + rc + ")");
     }
 
-    private static int axis(Axis a) {
+    static int axis(Axis a) {
         return switch (a) {
             case COLUMNS -> MergeOps.MO_AXIS_COLUMNS();
             case ROWS -> MergeOps.MO_AXIS_ROWS();

@@ -1,6 +1,8 @@
 package dev.mergeforge.backend.ffm;
 
+import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.BlockSum;
+import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.HostChunkOps;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.RankWindow;
@@ -72,6 +74,25 @@ final class NativeChunkOps implements HostChunkOps {
     @Override public void fill(Tile x, float v) { map(MergeOps.MO_MAP_FILL(), "fill", null, null, v, 0f, x); }
 
     @Override public void affine(Tile x, float a, float b, Tile out) { map(MergeOps.MO_MAP_AFFINE(), "affine", x, null, a, b, out); }
+
+    /** mo_relax over the chunk's rows, given the importance of the channels the chunk lies on (docs/aim.md). */
+    @Override
+    public void relax(Tile base, Tile merged, Combination.Relax r, long offset, Tile out) {
+        sameSize(base, merged); sameSize(base, out);
+        long n = base.size();
+        r.checkChunk(offset, n);
+        if (n == 0) return;
+        long first = r.firstChannel(offset), channels = r.chunkChannels(n);
+        // along ELEMENTS the chunk is one row of its own: c = i against the chunk's own channels
+        long cols = r.axis() == Backend.Axis.ELEMENTS ? n : r.cols();
+        MemorySegment imp = MemorySegment.ofArray(r.importance()).asSlice(first * F32, channels * F32);
+        try (Staging st = new Staging()) {
+            NativeBackend.ok(MergeOps.mo_relax(st.in(base.data(), n * F32, "relax base"), st.in(merged.data(), n * F32, "relax merged"),
+                    st.in(imp, channels * F32, "relax importance"), channels, r.omega(), NativeBackend.axis(r.axis()), cols,
+                    st.out(out.data(), n * F32, "relax out"), n, nb.nativeThreads()), "relax");
+            st.commit();
+        }
+    }
 
     @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { map(MergeOps.MO_MAP_KEEP_NONZERO(), "keepWhereNonZero", x, ref, 0f, 0f, out); }
 

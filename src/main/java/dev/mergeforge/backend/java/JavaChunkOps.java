@@ -1,6 +1,7 @@
 package dev.mergeforge.backend.java;
 
 import dev.mergeforge.backend.BlockSum;
+import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.HostChunkOps;
 import dev.mergeforge.backend.LaneRanks;
 import dev.mergeforge.backend.Lanes;
@@ -103,6 +104,30 @@ public final class JavaChunkOps implements HostChunkOps {
     }
 
     @Override public void disjointDivisor(List<Tile> weighted, float[] w, Tile sign, Tile out) { PortableOps.disjointDivisor(par, weighted, w, sign, out); }
+
+    @Override
+    public void relax(Tile base, Tile merged, Combination.Relax r, long offset, Tile out) {
+        sameSize(base, merged); sameSize(base, out);
+        long n = base.size(), cols = r.cols();
+        r.checkChunk(offset, n);
+        float keep = 1f - r.omega();
+        float[] imp = r.importance();
+        MemorySegment b = base.data(), m = merged.data(), o = out.data();
+        par.forRange(n, (lo, hi) -> {
+            for (long i = lo; i < hi; i++) {
+                long g = offset + i;
+                int c = (int) switch (r.axis()) {
+                    case COLUMNS -> g % cols;
+                    case ROWS -> g / cols;
+                    case ELEMENTS -> g;
+                };
+                // f = 1 - ((1 - omega) * I[c]); theta = theta_0 + (delta * f), the ends exact
+                float f = 1f - (keep * imp[c]);
+                float bi = b.getAtIndex(F, i), mi = m.getAtIndex(F, i);
+                o.setAtIndex(F, i, f == 1f ? mi : (f == 0f ? bi : bi + ((mi - bi) * f)));
+            }
+        });
+    }
 
     @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { PortableOps.keepWhereNonZero(par, x, ref, out); }
 

@@ -1,6 +1,8 @@
 package dev.mergeforge.merge.chunk;
 
+import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.Combination;
 import dev.mergeforge.tensor.Tile;
 
 import java.util.List;
@@ -22,6 +24,28 @@ public record ChunkProgram(long align, int scratch, List<Pass> reductions, Combi
         if (scratch < 0) throw new IllegalArgumentException("scratch tiles: " + scratch);
         reductions = List.copyOf(reductions);
     }
+
+    /**
+     * This program with AIM's relaxation toward the base as the last step of its combine pass
+     * (docs/aim.md, "The relaxation"; "AIM composes with any method"): each output chunk, once
+     * combined, is relaxed against the chunk's base values with the importance of the input
+     * channels it lies on. Along columns or rows the chunks hold whole rows, so the alignment becomes
+     * the least common multiple of the method's and the row's; the importance vector is one float per
+     * channel, whatever the chunk size. The tensor must have a base.
+     */
+    public ChunkProgram relaxed(Combination.Relax r) {
+        long a = r.axis() == Backend.Axis.ELEMENTS ? align : Math.multiplyExact(align / gcd(align, r.cols()), r.cols());
+        Combine method = combine;
+        return new ChunkProgram(a, scratch, reductions, (ops, c, out) -> {
+            // theta = method(theta_0, theta_1..N) on this chunk
+            method.chunk(ops, c, out);
+            if (c.base() == null) throw new IllegalStateException("AIM relaxes a tensor without a base");
+            // theta = theta_0 + (theta - theta_0) * (1 - (1 - omega) * I[c])
+            ops.relax(c.base(), out, r, c.offset(), out);
+        });
+    }
+
+    private static long gcd(long a, long b) { return b == 0 ? a : gcd(b, a % b); }
 
     /** A reduction pass. */
     public interface Pass {

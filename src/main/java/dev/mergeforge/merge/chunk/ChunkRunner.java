@@ -30,6 +30,7 @@ public final class ChunkRunner implements AutoCloseable {
     private final Tile baseTile, outTile;
     private final List<Tile> modelTiles = new ArrayList<>(), scratchTiles = new ArrayList<>();
     private final Reads reads;
+    private final Sources sources;
     private boolean nonFinite;
     private int reductionPasses;
     /** Whether the pass loading chunks now is the last that reads the inputs (the combine pass). */
@@ -57,9 +58,28 @@ public final class ChunkRunner implements AutoCloseable {
         this(ops, program, base, models, shape, chunkElements, pool, Reads.NONE);
     }
 
+    /**
+     * Asked before an input chunk is loaded from its view's memory: a computed input
+     * ({@code io.DerivedTensors}) makes those elements readable there. Not asked for a chunk the ops
+     * hold already.
+     */
+    @FunctionalInterface
+    public interface Sources {
+        void ready(TensorView input, long fromElement, long elements);
+
+        Sources STORED = (v, from, n) -> { };
+    }
+
     /** As above, telling {@code reads} of every input chunk loaded. */
     public ChunkRunner(ChunkOps ops, ChunkProgram program, TensorView base, List<TensorView> models, Shape shape, long chunkElements,
                        TilePool pool, Reads reads) {
+        this(ops, program, base, models, shape, chunkElements, pool, reads, Sources.STORED);
+    }
+
+    /** As above, asking {@code sources} to make each input chunk readable first. */
+    public ChunkRunner(ChunkOps ops, ChunkProgram program, TensorView base, List<TensorView> models, Shape shape, long chunkElements,
+                       TilePool pool, Reads reads, Sources sources) {
+        this.sources = sources;
         this.ops = ops;
         this.reads = reads;
         this.program = program;
@@ -171,7 +191,9 @@ public final class ChunkRunner implements AutoCloseable {
     private boolean loadFrom(TensorView v, long off, Tile dst) {
         long es = v.dtype().byteSize();
         MemorySegment bytes = v.data().asSlice(off * es, dst.size() * es);
-        boolean pages = bytes.isMapped() && !ops.holds(v, off, dst.size());
+        boolean held = ops.holds(v, off, dst.size());
+        if (!held) sources.ready(v, off, dst.size());
+        boolean pages = bytes.isMapped() && !held;
         if (pages) Madvise.populate(bytes);
         boolean bad = ops.load(v, off, dst);
         if (pages) Madvise.dontNeed(bytes);

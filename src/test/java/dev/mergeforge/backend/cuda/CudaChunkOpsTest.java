@@ -159,6 +159,27 @@ class CudaChunkOpsTest {
         }
     }
 
+    /** AIM's relaxation of a chunk two rows (along elements: 5 elements) into its tensor, against the channels it lies on. */
+    @Test
+    void relaxPlacesEachChunkOnItsChannels() {
+        long cols = 7;
+        for (long rows : new long[] {1, 3, 600}) {
+            long n = rows * cols;
+            float[] b = data(n, n + 5, true), m = data(n, n + 6, true);
+            for (dev.mergeforge.backend.Backend.Axis axis : dev.mergeforge.backend.Backend.Axis.values()) {
+                boolean elements = axis == dev.mergeforge.backend.Backend.Axis.ELEMENTS;
+                long offset = elements ? 5 : 2 * cols;
+                int channels = (int) switch (axis) { case COLUMNS -> cols; case ROWS -> rows + 2; case ELEMENTS -> n + 5; };
+                SplittableRandom r = new SplittableRandom(channels);
+                float[] imp = new float[channels];
+                for (int c = 0; c < channels; c++) imp[c] = switch (r.nextInt(5)) { case 0 -> 0f; case 1 -> 1f; default -> (float) r.nextDouble(); };
+                var relax = new dev.mergeforge.backend.Combination.Relax(imp, 0.4f, axis, elements ? n + 5 : cols);
+                same("relax " + axis, (o, t) -> o.relax(t.get(0), t.get(1), relax, offset, t.get(2)), b, m);
+                same("relax in place " + axis, (o, t) -> o.relax(t.get(0), t.get(1), relax, offset, t.get(1)), b, m);
+            }
+        }
+    }
+
     static float[] signs(long n) {
         float[] s = new float[(int) n];
         SplittableRandom r = new SplittableRandom(n * 7);
