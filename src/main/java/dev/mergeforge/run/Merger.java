@@ -314,7 +314,7 @@ public final class Merger {
         MergeMethod method = spec.factory().create(t.global());
         if (a.chunked()) {
             ChunkProgram program = ((ChunkedMethod) method).program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(),
-                    t.base() != null, o.seed(), ctx.log()));
+                    t.base() != null, o.seed(), ctx.log(), t.stats()));
             if (program != null) {
                 mergeChunked(ctx, program, t, writer, o, rereads, chunkReads(index, t, drops));
                 return;
@@ -369,13 +369,17 @@ public final class Merger {
     }
 
     /**
-     * Whether {@code t} runs as passes over chunks: its method is a {@link ChunkedMethod}, the tensor
-     * has no statistics, the backend has chunk ops and AIM does not relax it (the relaxation runs on
+     * Whether {@code t} runs as passes over chunks: its method is a {@link ChunkedMethod} (its
+     * statistics, if any, go to the program: Fisher's streamed beside the models, RegMean's Grams
+     * read by its CPU solve, unless the backend offers a device solver: CUDA solves them whole), the
+     * backend has chunk ops and AIM does not relax it (the relaxation runs on
      * whole tiles for now). Decided by the read-ahead, which then leaves the pages to the passes.
      */
     static boolean chunked(MethodSpec spec, PlannedTensor t, Options o) {
-        if (t.copyOnly() || !t.stats().isEmpty() || t.shape().numel() == 0 || o.backend().chunkOps().isEmpty()) return false;
+        if (t.copyOnly() || t.shape().numel() == 0 || o.backend().chunkOps().isEmpty()) return false;
         if (!(spec.factory().create(t.global()) instanceof ChunkedMethod)) return false;
+        // RegMean's Linear weights solve on the backend's device solver (CUDA) whole; the row chunks solve on the CPU
+        if (spec.stats() == MethodSpec.Stats.GRAM && !t.stats().isEmpty() && o.backend().denseSolver().isPresent()) return false;
         return o.aim() == null || t.base() == null || o.aim().relaxation(t.name(), t.shape()) == null;
     }
 
@@ -388,7 +392,7 @@ public final class Merger {
                                      RereadNote rereads, ChunkRunner.Reads reads) {
         ChunkOps ops = o.backend().chunkOps().orElseThrow();
         long es = t.outDtype().byteSize();
-        try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.shape(), o.streamChunk(), ctx.pool(), reads)) {
+        try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.stats(), t.shape(), o.streamChunk(), ctx.pool(), reads)) {
             r.reduce();
             rereads.afterReductions(t, r.reductionPasses(), ctx.log());
             if (r.sawNonFinite()) requireFinite(t, o);
@@ -458,6 +462,7 @@ public final class Merger {
         if (o.allowNonFinite()) return;
         if (t.base() != null) requireFinite(o.backend(), t.base());
         for (TensorView v : t.inputs()) requireFinite(o.backend(), v);
+        for (TensorView v : t.stats()) requireFinite(o.backend(), v);
     }
 
     /** A tensor the backend merges fused: the method's {@link Combination} over the inputs it reads. */
