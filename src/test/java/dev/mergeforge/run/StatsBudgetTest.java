@@ -99,12 +99,13 @@ class StatsBudgetTest {
                 } else {
                     assertEquals(0, m.estimate().heldBytes(), line);
                 }
-                // what the pools held at most is within the prediction less the fixed part and the Grams (which also counts the
-                // mapped pages, RegMean's float64 right-hand sides and one scratch chunk the pools never see: 73% and 39% of it here)
+                // what the pools held at most is within the prediction less the fixed part and the Grams, which also counts the
+                // mapped pages and one scratch chunk the pools never see (fisher: 73% of it here) and RegMean's float64 right-hand
+                // sides on the heap (the bench measures those in the peak RSS, BENCHMARKS.md)
                 long predicted = m.estimate().peakBytes() - MemoryBudget.BASELINE - MemoryBudget.WRITER - m.estimate().heldBytes();
                 long measured = m.result().peakWorkingBytes();
-                assertTrue(measured <= predicted && measured >= predicted / 3, method + " on " + be.name() + ": pools held " + measured
-                        + " bytes at most, predicted " + predicted);
+                assertTrue(measured <= predicted && (method.equals("regmean") || measured >= predicted / 2), method + " on " + be.name()
+                        + ": pools held " + measured + " bytes at most, predicted " + predicted);
                 System.out.printf("%s on %s: chunks of %d, predicted working %d, pools held %d (%.0f%%)%n", method, be.name(), chunk, predicted,
                         measured, 100.0 * measured / predicted);
                 sameTensors(whole, out);

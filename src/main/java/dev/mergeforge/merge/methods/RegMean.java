@@ -141,7 +141,8 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
         if (storedInOut) return null;
         int n = Math.toIntExact(in.shape().dim(1));
         RowSolves solves = new RowSolves(in, w, n);
-        return new ChunkProgram(n, 0, List.of(), solves::chunk, false, gramBytes(n), 16);
+        // per element of a chunk: B and the transposed rows in float64, and OpenBLAS's copies of both while it multiplies
+        return new ChunkProgram(n, 0, List.of(), solves::chunk, false, gramBytes(n), Blas.available() ? 32 : 16);
     }
 
     /** Bytes the row-chunked solve holds outside the budget: the float64 factor, one shrunk Gram and OpenBLAS's copy of the matrix it works on. */
@@ -159,7 +160,8 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
         private final float[] w;
         private final int n;
         private SpdSolver.Factored factor;
-        private double[] g;
+        /** One model's G~ [in, in]; a chunk's right-hand sides B and one model's rows transposed [in, rows] (sized by the first, largest chunk). */
+        private double[] g, rhs, rowsT;
 
         RowSolves(TensorSetup in, float[] w, int n) {
             this.in = in;
@@ -181,12 +183,18 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
                 g = new double[n * n];
             }
             DenseSolver solver = new CpuDenseSolver(PAR);
-            double[] b = new double[n * rc];
+            if (rhs == null || rhs.length < n * rc) {
+                rhs = new double[Math.multiplyExact(n, rc)];
+                rowsT = new double[rhs.length];
+            }
+            double[] b = rhs, wt = rowsT;
+            java.util.Arrays.fill(b, 0, n * rc, 0.0);
             for (int i = 0; i < w.length; i++) {
                 if (w[i] == 0f) continue;
                 shrunkGram(in.stats().get(i), g);
+                transposeInto(models.get(i), rc, n, wt);
                 // B += w_i·G~_i·W_iᵀ   [in, rc]
-                solver.addProduct(w[i], g, n, transpose(models.get(i), rc, n), b, rc);
+                solver.addProduct(w[i], g, n, wt, b, rc);
             }
             // X = A⁻¹·B
             factor.solve(b, rc);
@@ -302,6 +310,13 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
             for (int j = (int) lo; j < hi; j++) for (int r = 0; r < rows; r++) t[j * rows + r] = v.get((long) j * rows + r);
         });
         return t;
+    }
+
+    /** Wᵀ [in, rows] as float64 from W [rows, in], into the first in·rows elements of {@code t}. */
+    private static void transposeInto(Tile w, int rows, int n, double[] t) {
+        PAR.forRange(n, 64, (lo, hi) -> {
+            for (int j = (int) lo; j < hi; j++) for (int r = 0; r < rows; r++) t[j * rows + r] = w.get((long) r * n + j);
+        });
     }
 
     /** Wᵀ [in, out] as float64 from W [out, in]. */
