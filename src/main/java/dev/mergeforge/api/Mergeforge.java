@@ -83,7 +83,7 @@ public final class Mergeforge {
                      AimRelaxer aim = AimSupport.relaxer(cfg, plan, inputs, backend, ev)) {
                     // chunk sizes follow from the memory budget; its line is the first note after start
                     MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(req), req.maxMemoryBytes() > 0,
-                            backend.chunkOps().isPresent(), !backend.name().equals("java"), aim != null);
+                            backend.chunkOps().isPresent(), !backend.name().equals("java"), aim != null, backend.name().equals("cuda"));
                     return step.run(plan, inputs, Merger.Options.budgeted(backend, req.seed(), req.maxShardBytes(),
                             req.overwrite(), req.allowNonFinite(), aim, budgetBeforeFirstTensor(ev, () -> listener.on(new Event.Budget(mem.describe(), mem.budget(), mem.chunkElements(), mem.peakBytes()))), mem), mem);
                 }
@@ -109,7 +109,7 @@ public final class Mergeforge {
                 // the backend is not opened for a plan: every backend streams chunks; its kind says whether it fuses linear merges
                 String be = req.backend().backend();
                 MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(req), req.maxMemoryBytes() > 0,
-                        true, !be.equals("java"), cfg.aim() != null);
+                        true, !be.equals("java"), cfg.aim() != null, be.equals("cuda"));
                 return summary(plan, req.maxShardBytes(), mem);
             }
         } catch (RuntimeException e) {
@@ -359,7 +359,7 @@ public final class Mergeforge {
                 Planner.Plan plan = Planner.plan(cfg, inputs, StatsLocator.calibrating(Calibration.cacheDir(), m -> { }));
                 String be = mreq.backend().backend();
                 MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, budget(mreq), mreq.maxMemoryBytes() > 0,
-                        true, !be.equals("java"), cfg.aim() != null);
+                        true, !be.equals("java"), cfg.aim() != null, be.equals("cuda"));
                 Path tok = Merger.inMemoryTokenizer(plan, inputs);
                 if (tok == null) return mem.peakBytes() + 3 * plan.outBytes();
                 LayerByLayer.Choice c = LayerByLayer.choose(req.mode(), plan, LayerByLayer.prepare(plan, tok, req, par), mem.peakBytes(), mem.budget());

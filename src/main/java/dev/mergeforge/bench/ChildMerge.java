@@ -28,10 +28,15 @@ public final class ChildMerge {
 
     /** As {@link #run(Path, Path, String, long)}, with {@code extra} merge options (e.g. --max-memory SIZE). */
     public static Figures run(Path config, Path out, String backend, long seed, List<String> extra) {
+        return run(config, out, backend, seed, extra, 1L << 30);
+    }
+
+    /** As above with a Java heap of at most {@code heapBytes} (RegMean's float64 Grams live on the heap). */
+    public static Figures run(Path config, Path out, String backend, long seed, List<String> extra, long heapBytes) {
         List<String> cmd = new ArrayList<>();
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
         cmd.add("--enable-native-access=ALL-UNNAMED");
-        cmd.add("-Xmx1g");
+        cmd.add("-Xmx" + (heapBytes + (1L << 20) - 1) / (1L << 20) + "m");
         cmd.add("-XX:+UseParallelGC");
         String lib = System.getProperty("mergeforge.native.lib");
         if (lib != null) cmd.add("-Dmergeforge.native.lib=" + lib);

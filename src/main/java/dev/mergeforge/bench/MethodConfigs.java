@@ -12,7 +12,8 @@ import java.util.Map;
  * A benchmark config for every data-free method of the registry over base + fine-tunes (paths
  * absolute, bf16 out): {@link EndToEnd#configs}' six, then one for each other method with the
  * parameters a user would typically pass (mergekit 0.1.4's names). Fisher and RegMean need
- * statistics files and have none here.
+ * statistics files: {@link #withStats} writes their configs given the files (the slice bench makes
+ * synthetic ones, {@code fixtures.StatsFiles}).
  */
 public final class MethodConfigs {
     private MethodConfigs() {}
@@ -41,6 +42,24 @@ public final class MethodConfigs {
         Map<String, String> out = new LinkedHashMap<>();
         for (MethodSpec s : MethodRegistry.all()) if (extra.containsKey(s.name())) out.put(s.name(), extra.get(s.name()));
         return out;
+    }
+
+    /** The methods that read per-model statistics files. */
+    public static final List<String> STATS_METHODS = List.of("fisher", "regmean");
+
+    /**
+     * A config of {@code method} (fisher or regmean) over the fine-tunes, weight 1 each, fine-tune j
+     * reading {@code stats.get(j)}; no base (neither merges it); bfloat16 output.
+     */
+    public static String withStats(String method, List<Path> fineTunes, List<Path> stats) {
+        if (!STATS_METHODS.contains(method)) throw new IllegalArgumentException(method + " reads no statistics");
+        if (stats.size() != fineTunes.size()) throw new IllegalArgumentException("one statistics file per fine-tune");
+        StringBuilder y = new StringBuilder("merge_method: " + method + "\nmodels:\n");
+        for (int j = 0; j < fineTunes.size(); j++) {
+            y.append("  - model: ").append(fineTunes.get(j)).append("\n    parameters:\n      weight: 1.0\n    calibration:\n      stats: ")
+                    .append(stats.get(j)).append('\n');
+        }
+        return y.append("dtype: bfloat16\n").toString();
     }
 
     /** A models: config of {@code method} over the fine-tunes, each with {@code params}, then the global lines; bfloat16 output. */

@@ -5,6 +5,9 @@ import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.errors.MergeforgeException;
 import dev.mergeforge.fixtures.RandomModels;
 import dev.mergeforge.fixtures.SliceModels;
+import dev.mergeforge.fixtures.StatsFiles;
+import dev.mergeforge.merge.methods.RegMean;
+import dev.mergeforge.tensor.DType;
 import dev.mergeforge.io.OutputDir;
 import dev.mergeforge.io.PageCache;
 import dev.mergeforge.run.MemoryBudget;
@@ -58,8 +61,11 @@ public final class SliceBench {
                              String mergekitPython, Path dir, boolean keep, long seed, PrintWriter log) {
         Path root = dir.resolve(String.format(Locale.ROOT, "slice-%s-x%s", slice.shape(), slice.scale()));
         RandomModels.Family kept = keep ? existing(slice, fineTunes, root) : null;
-        // models a previous --keep run left are already on the disk: then only the output and the floor's scratch file need room
-        requireSpace(dir, (long) (slice.bytes() * (kept != null ? 2L : fineTunes + 3L) * DISK_MARGIN), slice);
+        // fisher: a bf16 Fisher file per fine-tune, the size of its model
+        long statsBytes = methods.contains("fisher") ? slice.bytes() * fineTunes : 0;
+        if (methods.contains("regmean")) statsBytes += 4L * widestGram(slice) * widestGram(slice) * 3 * fineTunes;
+        // models a previous --keep run left are already on the disk: then only the output, the floor's scratch file and statistics need room
+        requireSpace(dir, (long) ((slice.bytes() * (kept != null ? 2L : fineTunes + 3L) + statsBytes) * DISK_MARGIN), slice);
         Parallel par = new Parallel(0);
         try {
             RandomModels.Family f = kept;
@@ -76,6 +82,14 @@ public final class SliceBench {
             }
             Map<String, String> configs = MethodConfigs.all(f.base(), f.fineTunes());
             configs.keySet().retainAll(methods);
+            long heap = 1L << 30;
+            for (String m : MethodConfigs.STATS_METHODS) {
+                if (!methods.contains(m)) continue;
+                configs.put(m, MethodConfigs.withStats(m, f.fineTunes(), statsFiles(m, f.fineTunes(), root, seed, log)));
+                // RegMean's Grams in float64 live on the heap, outside the budget: room for the largest beside the default heap
+                if (m.equals("regmean")) heap += RegMean.gramBytes(widestGram(slice));
+            }
+            long regmeanHeap = heap;
             List<Path> dirs = new ArrayList<>(f.fineTunes());
             dirs.add(f.base());
             List<Path> files = Family.weightFiles(dirs);
@@ -93,7 +107,7 @@ public final class SliceBench {
                         log.printf("merging with %s on %s (--max-memory %s) ...%n", m, be, maxMemory == null ? "default" : maxMemory);
                         log.flush();
                         Path out = root.resolve("out-" + m + "-" + be);
-                        rows.add(measure(m, be, files, log, () -> ChildMerge.run(cfg, out, be, seed, extra)));
+                        rows.add(measure(m, be, files, log, () -> ChildMerge.run(cfg, out, be, seed, extra, m.equals("regmean") ? regmeanHeap : 1L << 30)));
                         OutputDir.deleteTree(out);
                     }
                     if (mergekitPython != null && b == 0) {
@@ -118,6 +132,43 @@ public final class SliceBench {
             par.shutdown();
             if (!keep) OutputDir.deleteTree(root);
         }
+    }
+
+    /**
+     * Weights of the slice that get a Gram in the bench: the attention and gate/up projections (input
+     * width the hidden size), not down_proj (a Gram of its MLP width, 28672² for 70B: 3.3 GB per model
+     * in float32 and three times that in float64 to solve) nor the embedding and head.
+     */
+    static boolean benchGram(String name) {
+        return name.contains(".self_attn.") || name.contains(".mlp.gate_proj.") || name.contains(".mlp.up_proj.");
+    }
+
+    /** The widest input of a weight the bench gives a Gram. */
+    static long widestGram(SliceModels.Slice slice) {
+        long in = 0;
+        for (var t : slice.tensors()) if (t.shape().rank() == 2 && benchGram(t.name())) in = Math.max(in, t.shape().dim(1));
+        return in;
+    }
+
+    /**
+     * Synthetic statistics for fine-tune j ({@link StatsFiles}): bf16 Fisher files of the slice's
+     * tensors or float32 Grams of {@link #benchGram} weights, written once into {@code root} (kept with
+     * the models under --keep).
+     */
+    static List<Path> statsFiles(String method, List<Path> fineTunes, Path root, long seed, PrintWriter log) {
+        List<Path> out = new ArrayList<>();
+        for (int j = 0; j < fineTunes.size(); j++) {
+            Path p = root.resolve(method + "-stats-ft" + (j + 1) + ".safetensors");
+            if (!Files.isRegularFile(p)) {
+                long t0 = System.nanoTime();
+                if (method.equals("fisher")) StatsFiles.fisher(fineTunes.get(j), p, DType.BF16, seed + j);
+                else StatsFiles.grams(fineTunes.get(j), p, seed + j, SliceBench::benchGram);
+                log.printf(Locale.ROOT, "generated %s in %.1f s%n", p.getFileName(), (System.nanoTime() - t0) / 1e9);
+                log.flush();
+            }
+            out.add(p);
+        }
+        return out;
     }
 
     /**

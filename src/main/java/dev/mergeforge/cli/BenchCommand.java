@@ -121,7 +121,9 @@ final class BenchCommand implements Callable<Integer> {
                 budgets.add(b.strip());
             }
         }
-        List<String> known = List.copyOf(MethodConfigs.all(Path.of("base"), List.of(Path.of("ft1"), Path.of("ft2"))).keySet());
+        List<String> known = new java.util.ArrayList<>(MethodConfigs.all(Path.of("base"), List.of(Path.of("ft1"), Path.of("ft2"))).keySet());
+        // fisher and regmean on the slice read synthetic statistics the bench writes (bench/SliceBench)
+        known.addAll(MethodConfigs.STATS_METHODS);
         List<String> ms = methods == null ? List.of("linear", "ties") : methods.equals(List.of("all")) ? known : methods;
         for (String m : ms) if (!known.contains(m)) throw new ConfigException("--methods: no benchmark config for '" + m + "'; choose from " + known + " or all");
         SliceBench.Report r = SliceBench.run(s, fineTunes, ms, backends != null ? backends : DemoCommand.available(), budgets, mergekit, dir, keep,

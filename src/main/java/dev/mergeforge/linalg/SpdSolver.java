@@ -50,6 +50,57 @@ public final class SpdSolver {
         return new Outcome(false, f.rank(), bad);
     }
 
+    /**
+     * A factored once on the CPU, then solved against any number of right-hand-side blocks: for
+     * RegMean's row chunks, each block is columns of the B that {@link #solve} would take whole.
+     * Every column of X depends only on A and its own column of B (the kernels work column by column
+     * in a fixed order), so solving B block by block gives the bits of solving it whole with the
+     * CPU's solver (checked by the tests, for OpenBLAS too). Holds one n×n float64 factor.
+     */
+    public static final class Factored {
+        private final int n;
+        private final Parallel par;
+        private final Outcome outcome;
+        private final double[] l;
+        private final PivotedCholesky.Factor pivoted;
+
+        private Factored(int n, Parallel par, Outcome outcome, double[] l, PivotedCholesky.Factor pivoted) {
+            this.n = n;
+            this.par = par;
+            this.outcome = outcome;
+            this.l = l;
+            this.pivoted = pivoted;
+        }
+
+        /** Whether plain Cholesky succeeded, the rank, the failing pivot: as {@link #solve} reports them. */
+        public Outcome outcome() { return outcome; }
+
+        /** Overwrites b (n×m, row-major) with A⁻¹·b, or the basic least-squares solution when A is not positive definite. */
+        public void solve(double[] b, int m) {
+            if (pivoted != null) PivotedCholesky.solve(pivoted, n, b, m, par);
+            else if (Blas.available()) Blas.solve(l, n, b, m);
+            else Cholesky.solve(l, n, b, m, par);
+        }
+    }
+
+    /**
+     * Factors A ({@code matrix} builds it, asked again only on the fallback path, as {@link #solve})
+     * with the CPU's kernels: OpenBLAS when present, else the Java Cholesky; the pivoted Cholesky
+     * when A is not positive definite.
+     */
+    public static Factored factor(Supplier<double[]> matrix, int n, Parallel par) {
+        double[] a = matrix.get();
+        double tol = tolerance(a, n);
+        int bad = Blas.available() ? blasFactor(a, n, tol) : Cholesky.factor(a, n, tol, par);
+        if (bad < 0) return new Factored(n, par, new Outcome(true, n, -1), a, null);
+        a = null;
+        double[] full = matrix.get();
+        // the pivoted factor reads both triangles: make A symmetric from its lower triangle
+        for (int i = 0; i < n; i++) for (int k = i + 1; k < n; k++) full[i * n + k] = full[k * n + i];
+        PivotedCholesky.Factor f = PivotedCholesky.factor(full, n, tolerance(full, n), par);
+        return new Factored(n, par, new Outcome(false, f.rank(), bad), null, f);
+    }
+
     /** OpenBLAS's factorisation with the Java kernel's acceptance rule: every pivot L[j][j]² above tol. */
     static int blasFactor(double[] a, int n, double tol) {
         int bad = Blas.factor(a, n);

@@ -42,12 +42,23 @@ public final class MemoryBudget {
      * @param peakBytes     predicted peak resident memory
      * @param smallestBytes the smallest budget this merge runs under
      * @param largest       the tensor whose working set sets the peak, and its path
+     * @param heldBytes     bytes a chunked tensor's program holds outside the budget (RegMean's Grams), in the peak
+     * @param heldBy        the tensor holding the most of them, or null
      */
-    public record Estimate(long budget, boolean fromUser, boolean raised, long chunkElements, long peakBytes, long smallestBytes, String largest) {
+    public record Estimate(long budget, boolean fromUser, boolean raised, long chunkElements, long peakBytes, long smallestBytes, String largest,
+                           long heldBytes, String heldBy) {
+        /** Without bytes held outside the budget. */
+        public Estimate(long budget, boolean fromUser, boolean raised, long chunkElements, long peakBytes, long smallestBytes, String largest) {
+            this(budget, fromUser, raised, chunkElements, peakBytes, smallestBytes, largest, 0, null);
+        }
+
         /** One line for the log and the plan. */
         public String describe() {
-            return String.format(Locale.ROOT, "memory budget %s (%s); chunks of %d elements; predicted peak %s (largest: %s)",
+            String line = String.format(Locale.ROOT, "memory budget %s (%s); chunks of %d elements; predicted peak %s (largest: %s)",
                     gb(budget), fromUser ? "--max-memory" : raised ? "default, raised to the smallest that works" : "default: a quarter of RAM, at most 2 GiB", chunkElements, gb(peakBytes), largest);
+            if (heldBytes == 0) return line;
+            return line + String.format(Locale.ROOT, "; outside the budget and in the peak: %s of RegMean Grams in float64 (largest: %s; docs/data-informed.md, \"Memory\")",
+                    heldBytes < 100_000_000 ? String.format(Locale.ROOT, "%.1f MB", heldBytes / 1e6) : gb(heldBytes), heldBy);
         }
     }
 
@@ -94,6 +105,15 @@ public final class MemoryBudget {
      * @param aim     whether AIM relaxes tensors (a relaxed tensor's chunks hold whole rows)
      */
     public static Estimate estimate(Planner.Plan plan, long budget, boolean fromUser, boolean streams, boolean fuses, boolean aim) {
+        return estimate(plan, budget, fromUser, streams, fuses, aim, false);
+    }
+
+    /**
+     * As above; {@code deviceSolves}: the backend solves RegMean's systems on its device (CUDA's dense
+     * solver), so RegMean's Linear weights keep the whole-tensor path ({@link Merger#chunked}).
+     */
+    public static Estimate estimate(Planner.Plan plan, long budget, boolean fromUser, boolean streams, boolean fuses, boolean aim,
+                                    boolean deviceSolves) {
         long fixed = BASELINE + WRITER;
         MethodSpec spec = plan.config().method();
         // the whole-tensor path: inputs, base, output and two scratch tiles, plus statistics
@@ -105,7 +125,7 @@ public final class MemoryBudget {
                 // the fused pass: each input's current and next chunk in the two slots, and the next tensor's first chunk the read-ahead stages
                 long b = 3L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
                 if (b > tiles) { tiles = b; tileName = t.name() + ", fused: staged input chunks"; }
-            } else if (chunked(t, spec, streams, fuses, aim)) {
+            } else if (chunked(t, spec, streams, fuses, aim, deviceSolves)) {
                 long pe = perElement(t, spec);
                 if (pe > perElement) { perElement = pe; chunkName = t.name(); }
                 long min = pe * Math.max(MIN_CHUNK, row(t, spec, aim));
@@ -130,30 +150,44 @@ public final class MemoryBudget {
         // a tensor smaller than a chunk is one chunk of its own size
         long chunkBytes = 0;
         for (PlannedTensor t : plan.tensors()) {
-            if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim)) continue;
+            if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim, deviceSolves)) continue;
             long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, row(t, spec, aim)));
             if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
         }
-        long peak = fixed + Math.max(tiles, chunkBytes);
+        // bytes a program holds whatever its chunks (RegMean's Grams): outside the budget, added to the peak
+        long held = 0;
+        String heldBy = null;
+        for (PlannedTensor t : plan.tensors()) {
+            if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim, deviceSolves)) continue;
+            long h = program(t, spec).heldBytes();
+            if (h > held) { held = h; heldBy = t.name(); }
+        }
+        long peak = fixed + Math.max(tiles, chunkBytes) + held;
         String largest = tiles >= chunkBytes ? (tileName == null ? "nothing to merge" : tileName) : chunkName + ", in chunks";
-        return new Estimate(use, fromUser, use > budget, chunk, peak, smallest, largest);
+        return new Estimate(use, fromUser, use > budget, chunk, peak, smallest, largest, held, heldBy);
     }
 
     private static boolean fused(PlannedTensor t, MethodSpec spec, boolean fuses) {
         return fuses && t.stats().isEmpty() && spec.factory().create(t.global()) instanceof CombinationMethod;
     }
 
-    private static boolean chunked(PlannedTensor t, MethodSpec spec, boolean streams, boolean fuses, boolean aim) {
-        return streams && !fused(t, spec, fuses) && t.stats().isEmpty() && program(t, spec) != null;
+    private static boolean chunked(PlannedTensor t, MethodSpec spec, boolean streams, boolean fuses, boolean aim, boolean deviceSolves) {
+        if (deviceSolves && spec.stats() == MethodSpec.Stats.GRAM && !t.stats().isEmpty()) return false;
+        return streams && !fused(t, spec, fuses) && program(t, spec) != null;
     }
 
     /**
-     * Bytes per element of a chunked tensor: a float32 chunk per input, base, scratch tile of its
-     * program (at least one) and output, the staged output and one input's mapped pages.
+     * Bytes per element of a chunked tensor: a float32 chunk per input, base, streamed statistic,
+     * scratch tile of its program (at least one) and output, the staged output, one input's mapped
+     * pages and what the program holds per element beside its tiles.
      */
     private static long perElement(PlannedTensor t, MethodSpec spec) {
-        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + 1 + Math.max(1, scratchTiles(t, spec))) + t.outDtype().byteSize() + maxInputBytes(t)
-                + computedBytes(t);
+        ChunkProgram p = program(t, spec);
+        boolean stats = p != null && p.elementStats();
+        long mapped = maxInputBytes(t);
+        if (stats) for (TensorView v : t.stats()) mapped = Math.max(mapped, v.dtype().byteSize());
+        return 4L * (t.inputs().size() + (t.base() == null ? 0 : 1) + (stats ? t.stats().size() : 0) + 1 + Math.max(1, scratchTiles(t, spec)))
+                + t.outDtype().byteSize() + mapped + (p == null ? 0 : p.hostBytesPerElement()) + computedBytes(t);
     }
 
     /**
@@ -194,7 +228,7 @@ public final class MemoryBudget {
     private static ChunkProgram program(PlannedTensor t, MethodSpec spec) {
         try {
             if (!(spec.factory().create(t.global()) instanceof ChunkedMethod m)) return null;
-            return m.program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(), t.base() != null, 0, note -> { }));
+            return m.program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(), t.base() != null, 0, note -> { }, t.stats()));
         } catch (ConfigException e) {
             return null;
         }

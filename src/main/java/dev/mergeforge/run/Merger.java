@@ -320,7 +320,7 @@ public final class Merger {
         MergeMethod method = spec.factory().create(t.global());
         if (a.chunked()) {
             ChunkProgram program = ((ChunkedMethod) method).program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(),
-                    t.base() != null, o.seed(), ctx.log()));
+                    t.base() != null, o.seed(), ctx.log(), t.stats()));
             if (program != null) {
                 // AIM: the relaxation as the last step of the combine pass, chunk by chunk
                 Combination.Relax relax = o.aim() == null || t.base() == null ? null : o.aim().relaxation(t.name(), t.shape());
@@ -378,13 +378,17 @@ public final class Merger {
     }
 
     /**
-     * Whether {@code t} runs as passes over chunks: its method is a {@link ChunkedMethod}, the tensor
-     * has no statistics and the backend has chunk ops (AIM, where it relaxes the tensor, is the last
-     * step of the combine pass). Decided by the read-ahead, which then leaves the pages to the passes.
+     * Whether {@code t} runs as passes over chunks: its method is a {@link ChunkedMethod} (its
+     * statistics, if any, go to the program: Fisher's streamed beside the models, RegMean's Grams
+     * read by its CPU solve, unless the backend offers a device solver: CUDA solves them whole) and
+     * the backend has chunk ops (AIM, where it relaxes the tensor, is the last step of the combine
+     * pass). Decided by the read-ahead, which then leaves the pages to the passes.
      */
     static boolean chunked(MethodSpec spec, PlannedTensor t, Options o) {
-        if (t.copyOnly() || !t.stats().isEmpty() || t.shape().numel() == 0 || o.backend().chunkOps().isEmpty()) return false;
-        return spec.factory().create(t.global()) instanceof ChunkedMethod;
+        if (t.copyOnly() || t.shape().numel() == 0 || o.backend().chunkOps().isEmpty()) return false;
+        if (!(spec.factory().create(t.global()) instanceof ChunkedMethod)) return false;
+        // RegMean's Linear weights solve on the backend's device solver (CUDA) whole; the row chunks solve on the CPU
+        return !(spec.stats() == MethodSpec.Stats.GRAM && !t.stats().isEmpty() && o.backend().denseSolver().isPresent());
     }
 
     /**
@@ -396,7 +400,8 @@ public final class Merger {
                                      RereadNote rereads, ChunkRunner.Reads reads, DerivedReads derived) {
         ChunkOps ops = o.backend().chunkOps().orElseThrow();
         long es = t.outDtype().byteSize();
-        try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.shape(), o.streamChunk(), ctx.pool(), reads, derived)) {
+        try (ChunkRunner r = new ChunkRunner(ops, program, t.base(), t.inputs(), t.stats(), t.shape(), o.streamChunk(), ctx.pool(), reads,
+                derived)) {
             r.reduce();
             rereads.afterReductions(t, r.reductionPasses(), ctx.log());
             if (r.sawNonFinite()) requireFinite(t, o, derived);
@@ -466,6 +471,7 @@ public final class Merger {
         if (o.allowNonFinite()) return;
         if (t.base() != null) requireFinite(o.backend(), t.base(), derived);
         for (TensorView v : t.inputs()) requireFinite(o.backend(), v, derived);
+        for (TensorView v : t.stats()) requireFinite(o.backend(), v, derived);
     }
 
     /** A tensor the backend merges fused: the method's {@link Combination} over the inputs it reads. */

@@ -104,7 +104,7 @@ class BenchShapeTest {
                 {"--shape must be one of [70b, 405b], got '7b'", "bench", "--shape", "7b"},
                 {"--scale must be in (0, 1]", "bench", "--shape", "70b", "--scale", "2"},
                 {"--scale, --max-memory and --keep go with --shape", "bench", "--max-memory", "1GB"},
-                {"no benchmark config for 'fisher'", "bench", "--shape", "70b", "--methods", "fisher"},
+                {"no benchmark config for 'nosuch'", "bench", "--shape", "70b", "--methods", "nosuch"},
                 {"--max-memory", "bench", "--shape", "70b", "--max-memory", "1GB,lots"},
                 {"--max-memory", "bench", "--shape", "70b", "--max-memory", "lots"},
         };

@@ -17,12 +17,27 @@ import java.util.List;
  * @param scratch    scratch chunk tiles the passes use ({@link Chunk#scratch})
  * @param reductions the reduction passes
  * @param combine    the combine pass
+ * @param elementStats the tensor's per-model statistics are per element (Fisher: the tensor's own
+ *                   shape): the runner loads their chunks in the same windows as the models'
+ *                   ({@link Chunk#stat}); false: the program reads no statistics, or reads them itself
+ *                   (RegMean's Grams)
+ * @param heldBytes  bytes the program holds whatever the chunk size, outside the chunk budget
+ *                   (RegMean's float64 Gram factor: O(in²) by nature); the plan states them apart
+ * @param hostBytesPerElement bytes per chunk element the program holds beside its chunk tiles
+ *                   (RegMean's float64 right-hand sides): inside the budget, sized with the chunks
  */
-public record ChunkProgram(long align, int scratch, List<Pass> reductions, Combine combine) {
+public record ChunkProgram(long align, int scratch, List<Pass> reductions, Combine combine, boolean elementStats, long heldBytes,
+                           int hostBytesPerElement) {
     public ChunkProgram {
         if (align < 1) throw new IllegalArgumentException("chunk alignment " + align);
         if (scratch < 0) throw new IllegalArgumentException("scratch tiles: " + scratch);
+        if (heldBytes < 0 || hostBytesPerElement < 0) throw new IllegalArgumentException("held bytes: " + heldBytes + ", per element " + hostBytesPerElement);
         reductions = List.copyOf(reductions);
+    }
+
+    /** A program that streams no statistics and holds nothing beyond its chunks. */
+    public ChunkProgram(long align, int scratch, List<Pass> reductions, Combine combine) {
+        this(align, scratch, reductions, combine, false, 0, 0);
     }
 
     /**
@@ -42,7 +57,7 @@ public record ChunkProgram(long align, int scratch, List<Pass> reductions, Combi
             if (c.base() == null) throw new IllegalStateException("AIM relaxes a tensor without a base");
             // theta = theta_0 + (theta - theta_0) * (1 - (1 - omega) * I[c])
             ops.relax(c.base(), out, r, c.offset(), out);
-        });
+        }, elementStats, heldBytes, hostBytesPerElement);
     }
 
     private static long gcd(long a, long b) { return b == 0 ? a : gcd(b, a % b); }

@@ -14,7 +14,7 @@ import java.util.List;
 /**
  * Runs a {@link ChunkProgram} over one tensor's stored inputs: the reduction passes chunk by chunk,
  * then the combine pass one output chunk at a time, as the caller asks for them (the merger hands
- * them to the writer). In memory: one float32 chunk per input, per scratch tile and for the output
+ * them to the writer). In memory: one float32 chunk per input (and per statistic the program streams), per scratch tile and for the output
  * ({@link #workingBytes}); each input's pages are mapped in for the chunk being read and dropped
  * from this process behind it (they stay in the page cache for the next pass). Chunk bookkeeping is
  * in {@code long}: tensors past 2^31 elements are cut like any other.
@@ -23,12 +23,12 @@ public final class ChunkRunner implements AutoCloseable {
     private final ChunkOps ops;
     private final ChunkProgram program;
     private final TensorView base;
-    private final List<TensorView> models;
+    private final List<TensorView> models, stats;
     private final long numel, chunk;
     private final TilePool pool;
     private final List<Tile> held = new ArrayList<>();
     private final Tile baseTile, outTile;
-    private final List<Tile> modelTiles = new ArrayList<>(), scratchTiles = new ArrayList<>();
+    private final List<Tile> modelTiles = new ArrayList<>(), scratchTiles = new ArrayList<>(), statTiles = new ArrayList<>();
     private final Reads reads;
     private final Sources sources;
     private boolean nonFinite;
@@ -73,28 +73,52 @@ public final class ChunkRunner implements AutoCloseable {
     /** As above, telling {@code reads} of every input chunk loaded. */
     public ChunkRunner(ChunkOps ops, ChunkProgram program, TensorView base, List<TensorView> models, Shape shape, long chunkElements,
                        TilePool pool, Reads reads) {
-        this(ops, program, base, models, shape, chunkElements, pool, reads, Sources.STORED);
+        this(ops, program, base, models, List.of(), shape, chunkElements, pool, reads, Sources.STORED);
     }
 
     /** As above, asking {@code sources} to make each input chunk readable first. */
     public ChunkRunner(ChunkOps ops, ChunkProgram program, TensorView base, List<TensorView> models, Shape shape, long chunkElements,
                        TilePool pool, Reads reads, Sources sources) {
+        this(ops, program, base, models, List.of(), shape, chunkElements, pool, reads, sources);
+    }
+
+    /**
+     * As above, with the models' per-element statistics ({@code stats}, aligned with the models, each
+     * of the tensor's shape; empty for none), loaded in the same windows as the models when the
+     * program streams them ({@link ChunkProgram#elementStats}).
+     */
+    public ChunkRunner(ChunkOps ops, ChunkProgram program, TensorView base, List<TensorView> models, List<TensorView> stats, Shape shape,
+                       long chunkElements, TilePool pool, Reads reads) {
+        this(ops, program, base, models, stats, shape, chunkElements, pool, reads, Sources.STORED);
+    }
+
+    /** The full form: statistics streamed with the models, and {@code sources} asked before each input chunk is loaded. */
+    public ChunkRunner(ChunkOps ops, ChunkProgram program, TensorView base, List<TensorView> models, List<TensorView> stats, Shape shape,
+                       long chunkElements, TilePool pool, Reads reads, Sources sources) {
         this.sources = sources;
         this.ops = ops;
         this.reads = reads;
         this.program = program;
         this.base = base;
         this.models = List.copyOf(models);
+        this.stats = program.elementStats() ? List.copyOf(stats) : List.of();
+        if (program.elementStats() && this.stats.size() != this.models.size()) {
+            throw new IllegalArgumentException("the program streams one statistic per model: " + this.stats.size() + " for " + this.models.size() + " models");
+        }
+        for (TensorView v : this.stats) {
+            if (v.numel() != shape.numel()) throw new IllegalArgumentException("statistic '" + v.name() + "' has " + v.numel() + " elements, the tensor " + shape.numel());
+        }
         this.numel = shape.numel();
         this.pool = pool;
         // the backend's own memory (a device budget) may hold fewer elements per chunk than asked for
-        int tiles = (base == null ? 0 : 1) + models.size() + program.scratch() + 1;
+        int tiles = (base == null ? 0 : 1) + models.size() + this.stats.size() + program.scratch() + 1;
         String tensor = base != null ? base.name() : models.isEmpty() ? "(no inputs)" : models.getFirst().name();
         this.chunk = chunkFor(program.align(), ops.fitChunk(tensor, tiles, program.align(), chunkFor(program.align(), chunkElements)));
         Shape cs = Shape.of(Math.max(1, Math.min(chunk, numel)));
         try {
             baseTile = base == null ? null : borrow(cs);
             for (int j = 0; j < models.size(); j++) modelTiles.add(borrow(cs));
+            for (int j = 0; j < this.stats.size(); j++) statTiles.add(borrow(cs));
             for (int k = 0; k < program.scratch(); k++) scratchTiles.add(borrow(cs));
             outTile = borrow(cs);
         } catch (RuntimeException e) {
@@ -115,7 +139,7 @@ public final class ChunkRunner implements AutoCloseable {
     /** Elements of chunk {@code k}: all but the last are full. */
     public static long chunkSize(long numel, long chunk, long k) { return Math.min(chunk, numel - k * chunk); }
 
-    /** Working bytes of a program over {@code inputs} stored inputs with chunks of {@code chunk} elements. */
+    /** Working bytes of a program over {@code inputs} stored inputs (statistics streamed with them included) with chunks of {@code chunk} elements. */
     public static long workingBytes(int inputs, int scratch, long chunk) { return (inputs + scratch + 1L) * chunk * 4L; }
 
     private Tile borrow(Shape s) {
@@ -173,6 +197,12 @@ public final class ChunkRunner implements AutoCloseable {
             nonFinite |= loadFrom(models.get(j), off, m);
             ms.add(m);
         }
+        List<Tile> fs = new ArrayList<>(stats.size());
+        for (int j = 0; j < stats.size(); j++) {
+            Tile f = view(statTiles.get(j), n);
+            nonFinite |= loadFrom(stats.get(j), off, f);
+            fs.add(f);
+        }
         List<Tile> ss = new ArrayList<>(scratchTiles.size());
         for (Tile s : scratchTiles) ss.add(view(s, n));
         // told once all inputs are loaded: a base also listed among the models is read twice above
@@ -181,7 +211,11 @@ public final class ChunkRunner implements AutoCloseable {
             TensorView v = models.get(j);
             if (v != base && models.subList(0, j).stream().noneMatch(w -> w == v)) reads.read(v, off, n, lastPass);
         }
-        return new Chunk(off, n, b, ms, ss);
+        for (int j = 0; j < stats.size(); j++) {
+            TensorView v = stats.get(j);
+            if (stats.subList(0, j).stream().noneMatch(w -> w == v)) reads.read(v, off, n, lastPass);
+        }
+        return new Chunk(off, n, b, ms, ss, fs);
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.mergeforge.merge.chunk;
 
 import dev.mergeforge.merge.Params;
 import dev.mergeforge.tensor.Shape;
+import dev.mergeforge.tensor.TensorView;
 
 import java.util.List;
 import java.util.function.Consumer;
@@ -16,10 +17,22 @@ import java.util.function.Consumer;
  * @param hasBase   whether the tensor has a base input
  * @param seed      the run's seed
  * @param log       one-line notes for the merge log
+ * @param stats     the per-model statistic views of a data-informed method, aligned with the models
+ *                  (Fisher: the tensor's shape, streamed by the runner; RegMean: the [in, in] Grams,
+ *                  which the program reads itself when it runs), or empty. Only views: planning
+ *                  reads no value of them.
  */
-public record TensorSetup(String tensor, Shape shape, List<Params> params, int baseIndex, boolean hasBase, long seed, Consumer<String> log) {
+public record TensorSetup(String tensor, Shape shape, List<Params> params, int baseIndex, boolean hasBase, long seed, Consumer<String> log,
+                          List<TensorView> stats) {
     public TensorSetup {
         params = List.copyOf(params);
+        stats = List.copyOf(stats);
+        if (!stats.isEmpty() && stats.size() != params.size()) throw new IllegalArgumentException(tensor + ": one statistic per model or none, got " + stats.size());
+    }
+
+    /** A tensor without statistics. */
+    public TensorSetup(String tensor, Shape shape, List<Params> params, int baseIndex, boolean hasBase, long seed, Consumer<String> log) {
+        this(tensor, shape, params, baseIndex, hasBase, seed, log, List.of());
     }
 
     /** Indices of the models that are not the base (the ones with task vectors). */

@@ -8,7 +8,17 @@ import dev.mergeforge.linalg.CpuDenseSolver;
 import dev.mergeforge.linalg.SpdSolver;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
-import dev.mergeforge.merge.MergeMethod;
+import dev.mergeforge.merge.chunk.Chunk;
+import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.TensorSetup;
+import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.io.Elements;
+import dev.mergeforge.io.Madvise;
+import dev.mergeforge.linalg.Blas;
+import dev.mergeforge.tensor.DType;
+import dev.mergeforge.tensor.Shape;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.ParamSpec;
 import dev.mergeforge.tensor.Tile;
@@ -36,9 +46,19 @@ import java.util.Locale;
  * same formula reads V* = W*ᵀ = A⁻¹ · Σwᵢ G̃ᵢVᵢ: the stored tensor is the right-hand side and the
  * solution as they are, with no transpose (docs/data-informed.md).
  *
+ * <p>As passes over chunks ({@link ChunkedMethod}, docs/data-informed.md "Memory"): a weight
+ * (out, in) streams in chunks of whole rows, its output rows; each chunk's rows are solved against
+ * the one factor of A, made when the first chunk needs it ({@link SpdSolver.Factored}), and
+ * written. The float64 factor and one model's shrunk Gram (16·in² bytes, 24·in² with OpenBLAS's
+ * copy of the matrix it works on) are held outside the memory budget ({@link ChunkProgram#heldBytes}):
+ * the plan states them; everything else follows the budget. The Grams are read from their files as
+ * each chunk needs them, never copied whole in float32. Solves run on the CPU; a weight stored
+ * (in, out) takes the whole-tensor path (its rows are input channels), which uses the backend's
+ * dense solver. Tensors without Grams are the weighted average as one combine pass.
+ *
  * @param storedInOut true when the weights are stored (in, out) rather than nn.Linear's (out, in)
  */
-public record RegMean(double alpha, double ridge, boolean storedInOut) implements MergeMethod {
+public record RegMean(double alpha, double ridge, boolean storedInOut) implements ChunkedMethod {
     private static final Parallel PAR = new Parallel(0);
 
     public static final MethodSpec SPEC = new MethodSpec("regmean",
@@ -63,9 +83,7 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
             if (sum != 0f) ctx.backend().scale(out, 1f / sum, out);
             return;
         }
-        if (out.shape().rank() != 2) {
-            throw new CheckpointException("regmean: tensor '" + in.tensor() + "' has shape " + out.shape() + " but a Gram; Grams belong to 2-D Linear weights only");
-        }
+        if (out.shape().rank() != 2) throw new CheckpointException(notLinear(in.tensor(), out.shape()));
         // n = in, rows = out: W [out, in], or V = Wᵀ [in, out] when stored (in, out)
         int rows = Math.toIntExact(out.shape().dim(storedInOut ? 1 : 0)), n = Math.toIntExact(out.shape().dim(storedInOut ? 0 : 1));
         DenseSolver solver = solver(ctx.backend());
@@ -81,10 +99,7 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
         }
         // X = (Σ w_i G~_i + ρ·mean(diag)·I)⁻¹ · B
         SpdSolver.Outcome o = SpdSolver.solve(() -> system(in, w, n), n, b, rows, solver, PAR);
-        if (!o.positiveDefinite()) {
-            ctx.note(String.format(Locale.ROOT, "regmean: '%s': the summed Gram is not positive definite (pivot %d of %d, rank %d); "
-                    + "used a least-squares solution instead; set ridge > 0 (e.g. 1e-4) to regularise", in.tensor(), o.badPivot(), n, o.rank()));
-        }
+        if (!o.positiveDefinite()) ctx.note(notPositiveDefinite(in.tensor(), o, n));
         if (storedInOut) {
             // V* = W*ᵀ = X, already in the stored (in, out) layout
             PAR.forRange(n, 64, (lo, hi) -> {
@@ -96,6 +111,154 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
         PAR.forRange(rows, 64, (lo, hi) -> {
             for (long r = lo; r < hi; r++) for (int j = 0; j < n; j++) out.set(r * n + j, (float) b[j * rows + (int) r]);
         });
+    }
+
+    private static String notLinear(String tensor, Shape shape) {
+        return "regmean: tensor '" + tensor + "' has shape " + shape + " but a Gram; Grams belong to 2-D Linear weights only";
+    }
+
+    private String notPositiveDefinite(String tensor, SpdSolver.Outcome o, int n) {
+        return String.format(Locale.ROOT, "regmean: '%s': the summed Gram is not positive definite (pivot %d of %d, rank %d); "
+                + "used a least-squares solution instead; set ridge > 0 (e.g. 1e-4) to regularise", tensor, o.badPivot(), n, o.rank());
+    }
+
+    /**
+     * The passes: a weight (out, in) with Grams as row chunks solved against one factor; a tensor
+     * without Grams as the weighted average; null (the whole-tensor path) for a weight stored (in, out).
+     */
+    @Override
+    public ChunkProgram program(TensorSetup in) {
+        float[] w = Weights.of(in.params(), Weights.allBut(in.params().size(), -1), "weight");
+        if (in.stats().isEmpty()) {
+            float sum = Weights.sum(w);
+            return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> {
+                // θ* = Σ w_i θ_i / Σ w_i
+                ops.weightedSum(c.models(), w, out);
+                if (sum != 0f) ops.scale(out, 1f / sum, out);
+            });
+        }
+        if (in.shape().rank() != 2) throw new CheckpointException(notLinear(in.tensor(), in.shape()));
+        if (storedInOut) return null;
+        int n = Math.toIntExact(in.shape().dim(1));
+        RowSolves solves = new RowSolves(in, w, n);
+        // per element of a chunk: B and the transposed rows in float64, and OpenBLAS's copies of both while it multiplies
+        return new ChunkProgram(n, 0, List.of(), solves::chunk, false, gramBytes(n), Blas.available() ? 32 : 16);
+    }
+
+    /** Bytes the row-chunked solve holds outside the budget: the float64 factor, one shrunk Gram and OpenBLAS's copy of the matrix it works on. */
+    public static long gramBytes(long in) {
+        return (Blas.available() ? 3L : 2L) * 8L * in * in;
+    }
+
+    /**
+     * One weight's solves chunk by chunk: A factored when the first chunk needs it, then per chunk of
+     * rc rows B = Σ w_i G~_i W_iᵀ [in, rc], X = A⁻¹B, W* rows = Xᵀ. The same products and solves as
+     * {@link #merge} on columns [r0, r0 + rc) of its B: each column is computed alone, in the same order.
+     */
+    private final class RowSolves {
+        private final TensorSetup in;
+        private final float[] w;
+        private final int n;
+        private SpdSolver.Factored factor;
+        /** One model's G~ [in, in]; a chunk's right-hand sides B and one model's rows transposed [in, rows] (sized by the first, largest chunk). */
+        private double[] g, rhs, rowsT;
+
+        RowSolves(TensorSetup in, float[] w, int n) {
+            this.in = in;
+            this.w = w;
+            this.n = n;
+        }
+
+        void chunk(ChunkOps ops, Chunk c, Tile out) {
+            int rc = Math.toIntExact(c.size() / n);
+            // the float64 solve reads and writes chunk memory itself, not through the ops
+            ops.onHost(c.models(), List.of(out), () -> solveRows(c.models(), rc, out));
+        }
+
+        private void solveRows(List<Tile> models, int rc, Tile out) {
+            if (factor == null) {
+                // A = Σ w_i G~_i + ρ·mean(diag)·I, factored once for every chunk of rows
+                factor = SpdSolver.factor(this::system, n, PAR);
+                if (!factor.outcome().positiveDefinite()) in.note(notPositiveDefinite(in.tensor(), factor.outcome(), n));
+                g = new double[n * n];
+            }
+            DenseSolver solver = new CpuDenseSolver(PAR);
+            if (rhs == null || rhs.length < n * rc) {
+                rhs = new double[Math.multiplyExact(n, rc)];
+                rowsT = new double[rhs.length];
+            }
+            double[] b = rhs, wt = rowsT;
+            java.util.Arrays.fill(b, 0, n * rc, 0.0);
+            for (int i = 0; i < w.length; i++) {
+                if (w[i] == 0f) continue;
+                shrunkGram(in.stats().get(i), g);
+                transposeInto(models.get(i), rc, n, wt);
+                // B += w_i·G~_i·W_iᵀ   [in, rc]
+                solver.addProduct(w[i], g, n, wt, b, rc);
+            }
+            // X = A⁻¹·B
+            factor.solve(b, rc);
+            // W* = Xᵀ
+            PAR.forRange(rc, 64, (lo, hi) -> {
+                for (long r = lo; r < hi; r++) for (int j = 0; j < n; j++) out.set(r * n + j, (float) b[j * rc + (int) r]);
+            });
+        }
+
+        /** A = Σ w_i G~_i + ρ·mean(diag)·I from the Gram files, float64. */
+        private double[] system() {
+            double[] a = new double[n * n];
+            for (int i = 0; i < w.length; i++) {
+                if (w[i] == 0f) continue;
+                TensorView gv = in.stats().get(i);
+                double wi = w[i];
+                readGram(gv, (r, c, v) -> a[r * n + c] += wi * (r == c ? v : alpha * v));
+            }
+            if (ridge > 0) {
+                double mean = 0;
+                for (int r = 0; r < n; r++) mean += a[r * n + r];
+                mean /= n;
+                for (int r = 0; r < n; r++) a[r * n + r] += ridge * mean;
+            }
+            return a;
+        }
+
+        /** G~ = αG + (1−α)diag(G) as float64, from the Gram file. */
+        private void shrunkGram(TensorView gv, double[] into) {
+            readGram(gv, (r, c, v) -> into[r * n + c] = r == c ? v : alpha * v);
+        }
+
+        /**
+         * Visits every value of a Gram as float32 widened (as the whole-tensor path loads it), rows in
+         * parallel; a NaN or ±Inf is an error naming the file. The file's pages are dropped behind the reading rows.
+         */
+        private void readGram(TensorView gv, GramCell cell) {
+            java.lang.foreign.MemorySegment seg = gv.data();
+            DType dt = gv.dtype();
+            long[] bad = {-1};
+            long rowBytes = (long) n * dt.byteSize();
+            PAR.forRange(n, 64, (lo, hi) -> {
+                for (int r = (int) lo; r < hi; r++) {
+                    for (int c = 0; c < n; c++) {
+                        float v = (float) Elements.get(seg, dt, (long) r * n + c);
+                        if (!Float.isFinite(v)) synchronized (bad) { bad[0] = bad[0] < 0 ? (long) r * n + c : Math.min(bad[0], (long) r * n + c); }
+                        cell.accept(r, c, v);
+                    }
+                }
+                // the rows' pages leave this process as soon as they are read (a Gram of in = 8192 is 268 MB mapped)
+                if (seg.isMapped()) Madvise.dontNeed(seg.asSlice(lo * rowBytes, (hi - lo) * rowBytes));
+            });
+            if (seg.isMapped()) Madvise.dontNeed(seg);
+            if (bad[0] >= 0) {
+                throw new CheckpointException("regmean: Gram '" + gv.name() + "' in " + gv.source() + " has a non-finite value ("
+                        + Elements.get(seg, dt, bad[0]) + ") at element " + bad[0] + " (for tensor '" + in.tensor() + "'); recompute it with"
+                        + " `mergeforge calibrate MODEL --stat gram`");
+            }
+        }
+    }
+
+    @FunctionalInterface
+    private interface GramCell {
+        void accept(int r, int c, double v);
     }
 
     /** The backend's device solver (cuBLAS/cuSOLVER under --backend cuda), else the CPU's; the least-squares fallback is always the CPU's. */
@@ -150,6 +313,13 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
             for (int j = (int) lo; j < hi; j++) for (int r = 0; r < rows; r++) t[j * rows + r] = v.get((long) j * rows + r);
         });
         return t;
+    }
+
+    /** Wᵀ [in, rows] as float64 from W [rows, in], into the first in·rows elements of {@code t}. */
+    private static void transposeInto(Tile w, int rows, int n, double[] t) {
+        PAR.forRange(n, 64, (lo, hi) -> {
+            for (int j = (int) lo; j < hi; j++) for (int r = 0; r < rows; r++) t[j * rows + r] = w.get((long) r * n + j);
+        });
     }
 
     /** Wᵀ [in, out] as float64 from W [out, in]. */
