@@ -20,10 +20,10 @@ import java.util.List;
  * same bits as the whole-tensor path: τ_j = θ_j − θ₀ is recomputed from the stored inputs in every
  * pass. Passes, each only when some model needs it:
  * <ol>
- *   <li>magnitudes: the high-bit histogram of |τ_j| for magnitude selections and ‖τ_j‖₁ before any
- *       sparsification for the L1 rescale;</li>
+ *   <li>magnitudes: the high-bit histogram of |τ_j| for magnitude selections;</li>
  *   <li>selection: the low-bit histograms at each selected rank (exact k-th magnitude);</li>
- *   <li>rescale: ‖τ̂_j‖₁ after the sparsification;</li>
+ *   <li>rescale: ‖τ_j‖₁ before and ‖τ̂_j‖₁ after the sparsification, both of the same chunk (so
+ *       DELLA, which selects nothing, reads its inputs twice, not three times);</li>
  *   <li>combine: sparsify, rescale, then the weighted sum or the TIES disjoint sum, λ, + θ₀.</li>
  * </ol>
  */
@@ -209,19 +209,16 @@ final class TaskVectorPasses {
         }
     }
 
-    /** Pass 1: the high-bit histograms and ‖τ‖₁ before sparsification. */
+    /** Pass 1: the high-bit histograms. */
     private static ChunkProgram.Pass magnitudes(List<Model> models) {
         return new ChunkProgram.Pass() {
-            @Override public boolean needed() {
-                return models.stream().anyMatch(m -> (m.select != null && m.select.needsPasses()) || m.rescale == Backend.Rescale.L1);
-            }
+            @Override public boolean needed() { return models.stream().anyMatch(m -> m.select != null && m.select.needsPasses()); }
 
             @Override public void chunk(ChunkOps ops, Chunk c) {
                 List<Tile> tvs = taskVectors(ops, c, models);
                 for (int k = 0; k < models.size(); k++) {
                     Model m = models.get(k);
                     if (m.select != null && m.select.needsPasses()) m.select.high(ops, tvs.get(k));
-                    if (m.rescale == Backend.Rescale.L1) ops.sumAbs(tvs.get(k), c.offset(), m.before);
                 }
             }
 
@@ -250,7 +247,7 @@ final class TaskVectorPasses {
         };
     }
 
-    /** Pass 3: ‖τ̂‖₁ after sparsification, giving the L1 factor ‖τ‖₁/‖τ̂‖₁ unless either is below 1e-7. */
+    /** Pass 3: ‖τ‖₁ and ‖τ̂‖₁ around the sparsification, giving the L1 factor ‖τ‖₁/‖τ̂‖₁ unless either is below 1e-7. */
     private static ChunkProgram.Pass rescale(List<Model> models) {
         return new ChunkProgram.Pass() {
             @Override public boolean needed() { return models.stream().anyMatch(m -> m.rescale == Backend.Rescale.L1); }
@@ -260,6 +257,7 @@ final class TaskVectorPasses {
                 for (int k = 0; k < models.size(); k++) {
                     Model m = models.get(k);
                     if (m.rescale != Backend.Rescale.L1) continue;
+                    ops.sumAbs(tvs.get(k), c.offset(), m.before);
                     sparsify(ops, c, m, tvs.get(k), m.seenRescale);
                     ops.sumAbs(tvs.get(k), c.offset(), m.after);
                 }

@@ -281,6 +281,22 @@ class ChunkedEquivalenceTest {
         }
     }
 
+    /** DELLA sums ‖τ‖₁ before its drop in the rescale pass, beside ‖τ̂‖₁: one reduction pass, then the combine — its inputs read twice. */
+    @org.junit.jupiter.api.Test
+    void dellaRunsOneReductionPass() {
+        Case c = new Case("della", m(), List.of(m("weight", 0.7, "density", 0.4, "epsilon", 0.1), m("weight", 0.5, "density", 0.6)),
+                new long[] {23, 531}, DType.BF16, DType.BF16, false);
+        Shape shape = Shape.of(c.dims());
+        try (Arena arena = Arena.ofConfined()) {
+            Setup s = setup(c, arena);
+            ChunkProgram p = ((ChunkedMethod) s.method()).program(new TensorSetup(Harness.TENSOR, shape, s.params(), s.baseIndex(), true, 1, n -> { }));
+            try (TilePool pool = new TilePool(); ChunkRunner r = new ChunkRunner(jb.chunkOps().orElseThrow(), p, s.base(), s.models(), shape, 531 * 4, pool)) {
+                r.reduce();
+                assertEquals(1, r.reductionPasses(), "della's reduction passes");
+            }
+        }
+    }
+
     private static void same(byte[] expect, byte[] got, DType dt, String what) {
         if (java.util.Arrays.equals(expect, got)) return;
         int es = dt.byteSize();
