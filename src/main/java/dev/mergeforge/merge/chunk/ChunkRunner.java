@@ -99,7 +99,8 @@ public final class ChunkRunner implements AutoCloseable {
     public static long workingBytes(int inputs, int scratch, long chunk) { return (inputs + scratch + 1L) * chunk * 4L; }
 
     private Tile borrow(Shape s) {
-        Tile t = pool.borrow(s);
+        // any free buffer that holds it: a smaller tensor reuses a larger one's chunk buffers, touched already
+        Tile t = pool.borrow(s, true);
         held.add(t);
         return t;
     }
