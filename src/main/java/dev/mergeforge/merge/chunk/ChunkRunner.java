@@ -34,6 +34,9 @@ public final class ChunkRunner implements AutoCloseable {
     private int reductionPasses;
     /** Whether the pass loading chunks now is the last that reads the inputs (the combine pass). */
     private boolean lastPass;
+    /** The chunk loaded last (its tiles hold what the pass that loaded it left), and how many loads so far. */
+    private Chunk loaded;
+    private long loads;
 
     /**
      * Told of each input chunk a pass has loaded, after the load: the merger drops pages behind the
@@ -127,12 +130,29 @@ public final class ChunkRunner implements AutoCloseable {
         }
     }
 
-    /** Computes output chunk {@code k}: the returned tile holds its values until the next call. */
+    /** Chunks loaded so far (each load reads every input's elements of that chunk). */
+    public long chunkLoads() { return loads; }
+
+    /**
+     * Computes output chunk {@code k}: the returned tile holds its values until the next call. A
+     * tensor of one chunk that a reduction pass loaded last goes to a {@link ChunkProgram.Resumable}
+     * combine as that pass left it, when the combine can start from there, without loading it again.
+     */
     public Tile combine(long k) {
         lastPass = true;
-        Chunk c = load(k);
-        Tile out = view(outTile, c.size());
-        program.combine().chunk(ops, c, out);
+        Tile out;
+        if (chunks() == 1 && loaded != null && program.combine() instanceof ChunkProgram.Resumable r && r.canResume()) {
+            Chunk c = loaded;
+            loaded = null;
+            told(c.offset(), c.size());
+            out = view(outTile, c.size());
+            r.resume(ops, c, out);
+        } else {
+            Chunk c = load(k);
+            loaded = null;
+            out = view(outTile, c.size());
+            program.combine().chunk(ops, c, out);
+        }
         return out;
     }
 
@@ -157,12 +177,19 @@ public final class ChunkRunner implements AutoCloseable {
         List<Tile> ss = new ArrayList<>(scratchTiles.size());
         for (Tile s : scratchTiles) ss.add(view(s, n));
         // told once all inputs are loaded: a base also listed among the models is read twice above
+        told(off, n);
+        loads++;
+        loaded = new Chunk(off, n, b, ms, ss);
+        return loaded;
+    }
+
+    /** Tells {@link #reads} of the elements [off, off + n) of every distinct input, as this pass reads them. */
+    private void told(long off, long n) {
         if (base != null) reads.read(base, off, n, lastPass);
         for (int j = 0; j < models.size(); j++) {
             TensorView v = models.get(j);
             if (v != base && models.subList(0, j).stream().noneMatch(w -> w == v)) reads.read(v, off, n, lastPass);
         }
-        return new Chunk(off, n, b, ms, ss);
     }
 
     /**

@@ -88,28 +88,7 @@ final class TaskVectorPasses {
         Lanes rows = Lanes.along(in.shape(), 1);
         long align = sparsifier instanceof Della ? Math.max(1, rows.length() * rows.inner()) : 1;
         List<ChunkProgram.Pass> passes = List.of(magnitudes(models), selection(models), rescale(models));
-        ChunkProgram.Combine combine = (ops, c, out) -> {
-            List<Tile> tvs = taskVectors(ops, c, models);
-            for (int k = 0; k < models.size(); k++) sparsify(ops, c, models.get(k), tvs.get(k), models.get(k).seen);
-            if (consensus) {
-                Tile sign = c.scratch(0);
-                // W_j = w_j · τ̂_j
-                for (int k = 0; k < tvs.size(); k++) ops.scale(tvs.get(k), w[k], tvs.get(k));
-                // s = sign(Σ_j W_j), 0 → +
-                ops.electSign(tvs, sign);
-                // Δ = Σ_j W_j [sign W_j = s]  (/ Σ_j w_j [sign W_j = s], 0 → 1)
-                ops.disjointMerge(tvs, w, sign, normalize, out);
-            } else {
-                // Δ = Σ_j w_j τ̂_j
-                ops.weightedSum(tvs, w, out);
-                // Δ = Δ / Σ_j w_j   (|Σw| < 1e-8 → 1)
-                if (normalize) ops.scale(out, TaskVectors.normalizer(w), out);
-            }
-            // Δ = λ Δ
-            if (lambda != 1) ops.scale(out, (float) lambda, out);
-            // θ = θ₀ + Δ
-            ops.add(c.base(), out, out);
-        };
+        ChunkProgram.Combine combine = new Combining(models, w, consensus, normalize, lambda);
         return new ChunkProgram(align, consensus || sparsifier instanceof Della ? 1 : 0, passes, combine);
     }
 
@@ -272,5 +251,56 @@ final class TaskVectorPasses {
                 }
             }
         };
+    }
+
+    /**
+     * The combine pass: sparsify, rescale, then the weighted sum or the TIES disjoint sum, λ, + θ₀.
+     * Resumable: on a tensor of one chunk, the rescale pass (the last, when it runs) has left the
+     * models it sparsified as τ̂_j and the others as τ_j in the chunk's tiles.
+     */
+    private record Combining(List<Model> models, float[] w, boolean consensus, boolean normalize, double lambda) implements ChunkProgram.Resumable {
+        @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
+            List<Tile> tvs = taskVectors(ops, c, models);
+            for (int k = 0; k < models.size(); k++) sparsify(ops, c, models.get(k), tvs.get(k), models.get(k).seen);
+            merge(ops, c, tvs, out);
+        }
+
+        @Override public boolean canResume() { return models.stream().anyMatch(m -> m.rescale == Backend.Rescale.L1); }
+
+        @Override public void resume(ChunkOps ops, Chunk c, Tile out) {
+            List<Tile> tvs = new ArrayList<>(models.size());
+            for (Model m : models) {
+                Tile t = c.model(m.index);
+                // τ̂ = τ̂ · ‖τ‖₁/‖τ̂‖₁ where the rescale pass sparsified it; the others sparsified now, as chunk() does
+                if (m.rescale == Backend.Rescale.L1) {
+                    if (m.scaled) ops.scale(t, m.factor, t);
+                } else {
+                    sparsify(ops, c, m, t, m.seen);
+                }
+                tvs.add(t);
+            }
+            merge(ops, c, tvs, out);
+        }
+
+        private void merge(ChunkOps ops, Chunk c, List<Tile> tvs, Tile out) {
+            if (consensus) {
+                Tile sign = c.scratch(0);
+                // W_j = w_j · τ̂_j
+                for (int k = 0; k < tvs.size(); k++) ops.scale(tvs.get(k), w[k], tvs.get(k));
+                // s = sign(Σ_j W_j), 0 → +
+                ops.electSign(tvs, sign);
+                // Δ = Σ_j W_j [sign W_j = s]  (/ Σ_j w_j [sign W_j = s], 0 → 1)
+                ops.disjointMerge(tvs, w, sign, normalize, out);
+            } else {
+                // Δ = Σ_j w_j τ̂_j
+                ops.weightedSum(tvs, w, out);
+                // Δ = Δ / Σ_j w_j   (|Σw| < 1e-8 → 1)
+                if (normalize) ops.scale(out, TaskVectors.normalizer(w), out);
+            }
+            // Δ = λ Δ
+            if (lambda != 1) ops.scale(out, (float) lambda, out);
+            // θ = θ₀ + Δ
+            ops.add(c.base(), out, out);
+        }
     }
 }
