@@ -229,9 +229,10 @@ public record Sce(double selectTopk) implements ChunkedMethod {
         // μ = Σ τ_i / N
         ops.weightedSum(tvs, ones, mean);
         ops.scale(mean, 1f / tvs.size(), mean);
-        // N·var = Σ (τ_i − μ)²
-        ops.fill(var, 0f);
-        for (Tile tv : tvs) {
+        // N·var = Σ (τ_i − μ)², summed from the first square: 0 + (τ_0 − μ)² is that square bit for bit (never −0)
+        ops.sub(tvs.getFirst(), mean, d);
+        ops.mul(d, d, var);
+        for (Tile tv : tvs.subList(1, tvs.size())) {
             ops.sub(tv, mean, d);
             ops.mul(d, d, d);
             ops.add(var, d, var);
