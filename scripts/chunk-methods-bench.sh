@@ -2,12 +2,14 @@
 # Times whole `mergeforge merge` commands, one per method and backend, on the demo family
 # (target/demo/models: base + ft1..ft3, made by `bin/mergeforge demo`), page cache warm.
 # Usage: scripts/chunk-methods-bench.sh [backends (default "native java")] [methods]
-# Prints one markdown row per merge: method | backend | wall seconds | CPU seconds (user + sys) of the whole JVM command.
+# Prints one markdown row per merge: method | backend | wall seconds | CPU seconds (user + sys) of the whole JVM command
+# | wall and CPU as multiples of task_arithmetic's on the same backend in the same run (list it first; the default does).
+# The default methods are the whole registry but the data-informed regmean and fisher (they need statistics).
 set -euo pipefail
 M=${MODELS:-target/demo/models}
 W=${WORK:-target/chunk-bench}
 BACKENDS=${1:-native java}
-METHODS=${2:-task_arithmetic ties dare_ties breadcrumbs della sce model_stock nearswap nuslerp slerp}
+METHODS=${2:-task_arithmetic linear ties dare_ties dare_linear breadcrumbs breadcrumbs_ties della della_linear sce model_stock nearswap nuslerp slerp multislerp karcher arcee_fusion ram ramplus_tl passthrough}
 mkdir -p "$W"
 B=$(realpath "$M/base"); F1=$(realpath "$M/ft1"); F2=$(realpath "$M/ft2"); F3=$(realpath "$M/ft3")
 models() { # method, per-model parameters
@@ -32,6 +34,20 @@ config() {
     nearswap) printf 'merge_method: nearswap\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\nparameters:\n  t: 0.001\n' "$B" "$B" "$F1" ;;
     nuslerp) printf 'merge_method: nuslerp\nbase_model: %s\nmodels:\n  - model: %s\n    parameters:\n      weight: 0.5\n  - model: %s\n    parameters:\n      weight: 0.5\n' "$B" "$F1" "$F2" ;;
     slerp) printf 'merge_method: slerp\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\nparameters:\n  t: 0.5\n' "$B" "$B" "$F1" ;;
+    linear) printf 'merge_method: linear\nmodels:\n' ; for f in "$F1" "$F2" "$F3"; do printf '  - model: %s\n    parameters:\n      weight: 1.0\n' "$f"; done ;;
+    dare_linear) models dare_linear "weight: 1.0
+      density: 0.5" ;;
+    breadcrumbs_ties) models breadcrumbs_ties "weight: 1.0
+      density: 0.9
+      gamma: 0.01" ;;
+    della_linear) models della_linear "weight: 1.0
+      density: 0.5
+      epsilon: 0.15" ;;
+    multislerp) models multislerp "weight: 1.0" ;;
+    karcher) printf 'merge_method: karcher\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\n  - model: %s\n' "$B" "$F1" "$F2" "$F3" ;;
+    arcee_fusion) printf 'merge_method: arcee_fusion\nbase_model: %s\nmodels:\n  - model: %s\n' "$B" "$F1" ;;
+    ram|ramplus_tl) printf 'merge_method: %s\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\n  - model: %s\n' "$1" "$B" "$F1" "$F2" "$F3" ;;
+    passthrough) printf 'merge_method: passthrough\nmodels:\n  - model: %s\n' "$F1" ;;
     *) echo "unknown method $1" >&2; exit 2 ;;
   esac
   echo "dtype: bfloat16"
@@ -43,7 +59,11 @@ for m in $METHODS; do
     /usr/bin/time -f '%e %U %S' -o "$W/$m-$be.time" ${MF:-bin/mergeforge} merge -q --overwrite --backend "$be" "$W/$m.yml" "$W/out-$m-$be" > "$W/$m-$be.log" 2>&1 \
       || { echo "| $m | $be | FAILED (see $W/$m-$be.log) |"; continue; }
     read -r wall user sys < "$W/$m-$be.time"
-    printf '| %s | %s | %.2f | %.2f |\n' "$m" "$be" "$wall" "$(echo "$user + $sys" | bc)"
+    cpu=$(echo "$user + $sys" | bc)
+    if [ "$m" = task_arithmetic ]; then eval "ta_wall_$be=$wall ta_cpu_$be=$cpu"; fi
+    tw=$(eval echo "\${ta_wall_$be:-}"); tc=$(eval echo "\${ta_cpu_$be:-}")
+    if [ -n "$tw" ]; then ratio=$(printf '%.1f | %.1f' "$(echo "$wall / $tw" | bc -l)" "$(echo "$cpu / $tc" | bc -l)"); else ratio='- | -'; fi
+    printf '| %s | %s | %.2f | %.2f | %s |\n' "$m" "$be" "$wall" "$cpu" "$ratio"
   done
   if [ -n "${KEEP:-}" ]; then :; else
     for be in $BACKENDS; do [ -d "$W/out-$m-$be" ] && [ "$be" != "$(echo $BACKENDS | cut -d' ' -f1)" ] && { cmp -s "$W/out-$m-$be/model.safetensors" "$W/out-$m-$(echo $BACKENDS | cut -d' ' -f1)/model.safetensors" && echo "  ($m: $be output identical)" || echo "  ($m: $be output DIFFERS)"; }; done

@@ -406,7 +406,7 @@ public final class Merger {
             rereads.afterReductions(t, r.reductionPasses(), ctx.log());
             if (r.sawNonFinite()) requireFinite(t, o, derived);
             long cb = r.chunkElements() * es;
-            Tile staging = ctx.pool().borrow(Shape.of((Math.min(r.chunkElements(), t.shape().numel()) * es + 3) / 4));
+            Tile staging = ctx.pool().borrow(Shape.of((Math.min(r.chunkElements(), t.shape().numel()) * es + 3) / 4), true);
             try {
                 long[] current = {-1};
                 // θ chunk by chunk: computed when the writer first asks for its bytes, then copied piece by piece

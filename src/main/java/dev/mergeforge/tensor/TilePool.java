@@ -68,7 +68,16 @@ public final class TilePool implements AutoCloseable {
     }
 
     /** Borrows a tile of the given shape (contents undefined). */
-    public synchronized Tile borrow(Shape shape) {
+    public Tile borrow(Shape shape) { return borrow(shape, anyLarger); }
+
+    /**
+     * Borrows a tile of the given shape (contents undefined), reusing any free buffer at least as
+     * large as asked (best fit) when {@code anyLarger}, whatever this pool's own policy: for a set of
+     * tiles borrowed and returned together, tensor after tensor (a chunked tensor's chunk tiles), so a
+     * smaller tensor after a larger one takes the larger one's buffers — already touched — instead of
+     * fresh memory, and no buffer has to be dropped to make room for its smaller ones.
+     */
+    public synchronized Tile borrow(Shape shape, boolean anyLarger) {
         if (closed) throw new IllegalStateException("tile pool is closed");
         long need = Math.max(4, Math.multiplyExact(shape.numel(), 4L));
         MemorySegment best = null;

@@ -85,4 +85,18 @@ public record ChunkProgram(long align, int scratch, List<Pass> reductions, Combi
     public interface Combine {
         void chunk(ChunkOps ops, Chunk c, Tile out);
     }
+
+    /**
+     * A combine pass that can also start from what the last reduction pass left in the chunk's tiles
+     * instead of from freshly loaded inputs. The runner resumes when the tensor is one chunk: that
+     * chunk is still in the tiles after the reductions, so the combine need not load it again nor redo
+     * the work the last pass did on it (a DELLA row ranked once, not twice).
+     */
+    public interface Resumable extends Combine {
+        /** Whether the tiles the reductions left hold what {@link #resume} starts from (asked after they ran). */
+        boolean canResume();
+
+        /** As {@link #chunk}, on the tiles as the last reduction pass left them: the same values written to {@code out}. */
+        void resume(ChunkOps ops, Chunk c, Tile out);
+    }
 }

@@ -35,6 +35,9 @@ public final class ChunkRunner implements AutoCloseable {
     private int reductionPasses;
     /** Whether the pass loading chunks now is the last that reads the inputs (the combine pass). */
     private boolean lastPass;
+    /** The chunk loaded last (its tiles hold what the pass that loaded it left), and how many loads so far. */
+    private Chunk loaded;
+    private long loads;
 
     /**
      * Told of each input chunk a pass has loaded, after the load: the merger drops pages behind the
@@ -143,7 +146,8 @@ public final class ChunkRunner implements AutoCloseable {
     public static long workingBytes(int inputs, int scratch, long chunk) { return (inputs + scratch + 1L) * chunk * 4L; }
 
     private Tile borrow(Shape s) {
-        Tile t = pool.borrow(s);
+        // any free buffer that holds it: a smaller tensor reuses a larger one's chunk buffers, touched already
+        Tile t = pool.borrow(s, true);
         held.add(t);
         return t;
     }
@@ -170,12 +174,29 @@ public final class ChunkRunner implements AutoCloseable {
         }
     }
 
-    /** Computes output chunk {@code k}: the returned tile holds its values until the next call. */
+    /** Chunks loaded so far (each load reads every input's elements of that chunk). */
+    public long chunkLoads() { return loads; }
+
+    /**
+     * Computes output chunk {@code k}: the returned tile holds its values until the next call. A
+     * tensor of one chunk that a reduction pass loaded last goes to a {@link ChunkProgram.Resumable}
+     * combine as that pass left it, when the combine can start from there, without loading it again.
+     */
     public Tile combine(long k) {
         lastPass = true;
-        Chunk c = load(k);
-        Tile out = view(outTile, c.size());
-        program.combine().chunk(ops, c, out);
+        Tile out;
+        if (chunks() == 1 && loaded != null && program.combine() instanceof ChunkProgram.Resumable r && r.canResume()) {
+            Chunk c = loaded;
+            loaded = null;
+            told(c.offset(), c.size());
+            out = view(outTile, c.size());
+            r.resume(ops, c, out);
+        } else {
+            Chunk c = load(k);
+            loaded = null;
+            out = view(outTile, c.size());
+            program.combine().chunk(ops, c, out);
+        }
         return out;
     }
 
@@ -206,6 +227,14 @@ public final class ChunkRunner implements AutoCloseable {
         List<Tile> ss = new ArrayList<>(scratchTiles.size());
         for (Tile s : scratchTiles) ss.add(view(s, n));
         // told once all inputs are loaded: a base also listed among the models is read twice above
+        told(off, n);
+        loads++;
+        loaded = new Chunk(off, n, b, ms, ss, fs);
+        return loaded;
+    }
+
+    /** Tells {@link #reads} of the elements [off, off + n) of every distinct input, as this pass reads them. */
+    private void told(long off, long n) {
         if (base != null) reads.read(base, off, n, lastPass);
         for (int j = 0; j < models.size(); j++) {
             TensorView v = models.get(j);
@@ -215,7 +244,6 @@ public final class ChunkRunner implements AutoCloseable {
             TensorView v = stats.get(j);
             if (stats.subList(0, j).stream().noneMatch(w -> w == v)) reads.read(v, off, n, lastPass);
         }
-        return new Chunk(off, n, b, ms, ss, fs);
     }
 
     /**

@@ -112,7 +112,8 @@ public record Sce(double selectTopk) implements ChunkedMethod {
     /**
      * As passes: (with select_topk &lt; 1) the variance's high-bit histogram and its zero count, then
      * the low bits at the k-th variance; the mean squares of the selected task vectors; the combine.
-     * The variance is recomputed from the inputs in each pass.
+     * The variance is recomputed from the inputs in each pass — but for the combine of a tensor of one
+     * chunk, which starts from the selected τ_i the squares pass left in the chunk's tiles.
      */
     @Override
     public ChunkProgram program(TensorSetup in) {
@@ -174,22 +175,38 @@ public record Sce(double selectTopk) implements ChunkedMethod {
                 for (int i = 0; i < n; i++) w[i] = Math.abs(sum) < 1e-6 ? (float) (1.0 / n) : (float) (ms[i] / sum);
             }
         };
-        return new ChunkProgram(1, 3, List.of(variances, selection, squares), (ops, c, out) -> {
-            List<Tile> tvs = selected(ops, c, idx, select ? sel[0].window() : null, seenCombine);
-            Tile sign = c.scratch(0);
-            // s = sign(Σ τ_i)
-            ops.electSign(tvs, sign);
-            // W_i = w_i τ_i
-            for (int i = 0; i < n; i++) ops.scale(tvs.get(i), w[i], tvs.get(i));
-            // Δ = Σ kept W_i / max(Σ kept w_i, 1e-6)
-            ops.disjointMerge(tvs, w, sign, false, out);
-            Tile div = tvs.getFirst();
-            ops.disjointDivisor(tvs, w, sign, div);
-            ops.clamp(div, 1e-6f, Float.POSITIVE_INFINITY, div);
-            ops.div(out, div, out);
-            // θ = θ₀ + Δ
-            ops.add(c.base(), out, out);
+        return new ChunkProgram(1, 3, List.of(variances, selection, squares), new ChunkProgram.Resumable() {
+            @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
+                combine(ops, c, selected(ops, c, idx, select ? sel[0].window() : null, seenCombine), w, out);
+            }
+
+            // the squares pass, always the last, left the selected τ_i in the model chunks
+            @Override public boolean canResume() { return true; }
+
+            @Override public void resume(ChunkOps ops, Chunk c, Tile out) {
+                List<Tile> tvs = new java.util.ArrayList<>(n);
+                for (int j : idx) tvs.add(c.model(j));
+                combine(ops, c, tvs, w, out);
+            }
         });
+    }
+
+    /** The combine of one chunk from its selected task vectors (overwritten). */
+    private static void combine(ChunkOps ops, Chunk c, List<Tile> tvs, float[] w, Tile out) {
+        int n = tvs.size();
+        Tile sign = c.scratch(0);
+        // s = sign(Σ τ_i)
+        ops.electSign(tvs, sign);
+        // W_i = w_i τ_i
+        for (int i = 0; i < n; i++) ops.scale(tvs.get(i), w[i], tvs.get(i));
+        // Δ = Σ kept W_i / max(Σ kept w_i, 1e-6)
+        ops.disjointMerge(tvs, w, sign, false, out);
+        Tile div = tvs.getFirst();
+        ops.disjointDivisor(tvs, w, sign, div);
+        ops.clamp(div, 1e-6f, Float.POSITIVE_INFINITY, div);
+        ops.div(out, div, out);
+        // θ = θ₀ + Δ
+        ops.add(c.base(), out, out);
     }
 
     /** τ_i = θ_i − θ₀ of one chunk, in place in the model chunks. */
@@ -212,9 +229,10 @@ public record Sce(double selectTopk) implements ChunkedMethod {
         // μ = Σ τ_i / N
         ops.weightedSum(tvs, ones, mean);
         ops.scale(mean, 1f / tvs.size(), mean);
-        // N·var = Σ (τ_i − μ)²
-        ops.fill(var, 0f);
-        for (Tile tv : tvs) {
+        // N·var = Σ (τ_i − μ)², summed from the first square: 0 + (τ_0 − μ)² is that square bit for bit (never −0)
+        ops.sub(tvs.getFirst(), mean, d);
+        ops.mul(d, d, var);
+        for (Tile tv : tvs.subList(1, tvs.size())) {
             ops.sub(tv, mean, d);
             ops.mul(d, d, d);
             ops.add(var, d, var);

@@ -20,10 +20,10 @@ import java.util.List;
  * same bits as the whole-tensor path: τ_j = θ_j − θ₀ is recomputed from the stored inputs in every
  * pass. Passes, each only when some model needs it:
  * <ol>
- *   <li>magnitudes: the high-bit histogram of |τ_j| for magnitude selections and ‖τ_j‖₁ before any
- *       sparsification for the L1 rescale;</li>
+ *   <li>magnitudes: the high-bit histogram of |τ_j| for magnitude selections;</li>
  *   <li>selection: the low-bit histograms at each selected rank (exact k-th magnitude);</li>
- *   <li>rescale: ‖τ̂_j‖₁ after the sparsification;</li>
+ *   <li>rescale: ‖τ_j‖₁ before and ‖τ̂_j‖₁ after the sparsification, both of the same chunk (so
+ *       DELLA, which selects nothing, reads its inputs twice, not three times);</li>
  *   <li>combine: sparsify, rescale, then the weighted sum or the TIES disjoint sum, λ, + θ₀.</li>
  * </ol>
  */
@@ -88,28 +88,7 @@ final class TaskVectorPasses {
         Lanes rows = Lanes.along(in.shape(), 1);
         long align = sparsifier instanceof Della ? Math.max(1, rows.length() * rows.inner()) : 1;
         List<ChunkProgram.Pass> passes = List.of(magnitudes(models), selection(models), rescale(models));
-        ChunkProgram.Combine combine = (ops, c, out) -> {
-            List<Tile> tvs = taskVectors(ops, c, models);
-            for (int k = 0; k < models.size(); k++) sparsify(ops, c, models.get(k), tvs.get(k), models.get(k).seen);
-            if (consensus) {
-                Tile sign = c.scratch(0);
-                // W_j = w_j · τ̂_j
-                for (int k = 0; k < tvs.size(); k++) ops.scale(tvs.get(k), w[k], tvs.get(k));
-                // s = sign(Σ_j W_j), 0 → +
-                ops.electSign(tvs, sign);
-                // Δ = Σ_j W_j [sign W_j = s]  (/ Σ_j w_j [sign W_j = s], 0 → 1)
-                ops.disjointMerge(tvs, w, sign, normalize, out);
-            } else {
-                // Δ = Σ_j w_j τ̂_j
-                ops.weightedSum(tvs, w, out);
-                // Δ = Δ / Σ_j w_j   (|Σw| < 1e-8 → 1)
-                if (normalize) ops.scale(out, TaskVectors.normalizer(w), out);
-            }
-            // Δ = λ Δ
-            if (lambda != 1) ops.scale(out, (float) lambda, out);
-            // θ = θ₀ + Δ
-            ops.add(c.base(), out, out);
-        };
+        ChunkProgram.Combine combine = new Combining(models, w, consensus, normalize, lambda);
         return new ChunkProgram(align, consensus || sparsifier instanceof Della ? 1 : 0, passes, combine);
     }
 
@@ -209,19 +188,16 @@ final class TaskVectorPasses {
         }
     }
 
-    /** Pass 1: the high-bit histograms and ‖τ‖₁ before sparsification. */
+    /** Pass 1: the high-bit histograms. */
     private static ChunkProgram.Pass magnitudes(List<Model> models) {
         return new ChunkProgram.Pass() {
-            @Override public boolean needed() {
-                return models.stream().anyMatch(m -> (m.select != null && m.select.needsPasses()) || m.rescale == Backend.Rescale.L1);
-            }
+            @Override public boolean needed() { return models.stream().anyMatch(m -> m.select != null && m.select.needsPasses()); }
 
             @Override public void chunk(ChunkOps ops, Chunk c) {
                 List<Tile> tvs = taskVectors(ops, c, models);
                 for (int k = 0; k < models.size(); k++) {
                     Model m = models.get(k);
                     if (m.select != null && m.select.needsPasses()) m.select.high(ops, tvs.get(k));
-                    if (m.rescale == Backend.Rescale.L1) ops.sumAbs(tvs.get(k), c.offset(), m.before);
                 }
             }
 
@@ -250,7 +226,7 @@ final class TaskVectorPasses {
         };
     }
 
-    /** Pass 3: ‖τ̂‖₁ after sparsification, giving the L1 factor ‖τ‖₁/‖τ̂‖₁ unless either is below 1e-7. */
+    /** Pass 3: ‖τ‖₁ and ‖τ̂‖₁ around the sparsification, giving the L1 factor ‖τ‖₁/‖τ̂‖₁ unless either is below 1e-7. */
     private static ChunkProgram.Pass rescale(List<Model> models) {
         return new ChunkProgram.Pass() {
             @Override public boolean needed() { return models.stream().anyMatch(m -> m.rescale == Backend.Rescale.L1); }
@@ -260,6 +236,7 @@ final class TaskVectorPasses {
                 for (int k = 0; k < models.size(); k++) {
                     Model m = models.get(k);
                     if (m.rescale != Backend.Rescale.L1) continue;
+                    ops.sumAbs(tvs.get(k), c.offset(), m.before);
                     sparsify(ops, c, m, tvs.get(k), m.seenRescale);
                     ops.sumAbs(tvs.get(k), c.offset(), m.after);
                 }
@@ -274,5 +251,56 @@ final class TaskVectorPasses {
                 }
             }
         };
+    }
+
+    /**
+     * The combine pass: sparsify, rescale, then the weighted sum or the TIES disjoint sum, λ, + θ₀.
+     * Resumable: on a tensor of one chunk, the rescale pass (the last, when it runs) has left the
+     * models it sparsified as τ̂_j and the others as τ_j in the chunk's tiles.
+     */
+    private record Combining(List<Model> models, float[] w, boolean consensus, boolean normalize, double lambda) implements ChunkProgram.Resumable {
+        @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
+            List<Tile> tvs = taskVectors(ops, c, models);
+            for (int k = 0; k < models.size(); k++) sparsify(ops, c, models.get(k), tvs.get(k), models.get(k).seen);
+            merge(ops, c, tvs, out);
+        }
+
+        @Override public boolean canResume() { return models.stream().anyMatch(m -> m.rescale == Backend.Rescale.L1); }
+
+        @Override public void resume(ChunkOps ops, Chunk c, Tile out) {
+            List<Tile> tvs = new ArrayList<>(models.size());
+            for (Model m : models) {
+                Tile t = c.model(m.index);
+                // τ̂ = τ̂ · ‖τ‖₁/‖τ̂‖₁ where the rescale pass sparsified it; the others sparsified now, as chunk() does
+                if (m.rescale == Backend.Rescale.L1) {
+                    if (m.scaled) ops.scale(t, m.factor, t);
+                } else {
+                    sparsify(ops, c, m, t, m.seen);
+                }
+                tvs.add(t);
+            }
+            merge(ops, c, tvs, out);
+        }
+
+        private void merge(ChunkOps ops, Chunk c, List<Tile> tvs, Tile out) {
+            if (consensus) {
+                Tile sign = c.scratch(0);
+                // W_j = w_j · τ̂_j
+                for (int k = 0; k < tvs.size(); k++) ops.scale(tvs.get(k), w[k], tvs.get(k));
+                // s = sign(Σ_j W_j), 0 → +
+                ops.electSign(tvs, sign);
+                // Δ = Σ_j W_j [sign W_j = s]  (/ Σ_j w_j [sign W_j = s], 0 → 1)
+                ops.disjointMerge(tvs, w, sign, normalize, out);
+            } else {
+                // Δ = Σ_j w_j τ̂_j
+                ops.weightedSum(tvs, w, out);
+                // Δ = Δ / Σ_j w_j   (|Σw| < 1e-8 → 1)
+                if (normalize) ops.scale(out, TaskVectors.normalizer(w), out);
+            }
+            // Δ = λ Δ
+            if (lambda != 1) ops.scale(out, (float) lambda, out);
+            // θ = θ₀ + Δ
+            ops.add(c.base(), out, out);
+        }
     }
 }

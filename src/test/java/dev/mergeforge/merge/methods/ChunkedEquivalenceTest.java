@@ -258,7 +258,8 @@ class ChunkedEquivalenceTest {
             byte[] expect = wholeTensor(c, s, seed, expectNotes);
             List<Backend> backends = nat == null ? List.of(jb) : List.of(jb, nat);
             for (Backend be : backends) {
-                for (long chunk : new long[] {1000, 531 * 3 + 17}) {
+                // the last: the whole tensor in one chunk, where a resumable combine starts from the last reduction pass's tiles
+                for (long chunk : new long[] {1000, 531 * 3 + 17, 1 << 20}) {
                     List<String> notes = new ArrayList<>();
                     byte[] got = chunked(be.chunkOps().orElseThrow(), c, s, seed, chunk, notes);
                     same(expect, got, c.out(), be.name() + " chunks of " + chunk);
@@ -277,6 +278,46 @@ class ChunkedEquivalenceTest {
             if (c.method().startsWith("dare") && Shape.of(c.dims()).numel() > 100) {
                 byte[] other = chunked(jb.chunkOps().orElseThrow(), c, s, seed + 1, 1000, new ArrayList<>());
                 assertTrue(!java.util.Arrays.equals(expect, other), "another seed must draw another mask");
+            }
+        }
+    }
+
+    /** DELLA sums ‖τ‖₁ before its drop in the rescale pass, beside ‖τ̂‖₁: one reduction pass, then the combine — its inputs read twice. */
+    @org.junit.jupiter.api.Test
+    void dellaRunsOneReductionPass() {
+        Case c = new Case("della", m(), List.of(m("weight", 0.7, "density", 0.4, "epsilon", 0.1), m("weight", 0.5, "density", 0.6)),
+                new long[] {23, 531}, DType.BF16, DType.BF16, false);
+        // 6 chunks of 4 rows: one reduction pass and the combine load each
+        assertEquals(List.of(1, 12L), loads(c, 531 * 4));
+    }
+
+    /**
+     * On a tensor of one chunk the combines of della and sce resume from the tiles the last reduction
+     * pass left (della: τ̂ dropped in the rescale pass; sce: the selected τ of the squares pass), so no
+     * load follows the reductions; ties without rescale has no resumable combine and loads it again.
+     * (chunkedGivesTheWholeTensorBytes checks every method's bytes on one chunk.)
+     */
+    @org.junit.jupiter.api.Test
+    void oneChunkCombinesResumeWithoutLoadingAgain() {
+        long[] dims = {23, 531};
+        Case della = new Case("della", m(), List.of(m("weight", 0.7, "density", 0.4, "epsilon", 0.1), m("weight", 0.5, "density", 0.6)), dims, DType.BF16, DType.BF16, false);
+        Case sce = new Case("sce", m("select_topk", 0.5), List.of(m(), m(), m()), dims, DType.BF16, DType.BF16, false);
+        Case ties = new Case("ties", m(), List.of(m("weight", 0.7, "density", 0.3), m("weight", 0.5, "density", 0.55)), dims, DType.BF16, DType.BF16, false);
+        assertEquals(List.of(1, 1L), loads(della, 1 << 20), "della: the rescale pass's one load");
+        assertEquals(List.of(3, 3L), loads(sce, 1 << 20), "sce: variances, selection, squares");
+        assertEquals(List.of(2, 3L), loads(ties, 1 << 20), "ties: magnitudes, selection, then the combine's own load");
+    }
+
+    /** Reduction passes and chunk loads of a whole chunked merge of the case on the Java chunk ops. */
+    private static List<Object> loads(Case c, long chunk) {
+        Shape shape = Shape.of(c.dims());
+        try (Arena arena = Arena.ofConfined()) {
+            Setup s = setup(c, arena);
+            ChunkProgram p = ((ChunkedMethod) s.method()).program(new TensorSetup(Harness.TENSOR, shape, s.params(), s.baseIndex(), true, 1, n -> { }));
+            try (TilePool pool = new TilePool(); ChunkRunner r = new ChunkRunner(jb.chunkOps().orElseThrow(), p, s.base(), s.models(), shape, chunk, pool)) {
+                r.reduce();
+                for (long k = 0; k < r.chunks(); k++) r.combine(k);
+                return List.of(r.reductionPasses(), r.chunkLoads());
             }
         }
     }
