@@ -432,7 +432,9 @@ void runBlockAsFibers() {
         stacks.push_back(static_cast<char*>(s));
     }
 #ifdef MFEMU_TSAN
-    if (mainFiber == nullptr) mainFiber = __tsan_get_current_fiber();
+    // the launching thread of this block (launches come from any host thread, one at a time): the
+    // fibers switch back to it, not to whichever thread launched first
+    mainFiber = __tsan_get_current_fiber();
     while (tsanFibers.size() < n) tsanFibers.push_back(__tsan_create_fiber(0));
     if (fiberQuiet.size() < n) fiberQuiet.resize(n, 0);
 #endif
@@ -460,8 +462,11 @@ void runBlockAsFibers() {
     CtxTarget first = target(thr[cur].ctx);
     TSAN_RELEASE(&launchSync);
 #ifdef MFEMU_TSAN
-    __tsan_switch_to_fiber(tsanFibers[cur], 0);
+    // written by the launching thread, under the launch lock, before ThreadSanitizer is told of the
+    // switch: written after it, the store belongs to the fiber, which holds no lock, and the next
+    // launch's store from another host thread is reported as a race with it
     onFiber = true;
+    __tsan_switch_to_fiber(tsanFibers[cur], 0);
 #endif
     ctxSwitch(mainCtx, first);
 #ifdef MFEMU_TSAN
