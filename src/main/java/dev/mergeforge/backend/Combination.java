@@ -50,8 +50,21 @@ public record Combination(float[] weights, boolean taskVectors, float[] scales, 
             }
         }
 
+        /**
+         * What a chunk's relax kernel reads: the importance of channels [firstChannel, firstChannel +
+         * channels) and the row length it indexes them by (along ELEMENTS the chunk is one row of its
+         * own: channel i of the slice for element i).
+         */
+        public record Window(long firstChannel, long channels, long cols) { }
+
+        /** Checks a chunk ({@link #checkChunk}) and returns its {@link Window}. */
+        public Window window(long offset, long n) {
+            checkChunk(offset, n);
+            return new Window(firstChannel(offset), chunkChannels(n), axis == Backend.Axis.ELEMENTS ? n : cols);
+        }
+
         /** The channel element {@code offset} (a row start unless along ELEMENTS) lies on: where a chunk's importance starts. */
-        public long firstChannel(long offset) {
+        private long firstChannel(long offset) {
             return switch (axis) {
                 case COLUMNS -> 0;
                 case ROWS -> offset / cols;
@@ -60,7 +73,7 @@ public record Combination(float[] weights, boolean taskVectors, float[] scales, 
         }
 
         /** How many channels a chunk of {@code n} elements (whole rows unless along ELEMENTS) reads. */
-        public long chunkChannels(long n) {
+        private long chunkChannels(long n) {
             return switch (axis) {
                 case COLUMNS -> cols;
                 case ROWS -> n / cols;

@@ -1,6 +1,5 @@
 package dev.mergeforge.backend.cuda;
 
-import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
@@ -246,16 +245,13 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
     public void relax(Tile base, Tile merged, Combination.Relax r, long offset, Tile out) {
         sameSize(base, merged); sameSize(base, out);
         long n = base.size();
-        r.checkChunk(offset, n);
+        Combination.Relax.Window w = r.window(offset, n);
         if (n == 0) return;
-        long first = r.firstChannel(offset), channels = r.chunkChannels(n);
-        // along ELEMENTS the chunk is one row of its own: c = i against the chunk's own channels
-        long cols = r.axis() == Backend.Axis.ELEMENTS ? n : r.cols();
         synchronized (lock) {
             try (OpBuffers op = op()) {
-                DeviceBuffer db = op.read(base), dm = op.read(merged), di = op.temp(4 * channels, "relax importance");
-                dev.upload(MemorySegment.ofArray(r.importance()).asSlice(4 * first, 4 * channels), di);
-                ops.relax(db, dm, di, r.omega(), r.axis(), cols, op.write(out), n);
+                DeviceBuffer db = op.read(base), dm = op.read(merged), di = op.temp(4 * w.channels(), "relax importance");
+                dev.upload(MemorySegment.ofArray(r.importance()).asSlice(4 * w.firstChannel(), 4 * w.channels()), di);
+                ops.relax(db, dm, di, r.omega(), r.axis(), w.cols(), op.write(out), n);
             }
         }
     }

@@ -80,15 +80,12 @@ final class NativeChunkOps implements HostChunkOps {
     public void relax(Tile base, Tile merged, Combination.Relax r, long offset, Tile out) {
         sameSize(base, merged); sameSize(base, out);
         long n = base.size();
-        r.checkChunk(offset, n);
+        Combination.Relax.Window w = r.window(offset, n);
         if (n == 0) return;
-        long first = r.firstChannel(offset), channels = r.chunkChannels(n);
-        // along ELEMENTS the chunk is one row of its own: c = i against the chunk's own channels
-        long cols = r.axis() == Backend.Axis.ELEMENTS ? n : r.cols();
-        MemorySegment imp = MemorySegment.ofArray(r.importance()).asSlice(first * F32, channels * F32);
+        MemorySegment imp = MemorySegment.ofArray(r.importance()).asSlice(w.firstChannel() * F32, w.channels() * F32);
         try (Staging st = new Staging()) {
             NativeBackend.ok(MergeOps.mo_relax(st.in(base.data(), n * F32, "relax base"), st.in(merged.data(), n * F32, "relax merged"),
-                    st.in(imp, channels * F32, "relax importance"), channels, r.omega(), NativeBackend.axis(r.axis()), cols,
+                    st.in(imp, w.channels() * F32, "relax importance"), w.channels(), r.omega(), NativeBackend.axis(r.axis()), w.cols(),
                     st.out(out.data(), n * F32, "relax out"), n, nb.nativeThreads()), "relax");
             st.commit();
         }
