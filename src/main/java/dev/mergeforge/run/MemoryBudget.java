@@ -125,7 +125,7 @@ public final class MemoryBudget {
                 // the fused pass: each input's current and next chunk in the two slots, and the next tensor's first chunk the read-ahead stages
                 long b = 3L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
                 if (b > tiles) { tiles = b; tileName = t.name() + ", fused: staged input chunks"; }
-            } else if (chunked(t, spec, streams, fuses, aim, deviceSolves)) {
+            } else if (chunked(t, spec, streams, fuses, deviceSolves)) {
                 long pe = perElement(t, spec);
                 if (pe > perElement) { perElement = pe; chunkName = t.name(); }
                 long min = pe * Math.max(MIN_CHUNK, row(t, spec, aim));
@@ -150,7 +150,7 @@ public final class MemoryBudget {
         // a tensor smaller than a chunk is one chunk of its own size
         long chunkBytes = 0;
         for (PlannedTensor t : plan.tensors()) {
-            if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim, deviceSolves)) continue;
+            if (t.copyOnly() || !chunked(t, spec, streams, fuses, deviceSolves)) continue;
             long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, row(t, spec, aim)));
             if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
         }
@@ -158,7 +158,7 @@ public final class MemoryBudget {
         long held = 0;
         String heldBy = null;
         for (PlannedTensor t : plan.tensors()) {
-            if (t.copyOnly() || !chunked(t, spec, streams, fuses, aim, deviceSolves)) continue;
+            if (t.copyOnly() || !chunked(t, spec, streams, fuses, deviceSolves)) continue;
             long h = program(t, spec).heldBytes();
             if (h > held) { held = h; heldBy = t.name(); }
         }
@@ -171,7 +171,7 @@ public final class MemoryBudget {
         return fuses && t.stats().isEmpty() && spec.factory().create(t.global()) instanceof CombinationMethod;
     }
 
-    private static boolean chunked(PlannedTensor t, MethodSpec spec, boolean streams, boolean fuses, boolean aim, boolean deviceSolves) {
+    private static boolean chunked(PlannedTensor t, MethodSpec spec, boolean streams, boolean fuses, boolean deviceSolves) {
         if (deviceSolves && spec.stats() == MethodSpec.Stats.GRAM && !t.stats().isEmpty()) return false;
         return streams && !fused(t, spec, fuses) && program(t, spec) != null;
     }
