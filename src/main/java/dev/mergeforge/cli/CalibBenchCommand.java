@@ -44,7 +44,7 @@ final class CalibBenchCommand implements Callable<Integer> {
     @Option(names = "--seq-len", defaultValue = "128", description = "Tokens per block (default 128).")
     int seqLen;
 
-    @Option(names = "--repeats", defaultValue = "2", description = "Timed rounds of each (best taken; default 2).")
+    @Option(names = "--repeats", defaultValue = "2", description = "Timed rounds of each (tokens/s: the best; products: median and best; default 2).")
     int repeats;
 
     @Option(names = "--threads", defaultValue = "0", description = "Worker threads (0 = one per core).")
@@ -59,6 +59,10 @@ final class CalibBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
+        if (repeats < 1 || samples < 1 || seqLen < 1) {
+            err.println("error: --repeats, --samples and --seq-len must be at least 1; fix the option");
+            return 2;
+        }
         Parallel par = new Parallel(threads);
         try {
             Path modelDir;
@@ -76,7 +80,8 @@ final class CalibBenchCommand implements Callable<Integer> {
             }
             double fwd = 0, cal = 0, fwdCpu = 0, calCpu = 0;
             Peak peak = new Peak(par.threads());
-            ProductMeter.Reading fwdProducts = null, calProducts = null;
+            // every repeat's product counts: the table gives their median beside the best
+            java.util.List<ProductMeter.Reading> fwdProducts = new java.util.ArrayList<>(), calProducts = new java.util.ArrayList<>();
             String loadBefore = loadAverage();
             long tokens;
             try (LlamaModel m = LlamaModel.open(modelDir, par, false)) {
@@ -91,19 +96,17 @@ final class CalibBenchCommand implements Callable<Integer> {
                     ProductMeter.start();
                     long t0 = System.nanoTime(), c0 = ProductMeter.processCpuNanos();
                     m.hiddenStates(blocks, ActivationObserver.NONE);
-                    double f = tokens / ((System.nanoTime() - t0) / 1e9);
+                    fwd = Math.max(fwd, tokens / ((System.nanoTime() - t0) / 1e9));
                     fwdCpu = Math.max(fwdCpu, tokens / ((ProductMeter.processCpuNanos() - c0) / 1e9));
-                    ProductMeter.Reading fr = ProductMeter.stop();
-                    if (f > fwd) { fwd = f; fwdProducts = fr; }
+                    fwdProducts.add(ProductMeter.stop());
                     peak.measure();
                     ProductMeter.start();
                     t0 = System.nanoTime();
                     c0 = ProductMeter.processCpuNanos();
                     Calibrator.compute(m, tb);
-                    double c = tokens / ((System.nanoTime() - t0) / 1e9);
+                    cal = Math.max(cal, tokens / ((System.nanoTime() - t0) / 1e9));
                     calCpu = Math.max(calCpu, tokens / ((ProductMeter.processCpuNanos() - c0) / 1e9));
-                    ProductMeter.Reading cr = ProductMeter.stop();
-                    if (c > cal) { cal = c; calProducts = cr; }
+                    calProducts.add(ProductMeter.stop());
                 }
                 peak.measure();
             }
@@ -157,26 +160,40 @@ final class CalibBenchCommand implements Callable<Integer> {
         }
     }
 
-    private static void printProducts(PrintWriter out, Peak peak, ProductMeter.Reading fwd, ProductMeter.Reading cal) {
+    /**
+     * The products' rates against the FMA loop's, each measured on the bench's threads by wall clock
+     * and by process CPU time: the median over the repeats against the loop's median (the figure
+     * that holds from run to run), and the best repeat against the loop's best run.
+     */
+    private static void printProducts(PrintWriter out, Peak peak, java.util.List<ProductMeter.Reading> fwd,
+                                      java.util.List<ProductMeter.Reading> cal) {
         if (peak.runs == 0) {
             out.println("products: the native library is not built, so no FMA peak is measured");
             return;
         }
-        out.printf(Locale.ROOT, "FMA peak (native loop, %s, %d threads, best of %d): %.1f GFLOP/s wall, %.1f GFLOP per CPU-second"
-                + " (medians %.1f and %.1f); the ratios below are against the best%n",
-                NativeBackend.simd(), peak.threads, peak.runs, peak.wall, peak.cpu, median(peak.walls), median(peak.cpus));
-        out.printf(Locale.ROOT, "| products of | GFLOP | GFLOP/s wall | of peak | GFLOP per CPU-s | of peak |%n|---|---:|---:|---:|---:|---:|%n");
+        out.printf(Locale.ROOT, "FMA peak (native loop, %s, %d threads, %d runs): median %.1f GFLOP/s wall, %.1f GFLOP per CPU-second;"
+                + " best %.1f and %.1f%n", NativeBackend.simd(), peak.threads, peak.runs, median(peak.walls), median(peak.cpus), peak.wall, peak.cpu);
+        out.printf(Locale.ROOT, "products over %d repeats: median of the repeats against the loop's median, best repeat against the loop's best%n",
+                fwd.size());
+        out.printf(Locale.ROOT, "| products of | GFLOP | GFLOP/s wall (median) | of peak | GFLOP per CPU-s (median) | of peak"
+                + " | GFLOP/s wall (best) | of peak | GFLOP per CPU-s (best) | of peak |%n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|%n");
         for (var e : new Object[][] {{"forward", fwd}, {"calibration", cal}}) {
-            ProductMeter.Reading r = (ProductMeter.Reading) e[1];
-            row(out, e[0] + ": all", r.total(), peak);
-            row(out, e[0] + ": linear layers", r.linear(), peak);
-            if (r.attention().flops() > 0) row(out, e[0] + ": attention (with its softmax)", r.attention(), peak);
+            @SuppressWarnings("unchecked") java.util.List<ProductMeter.Reading> rs = (java.util.List<ProductMeter.Reading>) e[1];
+            row(out, e[0] + ": all", rs.stream().map(ProductMeter.Reading::total).toList(), peak);
+            row(out, e[0] + ": linear layers", rs.stream().map(ProductMeter.Reading::linear).toList(), peak);
+            if (rs.get(0).attention().flops() > 0) {
+                row(out, e[0] + ": attention (with its softmax)", rs.stream().map(ProductMeter.Reading::attention).toList(), peak);
+            }
         }
     }
 
-    private static void row(PrintWriter out, String what, ProductMeter.Part p, Peak peak) {
-        out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |%n", what, p.flops() / 1e9, p.gflopsPerSecond(),
-                100 * p.gflopsPerSecond() / peak.wall, p.gflopsPerCpuSecond(), peak.cpu > 0 ? 100 * p.gflopsPerCpuSecond() / peak.cpu : 0);
+    private static void row(PrintWriter out, String what, java.util.List<ProductMeter.Part> ps, Peak peak) {
+        java.util.List<Double> wall = ps.stream().map(ProductMeter.Part::gflopsPerSecond).toList();
+        java.util.List<Double> cpu = ps.stream().map(ProductMeter.Part::gflopsPerCpuSecond).toList();
+        double wm = median(wall), cm = median(cpu), pwm = median(peak.walls), pcm = median(peak.cpus);
+        double wb = wall.stream().mapToDouble(Double::doubleValue).max().orElse(0), cb = cpu.stream().mapToDouble(Double::doubleValue).max().orElse(0);
+        out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% | %.1f | %.0f%% | %.1f | %.0f%% |%n", what, ps.get(0).flops() / 1e9,
+                wm, 100 * wm / pwm, cm, pcm > 0 ? 100 * cm / pcm : 0, wb, 100 * wb / peak.wall, cb, peak.cpu > 0 ? 100 * cb / peak.cpu : 0);
     }
 
     private static double median(java.util.List<Double> xs) {

@@ -19,12 +19,21 @@ final class Floats32 {
     private Floats32() {}
 
     /** The whole tensor, after checking it has exactly the expected dims. */
-    static float[] read(TensorView t, long... dims) {
+    static float[] read(TensorView t, long... dims) { return read(t, null, dims); }
+
+    /**
+     * The whole tensor into {@code into} (every element written; it must hold exactly the tensor's
+     * elements) or, when null, a new array, after checking it has exactly the expected dims.
+     */
+    static float[] read(TensorView t, float[] into, long... dims) {
         checkShape(t, dims);
         if (t.numel() > Integer.MAX_VALUE - 8) {
             throw new CheckpointException(t.source() + ": tensor '" + t.name() + "' has " + t.numel() + " elements, too many for one array");
         }
-        float[] out = new float[(int) t.numel()];
+        if (into != null && into.length != t.numel()) {
+            throw new IllegalArgumentException("array of " + into.length + " floats for tensor '" + t.name() + "' of " + t.numel());
+        }
+        float[] out = into != null ? into : new float[(int) t.numel()];
         copy(t, 0, out, 0, out.length);
         return out;
     }

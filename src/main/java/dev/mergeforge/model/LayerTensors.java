@@ -40,7 +40,13 @@ final class LayerTensors {
     String name(Role r) { return names.get(r); }
 
     /** Reads and converts layer {@code i}, checking every shape against the config. */
-    static LayerTensors load(WeightSource src, ModelConfig c, int i) {
+    static LayerTensors load(WeightSource src, ModelConfig c, int i) { return load(src, c, i, null); }
+
+    /**
+     * {@link #load(WeightSource, ModelConfig, int)} into arrays from {@code spare} where it has them
+     * (null: new arrays); every element of every array is written.
+     */
+    static LayerTensors load(WeightSource src, ModelConfig c, int i, SpareArrays spare) {
         Architecture a = c.arch();
         LayerTensors t = new LayerTensors(i, c.variant().experts());
         for (WeightSpec s : a.layer()) {
@@ -52,7 +58,7 @@ final class LayerTensors {
                 };
                 for (int e = 0; e < c.variant().experts(); e++) {
                     String n = a.layerName(i, s, e);
-                    t.experts[e][slot] = read(src, n, dims(c, s.role()), a.storedInOut());
+                    t.experts[e][slot] = read(src, n, dims(c, s.role()), a.storedInOut(), spare);
                     t.expertNames[e][slot] = n;
                 }
                 continue;
@@ -60,22 +66,41 @@ final class LayerTensors {
             String n = a.layerName(i, s, -1);
             long[] d = dims(c, s.role());
             t.names.put(s.role(), n);
-            t.weights.put(s.role(), read(src, n, d, a.storedInOut() && d.length == 2));
+            t.weights.put(s.role(), read(src, n, d, a.storedInOut() && d.length == 2, spare));
             String bias = n.substring(0, n.length() - ".weight".length()) + ".bias";
-            if (src.contains(bias)) t.biases.put(s.role(), Floats32.read(src.tensor(bias), d[0]));
+            if (src.contains(bias)) t.biases.put(s.role(), Floats32.read(src.tensor(bias), take(spare, d[0]), d[0]));
         }
         return t;
     }
 
-    private static float[] read(WeightSource src, String name, long[] d, boolean transposed) {
+    private static float[] read(WeightSource src, String name, long[] d, boolean transposed, SpareArrays spare) {
         TensorView v = src.tensor(name);
-        if (!transposed) return Floats32.read(v, d);
-        float[] io = Floats32.read(v, d[1], d[0]);
+        if (!transposed) return Floats32.read(v, take(spare, d), d);
+        float[] io = Floats32.read(v, take(spare, d), d[1], d[0]);
         int out = (int) d[0], in = (int) d[1];
-        float[] oi = new float[io.length];
+        float[] oi = take(spare, d);
         // W[o][i] = stored[i][o]
         for (int r = 0; r < in; r++) for (int o = 0; o < out; o++) oi[o * in + r] = io[r * out + o];
+        if (spare != null) spare.give(io);
         return oi;
+    }
+
+    /** An array for a tensor of these dims: from spare where given, else new (null when too large: Floats32.read says why). */
+    private static float[] take(SpareArrays spare, long... d) {
+        long n = 1;
+        for (long x : d) n *= x;
+        if (n > Integer.MAX_VALUE - 8) return null;
+        return spare == null ? new float[(int) n] : spare.take((int) n);
+    }
+
+    /** Hands every array of this layer to {@code spare}; the layer must not be used afterwards. */
+    void giveArrays(SpareArrays spare) {
+        weights.values().forEach(spare::give);
+        biases.values().forEach(spare::give);
+        for (float[][] e : experts) for (float[] x : e) spare.give(x);
+        weights.clear();
+        biases.clear();
+        for (float[][] e : experts) java.util.Arrays.fill(e, null);
     }
 
     /** The [out, in] (or [width]) shape config.json implies for a role. */

@@ -141,10 +141,13 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
     public LayerWeights layerWeights(int i) { return LayerWeights.of(layerTensors(i)); }
 
     /** Layer {@code i}'s weights in float32 by role (converted now unless kept resident). */
-    LayerTensors layerTensors(int i) {
+    LayerTensors layerTensors(int i) { return layerTensors(i, null); }
+
+    /** {@link #layerTensors(int)}, a converted layer's arrays taken from {@code spare} where it has them (never for kept layers). */
+    private LayerTensors layerTensors(int i, SpareArrays spare) {
         LayerTensors w = resident[i];
         if (w != null) return w;
-        w = LayerTensors.load(weights, config, i);
+        w = LayerTensors.load(weights, config, i, keepLayers ? null : spare);
         if (keepLayers) resident[i] = w;
         return w;
     }
@@ -232,15 +235,27 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         for (int b = 0; b < sequences.length; b++) h[b] = embed(sequences[b], 0, sequences[b].length);
         DecoderLayer.Scratch s = new DecoderLayer.Scratch(config, maxLen);
         float[] kc = new float[maxLen * kvd], vc = new float[maxLen * kvd];
-        LayerTensors w = layerTensors(0);
+        // a finished layer's arrays are refilled by a later layer's load (no fresh 4·params bytes per layer)
+        SpareArrays spare = keepLayers ? null : new SpareArrays();
+        LayerTensors w = layerTensors(0, spare);
         // layer i + 1 pages in and converts on a loader thread while layer i computes, when the heap
-        // holds AHEAD_HEAP_LAYERS layers (two live, the last one's garbage, headroom); else one at a time
+        // holds AHEAD_HEAP_LAYERS layers (two live, headroom for the collector); else one at a time
         boolean ahead = Runtime.getRuntime().maxMemory() >= AHEAD_HEAP_LAYERS * w.bytes();
         FutureTask<LayerTensors> next = null;
         try {
             for (int i = 0; i < config.layers(); i++) {
-                if (i > 0) w = next != null ? join(next) : layerTensors(i);
-                next = ahead && i + 1 < config.layers() ? loadInBackground(i + 1) : null;
+                if (i > 0) {
+                    LayerTensors done = w;
+                    if (next != null) {
+                        w = join(next);
+                        next = null;
+                        if (spare != null) spare.refill(done);
+                    } else {
+                        if (spare != null) spare.refill(done);
+                        w = layerTensors(i, spare);
+                    }
+                }
+                next = ahead && i + 1 < config.layers() ? loadInBackground(i + 1, spare) : null;
                 for (int b = 0; b < sequences.length; b++) {
                     layer.forward(w, h[b], sequences[b].length, 0, kc, vc, s, obs);
                     if (after != null) after.accept(i, b, h[b]);
@@ -268,9 +283,9 @@ public final class LlamaModel implements ForwardPass, AutoCloseable {
         return h;
     }
 
-    /** Starts converting layer {@code i} on a daemon thread of its own (a layer takes milliseconds to seconds). */
-    private FutureTask<LayerTensors> loadInBackground(int i) {
-        FutureTask<LayerTensors> task = new FutureTask<>(() -> layerTensors(i));
+    /** Starts converting layer {@code i} (into arrays from {@code spare}) on a daemon thread of its own (a layer takes milliseconds to seconds). */
+    private FutureTask<LayerTensors> loadInBackground(int i, SpareArrays spare) {
+        FutureTask<LayerTensors> task = new FutureTask<>(() -> layerTensors(i, spare));
         Thread.ofPlatform().daemon().name("mergeforge-layer-" + i).start(task);
         return task;
     }
