@@ -41,3 +41,29 @@ extern "C" __global__ void mf_weighted_sum(const float* const* xs, const float* 
         out[i] = acc;
     }
 }
+
+// SCE's spread (docs/methods.md, "sce"): with hasBase, xs[j][i] -= base[i] in place (tau_j);
+// mean = (1/k) * (tau_0 + tau_1 + ...) left to right; var[i] = (tau_0 - mean)^2 + (tau_1 - mean)^2 + ...
+// left to right, each square rounded. var aliases no input.
+extern "C" __global__ void mf_delta_variance(float* const* xs, const float* base, int hasBase, int k, float* var, long long n) {
+    float inv = __fdiv_rn(1.0f, (float) k);
+    MF_FOR(i, n) {
+        float sum = 0.0f;
+        for (int j = 0; j < k; j++) {
+            float t = xs[j][i];
+            if (hasBase) {
+                t = __fsub_rn(t, base[i]);
+                xs[j][i] = t;
+            }
+            sum = j == 0 ? t : __fadd_rn(sum, t);
+        }
+        float mean = __fmul_rn(inv, sum);
+        float acc = 0.0f;
+        for (int j = 0; j < k; j++) {
+            float d = __fsub_rn(xs[j][i], mean);
+            float q = __fmul_rn(d, d);
+            acc = j == 0 ? q : __fadd_rn(acc, q);
+        }
+        var[i] = acc;
+    }
+}

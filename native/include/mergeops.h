@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 4
+#define MO_ABI_VERSION 5
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -113,6 +113,11 @@ void mo_axpy(float alpha, const float *x, float *y, int64_t n, int32_t threads);
 
 /* out[i] = ((w[0]*xs[0][i]) + (w[1]*xs[1][i])) + ... left to right; k >= 1. */
 int32_t mo_weighted_sum(const float *const *xs, const float *w, int32_t k, float *out, int64_t n, int32_t threads);
+
+/* SCE's spread (docs/methods.md, "sce"): with base, xs[j][i] = xs[j][i] - base[i] in place (tau_j);
+   mean = (1/k) * (tau_0 + tau_1 + ...) left to right; var[i] = (tau_0 - mean)^2 + (tau_1 - mean)^2 + ...
+   left to right, each square rounded. base may be NULL (xs are tau already); k >= 1; var aliases no input. */
+int32_t mo_delta_variance(float *const *xs, const float *base, int32_t k, float *var, int64_t n, int32_t threads);
 
 /* out[i] = ((1-t)*a[i]) + (t*b[i]) */
 void mo_lerp(const float *a, const float *b, float t, float *out, int64_t n, int32_t threads);

@@ -149,6 +149,56 @@ int32_t mo_disjoint_merge(const float *const *xs, const float *w, int32_t k, con
     return MO_OK;
 }
 
+/* ---------------------------------------------------------------- SCE's spread */
+
+typedef struct {
+    float *const *xs;
+    const float *base;
+    int32_t k;
+    float *var;
+} spread_t;
+
+/* tau_j = x_j - base (stored back) when base is given; mean = (1/k) * (tau_0 + tau_1 + ...);
+   var = (tau_0 - mean)^2 + (tau_1 - mean)^2 + ... left to right, each square rounded. */
+INLINE void delta_variance_kernel(const spread_t *c, int64_t lo, int64_t hi) {
+    float sum[SUB], mean[SUB], acc[SUB];
+    const float inv = 1.0f / (float)c->k;
+    for (int64_t s = lo; s < hi; s += SUB) {
+        int64_t m = hi - s < SUB ? hi - s : SUB;
+        for (int32_t j = 0; j < c->k; j++) {
+            float *xj = c->xs[j] + s;
+            if (c->base) {
+                const float *b = c->base + s;
+                for (int64_t i = 0; i < m; i++) xj[i] = xj[i] - b[i];
+            }
+            if (j == 0) for (int64_t i = 0; i < m; i++) sum[i] = xj[i];
+            else for (int64_t i = 0; i < m; i++) sum[i] = sum[i] + xj[i];
+        }
+        for (int64_t i = 0; i < m; i++) mean[i] = inv * sum[i];
+        const float *x0 = c->xs[0] + s;
+        for (int64_t i = 0; i < m; i++) { float d = x0[i] - mean[i]; acc[i] = d * d; }
+        for (int32_t j = 1; j < c->k; j++) {
+            const float *xj = c->xs[j] + s;
+            for (int64_t i = 0; i < m; i++) { float d = xj[i] - mean[i]; float q = d * d; acc[i] = acc[i] + q; }
+        }
+        for (int64_t i = 0; i < m; i++) c->var[s + i] = acc[i];
+    }
+}
+
+static void delta_variance_portable(const spread_t *c, int64_t lo, int64_t hi) { delta_variance_kernel(c, lo, hi); }
+MO_AVX2 static void delta_variance_avx2(const spread_t *c, int64_t lo, int64_t hi) { delta_variance_kernel(c, lo, hi); }
+static void delta_variance_task(void *c, int w, int64_t lo, int64_t hi) {
+    (void)w;
+    if (mo_use_avx2()) delta_variance_avx2(c, lo, hi); else delta_variance_portable(c, lo, hi);
+}
+
+int32_t mo_delta_variance(float *const *xs, const float *base, int32_t k, float *var, int64_t n, int32_t threads) {
+    if (k < 1 || !xs || !var) return MO_ERR_ARG;
+    spread_t c = { .xs = xs, .base = base, .k = k, .var = var };
+    mo_parallel_for(n, MO_CHUNK, threads, delta_variance_task, &c);
+    return MO_OK;
+}
+
 /* ---------------------------------------------------------------- AIM relax */
 
 typedef struct {

@@ -68,10 +68,10 @@ public class MergeOps {
     public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
             .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
-    private static final int MO_ABI_VERSION = (int)4L;
+    private static final int MO_ABI_VERSION = (int)5L;
     /**
      * {@snippet lang=c :
-     * #define MO_ABI_VERSION 4
+     * #define MO_ABI_VERSION 5
      * }
      */
     public static int MO_ABI_VERSION() {
@@ -1133,6 +1133,69 @@ public class MergeOps {
                 traceDowncall("mo_weighted_sum", xs, w, k, out, n, threads);
             }
             return (int)mh$.invokeExact(xs, w, k, out, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_delta_variance {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_delta_variance");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_delta_variance(float *const *xs, const float *base, int32_t k, float *var, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_delta_variance$descriptor() {
+        return mo_delta_variance.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_delta_variance(float *const *xs, const float *base, int32_t k, float *var, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_delta_variance$handle() {
+        return mo_delta_variance.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_delta_variance(float *const *xs, const float *base, int32_t k, float *var, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_delta_variance$address() {
+        return mo_delta_variance.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_delta_variance(float *const *xs, const float *base, int32_t k, float *var, int64_t n, int32_t threads)
+     * }
+     */
+    public static int mo_delta_variance(MemorySegment xs, MemorySegment base, int k, MemorySegment var, long n, int threads) {
+        var mh$ = mo_delta_variance.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_delta_variance", xs, base, k, var, n, threads);
+            }
+            return (int)mh$.invokeExact(xs, base, k, var, n, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

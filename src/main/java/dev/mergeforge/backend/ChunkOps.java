@@ -98,6 +98,16 @@ public interface ChunkOps {
     /** As {@link Backend#weightedSum}. */
     void weightedSum(List<Tile> xs, float[] w, Tile out);
 
+    /**
+     * SCE's spread of the task vectors at each element, in one sweep (docs/methods.md, "sce"): when
+     * {@code base} is given, first x_j[i] = x_j[i] - base[i] in place (the task vectors τ_j); then
+     * μ = (1/N)·(τ_0 + τ_1 + … + τ_{N-1}) (the sum left to right, then the product with the float32
+     * 1/N) and var[i] = (τ_0 - μ)² + (τ_1 - μ)² + … left to right, each square rounded, as the
+     * separate ops {@link #weightedSum} (weights 1), {@link #scale}, {@link #sub}, {@link #mul} and
+     * {@link #add} compute it. {@code var} must not alias an input; base may be null (xs are τ).
+     */
+    void deltaVariance(Tile base, List<Tile> xs, Tile var);
+
     /** As {@link Backend#lerp}. */
     void lerp(Tile a, Tile b, float t, Tile out);
 

@@ -278,6 +278,25 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
         }
     }
 
+    @Override
+    public void deltaVariance(Tile base, List<Tile> xs, Tile var) {
+        if (xs.isEmpty()) throw new IllegalArgumentException("deltaVariance needs at least one input");
+        for (Tile t : xs) sameSize(t, var);
+        if (base != null) sameSize(base, var);
+        long n = var.size();
+        if (n == 0) return;
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer db = base == null ? null : op.read(base);
+                List<DeviceBuffer> dx = new java.util.ArrayList<>(xs.size());
+                for (Tile t : xs) dx.add(base == null ? op.read(t) : op.update(t));
+                DeviceBuffer ptrs = op.keep(ops.pointerArray(dx)), dv = op.write(var);
+                // without a base the kernel never reads its base argument
+                dev.launch(Kernel.DELTA_VARIANCE, DeviceOps.grid(n, THREADS), THREADS, ptrs, db == null ? dv : db, base == null ? 0 : 1, xs.size(), dv, n);
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- TIES
 
     @Override

@@ -124,6 +124,22 @@ final class NativeChunkOps implements HostChunkOps {
 
     @Override public void weightedSum(List<Tile> xs, float[] w, Tile out) { nb.weightedSum(xs, w, out); }
 
+    @Override
+    public void deltaVariance(Tile base, List<Tile> xs, Tile var) {
+        if (xs.isEmpty()) throw new IllegalArgumentException("deltaVariance needs at least one input");
+        for (Tile t : xs) sameSize(t, var);
+        if (base != null) sameSize(base, var);
+        long n = var.size();
+        try (Staging st = new Staging()) {
+            MemorySegment[] segs = new MemorySegment[xs.size()];
+            for (int j = 0; j < segs.length; j++) segs[j] = st.inOut(xs.get(j).data(), n * F32, "deltaVariance input " + j);
+            MemorySegment b = base == null ? MemorySegment.NULL : st.in(base.data(), n * F32, "deltaVariance base");
+            NativeBackend.ok(MergeOps.mo_delta_variance(st.addresses(segs), b, segs.length, st.out(var.data(), n * F32, "deltaVariance var"),
+                    n, nb.nativeThreads()), "deltaVariance");
+            st.commit();
+        }
+    }
+
     @Override public void lerp(Tile a, Tile b, float t, Tile out) { nb.lerp(a, b, t, out); }
 
     @Override public void electSign(List<Tile> weighted, Tile sign) { nb.electSign(weighted, sign); }

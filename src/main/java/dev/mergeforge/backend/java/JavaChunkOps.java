@@ -172,6 +172,39 @@ public final class JavaChunkOps implements HostChunkOps {
     }
 
     @Override
+    public void deltaVariance(Tile base, List<Tile> xs, Tile var) {
+        if (xs.isEmpty()) throw new IllegalArgumentException("deltaVariance needs at least one input");
+        for (Tile t : xs) sameSize(t, var);
+        if (base != null) sameSize(base, var);
+        MemorySegment[] in = xs.stream().map(Tile::data).toArray(MemorySegment[]::new);
+        MemorySegment b = base == null ? null : base.data(), v = var.data();
+        float inv = 1f / in.length;
+        par.forRange(var.size(), (lo, hi) -> {
+            float[] tau = new float[in.length];
+            for (long i = lo; i < hi; i++) {
+                for (int j = 0; j < in.length; j++) {
+                    float x = in[j].getAtIndex(F, i);
+                    // τ_j = x_j - base
+                    if (b != null) { x = x - b.getAtIndex(F, i); in[j].setAtIndex(F, i, x); }
+                    tau[j] = x;
+                }
+                // μ = (1/N)·(τ_0 + τ_1 + …)
+                float sum = tau[0];
+                for (int j = 1; j < tau.length; j++) sum = sum + tau[j];
+                float mean = inv * sum;
+                // var = (τ_0 - μ)² + (τ_1 - μ)² + …
+                float d = tau[0] - mean, acc = d * d;
+                for (int j = 1; j < tau.length; j++) {
+                    d = tau[j] - mean;
+                    float sq = d * d;
+                    acc = acc + sq;
+                }
+                v.setAtIndex(F, i, acc);
+            }
+        });
+    }
+
+    @Override
     public void lerp(Tile a, Tile b, float t, Tile out) {
         sameSize(a, b); sameSize(a, out);
         float u = 1f - t;

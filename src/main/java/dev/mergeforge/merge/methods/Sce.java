@@ -175,7 +175,7 @@ public record Sce(double selectTopk) implements ChunkedMethod {
                 for (int i = 0; i < n; i++) w[i] = Math.abs(sum) < 1e-6 ? (float) (1.0 / n) : (float) (ms[i] / sum);
             }
         };
-        return new ChunkProgram(1, 3, List.of(variances, selection, squares), new ChunkProgram.Resumable() {
+        return new ChunkProgram(1, 1, List.of(variances, selection, squares), new ChunkProgram.Resumable() {
             @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
                 combine(ops, c, selected(ops, c, idx, select ? sel[0].window() : null, seenCombine), w, out);
             }
@@ -184,9 +184,7 @@ public record Sce(double selectTopk) implements ChunkedMethod {
             @Override public boolean canResume() { return true; }
 
             @Override public void resume(ChunkOps ops, Chunk c, Tile out) {
-                List<Tile> tvs = new java.util.ArrayList<>(n);
-                for (int j : idx) tvs.add(c.model(j));
-                combine(ops, c, tvs, w, out);
+                combine(ops, c, models(c, idx), w, out);
             }
         });
     }
@@ -211,41 +209,34 @@ public record Sce(double selectTopk) implements ChunkedMethod {
 
     /** τ_i = θ_i − θ₀ of one chunk, in place in the model chunks. */
     private static List<Tile> deltas(ChunkOps ops, Chunk c, int[] idx) {
-        List<Tile> tvs = new java.util.ArrayList<>(idx.length);
-        for (int j : idx) {
-            ops.sub(c.model(j), c.base(), c.model(j));
-            tvs.add(c.model(j));
-        }
+        List<Tile> tvs = models(c, idx);
+        for (Tile m : tvs) ops.sub(m, c.base(), m);
         return tvs;
     }
 
-    /** N·var = Σ (τ_i − μ)², μ = Σ τ_i / N, of one chunk into scratch 0 (scratch 1, 2: μ and a square); leaves τ_i in the model chunks. */
-    private static Tile variance(ChunkOps ops, Chunk c, int[] idx) { return variance(ops, c, deltas(ops, c, idx)); }
+    private static List<Tile> models(Chunk c, int[] idx) {
+        List<Tile> tvs = new java.util.ArrayList<>(idx.length);
+        for (int j : idx) tvs.add(c.model(j));
+        return tvs;
+    }
 
-    private static Tile variance(ChunkOps ops, Chunk c, List<Tile> tvs) {
-        Tile var = c.scratch(0), mean = c.scratch(1), d = c.scratch(2);
-        float[] ones = new float[tvs.size()];
-        java.util.Arrays.fill(ones, 1f);
-        // μ = Σ τ_i / N
-        ops.weightedSum(tvs, ones, mean);
-        ops.scale(mean, 1f / tvs.size(), mean);
-        // N·var = Σ (τ_i − μ)², summed from the first square: 0 + (τ_0 − μ)² is that square bit for bit (never −0)
-        ops.sub(tvs.getFirst(), mean, d);
-        ops.mul(d, d, var);
-        for (Tile tv : tvs.subList(1, tvs.size())) {
-            ops.sub(tv, mean, d);
-            ops.mul(d, d, d);
-            ops.add(var, d, var);
-        }
+    /**
+     * N·var = Σ (τ_i − μ)², μ = Σ τ_i / N, of one chunk into scratch 0, in one sweep that also leaves
+     * τ_i in the model chunks ({@link ChunkOps#deltaVariance}: the bits of the sum, scale, differences
+     * and squares written as separate ops, the variance summed from the first square).
+     */
+    private static Tile variance(ChunkOps ops, Chunk c, int[] idx) {
+        Tile var = c.scratch(0);
+        ops.deltaVariance(c.base(), models(c, idx), var);
         return var;
     }
 
     /** The task vectors of one chunk, zeroed outside the selected variances when {@code window} is set. */
     private static List<Tile> selected(ChunkOps ops, Chunk c, int[] idx, RankWindow window, long[] seen) {
-        List<Tile> tvs = deltas(ops, c, idx);
-        if (window == null) return tvs;
-        Tile var = variance(ops, c, tvs);
+        if (window == null) return deltas(ops, c, idx);
+        Tile var = variance(ops, c, idx);
         ops.keepRanks(var, window, seen);
+        List<Tile> tvs = models(c, idx);
         for (Tile tv : tvs) ops.keepWhereNonZero(tv, var, tv);
         return tvs;
     }

@@ -151,6 +151,8 @@ class CudaChunkOpsTest {
             same("lerp", (o, t) -> o.lerp(t.get(0), t.get(1), 0.3f, t.get(2)), a, b);
             same("weightedSum", (o, t) -> o.weightedSum(t.subList(0, 3), new float[] {0.5f, -1.25f, 3f}, t.get(3)), a, b, w);
             same("electSign", (o, t) -> o.electSign(t.subList(0, 3), t.get(3)), w, b, a);
+            same("deltaVariance", (o, t) -> o.deltaVariance(t.get(0), t.subList(1, 4), t.get(4)), a, b, w, a);
+            same("deltaVariance without a base", (o, t) -> o.deltaVariance(null, t.subList(0, 2), t.get(2)), w, b);
             for (boolean norm : new boolean[] {false, true}) {
                 same("disjointMerge " + norm, (o, t) -> o.disjointMerge(t.subList(0, 3), new float[] {1f, 0.5f, 2f}, t.get(3), norm, t.get(4)),
                         w, b, a, signs(n));

@@ -150,6 +150,16 @@ class NativeChunkOpsTest {
                 (k, t) -> k.disjointDivisor(List.of(t[0], t[1], t[2]), w, t[3], t[1]));
     }
 
+    @ParameterizedTest @MethodSource("cases")
+    void deltaVariance(Case c) {
+        float[] base = special(c.n() * 5, c.n()), a = random(c.n() * 5 + 1, c.n()), b = random(c.n() * 5 + 2, c.n()), d = special(c.n() * 5 + 3, c.n());
+        float[] var = new float[a.length];
+        same(c, "deltaVariance of 3", new float[][] {base, a, b, noCommonNaN(base, d), var},
+                (k, t) -> k.deltaVariance(t[0], List.of(t[1], t[2], t[3]), t[4]));
+        same(c, "deltaVariance of 1", new float[][] {base, a, var}, (k, t) -> k.deltaVariance(t[0], List.of(t[1]), t[2]));
+        same(c, "deltaVariance of τ", new float[][] {a, b, d, var}, (k, t) -> k.deltaVariance(null, List.of(t[0], t[1], t[2]), t[3]));
+    }
+
     private interface Reduce { void run(ChunkOps ops, Tile a, Tile b, long offset, BlockSum acc); }
 
     /** The tile fed in pieces of {@code piece} from tensor index {@code offset}: the BlockSum's final bits. */
