@@ -234,6 +234,13 @@ int32_t mo_drop_at(float *x, int64_t n, int64_t offset, float density, int64_t k
    to [0, 2^24] (0 for NaN). p must not overlap x. */
 int32_t mo_drop_by_probability(float *x, const float *p, int64_t n, int64_t offset, int64_t key, int32_t threads);
 
+/* Keep bits (little-endian 64-bit words, bit i for element i; ceil(n / 64) words): bit i set iff the
+   float bits of x[i] are not those of +0.0 (a drop's result). */
+int32_t mo_nonzero_bits(const float *x, int64_t n, uint64_t *bits, int32_t threads);
+
+/* x[i] = +0.0 where bit i of bits (as mo_nonzero_bits writes them) is clear; x[i] unchanged where set. */
+int32_t mo_keep_bits(float *x, int64_t n, const uint64_t *bits, int32_t threads);
+
 /* ---------------------------------------------------------------- calibration forward pass (gemm.c) */
 
 /* y[t*ldy + o] = sum_i x[t*ldx + i] * w[o*ldw + i] (+ bias[o]) for t < tokens, o < out: nn.Linear's

@@ -2480,6 +2480,128 @@ public class MergeOps {
         }
     }
 
+    private static class mo_nonzero_bits {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_nonzero_bits");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_nonzero_bits(const float *x, int64_t n, uint64_t *bits, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_nonzero_bits$descriptor() {
+        return mo_nonzero_bits.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_nonzero_bits(const float *x, int64_t n, uint64_t *bits, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_nonzero_bits$handle() {
+        return mo_nonzero_bits.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_nonzero_bits(const float *x, int64_t n, uint64_t *bits, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_nonzero_bits$address() {
+        return mo_nonzero_bits.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_nonzero_bits(const float *x, int64_t n, uint64_t *bits, int32_t threads)
+     * }
+     */
+    public static int mo_nonzero_bits(MemorySegment x, long n, MemorySegment bits, int threads) {
+        var mh$ = mo_nonzero_bits.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_nonzero_bits", x, n, bits, threads);
+            }
+            return (int)mh$.invokeExact(x, n, bits, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_keep_bits {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_keep_bits");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_keep_bits(float *x, int64_t n, const uint64_t *bits, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_keep_bits$descriptor() {
+        return mo_keep_bits.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_keep_bits(float *x, int64_t n, const uint64_t *bits, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_keep_bits$handle() {
+        return mo_keep_bits.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_keep_bits(float *x, int64_t n, const uint64_t *bits, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_keep_bits$address() {
+        return mo_keep_bits.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_keep_bits(float *x, int64_t n, const uint64_t *bits, int32_t threads)
+     * }
+     */
+    public static int mo_keep_bits(MemorySegment x, long n, MemorySegment bits, int threads) {
+        var mh$ = mo_keep_bits.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_keep_bits", x, n, bits, threads);
+            }
+            return (int)mh$.invokeExact(x, n, bits, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class mo_sgemm_nt {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             MergeOps.C_INT,

@@ -133,6 +133,20 @@ public interface ChunkOps {
     /** out[i] = ref[i] == 0 (either sign) ? +0.0 : x[i]. */
     void keepWhereNonZero(Tile x, Tile ref, Tile out);
 
+    /**
+     * Keep bits of elements [from, from + n) of {@code x} (DELLA's keep decisions, carried from a pass
+     * to a later one): bit j of {@code bits} (host memory, little-endian 64-bit words, ⌈n/64⌉ of them) is
+     * set iff the float bits of x[from + j] are not those of +0.0 (what a drop writes); the unused bits
+     * of a last partial word are cleared.
+     */
+    void nonZeroBits(Tile x, long from, long n, MemorySegment bits);
+
+    /**
+     * x[from + j] = +0.0 where bit j of {@code bits} (as {@link #nonZeroBits} writes them) is clear,
+     * unchanged where it is set: on the same values, the tile {@code nonZeroBits} read, bit for bit.
+     */
+    void keepBits(Tile x, long from, long n, MemorySegment bits);
+
     /** Adds |x[i]| (in double) for the elements at tensor indices [offset, offset + size) to {@code acc}. */
     void sumAbs(Tile x, long offset, BlockSum acc);
 

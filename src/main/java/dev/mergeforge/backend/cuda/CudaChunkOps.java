@@ -3,6 +3,7 @@ package dev.mergeforge.backend.cuda;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
+import dev.mergeforge.backend.KeepBitLoops;
 import dev.mergeforge.backend.LaneRanks;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Parallel;
@@ -479,6 +480,17 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
     @Override
     public void carriedLaneDots(Tile a, Tile b, Lanes lanes, long first, BlockSum[] acc) {
         onHost(List.of(a, b), List.of(), () -> host.carriedLaneDots(a, b, lanes, first, acc));
+    }
+
+    @Override
+    public void nonZeroBits(Tile x, long from, long n, MemorySegment bits) {
+        onHost(List.of(x), List.of(), () -> KeepBitLoops.nonZeroBits(x, from, n, bits));
+    }
+
+    @Override
+    public void keepBits(Tile x, long from, long n, MemorySegment bits) {
+        KeepBitLoops.check(x, from, n, bits);
+        onHost(List.of(x), List.of(x), () -> KeepBitLoops.keepBits(x, from, n, bits));
     }
 
     @Override

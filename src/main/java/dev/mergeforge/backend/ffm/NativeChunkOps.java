@@ -4,6 +4,7 @@ import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.HostChunkOps;
+import dev.mergeforge.backend.KeepBitLoops;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.Reductions;
@@ -278,6 +279,26 @@ final class NativeChunkOps implements HostChunkOps {
         try (Staging st = new Staging()) {
             NativeBackend.ok(MergeOps.mo_drop_by_probability(st.inOut(x.data(), n * F32, "dropByProbability x"), st.in(p.data(), n * F32, "dropByProbability p"),
                     n, offset, key, nb.nativeThreads()), "dropByProbability");
+            st.commit();
+        }
+    }
+
+    @Override
+    public void nonZeroBits(Tile x, long from, long n, MemorySegment bits) {
+        KeepBitLoops.check(x, from, n, bits);
+        try (Staging st = new Staging()) {
+            NativeBackend.ok(MergeOps.mo_nonzero_bits(st.in(x.data().asSlice(from * F32, n * F32), n * F32, "nonZeroBits x"), n,
+                    st.out(bits, KeepBitLoops.words(n) * 8, "nonZeroBits bits"), nb.nativeThreads()), "nonZeroBits");
+            st.commit();
+        }
+    }
+
+    @Override
+    public void keepBits(Tile x, long from, long n, MemorySegment bits) {
+        KeepBitLoops.check(x, from, n, bits);
+        try (Staging st = new Staging()) {
+            NativeBackend.ok(MergeOps.mo_keep_bits(st.inOut(x.data().asSlice(from * F32, n * F32), n * F32, "keepBits x"), n,
+                    st.in(bits, KeepBitLoops.words(n) * 8, "keepBits bits"), nb.nativeThreads()), "keepBits");
             st.commit();
         }
     }

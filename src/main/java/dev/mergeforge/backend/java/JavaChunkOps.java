@@ -3,6 +3,7 @@ package dev.mergeforge.backend.java;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.HostChunkOps;
+import dev.mergeforge.backend.KeepBitLoops;
 import dev.mergeforge.backend.LaneRanks;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Parallel;
@@ -130,6 +131,10 @@ public final class JavaChunkOps implements HostChunkOps {
     }
 
     @Override public void keepWhereNonZero(Tile x, Tile ref, Tile out) { PortableOps.keepWhereNonZero(par, x, ref, out); }
+
+    @Override public void nonZeroBits(Tile x, long from, long n, MemorySegment bits) { KeepBitLoops.nonZeroBits(x, from, n, bits); }
+
+    @Override public void keepBits(Tile x, long from, long n, MemorySegment bits) { KeepBitLoops.keepBits(x, from, n, bits); }
 
     @Override public void mul(Tile a, Tile b, Tile out) { PortableOps.mul(par, a, b, out); }
 

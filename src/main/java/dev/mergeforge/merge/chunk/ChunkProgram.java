@@ -78,6 +78,12 @@ public record ChunkProgram(long align, int scratch, List<Pass> reductions, Combi
          * next step), {@link #needed} being asked first as before each run. Once by default.
          */
         default boolean again() { return false; }
+
+        /**
+         * Releases what the pass kept for the combine beyond its chunks (DELLA's keep bits, {@link KeepBits});
+         * the runner calls it when it closes, after the combine or when the merge of the tensor stops.
+         */
+        default void close() { }
     }
 
     /** The combine pass: writes the merged values of a chunk into {@code out}. */

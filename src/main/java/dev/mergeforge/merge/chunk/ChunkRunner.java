@@ -263,5 +263,12 @@ public final class ChunkRunner implements AutoCloseable {
     }
 
     @Override
-    public void close() { pool.releaseAll(held); held.clear(); }
+    public void close() {
+        try {
+            for (ChunkProgram.Pass p : program.reductions()) p.close();
+        } finally {
+            pool.releaseAll(held);
+            held.clear();
+        }
+    }
 }

@@ -8,6 +8,7 @@ import dev.mergeforge.backend.Philox;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.merge.chunk.Chunk;
 import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.KeepBits;
 import dev.mergeforge.merge.chunk.RankSelection;
 import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.Tile;
@@ -63,6 +64,7 @@ final class TaskVectorPasses {
         float factor = 1f;
         boolean scaled;             // the L1 factor applies
         final long[] seen = new long[2], seenRescale = new long[2];   // tie counts carried through the combine / rescale pass
+        boolean bits;               // della: the rescale pass wrote its keep bits (slot: this model's place in the list)
 
         Model(int index, float weight) { this.index = index; this.weight = weight; }
     }
@@ -87,8 +89,10 @@ final class TaskVectorPasses {
         // DELLA ranks within rows: chunks hold whole slabs of rows (a 1-D tensor is one row)
         Lanes rows = Lanes.along(in.shape(), 1);
         long align = sparsifier instanceof Della ? Math.max(1, rows.length() * rows.inner()) : 1;
-        List<ChunkProgram.Pass> passes = List.of(magnitudes(models), selection(models), rescale(models));
-        ChunkProgram.Combine combine = new Combining(models, w, consensus, normalize, lambda);
+        // DELLA's keep decisions, made once in the rescale pass and read back by the combine (a row ranked once per model)
+        KeepBits kept = new KeepBits(in.tensor());
+        List<ChunkProgram.Pass> passes = List.of(magnitudes(models), selection(models), rescale(models, in.numel(), kept));
+        ChunkProgram.Combine combine = new Combining(models, w, consensus, normalize, lambda, kept);
         return new ChunkProgram(align, consensus || sparsifier instanceof Della ? 1 : 0, passes, combine);
     }
 
@@ -226,12 +230,18 @@ final class TaskVectorPasses {
         };
     }
 
-    /** Pass 3: ‖τ‖₁ and ‖τ̂‖₁ around the sparsification, giving the L1 factor ‖τ‖₁/‖τ̂‖₁ unless either is below 1e-7. */
-    private static ChunkProgram.Pass rescale(List<Model> models) {
+    /**
+     * Pass 3: ‖τ‖₁ and ‖τ̂‖₁ around the sparsification, giving the L1 factor ‖τ‖₁/‖τ̂‖₁ unless either is
+     * below 1e-7. On a tensor of several chunks, DELLA's keep decisions go to {@code kept}, one bit per
+     * element and model, so the combine applies them instead of ranking each row again (a tensor of
+     * one chunk resumes from the tiles instead).
+     */
+    private static ChunkProgram.Pass rescale(List<Model> models, long numel, KeepBits kept) {
         return new ChunkProgram.Pass() {
             @Override public boolean needed() { return models.stream().anyMatch(m -> m.rescale == Backend.Rescale.L1); }
 
             @Override public void chunk(ChunkOps ops, Chunk c) {
+                boolean several = c.size() < numel;
                 List<Tile> tvs = taskVectors(ops, c, models);
                 for (int k = 0; k < models.size(); k++) {
                     Model m = models.get(k);
@@ -239,6 +249,10 @@ final class TaskVectorPasses {
                     ops.sumAbs(tvs.get(k), c.offset(), m.before);
                     sparsify(ops, c, m, tvs.get(k), m.seenRescale);
                     ops.sumAbs(tvs.get(k), c.offset(), m.after);
+                    if (several && m.lanes != null) {
+                        kept.write(ops, c.offset(), k, tvs.get(k));
+                        m.bits = true;
+                    }
                 }
             }
 
@@ -250,6 +264,8 @@ final class TaskVectorPasses {
                     m.factor = (float) (before / after);
                 }
             }
+
+            @Override public void close() { kept.close(); }
         };
     }
 
@@ -258,10 +274,21 @@ final class TaskVectorPasses {
      * Resumable: on a tensor of one chunk, the rescale pass (the last, when it runs) has left the
      * models it sparsified as τ̂_j and the others as τ_j in the chunk's tiles.
      */
-    private record Combining(List<Model> models, float[] w, boolean consensus, boolean normalize, double lambda) implements ChunkProgram.Resumable {
+    private record Combining(List<Model> models, float[] w, boolean consensus, boolean normalize, double lambda, KeepBits kept)
+            implements ChunkProgram.Resumable {
         @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
             List<Tile> tvs = taskVectors(ops, c, models);
-            for (int k = 0; k < models.size(); k++) sparsify(ops, c, models.get(k), tvs.get(k), models.get(k).seen);
+            for (int k = 0; k < models.size(); k++) {
+                Model m = models.get(k);
+                Tile t = tvs.get(k);
+                if (m.bits) {
+                    // τ̂ = τ where the rescale pass kept it, else +0.0 (its decisions, bit for bit), then · ‖τ‖₁/‖τ̂‖₁
+                    kept.apply(ops, c.offset(), k, t);
+                    if (m.scaled) ops.scale(t, m.factor, t);
+                } else {
+                    sparsify(ops, c, m, t, m.seen);
+                }
+            }
             merge(ops, c, tvs, out);
         }
 

@@ -322,6 +322,22 @@ class CudaChunkOpsTest {
     }
 
     @Test
+    void keepBitsOfADropAppliedElsewhere() {
+        // DELLA's round trip: a drop, its keep bits (from element 3 on), applied to another tile; the tiles compared after
+        for (long n : new long[] {3, 4, 67, 4099}) {
+            float[] x = data(n, n + 5, true), p = data(n, n + 6, false);
+            for (int i = 0; i < n; i++) p[i] = Math.abs(p[i]) * 20;
+            long from = 3, m = n - from;
+            same("keep bits from 3", (o, t) -> {
+                MemorySegment bits = arena.allocate(Math.max(8, (m + 63) / 64 * 8), 8);
+                o.dropByProbability(t.get(0), t.get(1), 5, 0x1234L);
+                o.nonZeroBits(t.get(0), from, m, bits);
+                o.keepBits(t.get(2), from, m, bits);
+            }, x, p);
+        }
+    }
+
+    @Test
     void dropsDrawPhiloxByTensorIndexPast2To32() {
         // a chunk at an offset whose Philox counter needs its high word, not starting on a counter block
         for (long offset : new long[] {0, 3, (1L << 34) + 6}) {

@@ -344,6 +344,57 @@ class NativeChunkOpsTest {
         }
     }
 
+    /**
+     * Keep bits: nonZeroBits against the plain definition (bit j iff the float bits of x[from + j]
+     * are not +0.0's: -0.0 and NaN set, a last word's unused bits clear), keepBits against "+0.0
+     * where the bit is clear", and the round trip a DELLA drop takes: the bits of a dropped tile,
+     * applied to the tile before the drop, give the dropped tile bit for bit. Java and native.
+     */
+    @ParameterizedTest @MethodSource("cases")
+    void keepBitsRoundTrip(Case c) {
+        float[] x = special(c.n() + 51, c.n());
+        SplittableRandom r = new SplittableRandom(c.n() + 52);
+        for (int i = 0; i < x.length; i++) if (r.nextInt(5) == 0) x[i] = r.nextBoolean() ? 0f : -0f;
+        float[] p = new float[x.length];
+        for (int i = 0; i < p.length; i++) p[i] = (float) r.nextDouble();
+        long key = 0x5151_2323L ^ c.n();
+        for (long from : new long[] {0, Math.min(c.n(), 3), Math.min(c.n(), 64)}) {
+            long n = c.n() - from;
+            for (ChunkOps k : List.of(ref, ops(c))) {
+                // shared: the reference's drop runs on its pool's threads
+                try (Arena arena = Arena.ofShared()) {
+                    Tile t = tile(arena, x);
+                    MemorySegment bits = arena.allocate(Math.max(8, (n + 63) / 64 * 8), 8);
+                    bits.fill((byte) 0x5a);
+                    k.nonZeroBits(t, from, n, bits);
+                    for (long w = 0; w < (n + 63) / 64; w++) {
+                        long want = 0;
+                        for (long j = w * 64; j < Math.min(n, w * 64 + 64); j++) {
+                            if (Float.floatToRawIntBits(x[(int) (from + j)]) != 0) want |= 1L << (j - w * 64);
+                        }
+                        assertEquals(want, bits.getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, w), "nonZeroBits word " + w + " from " + from + " " + c + " " + k.name());
+                    }
+                    // keepBits of arbitrary bits: +0.0 where clear, untouched where set, nothing outside [from, from + n)
+                    long[] mask = new long[(int) ((n + 63) / 64)];
+                    for (int w = 0; w < mask.length; w++) mask[w] = r.nextLong();
+                    MemorySegment.copy(mask, 0, bits, java.lang.foreign.ValueLayout.JAVA_LONG, 0, mask.length);
+                    k.keepBits(t, from, n, bits);
+                    float[] want = x.clone();
+                    for (long j = 0; j < n; j++) if ((mask[(int) (j / 64)] >>> (j % 64) & 1) == 0) want[(int) (from + j)] = 0f;
+                    assertBits(want, t.data().toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT), "keepBits from " + from + " " + c + " " + k.name());
+                    // the round trip: drop, record, then apply to the undropped values
+                    Tile dropped = tile(arena, x), again = tile(arena, x), pt = tile(arena, p);
+                    k.dropByProbability(dropped, pt, 17, key);
+                    k.nonZeroBits(dropped, from, n, bits);
+                    k.keepBits(again, from, n, bits);
+                    float[] d = dropped.data().toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT), a = again.data().toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT);
+                    System.arraycopy(x, 0, d, 0, (int) from);
+                    assertBits(d, a, "drop, bits, keep from " + from + " " + c + " " + k.name());
+                }
+            }
+        }
+    }
+
     @Test
     void nativeEntryPointsRefuseBadArgumentsWithTheirCode() {
         MemorySegment nul = MemorySegment.NULL;
@@ -364,6 +415,8 @@ class NativeChunkOpsTest {
             assertEquals(arg, MergeOps.mo_lane_dots(f, f, -1, 1, 1, d, 1), "negative lane geometry");
             assertEquals(arg, MergeOps.mo_drop_at(f, 4, -5, 0.5f, 1L, 1), "negative offset");
             assertEquals(arg, MergeOps.mo_drop_by_probability(f, nul, 4, 0, 1L, 1), "drop without probabilities");
+            assertEquals(arg, MergeOps.mo_nonzero_bits(f, 4, nul, 1), "keep bits without a bit array");
+            assertEquals(arg, MergeOps.mo_keep_bits(f, -1, f, 1), "negative keep bits count");
             assertEquals(arg, MergeOps.mo_disjoint_divisor(nul, nul, 2, f, f, 4, 1), "divisor without inputs");
             assertEquals(MergeOps.MO_OK(), MergeOps.mo_map(MergeOps.MO_MAP_FILL(), nul, nul, 2f, 0f, f, 4, 1), "fill reads no input");
         }

@@ -292,6 +292,39 @@ class ChunkedEquivalenceTest {
     }
 
     /**
+     * On a tensor of several chunks della's combine applies the rescale pass's keep bits instead of
+     * ranking again: each model's elements go through laneRanks once (before the keep bits: twice).
+     * chunkedGivesTheWholeTensorBytes checks that the bytes stay those of the whole-tensor path.
+     */
+    @org.junit.jupiter.api.Test
+    void dellaRanksEachRowOnceOnSeveralChunks() {
+        Case c = new Case("della", m(), List.of(m("weight", 0.7, "density", 0.4, "epsilon", 0.1), m("weight", 0.5, "density", 0.6)),
+                new long[] {23, 531}, DType.BF16, DType.BF16, false);
+        Shape shape = Shape.of(c.dims());
+        ChunkOps ref = jb.chunkOps().orElseThrow();
+        long[] ranked = {0};
+        ChunkOps counting = (ChunkOps) java.lang.reflect.Proxy.newProxyInstance(ChunkOps.class.getClassLoader(), new Class<?>[] {ChunkOps.class},
+                (proxy, method, args) -> {
+                    if (method.getName().equals("laneRanks")) ranked[0] += ((Tile) args[0]).size();
+                    try {
+                        return method.invoke(ref, args);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        try (Arena arena = Arena.ofConfined()) {
+            Setup s = setup(c, arena);
+            ChunkProgram p = ((ChunkedMethod) s.method()).program(new TensorSetup(Harness.TENSOR, shape, s.params(), s.baseIndex(), true, 1, n -> { }));
+            try (TilePool pool = new TilePool(); ChunkRunner r = new ChunkRunner(counting, p, s.base(), s.models(), shape, 531 * 4, pool)) {
+                r.reduce();
+                for (long k = 0; k < r.chunks(); k++) r.combine(k);
+                assertEquals(6, r.chunks());
+            }
+        }
+        assertEquals(2 * shape.numel(), ranked[0], "two models' elements, each ranked once");
+    }
+
+    /**
      * On a tensor of one chunk the combines of della and sce resume from the tiles the last reduction
      * pass left (della: τ̂ dropped in the rescale pass; sce: the selected τ of the squares pass), so no
      * load follows the reductions; ties without rescale has no resumable combine and loads it again.
