@@ -17,6 +17,7 @@ import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.HostArrays;
 import dev.mergeforge.merge.chunk.ChunkRunner;
 import dev.mergeforge.merge.chunk.ChunkedMethod;
 import dev.mergeforge.merge.chunk.TensorSetup;
@@ -263,6 +264,8 @@ public final class Merger {
             // computed inputs (permuted embeddings, LoRA-applied weights): chunk by chunk, charged to the ledger
             DerivedReads derived = new DerivedReads(inputs.derived(), ledger, o.streamChunk());
             DropBehind drops = new DropBehind(plan, inputs, o.drop(), o.pageCacheRoom());
+            // float64 arrays chunked programs hand on from tensor to tensor (RegMean's solves): the merge's, dropped with it
+            HostArrays arrays = new HostArrays();
             if (drops.active() && o.drop().mode() == dev.mergeforge.io.DropMode.AUTO) {
                 ev.note(String.format(java.util.Locale.ROOT, "the inputs (%.2f GB) exceed the page cache the memory budget leaves (%.2f GB):"
                         + " their pages are dropped from it behind the reader (docs/io.md, \"Inputs larger than memory\")",
@@ -277,7 +280,7 @@ public final class Merger {
                     ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, i + 1, tensors.get(i + 1), inputs, stagingPool, o, drops, derived)) : null;
                     PlannedTensor t = tensors.get(i);
                     try {
-                        mergeOne(ctx, spec, i, a, chunks, sink, o, rereads, drops, derived);
+                        mergeOne(ctx, spec, i, a, chunks, sink, o, rereads, drops, derived, arrays);
                     } finally {
                         stagingPool.releaseAll(a.staging());
                         derived.release(views(t));
@@ -302,7 +305,7 @@ public final class Merger {
 
     /** Merges one tensor into its output slot. */
     private static void mergeOne(MergeContext ctx, MethodSpec spec, int index, Ahead a, InputChunks chunks, TensorSink writer, Options o,
-                                 RereadNote rereads, DropBehind drops, DerivedReads derived)
+                                 RereadNote rereads, DropBehind drops, DerivedReads derived, HostArrays arrays)
             throws InterruptedException, java.util.concurrent.ExecutionException {
         PlannedTensor t = a.tensor();
         if (t.copyOnly()) {
@@ -320,7 +323,7 @@ public final class Merger {
         MergeMethod method = spec.factory().create(t.global());
         if (a.chunked()) {
             ChunkProgram program = ((ChunkedMethod) method).program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(),
-                    t.base() != null, o.seed(), ctx.log(), t.stats()));
+                    t.base() != null, o.seed(), ctx.log(), t.stats(), arrays));
             if (program != null) {
                 // AIM: the relaxation as the last step of the combine pass, chunk by chunk
                 Combination.Relax relax = o.aim() == null || t.base() == null ? null : o.aim().relaxation(t.name(), t.shape());
