@@ -544,8 +544,10 @@ public final class Merger {
                 return true;
             });
         } else {
-            // theta = combination(theta_0, theta_1..N) from the mappings; computed inputs a window of at most fusedChunk elements at a time
+            // theta = combination(theta_0, theta_1..N) from the mappings; computed inputs a window of at most fusedChunk elements at a time,
+            // the stored ones beside them then dropped from this process behind each window (they stay in the page cache)
             List<TensorView> computed = distinct(f, base).stream().filter(derived::isDerived).toList();
+            List<TensorView> stored = computed.isEmpty() ? List.of() : distinct(f, base).stream().filter(v -> !derived.isDerived(v)).toList();
             long step = computed.isEmpty() ? Long.MAX_VALUE : o.fusedChunk();
             filled = writer.fill(t.name(), size, (offset, dst) -> {
                 long first = offset / size, total = dst.byteSize() / size;
@@ -554,6 +556,7 @@ public final class Merger {
                     for (TensorView v : computed) derived.ready(v, from, count);
                     sawNonFinite[0] |= be.combineStored(f.combination(), slices(f.models(), from, count),
                             base == null ? null : slice(base, from, count), from, t.outDtype(), dst.asSlice((from - first) * size, count * size));
+                    for (TensorView v : stored) if (v.data().isMapped()) Madvise.dontNeedTouched(slice(v, from, count).data());
                 }
                 return true;
             });
@@ -620,10 +623,12 @@ public final class Merger {
             // computed inputs (permuted embeddings, adapted weights) are computed whole for the tile path only: the others read them in chunks
             boolean tiles = !t.copyOnly() && fused == null && !chunked;
             if (tiles) derived.prepare(views(t));
+            // a fused tensor with computed inputs reads every input a window at a time from its memory (mergeFused): nothing to stage or page in whole
+            boolean windowed = fused != null && distinct(fused, t.base()).stream().anyMatch(derived::isDerived);
             List<Tile> staging = new ArrayList<>();
             Map<TensorView, TensorView> head = null;
             try {
-                if (fused != null) {
+                if (fused != null && !windowed) {
                     List<TensorView> distinct = distinct(fused, fused.combination().readsBase() ? t.base() : null);
                     List<MemorySegment> buffers = new ArrayList<>();
                     for (TensorView v : distinct) {
@@ -645,7 +650,7 @@ public final class Merger {
                 boolean fusedReads = fused != null
                         && ((fused.combination().readsBase() && v == t.base()) || fused.models().stream().anyMatch(m -> m == v));
                 // a chunked tensor maps its pages chunk by chunk in each pass instead
-                if (!chunked && (head == null || !fusedReads)) touch(v.data());
+                if (!chunked && !windowed && (head == null || !fusedReads)) touch(v.data());
             }
             // a chunked tensor's inputs go to a device chunk by chunk in its passes, never whole
             // computed inputs of a fused tensor get their bytes chunk by chunk in its pass: not prefetched
