@@ -89,8 +89,9 @@ public final class DerivedTensors implements AutoCloseable {
         if (f == null) {
             MemorySegment src = v.data().asSlice(from * es, n * es);
             MemorySegment.copy(src, 0, dst, 0, n * es);
-            // a stored source's pages leave this process behind the reader (they stay in the page cache), as a chunk load's do
-            if (src.isMapped()) Madvise.dontNeedTouched(src);
+            // a stored source's pages leave this process behind the reader (they stay in the page cache), as a chunk load's do,
+            // with those the kernel mapped around them
+            if (src.isMapped()) Madvise.dontNeedAround(v.data(), from * es, n * es);
         } else if (n > 0) {
             f.fill(from, n, dst.asSlice(0, n * es));
         }

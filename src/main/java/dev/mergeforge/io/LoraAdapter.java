@@ -283,9 +283,8 @@ public final class LoraAdapter implements AutoCloseable {
                     Elements.put(dst, w.dtype(), at + j - from, v);
                 }
             }
-            // the base rows' pages leave this process behind the reader (they stay in the page cache)
-            MemorySegment read = w.data().asSlice(from * w.dtype().byteSize(), n * w.dtype().byteSize());
-            if (read.isMapped()) Madvise.dontNeedTouched(read);
+            // the base rows' pages leave this process behind the reader (they stay in the page cache), with those the kernel mapped around them
+            if (w.data().isMapped()) Madvise.dontNeedAround(w.data(), from * w.dtype().byteSize(), n * w.dtype().byteSize());
         }
     }
 

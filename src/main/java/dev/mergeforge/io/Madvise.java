@@ -62,6 +62,20 @@ public final class Madvise {
      */
     public static void dontNeedTouched(MemorySegment s) { advise(s, MADV_DONTNEED, false); }
 
+    /** The kernel's fault-around (Linux's default): a read fault maps the aligned 64 KiB of pages around the page it needs. */
+    public static final long FAULT_AROUND = 64 << 10;
+
+    /**
+     * Drops the pages of bytes [from, from + length) of {@code whole} from this process, and those
+     * within {@link #FAULT_AROUND} on either side (inside {@code whole}): a reader of ranges in turn
+     * faults in the aligned block around each, pages of ranges it read and dropped before among them,
+     * which dropping only its own range leaves mapped (a whole tensor's worth, read row by row).
+     */
+    public static void dontNeedAround(MemorySegment whole, long from, long length) {
+        long lo = Math.max(0, from - FAULT_AROUND), hi = Math.min(whole.byteSize(), from + length + FAULT_AROUND);
+        if (hi > lo) dontNeedTouched(whole.asSlice(lo, hi - lo));
+    }
+
     private static int advise(MemorySegment s, int advice, boolean inner) {
         if (MADVISE == null || s.byteSize() == 0 || !s.isNative()) return -1;
         long start = s.address(), end = start + s.byteSize();

@@ -3,6 +3,7 @@ package dev.mergeforge.run;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.StreamingWriter;
 import dev.mergeforge.tensor.TensorView;
+import dev.mergeforge.tokenizer.PermutedEmbeddings;
 import dev.mergeforge.merge.CombinationMethod;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.chunk.ChunkProgram;
@@ -117,19 +118,22 @@ public final class MemoryBudget {
         long fixed = BASELINE + WRITER;
         MethodSpec spec = plan.config().method();
         // the whole-tensor path: inputs, base, output and two scratch tiles, plus statistics
-        long tiles = 0, perElement = 0, minChunkBytes = 0;
+        long tiles = 0, perElement = 0, minChunkBytes = 0, sources = 0;
         String tileName = null, chunkName = null;
         for (PlannedTensor t : plan.tensors()) {
             if (t.copyOnly()) continue;
             if (fused(t, spec, fuses)) {
                 // the fused pass: each input's current and next chunk in the two slots, and the next tensor's first chunk the read-ahead stages
-                long b = 3L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t);
-                if (b > tiles) { tiles = b; tileName = t.name() + ", fused: staged input chunks"; }
+                // with computed inputs: a window of each computed input and the stored ones' pages of the same elements instead of
+                // staged chunks (two of the three), and the stored source pages a window's computation maps
+                long b = 3L * (t.inputs().size() + 1) * InputChunks.CHUNK * maxInputBytes(t) + computedSources(t);
+                if (b > tiles) { tiles = b; tileName = t.name() + (computedSources(t) > 0 ? ", fused: computed input windows" : ", fused: staged input chunks"); }
             } else if (chunked(t, spec, streams, fuses, deviceSolves)) {
                 long pe = perElement(t, spec);
                 if (pe > perElement) { perElement = pe; chunkName = t.name(); }
                 long min = pe * Math.max(MIN_CHUNK, row(t, spec, aim));
-                minChunkBytes = Math.max(minChunkBytes, min);
+                minChunkBytes = Math.max(minChunkBytes, min + computedSources(t));
+                sources = Math.max(sources, computedSources(t));
             } else {
                 long b = (t.inputs().size() + 3L) * t.shape().numel() * 4L;
                 for (TensorView s : t.stats()) b += s.numel() * 4L;
@@ -146,12 +150,12 @@ public final class MemoryBudget {
             }
             use = smallest;
         }
-        long chunk = perElement == 0 ? MAX_CHUNK : Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, (use - fixed) / perElement));
+        long chunk = perElement == 0 ? MAX_CHUNK : Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, (use - fixed - sources) / perElement));
         // a tensor smaller than a chunk is one chunk of its own size
         long chunkBytes = 0;
         for (PlannedTensor t : plan.tensors()) {
             if (t.copyOnly() || !chunked(t, spec, streams, fuses, deviceSolves)) continue;
-            long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, row(t, spec, aim)));
+            long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, row(t, spec, aim))) + computedSources(t);
             if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
         }
         // bytes a program holds whatever its chunks (RegMean's Grams): outside the budget, added to the peak
@@ -203,6 +207,20 @@ public final class MemoryBudget {
         for (TensorView v : t.inputs()) if (!v.data().isMapped() && seen.add(v)) b += 2L * v.dtype().byteSize();
         if (t.base() != null && !t.base().data().isMapped() && seen.add(t.base())) b += 2L * t.base().dtype().byteSize();
         return b;
+    }
+
+    /**
+     * Bytes of stored source rows a computed input's window keeps mapped while it is computed, beyond
+     * what {@link #computedBytes} counts per element: a permuted view gathers rows from anywhere in its
+     * sources, and the kernel maps the pages around each (fault-around) until the gather drops them,
+     * every {@code PermutedEmbeddings.DROP_ROWS} rows. One window is computed at a time. Zero without
+     * computed inputs.
+     */
+    static long computedSources(PlannedTensor t) {
+        long rowBytes = 0;
+        for (TensorView v : t.inputs()) if (!v.data().isMapped()) rowBytes = Math.max(rowBytes, Math.max(1, v.shape().cols()) * v.dtype().byteSize());
+        if (t.base() != null && !t.base().data().isMapped()) rowBytes = Math.max(rowBytes, Math.max(1, t.base().shape().cols()) * t.base().dtype().byteSize());
+        return rowBytes == 0 ? 0 : PermutedEmbeddings.mappedSourceBytes(rowBytes);
     }
 
     /** The scratch chunks the tensor's program asks for. */

@@ -17,6 +17,7 @@ import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.MergeMethod;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.HostArrays;
 import dev.mergeforge.merge.chunk.ChunkRunner;
 import dev.mergeforge.merge.chunk.ChunkedMethod;
 import dev.mergeforge.merge.chunk.TensorSetup;
@@ -263,6 +264,8 @@ public final class Merger {
             // computed inputs (permuted embeddings, LoRA-applied weights): chunk by chunk, charged to the ledger
             DerivedReads derived = new DerivedReads(inputs.derived(), ledger, o.streamChunk());
             DropBehind drops = new DropBehind(plan, inputs, o.drop(), o.pageCacheRoom());
+            // float64 arrays chunked programs hand on from tensor to tensor (RegMean's solves): the merge's, dropped with it
+            HostArrays arrays = new HostArrays();
             if (drops.active() && o.drop().mode() == dev.mergeforge.io.DropMode.AUTO) {
                 ev.note(String.format(java.util.Locale.ROOT, "the inputs (%.2f GB) exceed the page cache the memory budget leaves (%.2f GB):"
                         + " their pages are dropped from it behind the reader (docs/io.md, \"Inputs larger than memory\")",
@@ -277,7 +280,7 @@ public final class Merger {
                     ahead = i + 1 < tensors.size() ? reader.submit(readAhead(spec, i + 1, tensors.get(i + 1), inputs, stagingPool, o, drops, derived)) : null;
                     PlannedTensor t = tensors.get(i);
                     try {
-                        mergeOne(ctx, spec, i, a, chunks, sink, o, rereads, drops, derived);
+                        mergeOne(ctx, spec, i, a, chunks, sink, o, rereads, drops, derived, arrays);
                     } finally {
                         stagingPool.releaseAll(a.staging());
                         derived.release(views(t));
@@ -302,7 +305,7 @@ public final class Merger {
 
     /** Merges one tensor into its output slot. */
     private static void mergeOne(MergeContext ctx, MethodSpec spec, int index, Ahead a, InputChunks chunks, TensorSink writer, Options o,
-                                 RereadNote rereads, DropBehind drops, DerivedReads derived)
+                                 RereadNote rereads, DropBehind drops, DerivedReads derived, HostArrays arrays)
             throws InterruptedException, java.util.concurrent.ExecutionException {
         PlannedTensor t = a.tensor();
         if (t.copyOnly()) {
@@ -320,7 +323,7 @@ public final class Merger {
         MergeMethod method = spec.factory().create(t.global());
         if (a.chunked()) {
             ChunkProgram program = ((ChunkedMethod) method).program(new TensorSetup(t.name(), t.shape(), t.params(), t.baseIndex(),
-                    t.base() != null, o.seed(), ctx.log(), t.stats()));
+                    t.base() != null, o.seed(), ctx.log(), t.stats(), arrays));
             if (program != null) {
                 // AIM: the relaxation as the last step of the combine pass, chunk by chunk
                 Combination.Relax relax = o.aim() == null || t.base() == null ? null : o.aim().relaxation(t.name(), t.shape());
@@ -541,8 +544,10 @@ public final class Merger {
                 return true;
             });
         } else {
-            // theta = combination(theta_0, theta_1..N) from the mappings; computed inputs a window of at most fusedChunk elements at a time
+            // theta = combination(theta_0, theta_1..N) from the mappings; computed inputs a window of at most fusedChunk elements at a time,
+            // the stored ones beside them then dropped from this process behind each window (they stay in the page cache)
             List<TensorView> computed = distinct(f, base).stream().filter(derived::isDerived).toList();
+            List<TensorView> stored = computed.isEmpty() ? List.of() : distinct(f, base).stream().filter(v -> !derived.isDerived(v)).toList();
             long step = computed.isEmpty() ? Long.MAX_VALUE : o.fusedChunk();
             filled = writer.fill(t.name(), size, (offset, dst) -> {
                 long first = offset / size, total = dst.byteSize() / size;
@@ -551,6 +556,7 @@ public final class Merger {
                     for (TensorView v : computed) derived.ready(v, from, count);
                     sawNonFinite[0] |= be.combineStored(f.combination(), slices(f.models(), from, count),
                             base == null ? null : slice(base, from, count), from, t.outDtype(), dst.asSlice((from - first) * size, count * size));
+                    for (TensorView v : stored) if (v.data().isMapped()) Madvise.dontNeedTouched(slice(v, from, count).data());
                 }
                 return true;
             });
@@ -617,10 +623,12 @@ public final class Merger {
             // computed inputs (permuted embeddings, adapted weights) are computed whole for the tile path only: the others read them in chunks
             boolean tiles = !t.copyOnly() && fused == null && !chunked;
             if (tiles) derived.prepare(views(t));
+            // a fused tensor with computed inputs reads every input a window at a time from its memory (mergeFused): nothing to stage or page in whole
+            boolean windowed = fused != null && distinct(fused, t.base()).stream().anyMatch(derived::isDerived);
             List<Tile> staging = new ArrayList<>();
             Map<TensorView, TensorView> head = null;
             try {
-                if (fused != null) {
+                if (fused != null && !windowed) {
                     List<TensorView> distinct = distinct(fused, fused.combination().readsBase() ? t.base() : null);
                     List<MemorySegment> buffers = new ArrayList<>();
                     for (TensorView v : distinct) {
@@ -642,7 +650,7 @@ public final class Merger {
                 boolean fusedReads = fused != null
                         && ((fused.combination().readsBase() && v == t.base()) || fused.models().stream().anyMatch(m -> m == v));
                 // a chunked tensor maps its pages chunk by chunk in each pass instead
-                if (!chunked && (head == null || !fusedReads)) touch(v.data());
+                if (!chunked && !windowed && (head == null || !fusedReads)) touch(v.data());
             }
             // a chunked tensor's inputs go to a device chunk by chunk in its passes, never whole
             // computed inputs of a fused tensor get their bytes chunk by chunk in its pass: not prefetched

@@ -152,6 +152,16 @@ public final class PermutedEmbeddings {
      * row by row. Padding rows are the mean of the n rows above, whose column sums (in double, rows in
      * order, each value as stored) are computed once, when a padding row is first read.
      */
+    /** Rows gathered between two drops of the sources' pages ({@code Rows.dropSources}). */
+    static final int DROP_ROWS = 256;
+
+    /**
+     * Bytes of stored source pages a permuted view of rows of {@code rowBytes} keeps mapped at most
+     * while it computes: {@link #DROP_ROWS} rows, each with the pages the kernel maps around it.
+     * The memory budget counts it for a tensor with computed inputs (run/MemoryBudget).
+     */
+    public static long mappedSourceBytes(long rowBytes) { return DROP_ROWS * (rowBytes + 2 * dev.mergeforge.io.Madvise.FAULT_AROUND); }
+
     private static final class Rows {
         private final DerivedTensors derived;
         private final TensorView own;
@@ -180,6 +190,7 @@ public final class PermutedEmbeddings {
                 long at = i * cols;
                 int j0 = (int) (Math.max(from, at) - at), j1 = (int) (Math.min(from + count, at + cols) - at);
                 row((int) i, j0, j1, dst, at + j0 - from, s);
+                if ((i + 1) % DROP_ROWS == 0) dropSources();
             }
             dropSources();
         }
@@ -187,7 +198,10 @@ public final class PermutedEmbeddings {
         /**
          * Drops the stored sources' pages from this process (they stay in the page cache): a gather
          * in another order than the source's leaves the pages the kernel mapped around each row it
-         * read (fault-around), which dropping each row's own pages does not reach.
+         * read (fault-around), which dropping each row's own pages does not reach. Done every
+         * {@link #DROP_ROWS} rows and after each range, so the pages mapped stay near
+         * {@link #mappedSourceBytes} whatever the range (a whole window, or the padding rows' sums over
+         * every row, mapped up to the whole source before).
          */
         private void dropSources() {
             for (TensorView v : srcs) if (v.data().isMapped()) dev.mergeforge.io.Madvise.dontNeed(v.data());
@@ -232,6 +246,7 @@ public final class PermutedEmbeddings {
             for (int i = 0; i < n; i++) {
                 row(i, 0, cols, buf, 0, s);
                 for (int c = 0; c < cols; c++) sum[c] += Elements.get(buf, own.dtype(), c);
+                if ((i + 1) % DROP_ROWS == 0) dropSources();
             }
             dropSources();
             return padSums = sum;

@@ -168,6 +168,47 @@ class DerivedChunksTest {
         }
     }
 
+    /**
+     * Permuted and adapted inputs through the chunked passes (ties) and the fused pass (linear on
+     * native) at the smallest budget the estimate allows, under the strict ledger (assertions are on
+     * in the suite): every window a computed input takes is charged, so a window the estimate does not
+     * count is an internal error out of the merge. The bytes are those of the whole-tensor path.
+     */
+    @Test
+    void computedInputsMergeWithinTheSmallestBudgetTheEstimateAllows() throws Exception {
+        String models = "base_model: %1$s\nmodels:\n  - model: %1$s\n    parameters: {weight: 0.4, density: 0.5}\n"
+                + "  - model: %2$s+%3$s\n    parameters: {weight: 0.7, density: 0.6}\n";
+        String tok = "tokenizer:\n  source: union\n  pad_to_multiple_of: 8\n";
+        String[][] cases = {
+                {"ties-budget", "merge_method: ties\n" + models + tok + "dtype: bfloat16\n"},
+                {"linear-budget", "merge_method: linear\n" + models.replace(", density: 0.5", "").replace(", density: 0.6", "") + tok + "dtype: float32\n"}};
+        try (JavaBackend java = new JavaBackend(1)) {
+            List<Backend> backends = new ArrayList<>(List.of(java));
+            NativeBackend nat = NativeBackend.isAvailable() ? new NativeBackend(1) : null;
+            if (nat != null) backends.add(nat);
+            try {
+                for (String[] c : cases) {
+                    String yaml = c[1].formatted(a, b, adapter);
+                    Merger.Result ref = merge(c[0], yaml, ChunkedMergeTest.tilesOnly(java), Merger.STREAM_CHUNK);
+                    Path cfg = Files.writeString(dir.resolve(c[0] + ".yml"), yaml);
+                    for (Backend be : backends) {
+                        try (Planner.Inputs in = new Planner.Inputs()) {
+                            Planner.Plan plan = Planner.plan(ConfigReader.read(cfg), in);
+                            boolean fuses = be != java;
+                            MemoryBudget.Estimate probe = MemoryBudget.estimate(plan, 1L << 40, true, true, fuses, false);
+                            MemoryBudget.Estimate mem = MemoryBudget.estimate(plan, probe.smallestBytes(), true, true, fuses, false);
+                            Path out = dir.resolve(c[0] + "-smallest-" + be.name());
+                            Merger.run(plan, in, out, Merger.Options.budgeted(be, 1, 1L << 40, true, false, null, Events.NONE, mem));
+                            FusedChunksTest.sameFiles(ref.output(), out);
+                        }
+                    }
+                }
+            } finally {
+                if (nat != null) nat.close();
+            }
+        }
+    }
+
     /** A permuted view 64 chunks long read by the chunked passes: one window at a time, the charge bounded by the chunk. */
     @Test
     void aComputedInputIsHeldOneChunkAtATime() {

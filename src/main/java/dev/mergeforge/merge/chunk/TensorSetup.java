@@ -21,13 +21,22 @@ import java.util.function.Consumer;
  *                  (Fisher: the tensor's shape, streamed by the runner; RegMean: the [in, in] Grams,
  *                  which the program reads itself when it runs), or empty. Only views: planning
  *                  reads no value of them.
+ * @param arrays    float64 heap arrays the merge's programs hand on from tensor to tensor (RegMean's
+ *                  solves); the merge's own, or a fresh one for a tensor planned alone
  */
 public record TensorSetup(String tensor, Shape shape, List<Params> params, int baseIndex, boolean hasBase, long seed, Consumer<String> log,
-                          List<TensorView> stats) {
+                          List<TensorView> stats, HostArrays arrays) {
     public TensorSetup {
+        java.util.Objects.requireNonNull(arrays, "arrays");
         params = List.copyOf(params);
         stats = List.copyOf(stats);
         if (!stats.isEmpty() && stats.size() != params.size()) throw new IllegalArgumentException(tensor + ": one statistic per model or none, got " + stats.size());
+    }
+
+    /** A tensor planned alone: arrays of its own. */
+    public TensorSetup(String tensor, Shape shape, List<Params> params, int baseIndex, boolean hasBase, long seed, Consumer<String> log,
+                       List<TensorView> stats) {
+        this(tensor, shape, params, baseIndex, hasBase, seed, log, stats, new HostArrays());
     }
 
     /** A tensor without statistics. */

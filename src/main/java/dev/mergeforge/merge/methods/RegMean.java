@@ -11,6 +11,7 @@ import dev.mergeforge.merge.MergeInputs;
 import dev.mergeforge.merge.chunk.Chunk;
 import dev.mergeforge.merge.chunk.ChunkProgram;
 import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.HostArrays;
 import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.io.Elements;
@@ -159,20 +160,42 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
         private final TensorSetup in;
         private final float[] w;
         private final int n;
+        /** The weight's output rows, and how many are solved: after the last, the arrays go back to the merge for the next Linear. */
+        private final long rows;
+        private long solved;
         private SpdSolver.Factored factor;
         /** One model's G~ [in, in]; a chunk's right-hand sides B and one model's rows transposed [in, rows] (sized by the first, largest chunk). */
         private double[] g, rhs, rowsT;
+        /** Every array taken from the merge's {@link HostArrays} (A, which the factor holds, too). */
+        private final List<double[]> taken = new java.util.ArrayList<>();
 
         RowSolves(TensorSetup in, float[] w, int n) {
             this.in = in;
             this.w = w;
             this.n = n;
+            this.rows = in.shape().dim(0);
         }
 
         void chunk(ChunkOps ops, Chunk c, Tile out) {
             int rc = Math.toIntExact(c.size() / n);
             // the float64 solve reads and writes chunk memory itself, not through the ops
             ops.onHost(c.models(), List.of(out), () -> solveRows(c.models(), rc, out));
+            solved += rc;
+            if (solved == rows) giveBack();
+        }
+
+        private double[] take(int length) {
+            double[] a = in.arrays().take(length);
+            taken.add(a);
+            return a;
+        }
+
+        /** After the last row: the factor, G~ and the chunk arrays go back to the merge (the next Linear of this width reuses them). */
+        private void giveBack() {
+            factor = null;
+            g = rhs = rowsT = null;
+            for (double[] a : taken) in.arrays().give(a);
+            taken.clear();
         }
 
         private void solveRows(List<Tile> models, int rc, Tile out) {
@@ -180,12 +203,12 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
                 // A = Σ w_i G~_i + ρ·mean(diag)·I, factored once for every chunk of rows
                 factor = SpdSolver.factor(this::system, n, PAR);
                 if (!factor.outcome().positiveDefinite()) in.note(notPositiveDefinite(in.tensor(), factor.outcome(), n));
-                g = new double[n * n];
+                g = take(n * n);
             }
             DenseSolver solver = new CpuDenseSolver(PAR);
             if (rhs == null || rhs.length < n * rc) {
-                rhs = new double[Math.multiplyExact(n, rc)];
-                rowsT = new double[rhs.length];
+                rhs = take(Math.multiplyExact(n, rc));
+                rowsT = take(rhs.length);
             }
             double[] b = rhs, wt = rowsT;
             java.util.Arrays.fill(b, 0, n * rc, 0.0);
@@ -206,7 +229,8 @@ public record RegMean(double alpha, double ridge, boolean storedInOut) implement
 
         /** A = Σ w_i G~_i + ρ·mean(diag)·I from the Gram files, float64. */
         private double[] system() {
-            double[] a = new double[n * n];
+            double[] a = take(n * n);
+            java.util.Arrays.fill(a, 0.0);
             for (int i = 0; i < w.length; i++) {
                 if (w[i] == 0f) continue;
                 TensorView gv = in.stats().get(i);

@@ -13,6 +13,7 @@ import dev.mergeforge.merge.Params;
 import dev.mergeforge.merge.chunk.ChunkProgram;
 import dev.mergeforge.merge.chunk.ChunkRunner;
 import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.HostArrays;
 import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Floats;
@@ -114,7 +115,13 @@ class StatsChunkedTest {
     /** The chunked program on one backend's chunk ops, chunk by chunk into the output bytes; returns the bytes and the chunk count. */
     static byte[] chunked(ChunkOps ops, ChunkedMethod m, Shape shape, List<TensorView> models, List<TensorView> stats, List<Params> ps,
                           DType out, long chunk, List<String> notes, long[] chunks) {
-        ChunkProgram p = m.program(new TensorSetup("t", shape, ps, -1, false, 1, notes::add, stats));
+        return chunked(ops, m, shape, models, stats, ps, out, chunk, notes, chunks, new HostArrays());
+    }
+
+    /** As above, the program's float64 arrays taken from {@code arrays} (a merge's, shared by its tensors). */
+    static byte[] chunked(ChunkOps ops, ChunkedMethod m, Shape shape, List<TensorView> models, List<TensorView> stats, List<Params> ps,
+                          DType out, long chunk, List<String> notes, long[] chunks, HostArrays arrays) {
+        ChunkProgram p = m.program(new TensorSetup("t", shape, ps, -1, false, 1, notes::add, stats, arrays));
         long es = out.byteSize();
         byte[] bytes = new byte[(int) (shape.numel() * es)];
         MemorySegment dst = MemorySegment.ofArray(bytes);
@@ -246,6 +253,51 @@ class StatsChunkedTest {
                 byte[] got = chunked(be.chunkOps().orElseThrow(), new RegMean(0.9, 0), shape, models, List.of(), ps, DType.BF16, 1001, new ArrayList<>(), new long[1]);
                 same(expect, got, 2, "regmean without Grams on " + be.name());
             }
+        }
+    }
+
+    /**
+     * The float64 arrays a Linear's row solves hold are the ones the plan counts (docs/data-informed.md,
+     * "Memory"): A's factor and one G~ (8·in² each, inside {@link ChunkProgram#heldBytes}) and a chunk's B
+     * and transposed rows (8 bytes per chunk element each, inside {@link ChunkProgram#hostBytesPerElement}),
+     * and the next Linear of the same width takes the same arrays from the merge instead of new ones
+     * (new ones left the last as garbage, and the heap grew past the plan). A wider Linear drops them.
+     */
+    @Test
+    void regmeanSolvesHoldWhatThePlanCountsAndTheNextLinearReusesThem() {
+        int rows = 40, in = 96, rc = 7;
+        Shape shape = Shape.of(rows, in), gs = Shape.of(in, in);
+        SplittableRandom r = new SplittableRandom(23);
+        try (Arena arena = Arena.ofShared()) {
+            HostArrays arrays = new HostArrays();
+            RegMean m = new RegMean(0.9, 0.001);
+            long[] allocatedAfter = new long[3];
+            for (int linear = 0; linear < 3; linear++) {
+                int width = linear < 2 ? in : in + 8;
+                Shape s = Shape.of(rows, width), g = Shape.of(width, width);
+                List<TensorView> models = new ArrayList<>(), stats = new ArrayList<>();
+                List<Params> ps = new ArrayList<>();
+                for (int j = 0; j < 2; j++) {
+                    float[] w = new float[rows * width];
+                    for (int i = 0; i < w.length; i++) w[i] = (float) r.nextGaussian() * 0.05f;
+                    models.add(view("w" + linear + j, w, DType.BF16, s, arena));
+                    stats.add(view("gram" + linear + j, gram(r, width, -1), DType.F32, g, arena));
+                    ps.add(params(RegMean.SPEC, Map.of("weight", 1.0 + j)));
+                }
+                long before = arrays.allocatedBytes();
+                byte[] got = chunked(jb.chunkOps().orElseThrow(), m, s, models, stats, ps, DType.F32, (long) rc * width, new ArrayList<>(), new long[1], arrays);
+                same(whole(m, s, models, stats, ps, DType.F32, new ArrayList<>()), got, 4, "regmean, Linear " + linear + " of a merge's arrays");
+                allocatedAfter[linear] = arrays.allocatedBytes();
+                long heap = 2L * 8 * width * width + 2L * 8 * rc * width;
+                ChunkProgram p = m.program(new TensorSetup("t", s, ps, -1, false, 1, x -> { }, stats));
+                if (linear != 1) {
+                    assertEquals(heap, allocatedAfter[linear] - before, "A's factor and G~ (8·in² each), B and the transposed rows (8·in·rc each)");
+                }
+                assertTrue(p.heldBytes() >= 2L * 8 * width * width, "held bytes count the factor and G~: " + p.heldBytes());
+                assertTrue(p.hostBytesPerElement() >= 16, "per chunk element: B and the transposed rows in float64");
+                assertEquals(heap, arrays.freeBytes(), "every array goes back to the merge after the Linear's last row");
+            }
+            assertEquals(allocatedAfter[0], allocatedAfter[1], "the second Linear of the width allocates nothing: it reuses the first one's arrays");
         }
     }
 
