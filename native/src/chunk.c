@@ -8,6 +8,7 @@
  * reference does, so the result never depends on the thread count. Loop bodies are inline kernels
  * compiled twice (baseline ISA and AVX2): same operations, same bits.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <immintrin.h>
@@ -87,6 +88,7 @@ typedef struct {
     int32_t high;
     int64_t *scratch;     // per worker: HI_WAYS * HI_BINS or LO_BINS counters
     int64_t per_worker;
+    char *zeroed;         // per worker: its counters were zeroed by its first task of this call
 } hist_t;
 
 INLINE uint32_t abs_bits(const float *x, int64_t i) { return mo_bits(x[i]) & 0x7fffffffu; }
@@ -124,9 +126,61 @@ MO_AVX2 static void low_avx2(const float *x, uint32_t high, int64_t *h, int64_t 
 static void hist_task(void *c, int w, int64_t lo, int64_t hi) {
     hist_t *r = c;
     int64_t *h = r->scratch + (int64_t)w * r->per_worker;
+    // a worker's counters are zeroed by the worker itself, once, so workers that never join cost nothing
+    if (!r->zeroed[w]) { memset(h, 0, (size_t)r->per_worker * sizeof(int64_t)); r->zeroed[w] = 1; }
     if (r->high < 0) high_range(r->x, h, lo, hi);
     else if (mo_use_avx2()) low_avx2(r->x, (uint32_t)r->high, h, lo, hi);
     else low_range(r->x, (uint32_t)r->high, h, lo, hi);
+}
+
+/* hist[b] += the counts of every worker that ran (and every way) for the bins [lo, hi). */
+typedef struct {
+    const hist_t *r;
+    int64_t *hist, bins;
+    int workers, ways;
+} hist_sum_t;
+
+static void hist_sum_task(void *c, int w, int64_t lo, int64_t hi) {
+    const hist_sum_t *s = c; (void)w;
+    for (int p = 0; p < s->workers; p++) {
+        if (!s->r->zeroed[p]) continue;
+        for (int way = 0; way < s->ways; way++) {
+            const int64_t *h = s->r->scratch + (int64_t)p * s->r->per_worker + (int64_t)way * s->bins;
+            for (int64_t b = lo; b < hi; b++) s->hist[b] += h[b];
+        }
+    }
+}
+
+/* The calling thread's counters, kept from call to call: a chunked pass histograms every chunk of
+   every model, and megabytes taken fresh each time cost their page faults and zeroing as much as
+   the counting did. Freed when the thread ends. */
+typedef struct { int64_t *p; int64_t n; } hist_scratch_t;
+static pthread_key_t hist_key;
+static pthread_once_t hist_once = PTHREAD_ONCE_INIT;
+static int hist_key_ok;
+
+static void hist_scratch_free(void *v) {
+    hist_scratch_t *s = v;
+    free(s->p);
+    free(s);
+}
+
+static void hist_key_init(void) { hist_key_ok = pthread_key_create(&hist_key, hist_scratch_free) == 0; }
+
+static int64_t *hist_scratch(int64_t counters) {
+    pthread_once(&hist_once, hist_key_init);
+    if (!hist_key_ok) return NULL;
+    hist_scratch_t *s = pthread_getspecific(hist_key);
+    if (!s) {
+        s = calloc(1, sizeof(hist_scratch_t));
+        if (!s || pthread_setspecific(hist_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->n < counters) {
+        free(s->p);
+        s->p = malloc((size_t)counters * sizeof(int64_t));
+        s->n = s->p ? counters : 0;
+    }
+    return s->p;
 }
 
 int32_t mo_abs_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads) {
@@ -139,17 +193,15 @@ int32_t mo_abs_histogram(const float *x, int64_t n, int32_t high, int64_t *hist,
         if (mo_use_avx2()) low_avx2(x, (uint32_t)high, hist, 0, n); else low_range(x, (uint32_t)high, hist, 0, n);
         return MO_OK;
     }
-    hist_t r = { .x = x, .high = high, .per_worker = high < 0 ? HI_WAYS * HI_BINS : LO_BINS };
-    r.scratch = calloc((size_t)workers * (size_t)r.per_worker, sizeof(int64_t));
+    char zeroed[workers];
+    memset(zeroed, 0, sizeof zeroed);
+    hist_t r = { .x = x, .high = high, .per_worker = high < 0 ? HI_WAYS * HI_BINS : LO_BINS, .zeroed = zeroed };
+    r.scratch = hist_scratch((int64_t)workers * r.per_worker);
     if (!r.scratch) return MO_ERR_NOMEM;
     mo_parallel_for(n, MO_CHUNK, threads, hist_task, &r);
-    // hist += the sum of every worker's (and way's) counts
-    int64_t parts = high < 0 ? (int64_t)workers * HI_WAYS : workers;
-    for (int64_t p = 0; p < parts; p++) {
-        const int64_t *h = r.scratch + p * bins;
-        for (int64_t b = 0; b < bins; b++) hist[b] += h[b];
-    }
-    free(r.scratch);
+    // hist += the sum of every worker's (and way's) counts: integers, so any split of the bins gives the same counts
+    hist_sum_t sum = { .r = &r, .hist = hist, .bins = bins, .workers = workers, .ways = high < 0 ? HI_WAYS : 1 };
+    mo_parallel_for(bins, 1 << 13, threads, hist_sum_task, &sum);
     return MO_OK;
 }
 

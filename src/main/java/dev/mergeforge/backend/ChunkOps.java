@@ -36,7 +36,8 @@ public interface ChunkOps {
     /**
      * Elements per chunk for a program holding {@code tiles} chunk tiles of a tensor named
      * {@code tensor}: {@code wanted} (a multiple of {@code align}), or fewer where the backend's own
-     * memory holds less (a device budget); a budget too small for one chunk of {@code align}
+     * memory holds less (a device budget) or it runs smaller chunks faster (the host backends'
+     * cache-sized cap, {@link HostChunkOps#HOST_CHUNK}); a budget too small for one chunk of {@code align}
      * elements is a one-line error naming the smallest that works.
      */
     long fitChunk(String tensor, int tiles, long align, long wanted);

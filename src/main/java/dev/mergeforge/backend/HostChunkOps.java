@@ -11,9 +11,19 @@ import java.util.List;
  * fit chunks into, no chunk kept between passes, nothing to move before host code runs.
  */
 public interface HostChunkOps extends ChunkOps {
-    /** Host memory only: the caller's budget already sized the chunk. */
+    /**
+     * Most elements per chunk on the host: 4 MiB per float32 tile, so the handful of tiles a pass
+     * sweeps op after op stays in the cache and a merge first-touches megabytes of tiles, not the
+     * hundreds a budget-sized chunk (up to 2^24 elements, 64 MiB a tile) would. Outputs do not
+     * depend on the chunk size (docs/methods.md, "Passes over chunks"); only memory and time do (docs/io.md).
+     */
+    long HOST_CHUNK = 1L << 20;
+
+    /** Host memory only: the caller's budget sized the chunk; at most {@link #HOST_CHUNK} (a multiple of {@code align}, at least one). */
     @Override
-    default long fitChunk(String tensor, int tiles, long align, long wanted) { return wanted; }
+    default long fitChunk(String tensor, int tiles, long align, long wanted) {
+        return wanted <= HOST_CHUNK ? wanted : Math.max(align, HOST_CHUNK / align * align);
+    }
 
     /** Every load reads the stored bytes on the host. */
     @Override

@@ -14,6 +14,7 @@ import dev.mergeforge.tensor.Shape;
 import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.Tile;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
@@ -184,11 +185,19 @@ final class NativeChunkOps implements HostChunkOps {
         long n = x.size();
         if (n == 0) return;
         try (Staging st = new Staging()) {
-            MemorySegment h = st.longs(hist);
+            MemorySegment h = HISTOGRAM.get();
+            MemorySegment.copy(hist, 0, h, ValueLayout.JAVA_LONG, 0, bins);
             NativeBackend.ok(MergeOps.mo_abs_histogram(st.in(x.data(), n * F32, "absHistogram x"), n, high, h, nb.nativeThreads()), "absHistogram");
             MemorySegment.copy(h, ValueLayout.JAVA_LONG, 0, hist, 0, bins);
         }
     }
+
+    /**
+     * The native copy of the histogram being counted, per calling thread and kept from call to call
+     * (the largest, 2^16 bins): a pass histograms every chunk of every model, and half a megabyte
+     * taken fresh for each call cost its zeroing and first touch as much as the copy itself.
+     */
+    private static final ThreadLocal<MemorySegment> HISTOGRAM = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(ValueLayout.JAVA_LONG, 1 << 16));
 
     @Override
     public void keepRanks(Tile x, RankWindow w, long[] seen) {
