@@ -21,9 +21,10 @@ public interface HostChunkOps extends ChunkOps {
 
     /** Host memory only: the caller's budget sized the chunk; at most {@link #HOST_CHUNK} (a multiple of {@code align}, at least one). */
     @Override
-    default long fitChunk(String tensor, int tiles, long align, long wanted) {
-        return wanted <= HOST_CHUNK ? wanted : Math.max(align, HOST_CHUNK / align * align);
-    }
+    default long fitChunk(String tensor, int tiles, long align, long wanted) { return capped(wanted, align); }
+
+    /** {@code wanted} elements, or at most {@link #HOST_CHUNK} as a multiple of {@code align} (at least one); the memory estimate uses it too. */
+    static long capped(long wanted, long align) { return wanted <= HOST_CHUNK ? wanted : Math.max(align, HOST_CHUNK / align * align); }
 
     /** Every load reads the stored bytes on the host. */
     @Override

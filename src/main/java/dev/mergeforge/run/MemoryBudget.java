@@ -1,5 +1,6 @@
 package dev.mergeforge.run;
 
+import dev.mergeforge.backend.HostChunkOps;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.io.StreamingWriter;
 import dev.mergeforge.tensor.TensorView;
@@ -151,11 +152,14 @@ public final class MemoryBudget {
             use = smallest;
         }
         long chunk = perElement == 0 ? MAX_CHUNK : Math.max(MIN_CHUNK, Math.min(MAX_CHUNK, (use - fixed - sources) / perElement));
-        // a tensor smaller than a chunk is one chunk of its own size
+        // a tensor smaller than a chunk is one chunk of its own size; host backends cut at most HostChunkOps.HOST_CHUNK
+        // elements a chunk whatever the budget allows, a device the budget's chunk
         long chunkBytes = 0;
         for (PlannedTensor t : plan.tensors()) {
             if (t.copyOnly() || !chunked(t, spec, streams, fuses, deviceSolves)) continue;
-            long b = perElement(t, spec) * Math.min(t.shape().numel(), Math.max(chunk, row(t, spec, aim))) + computedSources(t);
+            long r = row(t, spec, aim), wanted = Math.max(chunk, r);
+            long elements = deviceSolves ? wanted : HostChunkOps.capped(wanted, r);
+            long b = perElement(t, spec) * Math.min(t.shape().numel(), elements) + computedSources(t);
             if (b > chunkBytes) { chunkBytes = b; chunkName = t.name(); }
         }
         // bytes a program holds whatever its chunks (RegMean's Grams): outside the budget, added to the peak
@@ -168,7 +172,7 @@ public final class MemoryBudget {
         }
         long peak = fixed + Math.max(tiles, chunkBytes) + held;
         String largest = tiles >= chunkBytes ? (tileName == null ? "nothing to merge" : tileName) : chunkName + ", in chunks";
-        return new Estimate(use, fromUser, use > budget, chunk, peak, smallest, largest, held, heldBy);
+        return new Estimate(use, fromUser, use > budget, deviceSolves ? chunk : Math.min(chunk, HostChunkOps.HOST_CHUNK), peak, smallest, largest, held, heldBy);
     }
 
     private static boolean fused(PlannedTensor t, MethodSpec spec, boolean fuses) {
