@@ -321,7 +321,7 @@ class ChunkedEquivalenceTest {
     /**
      * On a tensor of one chunk the combines of della and sce resume from the tiles the last reduction
      * pass left (della: τ̂ dropped in the rescale pass; sce: the selected τ of the squares pass;
-     * arcee_fusion: its inputs, which no pass writes), so no
+     * arcee_fusion and ramplus_tl: their inputs, which no pass writes), so no
      * load follows the reductions; ties without rescale has no resumable combine and loads it again.
      * (chunkedGivesTheWholeTensorBytes checks every method's bytes on one chunk.)
      */
@@ -336,6 +336,9 @@ class ChunkedEquivalenceTest {
         assertEquals(List.of(2, 3L), loads(ties, 1 << 20), "ties: magnitudes, selection, then the combine's own load");
         Case fusion = new Case("arcee_fusion", m(), List.of(m()), dims, DType.BF16, DType.BF16, false);
         assertEquals(List.of(2, 2L), loads(fusion, 1 << 20), "arcee_fusion: high bits, low bits, then the combine on the same tiles");
+        Case ramPlus = new Case("ramplus_tl", m(), List.of(m(), m()), dims, DType.BF16, DType.BF16, false);
+        assertEquals(List.of(1, 1L), loads(ramPlus, 1 << 20), "ramplus_tl: the counts, then the combine on the same tiles");
+        assertEquals(List.of(1, 26L), loads(ramPlus, 1000), "ramplus_tl in 13 chunks: each loaded by the counts and again by the combine");
     }
 
     /** Reduction passes and chunk loads of a whole chunked merge of the case on the Java chunk ops. */
