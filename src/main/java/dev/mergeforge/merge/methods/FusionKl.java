@@ -13,9 +13,10 @@ import java.lang.foreign.MemorySegment;
  * once), so the same bits. The first pass computes every row's KL and keeps those of the tensor's
  * first {@code keep} rows (4 bytes a row: 0.5 MB for a 128,256-row embedding); later passes read the
  * kept ones and recompute the rest. A row of at most {@link #ROW_BUFFER} elements is copied into a
- * thread's buffers and its exponentials computed once and kept there for the KL sum (24 bytes per
- * element of the row); a longer row (only 1-D tensors in practice) computes them twice. Rows are independent, so they run on
- * several threads without changing a bit.
+ * thread's buffers (made once per tensor and thread: 24 bytes per element of a row) and its
+ * exponentials computed once and kept there for the KL sum; a longer row (only 1-D tensors in
+ * practice) computes them twice. Rows are independent, so they run on several threads without
+ * changing a bit.
  */
 final class FusionKl {
     /** Rows of at most this many elements keep their exponentials in a buffer (1.5 MB per thread at most). */
@@ -26,11 +27,14 @@ final class FusionKl {
 
     private final long cols;
     private final float[] kept;
+    /** Each thread's row buffers, made once per tensor (rows up to ROW_BUFFER elements; null for longer rows). */
+    private final ThreadLocal<Row> buffers;
 
     /** A tensor of {@code rows} rows of {@code cols} elements; the KL of its first {@code keep} rows is kept. */
     FusionKl(long rows, long cols, long keep) {
         this.cols = cols;
         this.kept = new float[(int) Math.min(rows, keep)];
+        this.buffers = cols <= ROW_BUFFER ? ThreadLocal.withInitial(() -> new Row((int) cols)) : null;
     }
 
     /**
@@ -42,7 +46,7 @@ final class FusionKl {
         float[] kl = new float[n];
         long per = Math.max(1, Parallel.CHUNK / cols);
         PAR.forRange(n, per, (lo, hi) -> {
-            Row row = cols <= ROW_BUFFER ? new Row((int) cols) : null;
+            Row row = buffers == null ? null : buffers.get();
             for (long r = lo; r < hi; r++) {
                 long at = firstRow + r;
                 boolean keepable = at < kept.length;
