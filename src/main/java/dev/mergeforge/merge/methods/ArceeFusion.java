@@ -1,6 +1,8 @@
 package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.PortableOps;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
@@ -11,6 +13,7 @@ import dev.mergeforge.merge.chunk.ChunkedMethod;
 import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.Tile;
 
+import java.lang.foreign.MemorySegment;
 import java.util.List;
 
 /**
@@ -22,11 +25,12 @@ import java.util.List;
  * θ₀ + (θ₁ − θ₀)·[importance ≥ threshold]. The quantiles are exact (an O(n) radix select):
  * mergekit estimates them from 1M randomly sampled elements when a tensor has more. Softmax and
  * KL are computed in double, the importance rounded to float32; the rest is float32 as mergekit.
- * As passes over chunks of whole rows ({@link #program}): the quantiles' high-bit histogram, their
- * low bits, then the combine; each pass recomputes the chunk's importance.
+ * As passes over chunks of whole rows ({@link #program}): each row's KL and the quantiles' high-bit
+ * histogram, their low bits, then the combine; the KL is computed once, the importance in each pass.
  */
 public record ArceeFusion() implements ChunkedMethod {
     static final double EPS = 1e-8;
+    private static final Parallel PAR = PortableOps.COMMON;
 
     public static final MethodSpec SPEC = new MethodSpec("arcee_fusion",
             "keep the other model's values whose change, weighted by the row's KL divergence, is an upper outlier",
@@ -65,30 +69,54 @@ public record ArceeFusion() implements ChunkedMethod {
 
     /**
      * The whole-tensor path's maths on chunks holding whole rows (a 1-D tensor is one row, so one
-     * chunk): pass 1 histograms the high bits of the importances' order keys, pass 2 the low bits at
-     * Q1, the median and Q3 ({@link FloatRanks}, the exact values {@link FloatSelect} finds), then the
-     * combine masks. Same bytes as {@link #merge} on any backend: every step is the same host loop.
+     * chunk): pass 1 computes each row's KL once ({@link FusionKl}, kept for later passes) and
+     * histograms the high bits of the importances' order keys, pass 2 the low bits at Q1, the median
+     * and Q3 ({@link FloatRanks}, the exact values {@link FloatSelect} finds), then the combine masks;
+     * importance = |θ₁ − θ₀|·KL is recomputed from the kept KL in each. Same bytes as {@link #merge}
+     * on any backend: the same float32 and double operations in host loops.
      */
     @Override
-    public ChunkProgram program(TensorSetup in) {
+    public ChunkProgram program(TensorSetup in) { return program(in, FusionKl.KEEP_ROWS); }
+
+    /** As {@link #program(TensorSetup)}, keeping the KL of the first {@code keepRows} rows (tests cut it short). */
+    ChunkProgram program(TensorSetup in, long keepRows) {
         if (!in.hasBase()) throw new ConfigException("arcee_fusion needs base_model (tensor " + in.tensor() + "); add base_model: to the config");
         int[] idx = in.nonBase();
         if (idx.length == 0) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.base(), 1f, out));
         int other = idx[0];
         long n = in.numel(), cols = Math.max(1, in.shape().cols());
         FloatRanks q = new FloatRanks(n, quantileIndex(0.25, n), quantileIndex(0.5, n), quantileIndex(0.75, n));
+        FusionKl kl = new FusionKl(n / cols, cols, keepRows);
         float[] threshold = new float[1];
         ChunkProgram.Pass high = new ChunkProgram.Pass() {
             @Override public boolean needed() { return true; }
             @Override public void chunk(ChunkOps ops, Chunk c) {
-                ops.onHost(List.of(c.base(), c.model(other)), List.of(c.scratch(0)), () -> q.high(importance(c, other, cols), c.size()));
+                ops.onHost(List.of(c.base(), c.model(other)), List.of(), () -> {
+                    float[] k = rowKl(kl, c, other, cols, true);
+                    Span sp = new Span();
+                    for (int r = 0; r < k.length; r++) {
+                        for (long e = r * cols, end = e + cols; e < end; e += Span.SIZE) {
+                            int m = sp.importances(c.base(), c.model(other), e, end, k[r]);
+                            for (int i = 0; i < m; i++) q.high(sp.imp[i]);
+                        }
+                    }
+                });
             }
             @Override public void end() { q.endHigh(); }
         };
         ChunkProgram.Pass low = new ChunkProgram.Pass() {
             @Override public boolean needed() { return true; }
             @Override public void chunk(ChunkOps ops, Chunk c) {
-                ops.onHost(List.of(c.base(), c.model(other)), List.of(c.scratch(0)), () -> q.low(importance(c, other, cols), c.size()));
+                ops.onHost(List.of(c.base(), c.model(other)), List.of(), () -> {
+                    float[] k = rowKl(kl, c, other, cols, false);
+                    Span sp = new Span();
+                    for (int r = 0; r < k.length; r++) {
+                        for (long e = r * cols, end = e + cols; e < end; e += Span.SIZE) {
+                            int m = sp.importances(c.base(), c.model(other), e, end, k[r]);
+                            for (int i = 0; i < m; i++) q.low(sp.imp[i]);
+                        }
+                    }
+                });
             }
             @Override public void end() {
                 q.endLow();
@@ -97,23 +125,53 @@ public record ArceeFusion() implements ChunkedMethod {
                 threshold[0] = q.value(1) + 1.5f * iqr;
             }
         };
-        // every step is a host loop over the chunk's memory, so each runs inside ops.onHost
-        return new ChunkProgram(cols, 1, List.of(high, low), (ops, c, out) -> ops.onHost(List.of(c.base(), c.model(other)), List.of(c.scratch(0), out), () -> {
-            Tile imp = importance(c, other, cols), b = c.base(), o = c.model(other);
-            float t = threshold[0];
-            for (long e = 0, m = c.size(); e < m; e++) {
-                float be = b.get(e);
-                // θ = θ₀ + (θ₁ − θ₀)·mask
-                out.set(e, be + (o.get(e) - be) * (imp.get(e) >= t ? 1f : 0f));
+        // a tensor of one chunk resumes from the tiles pass 2 left: the inputs, unchanged (no pass writes them)
+        ChunkProgram.Resumable combine = new ChunkProgram.Resumable() {
+            @Override public boolean canResume() { return true; }
+            @Override public void resume(ChunkOps ops, Chunk c, Tile out) { chunk(ops, c, out); }
+            @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
+                // a host loop over the chunk's memory, so it runs inside ops.onHost
+                ops.onHost(List.of(c.base(), c.model(other)), List.of(out), () -> {
+                    float[] k = rowKl(kl, c, other, cols, false);
+                    float t = threshold[0];
+                    PAR.forRange(k.length, Math.max(1, Parallel.CHUNK / cols), (lo, hi) -> {
+                        Span sp = new Span();
+                        for (long r = lo; r < hi; r++) {
+                            for (long e = r * cols, end = e + cols; e < end; e += Span.SIZE) {
+                                int m = sp.importances(c.base(), c.model(other), e, end, k[(int) r]);
+                                // θ = θ₀ + (θ₁ − θ₀)·[importance ≥ threshold]
+                                for (int i = 0; i < m; i++) sp.imp[i] = sp.b[i] + (sp.o[i] - sp.b[i]) * (sp.imp[i] >= t ? 1f : 0f);
+                                MemorySegment.copy(sp.imp, 0, out.data(), Tile.F32, e * 4, m);
+                            }
+                        }
+                    });
+                });
             }
-        }));
+        };
+        return new ChunkProgram(cols, 0, List.of(high, low), combine);
     }
 
-    /** The chunk's importances, in its scratch tile. */
-    private static Tile importance(Chunk c, int other, long cols) {
-        Tile imp = c.scratch(0);
-        importance(c.base(), c.model(other), imp, cols);
-        return imp;
+    /** A thread's buffers for a run of at most {@link #SIZE} elements of one row (host loops on arrays, not tile memory). */
+    private static final class Span {
+        static final int SIZE = 4096;
+        final float[] b = new float[SIZE], o = new float[SIZE], imp = new float[SIZE];
+
+        /**
+         * Loads θ₀ and θ₁ at elements [e, min(e + SIZE, end)) of a row whose KL is {@code kl}, and their
+         * importances |θ₁ − θ₀|·KL (float32); returns how many.
+         */
+        int importances(Tile base, Tile other, long e, long end, float kl) {
+            int m = (int) Math.min(SIZE, end - e);
+            MemorySegment.copy(base.data(), Tile.F32, e * 4, b, 0, m);
+            MemorySegment.copy(other.data(), Tile.F32, e * 4, o, 0, m);
+            for (int i = 0; i < m; i++) imp[i] = Math.abs(o[i] - b[i]) * kl;
+            return m;
+        }
+    }
+
+    /** The KL of each row of the chunk ({@code first}: pass 1, which computes and keeps them). */
+    private static float[] rowKl(FusionKl kl, Chunk c, int other, long cols, boolean first) {
+        return kl.rows(c.base(), c.model(other), c.offset() / cols, Math.toIntExact(c.size() / cols), first);
     }
 
     /** imp = |θ₁ − θ₀|·KL(p ‖ q) per row of {@code cols} elements, p = softmax(θ₁ row) + ε, q = softmax(θ₀ row) + ε. */

@@ -30,8 +30,11 @@ final class FloatRanks {
 
     /** First pass: the high bits of the first {@code count} elements of one chunk. */
     void high(Tile x, long count) {
-        for (long i = 0; i < count; i++) high[FloatSelect.key(x.get(i)) >>> 16]++;
+        for (long i = 0; i < count; i++) high(x.get(i));
     }
+
+    /** First pass: the high bits of one element. */
+    void high(float x) { high[FloatSelect.key(x) >>> 16]++; }
 
     /** After the first pass: the bin of each rank and how many elements lie in the bins below it. */
     void endHigh() {
@@ -53,12 +56,15 @@ final class FloatRanks {
 
     /** Second pass: the low bits of one chunk's elements that lie in a rank's bin. */
     void low(Tile x, long count) {
-        for (long i = 0; i < count; i++) {
-            int k = FloatSelect.key(x.get(i));
-            int h = k >>> 16;
-            for (int r = 0; r < ranks.length; r++) {
-                if (bin[r] == h) { low[r][k & 0xFFFF]++; break; }
-            }
+        for (long i = 0; i < count; i++) low(x.get(i));
+    }
+
+    /** Second pass: the low bits of one element, if it lies in a rank's bin. */
+    void low(float x) {
+        int k = FloatSelect.key(x);
+        int h = k >>> 16;
+        for (int r = 0; r < ranks.length; r++) {
+            if (bin[r] == h) { low[r][k & 0xFFFF]++; break; }
         }
     }
 

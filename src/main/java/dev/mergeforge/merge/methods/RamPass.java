@@ -18,8 +18,9 @@ import java.util.concurrent.atomic.AtomicLongArray;
 /**
  * The passes RAM and RAM+ share, element by element on host memory (no tile beyond the output):
  * an optional counting pass (RAM+'s per-model shared/unique counts), then the combine pass. The
- * whole-tensor path runs them over whole tiles; {@link #program} runs the same loops over chunks
- * (the counts are integers, so summing them chunk by chunk changes nothing: the same bytes).
+ * whole-tensor path runs them over whole tiles (these loops: the oracle); {@link #program} runs the
+ * same operations over chunks, a block of elements at a time on arrays ({@link RamBlocks}; the counts
+ * are integers, so summing them chunk by chunk changes nothing: the same bytes).
  */
 final class RamPass {
     private static final Parallel PAR = new Parallel(0);
@@ -54,15 +55,21 @@ final class RamPass {
             @Override public boolean needed() { return plus != null; }
             @Override public void chunk(ChunkOps ops, Chunk c) {
                 List<Tile> ms = models(c, idx);
-                ops.onHost(inputs(c.base(), ms), List.of(), () -> count(c.base(), ms, eps, shared, unique));
+                ops.onHost(inputs(c.base(), ms), List.of(), () -> RamBlocks.count(c.base(), ms, eps, shared, unique));
             }
             @Override public void end() { lambda[0] = lambda(shared, unique, eps, plus); }
         };
-        // both steps are host loops over the chunk's memory, so each runs inside ops.onHost
-        return new ChunkProgram(1, 0, List.of(counts), (ops, c, out) -> {
-            List<Tile> ms = models(c, idx);
-            ops.onHost(inputs(c.base(), ms), List.of(out), () -> combine(c.base(), ms, eps, lambda[0], out));
-        });
+        // both steps are host loops over the chunk's memory, so each runs inside ops.onHost; a tensor of
+        // one chunk resumes from the tiles the counting pass left: the inputs, which it does not write
+        ChunkProgram.Resumable combine = new ChunkProgram.Resumable() {
+            @Override public boolean canResume() { return true; }
+            @Override public void resume(ChunkOps ops, Chunk c, Tile out) { chunk(ops, c, out); }
+            @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
+                List<Tile> ms = models(c, idx);
+                ops.onHost(inputs(c.base(), ms), List.of(out), () -> RamBlocks.combine(c.base(), ms, eps, lambda[0], out));
+            }
+        };
+        return new ChunkProgram(1, 0, List.of(counts), combine);
     }
 
     private static List<Tile> inputs(Tile base, List<Tile> ms) {

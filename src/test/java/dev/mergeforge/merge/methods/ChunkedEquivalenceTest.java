@@ -128,6 +128,8 @@ class ChunkedEquivalenceTest {
         cs.add(new Case("arcee_fusion", m(), List.of(m()), cube, DType.F32, DType.BF16, false));
         cs.add(new Case("arcee_fusion", m(), List.of(m()), flat, DType.F32, DType.F32, false));
         cs.add(new Case("arcee_fusion", m(), List.of(m()), tiny, DType.F32, DType.F32, false));
+        // a row longer than FusionKl.ROW_BUFFER: its exponentials computed twice, not kept in the row buffer
+        cs.add(new Case("arcee_fusion", m(), List.of(m()), new long[] {FusionKl.ROW_BUFFER + 7}, DType.BF16, DType.BF16, false));
         // ram / ramplus_tl: any cut; epsilon 0.25 equals many |τ| (the > at the boundary); alpha large so λ follows the tensor's counts
         cs.add(new Case("ram", m(), List.of(m(), m(), m()), big, DType.BF16, DType.BF16, false));
         cs.add(new Case("ram", m("epsilon", 0.25), List.of(m(), m()), flat, DType.F32, DType.F32, false));
@@ -233,7 +235,12 @@ class ChunkedEquivalenceTest {
     /** The chunked program on one backend's chunk ops, chunk by chunk into the output bytes. */
     static byte[] chunked(ChunkOps ops, Case c, Setup s, long seed, long chunk, List<String> notes) {
         Shape shape = Shape.of(c.dims());
-        ChunkProgram p = ((ChunkedMethod) s.method()).program(new TensorSetup(Harness.TENSOR, shape, s.params(), s.baseIndex(), true, seed, notes::add));
+        return chunked(ops, c, s, chunk, ((ChunkedMethod) s.method()).program(new TensorSetup(Harness.TENSOR, shape, s.params(), s.baseIndex(), true, seed, notes::add)));
+    }
+
+    /** As above, running the program given. */
+    private static byte[] chunked(ChunkOps ops, Case c, Setup s, long chunk, ChunkProgram p) {
+        Shape shape = Shape.of(c.dims());
         long es = c.out().byteSize();
         byte[] out = new byte[(int) (shape.numel() * es)];
         MemorySegment dst = MemorySegment.ofArray(out);
@@ -252,7 +259,7 @@ class ChunkedEquivalenceTest {
     @MethodSource("cases")
     void chunkedGivesTheWholeTensorBytes(Case c) {
         long seed = 20260703;
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Setup s = setup(c, arena);
             List<String> expectNotes = new ArrayList<>();
             byte[] expect = wholeTensor(c, s, seed, expectNotes);
@@ -278,6 +285,26 @@ class ChunkedEquivalenceTest {
             if (c.method().startsWith("dare") && Shape.of(c.dims()).numel() > 100) {
                 byte[] other = chunked(jb.chunkOps().orElseThrow(), c, s, seed + 1, 1000, new ArrayList<>());
                 assertTrue(!java.util.Arrays.equals(expect, other), "another seed must draw another mask");
+            }
+        }
+    }
+
+    /**
+     * arcee_fusion keeps the KL of at most so many rows from its first pass and recomputes the
+     * others in every pass: with only 5 kept (of 23 rows, or 91 in the cube), the same bytes.
+     */
+    @org.junit.jupiter.api.Test
+    void arceeFusionRecomputesTheRowsItDoesNotKeep() {
+        long seed = 20260703;
+        for (long[] dims : new long[][] {{23, 531}, {7, 13, 29}}) {
+            Case c = new Case("arcee_fusion", m(), List.of(m()), dims, DType.F32, DType.F32, false);
+            try (Arena arena = Arena.ofShared()) {
+                Setup s = setup(c, arena);
+                byte[] expect = wholeTensor(c, s, seed, new ArrayList<>());
+                for (long chunk : new long[] {1000, 1 << 20}) {
+                    ChunkProgram p = ((ArceeFusion) s.method()).program(new TensorSetup(Harness.TENSOR, Shape.of(dims), s.params(), s.baseIndex(), true, seed, n -> { }), 5);
+                    same(expect, chunked(jb.chunkOps().orElseThrow(), c, s, chunk, p), c.out(), "5 rows kept, chunks of " + chunk);
+                }
             }
         }
     }
@@ -326,7 +353,8 @@ class ChunkedEquivalenceTest {
 
     /**
      * On a tensor of one chunk the combines of della and sce resume from the tiles the last reduction
-     * pass left (della: τ̂ dropped in the rescale pass; sce: the selected τ of the squares pass), so no
+     * pass left (della: τ̂ dropped in the rescale pass; sce: the selected τ of the squares pass;
+     * arcee_fusion and ramplus_tl: their inputs, which no pass writes), so no
      * load follows the reductions; ties without rescale has no resumable combine and loads it again.
      * (chunkedGivesTheWholeTensorBytes checks every method's bytes on one chunk.)
      */
@@ -339,12 +367,17 @@ class ChunkedEquivalenceTest {
         assertEquals(List.of(1, 1L), loads(della, 1 << 20), "della: the rescale pass's one load");
         assertEquals(List.of(3, 3L), loads(sce, 1 << 20), "sce: variances, selection, squares");
         assertEquals(List.of(2, 3L), loads(ties, 1 << 20), "ties: magnitudes, selection, then the combine's own load");
+        Case fusion = new Case("arcee_fusion", m(), List.of(m()), dims, DType.BF16, DType.BF16, false);
+        assertEquals(List.of(2, 2L), loads(fusion, 1 << 20), "arcee_fusion: high bits, low bits, then the combine on the same tiles");
+        Case ramPlus = new Case("ramplus_tl", m(), List.of(m(), m()), dims, DType.BF16, DType.BF16, false);
+        assertEquals(List.of(1, 1L), loads(ramPlus, 1 << 20), "ramplus_tl: the counts, then the combine on the same tiles");
+        assertEquals(List.of(1, 26L), loads(ramPlus, 1000), "ramplus_tl in 13 chunks: each loaded by the counts and again by the combine");
     }
 
     /** Reduction passes and chunk loads of a whole chunked merge of the case on the Java chunk ops. */
     private static List<Object> loads(Case c, long chunk) {
         Shape shape = Shape.of(c.dims());
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Setup s = setup(c, arena);
             ChunkProgram p = ((ChunkedMethod) s.method()).program(new TensorSetup(Harness.TENSOR, shape, s.params(), s.baseIndex(), true, 1, n -> { }));
             try (TilePool pool = new TilePool(); ChunkRunner r = new ChunkRunner(jb.chunkOps().orElseThrow(), p, s.base(), s.models(), shape, chunk, pool)) {
