@@ -108,10 +108,11 @@ final class MergeCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "  bytes to read: %d (%.3f GB)%n", plan.bytesIn(), plan.bytesIn() / 1e9);
         out.printf(Locale.ROOT, "  bytes to write: %d (%.3f GB) in %d shard(s): %s%n", plan.bytesOut(), plan.bytesOut() / 1e9,
                 plan.shardFiles().size(), String.join(", ", plan.shardFiles()));
+        // the budget's line carries this merge's predicted peak; the whole-tensor bound is what merging without chunks would take
+        out.printf(Locale.ROOT, "  peak working memory: %s%n", plan.memoryBudget());
         long work = plan.peakWorkingBytes();
-        out.printf(Locale.ROOT, "  peak working memory estimate: %d bytes (%.3f GB): (%d inputs + 3) x largest tensor of %d float32 elements%n",
+        out.printf(Locale.ROOT, "  without chunks it would be %d bytes (%.3f GB): (%d inputs + 3) x largest tensor of %d float32 elements%n",
                 work, work / 1e9, plan.maxInputs(), plan.largestElements());
-        out.printf(Locale.ROOT, "  %s%n", plan.memoryBudget());
         if (plan.aimOmega() != null) out.printf(Locale.ROOT, "  aim: omega %.3f%n", plan.aimOmega());
         out.println("dry run: nothing written");
         out.flush();
