@@ -3,6 +3,8 @@
 here="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
 java="@JAVA_HOME@/bin/java"
 [ -x "$java" ] || java="${JAVA_HOME:-}/bin/java"
-exec "$java" --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -Xss4m \
+# -XX:+PerfDisableSharedMem: no hsperfdata file under /tmp; the JVM writes its counters there at safepoints,
+# and a merge writing gigabytes can make those writes wait behind its own writeback (jps no longer lists us)
+exec "$java" --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -XX:+PerfDisableSharedMem -Xss4m \
   -Dmergeforge.native.lib="$here/target/native/libmergeops.so" \
   ${MERGEFORGE_JAVA_OPTS:-} -jar "$here/target/mergeforge.jar" "$@"

@@ -39,7 +39,7 @@ class ServeProcessTest {
 
     private static Process serve(String... args) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), "dev.mergeforge.cli.Main", "serve"));
+                "--enable-native-access=ALL-UNNAMED", "-XX:+PerfDisableSharedMem", "-cp", System.getProperty("java.class.path"), "dev.mergeforge.cli.Main", "serve"));
         cmd.addAll(List.of(args));
         return new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start();
     }
