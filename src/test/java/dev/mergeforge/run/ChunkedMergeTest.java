@@ -179,6 +179,31 @@ class ChunkedMergeTest {
         }
     }
 
+    /**
+     * The chunk the estimate plans with is the one the backend's ops run: on host backends the budget's
+     * chunk capped at {@link dev.mergeforge.backend.HostChunkOps#HOST_CHUNK} (as their fitChunk cuts it), on
+     * CUDA the budget's own — and the predicted peak follows (a larger chunk, a larger peak).
+     */
+    @Test
+    void estimateUsesTheChunkTheHostOpsRun() throws Exception {
+        String yaml = "merge_method: ties\nbase_model: %1$s\nmodels:\n  - model: %2$s\n    parameters: {weight: 1.0, density: 0.5}\n  - model: %3$s\n    parameters: {weight: 1.0, density: 0.5}\n"
+                .formatted(f.base(), f.fineTunes().get(0), f.fineTunes().get(1));
+        Path cfg = Files.writeString(dir.resolve("cap.yml"), yaml);
+        try (Planner.Inputs in = new Planner.Inputs(); JavaBackend java = new JavaBackend(1)) {
+            Planner.Plan plan = Planner.plan(ConfigReader.read(cfg), in);
+            long budget = 4L << 30;
+            MemoryBudget.Estimate host = MemoryBudget.estimate(plan, budget, true, true, true, false, false);
+            MemoryBudget.Estimate device = MemoryBudget.estimate(plan, budget, true, true, true, false, true);
+            assertTrue(device.chunkElements() > dev.mergeforge.backend.HostChunkOps.HOST_CHUNK, "a 4 GiB budget allows more: " + device.chunkElements());
+            assertEquals(dev.mergeforge.backend.HostChunkOps.HOST_CHUNK, host.chunkElements());
+            long ops = java.chunkOps().orElseThrow().fitChunk("t", 9, 1, device.chunkElements());
+            assertEquals(ops, host.chunkElements(), "the host ops cut the budget's chunk to the estimate's");
+            long largest = plan.tensors().stream().filter(t -> !t.copyOnly()).mapToLong(t -> t.shape().numel()).max().orElseThrow();
+            if (largest > dev.mergeforge.backend.HostChunkOps.HOST_CHUNK) assertTrue(host.peakBytes() < device.peakBytes());
+            else assertEquals(device.peakBytes(), host.peakBytes(), "tensors of one chunk either way");
+        }
+    }
+
     /** DARE through the Merger in chunks: the tile path's bytes, and another seed draws another mask (the drops really ran). */
     @Test
     void anotherSeedChangesTheChunkedDareMerge() throws Exception {
