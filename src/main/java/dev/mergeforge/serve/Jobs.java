@@ -96,7 +96,7 @@ public final class Jobs {
             return false;
         }
         switch (r) {
-            case Request.Cancel c -> sink.send(cancel(c));
+            case Request.Cancel c -> cancel(c, sink);
             case Request.Status s -> sink.send(status(s));
             case Request.Merge m -> { return start(m, sink); }
             case Request.Plan p -> { return start(p, sink); }
@@ -252,17 +252,25 @@ public final class Jobs {
         };
     }
 
-    private synchronized ObjectNode cancel(Request.Cancel c) {
+    /**
+     * Answers a cancel, then cancels: the answer is sent before the token is set, under the lock a
+     * queued job waits on, so the cancel's result line always comes before the job's own final line
+     * (docs/protocol.md) — a queued job woke and reported first when the answer was sent after.
+     */
+    private synchronized void cancel(Request.Cancel c, Sink sink) {
         Job j = jobs.get(c.target());
-        if (j == null) return error(c.id(), "cancel: no job with id '" + c.target() + "'; send {\"op\": \"status\"} to list the jobs", 2, false);
+        if (j == null) {
+            sink.send(error(c.id(), "cancel: no job with id '" + c.target() + "'; send {\"op\": \"status\"} to list the jobs", 2, false));
+            return;
+        }
         // a plan is not stopped (it reads headers only and answers quickly)
         boolean live = (j.state == State.QUEUED || j.state == State.RUNNING) && !(j.request instanceof Request.Plan);
+        ObjectNode r = Json.MAPPER.createObjectNode().put("target", c.target()).put("state", j.state.name().toLowerCase()).put("cancelling", live);
+        sink.send(line(c.id(), "result").put("op", "cancel").set("result", r));
         if (live) {
             j.cancel.cancel();
             notifyAll();
         }
-        ObjectNode r = Json.MAPPER.createObjectNode().put("target", c.target()).put("state", j.state.name().toLowerCase()).put("cancelling", live);
-        return line(c.id(), "result").put("op", "cancel").set("result", r);
     }
 
     private synchronized ObjectNode status(Request.Status s) {
