@@ -2,9 +2,8 @@
 # The computed-input configs of BENCHMARKS.md ("AIM-relaxed tensors and computed inputs in chunks", "Computed inputs and
 # RegMean's arrays within --max-memory") on the 70B slice: python3 scripts/computed-input-configs.py SLICE_DIR OUT_DIR.
 # The same weights (symlinked) with 10,256-token vocabularies (ft1: 500 tokens of its own, ft2: base's tokens shuffled),
-# ft1 read as ft1+lora (r 16 on q_proj, down_proj, lm_head), tokenizer: {source: union, pad_to_multiple_of: 64}; needs numpy.
+# ft1 read as ft1+lora (r 16 on q_proj, down_proj, lm_head), tokenizer: {source: union, pad_to_multiple_of: 64}. Standard library only.
 import json, os, random, shutil, struct, sys
-import numpy as np
 S, CV = sys.argv[1], sys.argv[2]
 spec = ["<pad>", "<s>", "</s>", "<unk>"]
 base = ["t%d" % i for i in range(10252)]
@@ -25,10 +24,11 @@ p = "base_model.model."
 shapes = {p + "model.layers.0.self_attn.q_proj.lora_A.weight": [16, 8192], p + "model.layers.0.self_attn.q_proj.lora_B.weight": [655, 16],
           p + "model.layers.0.mlp.down_proj.lora_A.weight": [16, 28672], p + "model.layers.0.mlp.down_proj.lora_B.weight": [655, 16],
           p + "lm_head.lora_A.weight": [16, 8192], p + "lm_head.lora_B.weight": [10260, 16]}
-rng = np.random.default_rng(3)
+rng = random.Random(3)
 hdr, off, blobs = {"__metadata__": {"format": "pt"}}, 0, []
 for k, s in shapes.items():
-    a = (rng.standard_normal(s) * 0.01).astype("<f4").tobytes()
+    n = s[0] * s[1]
+    a = struct.pack("<%df" % n, *(rng.gauss(0.0, 1.0) * 0.01 for _ in range(n)))
     hdr[k] = {"dtype": "F32", "shape": s, "data_offsets": [off, off + len(a)]}; off += len(a); blobs.append(a)
 h = json.dumps(hdr).encode(); h += b" " * (-len(h) % 8)
 with open(os.path.join(lora, "adapter_model.safetensors"), "wb") as f:
