@@ -91,32 +91,14 @@ public record ArceeFusion() implements ChunkedMethod {
         ChunkProgram.Pass high = new ChunkProgram.Pass() {
             @Override public boolean needed() { return true; }
             @Override public void chunk(ChunkOps ops, Chunk c) {
-                ops.onHost(List.of(c.base(), c.model(other)), List.of(), () -> {
-                    float[] k = rowKl(kl, c, other, cols, true);
-                    Span sp = new Span();
-                    for (int r = 0; r < k.length; r++) {
-                        for (long e = r * cols, end = e + cols; e < end; e += Span.SIZE) {
-                            int m = sp.importances(c.base(), c.model(other), e, end, k[r]);
-                            for (int i = 0; i < m; i++) q.high(sp.imp[i]);
-                        }
-                    }
-                });
+                ops.onHost(List.of(c.base(), c.model(other)), List.of(), () -> eachImportance(kl, c, other, cols, true, q::high));
             }
             @Override public void end() { q.endHigh(); }
         };
         ChunkProgram.Pass low = new ChunkProgram.Pass() {
             @Override public boolean needed() { return true; }
             @Override public void chunk(ChunkOps ops, Chunk c) {
-                ops.onHost(List.of(c.base(), c.model(other)), List.of(), () -> {
-                    float[] k = rowKl(kl, c, other, cols, false);
-                    Span sp = new Span();
-                    for (int r = 0; r < k.length; r++) {
-                        for (long e = r * cols, end = e + cols; e < end; e += Span.SIZE) {
-                            int m = sp.importances(c.base(), c.model(other), e, end, k[r]);
-                            for (int i = 0; i < m; i++) q.low(sp.imp[i]);
-                        }
-                    }
-                });
+                ops.onHost(List.of(c.base(), c.model(other)), List.of(), () -> eachImportance(kl, c, other, cols, false, q::low));
             }
             @Override public void end() {
                 q.endLow();
@@ -166,6 +148,22 @@ public record ArceeFusion() implements ChunkedMethod {
             MemorySegment.copy(other.data(), Tile.F32, e * 4, o, 0, m);
             for (int i = 0; i < m; i++) imp[i] = Math.abs(o[i] - b[i]) * kl;
             return m;
+        }
+    }
+
+    /** Takes one float32 value. */
+    @FunctionalInterface
+    private interface FloatSink { void accept(float v); }
+
+    /** Feeds every importance |θ₁ − θ₀|·KL of the chunk, in element order, to {@code sink} (a histogram pass). */
+    private static void eachImportance(FusionKl kl, Chunk c, int other, long cols, boolean first, FloatSink sink) {
+        float[] k = rowKl(kl, c, other, cols, first);
+        Span sp = new Span();
+        for (int r = 0; r < k.length; r++) {
+            for (long e = r * cols, end = e + cols; e < end; e += Span.SIZE) {
+                int m = sp.importances(c.base(), c.model(other), e, end, k[r]);
+                for (int i = 0; i < m; i++) sink.accept(sp.imp[i]);
+            }
         }
     }
 
