@@ -109,6 +109,13 @@ public interface ChunkOps {
      */
     void deltaVariance(Tile base, List<Tile> xs, Tile var);
 
+    /** {@link #deltaVariance}'s arguments, checked the same on every backend: at least one input, every tile of var's size. */
+    static void checkDeltaVariance(Tile base, List<Tile> xs, Tile var) {
+        if (xs.isEmpty()) throw new IllegalArgumentException("deltaVariance needs at least one input");
+        for (Tile t : xs) if (t.size() != var.size()) throw new IllegalArgumentException("size mismatch: " + t + " vs " + var);
+        if (base != null && base.size() != var.size()) throw new IllegalArgumentException("size mismatch: " + base + " vs " + var);
+    }
+
     /** As {@link Backend#lerp}. */
     void lerp(Tile a, Tile b, float t, Tile out);
 

@@ -281,9 +281,7 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
 
     @Override
     public void deltaVariance(Tile base, List<Tile> xs, Tile var) {
-        if (xs.isEmpty()) throw new IllegalArgumentException("deltaVariance needs at least one input");
-        for (Tile t : xs) sameSize(t, var);
-        if (base != null) sameSize(base, var);
+        ChunkOps.checkDeltaVariance(base, xs, var);
         long n = var.size();
         if (n == 0) return;
         synchronized (lock) {

@@ -2,6 +2,7 @@ package dev.mergeforge.backend.ffm;
 
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.BlockSum;
+import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.HostChunkOps;
 import dev.mergeforge.backend.KeepBitLoops;
@@ -128,9 +129,7 @@ final class NativeChunkOps implements HostChunkOps {
 
     @Override
     public void deltaVariance(Tile base, List<Tile> xs, Tile var) {
-        if (xs.isEmpty()) throw new IllegalArgumentException("deltaVariance needs at least one input");
-        for (Tile t : xs) sameSize(t, var);
-        if (base != null) sameSize(base, var);
+        ChunkOps.checkDeltaVariance(base, xs, var);
         long n = var.size();
         try (Staging st = new Staging()) {
             MemorySegment[] segs = new MemorySegment[xs.size()];

@@ -1,6 +1,7 @@
 package dev.mergeforge.backend.java;
 
 import dev.mergeforge.backend.BlockSum;
+import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.HostChunkOps;
 import dev.mergeforge.backend.KeepBitLoops;
@@ -178,9 +179,7 @@ public final class JavaChunkOps implements HostChunkOps {
 
     @Override
     public void deltaVariance(Tile base, List<Tile> xs, Tile var) {
-        if (xs.isEmpty()) throw new IllegalArgumentException("deltaVariance needs at least one input");
-        for (Tile t : xs) sameSize(t, var);
-        if (base != null) sameSize(base, var);
+        ChunkOps.checkDeltaVariance(base, xs, var);
         MemorySegment[] in = xs.stream().map(Tile::data).toArray(MemorySegment[]::new);
         MemorySegment b = base == null ? null : base.data(), v = var.data();
         float inv = 1f / in.length;
