@@ -59,8 +59,14 @@ final class CalibBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
-        if (repeats < 1 || samples < 1 || seqLen < 1) {
-            err.println("error: --repeats, --samples and --seq-len must be at least 1; fix the option");
+        for (var o : new Object[][] {{"--repeats", repeats}, {"--samples", samples}, {"--seq-len", seqLen}}) {
+            if ((int) o[1] < 1) {
+                err.println("error: " + o[0] + " " + o[1] + ": must be at least 1; give " + o[0] + " 1 or more");
+                return 2;
+            }
+        }
+        if (threads < 0) {
+            err.println("error: --threads " + threads + ": must be 0 (one per core) or more; give --threads 0 or a count");
             return 2;
         }
         Parallel par = new Parallel(threads);
