@@ -4,7 +4,10 @@ here="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
 java="@JAVA_HOME@/bin/java"
 [ -x "$java" ] || java="${JAVA_HOME:-}/bin/java"
 # -XX:+PerfDisableSharedMem: no hsperfdata file under /tmp; the JVM writes its counters there at safepoints,
-# and a merge writing gigabytes can make those writes wait behind its own writeback (jps no longer lists us)
-exec "$java" --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -XX:+PerfDisableSharedMem -Xss4m \
+# and a merge writing gigabytes can make those writes wait behind its own writeback (jps no longer lists us).
+# -Xmn32m: a young generation of 32 MB, so the heap's share of the peak RSS no longer depends on how much a
+# method allocates between collections (128 MB by default here: 60-90 MB more RSS for the methods that
+# allocate most); the memory budget's fixed part assumes it (docs/io.md, "Memory budget")
+exec "$java" --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC -XX:+PerfDisableSharedMem -Xss4m -Xmn32m \
   -Dmergeforge.native.lib="$here/target/native/libmergeops.so" \
   ${MERGEFORGE_JAVA_OPTS:-} -jar "$here/target/mergeforge.jar" "$@"

@@ -38,6 +38,8 @@ public final class ChildMerge {
         cmd.add("--enable-native-access=ALL-UNNAMED");
         cmd.add("-Xmx" + (heapBytes + (1L << 20) - 1) / (1L << 20) + "m");
         cmd.add("-XX:+UseParallelGC");
+        // the launcher's young generation (scripts/launcher.sh), which the memory budget's fixed part assumes
+        cmd.add("-Xmn32m");
         String lib = System.getProperty("mergeforge.native.lib");
         if (lib != null) cmd.add("-Dmergeforge.native.lib=" + lib);
         cmd.add("-cp");
