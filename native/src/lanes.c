@@ -118,7 +118,7 @@ typedef struct {
     uint32_t *dkey;       /* [len / 2 + 1] distinct way: the key of each id */
     uint32_t *count;      /* [len / 2 + 1] distinct way: elements of each id, then its next rank */
     uint32_t *order;      /* [len / 2 + 1] distinct way: the ids in ascending key order */
-    uint32_t *tab_key, *tab_id;   /* [slots] distinct way: open-addressing table key -> id */
+    uint64_t *tab;        /* [slots] distinct way: open-addressing table key -> id */
     uint64_t *ent;        /* [2 * len] radix sort entries, two halves */
     uint32_t *hist;       /* [RADIX_MAX_PASSES << RADIX_MAX_BITS] digit histograms */
     int slot_bits;
@@ -134,16 +134,15 @@ static int rank_scratch_init(rank_scratch *s, int64_t len) {
     s->dkey = malloc(half * sizeof(uint32_t));
     s->count = malloc(half * sizeof(uint32_t));
     s->order = malloc(half * sizeof(uint32_t));
-    s->tab_key = malloc(slots * sizeof(uint32_t));
-    s->tab_id = malloc(slots * sizeof(uint32_t));
+    s->tab = malloc(slots * sizeof(uint64_t));
     s->ent = malloc((size_t)len * 2 * sizeof(uint64_t));
     s->hist = malloc(((size_t)RADIX_MAX_PASSES << RADIX_MAX_BITS) * sizeof(uint32_t));
-    return s->key && s->id && s->dkey && s->count && s->order && s->tab_key && s->tab_id && s->ent && s->hist;
+    return s->key && s->id && s->dkey && s->count && s->order && s->tab && s->ent && s->hist;
 }
 
 static void rank_scratch_free(rank_scratch *s) {
     free(s->key); free(s->id); free(s->dkey); free(s->count); free(s->order);
-    free(s->tab_key); free(s->tab_id); free(s->ent); free(s->hist);
+    free(s->tab); free(s->ent); free(s->hist);
 }
 
 /* Sorts the n keys key[0..n) stably; their varying bits are (any ^ all). The element of sorted
@@ -179,12 +178,12 @@ static void radix_rank(rank_scratch *s, const uint32_t *key, int64_t n, uint32_t
         uint32_t sum = 0;
         for (uint32_t b = 0; b <= mask; b++) { uint32_t t = c[b]; c[b] = sum; sum += t; }
         if (first && p == last) {
-            if (o) for (int64_t i = 0; i < n; i++) o[i * st] = (float)c[(key[i] >> shift) & mask]++;
+            if (o) for (int64_t i = 0; i < n; i++) o[i * st] = (float)(int32_t)c[(key[i] >> shift) & mask]++;
             else for (int64_t i = 0; i < n; i++) order[c[(key[i] >> shift) & mask]++] = (uint32_t)i;
         } else if (first) {
             for (int64_t i = 0; i < n; i++) nxt[c[(key[i] >> shift) & mask]++] = (uint64_t)key[i] << 32 | (uint64_t)i;
         } else if (p == last) {
-            if (o) for (int64_t i = 0; i < n; i++) { uint64_t e = cur[i]; o[(int64_t)(uint32_t)e * st] = (float)c[(e >> (32 + shift)) & mask]++; }
+            if (o) for (int64_t i = 0; i < n; i++) { uint64_t e = cur[i]; o[(int64_t)(uint32_t)e * st] = (float)(int32_t)c[(e >> (32 + shift)) & mask]++; }
             else for (int64_t i = 0; i < n; i++) { uint64_t e = cur[i]; order[c[(e >> (32 + shift)) & mask]++] = (uint32_t)e; }
         } else {
             for (int64_t i = 0; i < n; i++) { uint64_t e = cur[i]; nxt[c[(e >> (32 + shift)) & mask]++] = e; }
@@ -193,35 +192,44 @@ static void radix_rank(rank_scratch *s, const uint32_t *key, int64_t n, uint32_t
         uint64_t *t = cur; cur = nxt; nxt = t;
     }
     if (first) {   // every key the same: index order
-        if (o) for (int64_t i = 0; i < n; i++) o[i * st] = (float)i;
+        if (o) for (int64_t i = 0; i < n; i++) o[i * st] = (float)(int32_t)i;
         else for (int64_t i = 0; i < n; i++) order[i] = (uint32_t)i;
     }
 }
 
-/* The distinct way (see above) for the lane's keys s->key[0..n); 0 when it gives up (o untouched). */
-static int distinct_rank(rank_scratch *s, int64_t n, uint32_t any, uint32_t all, float *o, int64_t st) {
+/* The key of element x: ascending keys are descending magnitudes. */
+static inline uint32_t rank_key(float x) { return 0x7fffffffu - (mo_bits(x) & 0x7fffffffu); }
+
+/* The distinct way (see above) for the lane x[k * st]; 0 when it gives up (o untouched). */
+static int distinct_rank(rank_scratch *s, const float *x, int64_t n, int64_t st, float *o) {
     int64_t cap = n / 2, sample = n / 16 > 512 ? n / 16 : (n < 512 ? n : 512);
-    uint32_t slots = 1u << s->slot_bits, *tk = s->tab_key, *ti = s->tab_id, *id = s->id, *cnt = s->count;
+    uint64_t slots = (uint64_t)1 << s->slot_bits, *tab = s->tab;
+    uint32_t *id = s->id, *cnt = s->count;
     int down = 32 - s->slot_bits;
-    memset(tk, 0xff, (size_t)slots * sizeof(uint32_t));
+    // a slot: key in the low half (EMPTY_KEY when free), its id in the high half
+    memset(tab, 0xff, slots * sizeof(uint64_t));
     uint32_t d = 0;
     for (int64_t k = 0; k < n; k++) {
-        uint32_t key = s->key[k], slot = (key * 0x9e3779b1u) >> down, t;
-        while ((t = tk[slot]) != key && t != EMPTY_KEY) slot = (slot + 1) & (slots - 1);
-        if (t == EMPTY_KEY) {
+        uint32_t key = rank_key(x[k * st]);
+        uint64_t slot = (key * 0x9e3779b1u) >> down, t;
+        while ((uint32_t)(t = tab[slot]) != key && (uint32_t)t != EMPTY_KEY) slot = (slot + 1) & (slots - 1);
+        if ((uint32_t)t == EMPTY_KEY) {
             if (d == cap) return 0;   // more than half distinct: the radix sort is cheaper
-            tk[slot] = key; ti[slot] = d; s->dkey[d] = key; cnt[d] = 0; d++;
+            t = (uint64_t)d << 32 | key;
+            tab[slot] = t; s->dkey[d] = key; cnt[d] = 0; d++;
         }
-        uint32_t i = ti[slot];
+        uint32_t i = (uint32_t)(t >> 32);
         id[k] = i; cnt[i]++;
         if (k == sample - 1 && 2 * (int64_t)d > sample) return 0;   // the sample is mostly distinct
     }
     // the distinct keys in ascending order, then each id's first rank
+    uint32_t any = 0, all = 0xffffffffu;
+    for (uint32_t i = 0; i < d; i++) { any |= s->dkey[i]; all &= s->dkey[i]; }
     radix_rank(s, s->dkey, d, any, all, NULL, 0, s->order);
     uint32_t sum = 0;
     for (uint32_t r = 0; r < d; r++) { uint32_t i = s->order[r], c = cnt[i]; cnt[i] = sum; sum += c; }
-    // equal keys take their ranks in k order
-    for (int64_t k = 0; k < n; k++) o[k * st] = (float)cnt[id[k]]++;
+    // equal keys take their ranks in k order (ranks < 2^24: exact in int32 and float)
+    for (int64_t k = 0; k < n; k++) o[k * st] = (float)(int32_t)cnt[id[k]]++;
     return 1;
 }
 
@@ -233,14 +241,14 @@ static void ranks_task(void *c, int w, int64_t v0, int64_t v1) {
     for (int64_t v = v0; v < v1; v++) {
         const float *x = l->a + lane_start(l, v);
         float *o = l->out + lane_start(l, v);
+        if (len >= DISTINCT_MIN && distinct_rank(&s, x, len, st, o)) continue;
         uint32_t any = 0, all = 0xffffffffu;
         for (int64_t k = 0; k < len; k++) {
-            uint32_t key = 0x7fffffffu - (mo_bits(x[k * st]) & 0x7fffffffu);
+            uint32_t key = rank_key(x[k * st]);
             s.key[k] = key;
             any |= key;
             all &= key;
         }
-        if (len >= DISTINCT_MIN && distinct_rank(&s, len, any, all, o, st)) continue;
         radix_rank(&s, s.key, len, any, all, o, st, NULL);
     }
     rank_scratch_free(&s);
