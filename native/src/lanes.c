@@ -109,7 +109,10 @@ int32_t mo_lane_scale(const float *x, const float *s, int64_t outer, int64_t len
    exceed half the lane. Which way runs changes the time, never the ranks. */
 #define RADIX_MAX_BITS 11
 #define RADIX_MAX_PASSES 8
-#define DISTINCT_MIN 64
+#ifndef DISTINCT_MIN
+#define DISTINCT_MIN 1024
+#endif
+#define DISTINCT_SAMPLE 128
 #define EMPTY_KEY 0xffffffffu   /* never a key: keys are below 2^31 */
 
 typedef struct {
@@ -126,9 +129,9 @@ typedef struct {
 
 static int rank_scratch_init(rank_scratch *s, int64_t len) {
     int b = 4;
-    while (((int64_t)1 << b) < len) b++;
+    while (((int64_t)1 << b) < len / 2) b++;
     s->slot_bits = b;
-    size_t half = (size_t)(len / 2 + 1), slots = (size_t)1 << b;
+    size_t half = (size_t)(len / 4 + 1), slots = (size_t)1 << b;
     s->key = malloc((size_t)len * sizeof(uint32_t));
     s->id = malloc((size_t)len * sizeof(uint32_t));
     s->dkey = malloc(half * sizeof(uint32_t));
@@ -202,7 +205,7 @@ static inline uint32_t rank_key(float x) { return 0x7fffffffu - (mo_bits(x) & 0x
 
 /* The distinct way (see above) for the lane x[k * st]; 0 when it gives up (o untouched). */
 static int distinct_rank(rank_scratch *s, const float *x, int64_t n, int64_t st, float *o) {
-    int64_t cap = n / 2, sample = n / 16 > 512 ? n / 16 : (n < 512 ? n : 512);
+    int64_t cap = n / 4;
     uint64_t slots = (uint64_t)1 << s->slot_bits, *tab = s->tab;
     uint32_t *id = s->id, *cnt = s->count;
     int down = 32 - s->slot_bits;
@@ -220,7 +223,7 @@ static int distinct_rank(rank_scratch *s, const float *x, int64_t n, int64_t st,
         }
         uint32_t i = (uint32_t)(t >> 32);
         id[k] = i; cnt[i]++;
-        if (k == sample - 1 && 2 * (int64_t)d > sample) return 0;   // the sample is mostly distinct
+        if (k == DISTINCT_SAMPLE - 1 && 4 * d > 3 * DISTINCT_SAMPLE) return 0;   // the sample is mostly distinct
     }
     // the distinct keys in ascending order, then each id's first rank
     uint32_t any = 0, all = 0xffffffffu;
