@@ -167,8 +167,17 @@ static void radix_rank(rank_scratch *s, const uint32_t *key, int64_t n, uint32_t
     uint32_t mask = (1u << width) - 1, *h = s->hist;
     // every pass's histogram in one sweep: LSD counts do not depend on the order
     memset(h, 0, ((size_t)passes << width) * sizeof(uint32_t));
-    for (int64_t i = 0; i < n; i++)
-        for (int p = 0; p < passes; p++) h[((size_t)p << width) + ((key[i] >> (lo + p * width)) & mask)]++;
+    uint32_t *h0 = h, *h1 = h + ((size_t)1 << width), *h2 = h + ((size_t)2 << width);
+    int s0 = lo, s1 = lo + width, s2 = lo + 2 * width;
+    switch (passes) {   // the common pass counts unrolled
+    case 0: break;
+    case 1: for (int64_t i = 0; i < n; i++) h0[(key[i] >> s0) & mask]++; break;
+    case 2: for (int64_t i = 0; i < n; i++) { uint32_t k = key[i]; h0[(k >> s0) & mask]++; h1[(k >> s1) & mask]++; } break;
+    case 3: for (int64_t i = 0; i < n; i++) { uint32_t k = key[i]; h0[(k >> s0) & mask]++; h1[(k >> s1) & mask]++; h2[(k >> s2) & mask]++; } break;
+    default:
+        for (int64_t i = 0; i < n; i++)
+            for (int p = 0; p < passes; p++) h[((size_t)p << width) + ((key[i] >> (lo + p * width)) & mask)]++;
+    }
     int last = -1;
     for (int p = 0; p < passes; p++)
         if (h[((size_t)p << width) + ((key[0] >> (lo + p * width)) & mask)] != (uint32_t)n) last = p;
