@@ -105,23 +105,23 @@ int32_t mo_lane_scale(const float *x, const float *s, int64_t outer, int64_t len
      differ, in passes of even digits no wider than RADIX_MAX_BITS, all digit histograms counted in one
      sweep, a pass skipped when every key has the same digit; the last pass writes the ranks.
    The distinct way is tried first when the lane has at least DISTINCT_MIN elements; it gives up for
-   the radix sort when the first sample of keys is more than half distinct, or when the distinct keys
-   exceed half the lane. Which way runs changes the time, never the ranks. */
+   the radix sort when more than 3/4 of its first DISTINCT_SAMPLE keys are distinct (float32 rows;
+   bf16 task-vector rows show ~56%), or when the distinct keys pass a quarter of the lane (about where
+   the two ways cost the same). Below DISTINCT_MIN (rows of 768) the radix sort is as fast. Which way
+   runs changes the time, never the ranks (NativeLaneRanksTest takes each way). */
 #define RADIX_MAX_BITS 11
 #define RADIX_MAX_PASSES 8
-#ifndef DISTINCT_MIN
 #define DISTINCT_MIN 1024
-#endif
 #define DISTINCT_SAMPLE 128
 #define EMPTY_KEY 0xffffffffu   /* never a key: keys are below 2^31 */
 
 typedef struct {
     uint32_t *key;        /* [len] the lane's keys in k order */
     uint32_t *id;         /* [len] distinct way: each element's key id */
-    uint32_t *dkey;       /* [len / 2 + 1] distinct way: the key of each id */
-    uint32_t *count;      /* [len / 2 + 1] distinct way: elements of each id, then its next rank */
-    uint32_t *order;      /* [len / 2 + 1] distinct way: the ids in ascending key order */
-    uint64_t *tab;        /* [slots] distinct way: open-addressing table key -> id */
+    uint32_t *dkey;       /* [len / 4 + 1] distinct way: the key of each id */
+    uint32_t *count;      /* [len / 4 + 1] distinct way: elements of each id, then its next rank */
+    uint32_t *order;      /* [len / 4 + 1] distinct way: the ids in ascending key order */
+    uint64_t *tab;        /* [slots >= len / 2] distinct way: open-addressing table key -> id, at most half full */
     uint64_t *ent;        /* [2 * len] radix sort entries, two halves */
     uint32_t *hist;       /* [RADIX_MAX_PASSES << RADIX_MAX_BITS] digit histograms */
     int slot_bits;
@@ -131,12 +131,12 @@ static int rank_scratch_init(rank_scratch *s, int64_t len) {
     int b = 4;
     while (((int64_t)1 << b) < len / 2) b++;
     s->slot_bits = b;
-    size_t half = (size_t)(len / 4 + 1), slots = (size_t)1 << b;
+    size_t quarter = (size_t)(len / 4 + 1), slots = (size_t)1 << b;
     s->key = malloc((size_t)len * sizeof(uint32_t));
     s->id = malloc((size_t)len * sizeof(uint32_t));
-    s->dkey = malloc(half * sizeof(uint32_t));
-    s->count = malloc(half * sizeof(uint32_t));
-    s->order = malloc(half * sizeof(uint32_t));
+    s->dkey = malloc(quarter * sizeof(uint32_t));
+    s->count = malloc(quarter * sizeof(uint32_t));
+    s->order = malloc(quarter * sizeof(uint32_t));
     s->tab = malloc(slots * sizeof(uint64_t));
     s->ent = malloc((size_t)len * 2 * sizeof(uint64_t));
     s->hist = malloc(((size_t)RADIX_MAX_PASSES << RADIX_MAX_BITS) * sizeof(uint32_t));
@@ -226,7 +226,7 @@ static int distinct_rank(rank_scratch *s, const float *x, int64_t n, int64_t st,
         uint64_t slot = (key * 0x9e3779b1u) >> down, t;
         while ((uint32_t)(t = tab[slot]) != key && (uint32_t)t != EMPTY_KEY) slot = (slot + 1) & (slots - 1);
         if ((uint32_t)t == EMPTY_KEY) {
-            if (d == cap) return 0;   // more than half distinct: the radix sort is cheaper
+            if (d == cap) return 0;   // more than a quarter distinct: the radix sort is cheaper
             t = (uint64_t)d << 32 | key;
             tab[slot] = t; s->dkey[d] = key; cnt[d] = 0; d++;
         }
