@@ -116,12 +116,13 @@ int32_t mo_lane_scale(const float *x, const float *s, int64_t outer, int64_t len
 #define EMPTY_KEY 0xffffffffu   /* never a key: keys are below 2^31 */
 
 typedef struct {
-    uint32_t *key;        /* [len] the lane's keys in k order */
-    uint32_t *id;         /* [len] distinct way: each element's key id */
+    uint32_t *key;        /* [len] radix way: the lane's keys in k order */
+    uint32_t *id;         /* [len] distinct way: each element's key id (the memory of key) */
     uint32_t *dkey;       /* [len / 4 + 1] distinct way: the key of each id */
     uint32_t *count;      /* [len / 4 + 1] distinct way: elements of each id, then its next rank */
     uint32_t *order;      /* [len / 4 + 1] distinct way: the ids in ascending key order */
-    uint64_t *tab;        /* [slots >= len / 2] distinct way: open-addressing table key -> id, at most half full */
+    uint64_t *tab;        /* [len / 2 <= slots < len] distinct way: open-addressing table key -> id, at most
+                             half full, in the memory of ent (not needed once every key has its id) */
     uint64_t *ent;        /* [2 * len] radix sort entries, two halves */
     uint32_t *hist;       /* [RADIX_MAX_PASSES << RADIX_MAX_BITS] digit histograms */
     int slot_bits;
@@ -133,19 +134,18 @@ static int rank_scratch_init(rank_scratch *s, int64_t len) {
     s->slot_bits = b;
     size_t quarter = (size_t)(len / 4 + 1), slots = (size_t)1 << b;
     s->key = malloc((size_t)len * sizeof(uint32_t));
-    s->id = malloc((size_t)len * sizeof(uint32_t));
+    s->id = s->key;
     s->dkey = malloc(quarter * sizeof(uint32_t));
     s->count = malloc(quarter * sizeof(uint32_t));
     s->order = malloc(quarter * sizeof(uint32_t));
-    s->tab = malloc(slots * sizeof(uint64_t));
-    s->ent = malloc((size_t)len * 2 * sizeof(uint64_t));
+    s->ent = malloc((slots > (size_t)len ? slots : (size_t)len) * 2 * sizeof(uint64_t));
+    s->tab = s->ent;
     s->hist = malloc(((size_t)RADIX_MAX_PASSES << RADIX_MAX_BITS) * sizeof(uint32_t));
-    return s->key && s->id && s->dkey && s->count && s->order && s->tab && s->ent && s->hist;
+    return s->key && s->dkey && s->count && s->order && s->ent && s->hist;
 }
 
 static void rank_scratch_free(rank_scratch *s) {
-    free(s->key); free(s->id); free(s->dkey); free(s->count); free(s->order);
-    free(s->tab); free(s->ent); free(s->hist);
+    free(s->key); free(s->dkey); free(s->count); free(s->order); free(s->ent); free(s->hist);
 }
 
 /* Sorts the n keys key[0..n) stably; their varying bits are (any ^ all). The element of sorted
