@@ -96,55 +96,174 @@ int32_t mo_lane_scale(const float *x, const float *s, int64_t outer, int64_t len
 
 /* ---------------------------------------------------------------- ranks */
 
-/* Per lane: a stable least-significant-digit radix sort of (key << 32 | k), key = 0x7fffffff - |x| bits
-   (ascending keys are descending magnitudes; stability keeps lower k first), four passes of 8 bits, a
-   pass skipped when every key has the same digit. Each pass counts and scatters the current order as
-   WAYS contiguous parts interleaved, each part with its own counters (part w's entries of a digit go
-   after part w-1's: still stable), so runs of one digit - common in the high digits, where magnitudes
-   share exponents - do not serialise on one counter. */
-#define WAYS 4
+/* A lane's ranks are the positions of its elements in ascending order of key = 0x7fffffff - |x| bits
+   (ascending keys are descending magnitudes), equal keys in ascending k. Two ways to that one order:
+   - distinct keys (rows of few magnitudes, such as differences of bf16 weights): hash each key to an
+     id in first-seen order and count it, sort only the distinct keys, turn the counts into the first
+     rank of each key, and hand out ranks in k order (so equal keys get ascending ranks in k order);
+   - a stable least-significant-digit radix sort of (key << 32 | k) over the bits where the lane's keys
+     differ, in passes of even digits no wider than RADIX_MAX_BITS, all digit histograms counted in one
+     sweep, a pass skipped when every key has the same digit; the last pass writes the ranks.
+   The distinct way is tried first when the lane has at least DISTINCT_MIN elements; it gives up for
+   the radix sort when more than 3/4 of its first DISTINCT_SAMPLE keys are distinct (float32 rows;
+   bf16 task-vector rows show ~56%), or when the distinct keys pass a quarter of the lane (about where
+   the two ways cost the same). Below DISTINCT_MIN (rows of 768) the radix sort is as fast. Which way
+   runs changes the time, never the ranks (NativeLaneRanksTest takes each way). */
+#define RADIX_MAX_BITS 11
+#define RADIX_MAX_PASSES 8
+#define DISTINCT_MIN 1024
+#define DISTINCT_SAMPLE 128
+#define EMPTY_KEY 0xffffffffu   /* never a key: keys are below 2^31 */
+
+typedef struct {
+    uint32_t *key;        /* [len] radix way: the lane's keys in k order */
+    uint32_t *id;         /* [len] distinct way: each element's key id (the memory of key) */
+    uint32_t *dkey;       /* [len / 4 + 1] distinct way: the key of each id */
+    uint32_t *count;      /* [len / 4 + 1] distinct way: elements of each id, then its next rank */
+    uint32_t *order;      /* [len / 4 + 1] distinct way: the ids in ascending key order */
+    uint64_t *tab;        /* [len / 2 <= slots < len] distinct way: open-addressing table key -> id, at most
+                             half full, in the memory of ent (not needed once every key has its id) */
+    uint64_t *ent;        /* [2 * len] radix sort entries, two halves */
+    uint32_t *hist;       /* [RADIX_MAX_PASSES << RADIX_MAX_BITS] digit histograms */
+    int slot_bits;
+} rank_scratch;
+
+static int rank_scratch_init(rank_scratch *s, int64_t len) {
+    int b = 4;
+    while (((int64_t)1 << b) < len / 2) b++;
+    s->slot_bits = b;
+    size_t quarter = (size_t)(len / 4 + 1), slots = (size_t)1 << b;
+    s->key = malloc((size_t)len * sizeof(uint32_t));
+    s->id = s->key;
+    s->dkey = malloc(quarter * sizeof(uint32_t));
+    s->count = malloc(quarter * sizeof(uint32_t));
+    s->order = malloc(quarter * sizeof(uint32_t));
+    s->ent = malloc((slots > (size_t)len ? slots : (size_t)len) * 2 * sizeof(uint64_t));
+    s->tab = s->ent;
+    s->hist = malloc(((size_t)RADIX_MAX_PASSES << RADIX_MAX_BITS) * sizeof(uint32_t));
+    return s->key && s->dkey && s->count && s->order && s->ent && s->hist;
+}
+
+static void rank_scratch_free(rank_scratch *s) {
+    free(s->key); free(s->dkey); free(s->count); free(s->order); free(s->ent); free(s->hist);
+}
+
+/* Sorts the n keys key[0..n) stably; their varying bits are (any ^ all). The element of sorted
+   position r (its index i into key) goes to o[i * st] = r when o is not NULL, else to order[r] = i. */
+static void radix_rank(rank_scratch *s, const uint32_t *key, int64_t n, uint32_t any, uint32_t all,
+                       float *o, int64_t st, uint32_t *order) {
+    uint32_t vary = any ^ all;
+    int lo = vary ? __builtin_ctz(vary) : 0, span = vary ? 32 - __builtin_clz(vary) - lo : 0;
+    // passes x digit width: the fewest passes of at most RADIX_MAX_BITS bits, or more narrower
+    // passes where a short lane would spend more on clearing and summing 2^width counters
+    int passes = 0, width = 0;
+    double best = 0;
+    for (int w = 4; w <= RADIX_MAX_BITS && span > 0; w++) {
+        int p = (span + w - 1) / w;
+        double cost = p * (4.0 * (double)n + (double)(1 << w));
+        if (p <= RADIX_MAX_PASSES && (passes == 0 || cost < best)) { best = cost; passes = p; width = w; }
+    }
+    if (passes > 0) width = (span + passes - 1) / passes;   // even digits
+    uint32_t mask = (1u << width) - 1, *h = s->hist;
+    // every pass's histogram in one sweep: LSD counts do not depend on the order
+    memset(h, 0, ((size_t)passes << width) * sizeof(uint32_t));
+    uint32_t *h0 = h, *h1 = h + ((size_t)1 << width), *h2 = h + ((size_t)2 << width);
+    int s0 = lo, s1 = lo + width, s2 = lo + 2 * width;
+    switch (passes) {   // the common pass counts unrolled
+    case 0: break;
+    case 1: for (int64_t i = 0; i < n; i++) h0[(key[i] >> s0) & mask]++; break;
+    case 2: for (int64_t i = 0; i < n; i++) { uint32_t k = key[i]; h0[(k >> s0) & mask]++; h1[(k >> s1) & mask]++; } break;
+    case 3: for (int64_t i = 0; i < n; i++) { uint32_t k = key[i]; h0[(k >> s0) & mask]++; h1[(k >> s1) & mask]++; h2[(k >> s2) & mask]++; } break;
+    default:
+        for (int64_t i = 0; i < n; i++)
+            for (int p = 0; p < passes; p++) h[((size_t)p << width) + ((key[i] >> (lo + p * width)) & mask)]++;
+    }
+    int last = -1;
+    for (int p = 0; p < passes; p++)
+        if (h[((size_t)p << width) + ((key[0] >> (lo + p * width)) & mask)] != (uint32_t)n) last = p;
+    uint64_t *cur = s->ent, *nxt = s->ent + n;
+    int first = 1;
+    for (int p = 0; p <= last; p++) {
+        uint32_t *c = h + ((size_t)p << width);
+        int shift = lo + p * width;
+        if (c[(key[0] >> shift) & mask] == (uint32_t)n) continue;   // one digit for every key: keeps the order
+        uint32_t sum = 0;
+        for (uint32_t b = 0; b <= mask; b++) { uint32_t t = c[b]; c[b] = sum; sum += t; }
+        if (first && p == last) {
+            if (o) for (int64_t i = 0; i < n; i++) o[i * st] = (float)(int32_t)c[(key[i] >> shift) & mask]++;
+            else for (int64_t i = 0; i < n; i++) order[c[(key[i] >> shift) & mask]++] = (uint32_t)i;
+        } else if (first) {
+            for (int64_t i = 0; i < n; i++) nxt[c[(key[i] >> shift) & mask]++] = (uint64_t)key[i] << 32 | (uint64_t)i;
+        } else if (p == last) {
+            if (o) for (int64_t i = 0; i < n; i++) { uint64_t e = cur[i]; o[(int64_t)(uint32_t)e * st] = (float)(int32_t)c[(e >> (32 + shift)) & mask]++; }
+            else for (int64_t i = 0; i < n; i++) { uint64_t e = cur[i]; order[c[(e >> (32 + shift)) & mask]++] = (uint32_t)e; }
+        } else {
+            for (int64_t i = 0; i < n; i++) { uint64_t e = cur[i]; nxt[c[(e >> (32 + shift)) & mask]++] = e; }
+        }
+        first = 0;
+        uint64_t *t = cur; cur = nxt; nxt = t;
+    }
+    if (first) {   // every key the same: index order
+        if (o) for (int64_t i = 0; i < n; i++) o[i * st] = (float)(int32_t)i;
+        else for (int64_t i = 0; i < n; i++) order[i] = (uint32_t)i;
+    }
+}
+
+/* The key of element x: ascending keys are descending magnitudes. */
+static inline uint32_t rank_key(float x) { return 0x7fffffffu - (mo_bits(x) & 0x7fffffffu); }
+
+/* The distinct way (see above) for the lane x[k * st]; 0 when it gives up (o untouched). */
+static int distinct_rank(rank_scratch *s, const float *x, int64_t n, int64_t st, float *o) {
+    int64_t cap = n / 4;
+    uint64_t slots = (uint64_t)1 << s->slot_bits, *tab = s->tab;
+    uint32_t *id = s->id, *cnt = s->count;
+    int down = 32 - s->slot_bits;
+    // a slot: key in the low half (EMPTY_KEY when free), its id in the high half
+    memset(tab, 0xff, slots * sizeof(uint64_t));
+    uint32_t d = 0;
+    for (int64_t k = 0; k < n; k++) {
+        uint32_t key = rank_key(x[k * st]);
+        uint64_t slot = (key * 0x9e3779b1u) >> down, t;
+        while ((uint32_t)(t = tab[slot]) != key && (uint32_t)t != EMPTY_KEY) slot = (slot + 1) & (slots - 1);
+        if ((uint32_t)t == EMPTY_KEY) {
+            if (d == cap) return 0;   // more than a quarter distinct: the radix sort is cheaper
+            t = (uint64_t)d << 32 | key;
+            tab[slot] = t; s->dkey[d] = key; cnt[d] = 0; d++;
+        }
+        uint32_t i = (uint32_t)(t >> 32);
+        id[k] = i; cnt[i]++;
+        if (k == DISTINCT_SAMPLE - 1 && 4 * d > 3 * DISTINCT_SAMPLE) return 0;   // the sample is mostly distinct
+    }
+    // the distinct keys in ascending order, then each id's first rank
+    uint32_t any = 0, all = 0xffffffffu;
+    for (uint32_t i = 0; i < d; i++) { any |= s->dkey[i]; all &= s->dkey[i]; }
+    radix_rank(s, s->dkey, d, any, all, NULL, 0, s->order);
+    uint32_t sum = 0;
+    for (uint32_t r = 0; r < d; r++) { uint32_t i = s->order[r], c = cnt[i]; cnt[i] = sum; sum += c; }
+    // equal keys take their ranks in k order (ranks < 2^24: exact in int32 and float)
+    for (int64_t k = 0; k < n; k++) o[k * st] = (float)(int32_t)cnt[id[k]]++;
+    return 1;
+}
 
 static void ranks_task(void *c, int w, int64_t v0, int64_t v1) {
     lanes_t *l = c; (void)w;
     int64_t len = l->length, st = l->inner;
-    uint64_t *buf = malloc((size_t)len * 2 * sizeof(uint64_t));
-    if (!buf) { atomic_store(&l->failed, 1); return; }
-    uint32_t count[WAYS][256];
-    int64_t part[WAYS + 1], m = len / WAYS;
-    for (int q = 0; q <= WAYS; q++) part[q] = q * len / WAYS;
+    rank_scratch s;
+    if (!rank_scratch_init(&s, len)) { rank_scratch_free(&s); atomic_store(&l->failed, 1); return; }
     for (int64_t v = v0; v < v1; v++) {
         const float *x = l->a + lane_start(l, v);
         float *o = l->out + lane_start(l, v);
-        uint64_t *cur = buf, *nxt = buf + len;
+        if (len >= DISTINCT_MIN && distinct_rank(&s, x, len, st, o)) continue;
         uint32_t any = 0, all = 0xffffffffu;
         for (int64_t k = 0; k < len; k++) {
-            uint32_t key = 0x7fffffffu - (mo_bits(x[k * st]) & 0x7fffffffu);
-            cur[k] = (uint64_t)key << 32 | (uint64_t)k;
+            uint32_t key = rank_key(x[k * st]);
+            s.key[k] = key;
             any |= key;
             all &= key;
         }
-        for (int p = 0; p < 4; p++) {
-            int shift = 32 + 8 * p;
-            if ((((any ^ all) >> (8 * p)) & 255) == 0) continue;   // one digit for every key: the pass keeps the order
-            memset(count, 0, sizeof(count));
-            for (int64_t i = 0; i < m; i++)
-                for (int q = 0; q < WAYS; q++) count[q][(cur[part[q] + i] >> shift) & 255]++;
-            for (int q = 0; q < WAYS; q++)
-                if (part[q] + m < part[q + 1]) count[q][(cur[part[q] + m] >> shift) & 255]++;
-            // where each part's entries of each digit start: digits ascending, parts in order within a digit
-            uint32_t sum = 0;
-            for (int b = 0; b < 256; b++)
-                for (int q = 0; q < WAYS; q++) { uint32_t t = count[q][b]; count[q][b] = sum; sum += t; }
-            for (int64_t i = 0; i < m; i++)
-                for (int q = 0; q < WAYS; q++) { uint64_t e = cur[part[q] + i]; nxt[count[q][(e >> shift) & 255]++] = e; }
-            for (int q = 0; q < WAYS; q++)
-                if (part[q] + m < part[q + 1]) { uint64_t e = cur[part[q] + m]; nxt[count[q][(e >> shift) & 255]++] = e; }
-            uint64_t *t = cur; cur = nxt; nxt = t;
-        }
-        // element k of rank r: its position in the sorted order
-        for (int64_t r = 0; r < len; r++) o[(int64_t)(uint32_t)cur[r] * st] = (float)r;
+        radix_rank(&s, s.key, len, any, all, o, st, NULL);
     }
-    free(buf);
+    rank_scratch_free(&s);
 }
 
 int32_t mo_lane_ranks(const float *x, int64_t outer, int64_t length, int64_t inner, float *out, int32_t threads) {
