@@ -130,9 +130,10 @@ public record Sce(double selectTopk) implements ChunkedMethod {
         BlockSum[] sq = new BlockSum[n];
         for (int i = 0; i < n; i++) sq[i] = new BlockSum();
         float[] w = new float[n];
-        long[] seenSquares = new long[2];
-        // which positions the squares pass selected, for the combine of a tensor of several chunks
+        long[] seenSquares = new long[2], seenCombine = new long[2];
+        // which positions the squares pass selected, for the combine of a tensor of several chunks (bits[0]: written)
         KeepBits kept = new KeepBits(in.tensor());
+        boolean[] bits = new boolean[1];
         ChunkProgram.Pass variances = new ChunkProgram.Pass() {
             @Override public boolean needed() { return select; }
 
@@ -166,7 +167,10 @@ public record Sce(double selectTopk) implements ChunkedMethod {
             @Override public void chunk(ChunkOps ops, Chunk c) {
                 List<Tile> tvs = selected(ops, c, idx, select ? sel[0].window() : null, seenSquares);
                 // the selected variances (+0.0 where not): their keep bits are the combine's selection
-                if (select && c.size() < numel) kept.write(ops, c.offset(), 0, c.scratch(0));
+                if (select && c.size() < numel) {
+                    kept.write(ops, c.offset(), 0, c.scratch(0));
+                    bits[0] = true;
+                }
                 for (int i = 0; i < n; i++) ops.sumSquares(tvs.get(i), c.offset(), sq[i]);
             }
 
@@ -185,10 +189,15 @@ public record Sce(double selectTopk) implements ChunkedMethod {
         };
         return new ChunkProgram(1, 1, List.of(variances, selection, squares), new ChunkProgram.Resumable() {
             @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
+                if (!bits[0]) {
+                    // one chunk whose combine does not resume (AIM wraps it): the selection computed again
+                    combine(ops, c, selected(ops, c, idx, select ? sel[0].window() : null, seenCombine), w, out);
+                    return;
+                }
                 List<Tile> tvs = deltas(ops, c, idx);
                 // τ_i where the squares pass kept the variance, else +0.0: keepWhereNonZero(τ_i, var) bit for bit,
                 // a variance being a sum of squares (never −0.0)
-                if (select) for (Tile tv : tvs) kept.apply(ops, c.offset(), 0, tv);
+                for (Tile tv : tvs) kept.apply(ops, c.offset(), 0, tv);
                 combine(ops, c, tvs, w, out);
             }
 
