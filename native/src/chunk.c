@@ -259,18 +259,30 @@ static void keep_range(const window_t *r, int64_t lo, int64_t hi, int64_t *pcu, 
     *pcu = cu; *pcd = cd;
 }
 
-/* 8 lanes at a time: a group with no element equal to either end is a plain range select; a group
-   holding one goes through the counting loop. */
+/* 8 lanes at a time. A group's ties with an end are decided together when they all fall on one side
+   of that end's count (every tie with upper among the first skip_upper: dropped; every tie with lower
+   past the first keep_lower: dropped; otherwise kept like the range); only a group whose ties straddle
+   a count goes through the counting loop, at most one group per end and call. */
 MO_AVX2 static void keep_avx2(const window_t *r, int64_t lo, int64_t hi, int64_t *cu, int64_t *cd) {
     const __m256i mask = _mm256_set1_epi32(0x7fffffff);
     const __m256i up = _mm256_set1_epi32(r->upper), dn = _mm256_set1_epi32(r->lower);
     int64_t i = lo;
     for (; i + 8 <= hi; i += 8) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(r->x + i)), a = _mm256_and_si256(v, mask);
-        __m256i tie = _mm256_or_si256(_mm256_cmpeq_epi32(a, up), _mm256_cmpeq_epi32(a, dn));
-        if (!_mm256_testz_si256(tie, tie)) { keep_range(r, i, i + 8, cu, cd); continue; }
         // drop iff a > upper or lower > a (signed compares are exact: every value lies in [0, 2^31))
         __m256i drop = _mm256_or_si256(_mm256_cmpgt_epi32(a, up), _mm256_cmpgt_epi32(dn, a));
+        __m256i tu = _mm256_cmpeq_epi32(a, up), td = _mm256_cmpeq_epi32(a, dn);
+        unsigned mu = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(tu)), md = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(td));
+        if (mu | md) {
+            int64_t nu = __builtin_popcount(mu), nd = __builtin_popcount(md);
+            int up_straddles = r->has_upper && *cu < r->skip_upper && *cu + nu > r->skip_upper;
+            int dn_straddles = *cd < r->keep_lower && *cd + nd > r->keep_lower;
+            if (up_straddles || dn_straddles) { keep_range(r, i, i + 8, cu, cd); continue; }
+            if (r->has_upper && *cu < r->skip_upper) drop = _mm256_or_si256(drop, tu);
+            if (*cd >= r->keep_lower) drop = _mm256_or_si256(drop, td);
+            *cu += nu;
+            *cd += nd;
+        }
         // +0.0 where dropped, the element's bits where kept
         _mm256_storeu_si256((__m256i *)(r->x + i), _mm256_andnot_si256(drop, v));
     }

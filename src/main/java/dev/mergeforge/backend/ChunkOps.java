@@ -57,6 +57,13 @@ public interface ChunkOps {
     boolean load(TensorView src, long from, Tile dst);
 
     /**
+     * As {@link #load}, the same float32 values, without looking for NaN or ±Inf: for stored bytes a
+     * {@link #load} of the same tensor has checked already (the later passes of a chunked merge read
+     * each chunk's bytes again; the first pass's check stands for them).
+     */
+    void reload(TensorView src, long from, Tile dst);
+
+    /**
      * Whether {@link #load} of the {@code n} elements of {@code src} at {@code from} would read no
      * host bytes (a device backend kept that chunk's stored bytes from an earlier pass): the caller
      * need not page them in.

@@ -140,6 +140,14 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
         }
     }
 
+    /**
+     * {@link #load}, its flag unused: the chunks a device keeps between passes ({@link StoredChunks})
+     * carry the flag their first load found, which a load skipping the check could not honestly record,
+     * and a reload of a kept chunk downloads no flag anyway.
+     */
+    @Override
+    public void reload(TensorView src, long from, Tile dst) { load(src, from, dst); }
+
     @Override
     public boolean load(TensorView src, long from, Tile dst) {
         long n = dst.size();

@@ -45,10 +45,17 @@ final class NativeChunkOps implements HostChunkOps {
 
     @Override
     public boolean load(TensorView src, long from, Tile dst) {
-        long n = dst.size(), b = src.dtype().byteSize();
+        return nb.loadChecked(slice(src, from, dst.size()), dst);
+    }
+
+    @Override
+    public void reload(TensorView src, long from, Tile dst) { nb.load(slice(src, from, dst.size()), dst); }
+
+    /** Elements [from, from + n) of src as a view of their own (bounds checked with the reference's message). */
+    private static TensorView slice(TensorView src, long from, long n) {
+        long b = src.dtype().byteSize();
         if (from < 0 || from + n > src.numel()) throw new IllegalArgumentException("load " + src.name() + " [" + from + ", " + (from + n) + ") of " + src.numel());
-        TensorView part = new TensorView(src.name(), src.dtype(), Shape.of(n), src.data().asSlice(from * b, n * b), src.source());
-        return nb.loadChecked(part, dst);
+        return new TensorView(src.name(), src.dtype(), Shape.of(n), src.data().asSlice(from * b, n * b), src.source());
     }
 
     @Override public void store(Tile src, DType dtype, MemorySegment dst) { nb.store(src, dtype, dst); }

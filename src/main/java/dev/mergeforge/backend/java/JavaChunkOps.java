@@ -46,20 +46,33 @@ public final class JavaChunkOps implements HostChunkOps {
     }
 
     @Override
-    public boolean load(TensorView src, long from, Tile dst) {
+    public boolean load(TensorView src, long from, Tile dst) { return load(src, from, dst, true); }
+
+    @Override
+    public void reload(TensorView src, long from, Tile dst) { load(src, from, dst, false); }
+
+    /** dst = float32(src[from..]); with {@code check}, whether some value is NaN or ±Inf (else false). */
+    private boolean load(TensorView src, long from, Tile dst, boolean check) {
         long n = dst.size();
         if (from < 0 || from + n > src.numel()) throw new IllegalArgumentException("load " + src.name() + " [" + from + ", " + (from + n) + ") of " + src.numel());
         MemorySegment s = src.data(), d = dst.data();
         boolean[] bad = new boolean[1];
         Parallel.Body body = switch (src.dtype()) {
-            case F32 -> (lo, hi) -> { boolean b = false; for (long i = lo; i < hi; i++) { float v = s.getAtIndex(F32LE, from + i); b |= !Float.isFinite(v); d.setAtIndex(F, i, v); } if (b) bad[0] = true; };
-            case BF16 -> (lo, hi) -> { boolean b = false; for (long i = lo; i < hi; i++) { float v = Floats.bf16ToFloat(s.getAtIndex(S16, from + i)); b |= !Float.isFinite(v); d.setAtIndex(F, i, v); } if (b) bad[0] = true; };
-            case F16 -> (lo, hi) -> { boolean b = false; for (long i = lo; i < hi; i++) { float v = Floats.f16ToFloat(s.getAtIndex(S16, from + i)); b |= !Float.isFinite(v); d.setAtIndex(F, i, v); } if (b) bad[0] = true; };
-            case F64 -> (lo, hi) -> { boolean b = false; for (long i = lo; i < hi; i++) { float v = (float) s.getAtIndex(F64LE, from + i); b |= !Float.isFinite(v); d.setAtIndex(F, i, v); } if (b) bad[0] = true; };
+            case F32 -> (lo, hi) -> { for (long i = lo; i < hi; i++) d.setAtIndex(F, i, s.getAtIndex(F32LE, from + i)); };
+            case BF16 -> (lo, hi) -> { for (long i = lo; i < hi; i++) d.setAtIndex(F, i, Floats.bf16ToFloat(s.getAtIndex(S16, from + i))); };
+            case F16 -> (lo, hi) -> { for (long i = lo; i < hi; i++) d.setAtIndex(F, i, Floats.f16ToFloat(s.getAtIndex(S16, from + i))); };
+            case F64 -> (lo, hi) -> { for (long i = lo; i < hi; i++) d.setAtIndex(F, i, (float) s.getAtIndex(F64LE, from + i)); };
             case I64, I32, I16, I8, U8, BOOL -> throw new IllegalArgumentException(
                     "tensor " + src.name() + " in " + src.source() + " is " + src.dtype() + ", not a float type; it cannot be merged");
         };
-        par.forRange(n, body);
+        // NaN or ±Inf among the converted values, looked for in the range just written
+        Parallel.Body checked = !check ? body : (lo, hi) -> {
+            body.run(lo, hi);
+            boolean b = false;
+            for (long i = lo; i < hi; i++) b |= !Float.isFinite(d.getAtIndex(F, i));
+            if (b) bad[0] = true;
+        };
+        par.forRange(n, checked);
         return bad[0];
     }
 

@@ -32,6 +32,12 @@ public final class ChunkRunner implements AutoCloseable {
     private final Reads reads;
     private final Sources sources;
     private boolean nonFinite;
+    /**
+     * Chunks [0, checked) have been loaded with the NaN/Inf check: a later pass reads the same stored
+     * bytes again ({@link ChunkOps#reload}, no check). Chunks are mostly loaded in order; one loaded
+     * out of order past this bound is simply checked again.
+     */
+    private long checked;
     private int reductionPasses;
     /** Whether the pass loading chunks now is the last that reads the inputs (the combine pass). */
     private boolean lastPass;
@@ -207,23 +213,26 @@ public final class ChunkRunner implements AutoCloseable {
 
     private Chunk load(long k) {
         long off = k * chunk, n = chunkSize(numel, chunk, k);
+        // the first load of a chunk looks for NaN/Inf; the passes after it read the same bytes unchecked
+        boolean check = k >= checked;
         Tile b = null;
         if (base != null) {
             b = view(baseTile, n);
-            nonFinite |= loadFrom(base, off, b);
+            nonFinite |= loadFrom(base, off, b, check);
         }
         List<Tile> ms = new ArrayList<>(models.size());
         for (int j = 0; j < models.size(); j++) {
             Tile m = view(modelTiles.get(j), n);
-            nonFinite |= loadFrom(models.get(j), off, m);
+            nonFinite |= loadFrom(models.get(j), off, m, check);
             ms.add(m);
         }
         List<Tile> fs = new ArrayList<>(stats.size());
         for (int j = 0; j < stats.size(); j++) {
             Tile f = view(statTiles.get(j), n);
-            nonFinite |= loadFrom(stats.get(j), off, f);
+            nonFinite |= loadFrom(stats.get(j), off, f, check);
             fs.add(f);
         }
+        if (k == checked) checked++;
         List<Tile> ss = new ArrayList<>(scratchTiles.size());
         for (Tile s : scratchTiles) ss.add(view(s, n));
         // told once all inputs are loaded: a base also listed among the models is read twice above
@@ -248,16 +257,19 @@ public final class ChunkRunner implements AutoCloseable {
 
     /**
      * Loads elements [off, off + dst.size()) of v, mapping its pages in first and dropping them from
-     * this process after — unless the ops hold that chunk already (a device kept it), when no page is read.
+     * this process after — unless the ops hold that chunk already (a device kept it), when no page is
+     * read. With {@code check}, returns whether a loaded value is NaN or ±Inf; without, false.
      */
-    private boolean loadFrom(TensorView v, long off, Tile dst) {
+    private boolean loadFrom(TensorView v, long off, Tile dst, boolean check) {
         long es = v.dtype().byteSize();
         MemorySegment bytes = v.data().asSlice(off * es, dst.size() * es);
         boolean held = ops.holds(v, off, dst.size());
         if (!held) sources.ready(v, off, dst.size());
         boolean pages = bytes.isMapped() && !held;
         if (pages) Madvise.populate(bytes);
-        boolean bad = ops.load(v, off, dst);
+        boolean bad = false;
+        if (check) bad = ops.load(v, off, dst);
+        else ops.reload(v, off, dst);
         if (pages) Madvise.dontNeed(bytes);
         return bad;
     }

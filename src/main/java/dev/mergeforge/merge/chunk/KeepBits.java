@@ -18,8 +18,9 @@ import java.util.Map;
 
 /**
  * What a sparsification kept, one bit per element, written by a reduction pass and read back by the
- * combine pass of the same tensor (docs/methods.md, "Passes over chunks": DELLA's keep bits), so the
- * combine need not decide again what the reduction decided (a DELLA row ranked once, not twice).
+ * combine pass of the same tensor (docs/methods.md, "Passes over chunks": DELLA's and SCE's keep bits),
+ * so the combine need not decide again what the reduction decided (a DELLA row ranked once, not twice;
+ * SCE's variance computed and windowed in its reduction passes only).
  *
  * <p>Bit i of a sparsified chunk is set iff element i's float bits are not those of +0.0: every
  * drop writes +0.0, so {@link #apply} on the same τ (recomputed from the same inputs by the same
@@ -85,7 +86,7 @@ public final class KeepBits implements AutoCloseable {
             file = FileChannel.open(p, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.DELETE_ON_CLOSE);
             Files.deleteIfExists(p);
         } catch (IOException e) {
-            throw new UncheckedIOException(tensor + ": cannot write DELLA's keep bits to a temporary file in " + dir + " (" + e.getMessage()
+            throw new UncheckedIOException(tensor + ": cannot write keep bits to a temporary file in " + dir + " (" + e.getMessage()
                     + "); set java.io.tmpdir to a writable folder", e);
         }
         buffer = ByteBuffer.allocateDirect(BUFFER).order(ByteOrder.LITTLE_ENDIAN);
@@ -97,7 +98,7 @@ public final class KeepBits implements AutoCloseable {
         try {
             while (buffer.hasRemaining()) done += file.write(buffer, pos + done);
         } catch (IOException e) {
-            throw new UncheckedIOException(tensor + ": writing DELLA's keep bits to a temporary file failed (" + e.getMessage()
+            throw new UncheckedIOException(tensor + ": writing keep bits to a temporary file failed (" + e.getMessage()
                     + "); free space in java.io.tmpdir or set it to another folder", e);
         }
         return done;
@@ -112,7 +113,7 @@ public final class KeepBits implements AutoCloseable {
                 done += r;
             }
         } catch (IOException e) {
-            throw new UncheckedIOException(tensor + ": reading DELLA's keep bits back failed (" + e.getMessage() + ")", e);
+            throw new UncheckedIOException(tensor + ": reading keep bits back failed (" + e.getMessage() + ")", e);
         }
         return done;
     }

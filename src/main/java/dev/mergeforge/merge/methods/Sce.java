@@ -9,6 +9,7 @@ import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.merge.chunk.Chunk;
 import dev.mergeforge.merge.chunk.ChunkProgram;
 import dev.mergeforge.merge.chunk.ChunkedMethod;
+import dev.mergeforge.merge.chunk.KeepBits;
 import dev.mergeforge.merge.chunk.RankSelection;
 import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
@@ -112,8 +113,9 @@ public record Sce(double selectTopk) implements ChunkedMethod {
     /**
      * As passes: (with select_topk &lt; 1) the variance's high-bit histogram and its zero count, then
      * the low bits at the k-th variance; the mean squares of the selected task vectors; the combine.
-     * The variance is recomputed from the inputs in each pass — but for the combine of a tensor of one
-     * chunk, which starts from the selected τ_i the squares pass left in the chunk's tiles.
+     * The variance is recomputed from the inputs in the reduction passes; the combine applies what the
+     * squares pass selected (its keep bits, one per element: {@link KeepBits}) to τ_i, or, on a tensor of
+     * one chunk, starts from the selected τ_i the squares pass left in the chunk's tiles.
      */
     @Override
     public ChunkProgram program(TensorSetup in) {
@@ -129,6 +131,9 @@ public record Sce(double selectTopk) implements ChunkedMethod {
         for (int i = 0; i < n; i++) sq[i] = new BlockSum();
         float[] w = new float[n];
         long[] seenSquares = new long[2], seenCombine = new long[2];
+        // which positions the squares pass selected, for the combine of a tensor of several chunks (bits[0]: written)
+        KeepBits kept = new KeepBits(in.tensor());
+        boolean[] bits = new boolean[1];
         ChunkProgram.Pass variances = new ChunkProgram.Pass() {
             @Override public boolean needed() { return select; }
 
@@ -161,6 +166,11 @@ public record Sce(double selectTopk) implements ChunkedMethod {
 
             @Override public void chunk(ChunkOps ops, Chunk c) {
                 List<Tile> tvs = selected(ops, c, idx, select ? sel[0].window() : null, seenSquares);
+                // the selected variances (+0.0 where not): their keep bits are the combine's selection
+                if (select && c.size() < numel) {
+                    kept.write(ops, c.offset(), 0, c.scratch(0));
+                    bits[0] = true;
+                }
                 for (int i = 0; i < n; i++) ops.sumSquares(tvs.get(i), c.offset(), sq[i]);
             }
 
@@ -174,10 +184,21 @@ public record Sce(double selectTopk) implements ChunkedMethod {
                 }
                 for (int i = 0; i < n; i++) w[i] = Math.abs(sum) < 1e-6 ? (float) (1.0 / n) : (float) (ms[i] / sum);
             }
+
+            @Override public void close() { kept.close(); }
         };
         return new ChunkProgram(1, 1, List.of(variances, selection, squares), new ChunkProgram.Resumable() {
             @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
-                combine(ops, c, selected(ops, c, idx, select ? sel[0].window() : null, seenCombine), w, out);
+                if (!bits[0]) {
+                    // one chunk whose combine does not resume (AIM wraps it): the selection computed again
+                    combine(ops, c, selected(ops, c, idx, select ? sel[0].window() : null, seenCombine), w, out);
+                    return;
+                }
+                List<Tile> tvs = deltas(ops, c, idx);
+                // τ_i where the squares pass kept the variance, else +0.0: keepWhereNonZero(τ_i, var) bit for bit,
+                // a variance being a sum of squares (never −0.0)
+                for (Tile tv : tvs) kept.apply(ops, c.offset(), 0, tv);
+                combine(ops, c, tvs, w, out);
             }
 
             // the squares pass, always the last, left the selected τ_i in the model chunks

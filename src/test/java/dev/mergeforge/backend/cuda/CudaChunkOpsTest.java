@@ -212,6 +212,11 @@ class CudaChunkOpsTest {
                     boolean wantBad = ref.load(v, cut[0], j), gotBad = cuda.load(v, cut[0], c);
                     assertEquals(wantBad, gotBad, dt + " non-finite flag at " + cut[0]);
                     assertBits(j.toArray(), read(cuda, c), dt + " load at " + cut[0]);
+                    // the later passes' unchecked reads: the same values
+                    Tile again = tile(new float[(int) cut[1]]);
+                    loaded.add(again);
+                    cuda.reload(v, cut[0], again);
+                    assertBits(j.toArray(), read(cuda, again), dt + " reload at " + cut[0]);
                     for (DType out : List.of(DType.F32, DType.BF16, DType.F16, DType.F64)) {
                         byte[] want = new byte[(int) (cut[1] * out.byteSize())], got = new byte[want.length];
                         ref.store(j, out, MemorySegment.ofArray(want));

@@ -60,6 +60,7 @@ class CudaChunkedMergeTest {
             case "della" -> "merge_method: della\n" + two.formatted("weight: 1.0, density: 0.5, epsilon: 0.1", "weight: 0.5, density: 0.4, epsilon: 0.2");
             case "slerp" -> "merge_method: slerp\nbase_model: " + base + "\nmodels:\n  - model: " + base + "\n  - model: " + a + "\nparameters: {t: [0.1, 0.9]}\n";
             case "arcee_fusion" -> "merge_method: arcee_fusion\nbase_model: " + base + "\nmodels:\n  - model: " + base + "\n  - model: " + a + "\n";
+            case "sce" -> "merge_method: sce\nbase_model: " + base + "\nmodels:\n  - model: " + a + "\n  - model: " + b + "\nparameters: {select_topk: 0.4}\n";
             default -> throw new IllegalArgumentException(method);
         };
     }
@@ -82,7 +83,7 @@ class CudaChunkedMergeTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"ties", "dare_ties", "slerp", "breadcrumbs", "della", "arcee_fusion"})
+    @ValueSource(strings = {"ties", "dare_ties", "slerp", "breadcrumbs", "della", "arcee_fusion", "sce"})
     void aSmallDeviceBudgetGivesTheJavaBackendsBytes(String method) throws IOException {
         assumeTrue(EmulatedDevice.unavailableReason().isEmpty(), () -> EmulatedDevice.unavailableReason().orElse(""));
         String yaml = config(method);

@@ -269,7 +269,9 @@ class NativeChunkOpsTest {
         for (float[] v : big ? new float[][] {ties(n + 21, n)} : new float[][] {ties(n + 21, n), random(n + 22, n)}) {
             int[] rank = big ? null : ranks(v);
             long[][] ranges = big ? new long[][] {{n / 5, n / 2 + 1}, {0, n / 3 + 1}}
-                    : new long[][] {{0, n / 3 + 1}, {n / 5, n / 2 + 1}, {1, n}, {0, n}, {n / 4, n / 4}, {n - 1, n}, {0, 1}};
+                    : new long[][] {{0, n / 3 + 1}, {n / 5, n / 2 + 1}, {1, n}, {0, n}, {n / 4, n / 4}, {n - 1, n}, {0, 1},
+                            // windows inside one tied magnitude (both ends on it), a few ranks and many
+                            {n / 5, n / 5 + 3}, {n / 5, n / 5 + 50}};
             for (long[] rg : ranges) {
                 for (int piece : big ? new int[] {n, 70_001} : new int[] {n, 1000}) {
                     long[] sr = new long[2], sn = new long[2];
