@@ -38,7 +38,7 @@ INLINE double kl_term(float b, float o, double mb, double mo, double sb, double 
     return p * mo_log(p / q);
 }
 
-/* KL(p || q) of one row of n elements, rounded to float once (NaN as the canonical float NaN). */
+/* KL(p || q) of one row of n elements, rounded to float once; NaN (canonical) when a sum is. */
 INLINE float row_kl_body(const float *b, const float *o, int64_t n) {
     // the rows' maxima in float, the first of equal values kept
     float fb = -INFINITY, fo = -INFINITY;
@@ -48,6 +48,8 @@ INLINE float row_kl_body(const float *b, const float *o, int64_t n) {
     }
     double mb = fb, mo = fo;
     double sb = sum_exp(b, n, mb), so = sum_exp(o, n, mo);
+    // a NaN or +inf in a row makes its sums NaN (-inf only gives exp 0): its KL is NaN
+    if (isnan(sb + so)) return NAN;
     // KL = sum p log(p/q), in the canonical order
     double kl = 0.0;
     for (int64_t lo = 0; lo < n; lo += MO_BLOCK) {
@@ -59,7 +61,7 @@ INLINE float row_kl_body(const float *b, const float *o, int64_t n) {
         for (int64_t p = full; p < len; p++) s[p - full] += kl_term(bb[p], ob[p], mb, mo, sb, so);
         kl += mo_tree64(s);
     }
-    return isnan(kl) ? NAN : (float)kl;
+    return (float)kl;
 }
 
 static float row_kl_portable(const float *b, const float *o, int64_t n) { return row_kl_body(b, o, n); }

@@ -15,8 +15,8 @@ import java.lang.foreign.ValueLayout;
  * <p>The KL of a row of n elements, b = θ₀ row, o = θ₁ row (float32, widened to double):
  * mb = max b, mo = max o (in float); eb_j = exp(b_j − mb), eo_j = exp(o_j − mo) with
  * {@link ExpLog#exp}; sb = Σ eb_j, so = Σ eo_j; p_j = eo_j/so + ε, q_j = eb_j/sb + ε (ε = 1e-8);
- * KL = Σ p_j·log(p_j/q_j) with {@link ExpLog#log}; rounded to float32 once (a NaN as the canonical
- * float NaN). Every Σ is in {@link Reductions}' canonical order over positions j within the row
+ * KL = Σ p_j·log(p_j/q_j) with {@link ExpLog#log}; rounded to float32 once. A row whose sb or so
+ * is NaN (it holds a NaN or +∞; only with --allow-nonfinite) has KL NaN, the canonical float NaN. Every Σ is in {@link Reductions}' canonical order over positions j within the row
  * (blocks of 4,096, 64 stripes, the fixed tree, blocks left to right), so any SIMD width or GPU
  * block shape can follow it.
  */
@@ -51,13 +51,15 @@ public final class FusionLoops {
         // sb = Σ exp(θ₀ − mb), so = Σ exp(θ₁ − mo)
         double sb = sum(cols, j -> ExpLog.exp(b.getAtIndex(F, at + j) - db));
         double so = sum(cols, j -> ExpLog.exp(o.getAtIndex(F, at + j) - dm));
+        // a NaN or +∞ in a row makes its sums NaN (-∞ only gives exp 0): its KL is NaN
+        if (Double.isNaN(sb + so)) return Float.NaN;
         // KL = Σ p·log(p/q), p = exp(θ₁ − mo)/so + ε, q = exp(θ₀ − mb)/sb + ε
         double kl = sum(cols, j -> {
             double p = ExpLog.exp(o.getAtIndex(F, at + j) - dm) / so + EPS;
             double q = ExpLog.exp(b.getAtIndex(F, at + j) - db) / sb + EPS;
             return p * ExpLog.log(p / q);
         });
-        return Double.isNaN(kl) ? Float.NaN : (float) kl;
+        return (float) kl;
     }
 
     /** Σ term(j) for j in [0, n) in the canonical order of {@link Reductions}, positions counted from 0. */
