@@ -38,8 +38,8 @@ INLINE double kl_term(float b, float o, double mb, double mo, double sb, double 
     return p * mo_log(p / q);
 }
 
-/* KL(p || q) of one row of n elements, rounded to float once; NaN (canonical) when a sum is. */
-INLINE float row_kl_body(const float *b, const float *o, int64_t n) {
+/* KL(p || q) of one row of n elements, in double; NaN when a sum is. */
+INLINE double row_kl_body(const float *b, const float *o, int64_t n) {
     // the rows' maxima in float, the first of equal values kept
     float fb = -INFINITY, fo = -INFINITY;
     for (int64_t j = 0; j < n; j++) {
@@ -61,16 +61,16 @@ INLINE float row_kl_body(const float *b, const float *o, int64_t n) {
         for (int64_t p = full; p < len; p++) s[p - full] += kl_term(bb[p], ob[p], mb, mo, sb, so);
         kl += mo_tree64(s);
     }
-    return (float)kl;
+    return kl;
 }
 
-static float row_kl_portable(const float *b, const float *o, int64_t n) { return row_kl_body(b, o, n); }
-MO_AVX2 static float row_kl_avx2(const float *b, const float *o, int64_t n) { return row_kl_body(b, o, n); }
+static double row_kl_portable(const float *b, const float *o, int64_t n) { return row_kl_body(b, o, n); }
+MO_AVX2 static double row_kl_avx2(const float *b, const float *o, int64_t n) { return row_kl_body(b, o, n); }
 
 typedef struct {
     const float *b, *o;
     int64_t cols;
-    float *kl;
+    double *kl;
 } rows_t;
 
 static void row_kl_task(void *ctx, int worker, int64_t lo, int64_t hi) {
@@ -83,7 +83,7 @@ static void row_kl_task(void *ctx, int worker, int64_t lo, int64_t hi) {
     }
 }
 
-int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, float *kl, int32_t threads) {
+int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads) {
     if (rows < 0 || cols <= 0 || (rows > 0 && (!b || !o || !kl))) return MO_ERR_ARG;
     rows_t r = { .b = b, .o = o, .cols = cols, .kl = kl };
     int64_t per = MO_CHUNK / cols > 0 ? MO_CHUNK / cols : 1;

@@ -2621,7 +2621,7 @@ public class MergeOps {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, float *kl, int32_t threads)
+     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads)
      * }
      */
     public static FunctionDescriptor mo_row_kl$descriptor() {
@@ -2631,7 +2631,7 @@ public class MergeOps {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, float *kl, int32_t threads)
+     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads)
      * }
      */
     public static MethodHandle mo_row_kl$handle() {
@@ -2641,7 +2641,7 @@ public class MergeOps {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, float *kl, int32_t threads)
+     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads)
      * }
      */
     public static MemorySegment mo_row_kl$address() {
@@ -2650,7 +2650,7 @@ public class MergeOps {
 
     /**
      * {@snippet lang=c :
-     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, float *kl, int32_t threads)
+     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads)
      * }
      */
     public static int mo_row_kl(MemorySegment b, MemorySegment o, long rows, long cols, MemorySegment kl, int threads) {

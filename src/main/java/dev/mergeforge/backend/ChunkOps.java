@@ -216,10 +216,11 @@ public interface ChunkOps {
 
     /**
      * The KL divergence of each of the chunk's whole rows of {@code cols} elements: kl[r] =
-     * KL(softmax(other row) + ε ‖ softmax(base row) + ε) rounded to float32, in double with
-     * {@link ExpLog} and the canonical sums of {@link FusionLoops#rowKl}, for r &lt; size/cols.
+     * KL(softmax(other row) + ε ‖ softmax(base row) + ε) in double, with {@link ExpLog} and the
+     * canonical sums of {@link FusionLoops#rowKl}, for r &lt; size/cols (the method rounds it to
+     * float32; the double shows any difference in the order of the sums).
      */
-    void rowKl(Tile base, Tile other, long cols, float[] kl);
+    void rowKl(Tile base, Tile other, long cols, double[] kl);
 
     /** imp[i] = |other[i] − base[i]|·kl[i / cols] (float32), the chunk whole rows of {@code cols}. */
     void fusionImportance(Tile base, Tile other, long cols, float[] kl, Tile imp);

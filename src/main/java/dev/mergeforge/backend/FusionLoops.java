@@ -15,8 +15,8 @@ import java.lang.foreign.ValueLayout;
  * <p>The KL of a row of n elements, b = θ₀ row, o = θ₁ row (float32, widened to double):
  * mb = max b, mo = max o (in float); eb_j = exp(b_j − mb), eo_j = exp(o_j − mo) with
  * {@link ExpLog#exp}; sb = Σ eb_j, so = Σ eo_j; p_j = eo_j/so + ε, q_j = eb_j/sb + ε (ε = 1e-8);
- * KL = Σ p_j·log(p_j/q_j) with {@link ExpLog#log}; rounded to float32 once. A row whose sb or so
- * is NaN (it holds a NaN or +∞; only with --allow-nonfinite) has KL NaN, the canonical float NaN. Every Σ is in {@link Reductions}' canonical order over positions j within the row
+ * KL = Σ p_j·log(p_j/q_j) with {@link ExpLog#log}, in double (the method rounds it to float32 once).
+ * A row whose sb or so is NaN (it holds a NaN or +∞; only with --allow-nonfinite) has KL NaN. Every Σ is in {@link Reductions}' canonical order over positions j within the row
  * (blocks of 4,096, 64 stripes, the fixed tree, blocks left to right), so any SIMD width or GPU
  * block shape can follow it.
  */
@@ -30,16 +30,16 @@ public final class FusionLoops {
     private FusionLoops() {}
 
     /** The KL of each of the size/cols whole rows of the tiles: kl[r] for row r (rows on several threads: independent, so the same bits). */
-    public static void rowKl(Parallel par, Tile base, Tile other, long cols, float[] kl) {
-        long rows = checkRows(base, other, cols, kl);
+    public static void rowKl(Parallel par, Tile base, Tile other, long cols, double[] kl) {
+        long rows = checkRows(base, other, cols, kl.length);
         MemorySegment b = base.data(), o = other.data();
         par.forRange(rows, Math.max(1, Parallel.CHUNK / cols), (lo, hi) -> {
             for (long r = lo; r < hi; r++) kl[(int) r] = rowKl(b, o, r * cols, cols);
         });
     }
 
-    /** KL(p ‖ q) of the row of {@code cols} elements at element {@code at} of b (θ₀) and o (θ₁). */
-    public static float rowKl(MemorySegment b, MemorySegment o, long at, long cols) {
+    /** KL(p ‖ q) of the row of {@code cols} elements at element {@code at} of b (θ₀) and o (θ₁), in double. */
+    public static double rowKl(MemorySegment b, MemorySegment o, long at, long cols) {
         // mb = max θ₀, mo = max θ₁ (in float; the first of equal values kept)
         float mb = Float.NEGATIVE_INFINITY, mo = Float.NEGATIVE_INFINITY;
         for (long j = at; j < at + cols; j++) {
@@ -52,14 +52,14 @@ public final class FusionLoops {
         double sb = sum(cols, j -> ExpLog.exp(b.getAtIndex(F, at + j) - db));
         double so = sum(cols, j -> ExpLog.exp(o.getAtIndex(F, at + j) - dm));
         // a NaN or +∞ in a row makes its sums NaN (-∞ only gives exp 0): its KL is NaN
-        if (Double.isNaN(sb + so)) return Float.NaN;
+        if (Double.isNaN(sb + so)) return Double.NaN;
         // KL = Σ p·log(p/q), p = exp(θ₁ − mo)/so + ε, q = exp(θ₀ − mb)/sb + ε
         double kl = sum(cols, j -> {
             double p = ExpLog.exp(o.getAtIndex(F, at + j) - dm) / so + EPS;
             double q = ExpLog.exp(b.getAtIndex(F, at + j) - db) / sb + EPS;
             return p * ExpLog.log(p / q);
         });
-        return (float) kl;
+        return kl;
     }
 
     /** Σ term(j) for j in [0, n) in the canonical order of {@link Reductions}, positions counted from 0. */
@@ -71,7 +71,7 @@ public final class FusionLoops {
 
     /** imp[i] = |other[i] − base[i]|·kl[i / cols] (float32). */
     public static void importance(Parallel par, Tile base, Tile other, long cols, float[] kl, Tile imp) {
-        checkRows(base, other, cols, kl);
+        checkRows(base, other, cols, kl.length);
         sameSize(base, imp);
         MemorySegment b = base.data(), o = other.data(), m = imp.data();
         par.forRange(base.size(), (lo, hi) -> {
@@ -81,7 +81,7 @@ public final class FusionLoops {
 
     /** out[i] = base[i] + (d·[|d|·kl[i / cols] ≥ t]), d = other[i] − base[i], the mask 1f or 0f (float32; out may alias an input). */
     public static void combine(Parallel par, Tile base, Tile other, long cols, float[] kl, float t, Tile out) {
-        checkRows(base, other, cols, kl);
+        checkRows(base, other, cols, kl.length);
         sameSize(base, out);
         MemorySegment b = base.data(), o = other.data(), m = out.data();
         par.forRange(base.size(), (lo, hi) -> {
@@ -126,11 +126,11 @@ public final class FusionLoops {
     }
 
     /** The checks every backend makes on the row ops' arguments; returns the number of rows. */
-    public static long checkRows(Tile base, Tile other, long cols, float[] kl) {
+    public static long checkRows(Tile base, Tile other, long cols, int kls) {
         sameSize(base, other);
         if (cols <= 0 || base.size() % cols != 0) throw new IllegalArgumentException("a chunk of " + base.size() + " elements is not whole rows of " + cols);
         long rows = base.size() / cols;
-        if (kl.length < rows) throw new IllegalArgumentException("KL of " + kl.length + " rows for a chunk of " + rows);
+        if (kls < rows) throw new IllegalArgumentException("KL of " + kls + " rows for a chunk of " + rows);
         return rows;
     }
 

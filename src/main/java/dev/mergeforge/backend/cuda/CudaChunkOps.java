@@ -500,7 +500,7 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
     // Arcee Fusion: no kernels yet, so the reference loops run on the chunks' host copies (docs/cuda.md)
 
     @Override
-    public void rowKl(Tile base, Tile other, long cols, float[] kl) {
+    public void rowKl(Tile base, Tile other, long cols, double[] kl) {
         onHost(List.of(base, other), List.of(), () -> FusionLoops.rowKl(par, base, other, cols, kl));
     }
 

@@ -324,20 +324,20 @@ final class NativeChunkOps implements HostChunkOps {
     // ---- Arcee Fusion (native/src/fusion.c; the bits of FusionLoops)
 
     @Override
-    public void rowKl(Tile base, Tile other, long cols, float[] kl) {
-        long rows = FusionLoops.checkRows(base, other, cols, kl), n = base.size();
+    public void rowKl(Tile base, Tile other, long cols, double[] kl) {
+        long rows = FusionLoops.checkRows(base, other, cols, kl.length), n = base.size();
         if (rows == 0) return;
         try (Staging st = new Staging()) {
-            MemorySegment k = st.floats(kl);
+            MemorySegment k = st.doubles(rows);
             NativeBackend.ok(MergeOps.mo_row_kl(st.in(base.data(), n * F32, "rowKl base"), st.in(other.data(), n * F32, "rowKl other"),
                     rows, cols, k, nb.nativeThreads()), "rowKl");
-            MemorySegment.copy(k, ValueLayout.JAVA_FLOAT, 0, kl, 0, (int) rows);
+            MemorySegment.copy(k, ValueLayout.JAVA_DOUBLE, 0, kl, 0, (int) rows);
         }
     }
 
     @Override
     public void fusionImportance(Tile base, Tile other, long cols, float[] kl, Tile imp) {
-        FusionLoops.checkRows(base, other, cols, kl);
+        FusionLoops.checkRows(base, other, cols, kl.length);
         if (imp.size() != base.size()) throw new IllegalArgumentException("size mismatch: " + base + " vs " + imp);
         long n = base.size();
         if (n == 0) return;
@@ -363,7 +363,7 @@ final class NativeChunkOps implements HostChunkOps {
 
     @Override
     public void fusionCombine(Tile base, Tile other, long cols, float[] kl, float t, Tile out) {
-        FusionLoops.checkRows(base, other, cols, kl);
+        FusionLoops.checkRows(base, other, cols, kl.length);
         if (out.size() != base.size()) throw new IllegalArgumentException("size mismatch: " + base + " vs " + out);
         long n = base.size();
         if (n == 0) return;

@@ -431,7 +431,7 @@ public final class JavaChunkOps implements HostChunkOps {
         });
     }
 
-    @Override public void rowKl(Tile base, Tile other, long cols, float[] kl) { FusionLoops.rowKl(par, base, other, cols, kl); }
+    @Override public void rowKl(Tile base, Tile other, long cols, double[] kl) { FusionLoops.rowKl(par, base, other, cols, kl); }
 
     @Override public void fusionImportance(Tile base, Tile other, long cols, float[] kl, Tile imp) { FusionLoops.importance(par, base, other, cols, kl, imp); }
 

@@ -137,8 +137,11 @@ public record ArceeFusion() implements ChunkedMethod {
 
     /** imp = |θ₁ − θ₀|·KL(p ‖ q) per row of {@code cols} elements, p = softmax(θ₁ row) + ε, q = softmax(θ₀ row) + ε ({@code FusionLoops}). */
     private static void importance(Tile base, Tile other, Tile imp, long cols) {
-        float[] kl = new float[Math.toIntExact(imp.size() / cols)];
-        FusionLoops.rowKl(PAR, base, other, cols, kl);
+        double[] exact = new double[Math.toIntExact(imp.size() / cols)];
+        FusionLoops.rowKl(PAR, base, other, cols, exact);
+        // the KL rounded to float32 once
+        float[] kl = new float[exact.length];
+        for (int r = 0; r < kl.length; r++) kl[r] = (float) exact[r];
         FusionLoops.importance(PAR, base, other, cols, kl, imp);
     }
 }

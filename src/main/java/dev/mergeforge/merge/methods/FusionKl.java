@@ -33,8 +33,11 @@ final class FusionKl {
     float[] rows(ChunkOps ops, Tile base, Tile other, long firstRow, int n, boolean first) {
         boolean allKept = firstRow + n <= kept.length;
         if (!first && allKept) return Arrays.copyOfRange(kept, (int) firstRow, (int) firstRow + n);
+        double[] exact = new double[n];
+        ops.rowKl(base, other, cols, exact);
+        // the KL rounded to float32 once
         float[] kl = new float[n];
-        ops.rowKl(base, other, cols, kl);
+        for (int r = 0; r < n; r++) kl[r] = (float) exact[r];
         if (first && firstRow < kept.length) System.arraycopy(kl, 0, kept, (int) firstRow, (int) Math.min(n, kept.length - firstRow));
         return kl;
     }

@@ -73,7 +73,7 @@ class CudaFusionOpsTest {
         for (FusionCases.Case c : FusionCases.cases(true)) {
             if (c.base().length > 20_000) continue;   // the emulator is slow; long rows are the native test's
             Tile b = onDevice(c.base()), o = onDevice(c.other());
-            float[] want = new float[c.rows()], got = new float[c.rows()];
+            double[] want = new double[c.rows()], got = new double[c.rows()];
             ref.rowKl(Tile.ofArray(c.base()), Tile.ofArray(c.other()), c.cols(), want);
             cuda.rowKl(b, o, c.cols(), got);
             assertEquals(Arrays.toString(want), Arrays.toString(got), c.name() + " rowKl");
