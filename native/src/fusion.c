@@ -7,6 +7,7 @@
  * reordering any stripe's sum. One body, compiled twice (portable and AVX2); rows on several threads.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mo_internal.h"
@@ -16,30 +17,42 @@
 #define ORDER_BINS ((int64_t)1 << 16)
 #define INLINE static inline __attribute__((always_inline))
 
-/* The canonical sum of exp(x[j] - m) for j < n (positions counted from the row's start). */
-INLINE double sum_exp(const float *x, int64_t n, double m) {
+/* Rows of at most this many elements keep their exponentials in a worker's buffer (1 MiB) for the
+   KL sum; a longer row (a 1-D tensor) computes them again: the same values, so the same bits. */
+#define KL_ROW_BUFFER ((int64_t)1 << 16)
+
+/* The canonical sum of exp(x[j] - m) for j < n (positions counted from the row's start); each
+   exponential also goes to e[j] when e is not NULL. */
+INLINE double sum_exp(const float *x, int64_t n, double m, double *e) {
     double total = 0.0;
     for (int64_t lo = 0; lo < n; lo += MO_BLOCK) {
         int64_t len = n - lo < MO_BLOCK ? n - lo : MO_BLOCK, full = len & ~(int64_t)(MO_STRIPES - 1);
         const float *xb = x + lo;
         double s[MO_STRIPES] = {0};
-        for (int64_t g = 0; g < full; g += MO_STRIPES)
-            for (int j = 0; j < MO_STRIPES; j++) s[j] += mo_exp((double)xb[g + j] - m);
-        for (int64_t p = full; p < len; p++) s[p - full] += mo_exp((double)xb[p] - m);
+        if (e) {
+            double *eb = e + lo;
+            for (int64_t g = 0; g < full; g += MO_STRIPES)
+                for (int j = 0; j < MO_STRIPES; j++) { eb[g + j] = mo_exp((double)xb[g + j] - m); s[j] += eb[g + j]; }
+            for (int64_t p = full; p < len; p++) { eb[p] = mo_exp((double)xb[p] - m); s[p - full] += eb[p]; }
+        } else {
+            for (int64_t g = 0; g < full; g += MO_STRIPES)
+                for (int j = 0; j < MO_STRIPES; j++) s[j] += mo_exp((double)xb[g + j] - m);
+            for (int64_t p = full; p < len; p++) s[p - full] += mo_exp((double)xb[p] - m);
+        }
         total += mo_tree64(s);
     }
     return total;
 }
 
-/* p log(p/q), p = exp(o - mo)/so + eps, q = exp(b - mb)/sb + eps. */
-INLINE double kl_term(float b, float o, double mb, double mo, double sb, double so) {
-    double p = mo_exp((double)o - mo) / so + KL_EPS;
-    double q = mo_exp((double)b - mb) / sb + KL_EPS;
+/* p log(p/q), p = eo/so + eps, q = eb/sb + eps. */
+INLINE double kl_term(double eb, double eo, double sb, double so) {
+    double p = eo / so + KL_EPS;
+    double q = eb / sb + KL_EPS;
     return p * mo_log(p / q);
 }
 
-/* KL(p || q) of one row of n elements, in double; NaN when a sum is. */
-INLINE double row_kl_body(const float *b, const float *o, int64_t n) {
+/* KL(p || q) of one row of n elements, in double; NaN when a sum is. buf: 2n doubles, or NULL. */
+INLINE double row_kl_body(const float *b, const float *o, int64_t n, double *buf) {
     // the rows' maxima in float, the first of equal values kept
     float fb = -INFINITY, fo = -INFINITY;
     for (int64_t j = 0; j < n; j++) {
@@ -47,7 +60,8 @@ INLINE double row_kl_body(const float *b, const float *o, int64_t n) {
         fo = o[j] > fo ? o[j] : fo;
     }
     double mb = fb, mo = fo;
-    double sb = sum_exp(b, n, mb), so = sum_exp(o, n, mo);
+    double *ebuf = buf, *obuf = buf ? buf + n : NULL;
+    double sb = sum_exp(b, n, mb, ebuf), so = sum_exp(o, n, mo, obuf);
     // a NaN or +inf in a row makes its sums NaN (-inf only gives exp 0): its KL is NaN
     if (isnan(sb + so)) return NAN;
     // KL = sum p log(p/q), in the canonical order
@@ -56,37 +70,80 @@ INLINE double row_kl_body(const float *b, const float *o, int64_t n) {
         int64_t len = n - lo < MO_BLOCK ? n - lo : MO_BLOCK, full = len & ~(int64_t)(MO_STRIPES - 1);
         const float *bb = b + lo, *ob = o + lo;
         double s[MO_STRIPES] = {0};
-        for (int64_t g = 0; g < full; g += MO_STRIPES)
-            for (int j = 0; j < MO_STRIPES; j++) s[j] += kl_term(bb[g + j], ob[g + j], mb, mo, sb, so);
-        for (int64_t p = full; p < len; p++) s[p - full] += kl_term(bb[p], ob[p], mb, mo, sb, so);
+        if (buf) {
+            const double *eb = ebuf + lo, *eo = obuf + lo;
+            for (int64_t g = 0; g < full; g += MO_STRIPES)
+                for (int j = 0; j < MO_STRIPES; j++) s[j] += kl_term(eb[g + j], eo[g + j], sb, so);
+            for (int64_t p = full; p < len; p++) s[p - full] += kl_term(eb[p], eo[p], sb, so);
+        } else {
+            for (int64_t g = 0; g < full; g += MO_STRIPES)
+                for (int j = 0; j < MO_STRIPES; j++)
+                    s[j] += kl_term(mo_exp((double)bb[g + j] - mb), mo_exp((double)ob[g + j] - mo), sb, so);
+            for (int64_t p = full; p < len; p++) s[p - full] += kl_term(mo_exp((double)bb[p] - mb), mo_exp((double)ob[p] - mo), sb, so);
+        }
         kl += mo_tree64(s);
     }
     return kl;
 }
 
-static double row_kl_portable(const float *b, const float *o, int64_t n) { return row_kl_body(b, o, n); }
-MO_AVX2 static double row_kl_avx2(const float *b, const float *o, int64_t n) { return row_kl_body(b, o, n); }
+static double row_kl_portable(const float *b, const float *o, int64_t n, double *buf) { return row_kl_body(b, o, n, buf); }
+MO_AVX2 static double row_kl_avx2(const float *b, const float *o, int64_t n, double *buf) { return row_kl_body(b, o, n, buf); }
 
 typedef struct {
     const float *b, *o;
     int64_t cols;
     double *kl;
+    double *buffers;   // 2 cols doubles per worker, or NULL
 } rows_t;
 
 static void row_kl_task(void *ctx, int worker, int64_t lo, int64_t hi) {
-    (void)worker;
     const rows_t *r = ctx;
     int avx2 = mo_use_avx2();
+    double *buf = r->buffers ? r->buffers + (int64_t)worker * 2 * r->cols : NULL;
     for (int64_t i = lo; i < hi; i++) {
         const float *b = r->b + i * r->cols, *o = r->o + i * r->cols;
-        r->kl[i] = avx2 ? row_kl_avx2(b, o, r->cols) : row_kl_portable(b, o, r->cols);
+        r->kl[i] = avx2 ? row_kl_avx2(b, o, r->cols, buf) : row_kl_portable(b, o, r->cols, buf);
     }
+}
+
+/* The calling thread's scratch (row buffers, per-worker histograms), kept from call to call (a pass
+   calls once per chunk: fresh memory each time would cost its page faults); freed when the thread ends. */
+typedef struct { void *p; int64_t n; } fusion_scratch_t;
+static pthread_key_t fusion_key;
+static pthread_once_t fusion_once = PTHREAD_ONCE_INIT;
+static int fusion_key_ok;
+
+static void fusion_scratch_free(void *v) {
+    fusion_scratch_t *s = v;
+    free(s->p);
+    free(s);
+}
+
+static void fusion_key_init(void) { fusion_key_ok = pthread_key_create(&fusion_key, fusion_scratch_free) == 0; }
+
+/* n bytes of the calling thread's scratch, or NULL. */
+static void *fusion_scratch(int64_t n) {
+    pthread_once(&fusion_once, fusion_key_init);
+    if (!fusion_key_ok) return NULL;
+    fusion_scratch_t *s = pthread_getspecific(fusion_key);
+    if (!s) {
+        s = calloc(1, sizeof(fusion_scratch_t));
+        if (!s || pthread_setspecific(fusion_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->n < n) {
+        free(s->p);
+        s->p = malloc((size_t)n);
+        s->n = s->p ? n : 0;
+    }
+    return s->p;
 }
 
 int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads) {
     if (rows < 0 || cols <= 0 || (rows > 0 && (!b || !o || !kl))) return MO_ERR_ARG;
-    rows_t r = { .b = b, .o = o, .cols = cols, .kl = kl };
     int64_t per = MO_CHUNK / cols > 0 ? MO_CHUNK / cols : 1;
+    int workers = mo_workers(rows, per, threads);
+    rows_t r = { .b = b, .o = o, .cols = cols, .kl = kl,
+                 .buffers = cols <= KL_ROW_BUFFER ? fusion_scratch((int64_t)workers * 2 * cols * (int64_t)sizeof(double)) : NULL };
     mo_parallel_for(rows, per, threads, row_kl_task, &r);
     return MO_OK;
 }
@@ -178,11 +235,11 @@ int32_t mo_order_histogram(const float *x, int64_t n, int32_t high, int64_t *his
     int workers = mo_workers(n, MO_CHUNK, threads);
     if (workers == 1) { order_range(x, high, hist, 0, n); return MO_OK; }
     // each worker counts into its own bins; integers, so the sum is the same whatever the split
-    order_t r = { .x = x, .high = high, .counts = calloc((size_t)workers * ORDER_BINS, sizeof(int64_t)) };
+    order_t r = { .x = x, .high = high, .counts = fusion_scratch((int64_t)workers * ORDER_BINS * (int64_t)sizeof(int64_t)) };
     if (!r.counts) return MO_ERR_NOMEM;
+    memset(r.counts, 0, (size_t)workers * ORDER_BINS * sizeof(int64_t));
     mo_parallel_for(n, MO_CHUNK, threads, order_task, &r);
     for (int w = 0; w < workers; w++)
         for (int64_t v = 0; v < ORDER_BINS; v++) hist[v] += r.counts[(int64_t)w * ORDER_BINS + v];
-    free(r.counts);
     return MO_OK;
 }
