@@ -244,7 +244,7 @@ int32_t mo_keep_bits(float *x, int64_t n, const uint64_t *bits, int32_t threads)
 /* ---------------------------------------------------------------- Arcee Fusion (fusion.c) */
 
 /* kl[r] = KL(p || q) of row r < rows of cols elements at b + r*cols (theta_0) and o + r*cols (theta_1):
-   p = softmax(o row) + 1e-8, q = softmax(b row) + 1e-8, in double with the exp and log of explog.h
+   p = softmax(o row) + 1e-8, q = softmax(b row) + 1e-8 (exp times the reciprocal of the row's sum), in double with the exp and log of explog.h
    (dev.mergeforge.backend.ExpLog), each sum in the canonical order of the reductions over positions
    within the row, in double (NaN for a row holding a NaN or +inf): dev.mergeforge.backend.FusionLoops. */
 int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads);

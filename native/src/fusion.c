@@ -44,10 +44,10 @@ INLINE double sum_exp(const float *x, int64_t n, double m, double *e) {
     return total;
 }
 
-/* p log(p/q), p = eo/so + eps, q = eb/sb + eps. */
-INLINE double kl_term(double eb, double eo, double sb, double so) {
-    double p = eo / so + KL_EPS;
-    double q = eb / sb + KL_EPS;
+/* p log(p/q), p = eo (1/so) + eps, q = eb (1/sb) + eps (rb = 1/sb, ro = 1/so). */
+INLINE double kl_term(double eb, double eo, double rb, double ro) {
+    double p = eo * ro + KL_EPS;
+    double q = eb * rb + KL_EPS;
     return p * mo_log(p / q);
 }
 
@@ -64,6 +64,8 @@ INLINE double row_kl_body(const float *b, const float *o, int64_t n, double *buf
     double sb = sum_exp(b, n, mb, ebuf), so = sum_exp(o, n, mo, obuf);
     // a NaN or +inf in a row makes its sums NaN (-inf only gives exp 0): its KL is NaN
     if (isnan(sb + so)) return NAN;
+    // the softmaxes' divisions as products with the reciprocals (one division a row, not two an element)
+    double rb = 1.0 / sb, ro = 1.0 / so;
     // KL = sum p log(p/q), in the canonical order
     double kl = 0.0;
     for (int64_t lo = 0; lo < n; lo += MO_BLOCK) {
@@ -73,13 +75,13 @@ INLINE double row_kl_body(const float *b, const float *o, int64_t n, double *buf
         if (buf) {
             const double *eb = ebuf + lo, *eo = obuf + lo;
             for (int64_t g = 0; g < full; g += MO_STRIPES)
-                for (int j = 0; j < MO_STRIPES; j++) s[j] += kl_term(eb[g + j], eo[g + j], sb, so);
-            for (int64_t p = full; p < len; p++) s[p - full] += kl_term(eb[p], eo[p], sb, so);
+                for (int j = 0; j < MO_STRIPES; j++) s[j] += kl_term(eb[g + j], eo[g + j], rb, ro);
+            for (int64_t p = full; p < len; p++) s[p - full] += kl_term(eb[p], eo[p], rb, ro);
         } else {
             for (int64_t g = 0; g < full; g += MO_STRIPES)
                 for (int j = 0; j < MO_STRIPES; j++)
-                    s[j] += kl_term(mo_exp((double)bb[g + j] - mb), mo_exp((double)ob[g + j] - mo), sb, so);
-            for (int64_t p = full; p < len; p++) s[p - full] += kl_term(mo_exp((double)bb[p] - mb), mo_exp((double)ob[p] - mo), sb, so);
+                    s[j] += kl_term(mo_exp((double)bb[g + j] - mb), mo_exp((double)ob[g + j] - mo), rb, ro);
+            for (int64_t p = full; p < len; p++) s[p - full] += kl_term(mo_exp((double)bb[p] - mb), mo_exp((double)ob[p] - mo), rb, ro);
         }
         kl += mo_tree64(s);
     }

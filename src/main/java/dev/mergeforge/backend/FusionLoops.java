@@ -14,7 +14,8 @@ import java.lang.foreign.ValueLayout;
  *
  * <p>The KL of a row of n elements, b = θ₀ row, o = θ₁ row (float32, widened to double):
  * mb = max b, mo = max o (in float); eb_j = exp(b_j − mb), eo_j = exp(o_j − mo) with
- * {@link ExpLog#exp}; sb = Σ eb_j, so = Σ eo_j; p_j = eo_j/so + ε, q_j = eb_j/sb + ε (ε = 1e-8);
+ * {@link ExpLog#exp}; sb = Σ eb_j, so = Σ eo_j; p_j = eo_j·(1/so) + ε, q_j = eb_j·(1/sb) + ε (ε = 1e-8;
+ * the reciprocal rounded once per row, as the repo divides whole tensors by scalars);
  * KL = Σ p_j·log(p_j/q_j) with {@link ExpLog#log}, in double (the method rounds it to float32 once).
  * A row whose sb or so is NaN (it holds a NaN or +∞; only with --allow-nonfinite) has KL NaN. Every Σ is in {@link Reductions}' canonical order over positions j within the row
  * (blocks of 4,096, 64 stripes, the fixed tree, blocks left to right), so any SIMD width or GPU
@@ -53,10 +54,12 @@ public final class FusionLoops {
         double so = sum(cols, j -> ExpLog.exp(o.getAtIndex(F, at + j) - dm));
         // a NaN or +∞ in a row makes its sums NaN (-∞ only gives exp 0): its KL is NaN
         if (Double.isNaN(sb + so)) return Double.NaN;
-        // KL = Σ p·log(p/q), p = exp(θ₁ − mo)/so + ε, q = exp(θ₀ − mb)/sb + ε
+        // the softmaxes' divisions as products with the reciprocals
+        double rb = 1.0 / sb, ro = 1.0 / so;
+        // KL = Σ p·log(p/q), p = exp(θ₁ − mo)·(1/so) + ε, q = exp(θ₀ − mb)·(1/sb) + ε
         double kl = sum(cols, j -> {
-            double p = ExpLog.exp(o.getAtIndex(F, at + j) - dm) / so + EPS;
-            double q = ExpLog.exp(b.getAtIndex(F, at + j) - db) / sb + EPS;
+            double p = ExpLog.exp(o.getAtIndex(F, at + j) - dm) * ro + EPS;
+            double q = ExpLog.exp(b.getAtIndex(F, at + j) - db) * rb + EPS;
             return p * ExpLog.log(p / q);
         });
         return kl;
