@@ -4,6 +4,7 @@ import dev.mergeforge.tensor.Tile;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 
 /**
  * The reference loops of Arcee Fusion's chunk ops (docs/methods.md, "arcee_fusion"): each row's KL
@@ -48,28 +49,62 @@ public final class FusionLoops {
             mb = vb > mb ? vb : mb;
             mo = vo > mo ? vo : mo;
         }
-        double db = mb, dm = mo;
+        // a row's exponentials are kept for the KL sum when it fits the thread's buffers (else computed again: the same values)
+        double[][] buf = cols <= ROW_BUFFER ? rowBuffers((int) cols) : null;
+        double[] eb = buf == null ? null : buf[0], eo = buf == null ? null : buf[1];
         // sb = Σ exp(θ₀ − mb), so = Σ exp(θ₁ − mo)
-        double sb = sum(cols, j -> ExpLog.exp(b.getAtIndex(F, at + j) - db));
-        double so = sum(cols, j -> ExpLog.exp(o.getAtIndex(F, at + j) - dm));
+        double sb = sumExp(b, at, cols, mb, eb), so = sumExp(o, at, cols, mo, eo);
         // a NaN or +∞ in a row makes its sums NaN (-∞ only gives exp 0): its KL is NaN
         if (Double.isNaN(sb + so)) return Double.NaN;
         // the softmaxes' divisions as products with the reciprocals
         double rb = 1.0 / sb, ro = 1.0 / so;
         // KL = Σ p·log(p/q), p = exp(θ₁ − mo)·(1/so) + ε, q = exp(θ₀ − mb)·(1/sb) + ε
-        double kl = sum(cols, j -> {
-            double p = ExpLog.exp(o.getAtIndex(F, at + j) - dm) * ro + EPS;
-            double q = ExpLog.exp(b.getAtIndex(F, at + j) - db) * rb + EPS;
-            return p * ExpLog.log(p / q);
-        });
+        double kl = 0.0;
+        double[] s = new double[Reductions.STRIPES];
+        for (long lo = 0; lo < cols; lo += Reductions.BLOCK) {
+            long hi = Math.min(cols, lo + Reductions.BLOCK);
+            Arrays.fill(s, 0.0);
+            for (long j = lo; j < hi; j++) {
+                double xb = eb != null ? eb[(int) j] : ExpLog.exp((double) b.getAtIndex(F, at + j) - mb);
+                double xo = eo != null ? eo[(int) j] : ExpLog.exp((double) o.getAtIndex(F, at + j) - mo);
+                double p = xo * ro + EPS, q = xb * rb + EPS;
+                s[(int) (j - lo) % Reductions.STRIPES] += p * ExpLog.log(p / q);
+            }
+            kl += Reductions.tree(s);
+        }
         return kl;
     }
 
-    /** Σ term(j) for j in [0, n) in the canonical order of {@link Reductions}, positions counted from 0. */
-    private static double sum(long n, Reductions.Term term) {
+    /**
+     * Σ exp(x_j − m) over the row of n elements at {@code at}, in the canonical order of
+     * {@link Reductions} (positions counted from the row's start); each exponential also goes to
+     * e[j] when e is not null.
+     */
+    private static double sumExp(MemorySegment x, long at, long n, double m, double[] e) {
         double total = 0.0;
-        for (long lo = 0; lo < n; lo += Reductions.BLOCK) total += Reductions.block(lo, Math.min(n, lo + Reductions.BLOCK), term);
+        double[] s = new double[Reductions.STRIPES];
+        for (long lo = 0; lo < n; lo += Reductions.BLOCK) {
+            long hi = Math.min(n, lo + Reductions.BLOCK);
+            Arrays.fill(s, 0.0);
+            for (long j = lo; j < hi; j++) {
+                double v = ExpLog.exp((double) x.getAtIndex(F, at + j) - m);
+                if (e != null) e[(int) j] = v;
+                s[(int) (j - lo) % Reductions.STRIPES] += v;
+            }
+            total += Reductions.tree(s);
+        }
         return total;
+    }
+
+    /** Rows of at most this many elements keep their exponentials in the thread's buffers (1 MiB). */
+    static final int ROW_BUFFER = 1 << 16;
+    private static final ThreadLocal<double[][]> ROWS = ThreadLocal.withInitial(() -> new double[2][0]);
+
+    /** The calling thread's two buffers of at least {@code cols} doubles, kept from row to row. */
+    private static double[][] rowBuffers(int cols) {
+        double[][] r = ROWS.get();
+        if (r[0].length < cols) { r[0] = new double[cols]; r[1] = new double[cols]; }
+        return r;
     }
 
     /** imp[i] = |other[i] − base[i]|·kl[i / cols] (float32). */
