@@ -18,9 +18,11 @@ import java.util.Arrays;
  * {@link ExpLog#exp}; sb = Σ eb_j, so = Σ eo_j; p_j = eo_j·(1/so) + ε, q_j = eb_j·(1/sb) + ε (ε = 1e-8;
  * the reciprocal rounded once per row, as the repo divides whole tensors by scalars);
  * KL = Σ p_j·log(p_j/q_j) with {@link ExpLog#log}, in double (the method rounds it to float32 once).
- * A row whose sb or so is NaN (it holds a NaN or +∞; only with --allow-nonfinite) has KL NaN. Every Σ is in {@link Reductions}' canonical order over positions j within the row
- * (blocks of 4,096, 64 stripes, the fixed tree, blocks left to right), so any SIMD width or GPU
- * block shape can follow it.
+ * A row whose sb or so is NaN (it holds a NaN or +∞; only with --allow-nonfinite) has KL NaN.
+ * Every Σ is in {@link Reductions}' canonical order over positions j within the row (blocks of
+ * 4,096, 64 stripes, the fixed tree, blocks left to right), so any SIMD width or GPU block shape
+ * can follow it. A row of at most {@link #ROW_BUFFER} elements keeps its exponentials in the
+ * thread's buffers for the KL sum; a longer one computes them again (the same values).
  */
 public final class FusionLoops {
     /** The ε added to both softmaxes. */
