@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 5
+#define MO_ABI_VERSION 6
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -240,6 +240,25 @@ int32_t mo_nonzero_bits(const float *x, int64_t n, uint64_t *bits, int32_t threa
 
 /* x[i] = +0.0 where bit i of bits (as mo_nonzero_bits writes them) is clear; x[i] unchanged where set. */
 int32_t mo_keep_bits(float *x, int64_t n, const uint64_t *bits, int32_t threads);
+
+/* ---------------------------------------------------------------- Arcee Fusion (fusion.c) */
+
+/* kl[r] = KL(p || q) of row r < rows of cols elements at b + r*cols (theta_0) and o + r*cols (theta_1):
+   p = softmax(o row) + 1e-8, q = softmax(b row) + 1e-8 (exp times the reciprocal of the row's sum), in double with the exp and log of explog.h
+   (dev.mergeforge.backend.ExpLog), each sum in the canonical order of the reductions over positions
+   within the row, in double (NaN for a row holding a NaN or +inf): dev.mergeforge.backend.FusionLoops. */
+int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads);
+
+/* imp[i] = |o[i] - b[i]| * kl[i / cols] (float32), n a multiple of cols. */
+int32_t mo_fusion_importance(const float *b, const float *o, int64_t n, int64_t cols, const float *kl, float *imp, int32_t threads);
+
+/* hist += the histogram of the order keys k of x (float bits mapped so unsigned order is numeric order,
+   -0.0 below +0.0): high < 0: hist[k >> 16]; else, for the elements with k >> 16 == high (< 2^16),
+   hist[k & 0xffff]. 2^16 bins both. */
+int32_t mo_order_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads);
+
+/* out[i] = b[i] + d * (|d| * kl[i / cols] >= t ? 1 : 0), d = o[i] - b[i] (float32; out may alias b or o). */
+int32_t mo_fusion_combine(const float *b, const float *o, int64_t n, int64_t cols, const float *kl, float t, float *out, int32_t threads);
 
 /* ---------------------------------------------------------------- calibration forward pass (gemm.c) */
 

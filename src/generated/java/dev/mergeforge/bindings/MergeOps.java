@@ -68,10 +68,10 @@ public class MergeOps {
     public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
             .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
-    private static final int MO_ABI_VERSION = (int)5L;
+    private static final int MO_ABI_VERSION = (int)6L;
     /**
      * {@snippet lang=c :
-     * #define MO_ABI_VERSION 5
+     * #define MO_ABI_VERSION 6
      * }
      */
     public static int MO_ABI_VERSION() {
@@ -2597,6 +2597,260 @@ public class MergeOps {
                 traceDowncall("mo_keep_bits", x, n, bits, threads);
             }
             return (int)mh$.invokeExact(x, n, bits, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_row_kl {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_row_kl");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_row_kl$descriptor() {
+        return mo_row_kl.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_row_kl$handle() {
+        return mo_row_kl.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_row_kl$address() {
+        return mo_row_kl.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads)
+     * }
+     */
+    public static int mo_row_kl(MemorySegment b, MemorySegment o, long rows, long cols, MemorySegment kl, int threads) {
+        var mh$ = mo_row_kl.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_row_kl", b, o, rows, cols, kl, threads);
+            }
+            return (int)mh$.invokeExact(b, o, rows, cols, kl, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_fusion_importance {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_fusion_importance");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_fusion_importance(const float *b, const float *o, int64_t n, int64_t cols, const float *kl, float *imp, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_fusion_importance$descriptor() {
+        return mo_fusion_importance.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_fusion_importance(const float *b, const float *o, int64_t n, int64_t cols, const float *kl, float *imp, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_fusion_importance$handle() {
+        return mo_fusion_importance.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_fusion_importance(const float *b, const float *o, int64_t n, int64_t cols, const float *kl, float *imp, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_fusion_importance$address() {
+        return mo_fusion_importance.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_fusion_importance(const float *b, const float *o, int64_t n, int64_t cols, const float *kl, float *imp, int32_t threads)
+     * }
+     */
+    public static int mo_fusion_importance(MemorySegment b, MemorySegment o, long n, long cols, MemorySegment kl, MemorySegment imp, int threads) {
+        var mh$ = mo_fusion_importance.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_fusion_importance", b, o, n, cols, kl, imp, threads);
+            }
+            return (int)mh$.invokeExact(b, o, n, cols, kl, imp, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_order_histogram {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_order_histogram");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_order_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_order_histogram$descriptor() {
+        return mo_order_histogram.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_order_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_order_histogram$handle() {
+        return mo_order_histogram.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_order_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_order_histogram$address() {
+        return mo_order_histogram.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_order_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads)
+     * }
+     */
+    public static int mo_order_histogram(MemorySegment x, long n, int high, MemorySegment hist, int threads) {
+        var mh$ = mo_order_histogram.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_order_histogram", x, n, high, hist, threads);
+            }
+            return (int)mh$.invokeExact(x, n, high, hist, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_fusion_combine {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_POINTER,
+            MergeOps.C_FLOAT,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_fusion_combine");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_fusion_combine(const float *b, const float *o, int64_t n, int64_t cols, const float *kl, float t, float *out, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_fusion_combine$descriptor() {
+        return mo_fusion_combine.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_fusion_combine(const float *b, const float *o, int64_t n, int64_t cols, const float *kl, float t, float *out, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_fusion_combine$handle() {
+        return mo_fusion_combine.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_fusion_combine(const float *b, const float *o, int64_t n, int64_t cols, const float *kl, float t, float *out, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_fusion_combine$address() {
+        return mo_fusion_combine.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_fusion_combine(const float *b, const float *o, int64_t n, int64_t cols, const float *kl, float t, float *out, int32_t threads)
+     * }
+     */
+    public static int mo_fusion_combine(MemorySegment b, MemorySegment o, long n, long cols, MemorySegment kl, float t, MemorySegment out, int threads) {
+        var mh$ = mo_fusion_combine.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_fusion_combine", b, o, n, cols, kl, t, out, threads);
+            }
+            return (int)mh$.invokeExact(b, o, n, cols, kl, t, out, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

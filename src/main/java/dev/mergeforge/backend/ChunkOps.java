@@ -218,4 +218,30 @@ public interface ChunkOps {
      * {@code Philox.uniform24(key, offset + i) < Philox.threshold24(density)}; dropped entries become +0.0.
      */
     void dropRandom(Tile x, long offset, float density, long key);
+
+    // ---- Arcee Fusion (docs/methods.md, "arcee_fusion"; the reference loops in FusionLoops)
+
+    /**
+     * The KL divergence of each of the chunk's whole rows of {@code cols} elements: kl[r] =
+     * KL(softmax(other row) + ε ‖ softmax(base row) + ε) in double, with {@link ExpLog} and the
+     * canonical sums of {@link FusionLoops#rowKl}, for r &lt; size/cols (the method rounds it to
+     * float32; the double shows any difference in the order of the sums).
+     */
+    void rowKl(Tile base, Tile other, long cols, double[] kl);
+
+    /** imp[i] = |other[i] − base[i]|·kl[i / cols] (float32), the chunk whole rows of {@code cols}. */
+    void fusionImportance(Tile base, Tile other, long cols, float[] kl, Tile imp);
+
+    /**
+     * Histogram of the order keys of x ({@link FusionLoops#orderKey}: unsigned order is numeric
+     * order, −0.0 below +0.0): with {@code high < 0}, hist[key >>> 16] += 1; otherwise, for the
+     * elements whose key >>> 16 equals {@code high}, hist[key &amp; 0xffff] += 1. 2^16 bins both.
+     */
+    void orderHistogram(Tile x, int high, long[] hist);
+
+    /**
+     * out[i] = base[i] + (d·m), d = other[i] − base[i], m = 1f where |d|·kl[i / cols] ≥ t, else 0f
+     * (float32, as written: a +0.0 product still turns a −0.0 base into +0.0). out may alias an input.
+     */
+    void fusionCombine(Tile base, Tile other, long cols, float[] kl, float t, Tile out);
 }

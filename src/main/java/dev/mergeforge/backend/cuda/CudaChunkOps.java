@@ -3,6 +3,7 @@ package dev.mergeforge.backend.cuda;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
+import dev.mergeforge.backend.FusionLoops;
 import dev.mergeforge.backend.KeepBitLoops;
 import dev.mergeforge.backend.LaneRanks;
 import dev.mergeforge.backend.Lanes;
@@ -502,6 +503,29 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
     @Override
     public void laneRanks(Tile x, Lanes lanes, Tile out) {
         onHost(List.of(x), List.of(out), () -> LaneRanks.run(par, x, lanes, out));
+    }
+
+    // Arcee Fusion: no kernels yet, so the reference loops run on the chunks' host copies (docs/cuda.md)
+
+    @Override
+    public void rowKl(Tile base, Tile other, long cols, double[] kl) {
+        onHost(List.of(base, other), List.of(), () -> FusionLoops.rowKl(par, base, other, cols, kl));
+    }
+
+    @Override
+    public void fusionImportance(Tile base, Tile other, long cols, float[] kl, Tile imp) {
+        onHost(List.of(base, other), List.of(imp), () -> FusionLoops.importance(par, base, other, cols, kl, imp));
+    }
+
+    @Override
+    public void orderHistogram(Tile x, int high, long[] hist) {
+        FusionLoops.checkHistogram(high, hist);
+        onHost(List.of(x), List.of(), () -> FusionLoops.orderHistogram(par, x, high, hist));
+    }
+
+    @Override
+    public void fusionCombine(Tile base, Tile other, long cols, float[] kl, float t, Tile out) {
+        onHost(List.of(base, other), List.of(out), () -> FusionLoops.combine(par, base, other, cols, kl, t, out));
     }
 
     // ---------------------------------------------------------------- random drops

@@ -4,6 +4,7 @@ import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
+import dev.mergeforge.backend.FusionLoops;
 import dev.mergeforge.backend.HostChunkOps;
 import dev.mergeforge.backend.KeepBitLoops;
 import dev.mergeforge.backend.Lanes;
@@ -323,6 +324,59 @@ final class NativeChunkOps implements HostChunkOps {
         long n = x.size();
         try (Staging st = new Staging()) {
             NativeBackend.ok(MergeOps.mo_drop_at(st.inOut(x.data(), n * F32, "dropRandom x"), n, offset, density, key, nb.nativeThreads()), "dropRandom");
+            st.commit();
+        }
+    }
+
+    // ---- Arcee Fusion (native/src/fusion.c; the bits of FusionLoops)
+
+    @Override
+    public void rowKl(Tile base, Tile other, long cols, double[] kl) {
+        long rows = FusionLoops.checkRows(base, other, cols, kl.length), n = base.size();
+        if (rows == 0) return;
+        try (Staging st = new Staging()) {
+            MemorySegment k = st.doubles(rows);
+            NativeBackend.ok(MergeOps.mo_row_kl(st.in(base.data(), n * F32, "rowKl base"), st.in(other.data(), n * F32, "rowKl other"),
+                    rows, cols, k, nb.nativeThreads()), "rowKl");
+            MemorySegment.copy(k, ValueLayout.JAVA_DOUBLE, 0, kl, 0, (int) rows);
+        }
+    }
+
+    @Override
+    public void fusionImportance(Tile base, Tile other, long cols, float[] kl, Tile imp) {
+        FusionLoops.checkRows(base, other, cols, kl.length);
+        if (imp.size() != base.size()) throw new IllegalArgumentException("size mismatch: " + base + " vs " + imp);
+        long n = base.size();
+        if (n == 0) return;
+        try (Staging st = new Staging()) {
+            NativeBackend.ok(MergeOps.mo_fusion_importance(st.in(base.data(), n * F32, "fusionImportance base"), st.in(other.data(), n * F32, "fusionImportance other"),
+                    n, cols, st.floats(kl), st.out(imp.data(), n * F32, "fusionImportance imp"), nb.nativeThreads()), "fusionImportance");
+            st.commit();
+        }
+    }
+
+    @Override
+    public void orderHistogram(Tile x, int high, long[] hist) {
+        FusionLoops.checkHistogram(high, hist);
+        long n = x.size();
+        if (n == 0) return;
+        try (Staging st = new Staging()) {
+            MemorySegment h = HISTOGRAM.get();
+            MemorySegment.copy(hist, 0, h, ValueLayout.JAVA_LONG, 0, FusionLoops.BINS);
+            NativeBackend.ok(MergeOps.mo_order_histogram(st.in(x.data(), n * F32, "orderHistogram x"), n, high, h, nb.nativeThreads()), "orderHistogram");
+            MemorySegment.copy(h, ValueLayout.JAVA_LONG, 0, hist, 0, FusionLoops.BINS);
+        }
+    }
+
+    @Override
+    public void fusionCombine(Tile base, Tile other, long cols, float[] kl, float t, Tile out) {
+        FusionLoops.checkRows(base, other, cols, kl.length);
+        if (out.size() != base.size()) throw new IllegalArgumentException("size mismatch: " + base + " vs " + out);
+        long n = base.size();
+        if (n == 0) return;
+        try (Staging st = new Staging()) {
+            NativeBackend.ok(MergeOps.mo_fusion_combine(st.in(base.data(), n * F32, "fusionCombine base"), st.in(other.data(), n * F32, "fusionCombine other"),
+                    n, cols, st.floats(kl), t, st.out(out.data(), n * F32, "fusionCombine out"), nb.nativeThreads()), "fusionCombine");
             st.commit();
         }
     }

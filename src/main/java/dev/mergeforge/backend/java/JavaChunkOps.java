@@ -3,6 +3,7 @@ package dev.mergeforge.backend.java;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
+import dev.mergeforge.backend.FusionLoops;
 import dev.mergeforge.backend.HostChunkOps;
 import dev.mergeforge.backend.KeepBitLoops;
 import dev.mergeforge.backend.LaneRanks;
@@ -442,4 +443,12 @@ public final class JavaChunkOps implements HostChunkOps {
             for (long i = lo; i < hi; i++) if (draws.uniform24(offset + i) >= thr) a.setAtIndex(F, i, 0f);
         });
     }
+
+    @Override public void rowKl(Tile base, Tile other, long cols, double[] kl) { FusionLoops.rowKl(par, base, other, cols, kl); }
+
+    @Override public void fusionImportance(Tile base, Tile other, long cols, float[] kl, Tile imp) { FusionLoops.importance(par, base, other, cols, kl, imp); }
+
+    @Override public void orderHistogram(Tile x, int high, long[] hist) { FusionLoops.orderHistogram(par, x, high, hist); }
+
+    @Override public void fusionCombine(Tile base, Tile other, long cols, float[] kl, float t, Tile out) { FusionLoops.combine(par, base, other, cols, kl, t, out); }
 }

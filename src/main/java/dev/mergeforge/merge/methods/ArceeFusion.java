@@ -1,6 +1,7 @@
 package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.FusionLoops;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.PortableOps;
 import dev.mergeforge.errors.ConfigException;
@@ -13,7 +14,6 @@ import dev.mergeforge.merge.chunk.ChunkedMethod;
 import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.Tile;
 
-import java.lang.foreign.MemorySegment;
 import java.util.List;
 
 /**
@@ -24,12 +24,13 @@ import java.util.List;
  * the element at sorted index ⌊q·(n−1)⌋ (mergekit's convention, no interpolation); out =
  * θ₀ + (θ₁ − θ₀)·[importance ≥ threshold]. The quantiles are exact (an O(n) radix select):
  * mergekit estimates them from 1M randomly sampled elements when a tensor has more. Softmax and
- * KL are computed in double, the importance rounded to float32; the rest is float32 as mergekit.
- * As passes over chunks of whole rows ({@link #program}): each row's KL and the quantiles' high-bit
- * histogram, their low bits, then the combine; the KL is computed once, the importance in each pass.
+ * KL are computed in double with our own exp and log in a canonical summation order
+ * ({@code FusionLoops}, docs/methods.md), so every backend gives the same bits, the importance
+ * rounded to float32; the rest is float32 as mergekit. As passes over chunks of whole rows
+ * ({@link #program}): each row's KL and the quantiles' high-bit histogram, their low bits, then the
+ * combine; the KL is computed once, the importance in each pass.
  */
 public record ArceeFusion() implements ChunkedMethod {
-    static final double EPS = 1e-8;
     private static final Parallel PAR = PortableOps.COMMON;
 
     public static final MethodSpec SPEC = new MethodSpec("arcee_fusion",
@@ -56,7 +57,7 @@ public record ArceeFusion() implements ChunkedMethod {
             float threshold = median + 1.5f * iqr;
             for (long e = 0; e < n; e++) {
                 float b = base.get(e);
-                // θ = θ₀ + (θ₁ − θ₀)·mask
+                // θ = θ₀ + (θ₁ − θ₀)·[importance ≥ threshold]
                 out.set(e, b + (other.get(e) - b) * (imp.get(e) >= threshold ? 1f : 0f));
             }
         } finally {
@@ -69,11 +70,13 @@ public record ArceeFusion() implements ChunkedMethod {
 
     /**
      * The whole-tensor path's maths on chunks holding whole rows (a 1-D tensor is one row, so one
-     * chunk): pass 1 computes each row's KL once ({@link FusionKl}, kept for later passes) and
-     * histograms the high bits of the importances' order keys, pass 2 the low bits at Q1, the median
-     * and Q3 ({@link FloatRanks}, the exact values {@link FloatSelect} finds), then the combine masks;
-     * importance = |θ₁ − θ₀|·KL is recomputed from the kept KL in each. Same bytes as {@link #merge}
-     * on any backend: the same float32 and double operations in host loops.
+     * chunk), all in the backend's ops: pass 1 computes each row's KL once ({@link ChunkOps#rowKl},
+     * kept by {@link FusionKl} for later passes), writes the importances |θ₁ − θ₀|·KL into a scratch
+     * tile ({@link ChunkOps#fusionImportance}) and histograms the high bits of their order keys
+     * ({@link ChunkOps#orderHistogram}); pass 2 the low bits in the bins of Q1, the median and Q3
+     * ({@link FloatRanks}: the exact values {@link FloatSelect} finds); then the combine
+     * ({@link ChunkOps#fusionCombine}). The same definitions as {@link #merge} ({@code FusionLoops}):
+     * the same bytes on any backend.
      */
     @Override
     public ChunkProgram program(TensorSetup in) { return program(in, FusionKl.KEEP_ROWS); }
@@ -91,14 +94,15 @@ public record ArceeFusion() implements ChunkedMethod {
         ChunkProgram.Pass high = new ChunkProgram.Pass() {
             @Override public boolean needed() { return true; }
             @Override public void chunk(ChunkOps ops, Chunk c) {
-                ops.onHost(List.of(c.base(), c.model(other)), List.of(), () -> eachImportance(kl, c, other, cols, true, q::high));
+                ops.orderHistogram(importances(ops, kl, c, other, cols, true), -1, q.highHistogram());
             }
             @Override public void end() { q.endHigh(); }
         };
         ChunkProgram.Pass low = new ChunkProgram.Pass() {
             @Override public boolean needed() { return true; }
             @Override public void chunk(ChunkOps ops, Chunk c) {
-                ops.onHost(List.of(c.base(), c.model(other)), List.of(), () -> eachImportance(kl, c, other, cols, false, q::low));
+                Tile imp = importances(ops, kl, c, other, cols, false);
+                for (int b : q.lowBins()) ops.orderHistogram(imp, b, q.lowHistogram(b));
             }
             @Override public void end() {
                 q.endLow();
@@ -112,83 +116,32 @@ public record ArceeFusion() implements ChunkedMethod {
             @Override public boolean canResume() { return true; }
             @Override public void resume(ChunkOps ops, Chunk c, Tile out) { chunk(ops, c, out); }
             @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
-                // a host loop over the chunk's memory, so it runs inside ops.onHost
-                ops.onHost(List.of(c.base(), c.model(other)), List.of(out), () -> {
-                    float[] k = rowKl(kl, c, other, cols, false);
-                    float t = threshold[0];
-                    PAR.forRange(k.length, Math.max(1, Parallel.CHUNK / cols), (lo, hi) -> {
-                        Span sp = new Span();
-                        for (long r = lo; r < hi; r++) {
-                            for (long e = r * cols, end = e + cols; e < end; e += Span.SIZE) {
-                                int m = sp.importances(c.base(), c.model(other), e, end, k[(int) r]);
-                                // θ = θ₀ + (θ₁ − θ₀)·[importance ≥ threshold]
-                                for (int i = 0; i < m; i++) sp.imp[i] = sp.b[i] + (sp.o[i] - sp.b[i]) * (sp.imp[i] >= t ? 1f : 0f);
-                                MemorySegment.copy(sp.imp, 0, out.data(), Tile.F32, e * 4, m);
-                            }
-                        }
-                    });
-                });
+                // θ = θ₀ + (θ₁ − θ₀)·[importance ≥ threshold]
+                ops.fusionCombine(c.base(), c.model(other), cols, rowKl(ops, kl, c, other, cols, false), threshold[0], out);
             }
         };
-        return new ChunkProgram(cols, 0, List.of(high, low), combine);
+        return new ChunkProgram(cols, 1, List.of(high, low), combine);
     }
 
-    /** A thread's buffers for a run of at most {@link #SIZE} elements of one row (host loops on arrays, not tile memory). */
-    private static final class Span {
-        static final int SIZE = 4096;
-        final float[] b = new float[SIZE], o = new float[SIZE], imp = new float[SIZE];
-
-        /**
-         * Loads θ₀ and θ₁ at elements [e, min(e + SIZE, end)) of a row whose KL is {@code kl}, and their
-         * importances |θ₁ − θ₀|·KL (float32); returns how many.
-         */
-        int importances(Tile base, Tile other, long e, long end, float kl) {
-            int m = (int) Math.min(SIZE, end - e);
-            MemorySegment.copy(base.data(), Tile.F32, e * 4, b, 0, m);
-            MemorySegment.copy(other.data(), Tile.F32, e * 4, o, 0, m);
-            for (int i = 0; i < m; i++) imp[i] = Math.abs(o[i] - b[i]) * kl;
-            return m;
-        }
-    }
-
-    /** Takes one float32 value. */
-    @FunctionalInterface
-    private interface FloatSink { void accept(float v); }
-
-    /** Feeds every importance |θ₁ − θ₀|·KL of the chunk, in element order, to {@code sink} (a histogram pass). */
-    private static void eachImportance(FusionKl kl, Chunk c, int other, long cols, boolean first, FloatSink sink) {
-        float[] k = rowKl(kl, c, other, cols, first);
-        Span sp = new Span();
-        for (int r = 0; r < k.length; r++) {
-            for (long e = r * cols, end = e + cols; e < end; e += Span.SIZE) {
-                int m = sp.importances(c.base(), c.model(other), e, end, k[r]);
-                for (int i = 0; i < m; i++) sink.accept(sp.imp[i]);
-            }
-        }
+    /** The chunk's importances |θ₁ − θ₀|·KL in its scratch tile ({@code first}: pass 1, which computes and keeps the KL). */
+    private static Tile importances(ChunkOps ops, FusionKl kl, Chunk c, int other, long cols, boolean first) {
+        Tile imp = c.scratch(0);
+        ops.fusionImportance(c.base(), c.model(other), cols, rowKl(ops, kl, c, other, cols, first), imp);
+        return imp;
     }
 
     /** The KL of each row of the chunk ({@code first}: pass 1, which computes and keeps them). */
-    private static float[] rowKl(FusionKl kl, Chunk c, int other, long cols, boolean first) {
-        return kl.rows(c.base(), c.model(other), c.offset() / cols, Math.toIntExact(c.size() / cols), first);
+    private static float[] rowKl(ChunkOps ops, FusionKl kl, Chunk c, int other, long cols, boolean first) {
+        return kl.rows(ops, c.base(), c.model(other), c.offset() / cols, Math.toIntExact(c.size() / cols), first);
     }
 
-    /** imp = |θ₁ − θ₀|·KL(p ‖ q) per row of {@code cols} elements, p = softmax(θ₁ row) + ε, q = softmax(θ₀ row) + ε. */
+    /** imp = |θ₁ − θ₀|·KL(p ‖ q) per row of {@code cols} elements, p = softmax(θ₁ row) + ε, q = softmax(θ₀ row) + ε ({@code FusionLoops}). */
     private static void importance(Tile base, Tile other, Tile imp, long cols) {
-        long rows = imp.size() / cols;
-        for (long r = 0; r < rows; r++) {
-            long o = r * cols;
-            double mb = Double.NEGATIVE_INFINITY, mo = Double.NEGATIVE_INFINITY;
-            for (long j = 0; j < cols; j++) { mb = Math.max(mb, base.get(o + j)); mo = Math.max(mo, other.get(o + j)); }
-            double sb = 0, so = 0;
-            for (long j = 0; j < cols; j++) { sb += Math.exp(base.get(o + j) - mb); so += Math.exp(other.get(o + j) - mo); }
-            // KL = Σ p·log(p/q)
-            double kl = 0;
-            for (long j = 0; j < cols; j++) {
-                double p = Math.exp(other.get(o + j) - mo) / so + EPS, q = Math.exp(base.get(o + j) - mb) / sb + EPS;
-                kl += p * Math.log(p / q);
-            }
-            float klf = (float) kl;
-            for (long j = 0; j < cols; j++) imp.set(o + j, Math.abs(other.get(o + j) - base.get(o + j)) * klf);
-        }
+        double[] exact = new double[Math.toIntExact(imp.size() / cols)];
+        FusionLoops.rowKl(PAR, base, other, cols, exact);
+        // the KL rounded to float32 once
+        float[] kl = new float[exact.length];
+        for (int r = 0; r < kl.length; r++) kl[r] = (float) exact[r];
+        FusionLoops.importance(PAR, base, other, cols, kl, imp);
     }
 }

@@ -2,6 +2,8 @@ package dev.mergeforge.merge.methods;
 
 import dev.mergeforge.tensor.Tile;
 
+import java.util.Arrays;
+
 /**
  * Exact order statistics of a tensor-sized float32 vector seen chunk by chunk: the two radix passes
  * of {@link FloatSelect} split over chunks, for several ranks at once. The first pass counts the high
@@ -28,13 +30,19 @@ final class FloatRanks {
         this.below = new long[ranks.length];
     }
 
-    /** First pass: the high bits of the first {@code count} elements of one chunk. */
+    /** First pass: the high bits of the first {@code count} elements of one chunk (a host loop). */
     void high(Tile x, long count) {
-        for (long i = 0; i < count; i++) high(x.get(i));
+        for (long i = 0; i < count; i++) high[FloatSelect.key(x.get(i)) >>> 16]++;
     }
 
-    /** First pass: the high bits of one element. */
-    void high(float x) { high[FloatSelect.key(x) >>> 16]++; }
+    /**
+     * First pass: the histogram of the high 16 bits of the order keys, for an op to add a chunk's
+     * counts to ({@link dev.mergeforge.backend.ChunkOps#orderHistogram} with {@code high < 0}).
+     */
+    long[] highHistogram() {
+        if (high == null) throw new IllegalStateException("high-bit histogram asked for after the first pass");
+        return high;
+    }
 
     /** After the first pass: the bin of each rank and how many elements lie in the bins below it. */
     void endHigh() {
@@ -54,18 +62,30 @@ final class FloatRanks {
         high = null;
     }
 
-    /** Second pass: the low bits of one chunk's elements that lie in a rank's bin. */
+    /** Second pass: the low bits of the first {@code count} elements of one chunk that lie in a rank's bin (a host loop). */
     void low(Tile x, long count) {
-        for (long i = 0; i < count; i++) low(x.get(i));
+        for (long i = 0; i < count; i++) {
+            int k = FloatSelect.key(x.get(i));
+            int h = k >>> 16;
+            for (int r = 0; r < ranks.length; r++) {
+                if (bin[r] == h) { low[r][k & 0xFFFF]++; break; }
+            }
+        }
     }
 
-    /** Second pass: the low bits of one element, if it lies in a rank's bin. */
-    void low(float x) {
-        int k = FloatSelect.key(x);
-        int h = k >>> 16;
-        for (int r = 0; r < ranks.length; r++) {
-            if (bin[r] == h) { low[r][k & 0xFFFF]++; break; }
-        }
+    /** After the first pass: the distinct high bins the second pass counts, in rank order. */
+    int[] lowBins() {
+        if (low == null) throw new IllegalStateException("low-bit bins asked for before the first pass ended");
+        return Arrays.stream(bin).distinct().toArray();
+    }
+
+    /**
+     * Second pass: the low-bit histogram of the elements in high bin {@code b} (one of {@link #lowBins}),
+     * for an op to add a chunk's counts to ({@link dev.mergeforge.backend.ChunkOps#orderHistogram} with high = b).
+     */
+    long[] lowHistogram(int b) {
+        for (int r = 0; r < ranks.length; r++) if (bin[r] == b) return low[r];
+        throw new IllegalArgumentException("bin " + b + " holds none of the ranks");
     }
 
     /** After the second pass: the value at each rank. */

@@ -1,5 +1,6 @@
 package dev.mergeforge.merge.methods;
 
+import dev.mergeforge.backend.FusionLoops;
 import dev.mergeforge.tensor.Tile;
 
 /**
@@ -39,10 +40,7 @@ final class FloatSelect {
     }
 
     /** Float bits mapped so unsigned int order is numeric order (negatives flipped, positives above). */
-    static int key(float f) {
-        int b = Float.floatToRawIntBits(f);
-        return b ^ ((b >> 31) | 0x80000000);
-    }
+    static int key(float f) { return FusionLoops.orderKey(f); }
 
     static float fromKey(int k) {
         int b = (k & 0x80000000) != 0 ? k ^ 0x80000000 : ~k;

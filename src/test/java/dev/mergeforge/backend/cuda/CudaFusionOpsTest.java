@@ -1,0 +1,103 @@
+package dev.mergeforge.backend.cuda;
+
+import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.FusionCases;
+import dev.mergeforge.backend.FusionLoops;
+import dev.mergeforge.backend.Parallel;
+import dev.mergeforge.backend.java.JavaChunkOps;
+import dev.mergeforge.tensor.Shape;
+import dev.mergeforge.tensor.Tile;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * Arcee Fusion's CUDA chunk ops against the Java reference bit for bit, on device-resident tiles
+ * of the emulated device: they have no kernels yet and run the reference loops on the chunks' host
+ * copies (docs/cuda.md), so this checks that the tiles come down before and go up after — an
+ * output still on the device, or an input the host never saw, shows as different bits.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class CudaFusionOpsTest {
+    final Parallel par = new Parallel(2);
+    final JavaChunkOps ref = new JavaChunkOps(par);
+    CudaBackend backend;
+    ChunkOps cuda;
+    Arena arena;
+
+    @BeforeAll
+    void openBackend() {
+        if (EmulatedDevice.unavailableReason().isPresent()) return;
+        backend = new CudaBackend(new EmulatedDevice());
+        cuda = backend.chunkOps().orElseThrow();
+        arena = Arena.ofShared();
+    }
+
+    @AfterAll
+    void close() {
+        if (backend != null) backend.close();
+        if (arena != null) arena.close();
+        par.shutdown();
+    }
+
+    @BeforeEach
+    void needDevice() { assumeTrue(EmulatedDevice.unavailableReason().isEmpty(), () -> EmulatedDevice.unavailableReason().orElse("")); }
+
+    /** A native tile holding v, moved onto the device by an op (as a chunk's loaded tiles are). */
+    Tile onDevice(float[] v) {
+        Tile t = new Tile(arena.allocate(Math.max(4, 4L * v.length), 64), Shape.of(v.length));
+        MemorySegment.copy(MemorySegment.ofArray(v), 0, t.data(), 0, 4L * v.length);
+        // a device op leaves the tile DEVICE_ONLY: x·1 into itself
+        cuda.scale(t, 1f, t);
+        return t;
+    }
+
+    float[] read(Tile t) {
+        float[][] out = new float[1][];
+        cuda.onHost(List.of(t), List.of(), () -> out[0] = t.toArray());
+        return out[0];
+    }
+
+    @Test
+    void everyOpIsJavasBits() {
+        for (FusionCases.Case c : FusionCases.cases(true)) {
+            if (c.base().length > 20_000) continue;   // the emulator is slow; long rows are the native test's
+            Tile b = onDevice(c.base()), o = onDevice(c.other());
+            double[] want = new double[c.rows()], got = new double[c.rows()];
+            ref.rowKl(Tile.ofArray(c.base()), Tile.ofArray(c.other()), c.cols(), want);
+            cuda.rowKl(b, o, c.cols(), got);
+            assertEquals(Arrays.toString(want), Arrays.toString(got), c.name() + " rowKl");
+            float[] kl = FusionCases.kls(c.rows(), c.cols());
+            float[] impWant = new float[c.base().length];
+            ref.fusionImportance(Tile.ofArray(c.base()), Tile.ofArray(c.other()), c.cols(), kl, Tile.ofArray(impWant));
+            Tile imp = onDevice(new float[c.base().length]);
+            cuda.fusionImportance(b, o, c.cols(), kl, imp);
+            // a device op reading the importances sees what the host wrote
+            Tile twice = onDevice(new float[c.base().length]);
+            cuda.scale(imp, 2f, twice);
+            float[] twiceWant = impWant.clone();
+            for (int i = 0; i < twiceWant.length; i++) twiceWant[i] = 2f * twiceWant[i];
+            assertEquals(Arrays.toString(twiceWant), Arrays.toString(read(twice)), c.name() + " importance");
+            long[] hw = new long[FusionLoops.BINS], hg = new long[FusionLoops.BINS];
+            ref.orderHistogram(Tile.ofArray(impWant), -1, hw);
+            cuda.orderHistogram(imp, -1, hg);
+            assertEquals(Arrays.toString(hw), Arrays.toString(hg), c.name() + " histogram");
+            float[] outWant = new float[c.base().length];
+            ref.fusionCombine(Tile.ofArray(c.base()), Tile.ofArray(c.other()), c.cols(), kl, 1e-6f, Tile.ofArray(outWant));
+            Tile out = onDevice(new float[c.base().length]);
+            cuda.fusionCombine(b, o, c.cols(), kl, 1e-6f, out);
+            assertEquals(Arrays.toString(outWant), Arrays.toString(read(out)), c.name() + " combine");
+            for (Tile t : List.of(b, o, imp, twice, out)) backend.released(t);
+        }
+    }
+}
