@@ -4,7 +4,6 @@ import dev.mergeforge.tensor.Tile;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.Arrays;
 
 /**
  * The reference loops of Arcee Fusion's chunk ops (docs/methods.md, "arcee_fusion"): each row's KL
@@ -60,21 +59,14 @@ public final class FusionLoops {
         if (Double.isNaN(sb + so)) return Double.NaN;
         // the softmaxes' divisions as products with the reciprocals
         double rb = 1.0 / sb, ro = 1.0 / so;
+        float maxB = mb, maxO = mo;
         // KL = Σ p·log(p/q), p = exp(θ₁ − mo)·(1/so) + ε, q = exp(θ₀ − mb)·(1/sb) + ε
-        double kl = 0.0;
-        double[] s = new double[Reductions.STRIPES];
-        for (long lo = 0; lo < cols; lo += Reductions.BLOCK) {
-            long hi = Math.min(cols, lo + Reductions.BLOCK);
-            Arrays.fill(s, 0.0);
-            for (long j = lo; j < hi; j++) {
-                double xb = eb != null ? eb[(int) j] : ExpLog.exp((double) b.getAtIndex(F, at + j) - mb);
-                double xo = eo != null ? eo[(int) j] : ExpLog.exp((double) o.getAtIndex(F, at + j) - mo);
-                double p = xo * ro + EPS, q = xb * rb + EPS;
-                s[(int) (j - lo) % Reductions.STRIPES] += p * ExpLog.log(p / q);
-            }
-            kl += Reductions.tree(s);
-        }
-        return kl;
+        return Reductions.sum(cols, j -> {
+            double xb = eb != null ? eb[(int) j] : ExpLog.exp((double) b.getAtIndex(F, at + j) - maxB);
+            double xo = eo != null ? eo[(int) j] : ExpLog.exp((double) o.getAtIndex(F, at + j) - maxO);
+            double p = xo * ro + EPS, q = xb * rb + EPS;
+            return p * ExpLog.log(p / q);
+        });
     }
 
     /**
@@ -83,19 +75,11 @@ public final class FusionLoops {
      * e[j] when e is not null.
      */
     private static double sumExp(MemorySegment x, long at, long n, double m, double[] e) {
-        double total = 0.0;
-        double[] s = new double[Reductions.STRIPES];
-        for (long lo = 0; lo < n; lo += Reductions.BLOCK) {
-            long hi = Math.min(n, lo + Reductions.BLOCK);
-            Arrays.fill(s, 0.0);
-            for (long j = lo; j < hi; j++) {
-                double v = ExpLog.exp((double) x.getAtIndex(F, at + j) - m);
-                if (e != null) e[(int) j] = v;
-                s[(int) (j - lo) % Reductions.STRIPES] += v;
-            }
-            total += Reductions.tree(s);
-        }
-        return total;
+        return Reductions.sum(n, j -> {
+            double v = ExpLog.exp((double) x.getAtIndex(F, at + j) - m);
+            if (e != null) e[(int) j] = v;
+            return v;
+        });
     }
 
     /** Rows of at most this many elements keep their exponentials in the thread's buffers (1 MiB). */

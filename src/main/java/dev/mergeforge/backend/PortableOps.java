@@ -107,15 +107,11 @@ public final class PortableOps {
         par.forRange(count, per, (v0, v1) -> {
             for (long v = v0; v < v1; v++) {
                 final long lane = v;
-                double total = 0.0;
-                for (long k0 = 0; k0 < len; k0 += Reductions.BLOCK) {
-                    // the lane's block [k0, k1) in the canonical order (stripes of k, then the tree)
-                    total += Reductions.block(k0, Math.min(len, k0 + Reductions.BLOCK), k -> {
-                        long i = lanes.index(lane, k);
-                        return (double) x.getAtIndex(F, i) * (double) y.getAtIndex(F, i);
-                    });
-                }
-                out[(int) v] = total;
+                // the lane's terms in the canonical order along k (stripes of k within blocks, the tree, blocks left to right)
+                out[(int) v] = Reductions.sum(len, k -> {
+                    long i = lanes.index(lane, k);
+                    return (double) x.getAtIndex(F, i) * (double) y.getAtIndex(F, i);
+                });
             }
         });
     }

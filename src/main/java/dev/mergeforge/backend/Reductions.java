@@ -58,6 +58,13 @@ public final class Reductions {
         }
     }
 
+    /** The canonical sum of the terms [0, n): each block by {@link #block}, the block sums added left to right from 0.0. */
+    public static double sum(long n, Term term) {
+        double total = 0.0;
+        for (long lo = 0; lo < n; lo += BLOCK) total += block(lo, Math.min(n, lo + BLOCK), term);
+        return total;
+    }
+
     /** The canonical sum of the block of terms [lo, hi) (hi - lo ≤ BLOCK, lo at position 0 of the block). */
     public static double block(long lo, long hi, Term term) {
         double[] s = new double[STRIPES];
