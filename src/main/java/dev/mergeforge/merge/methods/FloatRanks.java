@@ -1,7 +1,5 @@
 package dev.mergeforge.merge.methods;
 
-import dev.mergeforge.tensor.Tile;
-
 import java.util.Arrays;
 
 /**
@@ -30,11 +28,6 @@ final class FloatRanks {
         this.below = new long[ranks.length];
     }
 
-    /** First pass: the high bits of the first {@code count} elements of one chunk (a host loop). */
-    void high(Tile x, long count) {
-        for (long i = 0; i < count; i++) high[FloatSelect.key(x.get(i)) >>> 16]++;
-    }
-
     /**
      * First pass: the histogram of the high 16 bits of the order keys, for an op to add a chunk's
      * counts to ({@link dev.mergeforge.backend.ChunkOps#orderHistogram} with {@code high < 0}).
@@ -60,17 +53,6 @@ final class FloatRanks {
             if (low[r] == null) low[r] = new long[BINS];
         }
         high = null;
-    }
-
-    /** Second pass: the low bits of the first {@code count} elements of one chunk that lie in a rank's bin (a host loop). */
-    void low(Tile x, long count) {
-        for (long i = 0; i < count; i++) {
-            int k = FloatSelect.key(x.get(i));
-            int h = k >>> 16;
-            for (int r = 0; r < ranks.length; r++) {
-                if (bin[r] == h) { low[r][k & 0xFFFF]++; break; }
-            }
-        }
     }
 
     /** After the first pass: the distinct high bins the second pass counts, in rank order. */

@@ -1,5 +1,7 @@
 package dev.mergeforge.merge.methods;
 
+import dev.mergeforge.backend.FusionLoops;
+import dev.mergeforge.backend.PortableOps;
 import dev.mergeforge.tensor.Tile;
 import org.junit.jupiter.api.Test;
 
@@ -44,13 +46,10 @@ class FloatRanksTest {
         FloatRanks q = new FloatRanks(x.length, ranks);
         for (int pass = 0; pass < 2; pass++) {
             for (int off = 0; off < x.length; off += chunk) {
-                // a tile longer than the chunk: only the first count elements may be read
-                float[] part = new float[chunk + 3];
-                Arrays.fill(part, Float.NaN);
-                int count = Math.min(chunk, x.length - off);
-                System.arraycopy(x, off, part, 0, count);
-                if (pass == 0) q.high(Tile.ofArray(part), count);
-                else q.low(Tile.ofArray(part), count);
+                // the chunk's counts added by the histogram op, as arcee_fusion's passes add them
+                Tile part = Tile.ofArray(Arrays.copyOfRange(x, off, Math.min(x.length, off + chunk)));
+                if (pass == 0) FusionLoops.orderHistogram(PortableOps.COMMON, part, -1, q.highHistogram());
+                else for (int b : q.lowBins()) FusionLoops.orderHistogram(PortableOps.COMMON, part, b, q.lowHistogram(b));
             }
             if (pass == 0) q.endHigh();
             else q.endLow();
