@@ -8,7 +8,6 @@
  * reference does, so the result never depends on the thread count. Loop bodies are inline kernels
  * compiled twice (baseline ISA and AVX2): same operations, same bits.
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <immintrin.h>
@@ -151,38 +150,6 @@ static void hist_sum_task(void *c, int w, int64_t lo, int64_t hi) {
     }
 }
 
-/* The calling thread's counters, kept from call to call: a chunked pass histograms every chunk of
-   every model, and megabytes taken fresh each time cost their page faults and zeroing as much as
-   the counting did. Freed when the thread ends. */
-typedef struct { int64_t *p; int64_t n; } hist_scratch_t;
-static pthread_key_t hist_key;
-static pthread_once_t hist_once = PTHREAD_ONCE_INIT;
-static int hist_key_ok;
-
-static void hist_scratch_free(void *v) {
-    hist_scratch_t *s = v;
-    free(s->p);
-    free(s);
-}
-
-static void hist_key_init(void) { hist_key_ok = pthread_key_create(&hist_key, hist_scratch_free) == 0; }
-
-static int64_t *hist_scratch(int64_t counters) {
-    pthread_once(&hist_once, hist_key_init);
-    if (!hist_key_ok) return NULL;
-    hist_scratch_t *s = pthread_getspecific(hist_key);
-    if (!s) {
-        s = calloc(1, sizeof(hist_scratch_t));
-        if (!s || pthread_setspecific(hist_key, s) != 0) { free(s); return NULL; }
-    }
-    if (s->n < counters) {
-        free(s->p);
-        s->p = malloc((size_t)counters * sizeof(int64_t));
-        s->n = s->p ? counters : 0;
-    }
-    return s->p;
-}
-
 int32_t mo_abs_histogram(const float *x, int64_t n, int32_t high, int64_t *hist, int32_t threads) {
     if (high >= HI_BINS || n < 0 || !hist || (n > 0 && !x)) return MO_ERR_ARG;
     if (n == 0) return MO_OK;
@@ -196,7 +163,7 @@ int32_t mo_abs_histogram(const float *x, int64_t n, int32_t high, int64_t *hist,
     char zeroed[workers];
     memset(zeroed, 0, sizeof zeroed);
     hist_t r = { .x = x, .high = high, .per_worker = high < 0 ? HI_WAYS * HI_BINS : LO_BINS, .zeroed = zeroed };
-    r.scratch = hist_scratch((int64_t)workers * r.per_worker);
+    r.scratch = mo_thread_scratch(MO_SCRATCH_HISTOGRAM, (int64_t)workers * r.per_worker * (int64_t)sizeof(int64_t));
     if (!r.scratch) return MO_ERR_NOMEM;
     mo_parallel_for(n, MO_CHUNK, threads, hist_task, &r);
     // hist += the sum of every worker's (and way's) counts: integers, so any split of the bins gives the same counts

@@ -8,8 +8,6 @@
  */
 #include <immintrin.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 #include "mo_internal.h"
 #include "explog.h"
@@ -109,44 +107,12 @@ static void row_kl_task(void *ctx, int worker, int64_t lo, int64_t hi) {
     }
 }
 
-/* The calling thread's scratch (row buffers, per-worker histograms), kept from call to call (a pass
-   calls once per chunk: fresh memory each time would cost its page faults); freed when the thread ends. */
-typedef struct { void *p; int64_t n; } fusion_scratch_t;
-static pthread_key_t fusion_key;
-static pthread_once_t fusion_once = PTHREAD_ONCE_INIT;
-static int fusion_key_ok;
-
-static void fusion_scratch_free(void *v) {
-    fusion_scratch_t *s = v;
-    free(s->p);
-    free(s);
-}
-
-static void fusion_key_init(void) { fusion_key_ok = pthread_key_create(&fusion_key, fusion_scratch_free) == 0; }
-
-/* n bytes of the calling thread's scratch, or NULL. */
-static void *fusion_scratch(int64_t n) {
-    pthread_once(&fusion_once, fusion_key_init);
-    if (!fusion_key_ok) return NULL;
-    fusion_scratch_t *s = pthread_getspecific(fusion_key);
-    if (!s) {
-        s = calloc(1, sizeof(fusion_scratch_t));
-        if (!s || pthread_setspecific(fusion_key, s) != 0) { free(s); return NULL; }
-    }
-    if (s->n < n) {
-        free(s->p);
-        s->p = malloc((size_t)n);
-        s->n = s->p ? n : 0;
-    }
-    return s->p;
-}
-
 int32_t mo_row_kl(const float *b, const float *o, int64_t rows, int64_t cols, double *kl, int32_t threads) {
     if (rows < 0 || cols <= 0 || (rows > 0 && (!b || !o || !kl))) return MO_ERR_ARG;
     int64_t per = MO_CHUNK / cols > 0 ? MO_CHUNK / cols : 1;
     int workers = mo_workers(rows, per, threads);
     rows_t r = { .b = b, .o = o, .cols = cols, .kl = kl,
-                 .buffers = cols <= KL_ROW_BUFFER ? fusion_scratch((int64_t)workers * 2 * cols * (int64_t)sizeof(double)) : NULL };
+                 .buffers = cols <= KL_ROW_BUFFER ? mo_thread_scratch(MO_SCRATCH_FUSION, (int64_t)workers * 2 * cols * (int64_t)sizeof(double)) : NULL };
     mo_parallel_for(rows, per, threads, row_kl_task, &r);
     return MO_OK;
 }
@@ -261,7 +227,7 @@ int32_t mo_order_histogram(const float *x, int64_t n, int32_t high, int64_t *his
     int workers = mo_workers(n, MO_CHUNK, threads);
     if (workers == 1) { order_range(x, high, hist, 0, n); return MO_OK; }
     // each worker counts into its own bins; integers, so the sum is the same whatever the split
-    order_t r = { .x = x, .high = high, .counts = fusion_scratch((int64_t)workers * ORDER_BINS * (int64_t)sizeof(int64_t)) };
+    order_t r = { .x = x, .high = high, .counts = mo_thread_scratch(MO_SCRATCH_FUSION, (int64_t)workers * ORDER_BINS * (int64_t)sizeof(int64_t)) };
     if (!r.counts) return MO_ERR_NOMEM;
     memset(r.counts, 0, (size_t)workers * ORDER_BINS * sizeof(int64_t));
     mo_parallel_for(n, MO_CHUNK, threads, order_task, &r);

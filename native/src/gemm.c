@@ -236,35 +236,8 @@ void gemm_setup(gemm_t *g, int isa) {
 
 /* ---------------------------------------------------------------- scratch and dispatch */
 
-typedef struct { float *p; int64_t floats; } scratch_t;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static int scratch_key_ok;
-
-static void scratch_free(void *v) {
-    scratch_t *s = v;
-    free(s->p);
-    free(s);
-}
-
-static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
-
 /* A fresh allocation per call of megabytes would cost its page faults every time. */
-float *gemm_thread_scratch(int64_t floats) {
-    pthread_once(&scratch_once, scratch_init);
-    if (!scratch_key_ok) return NULL;
-    scratch_t *s = pthread_getspecific(scratch_key);
-    if (!s) {
-        s = calloc(1, sizeof(scratch_t));
-        if (!s || pthread_setspecific(scratch_key, s) != 0) { free(s); return NULL; }
-    }
-    if (s->floats < floats) {
-        free(s->p);
-        s->p = aligned_alloc(64, (size_t)((floats + 15) / 16 * 16) * sizeof(float));
-        s->floats = s->p ? floats : 0;
-    }
-    return s->p;
-}
+float *gemm_thread_scratch(int64_t floats) { return mo_thread_scratch(MO_SCRATCH_GEMM, floats * (int64_t)sizeof(float)); }
 
 /* Detected once (pthread_once) before the first product; worker threads only read it. */
 static pthread_once_t fma_once = PTHREAD_ONCE_INIT;

@@ -34,6 +34,15 @@ int mo_workers(int64_t n, int64_t chunk, int32_t threads);
    (fewer when the pool is busy with other calls; the tasks, and so the results, stay the same). */
 void mo_parallel_for(int64_t n, int64_t chunk, int32_t threads, mo_body body, void *ctx);
 
+/* Scratch memory a thread keeps from call to call, one buffer per slot: a chunked pass calls an op
+   once per chunk, and megabytes taken fresh each time cost their page faults and zeroing as much as
+   the work did. Slots are separate so that a user of one never overwrites another's. */
+enum { MO_SCRATCH_GEMM, MO_SCRATCH_HISTOGRAM, MO_SCRATCH_FUSION, MO_SCRATCH_SLOTS };
+
+/* At least `bytes` bytes (64-byte aligned, contents undefined) of the calling thread's buffer of
+   `slot`, grown as needed and freed when the thread ends; NULL when memory runs out. */
+void *mo_thread_scratch(int slot, int64_t bytes);
+
 /* Nonzero when the AVX2 paths are in use (level AVX2 or AVX-512). */
 int mo_use_avx2(void);
 

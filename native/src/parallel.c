@@ -1,5 +1,6 @@
 /* A persistent worker pool over fixed chunk boundaries, and the SIMD dispatch switch. */
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <unistd.h>
 #include "mo_internal.h"
@@ -153,3 +154,36 @@ int32_t mo_set_simd_level(int32_t level) {
 
 /* The merge kernels have no AVX-512 variant: the AVX-512 level runs their AVX2 one. */
 int mo_use_avx2(void) { return mo_simd_level() >= MO_SIMD_AVX2; }
+
+/* ---------------------------------------------------------------- per-thread scratch */
+
+typedef struct { void *p[MO_SCRATCH_SLOTS]; int64_t n[MO_SCRATCH_SLOTS]; } scratch_t;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_free(void *v) {
+    scratch_t *s = v;
+    for (int i = 0; i < MO_SCRATCH_SLOTS; i++) free(s->p[i]);
+    free(s);
+}
+
+static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+void *mo_thread_scratch(int slot, int64_t bytes) {
+    if (slot < 0 || slot >= MO_SCRATCH_SLOTS || bytes < 0) return NULL;
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok) return NULL;
+    scratch_t *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof(scratch_t));
+        if (!s || pthread_setspecific(scratch_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->n[slot] < bytes || !s->p[slot]) {
+        free(s->p[slot]);
+        // aligned_alloc wants a size that is a multiple of the alignment (and not 0)
+        s->p[slot] = aligned_alloc(64, (size_t)(((bytes > 0 ? bytes : 1) + 63) / 64 * 64));
+        s->n[slot] = s->p[slot] ? bytes : 0;
+    }
+    return s->p[slot];
+}
