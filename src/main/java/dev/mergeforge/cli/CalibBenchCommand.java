@@ -59,14 +59,9 @@ final class CalibBenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut(), err = spec.commandLine().getErr();
-        for (var o : new Object[][] {{"--repeats", repeats}, {"--samples", samples}, {"--seq-len", seqLen}}) {
-            if ((int) o[1] < 1) {
-                err.println("error: " + o[0] + " " + o[1] + ": must be at least 1; give " + o[0] + " 1 or more");
-                return 2;
-            }
-        }
-        if (threads < 0) {
-            err.println("error: --threads " + threads + ": must be 0 (one per core) or more; give --threads 0 or a count");
+        String refused = refusedOption();
+        if (refused != null) {
+            err.println("error: " + refused);
             return 2;
         }
         Parallel par = new Parallel(threads);
@@ -215,5 +210,18 @@ final class CalibBenchCommand implements Callable<Integer> {
         } catch (java.io.IOException | RuntimeException e) {
             return "?";
         }
+    }
+
+    /** What is wrong with the first option below its minimum, or null when every count can run. */
+    private String refusedOption() {
+        if (repeats < 1) return atLeastOne("--repeats", repeats);
+        if (samples < 1) return atLeastOne("--samples", samples);
+        if (seqLen < 1) return atLeastOne("--seq-len", seqLen);
+        if (threads < 0) return "--threads " + threads + ": must be 0 (one per core) or more; give --threads 0 or a count";
+        return null;
+    }
+
+    private static String atLeastOne(String option, int value) {
+        return option + " " + value + ": must be at least 1; give " + option + " 1 or more";
     }
 }
