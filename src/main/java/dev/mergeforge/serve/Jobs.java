@@ -162,10 +162,16 @@ public final class Jobs {
         synchronized (this) {
             queue.remove(j);
             j.state = end;
-            active--;
-            notifyAll();
         }
-        j.sink.send(last);
+        try {
+            j.sink.send(last);
+        } finally {
+            // only once its final line is out does the job stop counting: drain() returning lets the process exit
+            synchronized (this) {
+                active--;
+                notifyAll();
+            }
+        }
     }
 
     private ObjectNode admittedRun(Job j) {
