@@ -198,3 +198,56 @@ extern "C" __global__ void mf_chunk_philox_drop(float* x, long long n, long long
 extern "C" __global__ void mf_chunk_drop_prob(float* x, const float* p, long long n, long long offset, mf_u32 k0, mf_u32 k1) {
     if (n > 0) mf_chunk_drops(x, p, n, offset, k0, k1, 0);
 }
+
+// DELLA's and SCE's keep bits (docs/methods.md, "Passes over chunks"; KeepBitLoops): bit j of
+// word k, little-endian 64-bit words, is set iff the float bits of x[from + 64k + j] are not
+// those of +0.0 (-0.0 and NaN set); a last word's unused bits clear. One thread per word.
+extern "C" __global__ void mf_chunk_nonzero_bits(const float* __restrict__ x, long long from, long long n, mf_u64* bits) {
+    long long words = (n + 63) / 64;
+    MF_FOR(k, words) {
+        long long lo = k * 64, hi = min(n, lo + 64);
+        mf_u64 w = 0;
+        for (long long j = lo; j < hi; j++) {
+            if (MF_F2U(x[from + j]) != 0u) w |= 1ull << (j - lo);
+        }
+        bits[k] = w;
+    }
+}
+
+// x[from + j] = +0.0 where bit j of the words is clear; unchanged where set (KeepBitLoops.keepBits)
+extern "C" __global__ void mf_chunk_keep_bits(float* x, long long from, long long n, const mf_u64* __restrict__ bits) {
+    MF_FOR(j, n) {
+        if (((bits[j >> 6] >> (j & 63)) & 1ull) == 0ull) x[from + j] = 0.0f;
+    }
+}
+
+// Arcee Fusion's order-key histogram (FusionLoops.orderHistogram): k = the float bits with the
+// negatives (-0.0 too) flipped below the positives, so unsigned order is numeric order;
+// high < 0: hist[k >> 16] += 1; else for the k with k >> 16 == high: hist[k & 0xffff] += 1
+// (2^16 bins each). Integer counts, so any order gives the same.
+extern "C" __global__ void mf_chunk_order_hist(const float* __restrict__ x, long long n, int high, mf_u64* hist) {
+    MF_FOR(i, n) {
+        mf_u32 b = MF_F2U(x[i]);
+        mf_u32 k = b ^ ((b >> 31) != 0u ? 0xffffffffu : 0x80000000u);
+        if (high < 0) atomicAdd(&hist[k >> 16], 1ull);
+        else if ((int) (k >> 16) == high) atomicAdd(&hist[k & 0xffffu], 1ull);
+    }
+}
+
+// Arcee Fusion's importance (FusionLoops.importance): imp[i] = |o[i] - b[i]| * kl[i / cols], float32
+extern "C" __global__ void mf_fusion_importance(const float* __restrict__ b, const float* __restrict__ o, long long cols,
+                                                const float* __restrict__ kl, float* imp, long long n) {
+    MF_FOR(i, n) imp[i] = __fmul_rn(fabsf(__fsub_rn(o[i], b[i])), kl[i / cols]);
+}
+
+// Arcee Fusion's combine (FusionLoops.combine): d = o[i] - b[i]; out[i] = b[i] + d * m, m = 1 where
+// |d| * kl[i / cols] >= t, else 0 (the product kept, so d = inf or NaN still gives NaN). out may
+// alias b or o: each element is read before it is written, by the same thread.
+extern "C" __global__ void mf_fusion_combine(const float* b, const float* o, long long cols, const float* __restrict__ kl, float t,
+                                             float* out, long long n) {
+    MF_FOR(i, n) {
+        float bi = b[i], d = __fsub_rn(o[i], bi);
+        float m = __fmul_rn(fabsf(d), kl[i / cols]) >= t ? 1.0f : 0.0f;
+        out[i] = __fadd_rn(bi, __fmul_rn(d, m));
+    }
+}

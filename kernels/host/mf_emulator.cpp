@@ -69,6 +69,9 @@ Entry* find(const std::string& name) {
         {"mf_chunk_block_sums", entry(mf_chunk_block_sums, true)}, {"mf_chunk_abs_hist", entry(mf_chunk_abs_hist, true)},
         {"mf_chunk_lane_dots", entry(mf_chunk_lane_dots, false)}, {"mf_chunk_lane_scale", entry(mf_chunk_lane_scale, false)},
         {"mf_chunk_philox_drop", entry(mf_chunk_philox_drop, false)}, {"mf_chunk_drop_prob", entry(mf_chunk_drop_prob, false)},
+        {"mf_chunk_nonzero_bits", entry(mf_chunk_nonzero_bits, false)}, {"mf_chunk_keep_bits", entry(mf_chunk_keep_bits, false)},
+        {"mf_chunk_order_hist", entry(mf_chunk_order_hist, true)},
+        {"mf_fusion_importance", entry(mf_fusion_importance, false)}, {"mf_fusion_combine", entry(mf_fusion_combine, false)},
 #endif
 #ifdef MFEMU_EXTRA_ENTRIES
         MFEMU_EXTRA_ENTRIES  // emu_selftest.cpp's kernels

@@ -18,6 +18,7 @@ import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Tile;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
@@ -482,30 +483,52 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
         }
     }
 
-    /** On the host with the reference's radix sort (no kernel yet): x comes down, the ranks go up with the next op that reads them. */
     /** Row-wise nuslerp's carried column dots: no kernel yet, so the reference runs on the chunk's host copy (docs/cuda.md). */
     @Override
     public void carriedLaneDots(Tile a, Tile b, Lanes lanes, long first, BlockSum[] acc) {
         onHost(List.of(a, b), List.of(), () -> host.carriedLaneDots(a, b, lanes, first, acc));
     }
 
+    /** The bits are packed on the device; only they come down (n/8 bytes, not the chunk's 4n). */
     @Override
     public void nonZeroBits(Tile x, long from, long n, MemorySegment bits) {
-        onHost(List.of(x), List.of(), () -> KeepBitLoops.nonZeroBits(x, from, n, bits));
+        KeepBitLoops.check(x, from, n, bits);
+        if (n == 0) return;
+        long bytes = KeepBitLoops.words(n) * Long.BYTES;
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer dx = op.read(x), db = op.temp(bytes, "keep bits");
+                launch(Kernel.CHUNK_NONZERO_BITS, KeepBitLoops.words(n), dx, from, n, db);
+                dev.download(db, bits.asSlice(0, bytes));
+            }
+        }
     }
 
+    /** The bits go up and are applied on the device. */
     @Override
     public void keepBits(Tile x, long from, long n, MemorySegment bits) {
         KeepBitLoops.check(x, from, n, bits);
-        onHost(List.of(x), List.of(x), () -> KeepBitLoops.keepBits(x, from, n, bits));
+        if (n == 0) return;
+        long bytes = KeepBitLoops.words(n) * Long.BYTES;
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer dx = op.update(x), db = op.temp(bytes, "keep bits");
+                dev.upload(bits.asSlice(0, bytes), db);
+                launch(Kernel.CHUNK_KEEP_BITS, n, dx, from, n, db);
+            }
+        }
     }
 
+    /** On the host with the reference's radix sort (no kernel yet): x comes down, the ranks go up with the next op that reads them. */
     @Override
     public void laneRanks(Tile x, Lanes lanes, Tile out) {
         onHost(List.of(x), List.of(out), () -> LaneRanks.run(par, x, lanes, out));
     }
 
-    // Arcee Fusion: no kernels yet, so the reference loops run on the chunks' host copies (docs/cuda.md)
+    // Arcee Fusion (docs/methods.md, "arcee_fusion"): the row KLs have no kernel yet (their exp/log
+    // and per-row canonical sums would be a kernel of their own, docs/cuda.md), so they run the
+    // reference on the chunks' host copies; the importances, their histograms and the combine are
+    // kernels (kernels/chunk.cu)
 
     @Override
     public void rowKl(Tile base, Tile other, long cols, double[] kl) {
@@ -514,18 +537,44 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
 
     @Override
     public void fusionImportance(Tile base, Tile other, long cols, float[] kl, Tile imp) {
-        onHost(List.of(base, other), List.of(imp), () -> FusionLoops.importance(par, base, other, cols, kl, imp));
+        long rows = FusionLoops.checkRows(base, other, cols, kl.length);
+        sameSize(base, imp);
+        if (rows == 0) return;
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer db = op.read(base), d0 = op.read(other), dk = op.keep(ops.floatArray(Arrays.copyOf(kl, (int) rows)));
+                launch(Kernel.FUSION_IMPORTANCE, base.size(), db, d0, cols, dk, op.write(imp), base.size());
+            }
+        }
     }
 
     @Override
     public void orderHistogram(Tile x, int high, long[] hist) {
         FusionLoops.checkHistogram(high, hist);
-        onHost(List.of(x), List.of(), () -> FusionLoops.orderHistogram(par, x, high, hist));
+        if (x.size() == 0) return;
+        long[] h = new long[FusionLoops.BINS];
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer dx = op.read(x), dh = op.temp(8L * h.length, "histogram");
+                dev.zero(dh, 8L * h.length);
+                launch(Kernel.CHUNK_ORDER_HIST, x.size(), dx, x.size(), high, dh);
+                dev.download(dh, MemorySegment.ofArray(h));
+            }
+        }
+        for (int b = 0; b < h.length; b++) hist[b] += h[b];
     }
 
     @Override
     public void fusionCombine(Tile base, Tile other, long cols, float[] kl, float t, Tile out) {
-        onHost(List.of(base, other), List.of(out), () -> FusionLoops.combine(par, base, other, cols, kl, t, out));
+        long rows = FusionLoops.checkRows(base, other, cols, kl.length);
+        sameSize(base, out);
+        if (rows == 0) return;
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer db = op.read(base), d0 = op.read(other), dk = op.keep(ops.floatArray(Arrays.copyOf(kl, (int) rows)));
+                launch(Kernel.FUSION_COMBINE, base.size(), db, d0, cols, dk, t, op.write(out), base.size());
+            }
+        }
     }
 
     // ---------------------------------------------------------------- random drops

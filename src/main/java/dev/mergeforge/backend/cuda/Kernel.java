@@ -47,7 +47,12 @@ enum Kernel {
     CHUNK_LANE_DOTS("chunk", "mf_chunk_lane_dots", "ppllpl"),
     CHUNK_LANE_SCALE("chunk", "mf_chunk_lane_scale", "ppllpl"),
     CHUNK_PHILOX_DROP("chunk", "mf_chunk_philox_drop", "plliii"),
-    CHUNK_DROP_PROB("chunk", "mf_chunk_drop_prob", "ppllii");
+    CHUNK_DROP_PROB("chunk", "mf_chunk_drop_prob", "ppllii"),
+    CHUNK_NONZERO_BITS("chunk", "mf_chunk_nonzero_bits", "pllp"),
+    CHUNK_KEEP_BITS("chunk", "mf_chunk_keep_bits", "pllp"),
+    CHUNK_ORDER_HIST("chunk", "mf_chunk_order_hist", "plip"),
+    FUSION_IMPORTANCE("chunk", "mf_fusion_importance", "pplppl"),
+    FUSION_COMBINE("chunk", "mf_fusion_combine", "pplpfpl");
 
     final String module;
     final String entry;

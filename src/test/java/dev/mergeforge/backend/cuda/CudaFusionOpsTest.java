@@ -23,9 +23,9 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Arcee Fusion's CUDA chunk ops against the Java reference bit for bit, on device-resident tiles
- * of the emulated device: they have no kernels yet and run the reference loops on the chunks' host
- * copies (docs/cuda.md), so this checks that the tiles come down before and go up after — an
- * output still on the device, or an input the host never saw, shows as different bits.
+ * of the emulated device: the importance, histogram and combine kernels (kernels/chunk.cu), and
+ * rowKl, which runs the reference loop on the chunks' host copies (docs/cuda.md) — an output still
+ * on the device, or an input the host never saw, shows as different bits.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class CudaFusionOpsTest {
@@ -92,11 +92,23 @@ class CudaFusionOpsTest {
             ref.orderHistogram(Tile.ofArray(impWant), -1, hw);
             cuda.orderHistogram(imp, -1, hg);
             assertEquals(Arrays.toString(hw), Arrays.toString(hg), c.name() + " histogram");
+            // the second level: the low 16 bits of the keys in the fullest high bin
+            int fullest = 0;
+            for (int v = 1; v < hw.length; v++) if (hw[v] > hw[fullest]) fullest = v;
+            long[] lw = new long[FusionLoops.BINS], lg = new long[FusionLoops.BINS];
+            ref.orderHistogram(Tile.ofArray(impWant), fullest, lw);
+            cuda.orderHistogram(imp, fullest, lg);
+            assertEquals(Arrays.toString(lw), Arrays.toString(lg), c.name() + " histogram of bin " + fullest);
             float[] outWant = new float[c.base().length];
             ref.fusionCombine(Tile.ofArray(c.base()), Tile.ofArray(c.other()), c.cols(), kl, 1e-6f, Tile.ofArray(outWant));
             Tile out = onDevice(new float[c.base().length]);
             cuda.fusionCombine(b, o, c.cols(), kl, 1e-6f, out);
             assertEquals(Arrays.toString(outWant), Arrays.toString(read(out)), c.name() + " combine");
+            // a threshold that is one of the importances, as the method's is: the element at it is kept (≥)
+            float at = impWant[impWant.length / 2];
+            ref.fusionCombine(Tile.ofArray(c.base()), Tile.ofArray(c.other()), c.cols(), kl, at, Tile.ofArray(outWant));
+            cuda.fusionCombine(b, o, c.cols(), kl, at, out);
+            assertEquals(Arrays.toString(outWant), Arrays.toString(read(out)), c.name() + " combine at importance " + at);
             for (Tile t : List.of(b, o, imp, twice, out)) backend.released(t);
         }
     }
