@@ -5,6 +5,7 @@
 // contraction); integer counts and the fixed reduction order make every result independent of the
 // launch shape, so each op gives JavaChunkOps' bits.
 #include "mf_stripes.cuh"
+#include "mf_explog.cuh"
 
 __device__ __forceinline__ bool mf_nonfinite(float v) { return (__float_as_uint(v) & 0x7f800000u) == 0x7f800000u; }
 
@@ -249,5 +250,62 @@ extern "C" __global__ void mf_fusion_combine(const float* b, const float* o, lon
         float bi = b[i], d = __fsub_rn(o[i], bi);
         float m = __fmul_rn(fabsf(d), kl[i / cols]) >= t ? 1.0f : 0.0f;
         out[i] = __fadd_rn(bi, __fmul_rn(d, m));
+    }
+}
+
+// Arcee Fusion's row KL (FusionLoops.rowKl, docs/methods.md "arcee_fusion"): term j of one row,
+// kind 0: exp(b_j - mb); 1: exp(o_j - mo); 2: p log(p/q), p = exp(o_j - mo)(1/so) + eps,
+// q = exp(b_j - mb)(1/sb) + eps (the exponentials computed again: the same values)
+__device__ __forceinline__ double mf_kl_term(int kind, const float* __restrict__ b, const float* __restrict__ o, long long j,
+                                             double mb, double mo, double ib, double io) {
+    if (kind == 0) return mf_exp(MF_DSUB((double) b[j], mb));
+    if (kind == 1) return mf_exp(MF_DSUB((double) o[j], mo));
+    double p = MF_DADD(MF_DMUL(mf_exp(MF_DSUB((double) o[j], mo)), io), 1e-8);
+    double q = MF_DADD(MF_DMUL(mf_exp(MF_DSUB((double) b[j], mb)), ib), 1e-8);
+    return MF_DMUL(p, mf_log(MF_DDIV(p, q)));
+}
+
+// The canonical sum (Reductions.sum) of a row's terms of one kind over positions j in [0, cols),
+// as mf_chunk_lane_dots: per block of 4096, the 64 stripes summed in double from 0.0, each merged
+// at once into the pairwise tree, the block sums added left to right from 0.0.
+__device__ double mf_kl_row_sum(int kind, const float* __restrict__ b, const float* __restrict__ o, long long cols,
+                                double mb, double mo, double ib, double io) {
+    double total = 0.0;
+    for (long long k0 = 0; k0 < cols; k0 += MF_SBLOCK) {
+        long long k1 = min(cols, k0 + MF_SBLOCK);
+        double node[7];
+        for (int t = 0; t < MF_STRIPES; t++) {
+            double s = 0.0;
+            for (long long k = k0 + t; k < k1; k += MF_STRIPES) s = MF_DADD(s, mf_kl_term(kind, b, o, k, mb, mo, ib, io));
+            int l = 0;
+            for (int c = t; c & 1; c >>= 1, l++) s = MF_DADD(node[l], s);
+            node[l] = s;
+        }
+        total = MF_DADD(total, node[6]);
+    }
+    return total;
+}
+
+// kl[r] = KL(p || q) of row r of the rows x cols chunk, in double: mb, mo the rows' float maxima
+// (NaN skipped), sb, so the sums of the exponentials; a row whose sb + so is NaN (a NaN or +Inf in
+// it) gets NaN. One thread per row (a warp per block of a row would use a GPU better, docs/cuda.md).
+extern "C" __global__ void mf_fusion_row_kl(const float* __restrict__ b, const float* __restrict__ o, long long cols, double* kl,
+                                            long long rows) {
+    MF_FOR(r, rows) {
+        const float* br = b + r * cols;
+        const float* orow = o + r * cols;
+        float mb = MF_U2F(0xff800000u), mo = MF_U2F(0xff800000u);
+        for (long long j = 0; j < cols; j++) {
+            float vb = br[j], vo = orow[j];
+            mb = vb > mb ? vb : mb;
+            mo = vo > mo ? vo : mo;
+        }
+        double sb = mf_kl_row_sum(0, br, orow, cols, mb, mo, 0.0, 0.0), so = mf_kl_row_sum(1, br, orow, cols, mb, mo, 0.0, 0.0);
+        double both = MF_DADD(sb, so);
+        if (both != both) {
+            kl[r] = MF_U2D(0x7ff8000000000000ull);
+            continue;
+        }
+        kl[r] = mf_kl_row_sum(2, br, orow, cols, mb, mo, MF_DDIV(1.0, sb), MF_DDIV(1.0, so));
     }
 }

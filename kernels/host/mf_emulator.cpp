@@ -72,6 +72,7 @@ Entry* find(const std::string& name) {
         {"mf_chunk_nonzero_bits", entry(mf_chunk_nonzero_bits, false)}, {"mf_chunk_keep_bits", entry(mf_chunk_keep_bits, false)},
         {"mf_chunk_order_hist", entry(mf_chunk_order_hist, true)},
         {"mf_fusion_importance", entry(mf_fusion_importance, false)}, {"mf_fusion_combine", entry(mf_fusion_combine, false)},
+        {"mf_fusion_row_kl", entry(mf_fusion_row_kl, false)},
 #endif
 #ifdef MFEMU_EXTRA_ENTRIES
         MFEMU_EXTRA_ENTRIES  // emu_selftest.cpp's kernels

@@ -23,3 +23,14 @@ void mfh_f32_to_f16(const float* in, unsigned short* out, long n) {
 void mfh_philox(const unsigned int* in, unsigned int* out, long n) {
     for (long i = 0; i < n; i++) mf_philox(in[4 * i], in[4 * i + 1], in[4 * i + 2], in[4 * i + 3], out + 4 * i);
 }
+
+// kernels/mf_explog.cuh's exp and log over n doubles
+#include "../mf_explog.cuh"
+
+void mfh_exp(const double* in, double* out, long n) {
+    for (long i = 0; i < n; i++) out[i] = mf_exp(in[i]);
+}
+
+void mfh_log(const double* in, double* out, long n) {
+    for (long i = 0; i < n; i++) out[i] = mf_log(in[i]);
+}

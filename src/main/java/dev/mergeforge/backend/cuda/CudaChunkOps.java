@@ -525,14 +525,20 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
         onHost(List.of(x), List.of(out), () -> LaneRanks.run(par, x, lanes, out));
     }
 
-    // Arcee Fusion (docs/methods.md, "arcee_fusion"): the row KLs have no kernel yet (their exp/log
-    // and per-row canonical sums would be a kernel of their own, docs/cuda.md), so they run the
-    // reference on the chunks' host copies; the importances, their histograms and the combine are
-    // kernels (kernels/chunk.cu)
+    // Arcee Fusion (docs/methods.md, "arcee_fusion"): every op a kernel (kernels/chunk.cu, our exp/log
+    // in kernels/mf_explog.cuh); the rows' KLs come down, as float32 they go up again
 
     @Override
     public void rowKl(Tile base, Tile other, long cols, double[] kl) {
-        onHost(List.of(base, other), List.of(), () -> FusionLoops.rowKl(par, base, other, cols, kl));
+        long rows = FusionLoops.checkRows(base, other, cols, kl.length);
+        if (rows == 0) return;
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer db = op.read(base), d0 = op.read(other), dk = op.temp(8 * rows, "row KLs");
+                launch(Kernel.FUSION_ROW_KL, rows, db, d0, cols, dk, rows);
+                dev.download(dk, MemorySegment.ofArray(kl).asSlice(0, 8 * rows));
+            }
+        }
     }
 
     @Override

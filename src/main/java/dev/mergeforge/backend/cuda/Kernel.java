@@ -52,7 +52,8 @@ enum Kernel {
     CHUNK_KEEP_BITS("chunk", "mf_chunk_keep_bits", "pllp"),
     CHUNK_ORDER_HIST("chunk", "mf_chunk_order_hist", "plip"),
     FUSION_IMPORTANCE("chunk", "mf_fusion_importance", "pplppl"),
-    FUSION_COMBINE("chunk", "mf_fusion_combine", "pplpfpl");
+    FUSION_COMBINE("chunk", "mf_fusion_combine", "pplpfpl"),
+    FUSION_ROW_KL("chunk", "mf_fusion_row_kl", "pplpl");
 
     final String module;
     final String entry;

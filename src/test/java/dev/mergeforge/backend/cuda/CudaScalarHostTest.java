@@ -1,5 +1,6 @@
 package dev.mergeforge.backend.cuda;
 
+import dev.mergeforge.backend.ExpLog;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.tensor.Floats;
 import org.junit.jupiter.api.AfterAll;
@@ -20,6 +21,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -28,14 +30,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Runs without a GPU: the scalar helpers every kernel uses (kernels/mf_common.cuh: bf16/f16
- * conversions, Philox) are compiled as plain C with gcc and compared bit for bit with the Java
- * reference (Floats, Float.float16ToFloat/floatToFloat16, Philox) on every 16-bit pattern and a
+ * Runs without a GPU: the scalar helpers the kernels use (kernels/mf_common.cuh: bf16/f16
+ * conversions, Philox; kernels/mf_explog.cuh: exp, log) are compiled as plain C with gcc and compared bit for bit with the Java
+ * reference (Floats, Float.float16ToFloat/floatToFloat16, Philox, ExpLog) on every 16-bit pattern and a
  * dense sample of float32 patterns including every rounding tie.
  */
 class CudaScalarHostTest {
     static Arena arena;
-    static MethodHandle bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, philox;
+    static MethodHandle bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, philox, mfExp, mfLog;
 
     @BeforeAll
     static void build() throws IOException, InterruptedException {
@@ -62,6 +64,8 @@ class CudaScalarHostTest {
         f32ToBf16 = linker.downcallHandle(l.find("mfh_f32_to_bf16").orElseThrow(), arrays);
         f32ToF16 = linker.downcallHandle(l.find("mfh_f32_to_f16").orElseThrow(), arrays);
         philox = linker.downcallHandle(l.find("mfh_philox").orElseThrow(), arrays);
+        mfExp = linker.downcallHandle(l.find("mfh_exp").orElseThrow(), arrays);
+        mfLog = linker.downcallHandle(l.find("mfh_log").orElseThrow(), arrays);
     }
 
     @AfterAll
@@ -155,5 +159,33 @@ class CudaScalarHostTest {
         long key = 0x0123456789abcdefL;
         Philox.block(5, 0, (int) key, (int) (key >>> 32), want);
         assertEquals(Philox.draw(key, 5 * 4 + 2), want[2]);
+    }
+
+    /** kernels/mf_explog.cuh against ExpLog bit for bit: exp over [-750, 720] (past both ends), log over positive normals. */
+    @Test
+    void expAndLogAreExpLogsBits() throws Throwable {
+        int n = 1 << 20;
+        SplittableRandom r = new SplittableRandom(13);
+        double[] xe = new double[n], xl = new double[n];
+        for (int i = 0; i < n; i++) {
+            // exp: the KL's arguments are x - max <= 0, most of them small; log: ratios near 1 and anywhere
+            xe[i] = i % 4 == 0 ? -r.nextDouble() * 2 : -750 + r.nextDouble() * 1470;
+            xl[i] = i % 4 == 0 ? 0.5 + r.nextDouble() * 1.5 : Double.longBitsToDouble(r.nextLong(0x0010000000000000L, 0x7ff0000000000000L));
+        }
+        double[] special = {0.0, -0.0, -708.0, -708.0000001, 709.0, 1e-300, -1e-300, Math.ulp(1.0), -Math.ulp(1.0), Double.NaN};
+        System.arraycopy(special, 0, xe, 0, special.length);
+        double[] specialLog = {1.0, Math.nextUp(1.0), Math.nextDown(1.0), Math.sqrt(0.5), Math.sqrt(2.0), Double.MIN_NORMAL, Double.MAX_VALUE, 2.0, 0.5};
+        System.arraycopy(specialLog, 0, xl, 0, specialLog.length);
+        MemorySegment in = arena.allocate(JAVA_DOUBLE, n), out = arena.allocate(JAVA_DOUBLE, n);
+        MemorySegment.copy(xe, 0, in, JAVA_DOUBLE, 0, n);
+        mfExp.invokeExact(in, out, (long) n);
+        for (int i = 0; i < n; i++) {
+            assertEquals(Double.doubleToRawLongBits(ExpLog.exp(xe[i])), Double.doubleToRawLongBits(out.getAtIndex(JAVA_DOUBLE, i)), "exp(" + xe[i] + ")");
+        }
+        MemorySegment.copy(xl, 0, in, JAVA_DOUBLE, 0, n);
+        mfLog.invokeExact(in, out, (long) n);
+        for (int i = 0; i < n; i++) {
+            assertEquals(Double.doubleToRawLongBits(ExpLog.log(xl[i])), Double.doubleToRawLongBits(out.getAtIndex(JAVA_DOUBLE, i)), "log(" + xl[i] + ")");
+        }
     }
 }
