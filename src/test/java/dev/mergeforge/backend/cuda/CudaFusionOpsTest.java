@@ -17,6 +17,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -34,10 +35,15 @@ class CudaFusionOpsTest {
     ChunkOps cuda;
     Arena arena;
 
+    /** Why the device these tests run on is missing, if it is (the emulator here; a GPU in {@link CudaFusionOpsGpuTest}). */
+    Optional<String> unavailable() { return EmulatedDevice.unavailableReason(); }
+
+    CudaBackend open() { return new CudaBackend(new EmulatedDevice()); }
+
     @BeforeAll
     void openBackend() {
-        if (EmulatedDevice.unavailableReason().isPresent()) return;
-        backend = new CudaBackend(new EmulatedDevice());
+        if (unavailable().isPresent()) return;
+        backend = open();
         cuda = backend.chunkOps().orElseThrow();
         arena = Arena.ofShared();
     }
@@ -50,7 +56,7 @@ class CudaFusionOpsTest {
     }
 
     @BeforeEach
-    void needDevice() { assumeTrue(EmulatedDevice.unavailableReason().isEmpty(), () -> EmulatedDevice.unavailableReason().orElse("")); }
+    void needDevice() { assumeTrue(unavailable().isEmpty(), () -> unavailable().orElse("")); }
 
     /** A native tile holding v, moved onto the device by an op (as a chunk's loaded tiles are). */
     Tile onDevice(float[] v) {
