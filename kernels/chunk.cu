@@ -124,33 +124,16 @@ extern "C" __global__ void mf_chunk_abs_hist(const float* __restrict__ x, long l
 }
 
 // out[v] = dot of lane v of a and b (lanes of `length` elements `inner` apart, as Lanes) in the
-// canonical order over the lane's own index k (PortableOps.laneDots): per block of 4096, the 64
-// stripes (k % 64) summed one after another in double from 0.0, each merged at once into the
-// pairwise tree (node[l] holds the pending left subtree of 2^l stripes: the adjacent-pairs tree
-// of mf_stripes.cuh, built like a binary counter), the block sums added left to right from 0.0.
-// One thread per lane: adjacent lanes (inner > 1) read adjacent floats.
+// canonical order over the lane's own index k (PortableOps.laneDots, mf_thread_sum). One thread
+// per lane: adjacent lanes (inner > 1) read adjacent floats.
 extern "C" __global__ void mf_chunk_lane_dots(const float* __restrict__ a, const float* __restrict__ b, long long length,
                                               long long inner, double* out, long long count) {
     MF_FOR(v, count) {
         long long o = v / inner, j = v - o * inner;
-        double total = 0.0;
-        for (long long k0 = 0; k0 < length; k0 += MF_SBLOCK) {
-            long long k1 = min(length, k0 + MF_SBLOCK);
-            double node[7];
-            for (int t = 0; t < MF_STRIPES; t++) {
-                double s = 0.0;
-                for (long long k = k0 + t; k < k1; k += MF_STRIPES) {
-                    long long i = (o * length + k) * inner + j;
-                    s = __dadd_rn(s, __dmul_rn((double) a[i], (double) b[i]));
-                }
-                // stripe t closes a subtree at every level where t has a 1 bit (from the bottom)
-                int l = 0;
-                for (int c = t; c & 1; c >>= 1, l++) s = __dadd_rn(node[l], s);
-                node[l] = s;
-            }
-            total = __dadd_rn(total, node[6]);
-        }
-        out[v] = total;
+        out[v] = mf_thread_sum(length, [&](long long k) {
+            long long i = (o * length + k) * inner + j;
+            return __dmul_rn((double) a[i], (double) b[i]);
+        });
     }
 }
 
@@ -253,59 +236,37 @@ extern "C" __global__ void mf_fusion_combine(const float* b, const float* o, lon
     }
 }
 
-// Arcee Fusion's row KL (FusionLoops.rowKl, docs/methods.md "arcee_fusion"): term j of one row,
-// kind 0: exp(b_j - mb); 1: exp(o_j - mo); 2: p log(p/q), p = exp(o_j - mo)(1/so) + eps,
-// q = exp(b_j - mb)(1/sb) + eps (the exponentials computed again: the same values)
-__device__ __forceinline__ double mf_kl_term(int kind, const float* __restrict__ b, const float* __restrict__ o, long long j,
-                                             double mb, double mo, double ib, double io) {
-    if (kind == 0) return mf_exp(MF_DSUB((double) b[j], mb));
-    if (kind == 1) return mf_exp(MF_DSUB((double) o[j], mo));
-    double p = MF_DADD(MF_DMUL(mf_exp(MF_DSUB((double) o[j], mo)), io), 1e-8);
-    double q = MF_DADD(MF_DMUL(mf_exp(MF_DSUB((double) b[j], mb)), ib), 1e-8);
-    return MF_DMUL(p, mf_log(MF_DDIV(p, q)));
-}
-
-// The canonical sum (Reductions.sum) of a row's terms of one kind over positions j in [0, cols),
-// as mf_chunk_lane_dots: per block of 4096, the 64 stripes summed in double from 0.0, each merged
-// at once into the pairwise tree, the block sums added left to right from 0.0.
-__device__ double mf_kl_row_sum(int kind, const float* __restrict__ b, const float* __restrict__ o, long long cols,
-                                double mb, double mo, double ib, double io) {
-    double total = 0.0;
-    for (long long k0 = 0; k0 < cols; k0 += MF_SBLOCK) {
-        long long k1 = min(cols, k0 + MF_SBLOCK);
-        double node[7];
-        for (int t = 0; t < MF_STRIPES; t++) {
-            double s = 0.0;
-            for (long long k = k0 + t; k < k1; k += MF_STRIPES) s = MF_DADD(s, mf_kl_term(kind, b, o, k, mb, mo, ib, io));
-            int l = 0;
-            for (int c = t; c & 1; c >>= 1, l++) s = MF_DADD(node[l], s);
-            node[l] = s;
-        }
-        total = MF_DADD(total, node[6]);
-    }
-    return total;
-}
-
-// kl[r] = KL(p || q) of row r of the rows x cols chunk, in double: mb, mo the rows' float maxima
-// (NaN skipped), sb, so the sums of the exponentials; a row whose sb + so is NaN (a NaN or +Inf in
-// it) gets NaN. One thread per row (a warp per block of a row would use a GPU better, docs/cuda.md).
+// Arcee Fusion's row KL (FusionLoops.rowKl, docs/methods.md "arcee_fusion"): kl[r] = KL(p || q) of
+// row r of the rows x cols chunk, in double. mb, mo: the row's float maxima (NaN skipped, the first
+// of equal values kept); sb = sum exp(b_j - mb), so = sum exp(o_j - mo); a row whose sb + so is NaN
+// (a NaN or +Inf in it) gets NaN; else the sum of p log(p/q), p = exp(o_j - mo)(1/so) + eps,
+// q = exp(b_j - mb)(1/sb) + eps, the exponentials computed again (the same values). Every sum in
+// the canonical order over the row's positions (mf_thread_sum), exp/log from mf_explog.cuh. One
+// thread per row (a warp per block of a row would use a GPU better, docs/cuda.md).
 extern "C" __global__ void mf_fusion_row_kl(const float* __restrict__ b, const float* __restrict__ o, long long cols, double* kl,
                                             long long rows) {
     MF_FOR(r, rows) {
         const float* br = b + r * cols;
         const float* orow = o + r * cols;
-        float mb = MF_U2F(0xff800000u), mo = MF_U2F(0xff800000u);
+        float fb = MF_U2F(0xff800000u), fo = MF_U2F(0xff800000u);
         for (long long j = 0; j < cols; j++) {
             float vb = br[j], vo = orow[j];
-            mb = vb > mb ? vb : mb;
-            mo = vo > mo ? vo : mo;
+            fb = vb > fb ? vb : fb;
+            fo = vo > fo ? vo : fo;
         }
-        double sb = mf_kl_row_sum(0, br, orow, cols, mb, mo, 0.0, 0.0), so = mf_kl_row_sum(1, br, orow, cols, mb, mo, 0.0, 0.0);
+        double mb = fb, mo = fo;
+        double sb = mf_thread_sum(cols, [&](long long j) { return mf_exp(MF_DSUB((double) br[j], mb)); });
+        double so = mf_thread_sum(cols, [&](long long j) { return mf_exp(MF_DSUB((double) orow[j], mo)); });
         double both = MF_DADD(sb, so);
         if (both != both) {
             kl[r] = MF_U2D(0x7ff8000000000000ull);
             continue;
         }
-        kl[r] = mf_kl_row_sum(2, br, orow, cols, mb, mo, MF_DDIV(1.0, sb), MF_DDIV(1.0, so));
+        double ib = MF_DDIV(1.0, sb), io = MF_DDIV(1.0, so);
+        kl[r] = mf_thread_sum(cols, [&](long long j) {
+            double p = MF_DADD(MF_DMUL(mf_exp(MF_DSUB((double) orow[j], mo)), io), 1e-8);
+            double q = MF_DADD(MF_DMUL(mf_exp(MF_DSUB((double) br[j], mb)), ib), 1e-8);
+            return MF_DMUL(p, mf_log(MF_DDIV(p, q)));
+        });
     }
 }

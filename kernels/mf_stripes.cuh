@@ -34,4 +34,26 @@ __device__ __forceinline__ double mf_stripes_tree(double s0, double s1) {
     for (int d = 1; d < 32; d *= 2) v = __dadd_rn(v, __shfl_down_sync(0xffffffffu, v, d));
     return v;
 }
+// The canonical sum of term(k) over k in [0, len) by one thread (Reductions.sum): per block of 4096,
+// the 64 stripes (k % 64) summed one after another in double from 0.0, each merged at once into the
+// pairwise tree (node[l] holds the pending left subtree of 2^l stripes: the adjacent-pairs tree
+// above, built like a binary counter), the block sums added left to right from 0.0.
+template <typename Term>
+__device__ __forceinline__ double mf_thread_sum(long long len, Term term) {
+    double total = 0.0;
+    for (long long k0 = 0; k0 < len; k0 += MF_SBLOCK) {
+        long long k1 = min(len, k0 + MF_SBLOCK);
+        double node[7];
+        for (int t = 0; t < MF_STRIPES; t++) {
+            double s = 0.0;
+            for (long long k = k0 + t; k < k1; k += MF_STRIPES) s = __dadd_rn(s, term(k));
+            // stripe t closes a subtree at every level where t has a 1 bit (from the bottom)
+            int l = 0;
+            for (int c = t; c & 1; c >>= 1, l++) s = __dadd_rn(node[l], s);
+            node[l] = s;
+        }
+        total = __dadd_rn(total, node[6]);
+    }
+    return total;
+}
 #endif
