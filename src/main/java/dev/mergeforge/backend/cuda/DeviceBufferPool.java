@@ -10,8 +10,8 @@ import java.util.Set;
 
 /**
  * Owns the GPU memory of one backend: buffers are borrowed (for one op, or for as long as a tile
- * stays resident) and returned, reused best fit by capacity, so a merge allocates about what its
- * working tiles need, once. When cuMemAlloc runs out of memory the free buffers are released and the allocation retried. Closing frees
+ * stays resident) and returned, reused best fit by capacity (under a budget, only at their exact
+ * size), so a merge allocates about what its working tiles need, once. When cuMemAlloc runs out of memory the free buffers are released and the allocation retried. Closing frees
  * everything and refuses while buffers are out. Not thread-safe: the backend serialises ops.
  */
 public final class DeviceBufferPool implements AutoCloseable {
@@ -54,7 +54,10 @@ public final class DeviceBufferPool implements AutoCloseable {
         for (DeviceBuffer b : free) {
             if (b.capacity >= need && (best == null || b.capacity < best.capacity)) best = b;
         }
-        if (best != null && best.capacity <= need * 2 + (1 << 20)) {
+        // unbounded, any free buffer up to about twice the size saves a cuMemAlloc; under a budget only
+        // one of exactly the size, since the callers sized their work to the budget in exact bytes (a
+        // few-KiB tile that took a freed 512 KiB histogram buffer left the next histogram no room)
+        if (best != null && (limit == Long.MAX_VALUE ? best.capacity <= need * 2 + (1 << 20) : best.capacity == need)) {
             free.remove(best);
         } else {
             best = allocate(need);

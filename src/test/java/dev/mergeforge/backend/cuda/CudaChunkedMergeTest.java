@@ -82,6 +82,24 @@ class CudaChunkedMergeTest {
         return be;
     }
 
+    /**
+     * Budgets a few KiB past the reserve, where arcee_fusion's 512 KiB histogram buffer, once freed,
+     * went to the next tensor's few-KiB tiles and left the next histogram no room (the pool now
+     * reuses a buffer under a budget only at its exact size: DeviceBufferPoolTest).
+     */
+    @ParameterizedTest(name = "reserve + {0} bytes")
+    @ValueSource(longs = {16896, 23296})
+    void arceeFusionFitsBudgetsJustPastTheReserve(long past) throws IOException {
+        assumeTrue(EmulatedDevice.unavailableReason().isEmpty(), () -> EmulatedDevice.unavailableReason().orElse(""));
+        Path java;
+        try (JavaBackend be = new JavaBackend(2)) {
+            java = merge("arcee-tight-java-" + past, config("arcee_fusion"), be);
+        }
+        try (CudaBackend be = cuda(CudaChunkOps.RESERVE + past)) {
+            CudaMergeEquivalenceTest.assertSameFiles(java, merge("arcee-tight-" + past, config("arcee_fusion"), be));
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"ties", "dare_ties", "slerp", "breadcrumbs", "della", "arcee_fusion", "sce"})
     void aSmallDeviceBudgetGivesTheJavaBackendsBytes(String method) throws IOException {
