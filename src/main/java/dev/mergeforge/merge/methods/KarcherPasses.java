@@ -4,6 +4,7 @@ import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.merge.chunk.Chunk;
 import dev.mergeforge.merge.chunk.ChunkProgram;
+import dev.mergeforge.merge.chunk.KeptFloats;
 import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.tensor.Tile;
 
@@ -13,19 +14,27 @@ import java.util.List;
 
 /**
  * {@link Karcher}'s mean as passes over chunks (docs/methods.md, "Passes over chunks"). The iterate u
- * is a whole-tensor vector that is never held: each pass recomputes its chunk of u from the chunk's
- * inputs and the scalars the passes before it found, with the float32 ops of the whole-tensor path in
+ * is a whole-tensor vector, computed chunk by chunk with the float32 ops of the whole-tensor path in
  * the same order — so the same bits — and every norm and dot is a {@link BlockSum} in the canonical
  * order, so the convergence test sees the very numbers of the whole-tensor path. Passes: ‖x_i‖; the
  * mean's norm ‖Σ a_i u_i‖; then per step (one repeating pass in three phases) the dots u·u_i, ‖T‖
- * (stop when &lt; tol), ‖cos‖T‖ u + sin‖T‖ T/‖T‖‖; the combine recomputes the final u and scales it.
- * The price of memory that does not grow with the tensor: a pass in step k recomputes the k steps
- * before it (about 1.5·k² steps of elementwise work for k steps, against k).
+ * (stop when &lt; tol), ‖cos‖T‖ u + sin‖T‖ T/‖T‖‖; the combine scales the final u.
+ *
+ * <p>The step's last phase keeps each chunk of u as it advanced it (before the renormalisation, whose
+ * factor the pass is still summing), and every later pass reads it back and renormalises it: so a
+ * step costs one step of elementwise work, as on the whole tensor. A tensor of several chunks keeps
+ * them in a temporary file ({@link KeptFloats}, n·4 bytes, memory that does not grow with the
+ * tensor); a tensor of one chunk keeps u in its scratch tile 0, which no load overwrites.
  */
 final class KarcherPasses {
     private final Karcher method;
     /** Models (the listed base included), and inputs: the models then the base when it is not listed. */
     private final int models, inputs;
+    private final long numel;
+    /** The iterate of each chunk after the last step, before its renormalisation (a tensor of several chunks). */
+    private final KeptFloats kept;
+    /** A tensor of one chunk: scratch 0 holds the iterate after the last step, renormalised already. */
+    private boolean renormalised;
     private BlockSum[] acc;
     private double[] norms;
     private int[] units;
@@ -45,10 +54,12 @@ final class KarcherPasses {
         boolean rescale;
     }
 
-    private KarcherPasses(Karcher method, int models, int inputs) {
+    private KarcherPasses(Karcher method, TensorSetup in, int models, int inputs) {
         this.method = method;
         this.models = models;
         this.inputs = inputs;
+        this.numel = in.numel();
+        this.kept = new KeptFloats(in.tensor());
         this.acc = sums(inputs);
     }
 
@@ -58,7 +69,7 @@ final class KarcherPasses {
         boolean baseAppended = in.hasBase() && in.baseIndex() < 0;
         int n = m + (baseAppended ? 1 : 0);
         if (n == 1) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.model(0), 1f, out));
-        KarcherPasses p = new KarcherPasses(method, m, n);
+        KarcherPasses p = new KarcherPasses(method, in, m, n);
         // scratch: u, T, the term being added, the base's unit (the base chunk is read-only)
         return new ChunkProgram(1, baseAppended ? 4 : 3, List.of(p.norms(), p.mean(), p.steps()), p::combine);
     }
@@ -133,6 +144,7 @@ final class KarcherPasses {
                     // ‖cos‖T‖ u + sin‖T‖ T/‖T‖‖²
                     case NEXT_NORM -> {
                         advance(ops, u, tangent(ops, c, us, u, pending), pending);
+                        keep(ops, c, u);
                         ops.sumSquares(u, c.offset(), acc[0]);
                     }
                 }
@@ -171,14 +183,16 @@ final class KarcherPasses {
             }
 
             @Override public boolean again() { return true; }
+
+            @Override public void close() { kept.close(); }
         };
     }
 
     private void combine(ChunkOps ops, Chunk c, Tile out) {
         // no input with a norm above tol: zeros
         if (units.length == 0) { ops.fill(out, 0f); return; }
-        // out = (Σ ‖x_i‖/N) u
-        ops.scale(iterate(ops, c, units(ops, c)), (float) Karcher.meanNorm(norms), out);
+        // out = (Σ ‖x_i‖/N) u (the units only for the first iterate: a step's is kept)
+        ops.scale(iterate(ops, c, steps.isEmpty() ? units(ops, c) : List.of()), (float) Karcher.meanNorm(norms), out);
     }
 
     /** u_i = x_i/‖x_i‖ of the inputs taking part, in the models' chunks (the base's in scratch 3). */
@@ -196,15 +210,26 @@ final class KarcherPasses {
     /** The chunk of the iterate after the steps found so far, in scratch 0. */
     private Tile iterate(ChunkOps ops, Chunk c, List<Tile> us) {
         Tile u = c.scratch(0);
-        // u = Σ a_i u_i, normalised (or the first unit when that is ~0)
-        ops.weightedSum(us, weights, u);
-        if (normU < method.tol()) ops.scale(us.get(0), 1f, u);
-        else ops.scale(u, (float) (1 / normU), u);
-        for (Step s : steps) {
-            advance(ops, u, tangent(ops, c, us, u, s), s);
-            if (s.rescale) ops.scale(u, s.inverse, u);
+        if (steps.isEmpty()) {
+            // u = Σ a_i u_i, normalised (or the first unit when that is ~0)
+            ops.weightedSum(us, weights, u);
+            if (normU < method.tol()) ops.scale(us.get(0), 1f, u);
+            else ops.scale(u, (float) (1 / normU), u);
+            return u;
         }
+        // u as the last step advanced it (keep), then renormalised: the bits of replaying every step
+        if (c.size() < numel) kept.read(ops, c.offset(), 0, u);
+        else if (renormalised) return u;
+        Step last = steps.getLast();
+        if (last.rescale) ops.scale(u, last.inverse, u);
+        renormalised = true;
         return u;
+    }
+
+    /** Keeps the chunk of u as this step advanced it, before its renormalisation, for the passes after this one. */
+    private void keep(ChunkOps ops, Chunk c, Tile u) {
+        if (c.size() < numel) kept.write(ops, c.offset(), 0, u);
+        else renormalised = false;
     }
 
     /** T = Σ a_i θ_i/sin θ_i · (u_i − cos θ_i · u) of one step, in scratch 1 (axpy as weightedSum(y, x; 1, α): the same rounding). */

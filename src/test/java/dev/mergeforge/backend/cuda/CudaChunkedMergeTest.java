@@ -61,6 +61,9 @@ class CudaChunkedMergeTest {
             case "slerp" -> "merge_method: slerp\nbase_model: " + base + "\nmodels:\n  - model: " + base + "\n  - model: " + a + "\nparameters: {t: [0.1, 0.9]}\n";
             case "arcee_fusion" -> "merge_method: arcee_fusion\nbase_model: " + base + "\nmodels:\n  - model: " + base + "\n  - model: " + a + "\n";
             case "sce" -> "merge_method: sce\nbase_model: " + base + "\nmodels:\n  - model: " + a + "\n  - model: " + b + "\nparameters: {select_topk: 0.4}\n";
+            // every step taken: each chunk's iterate kept on the host between passes and copied up again
+            case "karcher" -> "merge_method: karcher\nbase_model: " + base + "\nmodels:\n  - model: " + a + "\n  - model: " + b
+                    + "\nparameters: {max_iter: 4, tol: 0.0}\ndtype: float32\n";
             default -> throw new IllegalArgumentException(method);
         };
     }
@@ -101,7 +104,7 @@ class CudaChunkedMergeTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"ties", "dare_ties", "slerp", "breadcrumbs", "della", "arcee_fusion", "sce"})
+    @ValueSource(strings = {"ties", "dare_ties", "slerp", "breadcrumbs", "della", "arcee_fusion", "sce", "karcher"})
     void aSmallDeviceBudgetGivesTheJavaBackendsBytes(String method) throws IOException {
         assumeTrue(EmulatedDevice.unavailableReason().isEmpty(), () -> EmulatedDevice.unavailableReason().orElse(""));
         String yaml = config(method);

@@ -162,6 +162,32 @@ class IterativeChunkedTest {
         }
     }
 
+    /**
+     * karcher over several chunks, every step taken (tol 0, far inputs): each pass after a step reads
+     * the iterate its chunk kept (docs/methods.md, "Passes over chunks") and renormalises it by that
+     * step's factor, so reading another chunk's iterate, or renormalising by another step's factor or
+     * not at all, changes the bytes. Most steps' factor rounds to 1f; these inputs were picked for
+     * two of ten steps whose factor does not. Chunks of 1000 (4, the last of one element), 377 (8,
+     * the last of 362) and one for all (the iterate kept in the scratch tile), on one and three
+     * threads and the native ops.
+     */
+    @Test
+    void karcherReadsEachChunksKeptIterate() {
+        Case c = new Case("karcher", m("max_iter", 10.0, "tol", 0.0), none(2), new long[] {3001}, DType.F32, DType.F32, 1, Kind.FAR, -1, false);
+        try (Arena arena = Arena.ofConfined()) {
+            Setup s = setup(c, arena);
+            byte[] expect = wholeTensor(c, s);
+            for (Backend be : chunkBackends()) {
+                for (long chunk : new long[] {1000, 377, 1L << 20}) {
+                    Run r = chunked(be.chunkOps().orElseThrow(), c, s, chunk);
+                    same(expect, r.bytes(), c.out(), be.name() + " (" + be + ") chunks of " + chunk);
+                    // ‖x_i‖, the mean's norm, then three passes for each of the 10 steps
+                    assertEquals(2 + 3 * 10, r.passes(), "every step taken");
+                }
+            }
+        }
+    }
+
     /** Multislerp with three models whose unit mean is zero: the same one-line error on both paths, naming the tensor. */
     @Test
     void multislerpRefusesAZeroMeanOfThreeOnBothPaths() {
