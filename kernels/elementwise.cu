@@ -67,3 +67,44 @@ extern "C" __global__ void mf_delta_variance(float* const* xs, const float* base
         var[i] = acc;
     }
 }
+
+// Multislerp's per-element steps (docs/methods.md, "multislerp"; mo_sphere in native/include/mergeops.h):
+// p holds mw[k], us[k], d[k], w[k], then ms, c, so, g. With hasBase, xs[j][i] -= base[i] in place;
+// m = (mw0*x0) + ... left to right; from level 1: m = ms*m, x_j = us_j*x_j; from level 2:
+// x_j = (1*x_j) + ((-d_j)*m), T = (w0*x0) + ..., tangent[i] = T (tangent may be xs[0]); level 3:
+// r = c*m, r = (1*r) + (so*T), r = g*r, r = base + r (with a base). mean[i] = m (or r). mean aliases nothing.
+extern "C" __global__ void mf_sphere(float* const* xs, const float* base, int hasBase, int k, int level, const float* p,
+                                     float* mean, float* tangent, long long n) {
+    MF_FOR(i, n) {
+        float m = 0.0f;
+        for (int j = 0; j < k; j++) {
+            float x = xs[j][i];
+            if (hasBase) {
+                x = __fsub_rn(x, base[i]);
+                xs[j][i] = x;
+            }
+            float q = __fmul_rn(p[j], x);
+            m = j == 0 ? q : __fadd_rn(m, q);
+        }
+        if (level >= 1) {
+            m = __fmul_rn(p[4 * k], m);
+            for (int j = 0; j < k; j++) xs[j][i] = __fmul_rn(p[k + j], xs[j][i]);
+        }
+        float t = 0.0f;
+        if (level >= 2) {
+            for (int j = 0; j < k; j++) {
+                float x = __fadd_rn(__fmul_rn(1.0f, xs[j][i]), __fmul_rn(-p[2 * k + j], m));
+                xs[j][i] = x;
+                float q = __fmul_rn(p[3 * k + j], x);
+                t = j == 0 ? q : __fadd_rn(t, q);
+            }
+            tangent[i] = t;
+        }
+        if (level >= 3) {
+            float r = __fadd_rn(__fmul_rn(1.0f, __fmul_rn(p[4 * k + 1], m)), __fmul_rn(p[4 * k + 2], t));
+            r = __fmul_rn(p[4 * k + 3], r);
+            m = hasBase ? __fadd_rn(base[i], r) : r;
+        }
+        mean[i] = m;
+    }
+}

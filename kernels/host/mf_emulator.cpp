@@ -52,7 +52,7 @@ Entry* find(const std::string& name) {
         {"mf_store_bf16", entry(mf_store_bf16, false)}, {"mf_store_f16", entry(mf_store_f16, false)},
         {"mf_sub", entry(mf_sub, false)}, {"mf_add", entry(mf_add, false)}, {"mf_scale", entry(mf_scale, false)},
         {"mf_div_scalar", entry(mf_div_scalar, false)}, {"mf_axpy", entry(mf_axpy, false)}, {"mf_lerp", entry(mf_lerp, false)},
-        {"mf_weighted_sum", entry(mf_weighted_sum, false)}, {"mf_delta_variance", entry(mf_delta_variance, false)},
+        {"mf_weighted_sum", entry(mf_weighted_sum, false)}, {"mf_delta_variance", entry(mf_delta_variance, false)}, {"mf_sphere", entry(mf_sphere, false)},
         {"mf_block_sum_abs", entry(mf_block_sum_abs, true)}, {"mf_block_sum_squares", entry(mf_block_sum_squares, true)},
         {"mf_block_dot", entry(mf_block_dot, true)},
         {"mf_philox_drop", entry(mf_philox_drop, false)},

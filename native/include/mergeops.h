@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 6
+#define MO_ABI_VERSION 7
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -61,6 +61,12 @@
 #define MO_REDUCE_SUM_ABS 0
 #define MO_REDUCE_SUM_SQUARES 1
 #define MO_REDUCE_DOT 2
+
+/* Levels of mo_sphere: the last of multislerp's per-element steps it runs. */
+#define MO_SPHERE_MEAN 0
+#define MO_SPHERE_UNITS 1
+#define MO_SPHERE_TANGENTS 2
+#define MO_SPHERE_RESULT 3
 
 /* Input-channel axes of mo_relax. */
 #define MO_AXIS_COLUMNS 0
@@ -118,6 +124,18 @@ int32_t mo_weighted_sum(const float *const *xs, const float *w, int32_t k, float
    mean = (1/k) * (tau_0 + tau_1 + ...) left to right; var[i] = (tau_0 - mean)^2 + (tau_1 - mean)^2 + ...
    left to right, each square rounded. base may be NULL (xs are tau already); k >= 1; var aliases no input. */
 int32_t mo_delta_variance(float *const *xs, const float *base, int32_t k, float *var, int64_t n, int32_t threads);
+
+/* Multislerp's per-element steps in one sweep (docs/methods.md, "multislerp"; SphereSteps), each op
+   rounded as the separate ops round it. p holds mw[k], us[k], d[k], w[k], then ms, c, so, g:
+     x_j  = x_j - base[i]                              (in place; only when base != NULL)
+     m    = (mw[0]*x_0) + (mw[1]*x_1) + ... left to right                       (level MEAN)
+     m    = ms*m; x_j = us[j]*x_j                                              (level UNITS)
+     x_j  = (1*x_j) + ((-d[j])*m); T = (w[0]*x_0) + (w[1]*x_1) + ...           (level TANGENTS)
+     r    = c*m; r = (1*r) + (so*T); r = g*r; r = base[i] + r (with a base); m = r  (level RESULT)
+   The xs keep the last x_j, tangent[i] = T (from TANGENTS on; tangent may be xs[0], which then
+   holds T; NULL below TANGENTS), mean[i] = m. mean aliases nothing; k >= 1. */
+int32_t mo_sphere(float *const *xs, const float *base, int32_t k, int32_t level, const float *p, float *mean, float *tangent,
+                  int64_t n, int32_t threads);
 
 /* out[i] = ((1-t)*a[i]) + (t*b[i]) */
 void mo_lerp(const float *a, const float *b, float t, float *out, int64_t n, int32_t threads);

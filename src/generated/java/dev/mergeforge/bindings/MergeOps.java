@@ -68,10 +68,10 @@ public class MergeOps {
     public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
             .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
-    private static final int MO_ABI_VERSION = (int)6L;
+    private static final int MO_ABI_VERSION = (int)7L;
     /**
      * {@snippet lang=c :
-     * #define MO_ABI_VERSION 6
+     * #define MO_ABI_VERSION 7
      * }
      */
     public static int MO_ABI_VERSION() {
@@ -310,6 +310,42 @@ public class MergeOps {
      */
     public static int MO_REDUCE_DOT() {
         return MO_REDUCE_DOT;
+    }
+    private static final int MO_SPHERE_MEAN = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_SPHERE_MEAN 0
+     * }
+     */
+    public static int MO_SPHERE_MEAN() {
+        return MO_SPHERE_MEAN;
+    }
+    private static final int MO_SPHERE_UNITS = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_SPHERE_UNITS 1
+     * }
+     */
+    public static int MO_SPHERE_UNITS() {
+        return MO_SPHERE_UNITS;
+    }
+    private static final int MO_SPHERE_TANGENTS = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_SPHERE_TANGENTS 2
+     * }
+     */
+    public static int MO_SPHERE_TANGENTS() {
+        return MO_SPHERE_TANGENTS;
+    }
+    private static final int MO_SPHERE_RESULT = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * #define MO_SPHERE_RESULT 3
+     * }
+     */
+    public static int MO_SPHERE_RESULT() {
+        return MO_SPHERE_RESULT;
     }
     private static final int MO_AXIS_COLUMNS = (int)0L;
     /**
@@ -1196,6 +1232,72 @@ public class MergeOps {
                 traceDowncall("mo_delta_variance", xs, base, k, var, n, threads);
             }
             return (int)mh$.invokeExact(xs, base, k, var, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_sphere {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_sphere");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_sphere(float *const *xs, const float *base, int32_t k, int32_t level, const float *p, float *mean, float *tangent, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_sphere$descriptor() {
+        return mo_sphere.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_sphere(float *const *xs, const float *base, int32_t k, int32_t level, const float *p, float *mean, float *tangent, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_sphere$handle() {
+        return mo_sphere.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_sphere(float *const *xs, const float *base, int32_t k, int32_t level, const float *p, float *mean, float *tangent, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_sphere$address() {
+        return mo_sphere.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_sphere(float *const *xs, const float *base, int32_t k, int32_t level, const float *p, float *mean, float *tangent, int64_t n, int32_t threads)
+     * }
+     */
+    public static int mo_sphere(MemorySegment xs, MemorySegment base, int k, int level, MemorySegment p, MemorySegment mean, MemorySegment tangent, long n, int threads) {
+        var mh$ = mo_sphere.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_sphere", xs, base, k, level, p, mean, tangent, n, threads);
+            }
+            return (int)mh$.invokeExact(xs, base, k, level, p, mean, tangent, n, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -123,6 +123,18 @@ public interface ChunkOps {
         if (base != null && base.size() != var.size()) throw new IllegalArgumentException("size mismatch: " + base + " vs " + var);
     }
 
+    /**
+     * Multislerp's per-element steps in one sweep (docs/methods.md, "multislerp"): with {@code base},
+     * x_j = x_j − base in place; then the steps of {@link SphereSteps} up to its level, each float32 op
+     * as {@link #sub}, {@link #weightedSum}, {@link #scale} and {@link #add} compute it, so the bits of
+     * those ops run one after another. Afterwards the xs hold the last x_j the steps made (task
+     * vectors, units or tangents), {@code tangent} (from {@link SphereSteps.Level#TANGENTS} on; it may
+     * be xs[0], which then holds T) the weighted sum of the tangents, and {@code mean} the mean (or,
+     * at {@link SphereSteps.Level#RESULT}, the merged values). {@code mean} aliases no other tile;
+     * checked by {@link SphereLoops#check} on every backend.
+     */
+    void sphere(Tile base, List<Tile> xs, SphereSteps steps, Tile mean, Tile tangent);
+
     /** As {@link Backend#lerp}. */
     void lerp(Tile a, Tile b, float t, Tile out);
 

@@ -10,6 +10,8 @@ import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.RankWindow;
+import dev.mergeforge.backend.SphereLoops;
+import dev.mergeforge.backend.SphereSteps;
 import dev.mergeforge.backend.Reductions;
 import dev.mergeforge.backend.java.JavaChunkOps;
 import dev.mergeforge.errors.ConfigException;
@@ -302,6 +304,26 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
                 DeviceBuffer ptrs = op.keep(ops.pointerArray(dx)), dv = op.write(var);
                 // without a base the kernel never reads its base argument
                 dev.launch(Kernel.DELTA_VARIANCE, DeviceOps.grid(n, THREADS), THREADS, ptrs, db == null ? dv : db, base == null ? 0 : 1, xs.size(), dv, n);
+            }
+        }
+    }
+
+    @Override
+    public void sphere(Tile base, List<Tile> xs, SphereSteps steps, Tile mean, Tile tangent) {
+        SphereLoops.check(base, xs, steps, mean, tangent);
+        long n = mean.size();
+        if (n == 0) return;
+        boolean tangents = steps.level().compareTo(SphereSteps.Level.TANGENTS) >= 0;
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer db = base == null ? null : op.read(base);
+                List<DeviceBuffer> dx = new java.util.ArrayList<>(xs.size());
+                for (Tile t : xs) dx.add(op.update(t));
+                DeviceBuffer ptrs = op.keep(ops.pointerArray(dx)), dp = op.keep(ops.floatArray(steps.packed()));
+                DeviceBuffer dm = op.write(mean), dt = tangents ? op.write(tangent) : dm;
+                // without a base (below TANGENTS: without a tangent) the kernel never reads that argument
+                dev.launch(Kernel.SPHERE, DeviceOps.grid(n, THREADS), THREADS, ptrs, db == null ? dm : db, base == null ? 0 : 1, xs.size(),
+                        steps.level().ordinal(), dp, dm, dt, n);
             }
         }
     }

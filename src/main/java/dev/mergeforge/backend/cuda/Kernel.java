@@ -17,6 +17,7 @@ enum Kernel {
     LERP("elementwise", "mf_lerp", "ppffpl"),
     WEIGHTED_SUM("elementwise", "mf_weighted_sum", "ppipl"),
     DELTA_VARIANCE("elementwise", "mf_delta_variance", "ppiipl"),
+    SPHERE("elementwise", "mf_sphere", "ppiiipppl"),
     BLOCK_SUM_ABS("reduce", "mf_block_sum_abs", "plpl", 64),
     BLOCK_SUM_SQUARES("reduce", "mf_block_sum_squares", "plpl", 64),
     BLOCK_DOT("reduce", "mf_block_dot", "pplpl", 64),

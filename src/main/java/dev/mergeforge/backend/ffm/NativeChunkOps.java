@@ -10,6 +10,8 @@ import dev.mergeforge.backend.KeepBitLoops;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.Reductions;
+import dev.mergeforge.backend.SphereLoops;
+import dev.mergeforge.backend.SphereSteps;
 import dev.mergeforge.bindings.MergeOps;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Shape;
@@ -145,6 +147,23 @@ final class NativeChunkOps implements HostChunkOps {
             MemorySegment b = base == null ? MemorySegment.NULL : st.in(base.data(), n * F32, "deltaVariance base");
             NativeBackend.ok(MergeOps.mo_delta_variance(st.addresses(segs), b, segs.length, st.out(var.data(), n * F32, "deltaVariance var"),
                     n, nb.nativeThreads()), "deltaVariance");
+            st.commit();
+        }
+    }
+
+    @Override
+    public void sphere(Tile base, List<Tile> xs, SphereSteps steps, Tile mean, Tile tangent) {
+        SphereLoops.check(base, xs, steps, mean, tangent);
+        long n = mean.size();
+        boolean tangents = steps.level().compareTo(SphereSteps.Level.TANGENTS) >= 0;
+        try (Staging st = new Staging()) {
+            MemorySegment[] segs = new MemorySegment[xs.size()];
+            for (int j = 0; j < segs.length; j++) segs[j] = st.inOut(xs.get(j).data(), n * F32, "sphere input " + j);
+            MemorySegment b = base == null ? MemorySegment.NULL : st.in(base.data(), n * F32, "sphere base");
+            // a tangent tile that is the first input shares its staged copy
+            MemorySegment t = !tangents ? MemorySegment.NULL : tangent == xs.getFirst() ? segs[0] : st.out(tangent.data(), n * F32, "sphere tangent");
+            NativeBackend.ok(MergeOps.mo_sphere(st.addresses(segs), b, segs.length, steps.level().ordinal(), st.floats(steps.packed()),
+                    st.out(mean.data(), n * F32, "sphere mean"), t, n, nb.nativeThreads()), "sphere");
             st.commit();
         }
     }

@@ -13,6 +13,8 @@ import dev.mergeforge.backend.Philox;
 import dev.mergeforge.backend.PortableOps;
 import dev.mergeforge.backend.RankWindow;
 import dev.mergeforge.backend.Reductions;
+import dev.mergeforge.backend.SphereLoops;
+import dev.mergeforge.backend.SphereSteps;
 import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.DType;
 import dev.mergeforge.tensor.Floats;
@@ -189,6 +191,12 @@ public final class JavaChunkOps implements HostChunkOps {
                 o.setAtIndex(F, i, acc);
             }
         });
+    }
+
+    @Override
+    public void sphere(Tile base, List<Tile> xs, SphereSteps steps, Tile mean, Tile tangent) {
+        SphereLoops.check(base, xs, steps, mean, tangent);
+        par.forRange(mean.size(), (lo, hi) -> SphereLoops.run(base, xs, steps, mean, tangent, lo, hi));
     }
 
     @Override

@@ -3,6 +3,7 @@ package dev.mergeforge.merge.methods;
 import dev.mergeforge.backend.Backend;
 import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
+import dev.mergeforge.backend.SphereSteps;
 import dev.mergeforge.errors.ConfigException;
 import dev.mergeforge.merge.MergeContext;
 import dev.mergeforge.merge.MergeInputs;
@@ -132,7 +133,10 @@ public record MultiSlerp(boolean normalizeWeights, double eps) implements Chunke
     /**
      * The same maths as passes over chunks: ‖x_i‖; ‖Σ w_i x_i/(‖x_i‖+eps)‖; the dots u_i·m; ‖T‖; then
      * the combine. No pass keeps a whole-tensor vector: each recomputes its chunk of m, the u_i and T
-     * from the chunk's inputs with the scalars found so far, by the ops of {@code merge} in its order.
+     * from the chunk's inputs with the scalars found so far, by the ops of {@code merge} in its order —
+     * those after the norms in one sweep of the chunk ({@link ChunkOps#sphere}, the same bits as the
+     * separate ops; docs/methods.md, "multislerp"). A tensor of one chunk ends from the tiles the ‖T‖
+     * pass (or, falling back, the mean's pass) left.
      */
     @Override
     public ChunkProgram program(TensorSetup in) {
@@ -142,7 +146,7 @@ public record MultiSlerp(boolean normalizeWeights, double eps) implements Chunke
         boolean hasBase = in.hasBase();
         float[] w = weights(in.params(), idx);
         double[] norms = new double[n];
-        float[] wu = new float[n], dots = new float[n];
+        float[] wu = new float[n], unit = new float[n], dots = new float[n];
         // [‖m‖ of the mean, ‖T‖ + eps]; whether the mean is ~0 (the fallback)
         double[] found = new double[2];
         boolean[] fallback = new boolean[1];
@@ -152,13 +156,16 @@ public record MultiSlerp(boolean normalizeWeights, double eps) implements Chunke
             List<Tile> x = vectors(ops, c, idx, hasBase);
             for (int i = 0; i < n; i++) ops.sumSquares(x.get(i), c.offset(), acc[i]);
         }, () -> {
-            for (int i = 0; i < n; i++) norms[i] = Math.sqrt(acc[i].value());
+            for (int i = 0; i < n; i++) {
+                norms[i] = Math.sqrt(acc[i].value());
+                unit[i] = unitScale(norms[i]);
+            }
             System.arraycopy(unitWeights(w, norms), 0, wu, 0, n);
         });
         ChunkProgram.Pass meanPass = pass(() -> true, acc, (ops, c) -> {
             // ‖Σ w_i x_i/(‖x_i‖+eps)‖²
             Tile m = c.scratch(0);
-            ops.weightedSum(vectors(ops, c, idx, hasBase), wu, m);
+            ops.sphere(hasBase ? c.base() : null, models(c, idx), SphereSteps.mean(wu), m, null);
             ops.sumSquares(m, c.offset(), acc[0]);
         }, () -> {
             found[0] = Math.sqrt(acc[0].value());
@@ -166,35 +173,63 @@ public record MultiSlerp(boolean normalizeWeights, double eps) implements Chunke
         });
         ChunkProgram.Pass dotsPass = pass(() -> !fallback[0], acc, (ops, c) -> {
             // u_i·m
-            List<Tile> x = vectors(ops, c, idx, hasBase);
-            Tile m = mean(ops, x, wu, found[0], c.scratch(0));
-            for (int i = 0; i < n; i++) {
-                ops.scale(x.get(i), unitScale(norms[i]), x.get(i));
-                ops.dot(x.get(i), m, c.offset(), acc[i]);
-            }
+            List<Tile> u = models(c, idx);
+            Tile m = c.scratch(0);
+            ops.sphere(hasBase ? c.base() : null, u, SphereSteps.units(wu, meanScale(found[0]), unit), m, null);
+            for (int i = 0; i < n; i++) ops.dot(u.get(i), m, c.offset(), acc[i]);
         }, () -> { for (int i = 0; i < n; i++) dots[i] = (float) acc[i].value(); });
         ChunkProgram.Pass tangentPass = pass(() -> !fallback[0], acc, (ops, c) -> {
-            // ‖T‖²
-            List<Tile> x = vectors(ops, c, idx, hasBase);
-            ops.sumSquares(tangent(ops, x, mean(ops, x, wu, found[0], c.scratch(0)), norms, dots, w), c.offset(), acc[0]);
+            // ‖T‖², T in the first model's tile
+            List<Tile> x = models(c, idx);
+            ops.sphere(hasBase ? c.base() : null, x, SphereSteps.tangents(wu, meanScale(found[0]), unit, dots, w), c.scratch(0), x.getFirst());
+            ops.sumSquares(x.getFirst(), c.offset(), acc[0]);
         }, () -> found[1] = Math.sqrt(acc[0].value()) + eps);
-        return new ChunkProgram(1, 1, List.of(normsPass, meanPass, dotsPass, tangentPass), (ops, c, out) -> {
-            List<Tile> x = vectors(ops, c, idx, hasBase);
-            if (fallback[0]) {
-                // fallback: Σ w_i x_i (+ θ₀)
-                ops.weightedSum(x, w, out);
-            } else {
-                Tile m = mean(ops, x, wu, found[0], out);
-                Tile t = tangent(ops, x, m, norms, dots, w);
-                double tn = found[1];
-                // r = m cos‖T‖ + T sin‖T‖/‖T‖
-                ops.scale(m, (float) Math.cos(tn), out);
-                ops.weightedSum(List.of(out, t), new float[] {1f, (float) (Math.sin(tn) / tn)}, out);
-                // r = r · Σ w_i ‖x_i‖
-                ops.scale(out, (float) weightedNorm(norms, w), out);
+        return new ChunkProgram(1, 1, List.of(normsPass, meanPass, dotsPass, tangentPass), new ChunkProgram.Resumable() {
+            @Override public void chunk(ChunkOps ops, Chunk c, Tile out) {
+                if (fallback[0]) {
+                    // fallback: Σ w_i x_i (+ θ₀)
+                    ops.weightedSum(vectors(ops, c, idx, hasBase), w, out);
+                    if (hasBase) ops.add(c.base(), out, out);
+                    return;
+                }
+                // r = (m cos‖T‖ + T sin‖T‖/‖T‖) · Σ w_i ‖x_i‖ (+ θ₀)
+                List<Tile> x = models(c, idx);
+                SphereSteps steps = SphereSteps.tangents(wu, meanScale(found[0]), unit, dots, w).result(cosT(found[1]), sinOverT(found[1]),
+                        (float) weightedNorm(norms, w));
+                ops.sphere(hasBase ? c.base() : null, x, steps, out, x.getFirst());
             }
-            if (hasBase) ops.add(c.base(), out, out);
+
+            /** The tiles of a one-chunk tensor hold m (scratch) and T (first model) after the ‖T‖ pass, the x_i after the mean's. */
+            @Override public boolean canResume() { return true; }
+
+            @Override public void resume(ChunkOps ops, Chunk c, Tile out) {
+                if (fallback[0]) {
+                    // fallback: Σ w_i x_i (+ θ₀), the mean's pass having made the x_i
+                    ops.weightedSum(models(c, idx), w, out);
+                } else {
+                    // r = m cos‖T‖; r = r + T sin‖T‖/‖T‖; r = r · Σ w_i ‖x_i‖ (the sphere's last step as separate ops)
+                    ops.scale(c.scratch(0), cosT(found[1]), out);
+                    ops.weightedSum(List.of(out, c.model(idx[0])), new float[] {1f, sinOverT(found[1])}, out);
+                    ops.scale(out, (float) weightedNorm(norms, w), out);
+                }
+                if (hasBase) ops.add(c.base(), out, out);
+            }
         });
+    }
+
+    /** 1/‖m‖, the factor that normalises the mean. */
+    private static float meanScale(double meanNorm) { return (float) (1 / meanNorm); }
+
+    private static float cosT(double tn) { return (float) Math.cos(tn); }
+
+    /** sin‖T‖/‖T‖ (‖T‖ + eps, never 0 with eps > 0). */
+    private static float sinOverT(double tn) { return (float) (Math.sin(tn) / tn); }
+
+    /** The models' chunk tiles in the order of idx (θ_i, or what the pass before left in them). */
+    private static List<Tile> models(Chunk c, int[] idx) {
+        List<Tile> x = new ArrayList<>(idx.length);
+        for (int j : idx) x.add(c.model(j));
+        return x;
     }
 
     /** A reduction pass whose sums start fresh in {@code acc} each time it runs. */
@@ -222,24 +257,5 @@ public record MultiSlerp(boolean normalizeWeights, double eps) implements Chunke
             x.add(v);
         }
         return x;
-    }
-
-    /** m = Σ w_i x_i/(‖x_i‖+eps), normalised, into {@code m}. */
-    private static Tile mean(ChunkOps ops, List<Tile> x, float[] wu, double meanNorm, Tile m) {
-        ops.weightedSum(x, wu, m);
-        ops.scale(m, (float) (1 / meanNorm), m);
-        return m;
-    }
-
-    /** T = Σ w_i (u_i − (u_i·m) m), in the first model's chunk (the x_i become the tangents). */
-    private Tile tangent(ChunkOps ops, List<Tile> x, Tile m, double[] norms, float[] dots, float[] w) {
-        for (int i = 0; i < x.size(); i++) {
-            Tile u = x.get(i);
-            // u_i = x_i / (‖x_i‖ + eps); t_i = u_i − (u_i·m) m  (axpy as weightedSum(y, x; 1, α): the same rounding)
-            ops.scale(u, unitScale(norms[i]), u);
-            ops.weightedSum(List.of(u, m), new float[] {1f, -dots[i]}, u);
-        }
-        ops.weightedSum(x, w, x.get(0));
-        return x.get(0);
     }
 }

@@ -5,6 +5,7 @@ import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.RankWindow;
+import dev.mergeforge.backend.SphereSteps;
 import dev.mergeforge.backend.java.JavaChunkOps;
 import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.merge.chunk.RankSelection;
@@ -153,6 +154,13 @@ class CudaChunkOpsTest {
             same("electSign", (o, t) -> o.electSign(t.subList(0, 3), t.get(3)), w, b, a);
             same("deltaVariance", (o, t) -> o.deltaVariance(t.get(0), t.subList(1, 4), t.get(4)), a, b, w, a);
             same("deltaVariance without a base", (o, t) -> o.deltaVariance(null, t.subList(0, 2), t.get(2)), w, b);
+            SphereSteps tangents = SphereSteps.tangents(new float[] {0.75f, -1.3f}, 0.37f, new float[] {3.1e-4f, 17f}, new float[] {0.2f, -0.9f},
+                    new float[] {0.5f, 1.5f});
+            for (SphereSteps s : List.of(SphereSteps.mean(new float[] {0.75f, -1.3f}), SphereSteps.units(new float[] {0.75f, -1.3f}, 0.37f,
+                    new float[] {3.1e-4f, 17f}), tangents, tangents.result(0.83f, 0.61f, 7.5f))) {
+                same("sphere " + s.level(), (o, t) -> o.sphere(t.get(0), t.subList(1, 3), s, t.get(4), t.get(3)), a, b, w, a);
+                same("sphere " + s.level() + " without a base, tangent in the first input", (o, t) -> o.sphere(null, t.subList(0, 2), s, t.get(2), t.get(0)), b, w);
+            }
             for (boolean norm : new boolean[] {false, true}) {
                 same("disjointMerge " + norm, (o, t) -> o.disjointMerge(t.subList(0, 3), new float[] {1f, 0.5f, 2f}, t.get(3), norm, t.get(4)),
                         w, b, a, signs(n));

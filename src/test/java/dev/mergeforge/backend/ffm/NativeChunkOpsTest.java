@@ -5,6 +5,7 @@ import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.Parallel;
 import dev.mergeforge.backend.RankWindow;
+import dev.mergeforge.backend.SphereSteps;
 import dev.mergeforge.backend.ffm.NativeFixtures.Case;
 import dev.mergeforge.backend.java.JavaChunkOps;
 import dev.mergeforge.bindings.MergeOps;
@@ -158,6 +159,29 @@ class NativeChunkOpsTest {
                 (k, t) -> k.deltaVariance(t[0], List.of(t[1], t[2], t[3]), t[4]));
         same(c, "deltaVariance of 1", new float[][] {base, a, var}, (k, t) -> k.deltaVariance(t[0], List.of(t[1]), t[2]));
         same(c, "deltaVariance of τ", new float[][] {a, b, d, var}, (k, t) -> k.deltaVariance(null, List.of(t[0], t[1], t[2]), t[3]));
+    }
+
+    @ParameterizedTest @MethodSource("cases")
+    void sphere(Case c) {
+        // NaN, ±inf and subnormals in one input of each call: every NaN an element meets then has one payload
+        // (which of two NaN operands x86 propagates is not pinned, docs/native.md)
+        float[] base = special(c.n() * 7, c.n()), a = random(c.n() * 7 + 1, c.n()), b = random(c.n() * 7 + 2, c.n());
+        float[] d = random(c.n() * 7 + 3, c.n()), e = special(c.n() * 7 + 4, c.n()), mean = new float[a.length], tangent = new float[a.length];
+        float[] mw = {0.75f, -1.3f, 2.5e-3f}, us = {3.1e-4f, 17f, -0.5f}, dots = {0.2f, -0.9f, 1e-3f}, w = {0.5f, 0.25f, 1.5f};
+        SphereSteps tangents = SphereSteps.tangents(mw, 0.37f, us, dots, w);
+        for (SphereSteps s : List.of(SphereSteps.mean(mw), SphereSteps.units(mw, 0.37f, us), tangents, tangents.result(0.83f, 0.61f, 7.5f))) {
+            same(c, "sphere " + s.level(), new float[][] {base, a, b, d, mean, tangent},
+                    (k, t) -> k.sphere(t[0], List.of(t[1], t[2], t[3]), s, t[4], t[5]));
+            same(c, "sphere " + s.level() + ", tangent in the first input", new float[][] {base, a, b, d, mean},
+                    (k, t) -> k.sphere(t[0], List.of(t[1], t[2], t[3]), s, t[4], t[1]));
+        }
+        SphereSteps one = SphereSteps.tangents(new float[] {1.7f}, -2f, new float[] {0.3f}, new float[] {0.9f}, new float[] {1f}).result(0.5f, 0.4f, 3f);
+        same(c, "sphere of one without a base", new float[][] {e, mean, tangent}, (k, t) -> k.sphere(null, List.of(t[0]), one, t[1], t[2]));
+        same(c, "sphere of three without a base", new float[][] {e, a, b, mean, tangent},
+                (k, t) -> k.sphere(null, List.of(t[0], t[1], t[2]), tangents.result(-0.2f, 0.99f, 0.125f), t[3], t[4]));
+        // the Java levels are the native ones
+        assertEquals(List.of(MergeOps.MO_SPHERE_MEAN(), MergeOps.MO_SPHERE_UNITS(), MergeOps.MO_SPHERE_TANGENTS(), MergeOps.MO_SPHERE_RESULT()),
+                java.util.Arrays.stream(SphereSteps.Level.values()).map(Enum::ordinal).toList());
     }
 
     private interface Reduce { void run(ChunkOps ops, Tile a, Tile b, long offset, BlockSum acc); }
