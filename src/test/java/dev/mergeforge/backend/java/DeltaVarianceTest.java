@@ -76,9 +76,9 @@ class DeltaVarianceTest {
         for (int n : new int[] {1, 7, 1025, 200_003}) {
             for (int k = 1; k <= 4; k++) {
                 for (boolean withBase : new boolean[] {true, false}) {
-                    float[] base = withBase ? values(r, n) : null;
+                    float[] base = withBase ? FloatValues.of(r, n) : null;
                     List<float[]> xs = new ArrayList<>();
-                    for (int j = 0; j < k; j++) xs.add(values(r, n));
+                    for (int j = 0; j < k; j++) xs.add(FloatValues.of(r, n));
                     List<Tile> tiles = new ArrayList<>();
                     for (float[] x : xs) tiles.add(Tile.ofArray(x.clone()));
                     Tile var = Tile.ofArray(new float[n]);
@@ -97,21 +97,6 @@ class DeltaVarianceTest {
         Tile a = Tile.ofArray(new float[3]), v = Tile.ofArray(new float[2]);
         assertThrows(IllegalArgumentException.class, () -> ops.deltaVariance(null, List.of(a), v));
         assertThrows(IllegalArgumentException.class, () -> ops.deltaVariance(null, List.of(), v));
-    }
-
-    /** Gaussians over many scales, with exact zeros, ±0, infinities and a few repeats. */
-    private static float[] values(SplittableRandom r, int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = switch (r.nextInt(50)) {
-                case 0 -> 0f;
-                case 1 -> -0f;
-                case 2 -> Float.POSITIVE_INFINITY;
-                case 3 -> 1e-40f;
-                default -> (float) (r.nextGaussian() * Math.pow(2, r.nextInt(-30, 20)));
-            };
-        }
-        return v;
     }
 
     private static int[] bits(float[] v) {

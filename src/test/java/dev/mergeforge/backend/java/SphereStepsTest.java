@@ -67,9 +67,9 @@ class SphereStepsTest {
 
     private static void check(SplittableRandom r, int n, int k, boolean withBase, SphereSteps s, boolean ownTangent) {
         String what = "n=" + n + " k=" + k + " base=" + withBase + " " + s.level() + (ownTangent ? " own tangent" : "");
-        float[] base = withBase ? values(r, n) : null;
+        float[] base = withBase ? FloatValues.of(r, n) : null;
         List<float[]> xs = new ArrayList<>();
-        for (int j = 0; j < k; j++) xs.add(values(r, n));
+        for (int j = 0; j < k; j++) xs.add(FloatValues.of(r, n));
         // the fused sweep
         List<Tile> tiles = new ArrayList<>();
         for (float[] x : xs) tiles.add(Tile.ofArray(x.clone()));
@@ -134,21 +134,6 @@ class SphereStepsTest {
         assertThrows(IllegalArgumentException.class, () -> ops.sphere(null, List.of(a, b), SphereSteps.mean(new float[] {1f, 1f}), m, b));
         assertThrows(IllegalArgumentException.class, () -> SphereSteps.units(new float[] {1f, 1f}, 1f, new float[] {1f}));
         assertThrows(IllegalStateException.class, () -> one.result(1f, 1f, 1f));
-    }
-
-    /** Gaussians over many scales, with exact zeros, ±0, infinities and subnormals. */
-    private static float[] values(SplittableRandom r, int n) {
-        float[] v = new float[n];
-        for (int i = 0; i < n; i++) {
-            v[i] = switch (r.nextInt(50)) {
-                case 0 -> 0f;
-                case 1 -> -0f;
-                case 2 -> Float.POSITIVE_INFINITY;
-                case 3 -> 1e-40f;
-                default -> (float) (r.nextGaussian() * Math.pow(2, r.nextInt(-30, 20)));
-            };
-        }
-        return v;
     }
 
     private static int[] bits(Tile t) {

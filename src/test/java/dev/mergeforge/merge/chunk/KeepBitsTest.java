@@ -33,6 +33,7 @@ class KeepBitsTest {
         }
     }
 
+    /** ChunkFile's error, which KeptFloats' files give alike. */
     @Test
     void anUnwritableTmpdirNamesTheFolderAndTheFix(@TempDir Path dir) {
         Parallel par = new Parallel(1);

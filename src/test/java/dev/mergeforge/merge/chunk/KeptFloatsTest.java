@@ -54,24 +54,6 @@ class KeptFloatsTest {
         }
     }
 
-    @Test
-    void anUnwritableTmpdirNamesTheFolderAndTheFix(@TempDir Path dir) {
-        Parallel par = new Parallel(1);
-        String old = System.getProperty("java.io.tmpdir");
-        Path missing = dir.resolve("no-such-folder");
-        System.setProperty("java.io.tmpdir", missing.toString());
-        try (KeptFloats kept = new KeptFloats("model.layers.0.mlp.up_proj.weight")) {
-            UncheckedIOException e = assertThrows(UncheckedIOException.class,
-                    () -> kept.write(new JavaChunkOps(par), 0, 0, Tile.ofArray(new float[] {1f})));
-            String m = e.getMessage();
-            assertTrue(m.contains("model.layers.0.mlp.up_proj.weight") && m.contains(missing.toString()) && m.contains("set java.io.tmpdir"), m);
-            assertTrue(!m.contains("\n"), m);
-        } finally {
-            System.setProperty("java.io.tmpdir", old);
-            par.shutdown();
-        }
-    }
-
     private static float[] read(KeptFloats kept, JavaChunkOps ops, long offset, int n) {
         Tile t = Tile.ofArray(new float[n]);
         kept.read(ops, offset, 0, t);
