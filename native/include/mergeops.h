@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 7
+#define MO_ABI_VERSION 8
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -136,6 +136,21 @@ int32_t mo_delta_variance(float *const *xs, const float *base, int32_t k, float 
    holds T; NULL below TANGENTS), mean[i] = m. mean aliases nothing; k >= 1. */
 int32_t mo_sphere(float *const *xs, const float *base, int32_t k, int32_t level, const float *p, float *mean, float *tangent,
                   int64_t n, int32_t threads);
+
+/* mo_delta_variance's var straight from stored inputs, without their float32 tiles (SCE's passes that
+   need only the variance): with x_j = float32(xs[j][i]) and b = float32(base[i]) (as mo_load converts
+   them; dtypes[j] and base_dtype are MO_DTYPE_*), tau_j = x_j - b when base != NULL, else x_j; then mean
+   and var exactly as mo_delta_variance computes them. k >= 1; var overlaps no input. */
+int32_t mo_stored_variance(const void *const *xs, const int32_t *dtypes, int32_t k, const void *base, int32_t base_dtype,
+                           float *var, int64_t n, int32_t nan_mode, int32_t threads);
+
+/* SCE's combine of task vectors (docs/methods.md, "sce"), the bits of the separate ops in one sweep:
+   sign = (taus[0][i] + taus[1][i] + ...) left to right >= 0 ? +1 : -1 (mo_elect_sign); W_j = w[j] * taus[j][i];
+   acc and div as mo_disjoint_merge keeps them (W_j kept iff its sign equals sign; acc = sum of kept W_j,
+   div = sum of kept w[j], left to right from 0); d = div < floor ? floor : div (clamp to [floor, +inf]);
+   out[i] = base[i] + (acc / d). k >= 1; out overlaps no input. */
+int32_t mo_disjoint_mean(const float *const *taus, const float *w, int32_t k, const float *base, float floor,
+                         float *out, int64_t n, int32_t threads);
 
 /* out[i] = ((1-t)*a[i]) + (t*b[i]) */
 void mo_lerp(const float *a, const float *b, float t, float *out, int64_t n, int32_t threads);

@@ -281,3 +281,95 @@ int32_t mo_relax(const float *base, const float *merged, const float *imp, int64
     mo_parallel_for(n, MO_CHUNK, threads, relax_task, &r);
     return MO_OK;
 }
+
+/* ---------------------------------------------------------------- SCE's combine */
+
+typedef struct {
+    const float *const *taus;
+    const float *w;
+    int32_t k;
+    const float *base;
+    float floor;
+    float *out;
+} mean_t;
+
+/* mo_elect_sign, the scale by w_j, mo_disjoint_merge's and mo_disjoint_divisor's sums, the clamp, the
+   division and the base added, per sub-block in L1: each step the float32 operation its own op makes. */
+INLINE void disjoint_mean_kernel(const mean_t *c, int64_t lo, int64_t hi) {
+    float sign[SUB], acc[SUB], div[SUB];
+    for (int64_t s = lo; s < hi; s += SUB) {
+        int64_t m = hi - s < SUB ? hi - s : SUB;
+        // sign = tau_0 + tau_1 + ... >= 0 ? +1 : -1
+        const float *t0 = c->taus[0] + s;
+        for (int64_t i = 0; i < m; i++) sign[i] = t0[i];
+        for (int32_t j = 1; j < c->k; j++) {
+            const float *tj = c->taus[j] + s;
+            for (int64_t i = 0; i < m; i++) sign[i] = sign[i] + tj[i];
+        }
+        for (int64_t i = 0; i < m; i++) { sign[i] = sign[i] >= 0.0f ? 1.0f : -1.0f; acc[i] = 0.0f; div[i] = 0.0f; }
+        for (int32_t j = 0; j < c->k; j++) {
+            const float *tj = c->taus[j] + s;
+            float wj = c->w[j];
+            // W = w_j * tau_j kept iff sign(W) == sign: acc += W, div += w_j
+            for (int64_t i = 0; i < m; i++) {
+                float v = wj * tj[i];
+                float sv = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
+                int keep = sv == sign[i];
+                float a = acc[i] + v, d = div[i] + wj;
+                acc[i] = keep ? a : acc[i];
+                div[i] = keep ? d : div[i];
+            }
+        }
+        const float *b = c->base + s;
+        float *o = c->out + s;
+        for (int64_t i = 0; i < m; i++) {
+            // d = clamp(div, floor, +inf) (nothing exceeds +inf; NaN is kept); out = base + (acc / d)
+            float d = div[i] < c->floor ? c->floor : div[i];
+            float q = acc[i] / d;
+            o[i] = b[i] + q;
+        }
+    }
+}
+
+static void disjoint_mean_portable(const mean_t *c, int64_t lo, int64_t hi) { disjoint_mean_kernel(c, lo, hi); }
+
+/* The same steps with explicit masks (as disjoint_avx2: the compiler leaves the kept-or-not choices as
+   branches, which a random sign pattern mispredicts), 8 elements at a time; the tail as above. */
+MO_AVX2 static void disjoint_mean_avx2(const mean_t *c, int64_t lo, int64_t hi) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), minus = _mm256_set1_ps(-1.0f);
+    const __m256 floor = _mm256_set1_ps(c->floor);
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        // sign = tau_0 + tau_1 + ... >= 0 ? +1 : -1 (NaN: -1)
+        __m256 s = _mm256_loadu_ps(c->taus[0] + i);
+        for (int32_t j = 1; j < c->k; j++) s = _mm256_add_ps(s, _mm256_loadu_ps(c->taus[j] + i));
+        s = _mm256_blendv_ps(minus, one, _mm256_cmp_ps(s, zero, _CMP_GE_OQ));
+        __m256 acc = zero, div = zero;
+        for (int32_t j = 0; j < c->k; j++) {
+            __m256 wj = _mm256_set1_ps(c->w[j]);
+            __m256 v = _mm256_mul_ps(wj, _mm256_loadu_ps(c->taus[j] + i));
+            __m256 sv = _mm256_or_ps(_mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), one),
+                                     _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), minus));
+            __m256 keep = _mm256_cmp_ps(sv, s, _CMP_EQ_OQ);
+            // acc += W, div += w_j where kept
+            acc = _mm256_blendv_ps(acc, _mm256_add_ps(acc, v), keep);
+            div = _mm256_blendv_ps(div, _mm256_add_ps(div, wj), keep);
+        }
+        // d = div < floor ? floor : div; out = base + (acc / d)
+        __m256 d = _mm256_blendv_ps(div, floor, _mm256_cmp_ps(div, floor, _CMP_LT_OQ));
+        _mm256_storeu_ps(c->out + i, _mm256_add_ps(_mm256_loadu_ps(c->base + i), _mm256_div_ps(acc, d)));
+    }
+    disjoint_mean_kernel(c, i, hi);
+}
+static void disjoint_mean_task(void *c, int w, int64_t lo, int64_t hi) {
+    (void)w;
+    if (mo_use_avx2()) disjoint_mean_avx2(c, lo, hi); else disjoint_mean_portable(c, lo, hi);
+}
+
+int32_t mo_disjoint_mean(const float *const *taus, const float *w, int32_t k, const float *base, float floor,
+                         float *out, int64_t n, int32_t threads) {
+    if (k < 1 || !taus || !w || !base || !out || n < 0) return MO_ERR_ARG;
+    mean_t c = { .taus = taus, .w = w, .k = k, .base = base, .floor = floor, .out = out };
+    mo_parallel_for(n, MO_CHUNK, threads, disjoint_mean_task, &c);
+    return MO_OK;
+}

@@ -154,3 +154,68 @@ int32_t mo_combine_stored(const void *const *srcs, const int32_t *dtypes, int32_
     *nonfinite = __atomic_load_n(&c.nonfinite, __ATOMIC_RELAXED);
     return MO_OK;
 }
+
+/* ---------------------------------------------------------------- SCE's variance from stored bytes */
+
+typedef struct {
+    const void *const *xs;
+    const int32_t *dtypes;
+    int32_t k;
+    const void *base;
+    int32_t base_dtype;
+    float *var;
+    int32_t nan_mode;
+} stored_spread_t;
+
+/* t = float32(x_j) (- b): task vector j of a sub-block, converted again each time it is needed (the
+   stored bytes of a sub-block stay in L1, and k float32 buffers would not). */
+INLINE void task_run(const stored_spread_t *c, int32_t j, const float *b, float *t, int64_t s, int64_t m) {
+    mo_load_run(c->dtypes[j], at(c->xs[j], c->dtypes[j], s), t, m, c->nan_mode);
+    if (c->base) sub_kernel(t, b, m);
+}
+
+/* mo_delta_variance's loop (combine.c) with each tau_j taken from the stored bytes: the sum left to
+   right, mean = inv * sum, then the squares of tau_j - mean added left to right from the first. */
+INLINE void stored_variance_range(const stored_spread_t *c, int64_t lo, int64_t hi) {
+    float b[SUB], t[SUB], sum[SUB], acc[SUB];
+    const float inv = 1.0f / (float)c->k;
+    for (int64_t s = lo; s < hi; s += SUB) {
+        int64_t m = hi - s < SUB ? hi - s : SUB;
+        if (c->base) mo_load_run(c->base_dtype, at(c->base, c->base_dtype, s), b, m, c->nan_mode);
+        // sum = tau_0 + tau_1 + ...
+        task_run(c, 0, b, sum, s, m);
+        for (int32_t j = 1; j < c->k; j++) {
+            task_run(c, j, b, t, s, m);
+            for (int64_t i = 0; i < m; i++) sum[i] = sum[i] + t[i];
+        }
+        // mean = (1/k) * sum
+        for (int64_t i = 0; i < m; i++) sum[i] = inv * sum[i];
+        // var = (tau_0 - mean)^2 + (tau_1 - mean)^2 + ...
+        for (int32_t j = 0; j < c->k; j++) {
+            task_run(c, j, b, t, s, m);
+            if (j == 0) {
+                for (int64_t i = 0; i < m; i++) { float d = t[i] - sum[i]; acc[i] = d * d; }
+            } else {
+                for (int64_t i = 0; i < m; i++) { float d = t[i] - sum[i]; float q = d * d; acc[i] = acc[i] + q; }
+            }
+        }
+        for (int64_t i = 0; i < m; i++) c->var[s + i] = acc[i];
+    }
+}
+
+static void stored_variance_portable(const stored_spread_t *c, int64_t lo, int64_t hi) { stored_variance_range(c, lo, hi); }
+MO_AVX2 static void stored_variance_avx2(const stored_spread_t *c, int64_t lo, int64_t hi) { stored_variance_range(c, lo, hi); }
+
+static void stored_variance_task(void *c, int w, int64_t lo, int64_t hi) {
+    (void)w;
+    if (mo_use_avx2()) stored_variance_avx2(c, lo, hi); else stored_variance_portable(c, lo, hi);
+}
+
+int32_t mo_stored_variance(const void *const *xs, const int32_t *dtypes, int32_t k, const void *base, int32_t base_dtype,
+                           float *var, int64_t n, int32_t nan_mode, int32_t threads) {
+    if (k < 1 || !xs || !dtypes || !var || n < 0 || (base && !mo_dtype_size(base_dtype))) return MO_ERR_ARG;
+    for (int32_t j = 0; j < k; j++) if (!xs[j] || !mo_dtype_size(dtypes[j])) return MO_ERR_ARG;
+    stored_spread_t c = { .xs = xs, .dtypes = dtypes, .k = k, .base = base, .base_dtype = base_dtype, .var = var, .nan_mode = nan_mode };
+    mo_parallel_for(n, MO_CHUNK, threads, stored_variance_task, &c);
+    return MO_OK;
+}

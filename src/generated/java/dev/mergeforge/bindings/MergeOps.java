@@ -68,10 +68,10 @@ public class MergeOps {
     public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
             .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
-    private static final int MO_ABI_VERSION = (int)7L;
+    private static final int MO_ABI_VERSION = (int)8L;
     /**
      * {@snippet lang=c :
-     * #define MO_ABI_VERSION 7
+     * #define MO_ABI_VERSION 8
      * }
      */
     public static int MO_ABI_VERSION() {
@@ -1298,6 +1298,137 @@ public class MergeOps {
                 traceDowncall("mo_sphere", xs, base, k, level, p, mean, tangent, n, threads);
             }
             return (int)mh$.invokeExact(xs, base, k, level, p, mean, tangent, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_stored_variance {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_stored_variance");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_stored_variance(const void *const *xs, const int32_t *dtypes, int32_t k, const void *base, int32_t base_dtype, float *var, int64_t n, int32_t nan_mode, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_stored_variance$descriptor() {
+        return mo_stored_variance.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_stored_variance(const void *const *xs, const int32_t *dtypes, int32_t k, const void *base, int32_t base_dtype, float *var, int64_t n, int32_t nan_mode, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_stored_variance$handle() {
+        return mo_stored_variance.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_stored_variance(const void *const *xs, const int32_t *dtypes, int32_t k, const void *base, int32_t base_dtype, float *var, int64_t n, int32_t nan_mode, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_stored_variance$address() {
+        return mo_stored_variance.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_stored_variance(const void *const *xs, const int32_t *dtypes, int32_t k, const void *base, int32_t base_dtype, float *var, int64_t n, int32_t nan_mode, int32_t threads)
+     * }
+     */
+    public static int mo_stored_variance(MemorySegment xs, MemorySegment dtypes, int k, MemorySegment base, int base_dtype, MemorySegment var, long n, int nan_mode, int threads) {
+        var mh$ = mo_stored_variance.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_stored_variance", xs, dtypes, k, base, base_dtype, var, n, nan_mode, threads);
+            }
+            return (int)mh$.invokeExact(xs, dtypes, k, base, base_dtype, var, n, nan_mode, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_disjoint_mean {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_FLOAT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_disjoint_mean");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_disjoint_mean(const float *const *taus, const float *w, int32_t k, const float *base, float floor, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_disjoint_mean$descriptor() {
+        return mo_disjoint_mean.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_disjoint_mean(const float *const *taus, const float *w, int32_t k, const float *base, float floor, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_disjoint_mean$handle() {
+        return mo_disjoint_mean.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_disjoint_mean(const float *const *taus, const float *w, int32_t k, const float *base, float floor, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_disjoint_mean$address() {
+        return mo_disjoint_mean.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_disjoint_mean(const float *const *taus, const float *w, int32_t k, const float *base, float floor, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static int mo_disjoint_mean(MemorySegment taus, MemorySegment w, int k, MemorySegment base, float floor, MemorySegment out, long n, int threads) {
+        var mh$ = mo_disjoint_mean.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_disjoint_mean", taus, w, k, base, floor, out, n, threads);
+            }
+            return (int)mh$.invokeExact(taus, w, k, base, floor, out, n, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

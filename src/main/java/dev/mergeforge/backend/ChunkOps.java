@@ -135,6 +135,51 @@ public interface ChunkOps {
      */
     void sphere(Tile base, List<Tile> xs, SphereSteps steps, Tile mean, Tile tangent);
 
+    /**
+     * {@link #deltaVariance}'s var straight from stored inputs, for a pass that needs only the variance
+     * (docs/methods.md, "sce"; native: one sweep over the stored bytes, no float32 chunk of any input):
+     * the bits of {@link #reload} of elements [from, from + var.size()) of each xs_j into scratch_j and of
+     * base into a tile b, then deltaVariance(b, scratch, var) (base null: deltaVariance(null, scratch, var)).
+     * No NaN/Inf check: a {@link #load} of the same bytes makes it. {@code scratch}: one tile per input
+     * of var's size, working memory a backend may use; their values afterwards are unspecified. var
+     * aliases no scratch tile.
+     */
+    void storedVariance(TensorView base, List<TensorView> xs, long from, List<Tile> scratch, Tile var);
+
+    /** {@link #storedVariance}'s arguments, checked the same on every backend, with {@link #load}'s message for a range outside a tensor. */
+    static void checkStoredVariance(TensorView base, List<TensorView> xs, long from, List<Tile> scratch, Tile var) {
+        if (xs.isEmpty()) throw new IllegalArgumentException("storedVariance needs at least one input");
+        if (scratch.size() != xs.size()) throw new IllegalArgumentException("storedVariance needs one scratch tile per input: " + scratch.size() + " for " + xs.size());
+        for (Tile t : scratch) {
+            if (t.size() != var.size()) throw new IllegalArgumentException("size mismatch: " + t + " vs " + var);
+            if (t.data().asOverlappingSlice(var.data()).isPresent()) throw new IllegalArgumentException("storedVariance: var aliases a scratch tile");
+        }
+        long n = var.size();
+        for (TensorView v : base == null ? xs : java.util.stream.Stream.concat(java.util.stream.Stream.of(base), xs.stream()).toList()) {
+            if (from < 0 || from + n > v.numel()) throw new IllegalArgumentException("load " + v.name() + " [" + from + ", " + (from + n) + ") of " + v.numel());
+        }
+    }
+
+    /**
+     * SCE's combine of one chunk (docs/methods.md, "sce") in one op, the bits of the separate ops:
+     * electSign(taus, sign); W_j = scale(τ_j, w_j); acc = disjointMerge(W, w, sign, false);
+     * d = disjointDivisor(W, w, sign); d = clamp(d, floor, +∞); out = add(base, div(acc, d)).
+     * {@code taus} and {@code sign} are working memory a backend may use: their values afterwards are
+     * unspecified. {@code out} aliases no input.
+     */
+    void disjointMean(Tile base, List<Tile> taus, float[] w, float floor, Tile sign, Tile out);
+
+    /** {@link #disjointMean}'s arguments, checked the same on every backend. */
+    static void checkDisjointMean(Tile base, List<Tile> taus, float[] w, Tile sign, Tile out) {
+        if (taus.isEmpty() || w.length != taus.size()) throw new IllegalArgumentException("disjointMean needs one weight per task vector: " + w.length + " for " + taus.size());
+        for (Tile t : java.util.stream.Stream.concat(taus.stream(), java.util.stream.Stream.of(base, sign)).toList()) {
+            if (t.size() != out.size()) throw new IllegalArgumentException("size mismatch: " + t + " vs " + out);
+        }
+        for (Tile t : java.util.stream.Stream.concat(taus.stream(), java.util.stream.Stream.of(base, sign)).toList()) {
+            if (t.data().asOverlappingSlice(out.data()).isPresent()) throw new IllegalArgumentException("disjointMean: out aliases an input");
+        }
+    }
+
     /** As {@link Backend#lerp}. */
     void lerp(Tile a, Tile b, float t, Tile out);
 

@@ -185,6 +185,11 @@ public class NativeBackend implements Backend {
     /** The native dtype of {@code src}, after the reference's checks (with its messages) that it is a float tensor of dst's size. */
     private static int loadable(TensorView src, Tile dst) {
         if (src.numel() != dst.size()) throw new IllegalArgumentException("load " + src.name() + ": " + src.numel() + " elements into " + dst);
+        return loadableDType(src);
+    }
+
+    /** The native dtype of {@code src}, after the reference's check (with its message) that it is a float tensor. */
+    static int loadableDType(TensorView src) {
         int dt = nativeDType(src.dtype());
         if (dt < 0) {
             throw new IllegalArgumentException("tensor " + src.name() + " in " + src.source() + " is " + src.dtype()

@@ -137,6 +137,42 @@ final class NativeChunkOps implements HostChunkOps {
 
     @Override public void weightedSum(List<Tile> xs, float[] w, Tile out) { nb.weightedSum(xs, w, out); }
 
+    /** One native sweep over the stored bytes (mo_stored_variance): no float32 chunk of any input is written; scratch stays untouched. */
+    @Override
+    public void storedVariance(TensorView base, List<TensorView> xs, long from, List<Tile> scratch, Tile var) {
+        ChunkOps.checkStoredVariance(base, xs, from, scratch, var);
+        long n = var.size();
+        try (Staging st = new Staging()) {
+            MemorySegment[] segs = new MemorySegment[xs.size()];
+            int[] dtypes = new int[xs.size()];
+            for (int j = 0; j < segs.length; j++) {
+                TensorView x = xs.get(j);
+                dtypes[j] = NativeBackend.loadableDType(x);
+                segs[j] = st.in(slice(x, from, n).data(), n * x.dtype().byteSize(), "tensor " + x.name());
+            }
+            MemorySegment b = base == null ? MemorySegment.NULL : st.in(slice(base, from, n).data(), n * base.dtype().byteSize(), "tensor " + base.name());
+            int bt = base == null ? 0 : NativeBackend.loadableDType(base);
+            NativeBackend.ok(MergeOps.mo_stored_variance(st.addresses(segs), st.ints(dtypes), segs.length, b, bt,
+                    st.out(var.data(), n * F32, "storedVariance var"), n, NativeBackend.nanMode(), nb.nativeThreads()), "storedVariance");
+            st.commit();
+        }
+    }
+
+    /** One native sweep (mo_disjoint_mean): the task vectors and the sign tile are read only, never written. */
+    @Override
+    public void disjointMean(Tile base, List<Tile> taus, float[] w, float floor, Tile sign, Tile out) {
+        ChunkOps.checkDisjointMean(base, taus, w, sign, out);
+        long n = out.size();
+        try (Staging st = new Staging()) {
+            MemorySegment[] segs = new MemorySegment[taus.size()];
+            for (int j = 0; j < segs.length; j++) segs[j] = st.in(taus.get(j).data(), n * F32, "disjointMean task vector " + j);
+            MemorySegment b = st.in(base.data(), n * F32, "disjointMean base");
+            NativeBackend.ok(MergeOps.mo_disjoint_mean(st.addresses(segs), st.floats(w), segs.length, b, floor,
+                    st.out(out.data(), n * F32, "disjointMean out"), n, nb.nativeThreads()), "disjointMean");
+            st.commit();
+        }
+    }
+
     @Override
     public void deltaVariance(Tile base, List<Tile> xs, Tile var) {
         ChunkOps.checkDeltaVariance(base, xs, var);

@@ -70,6 +70,14 @@ public record ChunkProgram(long align, int scratch, List<Pass> reductions, Combi
         /** Visits one chunk. Model tiles may be overwritten; the base tile must not be. */
         void chunk(ChunkOps ops, Chunk c);
 
+        /**
+         * Whether the pass reads its chunks' stored inputs itself ({@link Chunk#stored}) through ops that
+         * fuse the load with their work ({@link ChunkOps#storedVariance}): the runner maps each chunk's
+         * pages in around {@link #chunk} but loads nothing, and the chunk's base and model tiles are
+         * the pass's scratch. Not in a program that streams statistics. False by default.
+         */
+        default boolean readsStored() { return false; }
+
         /** After the last chunk. */
         void end();
 

@@ -173,7 +173,10 @@ public final class ChunkRunner implements AutoCloseable {
         for (ChunkProgram.Pass p : program.reductions()) {
             while (p.needed()) {
                 reductionPasses++;
-                for (long k = 0, nk = chunks(); k < nk; k++) p.chunk(ops, load(k));
+                for (long k = 0, nk = chunks(); k < nk; k++) {
+                    if (p.readsStored()) unloaded(p, k);
+                    else p.chunk(ops, load(k));
+                }
                 p.end();
                 if (!p.again()) break;
             }
@@ -240,6 +243,41 @@ public final class ChunkRunner implements AutoCloseable {
         loads++;
         loaded = new Chunk(off, n, b, ms, ss, fs);
         return loaded;
+    }
+
+    /**
+     * Runs {@code p} over chunk {@code k} without loading it ({@link ChunkProgram.Pass#readsStored}): every
+     * distinct input's pages mapped in around the pass's ops and dropped from this process after, as
+     * {@link #loadFrom} does, and no NaN/Inf check (the first pass that loads the chunk makes it).
+     */
+    private void unloaded(ChunkProgram.Pass p, long k) {
+        if (!stats.isEmpty()) throw new IllegalStateException("a pass reading stored inputs in a program that streams statistics");
+        long off = k * chunk, n = chunkSize(numel, chunk, k);
+        List<TensorView> inputs = new ArrayList<>();
+        if (base != null) inputs.add(base);
+        for (TensorView v : models) if (inputs.stream().noneMatch(w -> w == v)) inputs.add(v);
+        List<MemorySegment> mapped = new ArrayList<>();
+        try {
+            for (TensorView v : inputs) {
+                if (ops.holds(v, off, n)) continue;
+                sources.ready(v, off, n);
+                long es = v.dtype().byteSize();
+                MemorySegment bytes = v.data().asSlice(off * es, n * es);
+                if (!bytes.isMapped()) continue;
+                Madvise.populate(bytes);
+                mapped.add(bytes);
+            }
+            List<Tile> ms = new ArrayList<>(models.size()), ss = new ArrayList<>(scratchTiles.size());
+            for (Tile m : modelTiles) ms.add(view(m, n));
+            for (Tile s : scratchTiles) ss.add(view(s, n));
+            p.chunk(ops, new Chunk(off, n, base == null ? null : view(baseTile, n), ms, ss, List.of(), new Chunk.Stored(base, models)));
+        } finally {
+            for (MemorySegment bytes : mapped) Madvise.dontNeed(bytes);
+        }
+        told(off, n);
+        loads++;
+        // the tiles hold no inputs: a combine never resumes from them
+        loaded = null;
     }
 
     /** Tells {@link #reads} of the elements [off, off + n) of every distinct input, as this pass reads them. */

@@ -14,6 +14,7 @@ import dev.mergeforge.merge.chunk.RankSelection;
 import dev.mergeforge.merge.chunk.TensorSetup;
 import dev.mergeforge.merge.MethodSpec;
 import dev.mergeforge.merge.ParamSpec;
+import dev.mergeforge.tensor.TensorView;
 import dev.mergeforge.tensor.Tile;
 
 import java.util.List;
@@ -113,7 +114,8 @@ public record Sce(double selectTopk) implements ChunkedMethod {
     /**
      * As passes: (with select_topk &lt; 1) the variance's high-bit histogram and its zero count, then
      * the low bits at the k-th variance; the mean squares of the selected task vectors; the combine.
-     * The variance is recomputed from the inputs in the reduction passes; the combine applies what the
+     * The variance is recomputed from the inputs in the reduction passes (the first two from the stored
+     * bytes, loading no chunk: {@link #storedVariance}); the combine applies what the
      * squares pass selected (its keep bits, one per element: {@link KeepBits}) to τ_i, or, on a tensor of
      * one chunk, starts from the selected τ_i the squares pass left in the chunk's tiles.
      */
@@ -137,8 +139,10 @@ public record Sce(double selectTopk) implements ChunkedMethod {
         ChunkProgram.Pass variances = new ChunkProgram.Pass() {
             @Override public boolean needed() { return select; }
 
+            @Override public boolean readsStored() { return true; }
+
             @Override public void chunk(ChunkOps ops, Chunk c) {
-                Tile var = variance(ops, c, idx);
+                Tile var = storedVariance(ops, c, idx);
                 ops.absHistogram(var, -1, high);
                 // exact zeros: the low bits of the elements in high bin 0
                 ops.absHistogram(var, 0, zeroLow);
@@ -157,7 +161,9 @@ public record Sce(double selectTopk) implements ChunkedMethod {
         ChunkProgram.Pass selection = new ChunkProgram.Pass() {
             @Override public boolean needed() { return select && sel[0].needsPasses(); }
 
-            @Override public void chunk(ChunkOps ops, Chunk c) { sel[0].low(ops, variance(ops, c, idx)); }
+            @Override public boolean readsStored() { return true; }
+
+            @Override public void chunk(ChunkOps ops, Chunk c) { sel[0].low(ops, storedVariance(ops, c, idx)); }
 
             @Override public void end() { sel[0].endLow(); }
         };
@@ -210,22 +216,14 @@ public record Sce(double selectTopk) implements ChunkedMethod {
         });
     }
 
-    /** The combine of one chunk from its selected task vectors (overwritten). */
+    /**
+     * The combine of one chunk from its selected task vectors (working memory after), in one op
+     * ({@link ChunkOps#disjointMean}: the bits of electSign, scale, disjointMerge, disjointDivisor, clamp,
+     * div and add as {@link #merge} runs them).
+     */
     private static void combine(ChunkOps ops, Chunk c, List<Tile> tvs, float[] w, Tile out) {
-        int n = tvs.size();
-        Tile sign = c.scratch(0);
-        // s = sign(Σ τ_i)
-        ops.electSign(tvs, sign);
-        // W_i = w_i τ_i
-        for (int i = 0; i < n; i++) ops.scale(tvs.get(i), w[i], tvs.get(i));
-        // Δ = Σ kept W_i / max(Σ kept w_i, 1e-6)
-        ops.disjointMerge(tvs, w, sign, false, out);
-        Tile div = tvs.getFirst();
-        ops.disjointDivisor(tvs, w, sign, div);
-        ops.clamp(div, 1e-6f, Float.POSITIVE_INFINITY, div);
-        ops.div(out, div, out);
-        // θ = θ₀ + Δ
-        ops.add(c.base(), out, out);
+        // s = sign(Σ τ_i); W_i = w_i τ_i; θ = θ₀ + Σ kept W_i / max(Σ kept w_i, 1e-6)
+        ops.disjointMean(c.base(), tvs, w, 1e-6f, c.scratch(0), out);
     }
 
     /** τ_i = θ_i − θ₀ of one chunk, in place in the model chunks. */
@@ -249,6 +247,19 @@ public record Sce(double selectTopk) implements ChunkedMethod {
     private static Tile variance(ChunkOps ops, Chunk c, int[] idx) {
         Tile var = c.scratch(0);
         ops.deltaVariance(c.base(), models(c, idx), var);
+        return var;
+    }
+
+    /**
+     * {@link #variance}'s bits for a chunk left unloaded ({@link ChunkProgram.Pass#readsStored}), into
+     * scratch 0 straight from the stored inputs ({@link ChunkOps#storedVariance}; the model tiles are its
+     * scratch): the two passes that need only the variance read no float32 chunk of an input.
+     */
+    private static Tile storedVariance(ChunkOps ops, Chunk c, int[] idx) {
+        Tile var = c.scratch(0);
+        List<TensorView> xs = new java.util.ArrayList<>(idx.length);
+        for (int j : idx) xs.add(c.stored().models().get(j));
+        ops.storedVariance(c.stored().base(), xs, c.offset(), models(c, idx), var);
         return var;
     }
 

@@ -166,6 +166,39 @@ class CudaChunkOpsTest {
                         w, b, a, signs(n));
             }
             same("disjointDivisor", (o, t) -> o.disjointDivisor(t.subList(0, 3), new float[] {1f, 0.5f, 2f}, t.get(3), t.get(4)), w, b, a, signs(n));
+            // SCE's combine: base, three task vectors, the sign tile, out
+            same("disjointMean", (o, t) -> o.disjointMean(t.get(0), t.subList(1, 4), new float[] {0.25f, 0f, 0.75f}, 1e-6f, t.get(4), t.get(5)),
+                    a, w, b, a, signs(n));
+        }
+    }
+
+    /** SCE's variance from stored bytes of every float dtype, at an offset, with and without a base: the variance and the working tiles as the reference leaves them. */
+    @Test
+    void storedVarianceReadsEveryDtype() {
+        List<DType> dtypes = List.of(DType.BF16, DType.F16, DType.F32, DType.F64);
+        for (long n : SIZES) {
+            long off = 5, len = n + off;
+            List<TensorView> views = new ArrayList<>();
+            for (int j = 0; j < 4; j++) {
+                DType dt = dtypes.get(j);
+                MemorySegment bytes = arena.allocate(len * dt.byteSize(), 8);
+                ref.store(Tile.ofArray(data(len, n * 4 + j, j != 1)), dt, bytes);
+                views.add(new TensorView("t" + j, dt, Shape.of(len), bytes, "test"));
+            }
+            for (boolean withBase : new boolean[] {true, false}) {
+                TensorView base = withBase ? views.getFirst() : null;
+                List<TensorView> xs = views.subList(1, 4);
+                List<Tile> js = new ArrayList<>(), cs = new ArrayList<>();
+                for (int j = 0; j < 4; j++) {
+                    float[] garbage = data(n, 90 + j, true);
+                    js.add(Tile.ofArray(garbage.clone()));
+                    cs.add(tile(garbage));
+                }
+                ref.storedVariance(base, xs, off, js.subList(0, 3), js.get(3));
+                cuda.storedVariance(base, xs, off, cs.subList(0, 3), cs.get(3));
+                for (int k = 0; k < 4; k++) assertBits(js.get(k).toArray(), read(cuda, cs.get(k)), "storedVariance base=" + withBase + " n=" + n + " tile " + k);
+                for (Tile c : cs) backend.released(c);
+            }
         }
     }
 
