@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 6
+#define MO_ABI_VERSION 8
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -118,6 +118,19 @@ int32_t mo_weighted_sum(const float *const *xs, const float *w, int32_t k, float
    mean = (1/k) * (tau_0 + tau_1 + ...) left to right; var[i] = (tau_0 - mean)^2 + (tau_1 - mean)^2 + ...
    left to right, each square rounded. base may be NULL (xs are tau already); k >= 1; var aliases no input. */
 int32_t mo_delta_variance(float *const *xs, const float *base, int32_t k, float *var, int64_t n, int32_t threads);
+
+/* ---------------------------------------------------------------- Karcher mean (docs/methods.md, "karcher") */
+/* units[p][i] = scales[p]*xs[p][i]; u[i] = f * (((w[0]*units[0][i]) + (w[1]*units[1][i])) + ...) left to
+   right, each product rounded: the bits of scale, weighted sum, scale. units[p] may alias xs[p]; u
+   aliases no input; k >= 1. */
+int32_t mo_karcher_mean(const float *const *xs, const float *scales, float *const *units, const float *w, int32_t k,
+                        float f, float *u, int64_t n, int32_t threads);
+
+/* t[i] = +0.0; then per p < k in order tmp = (1*units[p][i]) + (minus_cos[p]*u[i]) and
+   t[i] = (1*t[i]) + (coef[p]*tmp), every product (the ones too) and sum rounded: the bits of fill and
+   two weighted sums per unit. t aliases no unit and not u; k >= 0. */
+int32_t mo_karcher_tangent(const float *const *units, const float *u, const float *minus_cos, const float *coef, int32_t k,
+                           float *t, int64_t n, int32_t threads);
 
 /* out[i] = ((1-t)*a[i]) + (t*b[i]) */
 void mo_lerp(const float *a, const float *b, float t, float *out, int64_t n, int32_t threads);
