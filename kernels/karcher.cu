@@ -5,14 +5,15 @@
 #include "mf_common.cuh"
 
 // units[p][i] = scales[p] * xs[p][i]; u[i] = f * (((w0 * units0[i]) + (w1 * units1[i])) + ...) left to
-// right, each product rounded. units[p] may alias xs[p] (read before written, by the same thread); k >= 1.
-extern "C" __global__ void mf_karcher_mean(const float* const* xs, const float* scales, float* const* units, const float* w, int k,
-                                           float f, float* u, long long n) {
+// right, each product rounded. units[p] may alias xs[p] (read before written, by the same thread); with
+// keepUnits 0 the units are not written (units is not read); k >= 1.
+extern "C" __global__ void mf_karcher_mean(const float* const* xs, const float* scales, float* const* units, int keepUnits, const float* w,
+                                           int k, float f, float* u, long long n) {
     MF_FOR(i, n) {
         float acc = 0.0f;
         for (int p = 0; p < k; p++) {
             float v = __fmul_rn(scales[p], xs[p][i]);
-            units[p][i] = v;
+            if (keepUnits) units[p][i] = v;
             float prod = __fmul_rn(w[p], v);
             acc = p == 0 ? prod : __fadd_rn(acc, prod);
         }

@@ -122,7 +122,7 @@ int32_t mo_delta_variance(float *const *xs, const float *base, int32_t k, float 
 /* ---------------------------------------------------------------- Karcher mean (docs/methods.md, "karcher") */
 /* units[p][i] = scales[p]*xs[p][i]; u[i] = f * (((w[0]*units[0][i]) + (w[1]*units[1][i])) + ...) left to
    right, each product rounded: the bits of scale, weighted sum, scale. units[p] may alias xs[p]; u
-   aliases no input; k >= 1. */
+   aliases no input; units NULL: not written; k >= 1. */
 int32_t mo_karcher_mean(const float *const *xs, const float *scales, float *const *units, const float *w, int32_t k,
                         float f, float *u, int64_t n, int32_t threads);
 

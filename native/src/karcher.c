@@ -34,17 +34,17 @@ typedef struct {
     float *t;
 } tangent_t;
 
-/* units[p] = scales[p] * xs[p]; acc = (w0 * units0) + (w1 * units1) + ... left to right; u = f * acc. */
+/* units[p] = scales[p] * xs[p] (units NULL: not written); acc = (w0 * units0) + (w1 * units1) + ... left to right; u = f * acc. */
 INLINE void mean_kernel(const mean_t *c, int64_t lo, int64_t hi) {
     float v[SUB], acc[SUB];
     for (int64_t s = lo; s < hi; s += SUB) {
         int64_t m = hi - s < SUB ? hi - s : SUB;
         for (int32_t p = 0; p < c->k; p++) {
             const float *x = c->xs[p] + s;
-            float *up = c->units[p] + s;
+            float *up = c->units ? c->units[p] + s : NULL;
             float sc = c->scales[p], wp = c->w[p];
             for (int64_t i = 0; i < m; i++) v[i] = sc * x[i];
-            for (int64_t i = 0; i < m; i++) up[i] = v[i];
+            if (up) for (int64_t i = 0; i < m; i++) up[i] = v[i];
             if (p == 0) for (int64_t i = 0; i < m; i++) acc[i] = wp * v[i];
             else for (int64_t i = 0; i < m; i++) { float prod = wp * v[i]; acc[i] = acc[i] + prod; }
         }
@@ -89,7 +89,7 @@ static void tangent_task(void *c, int w, int64_t lo, int64_t hi) {
 
 int32_t mo_karcher_mean(const float *const *xs, const float *scales, float *const *units, const float *w, int32_t k,
                         float f, float *u, int64_t n, int32_t threads) {
-    if (k < 1 || !xs || !scales || !units || !w || !u || n < 0) return MO_ERR_ARG;
+    if (k < 1 || !xs || !scales || !w || !u || n < 0) return MO_ERR_ARG;
     mean_t c = { .xs = xs, .scales = scales, .units = units, .w = w, .k = k, .f = f, .u = u };
     mo_parallel_for(n, MO_CHUNK, threads, mean_task, &c);
     return MO_OK;

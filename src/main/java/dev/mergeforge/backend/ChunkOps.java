@@ -251,7 +251,8 @@ public interface ChunkOps {
      * Karcher's units and first iterate in one sweep, the bits of the separate ops: units[p][i] =
      * scales[p]·xs[p][i] ({@link #scale}); u[i] = ((w0·units0[i]) + (w1·units1[i])) + … left to right,
      * each product rounded ({@link #weightedSum}); then u[i] = f·u[i] ({@link #scale}). units[p] may
-     * alias xs[p]; u aliases no input or unit.
+     * alias xs[p]; u aliases no input or unit. {@code units} empty: the units are not written (u alone
+     * is wanted; the same u).
      */
     void karcherMean(List<Tile> xs, float[] scales, List<Tile> units, float[] w, float f, Tile u);
 

@@ -25,20 +25,21 @@ public final class KarcherLoops {
 
     /**
      * units[p][i] = scales[p]·xs[p][i] (scale); u[i] = ((w0·units0[i]) + (w1·units1[i])) + … left to
-     * right (weightedSum); then u[i] = f·u[i] (scale).
+     * right (weightedSum); then u[i] = f·u[i] (scale). No units: not written.
      */
     public static void mean(Parallel par, List<Tile> xs, float[] scales, List<Tile> units, float[] w, float f, Tile u) {
         checkMean(xs, scales, units, w, u);
         int k = xs.size();
+        boolean keep = !units.isEmpty();
         MemorySegment[] in = new MemorySegment[k], un = new MemorySegment[k];
-        for (int p = 0; p < k; p++) { in[p] = xs.get(p).data(); un[p] = units.get(p).data(); }
+        for (int p = 0; p < k; p++) { in[p] = xs.get(p).data(); un[p] = keep ? units.get(p).data() : null; }
         MemorySegment o = u.data();
         par.forRange(u.size(), (lo, hi) -> {
             for (long i = lo; i < hi; i++) {
                 float acc = 0f;
                 for (int p = 0; p < k; p++) {
                     float up = scales[p] * in[p].getAtIndex(F, i);
-                    un[p].setAtIndex(F, i, up);
+                    if (keep) un[p].setAtIndex(F, i, up);
                     float prod = w[p] * up;
                     acc = p == 0 ? prod : acc + prod;
                 }
@@ -73,11 +74,12 @@ public final class KarcherLoops {
     /** {@link ChunkOps#karcherMean}'s arguments, checked the same on every backend. */
     public static void checkMean(List<Tile> xs, float[] scales, List<Tile> units, float[] w, Tile u) {
         int k = xs.size();
-        if (k == 0 || scales.length != k || units.size() != k || w.length != k) {
-            throw new IllegalArgumentException("karcherMean needs one scale, unit and weight per input, got " + k + " inputs, "
+        if (k == 0 || scales.length != k || (units.size() != k && !units.isEmpty()) || w.length != k) {
+            throw new IllegalArgumentException("karcherMean needs one scale, weight and (unless none) unit per input, got " + k + " inputs, "
                     + scales.length + " scales, " + units.size() + " units and " + w.length + " weights");
         }
-        for (int p = 0; p < k; p++) { sameSize(xs.get(p), u); sameSize(units.get(p), u); }
+        for (Tile x : xs) sameSize(x, u);
+        for (Tile x : units) sameSize(x, u);
     }
 
     /** {@link ChunkOps#karcherTangent}'s arguments, checked the same on every backend. */

@@ -674,8 +674,9 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
                 // written after every read: a unit over its input shares the input's buffer
                 List<DeviceBuffer> du = new java.util.ArrayList<>(units.size());
                 for (Tile t : units) du.add(op.write(t));
-                DeviceBuffer dun = op.keep(ops.pointerArray(du)), ds = op.keep(ops.floatArray(scales)), dw = op.keep(ops.floatArray(w));
-                launch(Kernel.KARCHER_MEAN, n, dx, ds, dun, dw, xs.size(), f, op.write(u), n);
+                // no units: the kernel takes the inputs' pointers in their place and does not write them
+                DeviceBuffer dun = du.isEmpty() ? dx : op.keep(ops.pointerArray(du)), ds = op.keep(ops.floatArray(scales)), dw = op.keep(ops.floatArray(w));
+                launch(Kernel.KARCHER_MEAN, n, dx, ds, dun, du.isEmpty() ? 0 : 1, dw, xs.size(), f, op.write(u), n);
             }
         }
     }

@@ -17,7 +17,7 @@ enum Kernel {
     LERP("elementwise", "mf_lerp", "ppffpl"),
     WEIGHTED_SUM("elementwise", "mf_weighted_sum", "ppipl"),
     DELTA_VARIANCE("elementwise", "mf_delta_variance", "ppiipl"),
-    KARCHER_MEAN("karcher", "mf_karcher_mean", "ppppifpl"),
+    KARCHER_MEAN("karcher", "mf_karcher_mean", "pppipifpl"),
     KARCHER_TANGENT("karcher", "mf_karcher_tangent", "ppppifpl"),
     BLOCK_SUM_ABS("reduce", "mf_block_sum_abs", "plpl", 64),
     BLOCK_SUM_SQUARES("reduce", "mf_block_sum_squares", "plpl", 64),

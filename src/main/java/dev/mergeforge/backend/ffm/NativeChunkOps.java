@@ -388,10 +388,13 @@ final class NativeChunkOps implements HostChunkOps {
     public void karcherMean(List<Tile> xs, float[] scales, List<Tile> units, float[] w, float f, Tile u) {
         KarcherLoops.checkMean(xs, scales, units, w, u);
         long n = u.size();
+        boolean keep = !units.isEmpty();
         try (Staging st = new Staging()) {
             MemorySegment[] in = new MemorySegment[xs.size()], un = new MemorySegment[xs.size()];
             for (int p = 0; p < in.length; p++) {
-                if (units.get(p) == xs.get(p)) {
+                if (!keep) {
+                    in[p] = st.in(xs.get(p).data(), n * F32, "karcherMean input " + p);
+                } else if (units.get(p) == xs.get(p)) {
                     // a unit written over its input: one segment
                     in[p] = un[p] = st.inOut(xs.get(p).data(), n * F32, "karcherMean input " + p);
                 } else {
@@ -399,7 +402,7 @@ final class NativeChunkOps implements HostChunkOps {
                     un[p] = st.out(units.get(p).data(), n * F32, "karcherMean unit " + p);
                 }
             }
-            NativeBackend.ok(MergeOps.mo_karcher_mean(st.addresses(in), st.floats(scales), st.addresses(un), st.floats(w), in.length, f,
+            NativeBackend.ok(MergeOps.mo_karcher_mean(st.addresses(in), st.floats(scales), keep ? st.addresses(un) : MemorySegment.NULL, st.floats(w), in.length, f,
                     st.out(u.data(), n * F32, "karcherMean u"), n, nb.nativeThreads()), "karcherMean");
             st.commit();
         }

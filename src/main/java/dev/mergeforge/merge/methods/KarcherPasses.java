@@ -114,9 +114,9 @@ final class KarcherPasses {
             @Override public boolean needed() { return units.length > 0; }
 
             @Override public void chunk(ChunkOps ops, Chunk c) {
-                // ‖Σ a_i u_i‖² (the units and their sum in one sweep; the factor 1 leaves every value as it is)
+                // ‖Σ a_i u_i‖² (the units, not kept, and their sum in one sweep; the factor 1 leaves every value as it is)
                 Tile u = c.scratch(0);
-                ops.karcherMean(unitInputs(c), scales, unitTiles(c), weights, 1f, u);
+                ops.karcherMean(unitInputs(c), scales, List.of(), weights, 1f, u);
                 ops.sumSquares(u, c.offset(), acc[0]);
             }
 
@@ -191,8 +191,8 @@ final class KarcherPasses {
     private void combine(ChunkOps ops, Chunk c, Tile out) {
         // no input with a norm above tol: zeros
         if (units.length == 0) { ops.fill(out, 0f); return; }
-        // out = (Σ ‖x_i‖/N) u (the units only for the first iterate: a step's is kept)
-        ops.scale(iterate(ops, c, steps.isEmpty() ? unitTiles(c) : List.of()), (float) Karcher.meanNorm(norms), out);
+        // out = (Σ ‖x_i‖/N) u (the units only for the first iterate, and only there: a step's is kept)
+        ops.scale(iterate(ops, c, List.of()), (float) Karcher.meanNorm(norms), out);
     }
 
     /** The inputs taking part, in the order of their units. */
@@ -210,8 +210,8 @@ final class KarcherPasses {
     }
 
     /**
-     * The units into {@code us} (none when it is empty) and the chunk of the iterate after the steps
-     * found so far, in scratch 0.
+     * The units into {@code us} (none when it is empty: not kept) and the chunk of the iterate after
+     * the steps found so far, in scratch 0.
      */
     private Tile iterate(ChunkOps ops, Chunk c, List<Tile> us) {
         Tile u = c.scratch(0);
@@ -219,7 +219,11 @@ final class KarcherPasses {
             // u_i = x_i/‖x_i‖; u = Σ a_i u_i, normalised (or the first unit when that is ~0): one sweep
             boolean degenerate = normU < method.tol();
             ops.karcherMean(unitInputs(c), scales, us, weights, degenerate ? 1f : (float) (1 / normU), u);
-            if (degenerate) ops.scale(us.get(0), 1f, u);
+            if (degenerate) {
+                // u = 1·u_0 (the first unit into u itself where the units are not kept)
+                if (us.isEmpty()) ops.scale(input(c, units[0]), scales[0], u);
+                ops.scale(us.isEmpty() ? u : us.get(0), 1f, u);
+            }
             return u;
         }
         for (int p = 0; p < us.size(); p++) ops.scale(input(c, units[p]), scales[p], us.get(p));

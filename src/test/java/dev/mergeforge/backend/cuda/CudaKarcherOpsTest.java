@@ -91,6 +91,9 @@ class CudaKarcherOpsTest {
                 String what = c + (device ? " on the device" : " from the host");
                 for (int p = 0; p < xs.size(); p++) assertNull(KarcherCases.firstDifference(want[p], read(xs.get(p))), what + " unit " + p);
                 assertNull(KarcherCases.firstDifference(want[xs.size()], read(u)), what + " u");
+                Tile alone = KarcherCases.tile(arena, new int[c.n()]);
+                cuda.karcherMean(onDevice(c.xs(), device), c.scales(), List.of(), c.w(), c.f(), alone);
+                assertNull(KarcherCases.firstDifference(want[xs.size()], read(alone)), what + " u, units not kept");
             }
         }
     }
