@@ -35,3 +35,25 @@ extern "C" __global__ void mf_karcher_tangent(const float* const* units, const f
         t[i] = acc;
     }
 }
+
+// mf_karcher_mean (units not kept) then mf_karcher_tangent of the units terms[j] (indices held as floats,
+// exact below 2^24) with minusCos[j], coef[j], per element in one thread: only t is written.
+extern "C" __global__ void mf_karcher_mean_tangent(const float* const* xs, const float* scales, const float* w, int k, float f,
+                                                   const float* terms, const float* minusCos, const float* coef, int nterms, float one,
+                                                   float* t, long long n) {
+    MF_FOR(i, n) {
+        float acc = 0.0f;
+        for (int p = 0; p < k; p++) {
+            float prod = __fmul_rn(w[p], __fmul_rn(scales[p], xs[p][i]));
+            acc = p == 0 ? prod : __fadd_rn(acc, prod);
+        }
+        float ui = __fmul_rn(f, acc), ti = 0.0f;
+        for (int j = 0; j < nterms; j++) {
+            int p = (int) terms[j];
+            float v = __fmul_rn(scales[p], xs[p][i]);
+            float tmp = __fadd_rn(__fmul_rn(one, v), __fmul_rn(minusCos[j], ui));
+            ti = __fadd_rn(__fmul_rn(one, ti), __fmul_rn(coef[j], tmp));
+        }
+        t[i] = ti;
+    }
+}

@@ -132,6 +132,12 @@ int32_t mo_karcher_mean(const float *const *xs, const float *scales, float *cons
 int32_t mo_karcher_tangent(const float *const *units, const float *u, const float *minus_cos, const float *coef, int32_t k,
                            float *t, int64_t n, int32_t threads);
 
+/* mo_karcher_mean (units not kept) then mo_karcher_tangent of the units terms[j] (0 <= terms[j] < k) with
+   minus_cos[j], coef[j], per element in one sweep: only t is written, the bits of the two one after the
+   other. t aliases no input; k >= 1, nterms >= 0. */
+int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms,
+                                const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads);
+
 /* out[i] = ((1-t)*a[i]) + (t*b[i]) */
 void mo_lerp(const float *a, const float *b, float t, float *out, int64_t n, int32_t threads);
 

@@ -102,3 +102,63 @@ int32_t mo_karcher_tangent(const float *const *units, const float *u, const floa
     mo_parallel_for(n, MO_CHUNK, threads, tangent_task, &c);
     return MO_OK;
 }
+
+/* ---------------------------------------------------------------- mean and tangent in one sweep */
+
+typedef struct {
+    const float *const *xs;
+    const float *scales, *w;
+    int32_t k;
+    float f;
+    const int32_t *terms;
+    const float *minus_cos, *coef;
+    int32_t nterms;
+    float one;
+    float *t;
+} mean_tangent_t;
+
+/* Per sub-block: u = f * (sum of w_p * (scales_p * x_p)) as mean_kernel, then T from +0.0 as tangent_kernel
+   over the units terms[j], each unit computed again from its input (the same product: the same bits). */
+INLINE void mean_tangent_kernel(const mean_tangent_t *c, int64_t lo, int64_t hi) {
+    float acc[SUB], u[SUB];
+    const float one = c->one;
+    for (int64_t s = lo; s < hi; s += SUB) {
+        int64_t m = hi - s < SUB ? hi - s : SUB;
+        for (int32_t p = 0; p < c->k; p++) {
+            const float *x = c->xs[p] + s;
+            float sc = c->scales[p], wp = c->w[p];
+            if (p == 0) for (int64_t i = 0; i < m; i++) { float v = sc * x[i]; acc[i] = wp * v; }
+            else for (int64_t i = 0; i < m; i++) { float v = sc * x[i]; float prod = wp * v; acc[i] = acc[i] + prod; }
+        }
+        float f = c->f;
+        for (int64_t i = 0; i < m; i++) { u[i] = f * acc[i]; acc[i] = 0.0f; }
+        for (int32_t j = 0; j < c->nterms; j++) {
+            int32_t p = c->terms[j];
+            const float *x = c->xs[p] + s;
+            float sc = c->scales[p], mc = c->minus_cos[j], cf = c->coef[j];
+            for (int64_t i = 0; i < m; i++) {
+                float v = sc * x[i];
+                float tmp = (one * v) + (mc * u[i]);
+                acc[i] = (one * acc[i]) + (cf * tmp);
+            }
+        }
+        for (int64_t i = 0; i < m; i++) c->t[s + i] = acc[i];
+    }
+}
+
+static void mean_tangent_portable(const mean_tangent_t *c, int64_t lo, int64_t hi) { mean_tangent_kernel(c, lo, hi); }
+MO_AVX2 static void mean_tangent_avx2(const mean_tangent_t *c, int64_t lo, int64_t hi) { mean_tangent_kernel(c, lo, hi); }
+static void mean_tangent_task(void *c, int w, int64_t lo, int64_t hi) {
+    (void)w;
+    if (mo_use_avx2()) mean_tangent_avx2(c, lo, hi); else mean_tangent_portable(c, lo, hi);
+}
+
+int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms,
+                                const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads) {
+    if (k < 1 || !xs || !scales || !w || nterms < 0 || (nterms > 0 && (!terms || !minus_cos || !coef)) || !t || n < 0) return MO_ERR_ARG;
+    for (int32_t j = 0; j < nterms; j++) if (terms[j] < 0 || terms[j] >= k) return MO_ERR_ARG;
+    mean_tangent_t c = { .xs = xs, .scales = scales, .w = w, .k = k, .f = f, .terms = terms, .minus_cos = minus_cos, .coef = coef,
+                         .nterms = nterms, .one = one_weight, .t = t };
+    mo_parallel_for(n, MO_CHUNK, threads, mean_tangent_task, &c);
+    return MO_OK;
+}

@@ -1332,6 +1332,75 @@ public class MergeOps {
         }
     }
 
+    private static class mo_karcher_mean_tangent {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_FLOAT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_karcher_mean_tangent");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms, const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_karcher_mean_tangent$descriptor() {
+        return mo_karcher_mean_tangent.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms, const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_karcher_mean_tangent$handle() {
+        return mo_karcher_mean_tangent.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms, const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_karcher_mean_tangent$address() {
+        return mo_karcher_mean_tangent.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms, const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static int mo_karcher_mean_tangent(MemorySegment xs, MemorySegment scales, MemorySegment w, int k, float f, MemorySegment terms, MemorySegment minus_cos, MemorySegment coef, int nterms, MemorySegment t, long n, int threads) {
+        var mh$ = mo_karcher_mean_tangent.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_karcher_mean_tangent", xs, scales, w, k, f, terms, minus_cos, coef, nterms, t, n, threads);
+            }
+            return (int)mh$.invokeExact(xs, scales, w, k, f, terms, minus_cos, coef, nterms, t, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class mo_lerp {
         public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
             MergeOps.C_POINTER,

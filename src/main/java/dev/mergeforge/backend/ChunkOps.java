@@ -263,4 +263,11 @@ public interface ChunkOps {
      * {@link #weightedSum} calls per unit). t aliases no unit and not u; no units: t = +0.0.
      */
     void karcherTangent(List<Tile> units, Tile u, float[] minusCos, float[] coef, Tile t);
+
+    /**
+     * {@link #karcherMean} (units not kept) then {@link #karcherTangent} of the units {@code terms[j]}
+     * with minusCos[j], coef[j], in one sweep: the units and u stay in registers and only t is
+     * written, the bits of the two ops one after the other. t aliases no input.
+     */
+    void karcherMeanTangent(List<Tile> xs, float[] scales, float[] w, float f, int[] terms, float[] minusCos, float[] coef, Tile t);
 }

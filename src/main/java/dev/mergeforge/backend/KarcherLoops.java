@@ -71,6 +71,43 @@ public final class KarcherLoops {
         });
     }
 
+    /** {@link #mean} (no units kept) then {@link #tangent} of units terms[j], per element in one sweep: only t is written. */
+    public static void meanTangent(Parallel par, List<Tile> xs, float[] scales, float[] w, float f, int[] terms, float[] minusCos, float[] coef, Tile t) {
+        checkMeanTangent(xs, scales, w, terms, minusCos, coef, t);
+        int k = xs.size();
+        MemorySegment[] in = new MemorySegment[k];
+        for (int p = 0; p < k; p++) in[p] = xs.get(p).data();
+        MemorySegment o = t.data();
+        par.forRange(t.size(), (lo, hi) -> {
+            float one = ONE[0];
+            float[] v = new float[k];
+            for (long i = lo; i < hi; i++) {
+                float acc = 0f;
+                for (int p = 0; p < k; p++) {
+                    v[p] = scales[p] * in[p].getAtIndex(F, i);
+                    float prod = w[p] * v[p];
+                    acc = p == 0 ? prod : acc + prod;
+                }
+                float ui = f * acc, ti = 0f;
+                for (int j = 0; j < terms.length; j++) {
+                    float tmp = (one * v[terms[j]]) + (minusCos[j] * ui);
+                    ti = (one * ti) + (coef[j] * tmp);
+                }
+                o.setAtIndex(F, i, ti);
+            }
+        });
+    }
+
+    /** {@link ChunkOps#karcherMeanTangent}'s arguments, checked the same on every backend. */
+    public static void checkMeanTangent(List<Tile> xs, float[] scales, float[] w, int[] terms, float[] minusCos, float[] coef, Tile t) {
+        checkMean(xs, scales, List.of(), w, t);
+        if (minusCos.length != terms.length || coef.length != terms.length) {
+            throw new IllegalArgumentException("karcherMeanTangent needs one −cos and one coefficient per term, got " + terms.length + " terms, "
+                    + minusCos.length + " −cos and " + coef.length + " coefficients");
+        }
+        for (int p : terms) if (p < 0 || p >= xs.size()) throw new IllegalArgumentException("term " + p + " of " + xs.size() + " inputs");
+    }
+
     /** {@link ChunkOps#karcherMean}'s arguments, checked the same on every backend. */
     public static void checkMean(List<Tile> xs, float[] scales, List<Tile> units, float[] w, Tile u) {
         int k = xs.size();

@@ -142,4 +142,35 @@ public final class KarcherCases {
         }
         return bits(t);
     }
+
+    /** Which units {@link ChunkOps#karcherMeanTangent} takes in a case: all, every other one from the last down, none. */
+    public static List<int[]> termChoices(Case c) {
+        int k = c.xs().length;
+        int[] all = new int[k], some = new int[(k + 1) / 2];
+        for (int p = 0; p < k; p++) all[p] = p;
+        for (int j = 0; j < some.length; j++) some[j] = k - 1 - 2 * j;
+        return List.of(all, some, new int[0]);
+    }
+
+    /** c's −cos and coefficients of the units in {@code terms}. */
+    public static float[] pick(float[] v, int[] terms) {
+        float[] out = new float[terms.length];
+        for (int j = 0; j < terms.length; j++) out[j] = v[terms[j]];
+        return out;
+    }
+
+    /** The separate ops {@link ChunkOps#karcherMeanTangent} replaces: units, u, then fill and two weighted sums per term; T's bits. */
+    public static int[] separateMeanTangent(ChunkOps ops, Arena arena, Case c, int[] terms) {
+        List<Tile> units = tiles(arena, c.xs());
+        Tile u = tile(arena, new int[c.n()]), t = tile(arena, new int[c.n()]), tmp = tile(arena, new int[c.n()]);
+        for (int p = 0; p < units.size(); p++) ops.scale(units.get(p), c.scales()[p], units.get(p));
+        ops.weightedSum(units, c.w(), u);
+        ops.scale(u, c.f(), u);
+        ops.fill(t, 0f);
+        for (int p : terms) {
+            ops.weightedSum(List.of(units.get(p), u), new float[] {1f, c.minusCos()[p]}, tmp);
+            ops.weightedSum(List.of(t, tmp), new float[] {1f, c.coef()[p]}, t);
+        }
+        return bits(t);
+    }
 }

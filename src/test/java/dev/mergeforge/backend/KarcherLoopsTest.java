@@ -77,5 +77,24 @@ class KarcherLoopsTest {
         assertThrows(IllegalArgumentException.class, () -> ops.karcherMean(List.of(a), new float[] {1f, 2f}, List.of(a), new float[] {1f}, 1f, a));
         assertThrows(IllegalArgumentException.class, () -> ops.karcherMean(List.of(a), new float[] {1f}, List.of(a), new float[] {1f}, 1f, b));
         assertThrows(IllegalArgumentException.class, () -> ops.karcherTangent(List.of(a), a, new float[0], new float[] {1f}, a));
+        assertThrows(IllegalArgumentException.class, () -> ops.karcherMeanTangent(List.of(a), new float[] {1f}, new float[] {1f}, 1f, new int[] {1},
+                new float[] {1f}, new float[] {1f}, a));
+    }
+
+    @Test
+    void meanTangentIsTheSeparateOpsBits() {
+        for (KarcherCases.Case c : KarcherCases.cases()) {
+            try (Arena arena = Arena.ofShared()) {
+                for (int[] terms : KarcherCases.termChoices(c)) {
+                    int[] want = KarcherCases.separateMeanTangent(KarcherLoopsTest.ops, arena, c, terms);
+                    for (ChunkOps ops : List.of(KarcherLoopsTest.ops)) {
+                        Tile t = KarcherCases.tile(arena, new int[c.n()]);
+                        ops.karcherMeanTangent(KarcherCases.tiles(arena, c.xs()), c.scales(), c.w(), c.f(), terms,
+                                KarcherCases.pick(c.minusCos(), terms), KarcherCases.pick(c.coef(), terms), t);
+                        assertNull(KarcherCases.firstDifference(want, KarcherCases.bits(t)), c + " terms " + java.util.Arrays.toString(terms) + "");
+                    }
+                }
+            }
+        }
     }
 }

@@ -696,4 +696,22 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
             }
         }
     }
+
+    @Override
+    public void karcherMeanTangent(List<Tile> xs, float[] scales, float[] w, float f, int[] terms, float[] minusCos, float[] coef, Tile t) {
+        KarcherLoops.checkMeanTangent(xs, scales, w, terms, minusCos, coef, t);
+        long n = t.size();
+        if (n == 0) return;
+        // no terms: T stays the +0.0 it starts as
+        if (terms.length == 0) { fill(t, 0f); return; }
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer dx = op.keep(ops.pointerArray(op.readAll(xs))), ds = op.keep(ops.floatArray(scales)), dw = op.keep(ops.floatArray(w));
+                float[] idx = new float[terms.length];
+                for (int j = 0; j < terms.length; j++) idx[j] = terms[j];
+                DeviceBuffer di = op.keep(ops.floatArray(idx)), dc = op.keep(ops.floatArray(minusCos)), dk = op.keep(ops.floatArray(coef));
+                launch(Kernel.KARCHER_MEAN_TANGENT, n, dx, ds, dw, xs.size(), f, di, dc, dk, terms.length, 1f, op.write(t), n);
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ enum Kernel {
     DELTA_VARIANCE("elementwise", "mf_delta_variance", "ppiipl"),
     KARCHER_MEAN("karcher", "mf_karcher_mean", "pppipifpl"),
     KARCHER_TANGENT("karcher", "mf_karcher_tangent", "ppppifpl"),
+    KARCHER_MEAN_TANGENT("karcher", "mf_karcher_mean_tangent", "pppifpppifpl"),
     BLOCK_SUM_ABS("reduce", "mf_block_sum_abs", "plpl", 64),
     BLOCK_SUM_SQUARES("reduce", "mf_block_sum_squares", "plpl", 64),
     BLOCK_DOT("reduce", "mf_block_dot", "pplpl", 64),

@@ -420,4 +420,18 @@ final class NativeChunkOps implements HostChunkOps {
             st.commit();
         }
     }
+
+    @Override
+    public void karcherMeanTangent(List<Tile> xs, float[] scales, float[] w, float f, int[] terms, float[] minusCos, float[] coef, Tile t) {
+        KarcherLoops.checkMeanTangent(xs, scales, w, terms, minusCos, coef, t);
+        long n = t.size();
+        try (Staging st = new Staging()) {
+            MemorySegment[] in = new MemorySegment[xs.size()];
+            for (int p = 0; p < in.length; p++) in[p] = st.in(xs.get(p).data(), n * F32, "karcherMeanTangent input " + p);
+            NativeBackend.ok(MergeOps.mo_karcher_mean_tangent(st.addresses(in), st.floats(scales), st.floats(w), in.length, f, st.ints(terms),
+                    st.floats(minusCos), st.floats(coef), terms.length, st.out(t.data(), n * F32, "karcherMeanTangent t"), n, nb.nativeThreads()),
+                    "karcherMeanTangent");
+            st.commit();
+        }
+    }
 }

@@ -462,4 +462,9 @@ public final class JavaChunkOps implements HostChunkOps {
     public void karcherTangent(List<Tile> units, Tile u, float[] minusCos, float[] coef, Tile t) {
         KarcherLoops.tangent(par, units, u, minusCos, coef, t);
     }
+
+    @Override
+    public void karcherMeanTangent(List<Tile> xs, float[] scales, float[] w, float f, int[] terms, float[] minusCos, float[] coef, Tile t) {
+        KarcherLoops.meanTangent(par, xs, scales, w, f, terms, minusCos, coef, t);
+    }
 }

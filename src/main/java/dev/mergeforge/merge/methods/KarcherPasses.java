@@ -134,6 +134,11 @@ final class KarcherPasses {
             }
 
             @Override public void chunk(ChunkOps ops, Chunk c) {
+                if (phase == Phase.TANGENT_NORM && steps.isEmpty() && normU >= method.tol()) {
+                    // ‖T‖² at the first iterate: units, u and T in one sweep, only T written
+                    ops.sumSquares(firstTangent(ops, c, pending), c.offset(), acc[0]);
+                    return;
+                }
                 List<Tile> us = unitTiles(c);
                 Tile u = iterate(ops, c, us);
                 switch (phase) {
@@ -259,6 +264,24 @@ final class KarcherPasses {
         }
         Tile t = c.scratch(1);
         ops.karcherTangent(taking, u, Arrays.copyOf(minusCos, taking.size()), Arrays.copyOf(coef, taking.size()), t);
+        return t;
+    }
+
+    /** T at the first iterate (normalised, not degenerate) from the inputs, in scratch 1: {@link #tangent}'s bits. */
+    private Tile firstTangent(ChunkOps ops, Chunk c, Step s) {
+        int[] terms = new int[units.length];
+        float[] minusCos = new float[units.length], coef = new float[units.length];
+        int n = 0;
+        for (int p = 0; p < units.length; p++) {
+            Karcher.Term term = s.terms[p];
+            if (term.skip()) continue;
+            terms[n] = p;
+            minusCos[n] = -term.cos();
+            coef[n++] = term.coef();
+        }
+        Tile t = c.scratch(1);
+        ops.karcherMeanTangent(unitInputs(c), scales, weights, (float) (1 / normU), Arrays.copyOf(terms, n), Arrays.copyOf(minusCos, n),
+                Arrays.copyOf(coef, n), t);
         return t;
     }
 

@@ -117,4 +117,19 @@ class CudaKarcherOpsTest {
         cuda.karcherTangent(List.of(), onDevice(new int[3]), new float[0], new float[0], t);
         assertEquals(List.of(0, 0, 0), java.util.Arrays.stream(read(t)).boxed().toList());
     }
+
+    @Test
+    void meanTangentIsJavasBits() {
+        for (KarcherCases.Case c : KarcherCases.cases()) {
+            for (int[] terms : KarcherCases.termChoices(c)) {
+                int[] want = KarcherCases.separateMeanTangent(ref, arena, c, terms);
+                for (boolean device : new boolean[] {true, false}) {
+                    Tile t = KarcherCases.tile(arena, new int[c.n()]);
+                    cuda.karcherMeanTangent(onDevice(c.xs(), device), c.scales(), c.w(), c.f(), terms, KarcherCases.pick(c.minusCos(), terms),
+                            KarcherCases.pick(c.coef(), terms), t);
+                    assertNull(KarcherCases.firstDifference(want, read(t)), c + " terms " + java.util.Arrays.toString(terms) + (device ? " on the device" : " from the host"));
+                }
+            }
+        }
+    }
 }

@@ -95,4 +95,22 @@ class NativeKarcherOpsTest {
         for (int p = 0; p < k; p++) ts.add(Tile.ofArray(new float[n]));
         return ts;
     }
+
+    @Test
+    void meanTangentIsTheSeparateOpsBits() {
+        for (KarcherCases.Case c : KarcherCases.cases()) {
+            try (Arena arena = Arena.ofShared()) {
+                for (int[] terms : KarcherCases.termChoices(c)) {
+                    int[] want = KarcherCases.separateMeanTangent(ref, arena, c, terms);
+                    for (Case v : VARIANTS) {
+                        ChunkOps ops = nat(v).chunkOps().orElseThrow();
+                        Tile t = KarcherCases.tile(arena, new int[c.n()]);
+                        ops.karcherMeanTangent(KarcherCases.tiles(arena, c.xs()), c.scales(), c.w(), c.f(), terms,
+                                KarcherCases.pick(c.minusCos(), terms), KarcherCases.pick(c.coef(), terms), t);
+                        assertNull(KarcherCases.firstDifference(want, KarcherCases.bits(t)), c + " terms " + java.util.Arrays.toString(terms) + " " + v);
+                    }
+                }
+            }
+        }
+    }
 }
