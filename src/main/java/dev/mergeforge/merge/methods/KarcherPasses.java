@@ -70,7 +70,7 @@ final class KarcherPasses {
         int n = m + (baseAppended ? 1 : 0);
         if (n == 1) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.model(0), 1f, out));
         KarcherPasses p = new KarcherPasses(method, in, m, n);
-        // scratch: u, T, (unused since the tangent is one sweep), the base's unit (the base chunk is read-only)
+        // scratch: u, T, one unused since T is one sweep (kept so the chunk sizes stay as they were), the base's unit (the base chunk is read-only)
         return new ChunkProgram(1, baseAppended ? 4 : 3, List.of(p.norms(), p.mean(), p.steps()), p::combine);
     }
 
