@@ -23,6 +23,7 @@
 #include "../aim.cu"
 #include "../calib.cu"
 #include "../chunk.cu"
+#include "../karcher.cu"
 #endif
 
 #include "emu_runtime.h"
@@ -73,6 +74,8 @@ Entry* find(const std::string& name) {
         {"mf_chunk_order_hist", entry(mf_chunk_order_hist, true)},
         {"mf_fusion_importance", entry(mf_fusion_importance, false)}, {"mf_fusion_combine", entry(mf_fusion_combine, false)},
         {"mf_fusion_row_kl", entry(mf_fusion_row_kl, false)},
+        {"mf_karcher_mean", entry(mf_karcher_mean, false)}, {"mf_karcher_tangent", entry(mf_karcher_tangent, false)},
+        {"mf_karcher_mean_tangent", entry(mf_karcher_mean_tangent, false)},
 #endif
 #ifdef MFEMU_EXTRA_ENTRIES
         MFEMU_EXTRA_ENTRIES  // emu_selftest.cpp's kernels

@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 8
+#define MO_ABI_VERSION 9
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -151,6 +151,25 @@ int32_t mo_stored_variance(const void *const *xs, const int32_t *dtypes, int32_t
    out[i] = base[i] + (acc / d). k >= 1; out overlaps no input. */
 int32_t mo_disjoint_mean(const float *const *taus, const float *w, int32_t k, const float *base, float floor,
                          float *out, int64_t n, int32_t threads);
+
+/* ---------------------------------------------------------------- Karcher mean (docs/methods.md, "karcher") */
+/* units[p][i] = scales[p]*xs[p][i]; u[i] = f * (((w[0]*units[0][i]) + (w[1]*units[1][i])) + ...) left to
+   right, each product rounded: the bits of scale, weighted sum, scale. units[p] may alias xs[p]; u
+   aliases no input; units NULL: not written; k >= 1. */
+int32_t mo_karcher_mean(const float *const *xs, const float *scales, float *const *units, const float *w, int32_t k,
+                        float f, float *u, int64_t n, int32_t threads);
+
+/* t[i] = +0.0; then per p < k in order tmp = (1*units[p][i]) + (minus_cos[p]*u[i]) and
+   t[i] = (1*t[i]) + (coef[p]*tmp), every product (the ones too) and sum rounded: the bits of fill and
+   two weighted sums per unit. t aliases no unit and not u; k >= 0. */
+int32_t mo_karcher_tangent(const float *const *units, const float *u, const float *minus_cos, const float *coef, int32_t k,
+                           float *t, int64_t n, int32_t threads);
+
+/* mo_karcher_mean (units not kept) then mo_karcher_tangent of the units terms[j] (0 <= terms[j] < k) with
+   minus_cos[j], coef[j], per element in one sweep: only t is written, the bits of the two one after the
+   other. t aliases no input; k >= 1, nterms >= 0. */
+int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms,
+                                const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads);
 
 /* out[i] = ((1-t)*a[i]) + (t*b[i]) */
 void mo_lerp(const float *a, const float *b, float t, float *out, int64_t n, int32_t threads);

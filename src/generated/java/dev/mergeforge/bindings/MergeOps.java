@@ -68,10 +68,10 @@ public class MergeOps {
     public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
             .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
-    private static final int MO_ABI_VERSION = (int)8L;
+    private static final int MO_ABI_VERSION = (int)9L;
     /**
      * {@snippet lang=c :
-     * #define MO_ABI_VERSION 8
+     * #define MO_ABI_VERSION 9
      * }
      */
     public static int MO_ABI_VERSION() {
@@ -1429,6 +1429,206 @@ public class MergeOps {
                 traceDowncall("mo_disjoint_mean", taus, w, k, base, floor, out, n, threads);
             }
             return (int)mh$.invokeExact(taus, w, k, base, floor, out, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_karcher_mean {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_FLOAT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_karcher_mean");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean(const float *const *xs, const float *scales, float *const *units, const float *w, int32_t k, float f, float *u, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_karcher_mean$descriptor() {
+        return mo_karcher_mean.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean(const float *const *xs, const float *scales, float *const *units, const float *w, int32_t k, float f, float *u, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_karcher_mean$handle() {
+        return mo_karcher_mean.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean(const float *const *xs, const float *scales, float *const *units, const float *w, int32_t k, float f, float *u, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_karcher_mean$address() {
+        return mo_karcher_mean.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean(const float *const *xs, const float *scales, float *const *units, const float *w, int32_t k, float f, float *u, int64_t n, int32_t threads)
+     * }
+     */
+    public static int mo_karcher_mean(MemorySegment xs, MemorySegment scales, MemorySegment units, MemorySegment w, int k, float f, MemorySegment u, long n, int threads) {
+        var mh$ = mo_karcher_mean.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_karcher_mean", xs, scales, units, w, k, f, u, n, threads);
+            }
+            return (int)mh$.invokeExact(xs, scales, units, w, k, f, u, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_karcher_tangent {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_karcher_tangent");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_tangent(const float *const *units, const float *u, const float *minus_cos, const float *coef, int32_t k, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_karcher_tangent$descriptor() {
+        return mo_karcher_tangent.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_tangent(const float *const *units, const float *u, const float *minus_cos, const float *coef, int32_t k, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_karcher_tangent$handle() {
+        return mo_karcher_tangent.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_tangent(const float *const *units, const float *u, const float *minus_cos, const float *coef, int32_t k, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_karcher_tangent$address() {
+        return mo_karcher_tangent.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_karcher_tangent(const float *const *units, const float *u, const float *minus_cos, const float *coef, int32_t k, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static int mo_karcher_tangent(MemorySegment units, MemorySegment u, MemorySegment minus_cos, MemorySegment coef, int k, MemorySegment t, long n, int threads) {
+        var mh$ = mo_karcher_tangent.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_karcher_tangent", units, u, minus_cos, coef, k, t, n, threads);
+            }
+            return (int)mh$.invokeExact(units, u, minus_cos, coef, k, t, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_karcher_mean_tangent {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_FLOAT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_karcher_mean_tangent");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms, const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_karcher_mean_tangent$descriptor() {
+        return mo_karcher_mean_tangent.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms, const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_karcher_mean_tangent$handle() {
+        return mo_karcher_mean_tangent.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms, const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_karcher_mean_tangent$address() {
+        return mo_karcher_mean_tangent.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_karcher_mean_tangent(const float *const *xs, const float *scales, const float *w, int32_t k, float f, const int32_t *terms, const float *minus_cos, const float *coef, int32_t nterms, float *t, int64_t n, int32_t threads)
+     * }
+     */
+    public static int mo_karcher_mean_tangent(MemorySegment xs, MemorySegment scales, MemorySegment w, int k, float f, MemorySegment terms, MemorySegment minus_cos, MemorySegment coef, int nterms, MemorySegment t, long n, int threads) {
+        var mh$ = mo_karcher_mean_tangent.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_karcher_mean_tangent", xs, scales, w, k, f, terms, minus_cos, coef, nterms, t, n, threads);
+            }
+            return (int)mh$.invokeExact(xs, scales, w, k, f, terms, minus_cos, coef, nterms, t, n, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

@@ -301,4 +301,30 @@ public interface ChunkOps {
      * (float32, as written: a +0.0 product still turns a −0.0 base into +0.0). out may alias an input.
      */
     void fusionCombine(Tile base, Tile other, long cols, float[] kl, float t, Tile out);
+
+    // ---- Karcher mean (docs/methods.md, "karcher"; the reference loops in KarcherLoops)
+
+    /**
+     * Karcher's units and first iterate in one sweep, the bits of the separate ops: units[p][i] =
+     * scales[p]·xs[p][i] ({@link #scale}); u[i] = ((w0·units0[i]) + (w1·units1[i])) + … left to right,
+     * each product rounded ({@link #weightedSum}); then u[i] = f·u[i] ({@link #scale}). units[p] may
+     * alias xs[p]; u aliases no input or unit. {@code units} empty: the units are not written (u alone
+     * is wanted; the same u).
+     */
+    void karcherMean(List<Tile> xs, float[] scales, List<Tile> units, float[] w, float f, Tile u);
+
+    /**
+     * Karcher's tangent T = Σ c_p·(u_p − cos θ_p·u) in one sweep, the bits of the separate ops: t[i] =
+     * +0.0 ({@link #fill}); then for each p in order tmp = (1·units[p][i]) + (minusCos[p]·u[i]) and
+     * t[i] = (1·t[i]) + (coef[p]·tmp), every product (the ones included) and sum rounded (two
+     * {@link #weightedSum} calls per unit). t aliases no unit and not u; no units: t = +0.0.
+     */
+    void karcherTangent(List<Tile> units, Tile u, float[] minusCos, float[] coef, Tile t);
+
+    /**
+     * {@link #karcherMean} (units not kept) then {@link #karcherTangent} of the units {@code terms[j]}
+     * with minusCos[j], coef[j], in one sweep: the units and u stay in registers and only t is
+     * written, the bits of the two ops one after the other. t aliases no input.
+     */
+    void karcherMeanTangent(List<Tile> xs, float[] scales, float[] w, float f, int[] terms, float[] minusCos, float[] coef, Tile t);
 }

@@ -4,6 +4,7 @@ import dev.mergeforge.backend.BlockSum;
 import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.FusionLoops;
+import dev.mergeforge.backend.KarcherLoops;
 import dev.mergeforge.backend.KeepBitLoops;
 import dev.mergeforge.backend.LaneRanks;
 import dev.mergeforge.backend.Lanes;
@@ -710,6 +711,60 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
             stored.clear();
             tiles.clear();
             pool.close();
+        }
+    }
+
+    // ---------------------------------------------------------------- Karcher mean (kernels/karcher.cu)
+
+    @Override
+    public void karcherMean(List<Tile> xs, float[] scales, List<Tile> units, float[] w, float f, Tile u) {
+        KarcherLoops.checkMean(xs, scales, units, w, u);
+        long n = u.size();
+        if (n == 0) return;
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer dx = op.keep(ops.pointerArray(op.readAll(xs)));
+                // written after every read: a unit over its input shares the input's buffer
+                List<DeviceBuffer> du = new java.util.ArrayList<>(units.size());
+                for (Tile t : units) du.add(op.write(t));
+                // no units: the kernel takes the inputs' pointers in their place and does not write them
+                DeviceBuffer dun = du.isEmpty() ? dx : op.keep(ops.pointerArray(du)), ds = op.keep(ops.floatArray(scales)), dw = op.keep(ops.floatArray(w));
+                launch(Kernel.KARCHER_MEAN, n, dx, ds, dun, du.isEmpty() ? 0 : 1, dw, xs.size(), f, op.write(u), n);
+            }
+        }
+    }
+
+    @Override
+    public void karcherTangent(List<Tile> units, Tile u, float[] minusCos, float[] coef, Tile t) {
+        KarcherLoops.checkTangent(units, u, minusCos, coef, t);
+        long n = t.size();
+        if (n == 0) return;
+        // no terms: T stays the +0.0 it starts as
+        if (units.isEmpty()) { fill(t, 0f); return; }
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer dun = op.keep(ops.pointerArray(op.readAll(units))), du = op.read(u);
+                DeviceBuffer dc = op.keep(ops.floatArray(minusCos)), dk = op.keep(ops.floatArray(coef));
+                launch(Kernel.KARCHER_TANGENT, n, dun, du, dc, dk, units.size(), 1f, op.write(t), n);
+            }
+        }
+    }
+
+    @Override
+    public void karcherMeanTangent(List<Tile> xs, float[] scales, float[] w, float f, int[] terms, float[] minusCos, float[] coef, Tile t) {
+        KarcherLoops.checkMeanTangent(xs, scales, w, terms, minusCos, coef, t);
+        long n = t.size();
+        if (n == 0) return;
+        // no terms: T stays the +0.0 it starts as
+        if (terms.length == 0) { fill(t, 0f); return; }
+        synchronized (lock) {
+            try (OpBuffers op = op()) {
+                DeviceBuffer dx = op.keep(ops.pointerArray(op.readAll(xs))), ds = op.keep(ops.floatArray(scales)), dw = op.keep(ops.floatArray(w));
+                float[] idx = new float[terms.length];
+                for (int j = 0; j < terms.length; j++) idx[j] = terms[j];
+                DeviceBuffer di = op.keep(ops.floatArray(idx)), dc = op.keep(ops.floatArray(minusCos)), dk = op.keep(ops.floatArray(coef));
+                launch(Kernel.KARCHER_MEAN_TANGENT, n, dx, ds, dw, xs.size(), f, di, dc, dk, terms.length, 1f, op.write(t), n);
+            }
         }
     }
 }

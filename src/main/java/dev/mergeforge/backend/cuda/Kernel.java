@@ -18,6 +18,10 @@ enum Kernel {
     WEIGHTED_SUM("elementwise", "mf_weighted_sum", "ppipl"),
     DELTA_VARIANCE("elementwise", "mf_delta_variance", "ppiipl"),
     SPHERE("elementwise", "mf_sphere", "ppiiipppl"),
+
+    KARCHER_MEAN("karcher", "mf_karcher_mean", "pppipifpl"),
+    KARCHER_TANGENT("karcher", "mf_karcher_tangent", "ppppifpl"),
+    KARCHER_MEAN_TANGENT("karcher", "mf_karcher_mean_tangent", "pppifpppifpl"),
     BLOCK_SUM_ABS("reduce", "mf_block_sum_abs", "plpl", 64),
     BLOCK_SUM_SQUARES("reduce", "mf_block_sum_squares", "plpl", 64),
     BLOCK_DOT("reduce", "mf_block_dot", "pplpl", 64),

@@ -6,6 +6,7 @@ import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.FusionLoops;
 import dev.mergeforge.backend.HostChunkOps;
+import dev.mergeforge.backend.KarcherLoops;
 import dev.mergeforge.backend.KeepBitLoops;
 import dev.mergeforge.backend.Lanes;
 import dev.mergeforge.backend.RankWindow;
@@ -432,6 +433,59 @@ final class NativeChunkOps implements HostChunkOps {
         try (Staging st = new Staging()) {
             NativeBackend.ok(MergeOps.mo_fusion_combine(st.in(base.data(), n * F32, "fusionCombine base"), st.in(other.data(), n * F32, "fusionCombine other"),
                     n, cols, st.floats(kl), t, st.out(out.data(), n * F32, "fusionCombine out"), nb.nativeThreads()), "fusionCombine");
+            st.commit();
+        }
+    }
+
+    // ---------------------------------------------------------------- Karcher mean (native/src/karcher.c)
+
+    @Override
+    public void karcherMean(List<Tile> xs, float[] scales, List<Tile> units, float[] w, float f, Tile u) {
+        KarcherLoops.checkMean(xs, scales, units, w, u);
+        long n = u.size();
+        boolean keep = !units.isEmpty();
+        try (Staging st = new Staging()) {
+            MemorySegment[] in = new MemorySegment[xs.size()], un = new MemorySegment[xs.size()];
+            for (int p = 0; p < in.length; p++) {
+                if (!keep) {
+                    in[p] = st.in(xs.get(p).data(), n * F32, "karcherMean input " + p);
+                } else if (units.get(p) == xs.get(p)) {
+                    // a unit written over its input: one segment
+                    in[p] = un[p] = st.inOut(xs.get(p).data(), n * F32, "karcherMean input " + p);
+                } else {
+                    in[p] = st.in(xs.get(p).data(), n * F32, "karcherMean input " + p);
+                    un[p] = st.out(units.get(p).data(), n * F32, "karcherMean unit " + p);
+                }
+            }
+            NativeBackend.ok(MergeOps.mo_karcher_mean(st.addresses(in), st.floats(scales), keep ? st.addresses(un) : MemorySegment.NULL, st.floats(w), in.length, f,
+                    st.out(u.data(), n * F32, "karcherMean u"), n, nb.nativeThreads()), "karcherMean");
+            st.commit();
+        }
+    }
+
+    @Override
+    public void karcherTangent(List<Tile> units, Tile u, float[] minusCos, float[] coef, Tile t) {
+        KarcherLoops.checkTangent(units, u, minusCos, coef, t);
+        long n = t.size();
+        try (Staging st = new Staging()) {
+            MemorySegment[] un = new MemorySegment[units.size()];
+            for (int p = 0; p < un.length; p++) un[p] = st.in(units.get(p).data(), n * F32, "karcherTangent unit " + p);
+            NativeBackend.ok(MergeOps.mo_karcher_tangent(st.addresses(un), st.in(u.data(), n * F32, "karcherTangent u"), st.floats(minusCos),
+                    st.floats(coef), un.length, st.out(t.data(), n * F32, "karcherTangent t"), n, nb.nativeThreads()), "karcherTangent");
+            st.commit();
+        }
+    }
+
+    @Override
+    public void karcherMeanTangent(List<Tile> xs, float[] scales, float[] w, float f, int[] terms, float[] minusCos, float[] coef, Tile t) {
+        KarcherLoops.checkMeanTangent(xs, scales, w, terms, minusCos, coef, t);
+        long n = t.size();
+        try (Staging st = new Staging()) {
+            MemorySegment[] in = new MemorySegment[xs.size()];
+            for (int p = 0; p < in.length; p++) in[p] = st.in(xs.get(p).data(), n * F32, "karcherMeanTangent input " + p);
+            NativeBackend.ok(MergeOps.mo_karcher_mean_tangent(st.addresses(in), st.floats(scales), st.floats(w), in.length, f, st.ints(terms),
+                    st.floats(minusCos), st.floats(coef), terms.length, st.out(t.data(), n * F32, "karcherMeanTangent t"), n, nb.nativeThreads()),
+                    "karcherMeanTangent");
             st.commit();
         }
     }

@@ -5,6 +5,7 @@ import dev.mergeforge.backend.ChunkOps;
 import dev.mergeforge.backend.Combination;
 import dev.mergeforge.backend.FusionLoops;
 import dev.mergeforge.backend.HostChunkOps;
+import dev.mergeforge.backend.KarcherLoops;
 import dev.mergeforge.backend.KeepBitLoops;
 import dev.mergeforge.backend.LaneRanks;
 import dev.mergeforge.backend.Lanes;
@@ -490,4 +491,19 @@ public final class JavaChunkOps implements HostChunkOps {
     @Override public void orderHistogram(Tile x, int high, long[] hist) { FusionLoops.orderHistogram(par, x, high, hist); }
 
     @Override public void fusionCombine(Tile base, Tile other, long cols, float[] kl, float t, Tile out) { FusionLoops.combine(par, base, other, cols, kl, t, out); }
+
+    @Override
+    public void karcherMean(List<Tile> xs, float[] scales, List<Tile> units, float[] w, float f, Tile u) {
+        KarcherLoops.mean(par, xs, scales, units, w, f, u);
+    }
+
+    @Override
+    public void karcherTangent(List<Tile> units, Tile u, float[] minusCos, float[] coef, Tile t) {
+        KarcherLoops.tangent(par, units, u, minusCos, coef, t);
+    }
+
+    @Override
+    public void karcherMeanTangent(List<Tile> xs, float[] scales, float[] w, float f, int[] terms, float[] minusCos, float[] coef, Tile t) {
+        KarcherLoops.meanTangent(par, xs, scales, w, f, terms, minusCos, coef, t);
+    }
 }

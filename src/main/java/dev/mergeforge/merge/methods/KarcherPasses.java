@@ -70,7 +70,7 @@ final class KarcherPasses {
         int n = m + (baseAppended ? 1 : 0);
         if (n == 1) return new ChunkProgram(1, 0, List.of(), (ops, c, out) -> ops.scale(c.model(0), 1f, out));
         KarcherPasses p = new KarcherPasses(method, in, m, n);
-        // scratch: u, T, the term being added, the base's unit (the base chunk is read-only)
+        // scratch: u, T, one unused since T is one sweep (kept so the chunk sizes stay as they were), the base's unit (the base chunk is read-only)
         return new ChunkProgram(1, baseAppended ? 4 : 3, List.of(p.norms(), p.mean(), p.steps()), p::combine);
     }
 
@@ -114,9 +114,9 @@ final class KarcherPasses {
             @Override public boolean needed() { return units.length > 0; }
 
             @Override public void chunk(ChunkOps ops, Chunk c) {
-                // ‖Σ a_i u_i‖²
+                // ‖Σ a_i u_i‖² (the units, not kept, and their sum in one sweep; the factor 1 leaves every value as it is)
                 Tile u = c.scratch(0);
-                ops.weightedSum(units(ops, c), weights, u);
+                ops.karcherMean(unitInputs(c), scales, List.of(), weights, 1f, u);
                 ops.sumSquares(u, c.offset(), acc[0]);
             }
 
@@ -134,7 +134,12 @@ final class KarcherPasses {
             }
 
             @Override public void chunk(ChunkOps ops, Chunk c) {
-                List<Tile> us = units(ops, c);
+                if (phase == Phase.TANGENT_NORM && steps.isEmpty() && normU >= method.tol()) {
+                    // ‖T‖² at the first iterate: units, u and T in one sweep, only T written
+                    ops.sumSquares(firstTangent(ops, c, pending), c.offset(), acc[0]);
+                    return;
+                }
+                List<Tile> us = unitTiles(c);
                 Tile u = iterate(ops, c, us);
                 switch (phase) {
                     // cos θ_i = u·u_i
@@ -191,32 +196,42 @@ final class KarcherPasses {
     private void combine(ChunkOps ops, Chunk c, Tile out) {
         // no input with a norm above tol: zeros
         if (units.length == 0) { ops.fill(out, 0f); return; }
-        // out = (Σ ‖x_i‖/N) u (the units only for the first iterate: a step's is kept)
-        ops.scale(iterate(ops, c, steps.isEmpty() ? units(ops, c) : List.of()), (float) Karcher.meanNorm(norms), out);
+        // out = (Σ ‖x_i‖/N) u (the units only for the first iterate, and only there: a step's is kept)
+        ops.scale(iterate(ops, c, List.of()), (float) Karcher.meanNorm(norms), out);
     }
 
-    /** u_i = x_i/‖x_i‖ of the inputs taking part, in the models' chunks (the base's in scratch 3). */
-    private List<Tile> units(ChunkOps ops, Chunk c) {
+    /** The inputs taking part, in the order of their units. */
+    private List<Tile> unitInputs(Chunk c) {
+        List<Tile> xs = new ArrayList<>(units.length);
+        for (int i : units) xs.add(input(c, i));
+        return xs;
+    }
+
+    /** Where the units u_i = x_i/‖x_i‖ go: the models' chunks (in place), the base's in scratch 3 (its chunk is read-only). */
+    private List<Tile> unitTiles(Chunk c) {
         List<Tile> us = new ArrayList<>(units.length);
-        for (int p = 0; p < units.length; p++) {
-            int i = units[p];
-            Tile x = input(c, i), u = i < models ? x : c.scratch(3);
-            ops.scale(x, scales[p], u);
-            us.add(u);
-        }
+        for (int i : units) us.add(i < models ? input(c, i) : c.scratch(3));
         return us;
     }
 
-    /** The chunk of the iterate after the steps found so far, in scratch 0. */
+    /**
+     * The units into {@code us} (none when it is empty: not kept) and the chunk of the iterate after
+     * the steps found so far, in scratch 0.
+     */
     private Tile iterate(ChunkOps ops, Chunk c, List<Tile> us) {
         Tile u = c.scratch(0);
         if (steps.isEmpty()) {
-            // u = Σ a_i u_i, normalised (or the first unit when that is ~0)
-            ops.weightedSum(us, weights, u);
-            if (normU < method.tol()) ops.scale(us.get(0), 1f, u);
-            else ops.scale(u, (float) (1 / normU), u);
+            // u_i = x_i/‖x_i‖; u = Σ a_i u_i, normalised (or the first unit when that is ~0): one sweep
+            boolean degenerate = normU < method.tol();
+            ops.karcherMean(unitInputs(c), scales, us, weights, degenerate ? 1f : (float) (1 / normU), u);
+            if (degenerate) {
+                // u = 1·u_0 (the first unit into u itself where the units are not kept)
+                if (us.isEmpty()) ops.scale(input(c, units[0]), scales[0], u);
+                ops.scale(us.isEmpty() ? u : us.get(0), 1f, u);
+            }
             return u;
         }
+        for (int p = 0; p < us.size(); p++) ops.scale(input(c, units[p]), scales[p], us.get(p));
         // u as the last step advanced it (keep), then renormalised: the bits of replaying every step
         if (c.size() < numel) kept.read(ops, c.offset(), 0, u);
         else if (renormalised) return u;
@@ -232,18 +247,41 @@ final class KarcherPasses {
         else renormalised = false;
     }
 
-    /** T = Σ a_i θ_i/sin θ_i · (u_i − cos θ_i · u) of one step, in scratch 1 (axpy as weightedSum(y, x; 1, α): the same rounding). */
+    /**
+     * T = Σ a_i θ_i/sin θ_i · (u_i − cos θ_i · u) of one step, in scratch 1, over the terms not skipped
+     * (one sweep, {@link ChunkOps#karcherTangent}: the bits of T = 0, then per term tmp = weightedSum(u_i, u;
+     * 1, −cos θ_i) and T = weightedSum(T, tmp; 1, c_i)).
+     */
     private static Tile tangent(ChunkOps ops, Chunk c, List<Tile> us, Tile u, Step s) {
-        Tile t = c.scratch(1), tmp = c.scratch(2);
-        ops.fill(t, 0f);
+        List<Tile> taking = new ArrayList<>(us.size());
+        float[] minusCos = new float[us.size()], coef = new float[us.size()];
         for (int p = 0; p < us.size(); p++) {
             Karcher.Term term = s.terms[p];
             if (term.skip()) continue;
-            // tmp = u_i − cos θ_i · u
-            ops.weightedSum(List.of(us.get(p), u), new float[] {1f, -term.cos()}, tmp);
-            // T = T + c_i · tmp
-            ops.weightedSum(List.of(t, tmp), new float[] {1f, term.coef()}, t);
+            minusCos[taking.size()] = -term.cos();
+            coef[taking.size()] = term.coef();
+            taking.add(us.get(p));
         }
+        Tile t = c.scratch(1);
+        ops.karcherTangent(taking, u, Arrays.copyOf(minusCos, taking.size()), Arrays.copyOf(coef, taking.size()), t);
+        return t;
+    }
+
+    /** T at the first iterate (normalised, not degenerate) from the inputs, in scratch 1: {@link #tangent}'s bits. */
+    private Tile firstTangent(ChunkOps ops, Chunk c, Step s) {
+        int[] terms = new int[units.length];
+        float[] minusCos = new float[units.length], coef = new float[units.length];
+        int n = 0;
+        for (int p = 0; p < units.length; p++) {
+            Karcher.Term term = s.terms[p];
+            if (term.skip()) continue;
+            terms[n] = p;
+            minusCos[n] = -term.cos();
+            coef[n++] = term.coef();
+        }
+        Tile t = c.scratch(1);
+        ops.karcherMeanTangent(unitInputs(c), scales, weights, (float) (1 / normU), Arrays.copyOf(terms, n), Arrays.copyOf(minusCos, n),
+                Arrays.copyOf(coef, n), t);
         return t;
     }
 

@@ -115,6 +115,8 @@ class IterativeChunkedTest {
         cs.add(new Case("karcher", m(), none(1), mat, DType.BF16, DType.BF16, 0, Kind.FAR, -1, false));
         cs.add(new Case("karcher", m(), none(2), tiny, DType.F32, DType.F32, 1, Kind.FAR, -1, false));
         cs.add(new Case("karcher", m("max_iter", 3.0), none(2), mat, DType.F32, DType.F32, 0, Kind.FAR, -1, true));
+        // the mean of x and −x is ~0 and no step is taken: the combine's first iterate is the first unit
+        cs.add(new Case("karcher", m("max_iter", 0.0), none(2), mat, DType.F32, DType.F32, 0, Kind.FAR, -1, true));
         // multislerp: task vectors or raw tensors, weights normalised or not, the antipodal fallback, one model
         List<Map<String, Object>> w3 = List.of(m("weight", 0.5), m("weight", 1.25), m("weight", 0.8));
         cs.add(new Case("multislerp", m(), w3, mat, DType.BF16, DType.F32, 1, Kind.NEAR, -1, false));
