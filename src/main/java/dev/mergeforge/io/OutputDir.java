@@ -140,8 +140,20 @@ public final class OutputDir implements AutoCloseable {
     private synchronized void removeTemp() {
         if (committed || removed) return;
         removed = true;
-        deleteTree(temp);
+        // on a signal the hook runs beside the merge's threads, whose writer may still add files: the
+        // directory first leaves its path (one rename, after which no write reaches it), then goes,
+        // walked again while a file created just before the rename still shows up in it
+        Path doomed = temp.resolveSibling(temp.getFileName() + "-removing");
+        try {
+            Files.move(temp, doomed, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            doomed = temp;
+        }
+        for (int i = 0; i < REMOVE_ATTEMPTS && Files.exists(doomed, java.nio.file.LinkOption.NOFOLLOW_LINKS); i++) deleteTree(doomed);
     }
+
+    /** Walks of the temporary tree a removal makes at most. */
+    static final int REMOVE_ATTEMPTS = 10;
 
     /** Removes the temporary directory if the merge did not commit. */
     @Override

@@ -42,6 +42,38 @@ class OutputDirTest {
         }
     }
 
+    /**
+     * As a signal's shutdown hook does, the removal runs while a writer still adds files (here as fast
+     * as it can, until the directory is gone): a file added between the walk's deletes and the
+     * directory's left the temporary directory behind after a single walk.
+     */
+    @Test
+    void aWriterAddingFilesDuringTheRemovalLeavesNothingBehind() throws Exception {
+        for (int round = 0; round < 10; round++) {
+            Path target = root.resolve("out" + round);
+            OutputDir o = OutputDir.create(target, false, List.of(), 10);
+            for (int i = 0; i < 200; i++) Files.writeString(o.temp().resolve("f" + i), "x");
+            java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(1);
+            Thread writer = Thread.ofPlatform().start(() -> {
+                started.countDown();
+                for (int i = 0; i < 100_000; i++) {
+                    try {
+                        Files.writeString(o.temp().resolve("late" + i), "x");
+                    } catch (IOException e) {
+                        return;   // the directory is gone
+                    }
+                }
+            });
+            started.await();
+            o.close();
+            writer.join(10_000);
+            assertFalse(writer.isAlive(), "the writer stops once the directory is gone");
+            try (var s = Files.list(root)) {
+                assertEquals(List.of(), s.filter(p -> p.getFileName().toString().contains(".mergeforge-")).toList(), "round " + round);
+            }
+        }
+    }
+
     @Test
     void anExistingOutputNeedsOverwriteAndIsThenReplaced() throws IOException {
         Path target = Files.createDirectories(root.resolve("out"));
