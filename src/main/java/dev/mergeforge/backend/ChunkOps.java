@@ -169,6 +169,41 @@ public interface ChunkOps {
      */
     void disjointMean(Tile base, List<Tile> taus, float[] w, float floor, Tile sign, Tile out);
 
+    /**
+     * {@link #storedVariance} by its definition, op by op on {@code ops} (the Java reference; CUDA's
+     * device ops): the inputs reloaded into scratch (base into var), τ_j = x_j − b, then the spread.
+     */
+    static void storedVarianceByOps(ChunkOps ops, TensorView base, List<TensorView> xs, long from, List<Tile> scratch, Tile var) {
+        checkStoredVariance(base, xs, from, scratch, var);
+        for (int j = 0; j < xs.size(); j++) ops.reload(xs.get(j), from, scratch.get(j));
+        if (base != null) {
+            ops.reload(base, from, var);
+            // τ_j = x_j − b
+            for (Tile t : scratch) ops.sub(t, var, t);
+        }
+        ops.deltaVariance(null, scratch, var);
+    }
+
+    /**
+     * {@link #disjointMean} by its definition, op by op on {@code ops} (the Java reference; CUDA's
+     * device ops): W_j in place in the task vectors, the divisor in the first.
+     */
+    static void disjointMeanByOps(ChunkOps ops, Tile base, List<Tile> taus, float[] w, float floor, Tile sign, Tile out) {
+        checkDisjointMean(base, taus, w, sign, out);
+        // s = sign(Σ τ_j)
+        ops.electSign(taus, sign);
+        // W_j = w_j τ_j
+        for (int j = 0; j < taus.size(); j++) ops.scale(taus.get(j), w[j], taus.get(j));
+        // Δ = Σ kept W_j / max(Σ kept w_j, floor)
+        ops.disjointMerge(taus, w, sign, false, out);
+        Tile d = taus.getFirst();
+        ops.disjointDivisor(taus, w, sign, d);
+        ops.clamp(d, floor, Float.POSITIVE_INFINITY, d);
+        ops.div(out, d, out);
+        // θ = θ₀ + Δ
+        ops.add(base, out, out);
+    }
+
     /** {@link #disjointMean}'s arguments, checked the same on every backend. */
     static void checkDisjointMean(Tile base, List<Tile> taus, float[] w, Tile sign, Tile out) {
         if (taus.isEmpty() || w.length != taus.size()) throw new IllegalArgumentException("disjointMean needs one weight per task vector: " + w.length + " for " + taus.size());

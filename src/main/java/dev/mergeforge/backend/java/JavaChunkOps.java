@@ -194,35 +194,16 @@ public final class JavaChunkOps implements HostChunkOps {
         });
     }
 
-    /** The definition, op by op: the inputs reloaded into scratch (base into var), τ_j = x_j − b, then the spread. */
+    /** The definition, op by op ({@link ChunkOps#storedVarianceByOps}). */
     @Override
     public void storedVariance(TensorView base, List<TensorView> xs, long from, List<Tile> scratch, Tile var) {
-        ChunkOps.checkStoredVariance(base, xs, from, scratch, var);
-        for (int j = 0; j < xs.size(); j++) reload(xs.get(j), from, scratch.get(j));
-        if (base != null) {
-            reload(base, from, var);
-            // τ_j = x_j − b
-            for (Tile t : scratch) sub(t, var, t);
-        }
-        deltaVariance(null, scratch, var);
+        ChunkOps.storedVarianceByOps(this, base, xs, from, scratch, var);
     }
 
-    /** The definition, op by op (W_j in place in the task vectors, the divisor in the first). */
+    /** The definition, op by op ({@link ChunkOps#disjointMeanByOps}). */
     @Override
     public void disjointMean(Tile base, List<Tile> taus, float[] w, float floor, Tile sign, Tile out) {
-        ChunkOps.checkDisjointMean(base, taus, w, sign, out);
-        // s = sign(Σ τ_j)
-        electSign(taus, sign);
-        // W_j = w_j τ_j
-        for (int j = 0; j < taus.size(); j++) scale(taus.get(j), w[j], taus.get(j));
-        // Δ = Σ kept W_j / max(Σ kept w_j, floor)
-        disjointMerge(taus, w, sign, false, out);
-        Tile d = taus.getFirst();
-        disjointDivisor(taus, w, sign, d);
-        clamp(d, floor, Float.POSITIVE_INFINITY, d);
-        div(out, d, out);
-        // θ = θ₀ + Δ
-        add(base, out, out);
+        ChunkOps.disjointMeanByOps(this, base, taus, w, floor, sign, out);
     }
 
     @Override
