@@ -4,14 +4,18 @@ import dev.mergeforge.fixtures.Arch;
 import dev.mergeforge.fixtures.RandomModels;
 import dev.mergeforge.run.MergeFixtures;
 import dev.mergeforge.tensor.DType;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.BufferedReader;
+import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -51,9 +55,17 @@ class InterruptTest {
     /** Starts the merge in a child JVM, signals it at its first tensor event (SIGINT or SIGTERM) and checks what is left. */
     private static void interrupt(Path cfg, Path out, boolean sigint) throws Exception {
         String java = ProcessHandle.current().info().command().orElseThrow();
-        Process p = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                "dev.mergeforge.cli.Main", "merge", cfg.toString(), out.toString(), "--events", "json", "--backend", "java",
-                "--threads", "1").redirectError(ProcessBuilder.Redirect.DISCARD).start();
+        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                "dev.mergeforge.cli.Main", "merge", cfg.toString(), out.toString(), "--events", "json", "--backend", "java", "--threads", "1"));
+        if (sigint && sigintIgnoredHere()) {
+            // started as a background job of a non-interactive shell (as CI may start the build), this JVM and
+            // its children find SIGINT ignored, and a JVM that finds it ignored keeps ignoring it (as a background
+            // job should): the child gets SIGINT's default back so that the test sees what a terminal's Ctrl-C does
+            Assumptions.assumeTrue(runs("env", "--default-signal=INT", "true"),
+                    "SIGINT is ignored in this process (a background job) and `env --default-signal` (coreutils 8.31+) is missing to reset it for the child");
+            cmd.addAll(0, List.of("env", "--default-signal=INT"));
+        }
+        Process p = new ProcessBuilder(cmd).redirectError(ProcessBuilder.Redirect.DISCARD).start();
         long t0 = System.nanoTime();
         String tensorEvent = null;
         try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
@@ -79,5 +91,24 @@ class InterruptTest {
         System.err.printf("interrupt test: %s after %.1f s, exit %d%n", sigint ? "SIGINT" : "SIGTERM", (System.nanoTime() - t0) / 1e9, p.exitValue());
         assertEquals(sigint ? 130 : 143, p.exitValue(), "killed by the signal (128 + signal number)");
         CliFailure.assertNothingWritten(out);
+    }
+
+    /** Whether SIGINT is ignored in this process (bit 1 of SigIgn in /proc/self/status; false where there is none). */
+    private static boolean sigintIgnoredHere() throws IOException {
+        Path status = Path.of("/proc/self/status");
+        if (!Files.isReadable(status)) return false;
+        for (String line : Files.readAllLines(status)) {
+            if (line.startsWith("SigIgn:")) return (Long.parseUnsignedLong(line.substring(7).strip(), 16) & (1L << 1)) != 0;
+        }
+        return false;
+    }
+
+    private static boolean runs(String... cmd) throws InterruptedException {
+        try {
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            return p.waitFor(10, TimeUnit.SECONDS) && p.exitValue() == 0;
+        } catch (IOException e) {
+            return false;
+        }
     }
 }
