@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 9
+#define MO_ABI_VERSION 10
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -151,6 +151,14 @@ int32_t mo_stored_variance(const void *const *xs, const int32_t *dtypes, int32_t
    out[i] = base[i] + (acc / d). k >= 1; out overlaps no input. */
 int32_t mo_disjoint_mean(const float *const *taus, const float *w, int32_t k, const float *base, float floor,
                          float *out, int64_t n, int32_t threads);
+
+/* The TIES combine of sparsified task vectors (docs/methods.md, "ties"), the bits of the separate ops in
+   one sweep: W_j = w[j] * taus[j][i]; sign = (W_0 + W_1 + ...) left to right >= 0 ? +1 : -1
+   (mo_elect_sign of the W); acc and div as mo_disjoint_merge keeps them; normalize != 0: acc = acc /
+   (div == 0 ? 1 : div); scaled != 0: acc = lambda * acc; out[i] = base[i] + acc. k >= 1; out overlaps
+   no input. */
+int32_t mo_ties_combine(const float *const *taus, const float *w, int32_t k, const float *base, int32_t normalize, int32_t scaled,
+                        float lambda, float *out, int64_t n, int32_t threads);
 
 /* ---------------------------------------------------------------- Karcher mean (docs/methods.md, "karcher") */
 /* units[p][i] = scales[p]*xs[p][i]; u[i] = f * (((w[0]*units[0][i]) + (w[1]*units[1][i])) + ...) left to

@@ -68,10 +68,10 @@ public class MergeOps {
     public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
             .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
-    private static final int MO_ABI_VERSION = (int)9L;
+    private static final int MO_ABI_VERSION = (int)10L;
     /**
      * {@snippet lang=c :
-     * #define MO_ABI_VERSION 9
+     * #define MO_ABI_VERSION 10
      * }
      */
     public static int MO_ABI_VERSION() {
@@ -1429,6 +1429,73 @@ public class MergeOps {
                 traceDowncall("mo_disjoint_mean", taus, w, k, base, floor, out, n, threads);
             }
             return (int)mh$.invokeExact(taus, w, k, base, floor, out, n, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_ties_combine {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_INT,
+            MergeOps.C_INT,
+            MergeOps.C_FLOAT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_ties_combine");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_ties_combine(const float *const *taus, const float *w, int32_t k, const float *base, int32_t normalize, int32_t scaled, float lambda, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_ties_combine$descriptor() {
+        return mo_ties_combine.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_ties_combine(const float *const *taus, const float *w, int32_t k, const float *base, int32_t normalize, int32_t scaled, float lambda, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_ties_combine$handle() {
+        return mo_ties_combine.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_ties_combine(const float *const *taus, const float *w, int32_t k, const float *base, int32_t normalize, int32_t scaled, float lambda, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_ties_combine$address() {
+        return mo_ties_combine.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_ties_combine(const float *const *taus, const float *w, int32_t k, const float *base, int32_t normalize, int32_t scaled, float lambda, float *out, int64_t n, int32_t threads)
+     * }
+     */
+    public static int mo_ties_combine(MemorySegment taus, MemorySegment w, int k, MemorySegment base, int normalize, int scaled, float lambda, MemorySegment out, long n, int threads) {
+        var mh$ = mo_ties_combine.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_ties_combine", taus, w, k, base, normalize, scaled, lambda, out, n, threads);
+            }
+            return (int)mh$.invokeExact(taus, w, k, base, normalize, scaled, lambda, out, n, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

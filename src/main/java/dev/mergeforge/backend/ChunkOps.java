@@ -204,6 +204,31 @@ public interface ChunkOps {
         ops.add(base, out, out);
     }
 
+    /**
+     * The TIES combine of one chunk (docs/methods.md, "ties"; ties, dare_ties, breadcrumbs_ties, della)
+     * in one op, the bits of the separate ops: W_j = scale(τ_j, w_j); electSign(W, sign);
+     * disjointMerge(W, w, sign, normalize, out); with {@code scaled}, out = scale(out, lambda); out =
+     * add(base, out). {@code taus} and {@code sign} are working memory a backend may use: their values
+     * afterwards are unspecified. {@code out} aliases no input.
+     */
+    void tiesCombine(Tile base, List<Tile> taus, float[] w, boolean normalize, boolean scaled, float lambda, Tile sign, Tile out);
+
+    /** {@link #tiesCombine} by its definition, op by op on {@code ops} (the Java reference; CUDA's device ops). */
+    static void tiesCombineByOps(ChunkOps ops, Tile base, List<Tile> taus, float[] w, boolean normalize, boolean scaled, float lambda,
+                                 Tile sign, Tile out) {
+        checkDisjointMean(base, taus, w, sign, out);
+        // W_j = w_j · τ_j
+        for (int j = 0; j < taus.size(); j++) ops.scale(taus.get(j), w[j], taus.get(j));
+        // s = sign(Σ_j W_j), 0 → +
+        ops.electSign(taus, sign);
+        // Δ = Σ_j W_j [sign W_j = s]  (/ Σ_j w_j [sign W_j = s], 0 → 1)
+        ops.disjointMerge(taus, w, sign, normalize, out);
+        // Δ = λ Δ
+        if (scaled) ops.scale(out, lambda, out);
+        // θ = θ₀ + Δ
+        ops.add(base, out, out);
+    }
+
     /** {@link #disjointMean}'s arguments, checked the same on every backend. */
     static void checkDisjointMean(Tile base, List<Tile> taus, float[] w, Tile sign, Tile out) {
         if (taus.isEmpty() || w.length != taus.size()) throw new IllegalArgumentException("disjointMean needs one weight per task vector: " + w.length + " for " + taus.size());

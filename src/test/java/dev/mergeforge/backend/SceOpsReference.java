@@ -60,6 +60,32 @@ public final class SceOpsReference {
         return out;
     }
 
+    /**
+     * The TIES combine ({@link ChunkOps#tiesCombine}): out[i] = b + λ·(Σ kept W_j (/ Σ kept w_j, 0 → 1)),
+     * W_j = w_j τ_j kept iff sign(W_j) = (Σ W ≥ 0 ? +1 : −1); λ applied only when {@code scaled}.
+     */
+    public static float[] tiesCombine(float[] base, List<float[]> taus, float[] w, boolean normalize, boolean scaled, float lambda) {
+        int n = base.length;
+        float[] out = new float[n];
+        for (int i = 0; i < n; i++) {
+            float sum = w[0] * taus.getFirst()[i];
+            for (int j = 1; j < taus.size(); j++) sum = sum + w[j] * taus.get(j)[i];
+            float s = sum >= 0 ? 1f : -1f;
+            float acc = 0f, div = 0f;
+            for (int j = 0; j < taus.size(); j++) {
+                float v = w[j] * taus.get(j)[i];
+                if (Math.signum(v) == s) {
+                    acc = acc + v;
+                    div = div + w[j];
+                }
+            }
+            if (normalize) acc = acc / (div == 0f ? 1f : div);
+            if (scaled) acc = lambda * acc;
+            out[i] = base[i] + acc;
+        }
+        return out;
+    }
+
     /** values[i] rounded into d and back: exactly what a stored tensor of d holds. */
     public static float[] representable(DType d, float[] values) {
         float[] out = new float[values.length];

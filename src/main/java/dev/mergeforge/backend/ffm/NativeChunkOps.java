@@ -159,6 +159,21 @@ final class NativeChunkOps implements HostChunkOps {
         }
     }
 
+    /** One native sweep (mo_ties_combine): the task vectors and the sign tile are read only, never written. */
+    @Override
+    public void tiesCombine(Tile base, List<Tile> taus, float[] w, boolean normalize, boolean scaled, float lambda, Tile sign, Tile out) {
+        ChunkOps.checkDisjointMean(base, taus, w, sign, out);
+        long n = out.size();
+        try (Staging st = new Staging()) {
+            MemorySegment[] segs = new MemorySegment[taus.size()];
+            for (int j = 0; j < segs.length; j++) segs[j] = st.in(taus.get(j).data(), n * F32, "tiesCombine task vector " + j);
+            MemorySegment b = st.in(base.data(), n * F32, "tiesCombine base");
+            NativeBackend.ok(MergeOps.mo_ties_combine(st.addresses(segs), st.floats(w), segs.length, b, normalize ? 1 : 0, scaled ? 1 : 0, lambda,
+                    st.out(out.data(), n * F32, "tiesCombine out"), n, nb.nativeThreads()), "tiesCombine");
+            st.commit();
+        }
+    }
+
     /** One native sweep (mo_disjoint_mean): the task vectors and the sign tile are read only, never written. */
     @Override
     public void disjointMean(Tile base, List<Tile> taus, float[] w, float floor, Tile sign, Tile out) {

@@ -200,6 +200,12 @@ public final class JavaChunkOps implements HostChunkOps {
         ChunkOps.storedVarianceByOps(this, base, xs, from, scratch, var);
     }
 
+    /** The definition, op by op ({@link ChunkOps#tiesCombineByOps}). */
+    @Override
+    public void tiesCombine(Tile base, List<Tile> taus, float[] w, boolean normalize, boolean scaled, float lambda, Tile sign, Tile out) {
+        ChunkOps.tiesCombineByOps(this, base, taus, w, normalize, scaled, lambda, sign, out);
+    }
+
     /** The definition, op by op ({@link ChunkOps#disjointMeanByOps}). */
     @Override
     public void disjointMean(Tile base, List<Tile> taus, float[] w, float floor, Tile sign, Tile out) {

@@ -311,19 +311,15 @@ final class TaskVectorPasses {
 
         private void merge(ChunkOps ops, Chunk c, List<Tile> tvs, Tile out) {
             if (consensus) {
-                Tile sign = c.scratch(0);
-                // W_j = w_j · τ̂_j
-                for (int k = 0; k < tvs.size(); k++) ops.scale(tvs.get(k), w[k], tvs.get(k));
-                // s = sign(Σ_j W_j), 0 → +
-                ops.electSign(tvs, sign);
-                // Δ = Σ_j W_j [sign W_j = s]  (/ Σ_j w_j [sign W_j = s], 0 → 1)
-                ops.disjointMerge(tvs, w, sign, normalize, out);
-            } else {
-                // Δ = Σ_j w_j τ̂_j
-                ops.weightedSum(tvs, w, out);
-                // Δ = Δ / Σ_j w_j   (|Σw| < 1e-8 → 1)
-                if (normalize) ops.scale(out, TaskVectors.normalizer(w), out);
+                // W_j = w_j · τ̂_j; s = sign(Σ_j W_j), 0 → +; Δ = Σ_j W_j [sign W_j = s] (/ Σ_j w_j [sign W_j = s], 0 → 1);
+                // Δ = λ Δ; θ = θ₀ + Δ — one op (the scratch tile holds the sign where a backend runs the separate ops)
+                ops.tiesCombine(c.base(), tvs, w, normalize, lambda != 1, (float) lambda, c.scratch(0), out);
+                return;
             }
+            // Δ = Σ_j w_j τ̂_j
+            ops.weightedSum(tvs, w, out);
+            // Δ = Δ / Σ_j w_j   (|Σw| < 1e-8 → 1)
+            if (normalize) ops.scale(out, TaskVectors.normalizer(w), out);
             // Δ = λ Δ
             if (lambda != 1) ops.scale(out, (float) lambda, out);
             // θ = θ₀ + Δ

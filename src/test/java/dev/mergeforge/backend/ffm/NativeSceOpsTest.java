@@ -26,7 +26,8 @@ import static dev.mergeforge.backend.ffm.NativeFixtures.tile;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * SCE's fused chunk ops on the native backend (mo_stored_variance, mo_disjoint_mean) against the Java
+ * SCE's fused chunk ops on the native backend (mo_stored_variance, mo_disjoint_mean), and the TIES
+ * combine (mo_ties_combine) of ties, dare_ties, breadcrumbs_ties and della, against the Java
  * reference bit for bit and against {@link SceOpsReference}'s plain loops: stored inputs of every
  * float dtype read at an offset, with and without a base, one to three models; ±∞, ±0, subnormals and
  * one NaN payload; sizes around the SIMD width and the task chunk, 1 and 3 threads on AVX2, 2 on the
@@ -118,6 +119,41 @@ class NativeSceOpsTest {
         // garbage in out: an element the op does not write shows
         Tile b = tile(arena, base), out = tile(arena, SceOpsReference.values(98, base.length, true, true));
         ops.disjointMean(b, ts, w, 1e-6f, tile(arena, new float[base.length]), out);
+        return out.toArray();
+    }
+
+    /** The TIES combine (mo_ties_combine) of ties, dare_ties, breadcrumbs_ties and della: normalised or not, λ or none, a zero weight. */
+    @ParameterizedTest @MethodSource("cases")
+    void tiesCombine(Case c) {
+        ChunkOps nat = nat(c).chunkOps().orElseThrow();
+        int n = Math.toIntExact(c.n());
+        try (Arena arena = Arena.ofShared()) {
+            for (int k = 1; k <= 3; k++) {
+                float[] base = SceOpsReference.values(n * 13L + k, n, true, false);
+                List<float[]> taus = new ArrayList<>();
+                float[] w = new float[k];
+                for (int j = 0; j < k; j++) {
+                    taus.add(SceOpsReference.values(n * 17L + j, n, j != 0, j == 0));
+                    w[j] = j == 1 ? 0f : (float) (0.1 + 0.3 * j);
+                }
+                for (int mode = 0; mode < 4; mode++) {
+                    boolean normalize = (mode & 1) != 0, scaled = (mode & 2) != 0;
+                    float lambda = scaled ? 0.7f : 1f;
+                    String what = "tiesCombine k=" + k + " normalize=" + normalize + " scaled=" + scaled + " " + c;
+                    float[] want = ties(ref, base, taus, w, normalize, scaled, lambda, arena), got = ties(nat, base, taus, w, normalize, scaled, lambda, arena);
+                    assertBits(want, got, what);
+                    assertBitsOrNaN(SceOpsReference.tiesCombine(base, taus, w, normalize, scaled, lambda), got, what + " (plain loops)");
+                }
+            }
+        }
+    }
+
+    private static float[] ties(ChunkOps ops, float[] base, List<float[]> taus, float[] w, boolean normalize, boolean scaled, float lambda, Arena arena) {
+        List<Tile> ts = new ArrayList<>();
+        for (float[] t : taus) ts.add(tile(arena, t));
+        // garbage in out: an element the op does not write shows
+        Tile b = tile(arena, base), out = tile(arena, SceOpsReference.values(97, base.length, true, true));
+        ops.tiesCombine(b, ts, w, normalize, scaled, lambda, tile(arena, new float[base.length]), out);
         return out.toArray();
     }
 
