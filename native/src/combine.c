@@ -282,29 +282,41 @@ int32_t mo_relax(const float *base, const float *merged, const float *imp, int64
     return MO_OK;
 }
 
-/* ---------------------------------------------------------------- SCE's combine */
+/* ---------------------------------------------------------------- the disjoint combines (SCE's, TIES') */
+
+/* How a disjoint combine elects and divides: SCE elects on the sum of the tau_j and divides by the
+   kept weights clamped to floor; TIES elects on the sum of the W_j = w_j * tau_j, divides by the kept
+   weights (0 -> 1) when it normalises, then scales by lambda. */
+enum { DIVIDE_NONE, DIVIDE_FLOOR, DIVIDE_NONZERO };
 
 typedef struct {
     const float *const *taus;
     const float *w;
     int32_t k;
     const float *base;
+    int32_t elect_weighted;
+    int32_t divide;
     float floor;
+    int32_t scaled;
+    float lambda;
     float *out;
-} mean_t;
+} combine_t;
 
-/* mo_elect_sign, the scale by w_j, mo_disjoint_merge's and mo_disjoint_divisor's sums, the clamp, the
-   division and the base added, per sub-block in L1: each step the float32 operation its own op makes. */
-INLINE void disjoint_mean_kernel(const mean_t *c, int64_t lo, int64_t hi) {
+/* mo_elect_sign (of the tau_j, or of the W_j), the scale by w_j, mo_disjoint_merge's and
+   mo_disjoint_divisor's sums, the division, lambda and the base added, per sub-block in L1: each step
+   the float32 operation its own op makes. */
+INLINE void disjoint_combine_kernel(const combine_t *c, int64_t lo, int64_t hi) {
     float sign[SUB], acc[SUB], div[SUB];
     for (int64_t s = lo; s < hi; s += SUB) {
         int64_t m = hi - s < SUB ? hi - s : SUB;
-        // sign = tau_0 + tau_1 + ... >= 0 ? +1 : -1
-        const float *t0 = c->taus[0] + s;
-        for (int64_t i = 0; i < m; i++) sign[i] = t0[i];
-        for (int32_t j = 1; j < c->k; j++) {
+        // sign = x_0 + x_1 + ... >= 0 ? +1 : -1, x_j = tau_j or W_j
+        for (int32_t j = 0; j < c->k; j++) {
             const float *tj = c->taus[j] + s;
-            for (int64_t i = 0; i < m; i++) sign[i] = sign[i] + tj[i];
+            float wj = c->w[j];
+            for (int64_t i = 0; i < m; i++) {
+                float x = c->elect_weighted ? wj * tj[i] : tj[i];
+                sign[i] = j == 0 ? x : sign[i] + x;
+            }
         }
         for (int64_t i = 0; i < m; i++) { sign[i] = sign[i] >= 0.0f ? 1.0f : -1.0f; acc[i] = 0.0f; div[i] = 0.0f; }
         for (int32_t j = 0; j < c->k; j++) {
@@ -323,26 +335,33 @@ INLINE void disjoint_mean_kernel(const mean_t *c, int64_t lo, int64_t hi) {
         const float *b = c->base + s;
         float *o = c->out + s;
         for (int64_t i = 0; i < m; i++) {
-            // d = clamp(div, floor, +inf) (nothing exceeds +inf; NaN is kept); out = base + (acc / d)
-            float d = div[i] < c->floor ? c->floor : div[i];
-            float q = acc[i] / d;
-            o[i] = b[i] + q;
+            float a = acc[i];
+            // DIVIDE_FLOOR: d = clamp(div, floor, +inf) (NaN is kept); DIVIDE_NONZERO: d = div == 0 ? 1 : div
+            if (c->divide == DIVIDE_FLOOR) a = a / (div[i] < c->floor ? c->floor : div[i]);
+            else if (c->divide == DIVIDE_NONZERO) a = a / (div[i] == 0.0f ? 1.0f : div[i]);
+            if (c->scaled) a = c->lambda * a;
+            o[i] = b[i] + a;
         }
     }
 }
 
-static void disjoint_mean_portable(const mean_t *c, int64_t lo, int64_t hi) { disjoint_mean_kernel(c, lo, hi); }
+static void disjoint_combine_portable(const combine_t *c, int64_t lo, int64_t hi) { disjoint_combine_kernel(c, lo, hi); }
 
 /* The same steps with explicit masks (as disjoint_avx2: the compiler leaves the kept-or-not choices as
    branches, which a random sign pattern mispredicts), 8 elements at a time; the tail as above. */
-MO_AVX2 static void disjoint_mean_avx2(const mean_t *c, int64_t lo, int64_t hi) {
+MO_AVX2 INLINE void disjoint_combine_avx2_body(const combine_t *c, int64_t lo, int64_t hi, int32_t elect_weighted, int32_t divide,
+                                               int32_t scaled) {
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), minus = _mm256_set1_ps(-1.0f);
-    const __m256 floor = _mm256_set1_ps(c->floor);
+    const __m256 floor = _mm256_set1_ps(c->floor), lambda = _mm256_set1_ps(c->lambda);
     int64_t i = lo;
     for (; i + 8 <= hi; i += 8) {
-        // sign = tau_0 + tau_1 + ... >= 0 ? +1 : -1 (NaN: -1)
-        __m256 s = _mm256_loadu_ps(c->taus[0] + i);
-        for (int32_t j = 1; j < c->k; j++) s = _mm256_add_ps(s, _mm256_loadu_ps(c->taus[j] + i));
+        // sign = x_0 + x_1 + ... >= 0 ? +1 : -1 (NaN: -1), x_j = tau_j or W_j
+        __m256 s = zero;
+        for (int32_t j = 0; j < c->k; j++) {
+            __m256 x = _mm256_loadu_ps(c->taus[j] + i);
+            if (elect_weighted) x = _mm256_mul_ps(_mm256_set1_ps(c->w[j]), x);
+            s = j == 0 ? x : _mm256_add_ps(s, x);
+        }
         s = _mm256_blendv_ps(minus, one, _mm256_cmp_ps(s, zero, _CMP_GE_OQ));
         __m256 acc = zero, div = zero;
         for (int32_t j = 0; j < c->k; j++) {
@@ -355,116 +374,39 @@ MO_AVX2 static void disjoint_mean_avx2(const mean_t *c, int64_t lo, int64_t hi) 
             acc = _mm256_blendv_ps(acc, _mm256_add_ps(acc, v), keep);
             div = _mm256_blendv_ps(div, _mm256_add_ps(div, wj), keep);
         }
-        // d = div < floor ? floor : div; out = base + (acc / d)
-        __m256 d = _mm256_blendv_ps(div, floor, _mm256_cmp_ps(div, floor, _CMP_LT_OQ));
-        _mm256_storeu_ps(c->out + i, _mm256_add_ps(_mm256_loadu_ps(c->base + i), _mm256_div_ps(acc, d)));
+        if (divide == DIVIDE_FLOOR) acc = _mm256_div_ps(acc, _mm256_blendv_ps(div, floor, _mm256_cmp_ps(div, floor, _CMP_LT_OQ)));
+        else if (divide == DIVIDE_NONZERO) acc = _mm256_div_ps(acc, _mm256_blendv_ps(div, one, _mm256_cmp_ps(div, zero, _CMP_EQ_OQ)));
+        if (scaled) acc = _mm256_mul_ps(lambda, acc);
+        _mm256_storeu_ps(c->out + i, _mm256_add_ps(_mm256_loadu_ps(c->base + i), acc));
     }
-    disjoint_mean_kernel(c, i, hi);
+    disjoint_combine_kernel(c, i, hi);
 }
-static void disjoint_mean_task(void *c, int w, int64_t lo, int64_t hi) {
+
+/* The election and the division as constants of each combine's copy (SCE's, TIES'), out of its loops. */
+MO_AVX2 static void disjoint_combine_avx2(const combine_t *c, int64_t lo, int64_t hi) {
+    if (!c->elect_weighted && c->divide == DIVIDE_FLOOR && !c->scaled) disjoint_combine_avx2_body(c, lo, hi, 0, DIVIDE_FLOOR, 0);
+    else disjoint_combine_avx2_body(c, lo, hi, c->elect_weighted, c->divide, c->scaled);
+}
+
+static void disjoint_combine_task(void *c, int w, int64_t lo, int64_t hi) {
     (void)w;
-    if (mo_use_avx2()) disjoint_mean_avx2(c, lo, hi); else disjoint_mean_portable(c, lo, hi);
+    if (mo_use_avx2()) disjoint_combine_avx2(c, lo, hi); else disjoint_combine_portable(c, lo, hi);
 }
 
 int32_t mo_disjoint_mean(const float *const *taus, const float *w, int32_t k, const float *base, float floor,
                          float *out, int64_t n, int32_t threads) {
     if (k < 1 || !taus || !w || !base || !out || n < 0) return MO_ERR_ARG;
-    mean_t c = { .taus = taus, .w = w, .k = k, .base = base, .floor = floor, .out = out };
-    mo_parallel_for(n, MO_CHUNK, threads, disjoint_mean_task, &c);
+    combine_t c = { .taus = taus, .w = w, .k = k, .base = base, .elect_weighted = 0, .divide = DIVIDE_FLOOR, .floor = floor,
+                    .scaled = 0, .lambda = 1.0f, .out = out };
+    mo_parallel_for(n, MO_CHUNK, threads, disjoint_combine_task, &c);
     return MO_OK;
-}
-
-/* ---------------------------------------------------------------- the TIES combine (ties, dare_ties, breadcrumbs_ties, della) */
-
-typedef struct {
-    const float *const *taus;
-    const float *w;
-    int32_t k;
-    const float *base;
-    int32_t normalize;
-    float lambda;
-    int32_t scaled;
-    float *out;
-} ties_t;
-
-/* W_j = w_j * tau_j; sign = W_0 + W_1 + ... >= 0 ? +1 : -1; acc and div as mo_disjoint_merge keeps them;
-   normalize: acc / (div == 0 ? 1 : div); scaled: lambda * acc; out = base + acc. Each step the float32
-   operation of the op it replaces (scale, elect sign, disjoint merge, scale, add), per sub-block in L1. */
-INLINE void ties_combine_kernel(const ties_t *c, int64_t lo, int64_t hi) {
-    float sign[SUB], acc[SUB], div[SUB];
-    for (int64_t s = lo; s < hi; s += SUB) {
-        int64_t m = hi - s < SUB ? hi - s : SUB;
-        // sign = W_0 + W_1 + ... >= 0 ? +1 : -1
-        const float *t0 = c->taus[0] + s;
-        for (int64_t i = 0; i < m; i++) sign[i] = c->w[0] * t0[i];
-        for (int32_t j = 1; j < c->k; j++) {
-            const float *tj = c->taus[j] + s;
-            float wj = c->w[j];
-            for (int64_t i = 0; i < m; i++) sign[i] = sign[i] + wj * tj[i];
-        }
-        for (int64_t i = 0; i < m; i++) { sign[i] = sign[i] >= 0.0f ? 1.0f : -1.0f; acc[i] = 0.0f; div[i] = 0.0f; }
-        for (int32_t j = 0; j < c->k; j++) {
-            const float *tj = c->taus[j] + s;
-            float wj = c->w[j];
-            // W_j kept iff its sign equals sign: acc += W_j, div += w_j
-            for (int64_t i = 0; i < m; i++) {
-                float v = wj * tj[i];
-                float sv = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
-                int keep = sv == sign[i];
-                float a = acc[i] + v, d = div[i] + wj;
-                acc[i] = keep ? a : acc[i];
-                div[i] = keep ? d : div[i];
-            }
-        }
-        const float *b = c->base + s;
-        float *o = c->out + s;
-        for (int64_t i = 0; i < m; i++) {
-            float a = acc[i];
-            if (c->normalize) a = a / (div[i] == 0.0f ? 1.0f : div[i]);
-            if (c->scaled) a = c->lambda * a;
-            o[i] = b[i] + a;
-        }
-    }
-}
-
-static void ties_combine_portable(const ties_t *c, int64_t lo, int64_t hi) { ties_combine_kernel(c, lo, hi); }
-
-/* The same steps with explicit masks, 8 elements at a time; the tail as above. */
-MO_AVX2 static void ties_combine_avx2(const ties_t *c, int64_t lo, int64_t hi) {
-    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), minus = _mm256_set1_ps(-1.0f);
-    const __m256 lambda = _mm256_set1_ps(c->lambda);
-    int64_t i = lo;
-    for (; i + 8 <= hi; i += 8) {
-        // sign = W_0 + W_1 + ... >= 0 ? +1 : -1 (NaN: -1)
-        __m256 s = _mm256_mul_ps(_mm256_set1_ps(c->w[0]), _mm256_loadu_ps(c->taus[0] + i));
-        for (int32_t j = 1; j < c->k; j++) s = _mm256_add_ps(s, _mm256_mul_ps(_mm256_set1_ps(c->w[j]), _mm256_loadu_ps(c->taus[j] + i)));
-        s = _mm256_blendv_ps(minus, one, _mm256_cmp_ps(s, zero, _CMP_GE_OQ));
-        __m256 acc = zero, div = zero;
-        for (int32_t j = 0; j < c->k; j++) {
-            __m256 wj = _mm256_set1_ps(c->w[j]);
-            __m256 v = _mm256_mul_ps(wj, _mm256_loadu_ps(c->taus[j] + i));
-            __m256 sv = _mm256_or_ps(_mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ), one),
-                                     _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), minus));
-            __m256 keep = _mm256_cmp_ps(sv, s, _CMP_EQ_OQ);
-            acc = _mm256_blendv_ps(acc, _mm256_add_ps(acc, v), keep);
-            div = _mm256_blendv_ps(div, _mm256_add_ps(div, wj), keep);
-        }
-        // normalize: acc / (div == 0 ? 1 : div); lambda * acc; base + acc
-        if (c->normalize) acc = _mm256_div_ps(acc, _mm256_blendv_ps(div, one, _mm256_cmp_ps(div, zero, _CMP_EQ_OQ)));
-        if (c->scaled) acc = _mm256_mul_ps(lambda, acc);
-        _mm256_storeu_ps(c->out + i, _mm256_add_ps(_mm256_loadu_ps(c->base + i), acc));
-    }
-    ties_combine_kernel(c, i, hi);
-}
-static void ties_combine_task(void *c, int w, int64_t lo, int64_t hi) {
-    (void)w;
-    if (mo_use_avx2()) ties_combine_avx2(c, lo, hi); else ties_combine_portable(c, lo, hi);
 }
 
 int32_t mo_ties_combine(const float *const *taus, const float *w, int32_t k, const float *base, int32_t normalize, int32_t scaled,
                         float lambda, float *out, int64_t n, int32_t threads) {
     if (k < 1 || !taus || !w || !base || !out || n < 0) return MO_ERR_ARG;
-    ties_t c = { .taus = taus, .w = w, .k = k, .base = base, .normalize = normalize, .lambda = lambda, .scaled = scaled, .out = out };
-    mo_parallel_for(n, MO_CHUNK, threads, ties_combine_task, &c);
+    combine_t c = { .taus = taus, .w = w, .k = k, .base = base, .elect_weighted = 1, .divide = normalize ? DIVIDE_NONZERO : DIVIDE_NONE,
+                    .floor = 0.0f, .scaled = scaled, .lambda = lambda, .out = out };
+    mo_parallel_for(n, MO_CHUNK, threads, disjoint_combine_task, &c);
     return MO_OK;
 }
