@@ -247,8 +247,8 @@ public final class ChunkRunner implements AutoCloseable {
 
     /**
      * Runs {@code p} over chunk {@code k} without loading it ({@link ChunkProgram.Pass#readsStored}): every
-     * distinct input's pages mapped in around the pass's ops and dropped from this process after, as
-     * {@link #loadFrom} does, and no NaN/Inf check (the first pass that loads the chunk makes it).
+     * distinct input readied ({@link #ready}) around the pass's ops and its pages dropped from this
+     * process after, as {@link #loadFrom} does, and no NaN/Inf check (the first pass that loads the chunk makes it).
      */
     private void unloaded(ChunkProgram.Pass p, long k) {
         if (!stats.isEmpty()) throw new IllegalStateException("a pass reading stored inputs in a program that streams statistics");
@@ -259,13 +259,8 @@ public final class ChunkRunner implements AutoCloseable {
         List<MemorySegment> mapped = new ArrayList<>();
         try {
             for (TensorView v : inputs) {
-                if (ops.holds(v, off, n)) continue;
-                sources.ready(v, off, n);
-                long es = v.dtype().byteSize();
-                MemorySegment bytes = v.data().asSlice(off * es, n * es);
-                if (!bytes.isMapped()) continue;
-                Madvise.populate(bytes);
-                mapped.add(bytes);
+                MemorySegment pages = ready(v, off, n);
+                if (pages != null) mapped.add(pages);
             }
             List<Tile> ms = new ArrayList<>(models.size()), ss = new ArrayList<>(scratchTiles.size());
             for (Tile m : modelTiles) ms.add(view(m, n));
@@ -299,17 +294,27 @@ public final class ChunkRunner implements AutoCloseable {
      * read. With {@code check}, returns whether a loaded value is NaN or ±Inf; without, false.
      */
     private boolean loadFrom(TensorView v, long off, Tile dst, boolean check) {
-        long es = v.dtype().byteSize();
-        MemorySegment bytes = v.data().asSlice(off * es, dst.size() * es);
-        boolean held = ops.holds(v, off, dst.size());
-        if (!held) sources.ready(v, off, dst.size());
-        boolean pages = bytes.isMapped() && !held;
-        if (pages) Madvise.populate(bytes);
+        MemorySegment pages = ready(v, off, dst.size());
         boolean bad = false;
         if (check) bad = ops.load(v, off, dst);
         else ops.reload(v, off, dst);
-        if (pages) Madvise.dontNeed(bytes);
+        if (pages != null) Madvise.dontNeed(pages);
         return bad;
+    }
+
+    /**
+     * Readies elements [off, off + n) of v for the ops that read them — unless the ops hold that chunk
+     * already: its source asked for them, then its pages mapped in. Returns those mapped bytes, which
+     * the caller drops from this process after the ops, or null when nothing was mapped.
+     */
+    private MemorySegment ready(TensorView v, long off, long n) {
+        if (ops.holds(v, off, n)) return null;
+        sources.ready(v, off, n);
+        long es = v.dtype().byteSize();
+        MemorySegment bytes = v.data().asSlice(off * es, n * es);
+        if (!bytes.isMapped()) return null;
+        Madvise.populate(bytes);
+        return bytes;
     }
 
     @Override
