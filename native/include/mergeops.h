@@ -19,7 +19,7 @@
 
 #include <stdint.h>
 
-#define MO_ABI_VERSION 10
+#define MO_ABI_VERSION 11
 
 #define MO_OK 0
 #define MO_ERR_ARG (-1)
@@ -293,6 +293,13 @@ int32_t mo_drop_at(float *x, int64_t n, int64_t offset, float density, int64_t k
 /* mo_drop_at with a keep probability per element: the threshold of x[i] is ceil(p[i] * 2^24) clamped
    to [0, 2^24] (0 for NaN). p must not overlap x. */
 int32_t mo_drop_by_probability(float *x, const float *p, int64_t n, int64_t offset, int64_t key, int32_t threads);
+
+/* DELLA's drop over rows x[r * len .. (r + 1) * len) (len <= 2^20): element k of row r, of magnitude rank
+   q within its row (mo_lane_ranks' order), becomes +0 unless the Philox draw of element offset + r * len + k
+   under key has its top 24 bits below threshold24(p), p = (float)(slope * (float)q) + top in float32 —
+   the bits of mo_lane_ranks, that affine step and mo_drop_by_probability; most elements are decided
+   without their rank. */
+int32_t mo_della_drop(float *x, int64_t rows, int64_t len, float slope, float top, int64_t offset, int64_t key, int32_t threads);
 
 /* Keep bits (little-endian 64-bit words, bit i for element i; ceil(n / 64) words): bit i set iff the
    float bits of x[i] are not those of +0.0 (a drop's result). */

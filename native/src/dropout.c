@@ -70,15 +70,14 @@ MO_AVX2 static inline void mulhilo(__m256i a, __m256i m, __m256i *hi, __m256i *l
     *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
 }
 
-/* 32 elements from i (offset + i a multiple of 32): 8 Philox blocks, transposed into element order. */
-MO_AVX2 static void drop32_avx2(const drop_t *d, int64_t i) {
+/* The draws of tensor indices 4c .. 4c + 31 (c a multiple of 8) under key (k0, k1): 8 Philox blocks,
+   transposed into index order, e[q] lane j the draw of 4c + 8q + j. */
+MO_AVX2 static void philox32_avx2(int64_t c, uint32_t k0, uint32_t k1, __m256i e[4]) {
     // counters c .. c+7; c is a multiple of 8, so lo32 does not wrap and hi32 is the same for all 8
-    int64_t c = (d->offset + i) >> 2;
     __m256i x0 = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256i x1 = _mm256_set1_epi32((int)(uint32_t)((uint64_t)c >> 32));
     __m256i x2 = _mm256_setzero_si256(), x3 = _mm256_setzero_si256();
     __m256i m0 = _mm256_set1_epi64x(M0), m1 = _mm256_set1_epi64x(M1);
-    uint32_t k0 = d->k0, k1 = d->k1;
     for (int r = 0; r < 10; r++) {
         __m256i h0, l0, h1, l1;
         mulhilo(x0, m0, &h0, &l0);
@@ -94,10 +93,32 @@ MO_AVX2 static void drop32_avx2(const drop_t *d, int64_t i) {
     __m256i t2 = _mm256_unpacklo_epi32(x2, x3), t3 = _mm256_unpackhi_epi32(x2, x3);
     __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
     __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
-    __m256i e[4] = {
-        _mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u2, u3, 0x20),
-        _mm256_permute2x128_si256(u0, u1, 0x31), _mm256_permute2x128_si256(u2, u3, 0x31),
-    };
+    e[0] = _mm256_permute2x128_si256(u0, u1, 0x20);
+    e[1] = _mm256_permute2x128_si256(u2, u3, 0x20);
+    e[2] = _mm256_permute2x128_si256(u0, u1, 0x31);
+    e[3] = _mm256_permute2x128_si256(u2, u3, 0x31);
+}
+
+MO_AVX2 static void u24_x32_avx2(int64_t g, uint32_t k0, uint32_t k1, uint32_t u[32]) {
+    __m256i e[4];
+    philox32_avx2(g >> 2, k0, k1, e);
+    for (int q = 0; q < 4; q++) _mm256_storeu_si256((__m256i *)(u + 8 * q), _mm256_srli_epi32(e[q], 8));
+}
+
+void mo_philox_u24_x32(int64_t g, uint32_t k0, uint32_t k1, uint32_t u[32]) {
+    if (mo_use_avx2()) { u24_x32_avx2(g, k0, k1, u); return; }
+    for (int b = 0; b < 8; b++) {
+        int64_t c = (g >> 2) + b;
+        uint32_t blk[4];
+        philox_block((uint32_t)c, (uint32_t)((uint64_t)c >> 32), k0, k1, blk);
+        for (int j = 0; j < 4; j++) u[4 * b + j] = blk[j] >> 8;
+    }
+}
+
+/* 32 elements from i (offset + i a multiple of 32). */
+MO_AVX2 static void drop32_avx2(const drop_t *d, int64_t i) {
+    __m256i e[4];
+    philox32_avx2((d->offset + i) >> 2, d->k0, d->k1, e);
     __m256i thr = _mm256_set1_epi32((int)d->thr);
     __m256 dens = _mm256_set1_ps(d->density);
     for (int q = 0; q < 4; q++) {

@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <stdatomic.h>
 #include "mo_internal.h"
 
@@ -275,4 +276,181 @@ int32_t mo_lane_ranks(const float *x, int64_t outer, int64_t length, int64_t inn
     atomic_init(&l.failed, 0);
     mo_parallel_for(count, lanes_per_task(length), threads, ranks_task, &l);
     return atomic_load(&l.failed) ? MO_ERR_NOMEM : MO_OK;
+}
+
+/* ---------------------------------------------------------------- DELLA's drop */
+
+/* mo_della_drop: per row, element k of rank r (the ranks above) is kept iff its Philox draw u (top 24
+   bits of the draw of tensor index offset + row start + k) is below T(r) = threshold24(p), p =
+   fl(fl(slope * r) + top) — the bits of mo_lane_ranks, the affine step and mo_drop_by_probability.
+   T is monotone in r (every rounding is), so the row's keys are first counted into NB buckets that
+   are monotone in the key: a bucket holds a range of ranks [s, e], and an element whose draw lies
+   below both T(s) and T(e) is kept, one at or above both dropped, without its rank; a +0.0 (task
+   vectors hold many: x - x is +0.0) is the same kept or dropped. Only those between — about
+   2ε · Σ (bucket size)² / row length a row: ~6 in the 0.3B family's rows of 1280, ~34 in the 70B
+   slice's rows of 8192 — need their exact rank: counted for each with one sweep over the row's keys,
+   or, past DELLA_SCAN_MAX of them in a row, every rank by the radix sort above (which is why the
+   Java side gives this op rows of up to 4096 only; BENCHMARKS.md, "DELLA's drop in one op"). Buckets: ±0 (the largest key) alone in the last one; the other keys k map
+   to (k - kmin) >> shift, the smallest shift that fits the row's nonzero keys into NB - 1 buckets. */
+#define DELLA_MAX_LEN ((int64_t)1 << 20)
+#define DELLA_SCAN_MAX 32
+#define ZERO_KEY 0x7fffffffu
+
+typedef struct {
+    float *x;
+    int64_t rows, len, offset;
+    float slope, top;
+    uint32_t k0, k1;
+    int nb_bits;
+    char *scratch;
+    int64_t per_worker;
+} della_t;
+
+typedef struct {
+    uint32_t *key;      /* [len] the row's keys */
+    uint64_t *unc;      /* [len] undecided elements, k << 32 | u, in k order */
+    float *rank;        /* [len] every rank of the row, when the radix sort runs */
+    uint32_t *start;    /* [nb + 9] the first rank of each bucket, then the end; 8 spare counters */
+    uint32_t *used;     /* [nb] the nonempty buckets */
+    int32_t *lo, *hi;   /* [nb] the smaller and the larger of T at the bucket's first and last rank */
+    rank_scratch rs;    /* ent [2 * len] and hist for the radix sort */
+} della_scratch;
+
+static int64_t della_scratch_bytes(int64_t len, int nb_bits) {
+    int64_t nb = (int64_t)1 << nb_bits;
+    return len * (16 + 8 + 4 + 4) + (nb + 9) * 4 + nb * 12 + ((int64_t)RADIX_MAX_PASSES << RADIX_MAX_BITS) * 4 + 64;
+}
+
+static void della_scratch_at(della_scratch *s, char *p, int64_t len, int nb_bits) {
+    int64_t nb = (int64_t)1 << nb_bits;
+    s->rs.ent = (uint64_t *)p; p += len * 16;
+    s->unc = (uint64_t *)p; p += len * 8;
+    s->key = (uint32_t *)p; p += len * 4;
+    s->rank = (float *)p; p += len * 4;
+    s->used = (uint32_t *)p; p += nb * 4;
+    s->lo = (int32_t *)p; p += nb * 4;
+    s->hi = (int32_t *)p; p += nb * 4;
+    s->rs.hist = (uint32_t *)p; p += ((int64_t)RADIX_MAX_PASSES << RADIX_MAX_BITS) * 4;
+    s->start = (uint32_t *)p;
+}
+
+/* threshold24(fl(fl(slope * r) + top)): ceil(p * 2^24) clamped to [0, 2^24], 0 for NaN; r < 2^24.
+   For 0 <= p < 1, p * 2^24 is exact in float and below 2^24: its ceiling is the truncation, plus one
+   where that is below (no libm call). */
+static inline int32_t della_threshold(float slope, float top, int32_t r) {
+    float p = slope * (float)r;
+    p = p + top;
+    float v = (p >= 0 && p < 1.0f ? p : 0.0f) * 16777216.0f;
+    int32_t t = (int32_t)v;
+    t += v > (float)t;
+    return p >= 1.0f ? 16777216 : t;
+}
+
+static inline uint32_t della_bucket(uint32_t key, uint32_t kmin, int shift, uint32_t last) {
+    uint32_t zero = 0u - (uint32_t)(key == ZERO_KEY);   // branch-free: a row holds ±0 at random places
+    return (((key - kmin) >> shift) & ~zero) | (last & zero);
+}
+
+/* One row: x[0..len), its first element at tensor index g0. The same integer decisions on either
+   path; the AVX2 copy lets the compiler vectorise the key and counting loops. */
+static inline __attribute__((always_inline)) void della_row_body(const della_t *d, della_scratch *s, float *x, int64_t len, int64_t g0) {
+    uint32_t nb = 1u << d->nb_bits, last = nb - 1;
+    // the keys, the smallest and the largest nonzero one
+    uint32_t kmin = ZERO_KEY, kmax = 0;
+    for (int64_t k = 0; k < len; k++) {
+        uint32_t key = rank_key(x[k]), nz = key == ZERO_KEY ? 0 : key;
+        s->key[k] = key;
+        kmin = key < kmin ? key : kmin;
+        kmax = nz > kmax ? nz : kmax;
+    }
+    int shift = 0;
+    if (kmin != ZERO_KEY) while (((kmax - kmin) >> shift) > last - 1) shift++;
+    // counts per bucket, then each bucket's first rank, and the thresholds at the ends of the nonempty ones
+    uint32_t *start = s->start;
+    memset(start, 0, (size_t)(nb + 1) * sizeof(uint32_t));
+    for (int64_t k = 0; k < len; k++) start[della_bucket(s->key[k], kmin, shift, last)]++;
+    uint32_t sum = 0, used = 0;
+    for (uint32_t b = 0; b < nb; b++) { uint32_t c = start[b]; start[b] = sum; sum += c; s->used[used] = b; used += c != 0; }
+    start[nb] = sum;
+    for (uint32_t i = 0; i < used; i++) {
+        uint32_t b = s->used[i];
+        int32_t ts = della_threshold(d->slope, d->top, (int32_t)start[b]), te = della_threshold(d->slope, d->top, (int32_t)start[b + 1] - 1);
+        s->lo[b] = ts < te ? ts : te;
+        s->hi[b] = ts < te ? te : ts;
+    }
+    // the draws, 32 at a time from a multiple of 32: sure keeps stay, sure drops become +0, the rest wait
+    int64_t m = 0;
+    uint32_t u[32];
+    for (int64_t k = 0; k < len;) {
+        int64_t g = g0 + k, block = g & ~(int64_t)31, end = k + (block + 32 - g);
+        if (end > len) end = len;
+        mo_philox_u24_x32(block, d->k0, d->k1, u);
+        for (; k < end; k++) {
+            uint32_t uk = u[g0 + k - block], b = della_bucket(s->key[k], kmin, shift, last);
+            int32_t l = s->lo[b], h = s->hi[b];
+            // +0.0 where the draw is at or above every threshold of the bucket
+            uint32_t bits = mo_bits(x[k]) & (0u - (uint32_t)((int32_t)uk < h));
+            x[k] = mo_float(bits);
+            if ((int32_t)uk >= l && (int32_t)uk < h && bits != 0) s->unc[m++] = (uint64_t)k << 32 | uk;
+        }
+    }
+    if (m == 0) return;
+    if (m > DELLA_SCAN_MAX) {
+        // many undecided (a row of few magnitudes): every rank at once
+        uint32_t any = 0, all = 0xffffffffu;
+        for (int64_t k = 0; k < len; k++) { any |= s->key[k]; all &= s->key[k]; }
+        radix_rank(&s->rs, s->key, len, any, all, s->rank, 1, NULL);
+    }
+    for (int64_t i = 0; i < m; i++) {
+        int64_t k = (int64_t)(s->unc[i] >> 32);
+        uint32_t uk = (uint32_t)s->unc[i];
+        int32_t r;
+        if (m > DELLA_SCAN_MAX) {
+            r = (int32_t)s->rank[k];
+        } else {
+            // its rank: the smaller keys, and the equal ones before it (keys < 2^31: signed compares)
+            int32_t kk = (int32_t)s->key[k], c = 0;
+            for (int64_t j = 0; j < k; j++) c += (int32_t)s->key[j] <= kk;
+            for (int64_t j = k + 1; j < len; j++) c += (int32_t)s->key[j] < kk;
+            r = c;
+        }
+        if ((int32_t)uk >= della_threshold(d->slope, d->top, r)) x[k] = 0.0f;
+    }
+}
+
+MO_AVX2 static void della_row_avx2(const della_t *d, della_scratch *s, float *x, int64_t len, int64_t g0) {
+    della_row_body(d, s, x, len, g0);
+}
+
+static void della_row_portable(const della_t *d, della_scratch *s, float *x, int64_t len, int64_t g0) {
+    della_row_body(d, s, x, len, g0);
+}
+
+static void della_task(void *c, int w, int64_t r0, int64_t r1) {
+    const della_t *d = c;
+    della_scratch s;
+    della_scratch_at(&s, d->scratch + (int64_t)w * d->per_worker, d->len, d->nb_bits);
+    int avx2 = mo_use_avx2();
+    for (int64_t r = r0; r < r1; r++) {
+        if (avx2) della_row_avx2(d, &s, d->x + r * d->len, d->len, d->offset + r * d->len);
+        else della_row_portable(d, &s, d->x + r * d->len, d->len, d->offset + r * d->len);
+    }
+}
+
+int32_t mo_della_drop(float *x, int64_t rows, int64_t len, float slope, float top, int64_t offset, int64_t key, int32_t threads) {
+    if (rows < 0 || len < 0 || offset < 0 || len > DELLA_MAX_LEN) return MO_ERR_ARG;
+    if (rows == 0 || len == 0) return MO_OK;
+    if (!x) return MO_ERR_ARG;
+    // buckets: about a quarter to a half of the row, 16 to 2^16
+    int nb_bits = 4;
+    while (nb_bits < 16 && ((int64_t)4 << nb_bits) < len) nb_bits++;
+    della_t d = { .x = x, .rows = rows, .len = len, .offset = offset, .slope = slope, .top = top,
+                  .k0 = (uint32_t)key, .k1 = (uint32_t)((uint64_t)key >> 32), .nb_bits = nb_bits };
+    int64_t per = lanes_per_task(len);
+    int workers = mo_workers(rows, per, threads);
+    d.per_worker = (della_scratch_bytes(len, nb_bits) + 63) / 64 * 64;
+    d.scratch = mo_thread_scratch(MO_SCRATCH_DELLA, workers * d.per_worker);
+    if (!d.scratch) return MO_ERR_NOMEM;
+    mo_parallel_for(rows, per, threads, della_task, &d);
+    return MO_OK;
 }

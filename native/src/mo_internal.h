@@ -37,7 +37,7 @@ void mo_parallel_for(int64_t n, int64_t chunk, int32_t threads, mo_body body, vo
 /* Scratch memory a thread keeps from call to call, one buffer per slot: a chunked pass calls an op
    once per chunk, and megabytes taken fresh each time cost their page faults and zeroing as much as
    the work did. Slots are separate so that a user of one never overwrites another's. */
-enum { MO_SCRATCH_GEMM, MO_SCRATCH_HISTOGRAM, MO_SCRATCH_FUSION, MO_SCRATCH_SLOTS };
+enum { MO_SCRATCH_GEMM, MO_SCRATCH_HISTOGRAM, MO_SCRATCH_FUSION, MO_SCRATCH_DELLA, MO_SCRATCH_SLOTS };
 
 /* At least `bytes` bytes (64-byte aligned, contents undefined) of the calling thread's buffer of
    `slot`, grown as needed and freed when the thread ends; NULL when memory runs out. */
@@ -50,6 +50,10 @@ int mo_use_avx2(void);
    src/dst point at the first element of the run (convert.c). */
 void mo_load_run(int32_t dtype, const void *src, float *dst, int64_t m, int32_t nan_mode);
 void mo_store_run(int32_t dtype, const float *src, void *dst, int64_t m, int32_t nan_mode);
+
+/* The top 24 bits of the Philox draws (dropout.c) of tensor indices g .. g + 31 under key (k0, k1), g a
+   multiple of 32: u[j] for index g + j. */
+void mo_philox_u24_x32(int64_t g, uint32_t k0, uint32_t k1, uint32_t u[32]);
 
 /* Bytes per element of a MO_DTYPE_*, or 0 for an unknown one. */
 int mo_dtype_size(int32_t dtype);

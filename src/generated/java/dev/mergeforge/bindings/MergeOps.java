@@ -68,10 +68,10 @@ public class MergeOps {
     public static final AddressLayout C_POINTER = ValueLayout.ADDRESS
             .withTargetLayout(MemoryLayout.sequenceLayout(java.lang.Long.MAX_VALUE, JAVA_BYTE));
     public static final ValueLayout.OfLong C_LONG = ValueLayout.JAVA_LONG;
-    private static final int MO_ABI_VERSION = (int)10L;
+    private static final int MO_ABI_VERSION = (int)11L;
     /**
      * {@snippet lang=c :
-     * #define MO_ABI_VERSION 10
+     * #define MO_ABI_VERSION 11
      * }
      */
     public static int MO_ABI_VERSION() {
@@ -2975,6 +2975,71 @@ public class MergeOps {
                 traceDowncall("mo_drop_by_probability", x, p, n, offset, key, threads);
             }
             return (int)mh$.invokeExact(x, p, n, offset, key, threads);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class mo_della_drop {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            MergeOps.C_INT,
+            MergeOps.C_POINTER,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_FLOAT,
+            MergeOps.C_FLOAT,
+            MergeOps.C_LONG,
+            MergeOps.C_LONG,
+            MergeOps.C_INT
+        );
+
+        public static final MemorySegment ADDR = MergeOps.findOrThrow("mo_della_drop");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t mo_della_drop(float *x, int64_t rows, int64_t len, float slope, float top, int64_t offset, int64_t key, int32_t threads)
+     * }
+     */
+    public static FunctionDescriptor mo_della_drop$descriptor() {
+        return mo_della_drop.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t mo_della_drop(float *x, int64_t rows, int64_t len, float slope, float top, int64_t offset, int64_t key, int32_t threads)
+     * }
+     */
+    public static MethodHandle mo_della_drop$handle() {
+        return mo_della_drop.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t mo_della_drop(float *x, int64_t rows, int64_t len, float slope, float top, int64_t offset, int64_t key, int32_t threads)
+     * }
+     */
+    public static MemorySegment mo_della_drop$address() {
+        return mo_della_drop.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t mo_della_drop(float *x, int64_t rows, int64_t len, float slope, float top, int64_t offset, int64_t key, int32_t threads)
+     * }
+     */
+    public static int mo_della_drop(MemorySegment x, long rows, long len, float slope, float top, long offset, long key, int threads) {
+        var mh$ = mo_della_drop.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("mo_della_drop", x, rows, len, slope, top, offset, key, threads);
+            }
+            return (int)mh$.invokeExact(x, rows, len, slope, top, offset, key, threads);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

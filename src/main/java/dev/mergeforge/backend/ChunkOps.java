@@ -331,6 +331,23 @@ public interface ChunkOps {
     void dropByProbability(Tile x, Tile p, long offset, long key);
 
     /**
+     * DELLA's drop of a chunk of whole lanes (docs/methods.md, "della_magprune"): the bits of
+     * {@code laneRanks(x, lanes, p); affine(p, slope, top, p); dropByProbability(x, p, offset, key)}
+     * with {@code scratch} as p (its values afterwards unspecified; the size of x, aliasing nothing).
+     */
+    void dellaDrop(Tile x, Lanes lanes, float slope, float top, long offset, long key, Tile scratch);
+
+    /** {@link #dellaDrop} by its definition, op by op on {@code ops} (the Java reference; CUDA's ops). */
+    static void dellaDropByOps(ChunkOps ops, Tile x, Lanes lanes, float slope, float top, long offset, long key, Tile scratch) {
+        // r = the magnitude rank within the lane
+        ops.laneRanks(x, lanes, scratch);
+        // p = slope · r + top
+        ops.affine(scratch, slope, top, scratch);
+        // kept iff u24 < threshold24(p), else +0.0
+        ops.dropByProbability(x, scratch, offset, key);
+    }
+
+    /**
      * DARE drop: element i (tensor index offset + i) is kept iff
      * {@code Philox.uniform24(key, offset + i) < Philox.threshold24(density)}; dropped entries become +0.0.
      */

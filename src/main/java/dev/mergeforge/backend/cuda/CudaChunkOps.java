@@ -626,6 +626,12 @@ final class CudaChunkOps implements ChunkOps, AutoCloseable {
 
     // ---------------------------------------------------------------- random drops
 
+    /** The definition, op by op ({@link ChunkOps#dellaDropByOps}; the ranks on the host). */
+    @Override
+    public void dellaDrop(Tile x, Lanes lanes, float slope, float top, long offset, long key, Tile scratch) {
+        ChunkOps.dellaDropByOps(this, x, lanes, slope, top, offset, key, scratch);
+    }
+
     @Override
     public void dropByProbability(Tile x, Tile p, long offset, long key) {
         sameSize(x, p);

@@ -359,6 +359,32 @@ final class NativeChunkOps implements HostChunkOps {
         }
     }
 
+    /**
+     * One native op (mo_della_drop, most elements decided without their rank) for lanes that are rows
+     * (inner 1) of at most {@link #DELLA_ROW_MAX} elements; other lanes by the definition, op by op
+     * (native too). BENCHMARKS.md, "DELLA's drop in one op": on rows of 1280–3392 the op takes ~17 %
+     * less CPU than the three; on rows of 8192 (the 70B slice) more rows need their exact ranks than
+     * its resolution step handles well, and the three ops are faster.
+     */
+    @Override
+    public void dellaDrop(Tile x, Lanes lanes, float slope, float top, long offset, long key, Tile scratch) {
+        if (lanes.inner() != 1 || lanes.length() > DELLA_ROW_MAX) {
+            ChunkOps.dellaDropByOps(this, x, lanes, slope, top, offset, key, scratch);
+            return;
+        }
+        if (lanes.numel() != x.size()) throw new IllegalArgumentException("dellaDrop: " + x + " and lanes " + lanes + " disagree");
+        long n = x.size();
+        if (n == 0) return;
+        try (Staging st = new Staging()) {
+            NativeBackend.ok(MergeOps.mo_della_drop(st.inOut(x.data(), n * F32, "dellaDrop x"), lanes.outer(), lanes.length(), slope, top,
+                    offset, key, nb.nativeThreads()), "dellaDrop");
+            st.commit();
+        }
+    }
+
+    /** The longest row given to mo_della_drop (which takes up to 2^20, with ~40 bytes of scratch an element a worker). */
+    static final long DELLA_ROW_MAX = 4096;
+
     @Override
     public void dropByProbability(Tile x, Tile p, long offset, long key) {
         sameSize(x, p);

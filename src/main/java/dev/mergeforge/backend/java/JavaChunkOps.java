@@ -461,6 +461,12 @@ public final class JavaChunkOps implements HostChunkOps {
         });
     }
 
+    /** The definition, op by op ({@link ChunkOps#dellaDropByOps}). */
+    @Override
+    public void dellaDrop(Tile x, Lanes lanes, float slope, float top, long offset, long key, Tile scratch) {
+        ChunkOps.dellaDropByOps(this, x, lanes, slope, top, offset, key, scratch);
+    }
+
     @Override
     public void dropRandom(Tile x, long offset, float density, long key) {
         MemorySegment a = x.data();

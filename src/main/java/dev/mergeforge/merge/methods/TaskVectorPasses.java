@@ -178,10 +178,7 @@ final class TaskVectorPasses {
         } else if (m.lanes != null) {
             // the chunk's whole rows: ranks within each, keep probabilities, the drop
             Lanes rows = new Lanes(c.size() / (m.lanes.length() * m.lanes.inner()), m.lanes.length(), m.lanes.inner());
-            Tile p = c.scratch(0);
-            ops.laneRanks(t, rows, p);
-            ops.affine(p, m.slope, m.top, p);
-            ops.dropByProbability(t, p, c.offset(), m.key);
+            ops.dellaDrop(t, rows, m.slope, m.top, c.offset(), m.key, c.scratch(0));
         } else {
             ops.dropRandom(t, c.offset(), m.density, m.key);
         }
