@@ -11,6 +11,7 @@
 #include <string.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <immintrin.h>
 #include "mo_internal.h"
 
 typedef struct {
@@ -288,12 +289,14 @@ int32_t mo_lane_ranks(const float *x, int64_t outer, int64_t length, int64_t inn
    below both T(s) and T(e) is kept, one at or above both dropped, without its rank; a +0.0 (task
    vectors hold many: x - x is +0.0) is the same kept or dropped. Only those between — about
    2ε · Σ (bucket size)² / row length a row: ~6 in the 0.3B family's rows of 1280, ~34 in the 70B
-   slice's rows of 8192 — need their exact rank: counted for each with one sweep over the row's keys,
-   or, past DELLA_SCAN_MAX of them in a row, every rank by the radix sort above (which is why the
-   Java side gives this op rows of up to 4096 only; BENCHMARKS.md, "DELLA's drop in one op"). Buckets: ±0 (the largest key) alone in the last one; the other keys k map
+   slice's rows of 8192 — need their exact rank: counted for each with one (vectorised) sweep over the
+   row's keys, or, past DELLA_SCAN_MAX of them in a row, every rank by the radix sort above. Rows much
+   longer than 8192 have more of them (bigger groups of equal magnitudes) and took longer this way than
+   the three ops, which is why the Java side gives this op rows of up to 8192 only (BENCHMARKS.md,
+   "DELLA's drop in one op"). Buckets: ±0 (the largest key) alone in the last one; the other keys k map
    to (k - kmin) >> shift, the smallest shift that fits the row's nonzero keys into NB - 1 buckets. */
 #define DELLA_MAX_LEN ((int64_t)1 << 20)
-#define DELLA_SCAN_MAX 32
+#define DELLA_SCAN_MAX 128
 #define ZERO_KEY 0x7fffffffu
 
 typedef struct {
@@ -309,6 +312,7 @@ typedef struct {
 typedef struct {
     uint32_t *key;      /* [len] the row's keys */
     uint64_t *unc;      /* [len] undecided elements, k << 32 | u, in k order */
+    uint32_t *draw;     /* [len + 64] every element's u, from the row's first 32-element block */
     float *rank;        /* [len] every rank of the row, when the radix sort runs */
     uint32_t *start;    /* [nb + 9] the first rank of each bucket, then the end; 8 spare counters */
     uint32_t *used;     /* [nb] the nonempty buckets */
@@ -318,7 +322,7 @@ typedef struct {
 
 static int64_t della_scratch_bytes(int64_t len, int nb_bits) {
     int64_t nb = (int64_t)1 << nb_bits;
-    return len * (16 + 8 + 4 + 4) + (nb + 9) * 4 + nb * 12 + ((int64_t)RADIX_MAX_PASSES << RADIX_MAX_BITS) * 4 + 64;
+    return len * (16 + 8 + 4 + 4 + 4) + 64 * 4 + (nb + 9) * 4 + nb * 12 + ((int64_t)RADIX_MAX_PASSES << RADIX_MAX_BITS) * 4 + 64;
 }
 
 static void della_scratch_at(della_scratch *s, char *p, int64_t len, int nb_bits) {
@@ -327,6 +331,7 @@ static void della_scratch_at(della_scratch *s, char *p, int64_t len, int nb_bits
     s->unc = (uint64_t *)p; p += len * 8;
     s->key = (uint32_t *)p; p += len * 4;
     s->rank = (float *)p; p += len * 4;
+    s->draw = (uint32_t *)p; p += len * 4 + 64 * 4;
     s->used = (uint32_t *)p; p += nb * 4;
     s->lo = (int32_t *)p; p += nb * 4;
     s->hi = (int32_t *)p; p += nb * 4;
@@ -351,18 +356,93 @@ static inline uint32_t della_bucket(uint32_t key, uint32_t kmin, int shift, uint
     return (((key - kmin) >> shift) & ~zero) | (last & zero);
 }
 
+/* The keys of x[k0..k1) into key, the smallest into *kmin and the largest nonzero into *kmax. */
+static void della_keys(const float *x, int64_t k0, int64_t k1, uint32_t *key, uint32_t *kmin, uint32_t *kmax) {
+    uint32_t lo = *kmin, hi = *kmax;
+    for (int64_t k = k0; k < k1; k++) {
+        uint32_t kk = rank_key(x[k]), nz = kk == ZERO_KEY ? 0 : kk;
+        key[k] = kk;
+        lo = kk < lo ? kk : lo;
+        hi = nz > hi ? nz : hi;
+    }
+    *kmin = lo; *kmax = hi;
+}
+
+MO_AVX2 static void della_keys_avx2(const float *x, int64_t len, uint32_t *key, uint32_t *kmin, uint32_t *kmax) {
+    __m256i mag = _mm256_set1_epi32(0x7fffffff), zk = _mm256_set1_epi32((int)ZERO_KEY);
+    __m256i lo = _mm256_set1_epi32(-1), hi = _mm256_setzero_si256();
+    int64_t k = 0;
+    for (; k + 8 <= len; k += 8) {
+        // key = 0x7fffffff - |bits| = ~bits & 0x7fffffff
+        __m256i kk = _mm256_andnot_si256(_mm256_castps_si256(_mm256_loadu_ps(x + k)), mag);
+        _mm256_storeu_si256((__m256i *)(key + k), kk);
+        lo = _mm256_min_epu32(lo, kk);
+        hi = _mm256_max_epu32(hi, _mm256_andnot_si256(_mm256_cmpeq_epi32(kk, zk), kk));
+    }
+    uint32_t l[8], h[8];
+    _mm256_storeu_si256((__m256i *)l, lo);
+    _mm256_storeu_si256((__m256i *)h, hi);
+    for (int j = 0; j < 8; j++) { *kmin = l[j] < *kmin ? l[j] : *kmin; *kmax = h[j] > *kmax ? h[j] : *kmax; }
+    della_keys(x, k, len, key, kmin, kmax);
+}
+
+/* What the decision step reads: the keys, draws and bucket thresholds, where the undecided go. */
+typedef struct {
+    const uint32_t *key, *u;
+    const int32_t *lo, *hi;
+    uint64_t *unc;
+    uint32_t kmin, last;
+    int shift;
+} della_cut;
+
+/* Elements k0..k1 of the row: +0.0 where the draw is at or above every threshold of the bucket,
+   unchanged below them all, noted as undecided (after m of them) between; returns the new count. */
+static int64_t della_decide(const della_cut *c, float *x, int64_t k0, int64_t k1, int64_t m) {
+    for (int64_t k = k0; k < k1; k++) {
+        uint32_t uk = c->u[k], b = della_bucket(c->key[k], c->kmin, c->shift, c->last);
+        int32_t l = c->lo[b], h = c->hi[b];
+        uint32_t bits = mo_bits(x[k]) & (0u - (uint32_t)((int32_t)uk < h));
+        x[k] = mo_float(bits);
+        if ((int32_t)uk >= l && (int32_t)uk < h && bits != 0) c->unc[m++] = (uint64_t)k << 32 | uk;
+    }
+    return m;
+}
+
+/* della_decide, 8 elements a vector (the thresholds gathered). */
+MO_AVX2 static int64_t della_decide_avx2(const della_cut *c, float *x, int64_t len) {
+    __m256i kmin = _mm256_set1_epi32((int)c->kmin), last = _mm256_set1_epi32((int)c->last), zk = _mm256_set1_epi32((int)ZERO_KEY);
+    __m128i sh = _mm_cvtsi32_si128(c->shift);
+    __m256i zero = _mm256_setzero_si256();
+    int64_t m = 0, k = 0;
+    for (; k + 8 <= len; k += 8) {
+        __m256i key = _mm256_loadu_si256((const __m256i *)(c->key + k));
+        __m256i b = _mm256_blendv_epi8(_mm256_srl_epi32(_mm256_sub_epi32(key, kmin), sh), last, _mm256_cmpeq_epi32(key, zk));
+        __m256i l = _mm256_i32gather_epi32((const int *)c->lo, b, 4), h = _mm256_i32gather_epi32((const int *)c->hi, b, 4);
+        __m256i u = _mm256_loadu_si256((const __m256i *)(c->u + k));
+        __m256i keep = _mm256_cmpgt_epi32(h, u);   // u < h (both below 2^24 + 1)
+        __m256i v = _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(x + k)), keep);
+        _mm256_storeu_ps(x + k, _mm256_castsi256_ps(v));
+        // undecided: l <= u < h, and not +0.0
+        __m256i und = _mm256_andnot_si256(_mm256_or_si256(_mm256_cmpgt_epi32(l, u), _mm256_cmpeq_epi32(v, zero)), keep);
+        int mask = _mm256_movemask_ps(_mm256_castsi256_ps(und));
+        while (mask) {
+            int j = __builtin_ctz(mask);
+            mask &= mask - 1;
+            c->unc[m++] = (uint64_t)(k + j) << 32 | c->u[k + j];
+        }
+    }
+    return della_decide(c, x, k, len, m);
+}
+
 /* One row: x[0..len), its first element at tensor index g0. The same integer decisions on either
-   path; the AVX2 copy lets the compiler vectorise the key and counting loops. */
-static inline __attribute__((always_inline)) void della_row_body(const della_t *d, della_scratch *s, float *x, int64_t len, int64_t g0) {
+   path; on the AVX2 one the keys and decisions are vector loops and the compiler vectorises the
+   counting sweeps. */
+static inline __attribute__((always_inline)) void della_row_body(const della_t *d, della_scratch *s, float *x, int64_t len, int64_t g0, int avx2) {
     uint32_t nb = 1u << d->nb_bits, last = nb - 1;
     // the keys, the smallest and the largest nonzero one
     uint32_t kmin = ZERO_KEY, kmax = 0;
-    for (int64_t k = 0; k < len; k++) {
-        uint32_t key = rank_key(x[k]), nz = key == ZERO_KEY ? 0 : key;
-        s->key[k] = key;
-        kmin = key < kmin ? key : kmin;
-        kmax = nz > kmax ? nz : kmax;
-    }
+    if (avx2) della_keys_avx2(x, len, s->key, &kmin, &kmax);
+    else della_keys(x, 0, len, s->key, &kmin, &kmax);
     int shift = 0;
     if (kmin != ZERO_KEY) while (((kmax - kmin) >> shift) > last - 1) shift++;
     // counts per bucket, then each bucket's first rank, and the thresholds at the ends of the nonempty ones
@@ -378,22 +458,13 @@ static inline __attribute__((always_inline)) void della_row_body(const della_t *
         s->lo[b] = ts < te ? ts : te;
         s->hi[b] = ts < te ? te : ts;
     }
-    // the draws, 32 at a time from a multiple of 32: sure keeps stay, sure drops become +0, the rest wait
-    int64_t m = 0;
-    uint32_t u[32];
-    for (int64_t k = 0; k < len;) {
-        int64_t g = g0 + k, block = g & ~(int64_t)31, end = k + (block + 32 - g);
-        if (end > len) end = len;
-        mo_philox_u24_x32(block, d->k0, d->k1, u);
-        for (; k < end; k++) {
-            uint32_t uk = u[g0 + k - block], b = della_bucket(s->key[k], kmin, shift, last);
-            int32_t l = s->lo[b], h = s->hi[b];
-            // +0.0 where the draw is at or above every threshold of the bucket
-            uint32_t bits = mo_bits(x[k]) & (0u - (uint32_t)((int32_t)uk < h));
-            x[k] = mo_float(bits);
-            if ((int32_t)uk >= l && (int32_t)uk < h && bits != 0) s->unc[m++] = (uint64_t)k << 32 | uk;
-        }
-    }
+    // every draw of the row, 32 at a time from the multiple of 32 at or before its start
+    int64_t first = g0 & ~(int64_t)31;
+    for (int64_t g = first; g < g0 + len; g += 32) mo_philox_u24_x32(g, d->k0, d->k1, s->draw + (g - first));
+    const uint32_t *u = s->draw + (g0 - first);
+    // sure keeps stay, sure drops become +0, the rest wait
+    della_cut c = { .key = s->key, .u = u, .lo = s->lo, .hi = s->hi, .unc = s->unc, .kmin = kmin, .shift = shift, .last = last };
+    int64_t m = avx2 ? della_decide_avx2(&c, x, len) : della_decide(&c, x, 0, len, 0);
     if (m == 0) return;
     if (m > DELLA_SCAN_MAX) {
         // many undecided (a row of few magnitudes): every rank at once
@@ -419,11 +490,11 @@ static inline __attribute__((always_inline)) void della_row_body(const della_t *
 }
 
 MO_AVX2 static void della_row_avx2(const della_t *d, della_scratch *s, float *x, int64_t len, int64_t g0) {
-    della_row_body(d, s, x, len, g0);
+    della_row_body(d, s, x, len, g0, 1);
 }
 
 static void della_row_portable(const della_t *d, della_scratch *s, float *x, int64_t len, int64_t g0) {
-    della_row_body(d, s, x, len, g0);
+    della_row_body(d, s, x, len, g0, 0);
 }
 
 static void della_task(void *c, int w, int64_t r0, int64_t r1) {

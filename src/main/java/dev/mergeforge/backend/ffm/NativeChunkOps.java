@@ -362,9 +362,9 @@ final class NativeChunkOps implements HostChunkOps {
     /**
      * One native op (mo_della_drop, most elements decided without their rank) for lanes that are rows
      * (inner 1) of at most {@link #DELLA_ROW_MAX} elements; other lanes by the definition, op by op
-     * (native too). BENCHMARKS.md, "DELLA's drop in one op": on rows of 1280–3392 the op takes ~17 %
-     * less CPU than the three; on rows of 8192 (the 70B slice) more rows need their exact ranks than
-     * its resolution step handles well, and the three ops are faster.
+     * (native too). BENCHMARKS.md, "DELLA's drop in one op": per element, one thread, the op takes about
+     * half the time of the three on rows of 1280–3392 and 0.8 of it on rows of 8192; on rows of 28672
+     * (the 70B slice's down_proj) more elements need their exact rank and the three ops are faster.
      */
     @Override
     public void dellaDrop(Tile x, Lanes lanes, float slope, float top, long offset, long key, Tile scratch) {
@@ -383,7 +383,7 @@ final class NativeChunkOps implements HostChunkOps {
     }
 
     /** The longest row given to mo_della_drop (which takes up to 2^20, with ~40 bytes of scratch an element a worker). */
-    static final long DELLA_ROW_MAX = 4096;
+    static final long DELLA_ROW_MAX = 8192;
 
     @Override
     public void dropByProbability(Tile x, Tile p, long offset, long key) {
