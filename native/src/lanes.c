@@ -314,7 +314,7 @@ typedef struct {
     uint64_t *unc;      /* [len] undecided elements, k << 32 | u, in k order */
     uint32_t *draw;     /* [len + 64] every element's u, from the row's first 32-element block */
     float *rank;        /* [len] every rank of the row, when the radix sort runs */
-    uint32_t *start;    /* [nb + 9] the first rank of each bucket, then the end; 8 spare counters */
+    uint32_t *start;    /* [nb + 1] the first rank of each bucket, then the end */
     uint32_t *used;     /* [nb] the nonempty buckets */
     int32_t *lo, *hi;   /* [nb] the smaller and the larger of T at the bucket's first and last rank */
     rank_scratch rs;    /* ent [2 * len] and hist for the radix sort */
@@ -322,7 +322,7 @@ typedef struct {
 
 static int64_t della_scratch_bytes(int64_t len, int nb_bits) {
     int64_t nb = (int64_t)1 << nb_bits;
-    return len * (16 + 8 + 4 + 4 + 4) + 64 * 4 + (nb + 9) * 4 + nb * 12 + ((int64_t)RADIX_MAX_PASSES << RADIX_MAX_BITS) * 4 + 64;
+    return len * (16 + 8 + 4 + 4 + 4) + 64 * 4 + (nb + 1) * 4 + nb * 12 + ((int64_t)RADIX_MAX_PASSES << RADIX_MAX_BITS) * 4 + 64;
 }
 
 static void della_scratch_at(della_scratch *s, char *p, int64_t len, int nb_bits) {
