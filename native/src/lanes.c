@@ -9,7 +9,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>
 #include <stdatomic.h>
 #include <immintrin.h>
 #include "mo_internal.h"
